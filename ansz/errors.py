@@ -1,0 +1,22 @@
+"""The one exception family ansz raises on bad input.
+
+Every failure a user can cause (a corrupt or truncated container, a hostile header, a wrong
+argument) surfaces as an :class:`AnszError` subclass with a one-line message; the CLI prints
+that line and exits non-zero. Anything else escaping is a bug.
+"""
+
+
+class AnszError(Exception):
+    """Base class of every error ansz reports to users."""
+
+
+class CorruptDataError(AnszError):
+    """Compressed data is malformed, truncated, or fails a checksum."""
+
+
+class FormatError(AnszError):
+    """An input file claims a format (safetensors, GGUF) but breaks its rules."""
+
+
+class UnsupportedError(AnszError):
+    """Valid data that this version of ansz cannot handle (a newer format version, say)."""
