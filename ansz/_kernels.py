@@ -1,0 +1,405 @@
+"""Every numba kernel of ansz, and nothing else.
+
+numba's on-disk cache notices only edits to the file of the function it compiles, so all
+kernels and the helpers they call live here (STYLE.md, "numba practice"). Callers normalize
+their arrays (dtype, C-contiguity, writability) before calling, so each kernel compiles once
+per element width. Kernels run with bounds checking off: every size and offset they rely on
+is either validated here before the unchecked loop or guaranteed by construction, and that
+is stated beside each loop.
+
+rANS parameters (ryg_rans's rans_byte.h scheme with 16-bit words):
+  * state x is a uint32 kept in [RANS_L, RANS_L << 16) = [2^15, 2^31) between symbols;
+  * probabilities are quantized to M = 2^scale_bits, 1 <= scale_bits <= MAX_SCALE_BITS = 12
+    (M <= RANS_L makes one 16-bit read always enough to renormalize; 12 bits keeps the
+    decoder's slot table at 16 KiB, inside L1, and packs freq/offset/symbol in a uint32);
+  * NSTATES states are interleaved: symbol i belongs to state i % NSTATES;
+  * the encoder runs backwards and writes 16-bit words backwards; the decoder reads forwards.
+"""
+
+from . import _numba_env  # noqa: F401  (sets NUMBA_CACHE_DIR before numba loads)
+
+import numpy as np
+from numba import njit
+
+RANS_L = 1 << 15
+NSTATES = 8
+MAX_SCALE_BITS = 12
+
+# Status codes returned by decoders (0 = ok). Python wrappers turn them into errors.
+DECODE_OK = 0
+DECODE_TRUNCATED = 1
+DECODE_BAD_STATE = 2
+DECODE_TRAILING = 3
+
+
+# --------------------------------------------------------------------------- coding pairs
+
+
+@njit(cache=True, nogil=True)
+def split_pairs(elems, code_shift, codes, raw):
+    """Split unsigned elements into code bytes and planar raw bytes.
+
+    elems: uint16/32/64[::1] of n elements; codes: uint8[n]; raw: uint8[n * (width - 1)],
+    planar: raw[b * n + i] is byte b (little-endian) of element i's raw value, so each plane
+    is a contiguous run (vectorizable here, and a natural unit for byte-plane modelling).
+    code_shift in [0, 8*width - 8]. Sizes are checked by the caller (pairs.split_pairs).
+    """
+    n = elems.size
+    rw = elems.itemsize - 1
+    sh = np.uint64(code_shift)
+    low = (np.uint64(1) << sh) - np.uint64(1)
+    for i in range(n):
+        e = np.uint64(elems[i])
+        codes[i] = np.uint8(e >> sh)
+        r = ((e >> (sh + np.uint64(8))) << sh) | (e & low)
+        for b in range(rw):
+            raw[b * n + i] = np.uint8(r >> np.uint64(8 * b))
+
+
+@njit(cache=True, nogil=True)
+def join_pairs(codes, raw, code_shift, elems):
+    """Inverse of split_pairs: elems[i] = code/raw merged. Sizes checked by the caller."""
+    n = elems.size
+    rw = elems.itemsize - 1
+    sh = np.uint64(code_shift)
+    low = (np.uint64(1) << sh) - np.uint64(1)
+    for i in range(n):
+        r = np.uint64(0)
+        for b in range(rw):
+            r |= np.uint64(raw[b * n + i]) << np.uint64(8 * b)
+        elems[i] = ((r >> sh) << (sh + np.uint64(8))) | (np.uint64(codes[i]) << sh) | (r & low)
+
+
+@njit(cache=True, nogil=True)
+def split_pairs16(elems, code_shift, codes, raw):
+    """split_pairs for 16-bit elements in 32-bit arithmetic, which LLVM vectorizes."""
+    n = elems.size
+    sh = np.uint32(code_shift)
+    sh8 = sh + np.uint32(8)
+    low = (np.uint32(1) << sh) - np.uint32(1)
+    for i in range(n):
+        e = np.uint32(elems[i])
+        codes[i] = np.uint8(e >> sh)
+        raw[i] = np.uint8(((e >> sh8) << sh) | (e & low))
+
+
+@njit(cache=True, nogil=True)
+def join_pairs16(codes, raw, code_shift, elems):
+    """join_pairs for 16-bit elements in 32-bit arithmetic, which LLVM vectorizes."""
+    n = elems.size
+    sh = np.uint32(code_shift)
+    sh8 = sh + np.uint32(8)
+    low = (np.uint32(1) << sh) - np.uint32(1)
+    for i in range(n):
+        r = np.uint32(raw[i])
+        elems[i] = np.uint16(((r >> sh) << sh8) | (np.uint32(codes[i]) << sh) | (r & low))
+
+
+@njit(cache=True, nogil=True)
+def split_pairs32(elems, code_shift, codes, raw):
+    """split_pairs for 32-bit elements (three raw planes) in 32-bit arithmetic."""
+    n = elems.size
+    sh = np.uint32(code_shift)
+    sh8 = sh + np.uint32(8)
+    low = (np.uint32(1) << sh) - np.uint32(1)
+    for i in range(n):
+        e = np.uint32(elems[i])
+        codes[i] = np.uint8(e >> sh)
+        r = ((e >> sh8) << sh) | (e & low)
+        raw[i] = np.uint8(r)
+        raw[n + i] = np.uint8(r >> np.uint32(8))
+        raw[2 * n + i] = np.uint8(r >> np.uint32(16))
+
+
+@njit(cache=True, nogil=True)
+def join_pairs32(codes, raw, code_shift, elems):
+    """join_pairs for 32-bit elements (three raw planes) in 32-bit arithmetic."""
+    n = elems.size
+    sh = np.uint32(code_shift)
+    sh8 = sh + np.uint32(8)
+    low = (np.uint32(1) << sh) - np.uint32(1)
+    for i in range(n):
+        r = (np.uint32(raw[i]) | (np.uint32(raw[n + i]) << np.uint32(8))
+             | (np.uint32(raw[2 * n + i]) << np.uint32(16)))
+        elems[i] = ((r >> sh) << sh8) | (np.uint32(codes[i]) << sh) | (r & low)
+
+
+# --------------------------------------------------------------------------- histograms
+
+
+@njit(cache=True, nogil=True)
+def byte_histogram(data):
+    """Counts of each byte value in a uint8[::1] array, as int64[256].
+
+    Four sub-histograms break the store-to-load dependency on runs of equal bytes.
+    """
+    h = np.zeros((4, 256), np.int64)
+    n = data.size
+    n4 = n - n % 4
+    for i in range(0, n4, 4):
+        h[0, data[i]] += 1
+        h[1, data[i + 1]] += 1
+        h[2, data[i + 2]] += 1
+        h[3, data[i + 3]] += 1
+    for i in range(n4, n):
+        h[0, data[i]] += 1
+    out = np.zeros(256, np.int64)
+    for s in range(256):
+        out[s] = h[0, s] + h[1, s] + h[2, s] + h[3, s]
+    return out
+
+
+# --------------------------------------------------------------------------- normalization
+
+
+@njit(cache=True, nogil=True)
+def normalize_counts(counts, scale_bits):
+    """Quantize counts to integer frequencies summing to M = 2^scale_bits.
+
+    counts: int64[256], at least two nonzero (one symbol needs no coder), and the number of
+    nonzero entries must be <= M. Returns uint32[256] with freq[s] >= 1 where counts[s] > 0
+    and freq[s] == 0 where counts[s] == 0, minimizing the coded size
+    sum(counts[s] * log2(M / freq[s])). The objective is separable and convex in each
+    freq, so a point where no single unit moved from one symbol to another helps is optimal:
+    start from the rounded proportional split, fix the sum greedily, then swap units while a
+    swap gains.
+    """
+    M = np.int64(1) << np.int64(scale_bits)
+    total = np.int64(0)
+    for s in range(256):
+        total += counts[s]
+    freq = np.zeros(256, np.int64)
+    used = np.int64(0)
+    for s in range(256):
+        c = counts[s]
+        if c > 0:
+            f = np.int64((np.float64(c) * np.float64(M)) / np.float64(total) + 0.5)
+            if f < 1:
+                f = 1
+            freq[s] = f
+            used += f
+    # gain of +1 for s: c*log2((f+1)/f); loss of -1: c*log2(f/(f-1)) (inf if f == 1).
+    while used != M:
+        if used < M:
+            best = -1
+            bestv = -1.0
+            for s in range(256):
+                c = counts[s]
+                if c > 0:
+                    v = np.float64(c) * np.log2((freq[s] + 1.0) / freq[s])
+                    if v > bestv:
+                        bestv = v
+                        best = s
+            freq[best] += 1
+            used += 1
+        else:
+            best = -1
+            bestv = np.inf
+            for s in range(256):
+                if counts[s] > 0 and freq[s] > 1:
+                    v = np.float64(counts[s]) * np.log2(freq[s] / (freq[s] - 1.0))
+                    if v < bestv:
+                        bestv = v
+                        best = s
+            freq[best] -= 1
+            used -= 1
+    # Exchange: move a unit from the cheapest donor to the best taker while that gains.
+    for _ in range(4 * 256 + 64):
+        take = -1
+        takev = -1.0
+        give = -1
+        givev = np.inf
+        for s in range(256):
+            c = counts[s]
+            if c > 0:
+                f = freq[s]
+                v = np.float64(c) * np.log2((f + 1.0) / f)
+                if v > takev:
+                    takev = v
+                    take = s
+                if f > 1:
+                    w = np.float64(c) * np.log2(f / (f - 1.0))
+                    if w < givev:
+                        givev = w
+                        give = s
+        if give < 0 or take == give or takev <= givev * (1.0 + 1e-12):
+            break
+        freq[take] += 1
+        freq[give] -= 1
+    out = np.zeros(256, np.uint32)
+    for s in range(256):
+        out[s] = np.uint32(freq[s])
+    return out
+
+
+# --------------------------------------------------------------------------- rANS
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _enc_put(x, s, enc, out, ptr):
+    """Encode symbol s into state x (uint64 in [RANS_L, 2^31)); may emit one word at out[ptr-1].
+
+    enc[8*s : 8*s+5] = (x_max, rcp_freq, rcp_shift, bias, cmpl_freq), from rans._encoder_table.
+    Returns the new (x, ptr). x // freq is computed as a multiply by a fixed-point reciprocal
+    (ryg's RansEncPutSymbol), exact because x < 2^31.
+    """
+    k = np.uint64(s) << np.uint64(3)
+    # Branch-free renormalization: the word is always stored at ptr - 1 (>= 0, since out has
+    # room for one word per symbol plus the states) and kept only if ptr moves.
+    c = np.uint64(x >= enc[k])
+    out[ptr - np.uint64(1)] = np.uint16(x & np.uint64(0xFFFF))
+    ptr -= c
+    x >>= c << np.uint64(4)
+    q = ((x * enc[k + np.uint64(1)]) >> np.uint64(32)) >> enc[k + np.uint64(2)]
+    return x + enc[k + np.uint64(3)] + q * enc[k + np.uint64(4)], ptr
+
+
+@njit(cache=True, nogil=True)
+def rans_encode(codes, enc, out):
+    """Encode uint8 codes with NSTATES interleaved rANS states into out (uint16[::1]).
+
+    enc: uint64[256 * 8] from rans._encoder_table; only rows of symbols with freq >= 1 may be
+    used, which holds because the caller builds the table from these codes' histogram.
+    out must have at least codes.size + 2 * NSTATES words: a symbol emits at most one word
+    because freq >= 1 and scale_bits <= MAX_SCALE_BITS < 16. Words are written backwards
+    from the end of out; returns the index of the first word. out[start:] holds the final
+    states, state j as (low word, high word) for j = 0..NSTATES-1, then the renormalization
+    words in the order the decoder consumes them.
+    """
+    n = np.uint64(codes.size)
+    ptr = np.uint64(out.size)
+    x0 = x1 = x2 = x3 = x4 = x5 = x6 = x7 = np.uint64(RANS_L)
+    ns = np.uint64(NSTATES)
+    full = (n // ns) * ns
+    # The tail (the last n % NSTATES symbols) first, then whole groups; all in reverse.
+    i = n
+    while i > full:
+        i -= np.uint64(1)
+        j = i - full
+        s = codes[i]
+        if j == 0:
+            x0, ptr = _enc_put(x0, s, enc, out, ptr)
+        elif j == 1:
+            x1, ptr = _enc_put(x1, s, enc, out, ptr)
+        elif j == 2:
+            x2, ptr = _enc_put(x2, s, enc, out, ptr)
+        elif j == 3:
+            x3, ptr = _enc_put(x3, s, enc, out, ptr)
+        elif j == 4:
+            x4, ptr = _enc_put(x4, s, enc, out, ptr)
+        elif j == 5:
+            x5, ptr = _enc_put(x5, s, enc, out, ptr)
+        else:
+            x6, ptr = _enc_put(x6, s, enc, out, ptr)
+    while i > 0:
+        i -= ns
+        x7, ptr = _enc_put(x7, codes[i + np.uint64(7)], enc, out, ptr)
+        x6, ptr = _enc_put(x6, codes[i + np.uint64(6)], enc, out, ptr)
+        x5, ptr = _enc_put(x5, codes[i + np.uint64(5)], enc, out, ptr)
+        x4, ptr = _enc_put(x4, codes[i + np.uint64(4)], enc, out, ptr)
+        x3, ptr = _enc_put(x3, codes[i + np.uint64(3)], enc, out, ptr)
+        x2, ptr = _enc_put(x2, codes[i + np.uint64(2)], enc, out, ptr)
+        x1, ptr = _enc_put(x1, codes[i + np.uint64(1)], enc, out, ptr)
+        x0, ptr = _enc_put(x0, codes[i], enc, out, ptr)
+    states = (x0, x1, x2, x3, x4, x5, x6, x7)
+    p = np.int64(ptr) - 2 * NSTATES
+    for j in range(NSTATES):
+        out[p + 2 * j] = np.uint16(states[j] & np.uint64(0xFFFF))
+        out[p + 2 * j + 1] = np.uint16(states[j] >> np.uint64(16))
+    return p
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _dec_get(x, tab, mask, sb, words, ptr):
+    """Decode one symbol from state x and renormalize; returns (x, ptr, symbol).
+
+    tab[slot] packs (freq << 20) | ((slot - start) << 8) | symbol. The caller guarantees
+    ptr < words.size; the read is unconditional and only used when x < RANS_L (a cmov,
+    not a branch: renormalization is a coin flip the predictor cannot learn).
+    """
+    e = tab[x & mask]
+    x = (e >> np.uint32(20)) * (x >> sb) + ((e >> np.uint32(8)) & np.uint32(0xFFF))
+    w = np.uint32(words[ptr])
+    c = x < np.uint32(RANS_L)
+    x = np.uint32((x << np.uint32(16)) | w) if c else np.uint32(x)
+    return x, ptr + np.uint64(c), np.uint8(e & np.uint32(0xFF))
+
+
+@njit(cache=True, nogil=True)
+def rans_decode(words, tab, scale_bits, out):
+    """Decode out.size symbols from words (uint16[::1]) produced by rans_encode.
+
+    tab: uint32[2^scale_bits] slot table from build_decoder_table, built from a validated
+    frequency table (freqs >= 1 for present symbols, summing to M = 2^scale_bits,
+    scale_bits in [1, MAX_SCALE_BITS]). With such a table every state stays in
+    [RANS_L, 2^31) whatever the words hold, and slot = x & (M - 1) < M, so only the word
+    pointer needs checking: the fast loop runs while a whole group's worth of words
+    (NSTATES) remains, and the careful loop checks every read. Returns DECODE_OK, or an
+    error status for truncated input, trailing words, or final states that differ from the
+    encoder's initial state (a corrupt stream).
+    """
+    n = np.uint64(out.size)
+    nw = np.uint64(words.size)
+    if nw < np.uint64(2 * NSTATES):
+        return DECODE_TRUNCATED
+    st = np.empty(NSTATES, np.uint32)
+    for j in range(NSTATES):
+        xj = np.uint32(words[2 * j]) | (np.uint32(words[2 * j + 1]) << np.uint32(16))
+        if xj < np.uint32(RANS_L) or xj >= np.uint32(1 << 31):
+            return DECODE_BAD_STATE
+        st[j] = xj
+    x0, x1, x2, x3, x4, x5, x6, x7 = st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]
+    ptr = np.uint64(2 * NSTATES)
+    sb = np.uint32(scale_bits)
+    mask = np.uint32((1 << scale_bits) - 1)
+    ns = np.uint64(NSTATES)
+    full = (n // ns) * ns
+    last_safe = nw - ns  # nw >= 2 * NSTATES, so no wrap
+    i = np.uint64(0)
+    while i < full and ptr <= last_safe:
+        x0, ptr, out[i] = _dec_get(x0, tab, mask, sb, words, ptr)
+        x1, ptr, out[i + np.uint64(1)] = _dec_get(x1, tab, mask, sb, words, ptr)
+        x2, ptr, out[i + np.uint64(2)] = _dec_get(x2, tab, mask, sb, words, ptr)
+        x3, ptr, out[i + np.uint64(3)] = _dec_get(x3, tab, mask, sb, words, ptr)
+        x4, ptr, out[i + np.uint64(4)] = _dec_get(x4, tab, mask, sb, words, ptr)
+        x5, ptr, out[i + np.uint64(5)] = _dec_get(x5, tab, mask, sb, words, ptr)
+        x6, ptr, out[i + np.uint64(6)] = _dec_get(x6, tab, mask, sb, words, ptr)
+        x7, ptr, out[i + np.uint64(7)] = _dec_get(x7, tab, mask, sb, words, ptr)
+        i += ns
+    st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7] = x0, x1, x2, x3, x4, x5, x6, x7
+    # Careful loop: the rest of the symbols, every read checked.
+    while i < n:
+        j = i % ns
+        xj = st[j]
+        e = tab[xj & mask]
+        out[i] = np.uint8(e & np.uint32(0xFF))
+        xj = (e >> np.uint32(20)) * (xj >> sb) + ((e >> np.uint32(8)) & np.uint32(0xFFF))
+        if xj < np.uint32(RANS_L):
+            if ptr >= nw:
+                return DECODE_TRUNCATED
+            xj = (xj << np.uint32(16)) | np.uint32(words[ptr])
+            ptr += np.uint64(1)
+        st[j] = np.uint32(xj)
+        i += np.uint64(1)
+    if ptr != nw:
+        return DECODE_TRAILING
+    for j in range(NSTATES):
+        if st[j] != np.uint32(RANS_L):
+            return DECODE_BAD_STATE
+    return DECODE_OK
+
+
+@njit(cache=True, nogil=True)
+def build_decoder_table(freq, tab):
+    """Fill the slot table tab (uint32[M]) from freq (uint32[256]) summing to M <= 2^12.
+
+    Slot k belongs to the symbol s with start[s] <= k < start[s] + freq[s]; its entry packs
+    (freq[s] << 20) | ((k - start[s]) << 8) | s, which is why M is capped at 2^12: freq and
+    offset get 12 bits each. The caller has checked sum(freq) == M.
+    """
+    k = 0
+    for s in range(256):
+        f = np.uint32(freq[s])
+        for r in range(f):
+            tab[k] = (f << np.uint32(20)) | (np.uint32(r) << np.uint32(8)) | np.uint32(s)
+            k += 1

@@ -1,0 +1,122 @@
+"""Interleaved rANS over uint8 symbols, given a normalized frequency table.
+
+This layer knows symbols, frequencies and 16-bit words, nothing of files or tensors. The
+kernels and their invariants are in :mod:`ansz._kernels`; this module builds the per-symbol
+tables and normalizes arrays at the Python boundary so each kernel compiles once.
+
+Contract: ``freq`` is uint32[256], sums to ``M = 2**scale_bits`` with ``1 <= scale_bits <=
+15``, has at least two nonzero entries (a single-symbol stream needs no coder) and is
+nonzero for every symbol that is encoded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _kernels
+from ._kernels import MAX_SCALE_BITS, NSTATES, RANS_L
+from .errors import CorruptDataError
+
+__all__ = ["MAX_SCALE_BITS", "NSTATES", "encode_symbols", "decode_symbols", "normalize_counts",
+           "byte_histogram", "check_freq_table"]
+
+
+def byte_histogram(data: np.ndarray) -> np.ndarray:
+    """Counts (int64[256]) of each value in a uint8 array."""
+    return _kernels.byte_histogram(np.ascontiguousarray(data, dtype=np.uint8))
+
+
+def normalize_counts(counts: np.ndarray, scale_bits: int) -> np.ndarray:
+    """Frequencies summing to 2**scale_bits that minimize the coded size of ``counts``.
+
+    Every symbol with a nonzero count gets freq >= 1, every absent symbol 0. Needs at least
+    two present symbols and no more than 2**scale_bits of them.
+    """
+    counts = np.ascontiguousarray(counts, dtype=np.int64)
+    present = int(np.count_nonzero(counts))
+    if counts.shape != (256,) or (counts < 0).any():
+        raise ValueError("counts must be 256 non-negative integers")
+    if not 1 <= scale_bits <= MAX_SCALE_BITS:
+        raise ValueError(f"scale_bits must be in [1, {MAX_SCALE_BITS}]")
+    if present < 2 or present > (1 << scale_bits):
+        raise ValueError(f"cannot normalize {present} present symbols to 2**{scale_bits}")
+    return _kernels.normalize_counts(counts, np.int64(scale_bits))
+
+
+def check_freq_table(freq: np.ndarray, scale_bits: int) -> None:
+    """Raise CorruptDataError unless ``freq`` satisfies the module contract."""
+    if not 1 <= scale_bits <= MAX_SCALE_BITS:
+        raise CorruptDataError(f"rANS scale_bits {scale_bits} outside [1, {MAX_SCALE_BITS}]")
+    if freq.shape != (256,):
+        raise CorruptDataError("rANS frequency table must have 256 entries")
+    total = int(freq.sum(dtype=np.int64))
+    if total != 1 << scale_bits:
+        raise CorruptDataError(f"rANS frequencies sum to {total}, not 2**{scale_bits}")
+    if np.count_nonzero(freq) < 2:
+        raise CorruptDataError("rANS frequency table has fewer than two symbols")
+
+
+def _encoder_table(freq: np.ndarray, scale_bits: int) -> np.ndarray:
+    """uint64[256 * 8]: symbol s at [8s, 8s+5) = (x_max, rcp_freq, rcp_shift, bias, cmpl_freq).
+
+    As ryg's RansEncSymbolInit: x // freq becomes a multiply by a fixed-point reciprocal,
+    exact for x < 2^31 (Alverson); freq == 1 uses rcp = 2^32 - 1 with a compensating bias.
+    x_max = ((RANS_L >> scale_bits) << 16) * freq < 2^31, so nothing here overflows uint64.
+    """
+    f = freq.astype(np.uint64)
+    start = np.concatenate(([0], np.cumsum(f)[:-1])).astype(np.uint64)
+    M = np.uint64(1 << scale_bits)
+    big = f >= 2
+    shift = np.zeros(256, np.uint64)  # ceil(log2(freq)) for freq >= 2
+    shift[big] = np.ceil(np.log2(f[big].astype(np.float64))).astype(np.uint64)
+    enc = np.zeros((256, 8), np.uint64)
+    enc[:, 0] = np.uint64((RANS_L >> scale_bits) << 16) * f
+    enc[:, 1] = 0xFFFFFFFF
+    enc[big, 1] = ((np.uint64(1) << (shift[big] + np.uint64(31))) + f[big] - np.uint64(1)) // f[big]
+    enc[big, 2] = shift[big] - np.uint64(1)
+    enc[:, 3] = np.where(big, start, start + M - np.uint64(1))
+    enc[:, 4] = M - f
+    return enc.reshape(-1)
+
+
+def encode_symbols(symbols: np.ndarray, freq: np.ndarray, scale_bits: int) -> np.ndarray:
+    """rANS-encode uint8 ``symbols`` with table ``freq``; returns the uint16 word stream.
+
+    The stream starts with the NSTATES final states (low word first) followed by the
+    renormalization words in decoding order. Every symbol must have freq >= 1.
+    """
+    symbols = np.ascontiguousarray(symbols, dtype=np.uint8)
+    freq = np.ascontiguousarray(freq, dtype=np.uint32)
+    check_freq_table(freq, scale_bits)
+    out = np.empty(symbols.size + 2 * NSTATES, np.uint16)
+    start = _kernels.rans_encode(symbols, _encoder_table(freq, scale_bits), out)
+    return out[start:]
+
+
+_DECODE_ERRORS = {
+    _kernels.DECODE_TRUNCATED: "rANS stream is truncated",
+    _kernels.DECODE_BAD_STATE: "rANS stream is corrupt (bad state)",
+    _kernels.DECODE_TRAILING: "rANS stream has trailing words",
+}
+
+
+def decode_symbols(words: np.ndarray, count: int, freq: np.ndarray, scale_bits: int,
+                   out: np.ndarray | None = None) -> np.ndarray:
+    """Decode ``count`` symbols from a word stream made by :func:`encode_symbols`.
+
+    ``freq`` is validated here; a malformed stream raises CorruptDataError. ``out``, if
+    given, is a writable uint8 array of ``count`` entries that receives the symbols.
+    """
+    freq = np.ascontiguousarray(freq, dtype=np.uint32)
+    check_freq_table(freq, scale_bits)
+    words = np.require(words, dtype=np.uint16, requirements=["C", "A"])
+    if out is None:
+        out = np.empty(count, np.uint8)
+    elif out.size != count or out.dtype != np.uint8:
+        raise ValueError("out must be a uint8 array of count entries")
+    tab = np.empty(1 << scale_bits, np.uint32)
+    _kernels.build_decoder_table(freq, tab)
+    status = _kernels.rans_decode(words, tab, np.int64(scale_bits), out)
+    if status != _kernels.DECODE_OK:
+        raise CorruptDataError(_DECODE_ERRORS.get(status, f"rANS decode failed ({status})"))
+    return out

@@ -1,0 +1,139 @@
+"""Streams and chunks: each method round-trips, the cheapest is chosen, and bad blobs fail cleanly."""
+
+import ml_dtypes
+import numpy as np
+import pytest
+import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ansz import codec
+from ansz.errors import CorruptDataError
+from ansz.pairs import PAIR_LAYOUTS
+
+NP_DTYPES = {"BF16": ml_dtypes.bfloat16, "F16": np.float16, "F32": np.float32, "F64": np.float64,
+             "F8_E4M3": ml_dtypes.float8_e4m3fn, "F8_E5M2": ml_dtypes.float8_e5m2}
+
+
+def stream_rt(symbols, **kw):
+    symbols = np.asarray(symbols, np.uint8)
+    blob = codec.encode_stream(symbols, **kw)
+    np.testing.assert_array_equal(codec.decode_stream(blob, symbols.size), symbols)
+    return blob
+
+
+def test_empty_and_constant_streams_cost_almost_nothing():
+    assert len(stream_rt(np.zeros(0, np.uint8))) == 1
+    blob = stream_rt(np.full(10_000_000, 7, np.uint8))
+    assert blob[0] == codec.CONSTANT and len(blob) == 2
+
+
+def test_uniform_bytes_are_stored():
+    s = np.random.default_rng(0).integers(0, 256, 100_000).astype(np.uint8)
+    blob = stream_rt(s)
+    assert blob[0] == codec.STORED and len(blob) == s.size + 1
+
+
+def test_skewed_bytes_use_rans_and_text_uses_zstd():
+    s = np.random.default_rng(0).choice(4, 100_000, p=[0.7, 0.2, 0.05, 0.05]).astype(np.uint8)
+    assert stream_rt(s)[0] == codec.RANS
+    text = np.frombuffer(b'{"model.layers.0.weight": {"dtype": "BF16"}}' * 2000, np.uint8)
+    assert stream_rt(text, try_zstd=True)[0] == codec.ZSTD
+
+
+def test_bf16_code_stream_within_0_3_percent_of_entropy_tables_included():
+    x = (np.random.default_rng(3).standard_normal(1 << 20) * 0.02).astype(ml_dtypes.bfloat16)
+    codes = (x.view(np.uint16) >> 7).astype(np.uint8)
+    blob = stream_rt(codes)
+    counts = np.bincount(codes, minlength=256)
+    p = counts[counts > 0] / codes.size
+    entropy_bytes = -(p * np.log2(p)).sum() * codes.size / 8
+    assert len(blob) <= entropy_bytes * 1.003
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.sampled_from(sorted(PAIR_LAYOUTS)), data=st.data())
+def test_chunk_roundtrip_any_bytes(name, data):
+    width = PAIR_LAYOUTS[name].width
+    n = data.draw(st.integers(0, 2000))
+    blob = data.draw(st.binary(min_size=n * width, max_size=n * width))
+    enc = codec.encode_chunk(blob, name)
+    assert codec.decode_chunk(enc, name, len(blob)).tobytes() == blob
+
+
+@pytest.mark.parametrize("name", sorted(NP_DTYPES))
+def test_chunk_roundtrip_weights_and_special_values(name):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(50_000) * 0.02
+    x[:6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-42]
+    with np.errstate(over="ignore", invalid="ignore"):
+        data = x.astype(NP_DTYPES[name]).tobytes()
+    enc = codec.encode_chunk(data, name)
+    assert codec.decode_chunk(enc, name, len(data)).tobytes() == data
+    assert len(enc) < len(data)
+
+
+def test_fp32_from_bf16_costs_little_more_than_bf16():
+    x = (np.random.default_rng(0).standard_normal(100_000) * 0.02).astype(ml_dtypes.bfloat16)
+    f32 = x.astype(np.float32).tobytes()
+    enc32 = codec.encode_chunk(f32, "F32")
+    enc16 = codec.encode_chunk(x.tobytes(), "BF16")
+    assert len(enc32) < len(enc16) + 100  # the two zero mantissa planes are constant streams
+
+
+def test_integer_chunks_roundtrip_through_generic_bytes():
+    data = np.arange(100_000, dtype=np.int64).tobytes()
+    enc = codec.encode_chunk(data, "I64")
+    assert codec.decode_chunk(enc, "I64", len(data)).tobytes() == data
+    assert len(enc) < len(data) // 4
+
+
+def test_decode_into_unaligned_output():
+    data = np.arange(1000, dtype=np.float32).tobytes()
+    enc = codec.encode_chunk(data, "F32")
+    buf = np.zeros(len(data) + 1, np.uint8)
+    codec.decode_chunk(enc, "F32", len(data), buf[1:])
+    assert buf[1:].tobytes() == data
+
+
+def valid_chunk():
+    x = (np.random.default_rng(0).standard_normal(20_000) * 0.02).astype(ml_dtypes.bfloat16)
+    data = x.tobytes()
+    return data, codec.encode_chunk(data, "BF16")
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda b: b[:-1],
+    lambda b: b[:10],
+    lambda b: b + b"\0\0",
+    lambda b: b"\xff\xff\xff\xff" + b[4:],
+    lambda b: b[:4] + bytes([9]) + b[5:],           # unknown method
+    lambda b: b[:5] + bytes([13]) + b[6:],          # scale_bits > 12
+    lambda b: b[:5] + bytes([0]) + b[6:],           # scale_bits 0
+    lambda b: b[:6] + bytes([200]) + b[7:],         # first symbol > last
+    lambda b: b[:8] + b"\xff\xff" + b[10:],         # a frequency that breaks the sum
+])
+def test_malformed_chunks_raise_corrupt_data(mutate):
+    data, enc = valid_chunk()
+    with pytest.raises(CorruptDataError):
+        codec.decode_chunk(mutate(enc), "BF16", len(data))
+
+
+def test_wrong_sizes_raise_corrupt_data():
+    data, enc = valid_chunk()
+    with pytest.raises(CorruptDataError):
+        codec.decode_chunk(enc, "BF16", len(data) - 2)
+    with pytest.raises(CorruptDataError):
+        codec.decode_chunk(enc, "BF16", len(data) - 1)
+    with pytest.raises(CorruptDataError):
+        codec.decode_stream(bytes([codec.STORED]) + b"abc", 4)
+    with pytest.raises(CorruptDataError):
+        codec.decode_stream(b"", 4)
+
+
+def test_zstd_stream_cannot_expand_past_the_declared_size():
+    bomb = bytes([codec.ZSTD]) + zstandard.ZstdCompressor().compress(bytes(10_000_000))
+    with pytest.raises(CorruptDataError):
+        codec.decode_stream(bomb, 1000)
+    with pytest.raises(CorruptDataError):
+        codec.decode_stream(bytes([codec.ZSTD]) + b"garbage", 1000)

@@ -1,0 +1,180 @@
+"""rANS core: normalization is valid and optimal, round trips are exact, bad streams fail."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ansz import rans
+from ansz.errors import CorruptDataError
+
+
+def cross_entropy_bits(counts, freq, scale_bits):
+    p = counts > 0
+    return float((counts[p] * (scale_bits - np.log2(freq[p]))).sum())
+
+
+def entropy_bits(counts):
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log2(p)).sum() * counts.sum())
+
+
+counts_strategy = st.lists(st.integers(0, 10**6), min_size=256, max_size=256).filter(
+    lambda c: sum(1 for v in c if v) >= 2)
+
+
+@settings(max_examples=80, deadline=None)
+@given(counts=counts_strategy, scale_bits=st.integers(8, rans.MAX_SCALE_BITS))
+def test_normalize_counts_contract(counts, scale_bits):
+    counts = np.array(counts, np.int64)
+    freq = rans.normalize_counts(counts, scale_bits)
+    assert int(freq.sum()) == 1 << scale_bits
+    assert ((freq > 0) == (counts > 0)).all()
+
+
+def brute_force_best(counts, scale_bits):
+    idx = np.flatnonzero(counts)
+    M = 1 << scale_bits
+    best = math.inf
+    for combo in itertools.product(range(1, M), repeat=len(idx)):
+        if sum(combo) != M:
+            continue
+        f = np.zeros(256, np.int64)
+        f[idx] = combo
+        best = min(best, cross_entropy_bits(counts, f, scale_bits))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_normalize_counts_is_optimal_on_small_cases(seed):
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(2, 5))
+    counts = np.zeros(256, np.int64)
+    counts[rng.choice(256, k, replace=False)] = rng.integers(1, 2000, k) ** rng.integers(1, 3)
+    scale_bits = 5
+    freq = rans.normalize_counts(counts, scale_bits)
+    assert cross_entropy_bits(counts, freq, scale_bits) <= brute_force_best(counts, scale_bits) + 1e-6
+
+
+def fse_like_normalize(counts, scale_bits):
+    """Reference: proportional rounding, min 1, remainder to the largest symbol (FSE's fast path)."""
+    M = 1 << scale_bits
+    f = np.where(counts > 0, np.maximum(1, np.round(counts * M / counts.sum())), 0).astype(np.int64)
+    f[np.argmax(counts)] += M - f.sum()
+    return f
+
+
+def test_normalized_table_is_close_to_entropy_and_beats_fse_rounding():
+    rng = np.random.default_rng(0)
+    exps = np.clip(np.round(rng.standard_normal(1_000_000) * 2.2 + 120), 90, 130).astype(np.uint8)
+    counts = rans.byte_histogram(exps)
+    counts[3] = 1  # a lone outlier
+    freq = rans.normalize_counts(counts, 12)
+    ce, h = cross_entropy_bits(counts, freq, 12), entropy_bits(counts)
+    assert ce <= h * 1.003
+    assert ce <= cross_entropy_bits(counts, fse_like_normalize(counts, 12), 12) + 1e-6
+
+
+def roundtrip(symbols, scale_bits=12):
+    symbols = np.asarray(symbols, np.uint8)
+    counts = rans.byte_histogram(symbols)
+    freq = rans.normalize_counts(counts, scale_bits)
+    words = rans.encode_symbols(symbols, freq, scale_bits)
+    out = rans.decode_symbols(words, symbols.size, freq, scale_bits)
+    np.testing.assert_array_equal(out, symbols)
+    return words
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_roundtrip_random_distributions(data):
+    k = data.draw(st.integers(2, 256))
+    alphabet = data.draw(st.lists(st.integers(0, 255), min_size=k, max_size=k, unique=True))
+    weights = np.array(data.draw(st.lists(st.floats(0.001, 1.0), min_size=k, max_size=k)))
+    n = data.draw(st.integers(0, 5000))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    symbols = rng.choice(np.array(alphabet, np.uint8), n, p=weights / weights.sum())
+    symbols[:2] = alphabet[:2] if n >= 2 else symbols[:2]  # at least two symbols present
+    if len(np.unique(symbols)) < 2:
+        return
+    roundtrip(symbols, data.draw(st.integers(8, rans.MAX_SCALE_BITS)))
+
+
+@pytest.mark.parametrize("n", [2, 7, 8, 9, 15, 16, 17, 1000, 1001, 65537])
+def test_roundtrip_lengths_around_the_interleave(n):
+    rng = np.random.default_rng(n)
+    s = rng.integers(0, 3, n).astype(np.uint8)
+    s[:2] = [0, 1]
+    roundtrip(s)
+
+
+def test_roundtrip_all_256_symbols_and_extreme_skew():
+    roundtrip(np.arange(256, dtype=np.uint8).repeat(40))
+    s = np.zeros(1 << 24, np.uint8)
+    s[12345] = 1  # one count against 2^24 of another
+    words = roundtrip(s)
+    # The common symbol costs ~log2(4096/4095) bits: the stream is tiny.
+    assert words.size < 2000
+
+
+def test_coded_size_within_0_3_percent_of_entropy_on_bf16_like_exponents():
+    rng = np.random.default_rng(1)
+    import ml_dtypes
+    from ansz.pairs import PAIR_LAYOUTS, split_pairs
+
+    w = (rng.standard_normal(1_000_000) * 0.02).astype(ml_dtypes.bfloat16)
+    codes, _ = split_pairs(w.tobytes(), PAIR_LAYOUTS["BF16"])
+    words = roundtrip(codes)
+    h = entropy_bits(rans.byte_histogram(codes))
+    assert words.size * 16 <= h * 1.003
+
+
+def encoded(n=5000, seed=0):
+    rng = np.random.default_rng(seed)
+    s = rng.integers(0, 6, n).astype(np.uint8)
+    freq = rans.normalize_counts(rans.byte_histogram(s), 12)
+    return s, freq, rans.encode_symbols(s, freq, 12)
+
+
+def test_truncated_stream_is_rejected():
+    s, freq, words = encoded()
+    for cut in (0, 3, 16, words.size // 2, words.size - 1):
+        with pytest.raises(CorruptDataError):
+            rans.decode_symbols(words[:cut], s.size, freq, 12)
+
+
+def test_trailing_words_are_rejected():
+    s, freq, words = encoded()
+    with pytest.raises(CorruptDataError, match="trailing"):
+        rans.decode_symbols(np.concatenate([words, words[:5]]), s.size, freq, 12)
+
+
+def test_random_words_never_crash():
+    s, freq, words = encoded()
+    rng = np.random.default_rng(5)
+    failures = 0
+    for _ in range(200):
+        w = rng.integers(0, 65536, int(rng.integers(0, words.size * 2)), dtype=np.uint16)
+        try:
+            rans.decode_symbols(w, s.size, freq, 12)
+        except CorruptDataError:
+            failures += 1
+    assert failures >= 190  # final-state check catches nearly all garbage
+
+
+def test_bad_tables_are_rejected():
+    s, freq, words = encoded()
+    bad = freq.copy()
+    bad[0] += 1
+    with pytest.raises(CorruptDataError, match="sum"):
+        rans.decode_symbols(words, s.size, bad, 12)
+    with pytest.raises(CorruptDataError):
+        rans.decode_symbols(words, s.size, freq, 13)
+    one = np.zeros(256, np.uint32)
+    one[0] = 4096
+    with pytest.raises(CorruptDataError):
+        rans.decode_symbols(words, s.size, one, 12)
