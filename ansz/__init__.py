@@ -1,3 +1,26 @@
-"""ansz: lossless compression of neural-network model files with rANS over coding pairs."""
+"""ansz: lossless compression of neural-network model files with rANS over coding pairs.
+
+The public API lives in :mod:`ansz.api` and is re-exported here lazily, so that importing
+``ansz`` (and running ``ansz --help``) loads neither numpy nor numba.
+"""
+
+from __future__ import annotations
 
 __version__ = "0.1.0"
+
+_API = {
+    "compress_file", "decompress_file", "compress_stream", "decompress_stream",
+    "verify_file", "file_stats", "read_info",
+}
+
+__all__ = sorted(_API | {"AnszError", "CorruptDataError", "FormatError", "__version__"})
+
+from .errors import AnszError, CorruptDataError, FormatError  # noqa: E402  (light: no numpy)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'ansz' has no attribute {name!r}")
