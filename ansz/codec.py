@@ -31,24 +31,20 @@ CONSTANT = 1
 RANS = 2
 ZSTD = 3
 
-#: Probability precision for rANS tables. 12 bits keeps the decoder's slot table at 16 KiB
-#: (inside L1) and costs ~0.12% of the code bits on bf16 weights (13 bits: ~0.06%).
-SCALE_BITS = 12
-
 #: An entropy-coded stream must be at least this much smaller than storing it (1/64 =
 #: 1.6%), or it is stored: decoding a near-uniform plane costs time for nothing.
 MIN_GAIN = 1 / 64
 
 ZSTD_LEVEL = 3
 
-_RANS_HEAD = struct.Struct("<BBBB")  # method, scale_bits, first symbol, last symbol
+_RANS_HEAD = struct.Struct("<BBBB")  # method, reserved (0), first symbol, last symbol
 _U32 = struct.Struct("<I")
 
 
 def _rans_cost_bytes(counts: np.ndarray, freq: np.ndarray) -> float:
     """Predicted size of the rANS words for these counts under table freq (without header)."""
     present = counts > 0
-    bits = float((counts[present] * (SCALE_BITS - np.log2(freq[present]))).sum())
+    bits = float((counts[present] * (rans.SCALE_BITS - np.log2(freq[present]))).sum())
     return bits / 8 + 4 * rans.NSTATES
 
 
@@ -67,12 +63,12 @@ def encode_stream(symbols: np.ndarray, *, try_zstd: bool = False) -> bytes:
         return bytes([CONSTANT, int(present[0])])
     best = None
     budget = n * (1 - MIN_GAIN)
-    freq = rans.normalize_counts(counts, SCALE_BITS)
+    freq = rans.normalize_counts(counts)
     first, last = int(present[0]), int(present[-1])
     table_bytes = 2 * (last - first + 1)
     if _rans_cost_bytes(counts, freq) + table_bytes < budget:
-        words = rans.encode_symbols(symbols, freq, SCALE_BITS)
-        head = _RANS_HEAD.pack(RANS, SCALE_BITS, first, last)
+        words = rans.encode_symbols(symbols, freq)
+        head = _RANS_HEAD.pack(RANS, 0, first, last)
         blob = b"".join((head, freq[first:last + 1].astype("<u2").tobytes(), words.astype("<u2").tobytes()))
         if len(blob) < budget:
             best = blob
@@ -111,9 +107,9 @@ def decode_stream(blob, count: int, out: np.ndarray | None = None) -> np.ndarray
     elif method == RANS:
         if len(mv) < _RANS_HEAD.size:
             raise CorruptDataError("rANS stream header is truncated")
-        _, scale_bits, first, last = _RANS_HEAD.unpack_from(mv)
-        if not 1 <= scale_bits <= rans.MAX_SCALE_BITS:
-            raise CorruptDataError(f"rANS scale_bits {scale_bits} outside [1, {rans.MAX_SCALE_BITS}]")
+        _, reserved, first, last = _RANS_HEAD.unpack_from(mv)
+        if reserved:
+            raise CorruptDataError("rANS stream header has reserved bits set")
         if last < first:
             raise CorruptDataError("rANS table symbol range is empty")
         table_end = _RANS_HEAD.size + 2 * (last - first + 1)
@@ -122,7 +118,7 @@ def decode_stream(blob, count: int, out: np.ndarray | None = None) -> np.ndarray
         freq = np.zeros(256, np.uint32)
         freq[first:last + 1] = np.frombuffer(mv, "<u2", last - first + 1, _RANS_HEAD.size)
         words = np.frombuffer(mv, "<u2", (len(mv) - table_end) // 2, table_end)
-        rans.decode_symbols(words, count, freq, scale_bits, out)
+        rans.decode_symbols(words, count, freq, out)
     elif method == ZSTD:
         import zstandard
 

@@ -44,7 +44,6 @@ def main() -> None:
     ap.add_argument("--elements", type=int, default=4_000_000)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--dtype", default="BF16", choices=sorted(DTYPES))
-    ap.add_argument("--scale-bits", type=int, default=12)
     args = ap.parse_args()
 
     rng = np.random.default_rng(0)
@@ -57,20 +56,20 @@ def main() -> None:
 
     codes, raw = split_pairs(data, layout)
     counts = rans.byte_histogram(codes)
-    freq = rans.normalize_counts(counts, args.scale_bits)
-    words = rans.encode_symbols(codes, freq, args.scale_bits)
+    freq = rans.normalize_counts(counts)
+    words = rans.encode_symbols(codes, freq)
     out_codes = np.empty(codes.size, np.uint8)
     out = np.empty(nbytes, np.uint8)
-    rans.decode_symbols(words, codes.size, freq, args.scale_bits, out_codes)
+    rans.decode_symbols(words, codes.size, freq, out_codes)
     join_pairs(out_codes, raw, layout, out)
     assert out.tobytes() == data, "round trip failed"
 
     def rans_enc():
-        f = rans.normalize_counts(rans.byte_histogram(codes), args.scale_bits)
-        rans.encode_symbols(codes, f, args.scale_bits)
+        f = rans.normalize_counts(rans.byte_histogram(codes))
+        rans.encode_symbols(codes, f)
 
     def rans_dec():
-        rans.decode_symbols(words, codes.size, freq, args.scale_bits, out_codes)
+        rans.decode_symbols(words, codes.size, freq, out_codes)
 
     def join():
         join_pairs(out_codes, raw, layout, out)
@@ -95,7 +94,7 @@ def main() -> None:
     coded_bits = words.size * 16 + 2 + 2 * int(np.count_nonzero(freq)) * 8
     print(f"data: {args.elements:,} {args.dtype} elements ({nbytes / 1e6:.1f} MB), "
           f"code entropy {H:.4f} bits, coded {coded_bits / codes.size:.4f} bits "
-          f"(+{(coded_bits / codes.size / H - 1) * 100:.3f}%), scale_bits {args.scale_bits}")
+          f"(+{(coded_bits / codes.size / H - 1) * 100:.3f}%), M = 2^{rans.SCALE_BITS}")
     total = (coded_bits / 8 + raw.size) / nbytes
     print(f"ratio (compressed/original): ansz core {total:.4f}, zstd-3 {len(zblob) / nbytes:.4f}")
     print(f"{'stage':<20}{'MB/s':>10}{'x zstd-3':>10}")

@@ -108,8 +108,7 @@ def valid_chunk():
     lambda b: b + b"\0\0",
     lambda b: b"\xff\xff\xff\xff" + b[4:],
     lambda b: b[:4] + bytes([9]) + b[5:],           # unknown method
-    lambda b: b[:5] + bytes([13]) + b[6:],          # scale_bits > 12
-    lambda b: b[:5] + bytes([0]) + b[6:],           # scale_bits 0
+    lambda b: b[:5] + bytes([1]) + b[6:],           # reserved byte set
     lambda b: b[:6] + bytes([200]) + b[7:],         # first symbol > last
     lambda b: b[:8] + b"\xff\xff" + b[10:],         # a frequency that breaks the sum
 ])

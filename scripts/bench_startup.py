@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""numba compile cost: first call with an empty cache (cold) vs a warm on-disk cache.
+
+Usage: python scripts/bench_startup.py
+
+Each measurement runs in a fresh interpreter with NUMBA_CACHE_DIR pointed at a temporary
+directory, and times `import` plus one encode_chunk + decode_chunk round trip of a small
+bf16 and f32 chunk (which touches every kernel on the chunk path).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+PROBE = r"""
+import time
+t0 = time.perf_counter()
+import numpy as np
+from ansz import codec
+t1 = time.perf_counter()
+for dt, npdt in (("BF16", np.uint16), ("F32", np.float32), ("BYTES", np.uint8)):
+    data = (np.arange(10000) % 7).astype(npdt).tobytes()
+    assert codec.decode_chunk(codec.encode_chunk(data, dt), dt, len(data)).tobytes() == data
+t2 = time.perf_counter()
+print(f"{t1 - t0:.3f} {t2 - t1:.3f}")
+"""
+
+
+def run(cache_dir: str) -> tuple[float, float, float]:
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, check=True,
+                         capture_output=True, text=True).stdout.split()
+    return float(out[0]), float(out[1]), time.perf_counter() - t0
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        cold = run(d)
+        warm = min((run(d) for _ in range(3)), key=lambda r: r[2])
+    print(f"{'':<6}{'import s':>10}{'first chunks s':>16}{'process s':>12}")
+    for name, r in (("cold", cold), ("warm", warm)):
+        print(f"{name:<6}{r[0]:>10.3f}{r[1]:>16.3f}{r[2]:>12.3f}")
+
+
+if __name__ == "__main__":
+    main()
