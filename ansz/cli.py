@@ -1,0 +1,797 @@
+"""The ``ansz`` command: a thin click layer over :mod:`ansz.api`.
+
+It parses arguments, names outputs, refuses what zstd/xz/gzip refuse, calls the API and
+reports. Conventions (docs: ``man/ansz.1``; rationale: STYLE.md §2):
+
+- Operands: no operand or ``-`` means stdin -> stdout. Standard input is the :data:`STDIN`
+  sentinel, never the string ``"-"``, so after ``--`` a file literally named ``-`` works.
+- ``compress X`` writes ``X.ansz``; ``decompress X.ansz`` writes ``X``; any other suffix is an
+  error unless ``-o``/``-c`` names the output. The input is kept unless ``--rm``, which deletes
+  it only after the output is complete and never when writing to stdout.
+- Never overwrite without ``-f`` (a terminal is asked first); never write compressed data to a
+  terminal or read it from one without ``-f``.
+- Exit status: 0 ok, 1 failure (bad input, verify mismatch, I/O error), 2 usage error,
+  130 interrupted. One line per error on stderr (``ansz: FILE: message``), never a traceback;
+  one bad input among several does not stop the others.
+- Summaries go to stderr (muted by ``-q``, and when the data goes to stdout unless ``-v``);
+  the rich progress bar only when stderr is a terminal.
+
+Start-up matters (``ansz --help`` within 0.15 s), so this module imports only click and the
+standard library at top level: numpy/numba (via :mod:`ansz.api`) and rich are imported inside
+the commands that need them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+import sys
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Callable, Iterator, Union
+
+import click
+
+from . import __version__
+from .errors import AnszError
+
+SUFFIX = ".ansz"
+
+#: Exit statuses (documented in man/ansz.1, EXIT STATUS).
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _StdioMark:
+    """Stands for standard input or output; compares equal to no path (zstd's ``stdinmark``)."""
+
+    __slots__ = ("label",)
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def __repr__(self) -> str:
+        return f"<{self.label}>"
+
+    def __str__(self) -> str:
+        return self.label
+
+
+STDIN = _StdioMark("(stdin)")
+STDOUT = _StdioMark("(stdout)")
+
+Operand = Union[str, _StdioMark]
+
+
+class _Skip(Exception):
+    """This input is not processed; the message is reported as ``ansz: NAME: message``."""
+
+
+# --------------------------------------------------------------------------------------------
+# Argument parsing
+
+
+class _Command(click.Command):
+    """Records how many positional operands followed ``--``: those are taken literally, so
+    ``ansz compress -- -`` names a file called ``-``, while a bare ``-`` means stdin."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["ansz.literal_operands"] = _operands_after_double_dash(self, ctx, args)
+        return super().parse_args(ctx, args)
+
+
+def _operands_after_double_dash(cmd: click.Command, ctx: click.Context, args: list[str]) -> int:
+    takes_value = set()
+    for p in cmd.get_params(ctx):
+        if isinstance(p, click.Option) and not p.is_flag and not p.count:
+            takes_value.update(p.opts)
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        if tok == "--":
+            return len(args) - i - 1
+        if tok in takes_value:  # "-o FILE": FILE may be "--" or "-"
+            i += 2
+            continue
+        if tok.startswith("-") and not tok.startswith("--") and len(tok) > 2:
+            for j in range(1, len(tok)):  # bundled short options: "-fo FILE", "-T2"
+                if "-" + tok[j] in takes_value:
+                    if j == len(tok) - 1:
+                        i += 1
+                    break
+        i += 1
+    return 0
+
+
+def _operands(ctx: click.Context, values: list[str]) -> list[Operand]:
+    """Positional values in command-line order, ``-`` replaced by :data:`STDIN` except after
+    ``--`` (click appends everything after ``--`` at the end of the positional list)."""
+    literal = ctx.meta.get("ansz.literal_operands", 0)
+    cut = len(values) - literal
+    return [STDIN if (v == "-" and i < cut) else v for i, v in enumerate(values)]
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]?)(i?b?)\s*$", re.IGNORECASE)
+
+
+class _Size(click.ParamType):
+    """A byte count: ``65536``, ``64K``, ``4M``, ``4MiB``, ``1G``. As in zstd, K/M/G are powers
+    of 1024 whether or not the ``i`` is written."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        m = _SIZE_RE.match(str(value))
+        if not m or (m.group(3) and not m.group(2) and m.group(3).lower() != "b"):
+            self.fail(f"{value!r} is not a size (examples: 1048576, 512K, 4M, 4MiB)", param, ctx)
+        n = int(m.group(1)) << (10 * " kmg".index(m.group(2).lower() or " "))
+        if n <= 0:
+            self.fail(f"{value!r}: size must be positive", param, ctx)
+        return n
+
+
+def _common_options(f: Callable) -> Callable:
+    f = click.option("-v", "--verbose", count=True,
+                     help="More messages; repeatable. Shows summaries even when writing to stdout.")(f)
+    f = click.option("-q", "--quiet", count=True,
+                     help="Fewer messages: no summaries or progress; -qq also silences errors.")(f)
+    return f
+
+
+def _threads_option(f: Callable) -> Callable:
+    return click.option(
+        "-T", "--threads", type=click.IntRange(min=0), default=0, metavar="N",
+        envvar="ANSZ_THREADS", show_envvar=True,
+        help="Worker threads; 0 (default) uses all cores.")(f)
+
+
+def _codec_options(compress: bool) -> Callable[[Callable], Callable]:
+    verb = "compression" if compress else "decompression"
+
+    def deco(f: Callable) -> Callable:
+        opts = [
+            click.option("-o", "--output", metavar="FILE",
+                         help="Write to FILE (one input only); '-o -' is stdout."),
+            click.option("-c", "--stdout", "to_stdout", is_flag=True,
+                         help="Write to standard output; keep the input."),
+            click.option("-f", "--force", is_flag=True,
+                         help=f"Overwrite existing output; allow {verb} to/from a terminal."),
+            click.option("-k", "--keep", "remove", flag_value=False, default=False,
+                         help="Keep the input file (the default)."),
+            click.option("--rm", "remove", flag_value=True,
+                         help="Delete the input file once the output is complete."),
+            _threads_option,
+        ]
+        if compress:
+            opts.append(click.option(
+                "--chunk-size", type=_Size(), default=None, metavar="SIZE",
+                help="Bytes of input per independently coded chunk (e.g. 1M, 4MiB)."))
+        opts += [
+            click.option("--progress/--no-progress", default=None,
+                         help="Force or forbid the progress bar (default: only if stderr "
+                              "is a terminal)."),
+            _common_options,
+        ]
+        for o in reversed(opts):
+            f = o(f)
+        return f
+
+    return deco
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting
+
+
+@dataclass
+class _Reporter:
+    """Verbosity 2 is the default; -q lowers it, -v raises it (zstd's display levels):
+    0 silent, 1 errors, 2 + warnings/summaries/progress, 3 + details."""
+
+    level: int = 2
+    progress: bool | None = None
+    failed: bool = False
+    last_error: str = ""
+
+    def error(self, name: Operand | None, msg: str) -> None:
+        self.failed = True
+        self.last_error = msg
+        if self.level >= 1:
+            click.echo(f"ansz: {name}: {msg}" if name is not None else f"ansz: {msg}", err=True)
+
+    def warn(self, msg: str) -> None:
+        if self.level >= 2:
+            click.echo(f"ansz: {msg}", err=True)
+
+    def info(self, msg: str, *, level: int = 2) -> None:
+        if self.level >= level:
+            click.echo(msg, err=True)
+
+    def show_progress(self) -> bool:
+        if self.progress is not None:
+            return self.progress
+        return self.level >= 2 and _isatty(click.get_text_stream("stderr"))
+
+    @contextmanager
+    def progress_bar(self, label: str, total: int | None) -> Iterator[Callable[[int], None] | None]:
+        if not self.show_progress():
+            yield None
+            return
+        from rich.console import Console
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                                   TimeRemainingColumn, TransferSpeedColumn)
+
+        console = Console(file=click.get_text_stream("stderr"),
+                          force_terminal=True if self.progress else None)
+        columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                   TransferSpeedColumn(), TimeRemainingColumn()]
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(label, total=total)
+
+            def update(done: int) -> None:
+                bar.update(task, completed=done)
+
+            yield update
+
+    def run(self, name: Operand, fn: Callable[[], None]) -> None:
+        """Run one input's work; report its failure and carry on with the next input."""
+        try:
+            fn()
+        except BrokenPipeError:
+            raise
+        except _Skip as e:
+            self.error(name, str(e))
+        except AnszError as e:
+            self.error(name, _one_line(str(e)) or type(e).__name__)
+        except OSError as e:
+            self.error(e.filename if e.filename is not None else name, _os_message(e))
+        except MemoryError:
+            self.error(name, "out of memory")
+        except Exception as e:  # a bug: say so on one line; ANSZ_DEBUG=1 shows the traceback
+            if os.environ.get("ANSZ_DEBUG"):
+                raise
+            self.error(name, f"internal error: {type(e).__name__}: {_one_line(str(e))} "
+                             "(set ANSZ_DEBUG=1 for a traceback, and please report it)")
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(msg.split())
+
+
+def _os_message(e: OSError) -> str:
+    return _one_line(e.strerror or str(e) or type(e).__name__)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def human_size(n: float) -> str:
+    """Decimal units with three significant digits, as the Hugging Face hub shows sizes:
+    ``512 B``, ``66.4 kB``, ``1.20 GB``."""
+    if n < 1000:
+        return f"{int(n)} B"
+    for unit in ("kB", "MB", "GB", "TB", "PB", "EB"):
+        n /= 1000
+        if n < 9.995:
+            return f"{n:.2f} {unit}"
+        if n < 99.95:
+            return f"{n:.1f} {unit}"
+        if n < 999.5 or unit == "EB":
+            return f"{n:.0f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def _binary_size(n: int) -> str:
+    for shift, unit in ((30, "GiB"), (20, "MiB"), (10, "KiB")):
+        if n and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} B"
+
+
+def _percent(part: float, whole: float) -> str:
+    return f"{100.0 * part / whole:.1f}%" if whole else "n/a"
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+
+
+def _api():
+    from . import api  # numpy + numba: only when a command really runs
+
+    return api
+
+
+def _stdin() -> BinaryIO:
+    return click.get_binary_stream("stdin")
+
+
+def _stdout() -> BinaryIO:
+    return click.get_binary_stream("stdout")
+
+
+def _check_input(src: Operand) -> os.stat_result | None:
+    if src is STDIN:
+        return None
+    st = os.stat(src)
+    if stat.S_ISDIR(st.st_mode):
+        raise _Skip("is a directory -- ignored")
+    return st
+
+
+def _check_output(src: Operand, dst: str, force: bool, rep: _Reporter) -> bool:
+    """Returns whether ``dst`` may be replaced; raises :class:`_Skip` if it must not be."""
+    if not os.path.lexists(dst):
+        return False
+    if src is not STDIN and os.path.exists(dst) and os.path.samefile(src, dst):
+        raise _Skip(f"input and output are the same file ({dst})")
+    if os.path.isdir(dst):
+        raise _Skip(f"output {dst} is a directory")
+    if force:
+        return True
+    if (src is not STDIN and rep.level >= 2 and _isatty(click.get_text_stream("stdin"))
+            and _isatty(click.get_text_stream("stderr"))):
+        if click.confirm(f"ansz: {dst} already exists; overwrite?", default=False, err=True):
+            return True
+        raise _Skip(f"{dst} not overwritten")
+    raise _Skip(f"{dst} already exists (use -f to overwrite)")
+
+
+def _copy_metadata(st: os.stat_result | None, dst: str) -> None:
+    """Give the output the input's permission bits and times, as gzip/zstd/xz do."""
+    if st is None:
+        return
+    try:
+        os.chmod(dst, stat.S_IMODE(st.st_mode))
+        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+    except OSError:
+        pass
+
+
+def _default_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextmanager
+def _atomic_output(dst: str, overwrite: bool) -> Iterator[BinaryIO]:
+    """Write ``dst`` via a private temporary file in its directory and ``os.replace``; on any
+    failure (or Ctrl-C) the temporary file is removed and ``dst`` is untouched."""
+    directory = os.path.dirname(os.path.abspath(dst))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dst) + ".", suffix=".tmp",
+                               dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+        if not overwrite and os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, "already exists (use -f to overwrite)", dst)
+        os.chmod(tmp, _default_mode())
+        os.replace(tmp, dst)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _remove_source(src: Operand, dst: Operand, rep: _Reporter) -> None:
+    if src is STDIN or dst is STDOUT:
+        return
+    os.unlink(src)
+    rep.info(f"ansz: removed {src}", level=3)
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
+
+
+class _Group(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # definition order: compress, decompress, verify, ...
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except BrokenPipeError:  # the reader went away (``| head``): stop quietly
+            _silence_stdout()
+            raise click.exceptions.Exit(EXIT_FAILURE) from None
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="ansz",
+                      message="%(prog)s %(version)s")
+def cli() -> None:
+    """Lossless compression of neural-network model files (safetensors; any other file is
+    compressed as plain bytes).
+
+    \b
+      ansz compress model.safetensors        -> model.safetensors.ansz
+      ansz decompress model.safetensors.ansz -> model.safetensors
+      ansz verify model.safetensors.ansz
+      cat m.safetensors | ansz compress -c > m.ansz
+
+    Exit status: 0 ok, 1 failure, 2 usage error. See man ansz.
+    """
+
+
+@cli.command(cls=_Command, short_help="Compress files (FILE -> FILE.ansz).")
+@click.argument("files", nargs=-1, metavar="[FILE]...")
+@_codec_options(compress=True)
+@click.pass_context
+def compress(ctx: click.Context, files: tuple[str, ...], output: str | None, to_stdout: bool,
+             force: bool, remove: bool, threads: int, chunk_size: int | None,
+             progress: bool | None, quiet: int, verbose: int) -> None:
+    """Compress each FILE to FILE.ansz (no FILE, or -, reads stdin and writes stdout)."""
+    _codec(ctx, True, files, output, to_stdout, force, remove, threads, chunk_size, progress,
+           quiet, verbose)
+
+
+@cli.command(cls=_Command, short_help="Decompress files (FILE.ansz -> FILE).")
+@click.argument("files", nargs=-1, metavar="[FILE.ansz]...")
+@_codec_options(compress=False)
+@click.pass_context
+def decompress(ctx: click.Context, files: tuple[str, ...], output: str | None, to_stdout: bool,
+               force: bool, remove: bool, threads: int, progress: bool | None, quiet: int,
+               verbose: int) -> None:
+    """Decompress each FILE.ansz to FILE (no FILE, or -, reads stdin and writes stdout)."""
+    _codec(ctx, False, files, output, to_stdout, force, remove, threads, None, progress,
+           quiet, verbose)
+
+
+def _codec(ctx: click.Context, compressing: bool, files: tuple[str, ...], output: str | None,
+           to_stdout: bool, force: bool, remove: bool, threads: int, chunk_size: int | None,
+           progress: bool | None, quiet: int, verbose: int) -> None:
+    inputs = _operands(ctx, list(files)) or [STDIN]
+    if output is not None and to_stdout:
+        raise click.UsageError("-o/--output and -c/--stdout exclude each other")
+    if output is not None and len(inputs) > 1:
+        raise click.UsageError("-o/--output takes one input file")
+    if compressing and len(inputs) > 1 and to_stdout:
+        raise click.UsageError("-c/--stdout takes one input file when compressing "
+                               "(ansz containers do not concatenate)")
+    if sum(src is STDIN for src in inputs) > 1:
+        raise click.UsageError("standard input named more than once")
+    if output == "":
+        raise click.UsageError("-o/--output: empty file name")
+    rep = _Reporter(level=2 + verbose - quiet, progress=progress)
+    if remove and (to_stdout or output == "-"):
+        rep.warn("--rm ignored when writing to stdout")
+        remove = False
+    job = _Job(compressing=compressing, output=output, to_stdout=to_stdout, force=force,
+               remove=remove, threads=threads or None, chunk_size=chunk_size, rep=rep)
+    for src in inputs:
+        rep.run(src, lambda src=src: job.one(src))
+    if rep.failed:
+        ctx.exit(EXIT_FAILURE)
+
+
+@dataclass
+class _Job:
+    compressing: bool
+    output: str | None
+    to_stdout: bool
+    force: bool
+    remove: bool
+    threads: int | None
+    chunk_size: int | None
+    rep: _Reporter
+
+    def destination(self, src: Operand) -> Operand:
+        if self.to_stdout or self.output == "-":
+            return STDOUT
+        if self.output is not None:
+            return self.output
+        if src is STDIN:
+            return STDOUT
+        if self.compressing:
+            if src.endswith(SUFFIX) and not self.force:
+                raise _Skip(f"already has {SUFFIX} suffix -- ignored (use -f to compress "
+                            "it again, or -o)")
+            return src + SUFFIX
+        base = os.path.basename(src)
+        if not base.endswith(SUFFIX) or len(base) == len(SUFFIX):
+            raise _Skip(f"unknown suffix (expected {SUFFIX}) -- use -o FILE or -c")
+        return src[: -len(SUFFIX)]
+
+    def one(self, src: Operand) -> None:
+        rep = self.rep
+        st = _check_input(src)
+        dst = self.destination(src)
+        if dst is STDOUT:
+            if self.compressing and not self.force and _isatty(_stdout()):
+                raise _Skip("compressed data not written to a terminal (use -f to force)")
+            replace = False
+        else:
+            replace = _check_output(src, dst, self.force, rep)
+        if (src is STDIN and not self.compressing and not self.force
+                and _isatty(click.get_text_stream("stdin"))):
+            raise _Skip("compressed data not read from a terminal (use -f to force)")
+
+        api = _api()
+        kw: dict[str, Any] = {"threads": self.threads}
+        if self.compressing:
+            kw["chunk_size"] = self.chunk_size
+        total = st.st_size if st is not None else None
+        label = os.path.basename(src) if src is not STDIN else str(src)
+        with rep.progress_bar(label, total) as cb:
+            kw["progress"] = cb
+            if src is not STDIN and dst is not STDOUT:
+                fn = api.compress_file if self.compressing else api.decompress_file
+                report = fn(src, dst, overwrite=replace, **kw)
+            else:
+                stream = api.compress_stream if self.compressing else api.decompress_stream
+                with _open_input(src) as ifh, _open_output(dst, replace) as ofh:
+                    report = stream(ifh, ofh, **kw)
+        if dst is not STDOUT:
+            _copy_metadata(st, dst)
+        self.summary(src, dst, report)
+        if self.remove:
+            _remove_source(src, dst, rep)
+
+    def summary(self, src: Operand, dst: Operand, report: Any) -> None:
+        level = 3 if dst is STDOUT else 2
+        orig, comp = report.original_size, report.compressed_size
+        if self.compressing:
+            line = f"{src} : {_percent(comp, orig)} ({human_size(orig)} => {human_size(comp)}, {dst})"
+        else:
+            line = f"{src} : {human_size(comp)} => {human_size(orig)}, {dst}"
+        self.rep.info(line, level=level)
+        secs = max(float(report.seconds), 1e-9)
+        detail = f"  {human_size(orig / secs)}/s, {report.seconds:.2f} s"
+        if self.compressing:
+            detail = f"  format {report.format}" + (
+                f" ({report.fallback_reason})" if report.fallback_reason else "") + "," + detail[1:]
+        self.rep.info(detail, level=3)
+
+
+@contextmanager
+def _open_input(src: Operand) -> Iterator[BinaryIO]:
+    if src is STDIN:
+        yield _stdin()
+    else:
+        with open(src, "rb") as fh:
+            yield fh
+
+
+@contextmanager
+def _open_output(dst: Operand, replace: bool) -> Iterator[BinaryIO]:
+    if dst is STDOUT:
+        out = _stdout()
+        yield out
+        out.flush()
+    else:
+        with _atomic_output(dst, replace) as fh:
+            yield fh
+
+
+@cli.command(cls=_Command, short_help="Check that a container decodes to its original.")
+@click.argument("file", metavar="FILE.ansz")
+@click.argument("original", required=False, metavar="[ORIGINAL]")
+@_threads_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see man ansz).")
+@_common_options
+@click.pass_context
+def verify(ctx: click.Context, file: str, original: str | None, threads: int, as_json: bool,
+           quiet: int, verbose: int) -> None:
+    """Decode FILE.ansz completely and check every checksum and the sha256 of the result;
+    with ORIGINAL, also compare with that file. Prints "FILE.ansz: OK" or
+    "FILE.ansz: FAILED (reason)"; exit status 0 only if OK."""
+    ops = _operands(ctx, [file] + ([original] if original is not None else []))
+    if any(op is STDIN for op in ops):
+        raise click.UsageError("verify needs files, not standard input")
+    rep = _Reporter(level=2 + verbose - quiet)
+    result: dict[str, Any] = {"path": file, "ok": False, "original_size": None, "sha256": None,
+                              "first_bad": None, "message": ""}
+
+    def work() -> None:
+        _check_input(file)
+        if original is not None:
+            _check_input(original)
+        r = _api().verify_file(file, original, threads=threads or None)
+        result.update(ok=bool(r.ok), original_size=r.original_size, sha256=r.sha256,
+                      first_bad=r.first_bad, message=r.message)
+
+    rep.run(file, work)
+    if rep.failed:  # could not even run (missing file, not a container...)
+        result["message"] = rep.last_error
+        if as_json:
+            _print_json(result)
+        ctx.exit(EXIT_FAILURE)
+    if as_json:
+        _print_json(result)
+    elif result["ok"]:
+        if rep.level >= 2:
+            extra = (f" ({human_size(result['original_size'])}, sha256 {result['sha256']})"
+                     if rep.level >= 3 else "")
+            click.echo(f"{file}: OK{extra}")
+    elif rep.level >= 1:
+        reason = result["message"] or "mismatch"
+        if result["first_bad"] and rep.level >= 3:
+            reason += f"; first bad: {result['first_bad']}"
+        click.echo(f"{file}: FAILED ({_one_line(reason)})")
+    if not result["ok"]:
+        ctx.exit(EXIT_FAILURE)
+
+
+def _print_json(obj: Any) -> None:
+    import json
+
+    click.echo(json.dumps(obj, sort_keys=False, allow_nan=False))
+
+
+def _finite(x: float) -> float | None:
+    x = float(x)
+    return x if x == x and x not in (float("inf"), float("-inf")) else None
+
+
+@cli.command(cls=_Command, short_help="Per-tensor entropy, bound and predicted ratio.")
+@click.argument("file", metavar="FILE")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see man ansz).")
+@click.option("--top", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Only the N largest tensors (the total still counts all).")
+@click.pass_context
+def stats(ctx: click.Context, file: str, as_json: bool, top: int | None) -> None:
+    """Predict how well FILE (a .safetensors file, or any file) compresses: per tensor the
+    dtype, shape, size, code entropy, coding-pair bound and predicted ratio, largest first."""
+    if _operands(ctx, [file])[0] is STDIN:
+        raise click.UsageError("stats needs a file, not standard input")
+    rep = _Reporter()
+    out: list[Any] = []
+
+    def work() -> None:
+        _check_input(file)
+        out.append(_api().file_stats(file))
+
+    rep.run(file, work)
+    if rep.failed:
+        ctx.exit(EXIT_FAILURE)
+    fs = out[0]
+    tensors = sorted(fs.tensors, key=lambda t: (-t.nbytes, t.name))
+    shown = tensors if top is None else tensors[:top]
+    if as_json:
+        _print_json(stats_json(fs, shown, len(tensors)))
+    else:
+        _print_stats_table(fs, shown, tensors)
+
+
+def stats_json(fs: Any, shown: list, tensor_count: int) -> dict[str, Any]:
+    """The ``stats --json`` object (documented in man/ansz.1; keys are stable)."""
+    return {
+        "path": fs.path,
+        "format": fs.format,
+        "file_size": fs.file_size,
+        "tensor_count": tensor_count,
+        "other_bytes": fs.other_bytes,
+        "bound_bytes": _finite(fs.bound_bytes),
+        "predicted_ratio": _finite(fs.predicted_ratio),
+        "tensors": [
+            {
+                "name": t.name,
+                "dtype": t.dtype,
+                "shape": [int(d) for d in t.shape],
+                "nbytes": t.nbytes,
+                "code_entropy": _finite(t.code_entropy),
+                "bound_bytes": _finite(t.bound_bytes),
+                "predicted_ratio": _finite(t.predicted_ratio),
+            }
+            for t in shown
+        ],
+    }
+
+
+def _print_stats_table(fs: Any, shown: list, tensors: list) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    out = click.get_text_stream("stdout")
+    console = Console(file=out, width=None if _isatty(out) else 200)
+    table = Table(title=f"{fs.path} ({fs.format}, {human_size(fs.file_size)})",
+                  title_justify="left", show_footer=True)
+    table.add_column("tensor", footer="total", overflow="fold")
+    table.add_column("dtype")
+    table.add_column("shape")
+    table.add_column("size", justify="right", footer=human_size(fs.file_size))
+    table.add_column("code entropy (bits)", justify="right")
+    table.add_column("bound", justify="right", footer=human_size(fs.bound_bytes))
+    table.add_column("predicted ratio", justify="right", footer=_ratio(fs.predicted_ratio))
+    for t in shown:
+        table.add_row(t.name, t.dtype, "×".join(str(d) for d in t.shape) or "scalar",
+                      human_size(t.nbytes), f"{t.code_entropy:.2f}", human_size(t.bound_bytes),
+                      _ratio(t.predicted_ratio))
+    rest = tensors[len(shown):]
+    if rest:
+        table.add_row(f"({len(rest)} more tensors)", "", "",
+                      human_size(sum(t.nbytes for t in rest)), "",
+                      human_size(sum(t.bound_bytes for t in rest)), "")
+    if fs.other_bytes:
+        table.add_row("(other bytes: header, padding)", "", "", human_size(fs.other_bytes),
+                      "", "", "")
+    console.print(table)
+
+
+def _ratio(r: float) -> str:
+    return f"{100.0 * r:.1f}%" if _finite(r) is not None else "n/a"
+
+
+@cli.command(cls=_Command, short_help="Describe containers without decoding (zstd -l).")
+@click.argument("files", nargs=-1, required=True, metavar="FILE.ansz...")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per file, one per line (see man ansz).")
+@click.pass_context
+def info(ctx: click.Context, files: tuple[str, ...], as_json: bool) -> None:
+    """Describe containers without decoding them (zstd -l): format version, sizes, ratio,
+    sha256 of the original, segment and chunk counts."""
+    ops = _operands(ctx, list(files))
+    if any(op is STDIN for op in ops):
+        raise click.UsageError("info needs seekable files, not standard input")
+    rep = _Reporter()
+    for path in ops:
+        rep.run(path, lambda path=path: _info_one(path, as_json))
+    if rep.failed:
+        ctx.exit(EXIT_FAILURE)
+
+
+def info_json(ci: Any) -> dict[str, Any]:
+    """The ``info --json`` object (documented in man/ansz.1; keys are stable)."""
+    return {
+        "path": ci.path,
+        "format_version": ci.format_version,
+        "format": ci.format,
+        "original_size": ci.original_size,
+        "compressed_size": ci.compressed_size,
+        "ratio": _finite(ci.compressed_size / ci.original_size) if ci.original_size else None,
+        "sha256": ci.sha256,
+        "segment_count": len(ci.segments),
+        "chunk_count": ci.chunk_count,
+        "chunk_size": ci.chunk_size,
+    }
+
+
+def _info_one(path: str, as_json: bool) -> None:
+    _check_input(path)
+    ci = _api().read_info(path)
+    if as_json:
+        _print_json(info_json(ci))
+        return
+    rows = [
+        ("format version", str(ci.format_version)),
+        ("input format", ci.format),
+        ("original size", f"{human_size(ci.original_size)} ({ci.original_size} bytes)"),
+        ("compressed size", f"{human_size(ci.compressed_size)} ({ci.compressed_size} bytes)"),
+        ("ratio", _percent(ci.compressed_size, ci.original_size)),
+        ("segments", str(len(ci.segments))),
+        ("chunks", f"{ci.chunk_count} (chunk size {_binary_size(ci.chunk_size)})"),
+        ("sha256", ci.sha256),
+    ]
+    click.echo(path)
+    for k, v in rows:
+        click.echo(f"  {k:<16} {v}")
+
+
+def main(argv: list[str] | None = None, prog_name: str | None = "ansz") -> Any:
+    """Console-script entry point (``ansz``); ``python -m ansz`` calls it too."""
+    return cli.main(args=argv, prog_name=prog_name)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
