@@ -271,3 +271,443 @@ def test_man_page_renders_without_warnings():
     assert proc.returncode == 0
     bad = [ln for ln in proc.stderr.splitlines() if "cannot adjust line" not in ln]
     assert not bad, bad
+
+
+# -------------------------------------------------------------------------------------------
+# Round trips (need ansz.api)
+
+KINDS = ["bf16", "f16", "f32", "f64", "f8e4m3", "f8e5m2", "i8", "u8", "i32", "i64", "bool",
+         "mixed"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_roundtrip_safetensors_every_dtype(kind, tmp_path, api):
+    src = make_model(tmp_path / f"{kind}.safetensors", kind)
+    original = src.read_bytes()
+    r = invoke(["compress", src])
+    assert r.exit_code == 0, r.stderr
+    packed = tmp_path / f"{kind}.safetensors.ansz"
+    assert packed.exists() and src.exists()  # keeps the input by default
+    src.unlink()
+    r = invoke(["decompress", packed])
+    assert r.exit_code == 0, r.stderr
+    assert src.read_bytes() == original
+    assert leftovers(tmp_path) == []
+
+
+def test_roundtrip_compresses_bf16(tmp_path, api):
+    src = make_model(tmp_path / "w.safetensors", "bf16")
+    assert invoke(["compress", "-q", src]).exit_code == 0
+    assert (tmp_path / "w.safetensors.ansz").stat().st_size < 0.9 * src.stat().st_size
+
+
+@pytest.mark.parametrize("maker", ["bytes", "empty", "tiny", "random"])
+def test_roundtrip_not_safetensors(maker, tmp_path, api):
+    src = tmp_path / "data.bin"
+    if maker == "bytes":
+        make_bytes(src)
+    elif maker == "empty":
+        src.write_bytes(b"")
+    elif maker == "tiny":
+        src.write_bytes(b"x")
+    else:
+        src.write_bytes(rng(3).integers(0, 256, 70_000, dtype=np.uint8).tobytes())
+    original = src.read_bytes()
+    assert invoke(["compress", src]).exit_code == 0
+    out = tmp_path / "restored.bin"
+    r = invoke(["decompress", "-o", out, tmp_path / "data.bin.ansz"])
+    assert r.exit_code == 0, r.stderr
+    assert out.read_bytes() == original
+
+
+def test_summary_line_like_zstd(tmp_path, api):
+    src = make_model(tmp_path / "model.safetensors", "bf16")
+    r = invoke(["compress", src])
+    line = r.stderr.strip()
+    assert re.fullmatch(rf"{re.escape(str(src))} : \d+\.\d% \(\d[\d.]* [kMG]?B => \d[\d.]* "
+                        rf"[kMG]?B, {re.escape(str(src))}\.ansz\)", line), line
+    r = invoke(["decompress", "-f", str(src) + ".ansz"])
+    assert re.fullmatch(rf"{re.escape(str(src))}\.ansz : .* => .*, {re.escape(str(src))}",
+                        r.stderr.strip()), r.stderr
+    assert invoke(["compress", "-qf", src]).stderr == ""
+    r = invoke(["compress", "-vf", src])
+    assert "format safetensors" in r.stderr
+
+
+def test_empty_file_summary_and_info(tmp_path, api):
+    src = tmp_path / "empty"
+    src.write_bytes(b"")
+    r = invoke(["compress", src])
+    assert r.exit_code == 0 and "n/a (0 B =>" in r.stderr
+    info = json.loads(invoke(["info", "--json", str(src) + ".ansz"]).stdout)
+    assert info["original_size"] == 0 and info["ratio"] is None
+    assert info["sha256"] == hashlib.sha256(b"").hexdigest()
+
+
+def test_output_gets_input_mode_and_mtime(tmp_path, api):
+    src = make_bytes(tmp_path / "a.bin")
+    os.chmod(src, 0o640)
+    os.utime(src, (1_600_000_000, 1_600_000_000))
+    assert invoke(["compress", src]).exit_code == 0
+    st = (tmp_path / "a.bin.ansz").stat()
+    assert (st.st_mode & 0o777, int(st.st_mtime)) == (0o640, 1_600_000_000)
+
+
+def test_threads_do_not_change_the_bytes(tmp_path, api):
+    src = make_model(tmp_path / "m.safetensors", "bf16", seed=5)
+    outs = []
+    for t in ("1", "2"):
+        out = tmp_path / f"t{t}.ansz"
+        r = invoke(["compress", "-T", t, "--chunk-size", "8K", "-o", out, src])
+        assert r.exit_code == 0, r.stderr
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    for t in ("1", "2"):
+        dec = tmp_path / f"d{t}"
+        assert invoke(["decompress", "-T", t, "-o", dec, tmp_path / "t1.ansz"]).exit_code == 0
+        assert dec.read_bytes() == src.read_bytes()
+    assert invoke(["verify", "-T", "2", tmp_path / "t2.ansz", src]).exit_code == 0
+
+
+def test_stdin_stdout_in_process(tmp_path, api):
+    data = make_model(tmp_path / "m.safetensors", "mixed").read_bytes()
+    packed = invoke(["compress"], input=data)
+    assert packed.exit_code == 0 and packed.stderr == ""  # summary muted on stdout
+    assert packed.stdout_bytes[:1] and packed.stdout_bytes != data
+    back = invoke(["decompress", "-"], input=packed.stdout_bytes)
+    assert back.exit_code == 0 and back.stdout_bytes == data
+    r = invoke(["compress", "-o", tmp_path / "from_stdin.ansz"], input=data)
+    assert r.exit_code == 0
+    assert "(stdin) :" in r.stderr
+    r = invoke(["decompress", "-c", tmp_path / "from_stdin.ansz"])
+    assert r.stdout_bytes == data
+    r = invoke(["decompress", "-v", "-c", tmp_path / "from_stdin.ansz"])
+    assert "(stdout)" in r.stderr  # -v shows the summary even when writing to stdout
+
+
+def test_pipeline_through_installed_command(tmp_path, api):
+    src = make_model(tmp_path / "m.safetensors", "mixed")
+    data = src.read_bytes()
+    packed = run(["compress", "-c"], input=data)  # cat m.safetensors | ansz compress -c > m.ansz
+    assert packed.returncode == 0 and packed.stderr == b""
+    (tmp_path / "m.ansz").write_bytes(packed.stdout)
+    # ansz decompress -c m.ansz | sha256sum
+    out = run(["decompress", "-c", "m.ansz"], cwd=tmp_path)
+    assert out.returncode == 0 and hashlib.sha256(out.stdout).hexdigest() == sha(src)
+    back = run(["decompress"], input=packed.stdout)
+    assert back.returncode == 0 and back.stdout == data
+    # a real shell pipeline, with a closed reader at the end (| head) ending quietly
+    sh = subprocess.run(f"cat m.safetensors | {ANSZ} compress | {ANSZ} decompress | sha256sum",
+                        shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert sh.stdout.split()[0] == sha(src) and sh.stderr == ""
+    sh = subprocess.run(f"{ANSZ} decompress -c m.ansz | head -c 10 >/dev/null",
+                        shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in sh.stderr and "Error" not in sh.stderr
+
+
+def test_file_named_dash_after_double_dash(tmp_path, monkeypatch, api):
+    monkeypatch.chdir(tmp_path)
+    Path("-").write_bytes(b"a file called dash\n" * 50)
+    r = invoke(["compress", "--", "-"])
+    assert r.exit_code == 0, r.stderr
+    assert Path("-.ansz").exists() and r.stdout_bytes == b""
+    Path("-").unlink()
+    assert invoke(["decompress", "--", "-.ansz"]).exit_code == 0
+    assert Path("-").read_bytes() == b"a file called dash\n" * 50
+    # "-o --" is a file called "--", not the end of options
+    assert invoke(["compress", "-o", "--", "-f", "--", "-"]).exit_code == 0
+    assert Path("--").exists()
+
+
+def test_multiple_files_one_missing(tmp_path, api):
+    a = make_bytes(tmp_path / "a.bin", seed=1)
+    b = make_model(tmp_path / "b.safetensors", "f32")
+    missing = tmp_path / "missing.bin"
+    (tmp_path / "dir").mkdir()
+    r = invoke(["compress", a, missing, tmp_path / "dir", b])
+    assert r.exit_code == 1
+    errors = error_lines(r.stderr)
+    assert len(errors) == 2, r.stderr
+    assert errors[0] == f"ansz: {missing}: No such file or directory"
+    assert errors[1] == f"ansz: {tmp_path / 'dir'}: is a directory -- ignored"
+    assert (tmp_path / "a.bin.ansz").exists() and (tmp_path / "b.safetensors.ansz").exists()
+    # several inputs decompressed with -c come out one after the other
+    r = invoke(["decompress", "-c", tmp_path / "a.bin.ansz", tmp_path / "b.safetensors.ansz"])
+    assert r.stdout_bytes == a.read_bytes() + b.read_bytes()
+    # the same through the installed command
+    p = run(["compress", "-f", a, missing, b])
+    assert p.returncode == 1
+    assert error_lines(p.stderr.decode()) == [f"ansz: {missing}: No such file or directory"]
+
+
+def test_never_overwrite_without_force(tmp_path, api):
+    src = make_bytes(tmp_path / "a.bin")
+    dst = tmp_path / "a.bin.ansz"
+    dst.write_bytes(b"precious")
+    r = invoke(["compress", src])
+    assert r.exit_code == 1
+    assert error_lines(r.stderr) == [f"ansz: {src}: {dst} already exists (use -f to overwrite)"]
+    assert dst.read_bytes() == b"precious"
+    r = invoke(["compress", "-o", dst], input=b"stdin data")
+    assert r.exit_code == 1 and dst.read_bytes() == b"precious"
+    assert invoke(["compress", "-f", src]).exit_code == 0
+    assert dst.read_bytes() != b"precious"
+    r = invoke(["decompress", dst])  # a.bin exists
+    assert r.exit_code == 1 and "already exists" in r.stderr
+    r = invoke(["compress", "-f", "-o", src, src])
+    assert r.exit_code == 1 and "same file" in r.stderr
+    assert leftovers(tmp_path) == []
+
+
+def test_rm_removes_source_only_on_success(tmp_path, api):
+    src = make_bytes(tmp_path / "a.bin")
+    data = src.read_bytes()
+    (tmp_path / "a.bin.ansz").write_bytes(b"in the way")
+    r = invoke(["compress", "--rm", src])  # output exists: fails, keeps the source
+    assert r.exit_code == 1 and src.exists()
+    r = invoke(["compress", "--rm", "-f", src])
+    assert r.exit_code == 0 and not src.exists()
+    packed = tmp_path / "a.bin.ansz"
+    r = invoke(["decompress", "-c", "--rm", packed])  # never with stdout
+    assert r.exit_code == 0 and packed.exists() and "--rm ignored" in r.stderr
+    assert invoke(["decompress", "--rm", "-k", packed]).exit_code == 0  # -k after --rm wins
+    assert packed.exists()
+    src.unlink()
+    assert invoke(["decompress", "--rm", packed]).exit_code == 0
+    assert not packed.exists() and src.read_bytes() == data
+    # a corrupt container is never removed, and leaves no output behind
+    invoke(["compress", src])
+    blob = bytearray(packed.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    packed.write_bytes(bytes(blob))
+    src.unlink()
+    r = invoke(["decompress", "--rm", packed])
+    assert r.exit_code == 1 and len(error_lines(r.stderr)) == 1
+    assert packed.exists() and not src.exists() and leftovers(tmp_path) == []
+
+
+def test_unknown_suffix_on_decompress(tmp_path, api):
+    src = make_bytes(tmp_path / "a.bin")
+    r = invoke(["decompress", src])
+    assert r.exit_code == 1
+    assert error_lines(r.stderr) == [
+        f"ansz: {src}: unknown suffix (expected .ansz) -- use -o FILE or -c"]
+    r = invoke(["compress", "-q", src])
+    os.rename(tmp_path / "a.bin.ansz", tmp_path / "a.zst")
+    r = invoke(["decompress", "-o", tmp_path / "back.bin", tmp_path / "a.zst"])
+    assert r.exit_code == 0 and (tmp_path / "back.bin").read_bytes() == src.read_bytes()
+    # compressing a .ansz again needs -f
+    r = invoke(["compress", tmp_path / "back.bin", tmp_path / "a.zst"])
+    assert r.exit_code == 0
+    r = invoke(["compress", tmp_path / "back.bin.ansz"])
+    assert r.exit_code == 1 and "already has .ansz suffix" in r.stderr
+
+
+def _corrupt_middle(path: Path) -> None:
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0x5A
+    path.write_bytes(bytes(blob))
+
+
+def test_verify_ok_and_failed(tmp_path, api):
+    src = make_model(tmp_path / "m.safetensors", "mixed")
+    invoke(["compress", "-q", src])
+    packed = tmp_path / "m.safetensors.ansz"
+    r = invoke(["verify", packed])
+    assert r.exit_code == 0 and r.stdout == f"{packed}: OK\n" and r.stderr == ""
+    assert invoke(["verify", "-q", packed]).stdout == ""
+    assert invoke(["verify", packed, src]).exit_code == 0
+    other = tmp_path / "other"
+    blob = bytearray(src.read_bytes())
+    blob[-1] ^= 1
+    other.write_bytes(bytes(blob))
+    r = invoke(["verify", packed, other])
+    assert r.exit_code == 1 and r.stdout.startswith(f"{packed}: FAILED (")
+    shutil.copy(packed, tmp_path / "bad.ansz")
+    _corrupt_middle(tmp_path / "bad.ansz")
+    r = invoke(["verify", tmp_path / "bad.ansz"])
+    assert r.exit_code == 1
+    assert re.fullmatch(rf"{re.escape(str(tmp_path / 'bad.ansz'))}: FAILED \(.+\)\n", r.stdout)
+    r = invoke(["decompress", "-o", tmp_path / "out", tmp_path / "bad.ansz"])
+    assert r.exit_code == 1 and len(error_lines(r.stderr)) == 1
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+    p = run(["verify", tmp_path / "bad.ansz"])
+    assert p.returncode == 1 and b"FAILED" in p.stdout
+
+
+def test_verify_json(tmp_path, api):
+    src = make_model(tmp_path / "m.safetensors", "bf16")
+    invoke(["compress", "-q", src])
+    packed = tmp_path / "m.safetensors.ansz"
+    r = invoke(["verify", "--json", packed])
+    doc = json.loads(r.stdout)
+    assert set(doc) == {"path", "ok", "original_size", "sha256", "first_bad", "message"}
+    assert doc["ok"] is True and doc["sha256"] == sha(src)
+    assert doc["original_size"] == src.stat().st_size
+    _corrupt_middle(packed)
+    r = invoke(["verify", "--json", packed])
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 1 and doc["ok"] is False and doc["message"]
+    r = invoke(["verify", "--json", tmp_path / "nope.ansz"])
+    assert r.exit_code == 1 and json.loads(r.stdout)["ok"] is False
+    assert len(error_lines(r.stderr)) == 1
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "middle"])
+def test_bad_containers_one_line_no_traceback(damage, tmp_path, api):
+    src = make_model(tmp_path / "m.safetensors", "mixed")
+    invoke(["compress", "-q", src])
+    packed = tmp_path / "m.safetensors.ansz"
+    blob = packed.read_bytes()
+    packed.write_bytes({"truncate": blob[: len(blob) * 2 // 3], "garbage": b"not ansz" * 100,
+                        "empty": b"", "middle": blob}[damage])
+    if damage == "middle":
+        _corrupt_middle(packed)
+    for args in (["decompress", "-f", packed], ["decompress", "-c", packed],
+                 ["info", packed], ["verify", packed]):
+        r = invoke(args)
+        assert r.exit_code == 1, (args, r.stderr)
+        if args[0] != "verify" or error_lines(r.stderr):
+            assert len(error_lines(r.stderr)) == 1, (args, r.stderr)
+    r = invoke(["decompress"], input=packed.read_bytes())
+    assert r.exit_code == 1 and len(error_lines(r.stderr)) == 1
+    p = run(["decompress", "-c", packed])
+    assert p.returncode == 1 and len(error_lines(p.stderr.decode())) == 1
+
+
+def test_info_json_and_text(tmp_path, api):
+    src = make_model(tmp_path / "m.safetensors", "mixed")
+    b = make_bytes(tmp_path / "b.bin")
+    invoke(["compress", "-q", src, b])
+    packed = tmp_path / "m.safetensors.ansz"
+    r = invoke(["info", "--json", packed, tmp_path / "b.bin.ansz"])
+    assert r.exit_code == 0
+    docs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(docs) == 2
+    keys = {"path", "format_version", "format", "original_size", "compressed_size", "ratio",
+            "sha256", "segment_count", "chunk_count", "chunk_size"}
+    assert all(set(d) == keys for d in docs)
+    d = docs[0]
+    assert d["format"] == "safetensors" and docs[1]["format"] == "bytes"
+    assert d["original_size"] == src.stat().st_size
+    assert d["compressed_size"] == packed.stat().st_size
+    assert d["sha256"] == sha(src) and d["chunk_count"] >= 1 and d["segment_count"] >= 1
+    assert d["ratio"] == pytest.approx(d["compressed_size"] / d["original_size"])
+    r = invoke(["info", packed])
+    assert r.exit_code == 0 and sha(src) in r.stdout and "format version" in r.stdout
+    r = invoke(["info", packed, tmp_path / "missing.ansz"])
+    assert r.exit_code == 1 and sha(src) in r.stdout and len(error_lines(r.stderr)) == 1
+
+
+def test_stats_json_and_table(tmp_path, api):
+    src = make_model(tmp_path / "m.safetensors", "mixed")
+    r = invoke(["stats", "--json", src])
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert set(doc) == {"path", "format", "file_size", "tensor_count", "other_bytes",
+                        "bound_bytes", "predicted_ratio", "tensors"}
+    assert doc["format"] == "safetensors" and doc["file_size"] == src.stat().st_size
+    assert doc["tensor_count"] == 6 == len(doc["tensors"])
+    t_keys = {"name", "dtype", "shape", "nbytes", "code_entropy", "bound_bytes",
+              "predicted_ratio"}
+    assert all(set(t) == t_keys for t in doc["tensors"])
+    sizes = [t["nbytes"] for t in doc["tensors"]]
+    assert sizes == sorted(sizes, reverse=True)
+    by_name = {t["name"]: t for t in doc["tensors"]}
+    assert by_name["embed.weight"]["dtype"] == "BF16"
+    assert by_name["embed.weight"]["shape"] == [96, 64]
+    assert by_name["embed.weight"]["nbytes"] == 96 * 64 * 2
+    assert sum(sizes) + doc["other_bytes"] == doc["file_size"]
+    top = json.loads(invoke(["stats", "--json", "--top", "2", src]).stdout)
+    assert top["tensor_count"] == 6 and [t["name"] for t in top["tensors"]] == \
+        [t["name"] for t in doc["tensors"][:2]]
+    r = invoke(["stats", src])
+    assert r.exit_code == 0
+    for name in ("embed.weight", "layer.0.fp8.weight", "total", "BF16", "F8_E4M3"):
+        assert name in r.stdout
+    r = invoke(["stats", "--top", "1", src])
+    assert "(5 more tensors)" in r.stdout and "position_ids" not in r.stdout
+    r = invoke(["stats", "--json", make_bytes(tmp_path / "b.bin")])
+    assert r.exit_code == 0 and json.loads(r.stdout)["format"] == "bytes"
+    r = invoke(["stats", tmp_path / "missing"])
+    assert r.exit_code == 1 and len(error_lines(r.stderr)) == 1
+
+
+def test_io_errors_are_one_line(tmp_path, api):
+    src = make_bytes(tmp_path / "a.bin")
+    r = invoke(["compress", "-o", tmp_path / "no" / "such" / "dir.ansz", src])
+    assert r.exit_code == 1 and len(error_lines(r.stderr)) == 1
+    assert "No such file or directory" in r.stderr
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked.bin"
+        locked.write_bytes(b"secret")
+        locked.chmod(0)
+        r = invoke(["compress", locked])
+        assert r.exit_code == 1 and "Permission denied" in r.stderr
+
+
+def test_interrupt_exits_130_quietly(tmp_path, monkeypatch, api):
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "compress_file", interrupted)
+    r = invoke(["compress", make_bytes(tmp_path / "a.bin")])
+    assert r.exit_code == 130 and r.stderr == ""
+
+
+def test_internal_error_is_one_line(tmp_path, monkeypatch, api):
+    def bug(*a, **k):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(api, "compress_file", bug)
+    a, b = make_bytes(tmp_path / "a.bin"), make_bytes(tmp_path / "b.bin")
+    r = invoke(["compress", a, b])
+    assert r.exit_code == 1
+    errors = error_lines(r.stderr)
+    assert len(errors) == 2 and "internal error: RuntimeError: boom second line" in errors[0]
+
+
+# -------------------------------------------------------------------------------------------
+# Terminals and progress
+
+
+def _run_with_tty(args, tty_fd: str, input=b""):
+    """Run the installed ``ansz`` with stdin or stdout attached to a pseudo-terminal."""
+    master, slave = pty.openpty()
+    try:
+        kw = {"stdout": slave, "stdin": subprocess.PIPE} if tty_fd == "stdout" else \
+             {"stdin": slave, "stdout": subprocess.PIPE}
+        proc = subprocess.Popen([ANSZ, *map(str, args)], stderr=subprocess.PIPE, **kw)
+        os.close(slave)
+        slave = -1
+        out, err = proc.communicate(input=input if tty_fd == "stdout" else None, timeout=120)
+        return proc.returncode, out, err.decode()
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+
+
+def test_refuse_compressed_data_to_or_from_a_terminal(tmp_path, api):
+    src = make_bytes(tmp_path / "a.bin", n=2000)
+    code, _, err = _run_with_tty(["compress", "-c", src], "stdout")
+    assert code == 1
+    assert error_lines(err) == [
+        f"ansz: {src}: compressed data not written to a terminal (use -f to force)"]
+    code, _, err = _run_with_tty(["compress"], "stdout", input=b"data")
+    assert code == 1 and "not written to a terminal" in err
+    code, _, err = _run_with_tty(["decompress"], "stdin")
+    assert code == 1 and "not read from a terminal" in err
+
+
+def test_no_progress_when_stderr_is_not_a_tty(tmp_path, api):
+    src = make_model(tmp_path / "m.safetensors", "bf16")
+    p = run(["compress", src])
+    assert p.returncode == 0
+    lines = p.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{src} : ")
+    assert b"\x1b[" not in p.stderr and b"\r" not in p.stderr
+    r = invoke(["decompress", "-f", str(src) + ".ansz"])
+    assert "\x1b[" not in r.stderr and len(r.stderr.splitlines()) == 1
+    r = invoke(["compress", "-f", "--progress", src])  # forced: drawn even on a pipe
+    assert r.exit_code == 0 and "\x1b[" in r.stderr
