@@ -28,9 +28,7 @@ import os
 import re
 import stat
 import sys
-import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Iterator, Union
 
 import click
@@ -187,15 +185,15 @@ def _codec_options(compress: bool) -> Callable[[Callable], Callable]:
 # Reporting
 
 
-@dataclass
 class _Reporter:
     """Verbosity 2 is the default; -q lowers it, -v raises it (zstd's display levels):
     0 silent, 1 errors, 2 + warnings/summaries/progress, 3 + details."""
 
-    level: int = 2
-    progress: bool | None = None
-    failed: bool = False
-    last_error: str = ""
+    def __init__(self, level: int = 2, progress: bool | None = None) -> None:
+        self.level = level
+        self.progress = progress
+        self.failed = False
+        self.last_error = ""
 
     def error(self, name: Operand | None, msg: str) -> None:
         self.failed = True
@@ -366,6 +364,8 @@ def _default_mode() -> int:
 def _atomic_output(dst: str, overwrite: bool) -> Iterator[BinaryIO]:
     """Write ``dst`` via a private temporary file in its directory and ``os.replace``; on any
     failure (or Ctrl-C) the temporary file is removed and ``dst`` is untouched."""
+    import tempfile
+
     directory = os.path.dirname(os.path.abspath(dst))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dst) + ".", suffix=".tmp",
                                dir=directory)
@@ -485,16 +485,20 @@ def _codec(ctx: click.Context, compressing: bool, files: tuple[str, ...], output
         ctx.exit(EXIT_FAILURE)
 
 
-@dataclass
 class _Job:
-    compressing: bool
-    output: str | None
-    to_stdout: bool
-    force: bool
-    remove: bool
-    threads: int | None
-    chunk_size: int | None
-    rep: _Reporter
+    """One compress/decompress invocation; :meth:`one` handles one input."""
+
+    def __init__(self, *, compressing: bool, output: str | None, to_stdout: bool, force: bool,
+                 remove: bool, threads: int | None, chunk_size: int | None,
+                 rep: _Reporter) -> None:
+        self.compressing = compressing
+        self.output = output
+        self.to_stdout = to_stdout
+        self.force = force
+        self.remove = remove
+        self.threads = threads
+        self.chunk_size = chunk_size
+        self.rep = rep
 
     def destination(self, src: Operand) -> Operand:
         if self.to_stdout or self.output == "-":
