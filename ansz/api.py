@@ -1,0 +1,789 @@
+"""Public API: compress and decompress files and streams, verify, stats and info.
+
+This module composes the layers: :mod:`ansz.formats.safetensors` maps a file to tensors, each
+tensor (or run of other bytes) becomes a *segment*, segments are cut into chunks that
+:mod:`ansz.codec` codes on a thread pool, and :mod:`ansz.container` frames them
+(``docs/FORMAT.md``). The CLI calls only what is defined here.
+
+Conventions shared by every function:
+
+- Paths are ``str`` or ``os.PathLike``. Inputs are read through ``mmap`` with pages released
+  as the work passes them, and at most ``2 * threads`` chunks are in flight, so memory stays
+  bounded whatever the file size.
+- Output files are written atomically: a temporary file in the destination's directory,
+  fsync'ed and renamed over ``dst`` only when complete. On any error or KeyboardInterrupt
+  the temporary file is removed and nothing exists under ``dst``. The output gets the
+  input's permission bits and atime/mtime (like zstd). The input is never modified.
+- ``threads=None`` (or 0) uses ``os.cpu_count()`` threads. The output does not depend on the
+  thread count.
+- ``progress``, if given, is called in the calling thread with the cumulative number of
+  original (uncompressed) bytes processed so far, after each chunk.
+- Bad input raises an :class:`~ansz.errors.AnszError` subclass with a one-line message;
+  ``OSError`` propagates for I/O problems (missing file, permission, disk full).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+import stat
+import tempfile
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
+
+from . import _numba_env  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
+from . import container
+from .container import (BYTES, DTYPE_CODES, ContainerFile, ContainerWriter, Segment,
+                        StreamReader, decode_record, dtype_code_for, encode_payload)
+from .errors import AnszError, CorruptDataError, FormatError
+from .formats.safetensors import (SAFETENSORS_DTYPES, SafetensorsLayout, looks_like_safetensors,
+                                  parse_header)
+
+#: Default chunk size (bytes of original data per chunk); see the measurements in the
+#: commit that set it. A chunk is the unit of parallelism and of memory.
+DEFAULT_CHUNK_SIZE = 4 << 20
+MIN_CHUNK_SIZE = 1 << 10
+MAX_CHUNK_SIZE = container.MAX_CHUNK_SIZE_LIMIT
+
+#: A safetensors header read from a stream is buffered whole; larger ones fall back to bytes.
+STREAM_HEADER_LIMIT = 256 << 20
+
+_STATS_PIECE = 4 << 20
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports
+
+
+@dataclass
+class CompressReport:
+    src: str
+    dst: str
+    original_size: int
+    compressed_size: int
+    format: str  #: "safetensors" or "bytes"
+    fallback_reason: str | None  #: why a file that looked like safetensors was coded as bytes
+    seconds: float
+
+    @property
+    def ratio(self) -> float:
+        """compressed / original (1.0 for an empty input)."""
+        return self.compressed_size / self.original_size if self.original_size else 1.0
+
+
+@dataclass
+class DecompressReport:
+    src: str
+    dst: str
+    compressed_size: int
+    original_size: int
+    seconds: float
+
+
+@dataclass
+class VerifyReport:
+    path: str
+    ok: bool
+    original_size: int  #: as recorded in the container (0 if its index is unreadable)
+    sha256: str  #: as recorded in the container ("" if its index is unreadable)
+    first_bad: str | None  #: e.g. "tensor 'model.embed' chunk 3"
+    message: str
+
+
+@dataclass
+class TensorStats:
+    name: str
+    dtype: str
+    shape: tuple
+    nbytes: int
+    code_entropy: float  #: bits per element of the code byte (order 0)
+    bound_bytes: float  #: coding-pair bound: elements * (code entropy + raw bits) / 8
+    predicted_ratio: float  #: bound_bytes / nbytes
+
+
+@dataclass
+class FileStats:
+    path: str
+    format: str  #: "safetensors" or "bytes"
+    file_size: int
+    tensors: list[TensorStats]
+    other_bytes: int  #: bytes outside whole-byte tensors (header, padding, sub-byte tensors)
+    bound_bytes: float  #: tensor bounds + other bytes counted as stored
+    predicted_ratio: float
+
+
+@dataclass
+class ContainerInfo:
+    path: str
+    format_version: int
+    original_size: int
+    compressed_size: int
+    sha256: str
+    format: str
+    #: one dict per segment: name, dtype, shape, start, end, nbytes, first_chunk, chunk_count,
+    #: compressed_size (its records' bytes, headers included)
+    segments: list[dict] = field(default_factory=list)
+    chunk_count: int = 0
+    chunk_size: int = 0  #: the container's maximum chunk size
+
+    @property
+    def ratio(self) -> float:
+        return self.compressed_size / self.original_size if self.original_size else 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Public functions
+
+
+def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | None = None,
+                  level: int | None = None, overwrite: bool = False,
+                  progress: Callable[[int], None] | None = None) -> CompressReport:
+    """Compress the file ``src`` into the container ``dst``.
+
+    A safetensors file is coded tensor by tensor with each tensor's dtype; any other file (and
+    a file whose safetensors header fails to parse: see ``fallback_reason``) is coded as
+    generic bytes, so every file round-trips. ``chunk_size`` (bytes, default
+    :data:`DEFAULT_CHUNK_SIZE`, range [1 KiB, 64 MiB]) bounds memory and is the unit of
+    parallelism. ``level`` is reserved and currently ignored.
+    """
+    start = time.perf_counter()
+    nthreads, chunk = _threads(threads), _chunk_size(chunk_size)
+    src, dst = os.fspath(src), os.fspath(dst)
+    with _Mapped(src) as m:
+        _check_output_path(src, dst, overwrite)
+        with _atomic_output(dst, overwrite, m.stat) as out:
+            result = _compress(_FileSource(m, src), out, nthreads, chunk, progress)
+    return CompressReport(src, dst, result[0], result[1], result[2], result[3],
+                          time.perf_counter() - start)
+
+
+def compress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = None,
+                    chunk_size: int | None = None, level: int | None = None,
+                    progress: Callable[[int], None] | None = None) -> CompressReport:
+    """Compress everything read from ``ifh`` (read sequentially; a pipe is fine) to ``ofh``.
+
+    Same container as :func:`compress_file`. A safetensors header (at most
+    :data:`STREAM_HEADER_LIMIT` bytes) is buffered to plan the tensors; if the stream then ends
+    before the data its header declares, the file is recorded as format "bytes" (with a
+    ``fallback_reason``) and still round-trips.
+    """
+    start = time.perf_counter()
+    nthreads, chunk = _threads(threads), _chunk_size(chunk_size)
+    result = _compress(_StreamSource(ifh), ofh, nthreads, chunk, progress)
+    return CompressReport(_stream_name(ifh), _stream_name(ofh), result[0], result[1], result[2],
+                          result[3], time.perf_counter() - start)
+
+
+def decompress_file(src, dst, *, threads: int | None = None, overwrite: bool = False,
+                    progress: Callable[[int], None] | None = None) -> DecompressReport:
+    """Restore the original file from the container ``src`` into ``dst``.
+
+    The header, trailer and index are validated before ``dst`` is created; every chunk's sizes
+    and xxh3 checksum are checked as it is decoded. The whole-file sha256 is *not* computed
+    (it would cap throughput at ~1.5 GB/s); :func:`verify_file` checks it.
+    """
+    start = time.perf_counter()
+    nthreads = _threads(threads)
+    src, dst = os.fspath(src), os.fspath(dst)
+    with _Mapped(src) as m:
+        _check_output_path(src, dst, overwrite)
+        cf = ContainerFile(m.read_at, m.size)
+        with _atomic_output(dst, overwrite, m.stat) as out:
+            done = 0
+            for i, data in enumerate(_ordered_map(_chunk_decoder(cf), range(len(cf.index.chunks)),
+                                                  nthreads)):
+                out.write(data)
+                done += data.size
+                m.release(cf.index.chunks[i].offset + container.RECORD_HEADER.size
+                          + cf.index.chunks[i].payload_length)
+                if progress is not None:
+                    progress(done)
+    return DecompressReport(src, dst, m.size, cf.index.original_size, time.perf_counter() - start)
+
+
+def decompress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = None,
+                      progress: Callable[[int], None] | None = None) -> DecompressReport:
+    """Decode a container read sequentially from ``ifh`` (a pipe is fine) and write to ``ofh``.
+
+    Output is written as chunks are decoded. Every chunk is checked as in
+    :func:`decompress_file`; the index and trailer at the end are checked against the records
+    seen, so a truncated stream raises CorruptDataError -- after the bytes before the damage
+    have been written (the caller decides what to do with a partial output). The input must
+    end right after the container's trailer.
+    """
+    start = time.perf_counter()
+    nthreads = _threads(threads)
+    reader = StreamReader(ifh)
+    done = 0
+    for data in _ordered_map(lambda item: decode_record(*item), reader.records(), nthreads):
+        _write_all(ofh, data)
+        done += data.size
+        if progress is not None:
+            progress(done)
+    assert reader.index is not None and done == reader.index.original_size
+    return DecompressReport(_stream_name(ifh), _stream_name(ofh), reader.offset, done,
+                            time.perf_counter() - start)
+
+
+def verify_file(path, original=None, *, threads: int | None = None) -> VerifyReport:
+    """Decode the container at ``path`` completely and check it; never raises for bad data.
+
+    Checks the header, trailer and index, every chunk's record and xxh3 checksum, the total
+    size and the sha256 of the decoded bytes; with ``original`` (a path), also compares the
+    decoded bytes with that file. A damaged container gives ``ok=False`` with a one-line
+    ``message`` and, when a chunk is at fault, ``first_bad`` naming it. Raises only OSError
+    (missing or unreadable files).
+    """
+    path = os.fspath(path)
+    nthreads = _threads(threads)
+    with _Mapped(path) as m:
+        try:
+            cf = ContainerFile(m.read_at, m.size)
+        except AnszError as e:
+            return VerifyReport(path, False, 0, "", None, str(e))
+        with _maybe_mapped(original) as orig:
+            return _verify(path, cf, m, orig, os.fspath(original) if original else None,
+                           nthreads)
+
+
+def file_stats(path) -> FileStats:
+    """Predict how well a file compresses, without compressing it.
+
+    For a safetensors file: per whole-byte tensor, the order-0 entropy of its code bytes
+    (:mod:`ansz.pairs`), the coding-pair bound and the predicted ratio; all other bytes
+    (header, padding, sub-byte tensors) count as stored. Any other file is reported as format
+    "bytes" with no tensors. Raises FormatError for an ansz container (use :func:`read_info`)
+    and for a file that looks like safetensors but whose header is invalid.
+    """
+    import numpy as np
+
+    from .pairs import layout_for, split_pairs
+
+    path = os.fspath(path)
+    with _Mapped(path) as m:
+        if bytes(m.read_at(0, len(container.MAGIC))) == container.MAGIC:
+            raise FormatError(f"{path} is an ansz container; use info")
+        layout, reason = _detect(_FileSource(m, path))
+        if reason is not None:
+            raise FormatError(reason)
+        if layout is None:
+            return FileStats(path, "bytes", m.size, [], m.size, float(m.size), 1.0)
+        tensors = []
+        for t in layout.tensors:
+            pl = layout_for(t.dtype)
+            counts = np.zeros(256, np.int64)
+            step = _STATS_PIECE - _STATS_PIECE % pl.width
+            for pos in range(t.start, t.end, step):
+                codes, _ = split_pairs(m.read_at(pos, min(step, t.end - pos)), pl)
+                counts += np.bincount(codes, minlength=256)
+                m.release(pos)
+            n = t.nbytes // pl.width
+            entropy = _entropy_bits(counts)
+            bound = n * (entropy + 8 * pl.raw_width) / 8
+            tensors.append(TensorStats(t.name, t.dtype, t.shape, t.nbytes, entropy, bound,
+                                       bound / t.nbytes if t.nbytes else 1.0))
+    other = m.size - sum(t.nbytes for t in layout.tensors)
+    bound = sum(t.bound_bytes for t in tensors) + other
+    return FileStats(path, "safetensors", m.size, tensors, other, bound,
+                     bound / m.size if m.size else 1.0)
+
+
+def read_info(path) -> ContainerInfo:
+    """Describe a container from its header, trailer and index only (no chunk is read)."""
+    path = os.fspath(path)
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        cf = ContainerFile(lambda off, n: os.pread(fh.fileno(), n, off), size)
+    index = cf.index
+    segments = []
+    for s in index.segments:
+        chunks = index.chunks[s.first_chunk:s.first_chunk + s.chunk_count]
+        segments.append({
+            "name": s.name, "dtype": s.dtype, "shape": s.shape, "start": s.start, "end": s.end,
+            "nbytes": s.nbytes, "first_chunk": s.first_chunk, "chunk_count": s.chunk_count,
+            "compressed_size": sum(container.RECORD_HEADER.size + container.pad8(c.payload_length)
+                                   for c in chunks),
+        })
+    return ContainerInfo(path, container.FORMAT_VERSION, index.original_size, size, index.sha256,
+                         index.format, segments, len(index.chunks), cf.max_chunk_size)
+
+
+# ---------------------------------------------------------------------------------------------
+# Compression
+
+
+def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
+              progress: Callable[[int], None] | None) -> tuple[int, int, str, str | None]:
+    """Code ``source`` into ``ofh``: ``(original size, container size, format, reason)``."""
+    layout, reason = _detect(source)
+    plan = _plan_segments(layout, source.size)
+    writer = ContainerWriter(ofh, chunk_size)
+    sha = hashlib.sha256()
+    ends: dict[int, int] = {}  # segment -> where its data actually ended
+    items = _chunk_items(source, plan, chunk_size, sha, ends)
+    done = 0
+    for segment, code, n, (payload, chash) in _ordered_map(_encode_item, items, nthreads):
+        writer.add_chunk(segment, code, payload, n, chash)
+        done += n
+        source.release(done)
+        if progress is not None:
+            progress(done)
+    segments, truncated = _final_segments(plan, ends)
+    if truncated is not None:
+        fmt, reason = "bytes", truncated
+    else:
+        fmt = "bytes" if layout is None else "safetensors"
+    size = writer.finish(segments, fmt=fmt, sha256=sha.hexdigest())
+    return writer.original_size, size, fmt, reason
+
+
+def _detect(source) -> tuple[SafetensorsLayout | None, str | None]:
+    """``(layout, None)`` for safetensors, ``(None, None)`` for other data, and
+    ``(None, reason)`` for data that looks like safetensors (or is named so) but is invalid."""
+    size = source.size
+    known = size if size is not None else 2**64  # a stream: offsets are checked while reading
+    head = source.head(9)
+    named = source.name.endswith(".safetensors")
+    if not looks_like_safetensors(head, known):
+        if not named:
+            return None, None
+        try:  # say why the named file is not safetensors
+            parse_header(head, known)
+        except AnszError as e:
+            return None, f"not a valid safetensors file: {e}"
+        return None, "not a valid safetensors file"
+    header_len = int.from_bytes(head[:8], "little")
+    if size is None and header_len > STREAM_HEADER_LIMIT:
+        return None, (f"safetensors header of {header_len} bytes is too large to buffer "
+                      "from a stream")
+    prefix = source.head(8 + header_len)
+    try:
+        return parse_header(prefix, known if size is not None else len(prefix) + 2**64), None
+    except AnszError as e:
+        return None, f"invalid safetensors header: {e}"
+
+
+@dataclass
+class _Planned:
+    name: str | None
+    dtype: str | None
+    shape: tuple | None
+    start: int
+    end: int | None  # None: until the end of the stream
+
+
+def _plan_segments(layout: SafetensorsLayout | None, size: int | None) -> list[_Planned]:
+    """Segments covering the input: the header, each tensor, and the bytes between and after."""
+    plan = []
+    pos = 0
+    if layout is not None:
+        plan.append(_Planned(None, None, None, 0, layout.data_start))
+        pos = layout.data_start
+        spans = sorted(layout.tensors + layout.subbyte_tensors,
+                       key=lambda s: (s.start, s.end, s.name))
+        for t in spans:
+            if t.start > pos:
+                plan.append(_Planned(None, None, None, pos, t.start))
+            plan.append(_Planned(t.name, t.dtype, t.shape, t.start, t.end))
+            pos = max(pos, t.end)
+    if size is None or size > pos:
+        plan.append(_Planned(None, None, None, pos, size))
+    return plan
+
+
+def _chunk_items(source, plan: list[_Planned], chunk_size: int, sha,
+                 ends: dict[int, int]) -> Iterator[tuple[int, int, Any]]:
+    """``(segment, dtype code, data)`` for every chunk, in order; runs in the calling thread.
+
+    Records in ``ends`` where each visited segment's data really ended (a stream may end
+    early). Chunks never split an element; a short final piece that is not whole elements
+    is coded as BYTES.
+    """
+    for si, seg in enumerate(plan):
+        code = dtype_code_for(seg.dtype)
+        width = SAFETENSORS_DTYPES.get(seg.dtype, 1) if seg.dtype else 1
+        step = chunk_size - chunk_size % width
+        pos = seg.start
+        while seg.end is None or pos < seg.end:
+            want = step if seg.end is None else min(step, seg.end - pos)
+            data = source.read(pos, want)
+            if len(data):
+                sha.update(data)
+                whole = len(data) % DTYPE_CODES[code][1] == 0
+                yield si, code if whole else BYTES, data
+                pos += len(data)
+            if len(data) < want:  # end of a stream
+                ends[si] = pos
+                return
+        ends[si] = pos
+
+
+def _encode_item(item: tuple[int, int, Any]) -> tuple[int, int, int, tuple[bytes, int]]:
+    segment, code, data = item
+    return segment, code, len(data), encode_payload(data, code)
+
+
+def _final_segments(plan: list[_Planned], ends: dict[int, int]) -> tuple[list[Segment], str | None]:
+    """The segments as coded, and why the plan could not be followed (a stream ended early)."""
+    truncated = None
+    segments = []
+    for si, seg in enumerate(plan):
+        if si not in ends:
+            break
+        end = ends[si]
+        if seg.end is not None and end < seg.end:
+            what = f"tensor {seg.name!r}" if seg.name is not None else "the header"
+            truncated = (f"input ended at byte {end}, before the end of {what} (byte "
+                         f"{seg.end}); stored as generic bytes")
+        if end > seg.start or seg.name is not None:
+            segments.append(Segment(seg.name, seg.dtype, seg.shape, seg.start, end))
+    if truncated is not None:  # the header promised more than there is: keep no tensor names
+        # (same positions: the chunk records already carry these segment numbers)
+        segments = [Segment(None, None, None, s.start, s.end) for s in segments]
+    return segments, truncated
+
+
+# ---------------------------------------------------------------------------------------------
+# Decompression and verification
+
+
+def _chunk_decoder(cf: ContainerFile) -> Callable[[int], Any]:
+    def decode(i: int):
+        return decode_record(*cf.chunk(i))
+
+    return decode
+
+
+def _verify(path: str, cf: ContainerFile, m: "_Mapped", orig: "_Mapped | None",
+            original: str | None, nthreads: int) -> VerifyReport:
+    import numpy as np
+
+    index = cf.index
+
+    def report(ok: bool, first_bad: str | None, message: str) -> VerifyReport:
+        return VerifyReport(path, ok, index.original_size, index.sha256, first_bad, message)
+
+    if orig is not None and orig.size != index.original_size:
+        return report(False, None, f"original {original} is {orig.size} bytes, the container "
+                                   f"holds {index.original_size}")
+    decode = _chunk_decoder(cf)
+
+    def work(i: int):
+        try:
+            return decode(i), None
+        except AnszError as e:
+            return None, e
+
+    sha = hashlib.sha256()
+    bad, first_bad, message = 0, None, ""
+    for i, (data, err) in enumerate(_ordered_map(work, range(len(index.chunks)), nthreads)):
+        entry = index.chunks[i]
+        m.release(entry.offset)
+        if err is not None:
+            bad += 1
+            if first_bad is None:
+                first_bad, message = _chunk_label(index, cf.segment_of, i), str(err)
+            continue
+        if first_bad is not None:
+            continue
+        sha.update(data)
+        if orig is not None:
+            theirs = np.frombuffer(orig.read_at(entry.original_offset, entry.decoded_length),
+                                   np.uint8)
+            if not np.array_equal(theirs, data):
+                at = entry.original_offset + int(np.flatnonzero(theirs != data)[0])
+                first_bad = _chunk_label(index, cf.segment_of, i)
+                message = f"decoded bytes differ from {original} at byte {at}"
+            orig.release(entry.original_offset)
+    if first_bad is not None:
+        if bad > 1:
+            message += f" ({bad} of {len(index.chunks)} chunks are bad)"
+        return report(False, first_bad, message)
+    if sha.hexdigest() != index.sha256:
+        return report(False, None, "sha256 of the decoded data does not match the container's")
+    what = f", identical to {original}" if original else ""
+    return report(True, None, f"OK: {index.original_size} bytes, sha256 {index.sha256}{what}")
+
+
+def _chunk_label(index: container.Index, segment_of: list[int], i: int) -> str:
+    seg = index.segments[segment_of[i]]
+    j = i - seg.first_chunk
+    if seg.name is not None:
+        name = seg.name if len(seg.name) <= 80 else seg.name[:77] + "..."
+        return f"tensor {name!r} chunk {j}"
+    return f"bytes [{seg.start}, {seg.end}) chunk {j}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers: threads, files, sources
+
+
+def _threads(threads: int | None) -> int:
+    if threads is None or threads == 0:
+        return os.cpu_count() or 1
+    if type(threads) is not int or threads < 0:
+        raise AnszError(f"threads must be a non-negative integer, got {threads!r}")
+    return threads
+
+
+def _chunk_size(chunk_size: int | None) -> int:
+    if chunk_size is None:
+        return DEFAULT_CHUNK_SIZE
+    if type(chunk_size) is not int or not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
+        raise AnszError(f"chunk size must be an integer from {MIN_CHUNK_SIZE} to "
+                        f"{MAX_CHUNK_SIZE} bytes, got {chunk_size!r}")
+    return chunk_size
+
+
+def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], nthreads: int) -> Iterator[Any]:
+    """``map(fn, items)`` on ``nthreads`` threads, results in order, at most 2*nthreads in flight.
+
+    ``items`` is consumed lazily in the calling thread. With one thread everything runs inline.
+    """
+    if nthreads <= 1:
+        for item in items:
+            yield fn(item)
+        return
+    limit = 2 * nthreads
+    pending: deque = deque()
+    with ThreadPoolExecutor(nthreads, thread_name_prefix="ansz") as pool:
+        try:
+            for item in items:
+                if len(pending) >= limit:
+                    yield pending.popleft().result()
+                pending.append(pool.submit(fn, item))
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
+
+
+def _write_all(fh: BinaryIO, data) -> None:
+    view = memoryview(data).cast("B")
+    while view:
+        n = fh.write(view)
+        if n is None:
+            raise OSError("output stream accepted no data")
+        view = view[n:]
+
+
+def _stream_name(fh: Any) -> str:
+    name = getattr(fh, "name", None)
+    return name if isinstance(name, str) else "<stream>"
+
+
+class _Mapped:
+    """A read-only mmap of a whole file, with pages released as work moves past them.
+
+    Releasing (MADV_DONTNEED) drops pages from this process's resident set, not from the page
+    cache, so reading a big file does not grow RSS. An empty file maps to an empty buffer.
+    """
+
+    def __init__(self, path: str):
+        self._fh = open(path, "rb")
+        try:
+            self.stat = os.fstat(self._fh.fileno())
+            if stat.S_ISDIR(self.stat.st_mode):
+                raise IsADirectoryError(21, "Is a directory", path)
+            self.size = self.stat.st_size
+            self._mm = (mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+                        if self.size else None)
+        except BaseException:
+            self._fh.close()
+            raise
+        self._view = memoryview(self._mm) if self._mm is not None else memoryview(b"")
+        self._released = 0
+
+    def read_at(self, offset: int, length: int) -> memoryview:
+        return self._view[offset:offset + length]
+
+    def release(self, upto: int) -> None:
+        """Let go of the pages wholly below ``upto`` (they are re-read if touched again)."""
+        page = mmap.PAGESIZE
+        end = upto // page * page
+        if self._mm is not None and end - self._released >= 16 * page and hasattr(self._mm, "madvise"):
+            self._mm.madvise(mmap.MADV_DONTNEED, self._released, end - self._released)
+            self._released = end
+
+    def close(self) -> None:
+        try:
+            self._view.release()
+            if self._mm is not None:
+                self._mm.close()
+        except BufferError:  # a view is still referenced (e.g. by a traceback): GC unmaps it
+            pass
+        self._fh.close()
+
+    def __enter__(self) -> "_Mapped":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@contextmanager
+def _maybe_mapped(path) -> Iterator[_Mapped | None]:
+    if path is None:
+        yield None
+        return
+    with _Mapped(os.fspath(path)) as m:
+        yield m
+
+
+class _FileSource:
+    """A compression input backed by a mapped file: any range, no copies."""
+
+    def __init__(self, mapped: _Mapped, name: str):
+        self._m = mapped
+        self.size: int | None = mapped.size
+        self.name = name
+
+    def head(self, n: int) -> bytes:
+        return bytes(self._m.read_at(0, n))
+
+    def read(self, start: int, n: int):
+        return self._m.read_at(start, n)
+
+    def release(self, upto: int) -> None:
+        self._m.release(upto)
+
+
+class _StreamSource:
+    """A compression input read sequentially from a file object (a pipe is fine).
+
+    :meth:`head` buffers the first bytes for format detection; :meth:`read` then serves them
+    before reading on. Ranges must be asked for in order.
+    """
+
+    def __init__(self, fh: BinaryIO):
+        self._fh = fh
+        self._head = b""  # bytes read ahead by head(); read() serves them from _head_pos
+        self._head_pos = 0
+        self._pos = 0
+        self.size: int | None = None
+        self.name = _stream_name(fh)
+
+    def head(self, n: int) -> bytes:
+        if self._pos:
+            raise AssertionError("head() after read()")
+        parts = [self._head]
+        have = len(self._head)
+        while have < n:
+            data = self._fh.read(min(n - have, 1 << 20))
+            if not data:
+                break
+            parts.append(data)
+            have += len(data)
+        self._head = b"".join(parts)
+        return self._head[:n]
+
+    def read(self, start: int, n: int):
+        if start != self._pos:
+            raise AssertionError("stream ranges must be read in order")
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = min(n, len(self._head) - self._head_pos)
+        if got:
+            view[:got] = memoryview(self._head)[self._head_pos:self._head_pos + got]
+            self._head_pos += got
+            if self._head_pos == len(self._head):
+                self._head, self._head_pos = b"", 0
+        while got < n:
+            k = container._readinto(self._fh, view[got:])
+            if not k:
+                del view
+                del buf[got:]
+                break
+            got += k
+        self._pos += got
+        return buf
+
+    def release(self, upto: int) -> None:
+        pass
+
+
+def _check_output_path(src: str, dst: str, overwrite: bool) -> None:
+    if os.path.lexists(dst):
+        try:
+            same = os.path.samefile(src, dst)
+        except OSError:
+            same = False
+        if same:
+            raise AnszError(f"{dst} is the input file itself; refusing to overwrite it")
+        if os.path.isdir(dst):
+            raise AnszError(f"{dst} is a directory")
+        if not overwrite:
+            raise AnszError(f"{dst} already exists; use --force to overwrite")
+
+
+@contextmanager
+def _atomic_output(dst: str, overwrite: bool, like: os.stat_result | None) -> Iterator[BinaryIO]:
+    """A file object whose contents appear at ``dst`` only if the block completes.
+
+    Writes a temporary file (mode 0600) next to ``dst``, fsyncs it, gives it ``like``'s
+    permission bits and times, and renames it into place. Without ``overwrite`` the rename is a
+    hard link, which fails rather than replace a file that appeared meanwhile.
+    """
+    directory = os.path.dirname(os.path.abspath(dst))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(dst)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        if like is not None:
+            os.chmod(tmp, stat.S_IMODE(like.st_mode) & 0o777)
+            os.utime(tmp, ns=(like.st_atime_ns, like.st_mtime_ns))
+        _publish(tmp, dst, overwrite)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_directory(directory)
+
+
+def _publish(tmp: str, dst: str, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(tmp, dst)
+        return
+    try:
+        os.link(tmp, dst)
+    except FileExistsError:
+        raise AnszError(f"{dst} already exists; use --force to overwrite") from None
+    except OSError:  # no hard links here (some network or FAT file systems)
+        if os.path.lexists(dst):
+            raise AnszError(f"{dst} already exists; use --force to overwrite") from None
+        os.replace(tmp, dst)
+        return
+    os.unlink(tmp)
+
+
+def _fsync_directory(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _entropy_bits(counts) -> float:
+    import numpy as np
+
+    total = int(counts.sum())
+    if total == 0:
+        return 0.0
+    p = counts[counts > 0] / total
+    return float(-(p * np.log2(p)).sum()) + 0.0

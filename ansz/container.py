@@ -1,0 +1,662 @@
+"""The .ansz container: file header, chunk records, footer index and trailer.
+
+``docs/FORMAT.md`` specifies every byte; this module is its reference implementation. Layout::
+
+    File_Header (24) | Chunk_Record* | Index_Record | Trailer (32)
+    Chunk_Record = Record_Header (48) | payload | zero padding to a multiple of 8
+    Index_Record = Record_Header (48) | index JSON | zero padding to a multiple of 8
+
+Records follow the original file's order, so a reader on a pipe decodes front to back; the
+index and the fixed trailer at EOF let a reader with a seekable file find any chunk, and
+``info`` read only the trailer and the index.
+
+This layer knows records, chunks and the index, and hands chunk payloads to :mod:`ansz.codec`.
+It knows nothing of safetensors: a segment's name, dtype and shape are metadata it stores and
+type-checks but does not interpret.
+
+Every field read from a container is checked before it is used to index or allocate anything;
+the only exceptions raised for bad input are :class:`CorruptDataError` and
+:class:`UnsupportedError`, with one-line messages.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Callable, Iterator, NamedTuple
+
+import xxhash
+
+from .errors import CorruptDataError, UnsupportedError
+
+MAGIC = b"\x89ANSZ\r\n\x1a"
+TRAILER_MAGIC = MAGIC[::-1]
+FORMAT_VERSION = 1
+
+FILE_HEADER = struct.Struct("<8sHHIII")  # magic, version, flags, max_chunk_size, reserved, crc
+RECORD_HEADER = struct.Struct("<BBHIQIIQQII")  # see Record below; crc last
+TRAILER = struct.Struct("<QQII8s")  # index_offset, index_length, index_crc, trailer_crc, magic
+assert (FILE_HEADER.size, RECORD_HEADER.size, TRAILER.size) == (24, 48, 32)
+
+CHUNK = 1  #: record type of a chunk of the original file
+INDEX = 2  #: record type of the footer index (the last record)
+
+ALIGN = 8  #: payloads are zero-padded so that every record starts at a multiple of 8
+MAX_CHUNK_SIZE_LIMIT = 1 << 26  #: 64 MiB: the largest Max_Chunk_Size a v1 decoder accepts
+PAYLOAD_SLACK = 256  #: a chunk payload is at most Decoded_Length + 256 bytes
+MAX_INDEX_LENGTH = 1 << 30  #: index JSON is at most 1 GiB (and never longer than the file)
+MAX_JSON_INT = (1 << 53) - 1  #: sizes and offsets in the index (exact in every JSON reader)
+MAX_SHAPE_DIMS = 64
+MAX_DTYPE_CHARS = 64
+_U64 = (1 << 64) - 1
+
+#: Dtype codes (Record_Header.Dtype_Code) -> (codec dtype name, element width, code shift).
+#: The width and code shift pin the coding-pair layout of :mod:`ansz.pairs` that a v1 decoder
+#: applies; tests check the codec still agrees. New codes may be added without a version bump
+#: (an old decoder reports them as unsupported); an existing code never changes meaning.
+DTYPE_CODES: dict[int, tuple[str, int, int]] = {
+    0: ("BYTES", 1, 0),
+    1: ("BOOL", 1, 0),
+    2: ("U8", 1, 0),
+    3: ("I8", 1, 0),
+    4: ("F8_E4M3", 1, 0),
+    5: ("F8_E5M2", 1, 0),
+    6: ("F8_E8M0", 1, 0),
+    7: ("F16", 2, 8),
+    8: ("BF16", 2, 7),
+    9: ("F32", 4, 23),
+    10: ("F64", 8, 55),
+}
+_CODE_OF = {name: code for code, (name, _, _) in DTYPE_CODES.items()}
+BYTES = 0
+
+_INDEX_KEYS = frozenset({"format", "original_size", "sha256", "segments", "chunks"})
+_SEGMENT_KEYS = frozenset({"name", "dtype", "shape", "start", "end", "first_chunk", "chunk_count"})
+_SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
+_HASH_RE = re.compile(r"[0-9a-f]{16}\Z")
+_FORMAT_RE = re.compile(r"[a-z0-9_.-]{1,32}\Z")
+
+
+def pad8(n: int) -> int:
+    """n rounded up to a multiple of :data:`ALIGN`."""
+    return -(-n // ALIGN) * ALIGN
+
+
+def dtype_code_for(dtype: str | None) -> int:
+    """The code a chunk of ``dtype`` is coded with: its coding-pair layout's code, else BYTES.
+
+    Dtypes the codec codes as plain bytes (I32, U16, sub-byte types, ...) and codec layouts
+    this container version has no code for are coded as BYTES, which round-trips anything.
+    """
+    if dtype is None:
+        return BYTES
+    from .pairs import layout_for
+
+    return _CODE_OF.get(layout_for(dtype).name, BYTES)
+
+
+def content_hash(data) -> int:
+    """xxh3_64 (seed 0) of decoded bytes: the per-chunk checksum."""
+    return xxhash.xxh3_64_intdigest(data)
+
+
+def encode_payload(data, dtype_code: int) -> tuple[bytes, int]:
+    """Code one chunk of original bytes: ``(payload, content hash)``."""
+    from . import codec
+
+    return codec.encode_chunk(data, DTYPE_CODES[dtype_code][0]), content_hash(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixed structures
+
+
+@dataclass(frozen=True)
+class Record:
+    """A parsed, CRC-checked record header (docs/FORMAT.md, "Record_Header")."""
+
+    type: int
+    dtype_code: int
+    segment: int
+    original_offset: int
+    decoded_length: int
+    payload_length: int
+    content_hash: int
+    previous_hash: int
+    number: int
+
+    @property
+    def dtype(self) -> str:
+        return DTYPE_CODES[self.dtype_code][0]
+
+    @property
+    def size(self) -> int:
+        """Bytes the whole record takes: header, payload and padding."""
+        return RECORD_HEADER.size + pad8(self.payload_length)
+
+
+def pack_file_header(max_chunk_size: int) -> bytes:
+    head = FILE_HEADER.pack(MAGIC, FORMAT_VERSION, 0, max_chunk_size, 0, 0)[:-4]
+    return head + struct.pack("<I", zlib.crc32(head))
+
+
+def parse_file_header(buf) -> int:
+    """Check a file header (at least its first 24 bytes) and return Max_Chunk_Size."""
+    buf = bytes(buf[:FILE_HEADER.size])
+    if buf[:len(MAGIC)] != MAGIC[:len(buf)]:
+        raise CorruptDataError("not an ansz container (bad magic)")
+    if len(buf) < FILE_HEADER.size:
+        raise CorruptDataError(f"truncated: file header needs {FILE_HEADER.size} bytes, have {len(buf)}")
+    _, version, flags, max_chunk, reserved, crc = FILE_HEADER.unpack(buf)
+    if zlib.crc32(buf[:-4]) != crc:
+        raise CorruptDataError("file header is corrupt (checksum mismatch)")
+    if version != FORMAT_VERSION:
+        raise UnsupportedError(f"container format version {version} is not supported "
+                               f"(this ansz reads version {FORMAT_VERSION})")
+    if flags or reserved:
+        raise UnsupportedError(f"container uses reserved header flags {flags:#06x}/{reserved:#x}")
+    if max_chunk == 0:
+        raise CorruptDataError("file header declares a maximum chunk size of 0")
+    if max_chunk > MAX_CHUNK_SIZE_LIMIT:
+        raise UnsupportedError(f"container's maximum chunk size {max_chunk} exceeds the "
+                               f"{MAX_CHUNK_SIZE_LIMIT} this ansz accepts")
+    return max_chunk
+
+
+def pack_record(rtype: int, dtype_code: int, segment: int, original_offset: int,
+                decoded_length: int, payload_length: int, chash: int, previous_hash: int,
+                number: int) -> bytes:
+    head = RECORD_HEADER.pack(rtype, dtype_code, 0, segment, original_offset, decoded_length,
+                              payload_length, chash, previous_hash, number, 0)[:-4]
+    return head + struct.pack("<I", zlib.crc32(head))
+
+
+def parse_record_header(buf, max_chunk_size: int, where: str) -> Record:
+    """Check a 48-byte record header: CRC, type, reserved bits, dtype code and chunk limits.
+
+    Checks that need context (offsets, record numbers, hashes) are the caller's.
+    """
+    buf = bytes(buf)
+    if len(buf) < RECORD_HEADER.size:
+        raise CorruptDataError(f"truncated: {where} header needs {RECORD_HEADER.size} bytes, "
+                               f"have {len(buf)}")
+    (rtype, code, reserved, segment, offset, decoded, payload, chash, prev, number,
+     crc) = RECORD_HEADER.unpack(buf)
+    if zlib.crc32(buf[:-4]) != crc:
+        raise CorruptDataError(f"{where} header is corrupt (checksum mismatch)")
+    if rtype not in (CHUNK, INDEX):
+        raise CorruptDataError(f"{where} has unknown record type {rtype}")
+    if reserved:
+        raise UnsupportedError(f"{where} uses reserved bits {reserved:#06x}")
+    if code not in DTYPE_CODES:
+        raise UnsupportedError(f"{where} uses dtype code {code}, unknown to this ansz")
+    if rtype == CHUNK:
+        width = DTYPE_CODES[code][1]
+        if not 1 <= decoded <= max_chunk_size:
+            raise CorruptDataError(f"{where} decodes to {decoded} bytes, outside [1, {max_chunk_size}]")
+        if decoded % width:
+            raise CorruptDataError(f"{where}: {decoded} bytes are not whole {DTYPE_CODES[code][0]} elements")
+        if payload > decoded + PAYLOAD_SLACK:
+            raise CorruptDataError(f"{where} payload of {payload} bytes is too long for {decoded} "
+                                   "decoded bytes")
+    elif code != BYTES or segment != 0 or decoded != payload or payload > MAX_INDEX_LENGTH:
+        raise CorruptDataError(f"{where}: index record header fields are inconsistent")
+    return Record(rtype, code, segment, offset, decoded, payload, chash, prev, number)
+
+
+def pack_trailer(index_offset: int, index_length: int, index_crc: int) -> bytes:
+    head = TRAILER.pack(index_offset, index_length, index_crc, 0, TRAILER_MAGIC)[:20]
+    return head + struct.pack("<I", zlib.crc32(head)) + TRAILER_MAGIC
+
+
+def parse_trailer(buf, trailer_offset: int) -> tuple[int, int, int]:
+    """Check the trailer found at ``trailer_offset``: ``(index_offset, index_length, crc)``."""
+    buf = bytes(buf)
+    if len(buf) != TRAILER.size or buf[-8:] != TRAILER_MAGIC:
+        raise CorruptDataError("truncated or damaged: no ansz trailer at the end of the file")
+    index_offset, index_length, index_crc, crc, _ = TRAILER.unpack(buf)
+    if zlib.crc32(buf[:20]) != crc:
+        raise CorruptDataError("trailer is corrupt (checksum mismatch)")
+    if (index_offset < FILE_HEADER.size or index_length > MAX_INDEX_LENGTH
+            or index_offset + RECORD_HEADER.size + pad8(index_length) != trailer_offset):
+        raise CorruptDataError("trailer's index position is inconsistent with the file length")
+    return index_offset, index_length, index_crc
+
+
+def _check_padding(buf, where: str) -> None:
+    if any(bytes(buf)):
+        raise CorruptDataError(f"{where}: padding bytes are not zero")
+
+
+# ---------------------------------------------------------------------------------------------
+# The index
+
+
+class ChunkEntry(NamedTuple):
+    """One chunk in the index: where its record is and what it decodes to."""
+
+    offset: int  #: container offset of its record header
+    original_offset: int
+    decoded_length: int
+    payload_length: int
+    content_hash: int
+
+
+@dataclass
+class Segment:
+    """A contiguous range of the original file and the chunks coding it.
+
+    ``name``/``dtype``/``shape`` are metadata (``None`` for opaque bytes); the container stores
+    and type-checks them, but only the record's dtype code decides how a chunk is decoded.
+    """
+
+    name: str | None
+    dtype: str | None
+    shape: tuple[int, ...] | None
+    start: int
+    end: int
+    first_chunk: int = 0
+    chunk_count: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.start
+
+
+@dataclass
+class Index:
+    format: str
+    original_size: int
+    sha256: str
+    segments: list[Segment]
+    chunks: list[ChunkEntry]
+
+    def chunk_segments(self) -> list[int]:
+        """Segment number of every chunk."""
+        out = []
+        for i, seg in enumerate(self.segments):
+            out.extend([i] * seg.chunk_count)
+        return out
+
+    def to_json(self) -> bytes:
+        obj = {
+            "format": self.format,
+            "original_size": self.original_size,
+            "sha256": self.sha256,
+            "segments": [{"name": s.name, "dtype": s.dtype,
+                          "shape": None if s.shape is None else list(s.shape),
+                          "start": s.start, "end": s.end, "first_chunk": s.first_chunk,
+                          "chunk_count": s.chunk_count} for s in self.segments],
+            "chunks": [[c.offset, c.original_offset, c.decoded_length, c.payload_length,
+                        f"{c.content_hash:016x}"] for c in self.chunks],
+        }
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def parse_index(payload, *, max_chunk_size: int, index_offset: int) -> Index:
+    """Parse and validate the index JSON of a container whose index record is at ``index_offset``.
+
+    Checks every type and range, that chunk records tile ``[24, index_offset)`` and the chunks
+    tile ``[0, original_size)``, and that the segments partition both. The JSON text is already
+    bounded by the file length; nothing is allocated from its numbers.
+    """
+    try:
+        obj = json.loads(bytes(payload).decode("utf-8"), object_pairs_hook=_no_duplicates,
+                         parse_constant=_no_constant)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, huge ints
+        raise CorruptDataError(f"index is not valid JSON ({_short(e)})") from None
+    if not isinstance(obj, dict) or obj.keys() != _INDEX_KEYS:
+        raise CorruptDataError("index JSON lacks or adds top-level keys")
+    fmt, size, sha = obj["format"], obj["original_size"], obj["sha256"]
+    if not (isinstance(fmt, str) and _FORMAT_RE.match(fmt)):
+        raise CorruptDataError("index: bad format label")
+    _check_int(size, "index: original_size")
+    if not (isinstance(sha, str) and _SHA256_RE.match(sha)):
+        raise CorruptDataError("index: sha256 must be 64 lowercase hex digits")
+    chunks = _parse_chunks(obj["chunks"], max_chunk_size, index_offset, size)
+    segments = _parse_segments(obj["segments"], chunks, size)
+    return Index(fmt, size, sha, segments, chunks)
+
+
+def _parse_chunks(raw: Any, max_chunk_size: int, index_offset: int, size: int) -> list[ChunkEntry]:
+    if not isinstance(raw, list):
+        raise CorruptDataError("index: chunks must be a list")
+    out = []
+    offset, original = FILE_HEADER.size, 0
+    for i, c in enumerate(raw):
+        if not (isinstance(c, list) and len(c) == 5 and isinstance(c[4], str)
+                and _HASH_RE.match(c[4])):
+            raise CorruptDataError(f"index: chunk {i} is malformed")
+        for v in c[:4]:
+            _check_int(v, f"index: chunk {i}")
+        entry = ChunkEntry(c[0], c[1], c[2], c[3], int(c[4], 16))
+        if entry.offset != offset or entry.original_offset != original:
+            raise CorruptDataError(f"index: chunk {i} is not contiguous with chunk {i - 1}")
+        if not 1 <= entry.decoded_length <= max_chunk_size:
+            raise CorruptDataError(f"index: chunk {i} length {entry.decoded_length} is outside "
+                                   f"[1, {max_chunk_size}]")
+        if entry.payload_length > entry.decoded_length + PAYLOAD_SLACK:
+            raise CorruptDataError(f"index: chunk {i} payload is too long")
+        offset += RECORD_HEADER.size + pad8(entry.payload_length)
+        original += entry.decoded_length
+        if offset > index_offset or original > size:
+            raise CorruptDataError(f"index: chunk {i} lies past the end of the data")
+        out.append(entry)
+    if offset != index_offset:
+        raise CorruptDataError("index: chunk records do not reach the index record")
+    if original != size:
+        raise CorruptDataError(f"index: chunks cover {original} bytes, original_size is {size}")
+    return out
+
+
+def _parse_segments(raw: Any, chunks: list[ChunkEntry], size: int) -> list[Segment]:
+    if not isinstance(raw, list):
+        raise CorruptDataError("index: segments must be a list")
+    out = []
+    pos = 0  # end of the last non-empty segment
+    next_chunk = 0
+    for i, s in enumerate(raw):
+        where = f"index: segment {i}"
+        if not isinstance(s, dict) or s.keys() != _SEGMENT_KEYS:
+            raise CorruptDataError(f"{where} is malformed")
+        name, dtype, shape = s["name"], s["dtype"], s["shape"]
+        if name is not None and not isinstance(name, str):
+            raise CorruptDataError(f"{where}: name must be a string or null")
+        if dtype is not None and not (isinstance(dtype, str) and 0 < len(dtype) <= MAX_DTYPE_CHARS):
+            raise CorruptDataError(f"{where}: bad dtype")
+        if shape is not None and not (isinstance(shape, list) and len(shape) <= MAX_SHAPE_DIMS
+                                      and all(type(d) is int and 0 <= d <= _U64 for d in shape)):
+            raise CorruptDataError(f"{where}: bad shape")
+        for key in ("start", "end", "first_chunk", "chunk_count"):
+            _check_int(s[key], f"{where}: {key}")
+        start, end, first, count = s["start"], s["end"], s["first_chunk"], s["chunk_count"]
+        if first != next_chunk or count > len(chunks) - first:
+            raise CorruptDataError(f"{where}: chunk range is inconsistent")
+        if start == end:  # empty segments carry no bytes and no chunks, and may sit anywhere
+            if count or end > size:
+                raise CorruptDataError(f"{where}: empty segment is inconsistent")
+        else:
+            if start != pos or end < start or end > size or count == 0:
+                raise CorruptDataError(f"{where}: range [{start}, {end}) is not contiguous")
+            last = chunks[first + count - 1]
+            if (chunks[first].original_offset != start
+                    or last.original_offset + last.decoded_length != end):
+                raise CorruptDataError(f"{where}: its chunks do not cover [{start}, {end})")
+            pos = end
+        next_chunk = first + count
+        out.append(Segment(name, dtype, None if shape is None else tuple(shape), start, end,
+                           first, count))
+    if pos != size or next_chunk != len(chunks):
+        raise CorruptDataError("index: segments do not cover the file")
+    return out
+
+
+def _check_int(v: Any, where: str) -> None:
+    if type(v) is not int or not 0 <= v <= MAX_JSON_INT:
+        raise CorruptDataError(f"{where} must be an integer in [0, 2**53)")
+
+
+def _no_duplicates(pairs):
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise CorruptDataError("index JSON repeats a key")
+    return obj
+
+
+def _no_constant(name):
+    raise CorruptDataError(f"index JSON contains {name}")
+
+
+def _short(e: Exception) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+class ContainerWriter:
+    """Append a container to a binary file object (which may be a pipe: only ``write`` is used).
+
+    Call :meth:`add_chunk` for each chunk in original-file order, then :meth:`finish`.
+    """
+
+    def __init__(self, fh: BinaryIO, max_chunk_size: int):
+        if not 1 <= max_chunk_size <= MAX_CHUNK_SIZE_LIMIT:
+            raise ValueError(f"max_chunk_size must be in [1, {MAX_CHUNK_SIZE_LIMIT}]")
+        self._fh = fh
+        self.max_chunk_size = max_chunk_size
+        self.offset = 0  #: bytes written so far
+        self.original_size = 0  #: original bytes covered by the chunks so far
+        self.chunks: list[ChunkEntry] = []
+        self._segments: list[int] = []
+        self._write(pack_file_header(max_chunk_size))
+
+    def add_chunk(self, segment: int, dtype_code: int, payload: bytes, decoded_length: int,
+                  chash: int) -> None:
+        if self._segments and segment < self._segments[-1]:
+            raise ValueError("chunks must come in segment order")
+        width = DTYPE_CODES[dtype_code][1]
+        if (not 1 <= decoded_length <= self.max_chunk_size or decoded_length % width
+                or len(payload) > decoded_length + PAYLOAD_SLACK):
+            raise ValueError("chunk sizes break the container's limits")
+        previous = self.chunks[-1].content_hash if self.chunks else 0
+        entry = ChunkEntry(self.offset, self.original_size, decoded_length, len(payload), chash)
+        self._write(pack_record(CHUNK, dtype_code, segment, self.original_size, decoded_length,
+                                len(payload), chash, previous, len(self.chunks)))
+        self._write(payload)
+        self._write(bytes(pad8(len(payload)) - len(payload)))
+        self.chunks.append(entry)
+        self._segments.append(segment)
+        self.original_size += decoded_length
+
+    def finish(self, segments: list[Segment], *, fmt: str, sha256: str) -> int:
+        """Write the index and trailer; ``segments`` get their chunk ranges filled in here.
+
+        Returns the container's total size. The index is validated with the reader's own
+        checks before it is written, so a writer bug cannot produce an unreadable file.
+        """
+        counts: dict[int, int] = {}
+        for s in self._segments:
+            counts[s] = counts.get(s, 0) + 1
+        first = 0
+        for i, seg in enumerate(segments):
+            seg.first_chunk, seg.chunk_count = first, counts.pop(i, 0)
+            first += seg.chunk_count
+        if counts:
+            raise ValueError("chunks refer to segments that were not given")
+        index = Index(fmt, self.original_size, sha256, segments, self.chunks)
+        body = index.to_json()
+        index_offset = self.offset
+        parse_index(body, max_chunk_size=self.max_chunk_size, index_offset=index_offset)
+        previous = self.chunks[-1].content_hash if self.chunks else 0
+        self._write(pack_record(INDEX, BYTES, 0, self.original_size, len(body), len(body),
+                                content_hash(body), previous, len(self.chunks)))
+        self._write(body)
+        self._write(bytes(pad8(len(body)) - len(body)))
+        self._write(pack_trailer(index_offset, len(body), zlib.crc32(body)))
+        return self.offset
+
+    def _write(self, data) -> None:
+        view = memoryview(data).cast("B")
+        while view:
+            n = self._fh.write(view)
+            if n is None:  # a non-blocking raw stream that took nothing; should not happen
+                raise OSError("output stream accepted no data")
+            view = view[n:]
+            self.offset += n
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a seekable container
+
+
+class ContainerFile:
+    """A container with random access: header, trailer and index are validated on creation.
+
+    ``read_at(offset, length)`` returns up to ``length`` bytes at ``offset`` (a memoryview of an
+    mmap, or ``os.pread``); ``size`` is the container's length. Only the header, trailer and
+    index are read here; :meth:`chunk` reads one chunk record and checks it against the index.
+    """
+
+    def __init__(self, read_at: Callable[[int, int], Any], size: int):
+        self._read_at = read_at
+        self.size = size
+        self.max_chunk_size = parse_file_header(read_at(0, min(size, FILE_HEADER.size)))
+        if size < FILE_HEADER.size + RECORD_HEADER.size + TRAILER.size:
+            raise CorruptDataError(f"truncated: a container is at least "
+                                   f"{FILE_HEADER.size + RECORD_HEADER.size + TRAILER.size} bytes")
+        trailer_offset = size - TRAILER.size
+        index_offset, index_length, index_crc = parse_trailer(
+            read_at(trailer_offset, TRAILER.size), trailer_offset)
+        rec = parse_record_header(read_at(index_offset, RECORD_HEADER.size),
+                                  self.max_chunk_size, "index record")
+        if rec.type != INDEX or rec.payload_length != index_length:
+            raise CorruptDataError("trailer does not point at the index record")
+        body_at = index_offset + RECORD_HEADER.size
+        body = bytes(read_at(body_at, index_length))
+        _check_padding(read_at(body_at + index_length, pad8(index_length) - index_length),
+                       "index record")
+        if zlib.crc32(body) != index_crc or content_hash(body) != rec.content_hash:
+            raise CorruptDataError("index is corrupt (checksum mismatch)")
+        self.index = parse_index(body, max_chunk_size=self.max_chunk_size,
+                                 index_offset=index_offset)
+        chunks = self.index.chunks
+        if (rec.number != len(chunks) or rec.original_offset != self.index.original_size
+                or rec.previous_hash != (chunks[-1].content_hash if chunks else 0)):
+            raise CorruptDataError("index record header disagrees with the index")
+        self.segment_of = self.index.chunk_segments()
+
+    def chunk(self, i: int) -> tuple[Record, Any]:
+        """Chunk ``i``'s checked record header and its payload (as returned by ``read_at``)."""
+        entry = self.index.chunks[i]
+        where = f"chunk {i}"
+        rec = parse_record_header(self._read_at(entry.offset, RECORD_HEADER.size),
+                                  self.max_chunk_size, where)
+        previous = self.index.chunks[i - 1].content_hash if i else 0
+        if (rec.type != CHUNK or rec.number != i or rec.segment != self.segment_of[i]
+                or rec.original_offset != entry.original_offset
+                or rec.decoded_length != entry.decoded_length
+                or rec.payload_length != entry.payload_length
+                or rec.content_hash != entry.content_hash or rec.previous_hash != previous):
+            raise CorruptDataError(f"{where}: record header disagrees with the index")
+        at = entry.offset + RECORD_HEADER.size
+        _check_padding(self._read_at(at + rec.payload_length,
+                                     pad8(rec.payload_length) - rec.payload_length), where)
+        return rec, self._read_at(at, rec.payload_length)
+
+
+def decode_record(rec: Record, payload, out=None):
+    """Decode a chunk payload and check its content hash; returns a uint8 numpy array."""
+    from . import codec
+
+    data = codec.decode_chunk(payload, rec.dtype, rec.decoded_length, out)
+    if content_hash(data) != rec.content_hash:
+        raise CorruptDataError(f"chunk {rec.number}: content checksum mismatch")
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a stream
+
+
+class StreamReader:
+    """Read a container front to back from a file object (a pipe is fine: only reads).
+
+    :meth:`records` yields each chunk's checked record and payload; when it is exhausted the
+    index, the trailer and the end of the stream have been checked against everything seen,
+    and :attr:`index` is set. Memory is bounded by the declared maximum chunk size, except the
+    index, which is read in pieces and so costs only the bytes actually present.
+    """
+
+    _PIECE = 1 << 20
+
+    def __init__(self, fh: BinaryIO):
+        self._fh = fh
+        self.offset = 0
+        self.max_chunk_size = parse_file_header(self._read(FILE_HEADER.size, "file header",
+                                                           exact=False))
+        self.index: Index | None = None
+
+    def records(self) -> Iterator[tuple[Record, memoryview]]:
+        import numpy as np
+
+        seen: list[ChunkEntry] = []
+        segments: list[int] = []
+        previous, original = 0, 0
+        while True:
+            where = f"chunk {len(seen)}"
+            record_offset = self.offset
+            rec = parse_record_header(self._read(RECORD_HEADER.size, f"{where} header"),
+                                      self.max_chunk_size, where)
+            if rec.number != len(seen) or rec.previous_hash != previous:
+                raise CorruptDataError(f"{where}: record is out of sequence")
+            if rec.type == INDEX:
+                break
+            if rec.original_offset != original or (segments and rec.segment < segments[-1]):
+                raise CorruptDataError(f"{where}: record is out of sequence")
+            padded = pad8(rec.payload_length)
+            buf = np.empty(padded, np.uint8)  # bounded: payload <= max chunk size + slack
+            self._readinto(memoryview(buf), f"{where} payload")
+            _check_padding(buf[rec.payload_length:], where)
+            yield rec, memoryview(buf)[:rec.payload_length]
+            seen.append(ChunkEntry(record_offset, original, rec.decoded_length,
+                                   rec.payload_length, rec.content_hash))
+            segments.append(rec.segment)
+            previous, original = rec.content_hash, original + rec.decoded_length
+        self._finish(rec, record_offset, seen, segments)
+
+    def _finish(self, rec: Record, index_offset: int, seen: list[ChunkEntry],
+                segments: list[int]) -> None:
+        length = rec.payload_length
+        pieces = []
+        while length:
+            n = min(length, self._PIECE)
+            pieces.append(self._read(n, "index"))
+            length -= n
+        body = b"".join(pieces)
+        _check_padding(self._read(pad8(rec.payload_length) - rec.payload_length, "index"),
+                       "index record")
+        if content_hash(body) != rec.content_hash:
+            raise CorruptDataError("index is corrupt (checksum mismatch)")
+        index = parse_index(body, max_chunk_size=self.max_chunk_size, index_offset=index_offset)
+        if (index.chunks != seen or index.chunk_segments() != segments
+                or rec.original_offset != index.original_size):
+            raise CorruptDataError("index disagrees with the chunk records")
+        trailer_offset = self.offset
+        got = parse_trailer(self._read(TRAILER.size, "trailer"), trailer_offset)
+        if got != (index_offset, rec.payload_length, zlib.crc32(body)):
+            raise CorruptDataError("trailer disagrees with the index record")
+        if self._fh.read(1):
+            raise CorruptDataError("unexpected data after the container's trailer")
+        self.index = index
+
+    def _read(self, n: int, what: str, exact: bool = True) -> bytes:
+        buf = bytearray(n)
+        got = self._readinto(memoryview(buf), what, exact)
+        return bytes(buf[:got])
+
+    def _readinto(self, view: memoryview, what: str, exact: bool = True) -> int:
+        got = 0
+        while got < len(view):
+            n = _readinto(self._fh, view[got:])
+            if not n:
+                break
+            got += n
+        self.offset += got
+        if exact and got < len(view):
+            raise CorruptDataError(f"truncated: the stream ends inside the {what}")
+        return got
+
+
+def _readinto(fh: BinaryIO, view: memoryview) -> int:
+    readinto = getattr(fh, "readinto", None)
+    if readinto is not None:
+        return readinto(view) or 0
+    data = fh.read(len(view))
+    view[:len(data)] = data
+    return len(data)
