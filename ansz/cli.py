@@ -114,11 +114,19 @@ def _operands(ctx: click.Context, values: list[str]) -> list[Operand]:
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]?)(i?b?)\s*$", re.IGNORECASE)
 
 
+#: --chunk-size range; equal to ansz.api.MIN_CHUNK_SIZE/MAX_CHUNK_SIZE (a test checks), copied
+#: here so that a bad value is a usage error without importing the API (numpy) first.
+MIN_CHUNK_SIZE, MAX_CHUNK_SIZE = 1 << 10, 64 << 20
+
+
 class _Size(click.ParamType):
     """A byte count: ``65536``, ``64K``, ``4M``, ``4MiB``, ``1G``. As in zstd, K/M/G are powers
-    of 1024 whether or not the ``i`` is written."""
+    of 1024 whether or not the ``i`` is written. ``low``/``high`` bound it (inclusive)."""
 
     name = "SIZE"
+
+    def __init__(self, low: int = 1, high: int | None = None) -> None:
+        self.low, self.high = low, high
 
     def convert(self, value: Any, param: Any, ctx: Any) -> int:
         if isinstance(value, int):
@@ -127,8 +135,9 @@ class _Size(click.ParamType):
         if not m or (m.group(3) and not m.group(2) and m.group(3).lower() != "b"):
             self.fail(f"{value!r} is not a size (examples: 1048576, 512K, 4M, 4MiB)", param, ctx)
         n = int(m.group(1)) << (10 * " kmg".index(m.group(2).lower() or " "))
-        if n <= 0:
-            self.fail(f"{value!r}: size must be positive", param, ctx)
+        if n < self.low or (self.high is not None and n > self.high):
+            hi = f" to {_binary_size(self.high)}" if self.high is not None else " or more"
+            self.fail(f"{value!r}: size must be {_binary_size(self.low)}{hi}", param, ctx)
         return n
 
 
@@ -166,8 +175,9 @@ def _codec_options(compress: bool) -> Callable[[Callable], Callable]:
         ]
         if compress:
             opts.append(click.option(
-                "--chunk-size", type=_Size(), default=None, metavar="SIZE",
-                help="Bytes of input per independently coded chunk (e.g. 1M, 4MiB)."))
+                "--chunk-size", type=_Size(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE), default=None, metavar="SIZE",
+                help="Bytes of input per independently coded chunk, 1K to 64M "
+                     "(default 4M)."))
         opts += [
             click.option("--progress/--no-progress", default=None,
                          help="Force or forbid the progress bar (default: only if stderr "
@@ -244,7 +254,7 @@ class _Reporter:
         except _Skip as e:
             self.error(name, str(e))
         except AnszError as e:
-            self.error(name, _one_line(str(e)) or type(e).__name__)
+            self.error(name, _without_name(_one_line(str(e)), name) or type(e).__name__)
         except OSError as e:
             self.error(e.filename if e.filename is not None else name, _os_message(e))
         except MemoryError:
@@ -254,6 +264,15 @@ class _Reporter:
                 raise
             self.error(name, f"internal error: {type(e).__name__}: {_one_line(str(e))} "
                              "(set ANSZ_DEBUG=1 for a traceback, and please report it)")
+
+
+def _without_name(msg: str, name: Operand) -> str:
+    """"ansz: x: x is a container" reads badly: drop a leading repeat of the file name."""
+    name = str(name)
+    for sep in (": ", " "):
+        if msg.startswith(name + sep):
+            return msg[len(name) + len(sep):]
+    return msg
 
 
 def _one_line(msg: str) -> str:
@@ -343,17 +362,6 @@ def _check_output(src: Operand, dst: str, force: bool, rep: _Reporter) -> bool:
     raise _Skip(f"{dst} already exists (use -f to overwrite)")
 
 
-def _copy_metadata(st: os.stat_result | None, dst: str) -> None:
-    """Give the output the input's permission bits and times, as gzip/zstd/xz do."""
-    if st is None:
-        return
-    try:
-        os.chmod(dst, stat.S_IMODE(st.st_mode))
-        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
-    except OSError:
-        pass
-
-
 def _default_mode() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -372,6 +380,8 @@ def _atomic_output(dst: str, overwrite: bool) -> Iterator[BinaryIO]:
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
         if not overwrite and os.path.lexists(dst):
             raise FileExistsError(errno.EEXIST, "already exists (use -f to overwrite)", dst)
         os.chmod(tmp, _default_mode())
@@ -535,7 +545,7 @@ class _Job:
         kw: dict[str, Any] = {"threads": self.threads}
         if self.compressing:
             kw["chunk_size"] = self.chunk_size
-        total = st.st_size if st is not None else None
+        total = self.progress_total(api, src, st) if rep.show_progress() else None
         label = os.path.basename(src) if src is not STDIN else str(src)
         with rep.progress_bar(label, total) as cb:
             kw["progress"] = cb
@@ -546,11 +556,20 @@ class _Job:
                 stream = api.compress_stream if self.compressing else api.decompress_stream
                 with _open_input(src) as ifh, _open_output(dst, replace) as ofh:
                     report = stream(ifh, ofh, **kw)
-        if dst is not STDOUT:
-            _copy_metadata(st, dst)
         self.summary(src, dst, report)
         if self.remove:
             _remove_source(src, dst, rep)
+
+    def progress_total(self, api: Any, src: Operand, st: os.stat_result | None) -> int | None:
+        """The API reports progress in original (uncompressed) bytes."""
+        if st is None:
+            return None
+        if self.compressing:
+            return st.st_size
+        try:
+            return api.read_info(src).original_size  # footer only; cheap
+        except (AnszError, OSError):
+            return None  # decompression will report the problem
 
     def summary(self, src: Operand, dst: Operand, report: Any) -> None:
         level = 3 if dst is STDOUT else 2
@@ -612,8 +631,9 @@ def verify(ctx: click.Context, file: str, original: str | None, threads: int, as
         if original is not None:
             _check_input(original)
         r = _api().verify_file(file, original, threads=threads or None)
-        result.update(ok=bool(r.ok), original_size=r.original_size, sha256=r.sha256,
-                      first_bad=r.first_bad, message=r.message)
+        known = bool(r.sha256)  # "" when the container's index is unreadable
+        result.update(ok=bool(r.ok), original_size=r.original_size if known else None,
+                      sha256=r.sha256 or None, first_bad=r.first_bad, message=r.message)
 
     rep.run(file, work)
     if rep.failed:  # could not even run (missing file, not a container...)
@@ -768,6 +788,19 @@ def info_json(ci: Any) -> dict[str, Any]:
         "segment_count": len(ci.segments),
         "chunk_count": ci.chunk_count,
         "chunk_size": ci.chunk_size,
+        "segments": [
+            {
+                "name": seg.get("name"),
+                "dtype": seg.get("dtype"),
+                "shape": list(seg["shape"]) if seg.get("shape") is not None else None,
+                "start": seg.get("start"),
+                "end": seg.get("end"),
+                "nbytes": seg.get("nbytes"),
+                "chunk_count": seg.get("chunk_count"),
+                "compressed_size": seg.get("compressed_size"),
+            }
+            for seg in ci.segments
+        ],
     }
 
 

@@ -161,6 +161,8 @@ def test_console_script_and_python_m():
     ["compress", "-T", "many", "x"],
     ["compress", "--chunk-size", "4Q", "x"],
     ["compress", "--chunk-size", "0", "x"],
+    ["compress", "--chunk-size", "512", "x"],
+    ["compress", "--chunk-size", "65M", "x"],
     ["compress", "-o", "out", "a", "b"],
     ["compress", "-c", "a", "b"],
     ["compress", "-c", "-o", "out", "a"],
@@ -200,6 +202,13 @@ def test_size_parser_rejects(text):
 
     with pytest.raises(click.BadParameter):
         _Size().convert(text, None, None)
+
+
+def test_chunk_size_bounds_match_the_api(api):
+    from ansz import cli as cli_module
+
+    assert (cli_module.MIN_CHUNK_SIZE, cli_module.MAX_CHUNK_SIZE) == \
+        (api.MIN_CHUNK_SIZE, api.MAX_CHUNK_SIZE)
 
 
 def test_human_size():
@@ -563,8 +572,10 @@ def test_bad_containers_one_line_no_traceback(damage, tmp_path, api):
                         "empty": b"", "middle": blob}[damage])
     if damage == "middle":
         _corrupt_middle(packed)
-    for args in (["decompress", "-f", packed], ["decompress", "-c", packed],
-                 ["info", packed], ["verify", packed]):
+    checks = [["decompress", "-f", packed], ["decompress", "-c", packed], ["verify", packed]]
+    if damage != "middle":  # info reads only the header, trailer and index
+        checks.append(["info", packed])
+    for args in checks:
         r = invoke(args)
         assert r.exit_code == 1, (args, r.stderr)
         if args[0] != "verify" or error_lines(r.stderr):
@@ -585,7 +596,7 @@ def test_info_json_and_text(tmp_path, api):
     docs = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(docs) == 2
     keys = {"path", "format_version", "format", "original_size", "compressed_size", "ratio",
-            "sha256", "segment_count", "chunk_count", "chunk_size"}
+            "sha256", "segment_count", "chunk_count", "chunk_size", "segments"}
     assert all(set(d) == keys for d in docs)
     d = docs[0]
     assert d["format"] == "safetensors" and docs[1]["format"] == "bytes"
@@ -593,6 +604,13 @@ def test_info_json_and_text(tmp_path, api):
     assert d["compressed_size"] == packed.stat().st_size
     assert d["sha256"] == sha(src) and d["chunk_count"] >= 1 and d["segment_count"] >= 1
     assert d["ratio"] == pytest.approx(d["compressed_size"] / d["original_size"])
+    seg_keys = {"name", "dtype", "shape", "start", "end", "nbytes", "chunk_count",
+                "compressed_size"}
+    assert all(set(seg) == seg_keys for seg in d["segments"])
+    named = {seg["name"]: seg for seg in d["segments"] if seg["name"] is not None}
+    assert named["embed.weight"]["dtype"] == "BF16" and named["embed.weight"]["shape"] == [96, 64]
+    assert sum(seg["nbytes"] for seg in d["segments"]) == d["original_size"]
+    assert len(d["segments"]) == d["segment_count"]
     r = invoke(["info", packed])
     assert r.exit_code == 0 and sha(src) in r.stdout and "format version" in r.stdout
     r = invoke(["info", packed, tmp_path / "missing.ansz"])
@@ -630,6 +648,9 @@ def test_stats_json_and_table(tmp_path, api):
     r = invoke(["stats", "--json", make_bytes(tmp_path / "b.bin")])
     assert r.exit_code == 0 and json.loads(r.stdout)["format"] == "bytes"
     r = invoke(["stats", tmp_path / "missing"])
+    assert r.exit_code == 1 and len(error_lines(r.stderr)) == 1
+    invoke(["compress", "-q", src])
+    r = invoke(["stats", str(src) + ".ansz"])  # a container: use info
     assert r.exit_code == 1 and len(error_lines(r.stderr)) == 1
 
 
