@@ -28,6 +28,7 @@ import os
 import re
 import stat
 import sys
+import time
 from contextlib import contextmanager
 from typing import Any, BinaryIO, Callable, Iterator, Union
 
@@ -40,6 +41,9 @@ SUFFIX = ".ansz"
 
 #: Exit statuses (documented in man/ansz.1, EXIT STATUS).
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+#: Seconds of work before the progress bar appears (issue 7: "operations longer than ~1 s").
+PROGRESS_DELAY = 1.0
 
 
 class _StdioMark:
@@ -233,17 +237,31 @@ class _Reporter:
         from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
                                    TimeRemainingColumn, TransferSpeedColumn)
 
+        forced = bool(self.progress)
         console = Console(file=click.get_text_stream("stderr"),
-                          force_terminal=True if self.progress else None)
+                          force_terminal=True if forced else None)
         columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                    TransferSpeedColumn(), TimeRemainingColumn()]
-        with Progress(*columns, console=console, transient=True) as bar:
-            task = bar.add_task(label, total=total)
+        bar = Progress(*columns, console=console, transient=True)
+        task = bar.add_task(label, total=total)
+        begun = time.monotonic()
+        shown = False
 
-            def update(done: int) -> None:
-                bar.update(task, completed=done)
+        def update(done: int) -> None:
+            nonlocal shown
+            bar.update(task, completed=done)
+            if not shown and time.monotonic() - begun >= PROGRESS_DELAY:
+                bar.start()  # only for work that lasts: no flicker for small files
+                shown = True
 
+        if forced:
+            bar.start()
+            shown = True
+        try:
             yield update
+        finally:
+            if shown:
+                bar.stop()
 
     def run(self, name: Operand, fn: Callable[[], None]) -> None:
         """Run one input's work; report its failure and carry on with the next input."""
