@@ -393,8 +393,11 @@ def _atomic_output(dst: str, overwrite: bool) -> Iterator[BinaryIO]:
     import tempfile
 
     directory = os.path.dirname(os.path.abspath(dst))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dst) + ".", suffix=".tmp",
-                               dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dst) + ".", suffix=".tmp",
+                                   dir=directory)
+    except OSError as e:  # name the file the user asked for, not our temporary one
+        raise OSError(e.errno, e.strerror, dst) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
@@ -565,9 +568,12 @@ class _Job:
             kw["chunk_size"] = self.chunk_size
         total = self.progress_total(api, src, st) if rep.show_progress() else None
         label = os.path.basename(src) if src is not STDIN else str(src)
+        # The *_file functions map the input; a pipe or device (``<(cmd)``, /dev/stdin) has no
+        # size to map and must be read as a stream.
+        regular = st is not None and stat.S_ISREG(st.st_mode)
         with rep.progress_bar(label, total) as cb:
             kw["progress"] = cb
-            if src is not STDIN and dst is not STDOUT:
+            if regular and dst is not STDOUT:
                 fn = api.compress_file if self.compressing else api.decompress_file
                 report = fn(src, dst, overwrite=replace, **kw)
             else:
@@ -575,12 +581,12 @@ class _Job:
                 with _open_input(src) as ifh, _open_output(dst, replace) as ofh:
                     report = stream(ifh, ofh, **kw)
         self.summary(src, dst, report)
-        if self.remove:
+        if self.remove and regular:
             _remove_source(src, dst, rep)
 
     def progress_total(self, api: Any, src: Operand, st: os.stat_result | None) -> int | None:
         """The API reports progress in original (uncompressed) bytes."""
-        if st is None:
+        if st is None or not stat.S_ISREG(st.st_mode):
             return None
         if self.compressing:
             return st.st_size

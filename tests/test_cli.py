@@ -428,6 +428,37 @@ def test_file_named_dash_after_double_dash(tmp_path, monkeypatch, api):
     assert Path("--").exists()
 
 
+def _feed_fifo(path: Path, data: bytes):
+    import threading
+
+    os.mkfifo(path)
+
+    def write():
+        with open(path, "wb") as fh:
+            fh.write(data)
+
+    t = threading.Thread(target=write, daemon=True)
+    t.start()
+    return t
+
+
+def test_named_pipe_input_is_read_as_a_stream(tmp_path, api):
+    """``ansz compress -o x.ansz <(cmd)``: a pipe has no size to map; it must not come out as
+    an empty container."""
+    data = make_model(tmp_path / "m.safetensors", "mixed").read_bytes()
+    t = _feed_fifo(tmp_path / "fifo", data)
+    r = invoke(["compress", "--rm", "-o", tmp_path / "x.ansz", tmp_path / "fifo"])
+    t.join(10)
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "fifo").exists()  # --rm never removes what is not a regular file
+    os.unlink(tmp_path / "fifo")
+    t = _feed_fifo(tmp_path / "fifo", (tmp_path / "x.ansz").read_bytes())
+    r = invoke(["decompress", "-o", tmp_path / "y", tmp_path / "fifo"])
+    t.join(10)
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "y").read_bytes() == data
+
+
 def test_multiple_files_one_missing(tmp_path, api):
     a = make_bytes(tmp_path / "a.bin", seed=1)
     b = make_model(tmp_path / "b.safetensors", "f32")
