@@ -554,7 +554,10 @@ def decode_record(rec: Record, payload, out=None):
     """Decode a chunk payload and check its content hash; returns a uint8 numpy array."""
     from . import codec
 
-    data = codec.decode_chunk(payload, rec.dtype, rec.decoded_length, out)
+    try:
+        data = codec.decode_chunk(payload, rec.dtype, rec.decoded_length, out)
+    except CorruptDataError as e:
+        raise CorruptDataError(f"chunk {rec.number}: {e}") from None
     if content_hash(data) != rec.content_hash:
         raise CorruptDataError(f"chunk {rec.number}: content checksum mismatch")
     return data
