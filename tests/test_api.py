@@ -1,0 +1,496 @@
+"""ansz.api end to end: round trips for every dtype and odd files, streams, threads, atomic and
+refused writes, verify, info and stats. Small chunk sizes make small files take the multi-chunk
+paths."""
+
+import hashlib
+import io
+import json
+import os
+import struct
+
+import ml_dtypes
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from ansz import api, codec
+from ansz import container as c
+from ansz.errors import AnszError, CorruptDataError, FormatError, UnsupportedError
+
+CHUNK = 64 << 10
+RNG = np.random.default_rng(0)
+
+
+def _weights(dtype, n):
+    if dtype in (np.int8, np.uint8, np.int32, np.int64):
+        info = np.iinfo(dtype)
+        return RNG.integers(max(info.min, -1000), min(info.max, 1000), n).astype(dtype)
+    if dtype is np.bool_:
+        return RNG.random(n) < 0.1
+    return (RNG.standard_normal(n) * 0.02).astype(dtype)
+
+
+DTYPES = {
+    "BF16": ml_dtypes.bfloat16, "F16": np.float16, "F32": np.float32, "F64": np.float64,
+    "F8_E4M3": ml_dtypes.float8_e4m3fn, "F8_E5M2": ml_dtypes.float8_e5m2, "I8": np.int8,
+    "U8": np.uint8, "I32": np.int32, "I64": np.int64, "BOOL": np.bool_,
+}
+
+
+def make_safetensors(path, dtype, n=100_000):
+    arrays = {"big": _weights(dtype, n).reshape(-1, 100), "small": _weights(dtype, 37),
+              "empty": np.zeros((0, 4), dtype)}
+    save_file(arrays, str(path), metadata={"note": "test"})
+    return path
+
+
+def roundtrip(tmp_path, src, **kw):
+    dst, back = tmp_path / "out.ansz", tmp_path / "back"
+    report = api.compress_file(src, dst, chunk_size=CHUNK, overwrite=True, **kw)
+    assert report.compressed_size == os.path.getsize(dst)
+    assert report.original_size == os.path.getsize(src)
+    dr = api.decompress_file(dst, back, overwrite=True, **kw)
+    assert back.read_bytes() == src.read_bytes()
+    assert dr.original_size == report.original_size and dr.compressed_size == report.compressed_size
+    return report
+
+
+@pytest.mark.parametrize("dtype", sorted(DTYPES))
+def test_round_trip_every_dtype(tmp_path, dtype):
+    src = make_safetensors(tmp_path / "m.safetensors", DTYPES[dtype])
+    report = roundtrip(tmp_path, src, threads=2)
+    assert report.format == "safetensors" and report.fallback_reason is None
+    info = api.read_info(tmp_path / "out.ansz")
+    big = next(s for s in info.segments if s["name"] == "big")
+    assert big["dtype"] == dtype and big["shape"] == (1000, 100)
+    assert big["chunk_count"] == -(-big["nbytes"] // CHUNK)
+    if dtype in ("BF16", "F16", "F32", "F64"):
+        assert report.ratio < 0.9
+
+
+def test_non_safetensors_file(tmp_path):
+    src = tmp_path / "data.bin"
+    src.write_bytes(b"some text " * 30_000 + RNG.integers(0, 256, 100_000, dtype=np.uint8).tobytes())
+    report = roundtrip(tmp_path, src)
+    assert report.format == "bytes" and report.fallback_reason is None
+    info = api.read_info(tmp_path / "out.ansz")
+    assert [s["name"] for s in info.segments] == [None]
+    assert info.chunk_count == -(-src.stat().st_size // CHUNK)
+
+
+def test_empty_file(tmp_path):
+    src = tmp_path / "empty"
+    src.write_bytes(b"")
+    report = roundtrip(tmp_path, src)
+    assert report.format == "bytes" and report.original_size == 0 and report.ratio == 1.0
+    info = api.read_info(tmp_path / "out.ansz")
+    assert info.segments == [] and info.chunk_count == 0
+    assert info.sha256 == hashlib.sha256(b"").hexdigest()
+    assert api.verify_file(tmp_path / "out.ansz").ok
+
+
+def _handmade_safetensors(tensors, *, holes=b"", trailing=b""):
+    """A safetensors file with a gap of ``holes`` between tensors and ``trailing`` bytes."""
+    header, data = {}, b""
+    for i, (name, dtype, arr, *shape) in enumerate(tensors):
+        if i == 1:
+            data += holes
+        raw = arr.tobytes()
+        header[name] = {"dtype": dtype, "shape": shape[0] if shape else list(arr.shape),
+                        "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data + trailing
+
+
+def test_file_with_holes_trailing_bytes_and_subbyte_tensor(tmp_path):
+    src = tmp_path / "odd.safetensors"
+    f4 = RNG.integers(0, 256, 5000, dtype=np.uint8)  # 10000 packed F4 elements
+    src.write_bytes(_handmade_safetensors(
+        [("a", "BF16", _weights(ml_dtypes.bfloat16, 50_000)), ("b", "F32", _weights(np.float32, 3)),
+         ("packed", "F4", f4, [100, 100])], holes=b"\x01" * 1001, trailing=b"tail" * 1000))
+    report = roundtrip(tmp_path, src)
+    assert report.format == "safetensors", report.fallback_reason
+    segs = api.read_info(tmp_path / "out.ansz").segments
+    assert [s["name"] for s in segs] == [None, "a", None, "b", "packed", None]
+    assert segs[2]["nbytes"] == 1001 and segs[-1]["nbytes"] == 4000
+    assert segs[4]["dtype"] == "F4"
+
+
+def test_broken_safetensors_header_falls_back_to_bytes(tmp_path):
+    good = _handmade_safetensors([("a", "F32", _weights(np.float32, 1000))])
+    src = tmp_path / "broken.safetensors"
+    src.write_bytes(good.replace(b'"F32"', b'"F33"'))
+    report = roundtrip(tmp_path, src)
+    assert report.format == "bytes" and "F33" in report.fallback_reason
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\xff" * 100)
+    report = roundtrip(tmp_path, garbage)
+    assert report.format == "bytes" and "not a valid safetensors file" in report.fallback_reason
+
+
+def test_threads_do_not_change_the_output(tmp_path):
+    src = make_safetensors(tmp_path / "m.safetensors", ml_dtypes.bfloat16, n=300_000)
+    outs = []
+    for threads in (1, 2, 3):
+        dst = tmp_path / f"t{threads}.ansz"
+        api.compress_file(src, dst, threads=threads, chunk_size=CHUNK)
+        outs.append(dst.read_bytes())
+        back = tmp_path / f"t{threads}.out"
+        api.decompress_file(tmp_path / "t1.ansz", back, threads=threads)
+        assert back.read_bytes() == src.read_bytes()
+    assert outs[0] == outs[1] == outs[2]
+    stream_out = io.BytesIO()
+    api.compress_stream(io.BytesIO(src.read_bytes()), stream_out, threads=2, chunk_size=CHUNK)
+    assert stream_out.getvalue() == outs[0]
+
+
+class Pipe(io.RawIOBase):
+    """Non-seekable: short reads, no seek/tell; and short writes on the output side."""
+
+    def __init__(self, data=b"", step=7777):
+        self._data, self._pos, self._step = data, 0, step
+        self.written = bytearray()
+
+    def readable(self):
+        return True
+
+    def writable(self):
+        return True
+
+    def readinto(self, b):
+        n = min(len(b), self._step, len(self._data) - self._pos)
+        b[:n] = self._data[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+    def write(self, b):
+        n = min(len(b), self._step)
+        self.written += bytes(memoryview(b).cast("B")[:n])
+        return n
+
+
+@pytest.mark.parametrize("kind", ["bytesio", "pipe"])
+@pytest.mark.parametrize("what", ["safetensors", "bytes", "empty"])
+def test_streams(tmp_path, kind, what):
+    if what == "safetensors":
+        data = make_safetensors(tmp_path / "m.safetensors", np.float16, n=70_000).read_bytes()
+    elif what == "bytes":
+        data = b"stream me " * 20_000
+    else:
+        data = b""
+    if kind == "bytesio":
+        ifh, ofh = io.BytesIO(data), io.BytesIO()
+    else:
+        ifh, ofh = Pipe(data), Pipe()
+    done = []
+    report = api.compress_stream(ifh, ofh, threads=2, chunk_size=CHUNK, progress=done.append)
+    blob = ofh.getvalue() if kind == "bytesio" else bytes(ofh.written)
+    assert report.format == ("safetensors" if what == "safetensors" else "bytes")
+    assert report.compressed_size == len(blob) and report.original_size == len(data)
+    assert done == sorted(done) and (done[-1] if done else 0) == len(data)
+    # the same container as from the file API
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    api.compress_file(src, tmp_path / "file.ansz", chunk_size=CHUNK)
+    assert (tmp_path / "file.ansz").read_bytes() == blob
+    out = io.BytesIO() if kind == "bytesio" else Pipe()
+    back = api.decompress_stream(io.BytesIO(blob) if kind == "bytesio" else Pipe(blob), out,
+                                 threads=2)
+    assert (out.getvalue() if kind == "bytesio" else bytes(out.written)) == data
+    assert back.original_size == len(data) and back.compressed_size == len(blob)
+
+
+def test_stream_that_ends_inside_a_tensor_still_round_trips(tmp_path):
+    data = make_safetensors(tmp_path / "m.safetensors", np.float32, n=50_000).read_bytes()
+    for cut in (9, 120, len(data) // 2 + 1, len(data) - 1):
+        out = io.BytesIO()
+        report = api.compress_stream(Pipe(data[:cut]), out, chunk_size=CHUNK)
+        assert report.format == "bytes" and report.fallback_reason
+        back = io.BytesIO()
+        api.decompress_stream(io.BytesIO(out.getvalue()), back)
+        assert back.getvalue() == data[:cut]
+
+
+def test_decompress_stream_rejects_trailing_and_truncated_input(tmp_path):
+    out = io.BytesIO()
+    api.compress_stream(io.BytesIO(b"x" * 100_000), out, chunk_size=CHUNK)
+    blob = out.getvalue()
+    with pytest.raises(CorruptDataError, match="after the container"):
+        api.decompress_stream(io.BytesIO(blob + b"\0"), io.BytesIO())
+    with pytest.raises(CorruptDataError, match="truncated"):
+        api.decompress_stream(io.BytesIO(blob[:-40]), io.BytesIO())
+    with pytest.raises(CorruptDataError):
+        api.decompress_stream(io.BytesIO(b""), io.BytesIO())
+
+
+def test_overwrite_same_file_and_directory_refusals(tmp_path):
+    src = tmp_path / "a.bin"
+    src.write_bytes(b"abc" * 1000)
+    dst = tmp_path / "a.ansz"
+    dst.write_bytes(b"keep me")
+    with pytest.raises(AnszError, match="already exists; use --force"):
+        api.compress_file(src, dst)
+    assert dst.read_bytes() == b"keep me"
+    api.compress_file(src, dst, overwrite=True)
+    assert dst.read_bytes()[:8] == c.MAGIC
+    with pytest.raises(AnszError, match="already exists"):
+        api.decompress_file(dst, src)
+    with pytest.raises(AnszError, match="input file itself"):
+        api.compress_file(src, src, overwrite=True)
+    os.link(src, tmp_path / "hardlink")
+    with pytest.raises(AnszError, match="input file itself"):
+        api.compress_file(src, tmp_path / "hardlink", overwrite=True)
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(AnszError, match="directory"):
+        api.compress_file(src, tmp_path / "dir", overwrite=True)
+    with pytest.raises(FileNotFoundError):
+        api.compress_file(tmp_path / "missing", tmp_path / "x.ansz")
+    with pytest.raises(IsADirectoryError):
+        api.compress_file(tmp_path / "dir", tmp_path / "x.ansz")
+    assert src.read_bytes() == b"abc" * 1000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ansz", "a.bin", "dir", "hardlink"]
+
+
+def test_bad_arguments():
+    for kw in ({"chunk_size": 10}, {"chunk_size": 1 << 30}, {"chunk_size": 1.5}, {"threads": -1}):
+        with pytest.raises(AnszError):
+            api.compress_stream(io.BytesIO(b"x"), io.BytesIO(), **kw)
+
+
+def test_output_gets_the_input_mode_and_mtime(tmp_path):
+    src = tmp_path / "m.bin"
+    src.write_bytes(b"hello" * 100)
+    os.chmod(src, 0o640)
+    os.utime(src, ns=(1_000_000_000_000_000_000, 1_500_000_000_123_456_789))
+    api.compress_file(src, tmp_path / "m.ansz")
+    st = os.stat(tmp_path / "m.ansz")
+    assert st.st_mode & 0o777 == 0o640 and st.st_mtime_ns == 1_500_000_000_123_456_789
+    api.decompress_file(tmp_path / "m.ansz", tmp_path / "back")
+    assert os.stat(tmp_path / "back").st_mtime_ns == 1_500_000_000_123_456_789
+
+
+def _leftovers(directory, keep):
+    return sorted(p.name for p in directory.iterdir() if p.name not in keep)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch, threads, error):
+    src = make_safetensors(tmp_path / "m.safetensors", ml_dtypes.bfloat16, n=200_000)
+    real, calls = codec.encode_chunk, []
+
+    def flaky(data, dtype):
+        calls.append(1)
+        if len(calls) > 3:
+            raise error("simulated failure")
+        return real(data, dtype)
+
+    monkeypatch.setattr(codec, "encode_chunk", flaky)
+    with pytest.raises(error):
+        api.compress_file(src, tmp_path / "m.ansz", chunk_size=CHUNK, threads=threads)
+    assert _leftovers(tmp_path, {"m.safetensors"}) == []
+    monkeypatch.undo()
+    # also when the existing destination was to be overwritten: it survives untouched
+    (tmp_path / "m.ansz").write_bytes(b"old")
+
+    def interrupt(done):
+        if done > 2 * CHUNK:
+            raise error("stop")
+
+    with pytest.raises(error):
+        api.compress_file(src, tmp_path / "m.ansz", chunk_size=CHUNK, threads=threads,
+                          overwrite=True, progress=interrupt)
+    assert (tmp_path / "m.ansz").read_bytes() == b"old"
+    assert _leftovers(tmp_path, {"m.safetensors", "m.ansz"}) == []
+
+
+def test_decompress_of_a_damaged_file_leaves_nothing(tmp_path):
+    src = make_safetensors(tmp_path / "m.safetensors", ml_dtypes.bfloat16, n=200_000)
+    api.compress_file(src, tmp_path / "m.ansz", chunk_size=CHUNK)
+    blob = bytearray((tmp_path / "m.ansz").read_bytes())
+    cf = c.ContainerFile(lambda o, n: memoryview(blob)[o:o + n], len(blob))
+    entry = cf.index.chunks[4]
+    blob[entry.offset + c.RECORD_HEADER.size + 100] ^= 0x40
+    (tmp_path / "bad.ansz").write_bytes(blob)
+    with pytest.raises(CorruptDataError, match="chunk 4"):
+        api.decompress_file(tmp_path / "bad.ansz", tmp_path / "out", threads=2)
+    with pytest.raises(CorruptDataError):
+        api.decompress_file(tmp_path / "m.safetensors", tmp_path / "out")  # not a container
+    (tmp_path / "new.ansz").write_bytes(_with_version(bytes(blob), 2))
+    with pytest.raises(UnsupportedError):
+        api.decompress_file(tmp_path / "new.ansz", tmp_path / "out")
+    assert _leftovers(tmp_path, {"m.safetensors", "m.ansz", "bad.ansz", "new.ansz"}) == []
+
+
+def _with_version(blob, version):
+    import zlib
+
+    head = blob[:12]
+    head = head[:8] + struct.pack("<H", version) + head[10:12] + blob[12:20]
+    return head + struct.pack("<I", zlib.crc32(head)) + blob[24:]
+
+
+def test_verify(tmp_path):
+    src = make_safetensors(tmp_path / "m.safetensors", ml_dtypes.bfloat16, n=200_000)
+    dst = tmp_path / "m.ansz"
+    api.compress_file(src, dst, chunk_size=CHUNK)
+    sha = hashlib.sha256(src.read_bytes()).hexdigest()
+    good = api.verify_file(dst, threads=2)
+    assert good.ok and good.sha256 == sha and good.original_size == src.stat().st_size
+    assert good.first_bad is None
+    assert api.verify_file(dst, src).ok
+
+    info = api.read_info(dst)
+    big = next(s for s in info.segments if s["name"] == "big")
+    blob = bytearray(dst.read_bytes())
+    cf = c.ContainerFile(lambda o, n: memoryview(blob)[o:o + n], len(blob))
+    entry = cf.index.chunks[big["first_chunk"] + 3]
+    blob[entry.offset + c.RECORD_HEADER.size + 50] ^= 1
+    bad_path = tmp_path / "bad.ansz"
+    bad_path.write_bytes(blob)
+    bad = api.verify_file(bad_path, threads=2)
+    assert not bad.ok and bad.first_bad == "tensor 'big' chunk 3"
+    assert bad.message.startswith("chunk 4: ") and bad.sha256 == sha
+
+    header_chunk = cf.index.chunks[0]
+    blob2 = bytearray(dst.read_bytes())
+    blob2[header_chunk.offset + 5] ^= 1  # record header of the JSON header's chunk
+    bad_path.write_bytes(blob2)
+    bad = api.verify_file(bad_path)
+    assert not bad.ok and bad.first_bad.startswith("bytes [0, ") and bad.first_bad.endswith("chunk 0")
+
+    bad_path.write_bytes(dst.read_bytes()[:-1])
+    bad = api.verify_file(bad_path)
+    assert not bad.ok and bad.first_bad is None and "trailer" in bad.message
+
+    other = tmp_path / "other"
+    data = bytearray(src.read_bytes())
+    data[-5] ^= 1
+    other.write_bytes(data)
+    bad = api.verify_file(dst, other)
+    assert not bad.ok and bad.first_bad.startswith("tensor ") and str(len(data) - 5) in bad.message
+    other.write_bytes(data[:-1])
+    bad = api.verify_file(dst, other)
+    assert not bad.ok and "bytes" in bad.message
+
+    with pytest.raises(FileNotFoundError):
+        api.verify_file(tmp_path / "missing.ansz")
+
+
+def test_verify_catches_a_forged_index_sha(tmp_path):
+    src = tmp_path / "x"
+    src.write_bytes(b"x" * 1000)
+    api.compress_file(src, tmp_path / "x.ansz")
+    blob = (tmp_path / "x.ansz").read_bytes()
+    sha = hashlib.sha256(b"x" * 1000).hexdigest()
+    forged = _replace_index_text(blob, blob_text=lambda t: t.replace(sha.encode(), b"0" * 64))
+    (tmp_path / "x.ansz").write_bytes(forged)
+    r = api.verify_file(tmp_path / "x.ansz")
+    assert not r.ok and "sha256" in r.message
+
+
+def _replace_index_text(blob, blob_text):
+    import zlib
+
+    off, length, _ = c.parse_trailer(blob[-32:], len(blob) - 32)
+    R = c.RECORD_HEADER.size
+    text = blob_text(blob[off + R:off + R + length])
+    rec = c.parse_record_header(blob[off:off + R], 1 << 26, "index")
+    head = c.pack_record(c.INDEX, 0, 0, rec.original_offset, len(text), len(text),
+                         c.content_hash(text), rec.previous_hash, rec.number)
+    return (blob[:off] + head + text + bytes(c.pad8(len(text)) - len(text))
+            + c.pack_trailer(off, len(text), zlib.crc32(text)))
+
+
+def test_read_info(tmp_path):
+    src = make_safetensors(tmp_path / "m.safetensors", np.float32, n=40_000)
+    api.compress_file(src, tmp_path / "m.ansz", chunk_size=CHUNK)
+    info = api.read_info(tmp_path / "m.ansz")
+    assert info.format_version == 1 and info.format == "safetensors"
+    assert info.original_size == src.stat().st_size
+    assert info.compressed_size == (tmp_path / "m.ansz").stat().st_size
+    assert info.sha256 == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert info.chunk_size == CHUNK and info.ratio == info.compressed_size / info.original_size
+    assert [s["name"] for s in info.segments] == [None, "big", "empty", "small"]
+    assert sum(s["chunk_count"] for s in info.segments) == info.chunk_count
+    assert sum(s["nbytes"] for s in info.segments) == info.original_size
+    assert sum(s["compressed_size"] for s in info.segments) < info.compressed_size
+    assert info.segments[1]["shape"] == (400, 100) and info.segments[2]["nbytes"] == 0
+    with pytest.raises(CorruptDataError):
+        api.read_info(src)
+
+
+def test_file_stats_against_a_hand_computation(tmp_path):
+    u8 = np.array([0, 0, 1, 1], np.uint8)  # entropy 1 bit, 4 elements -> 0.5 bytes
+    bf = np.array([1.0, 2.0, 0.5, 1.5, 1.0, 1.0, -1.0, 4.0], ml_dtypes.bfloat16)
+    src = tmp_path / "s.safetensors"
+    save_file({"u": u8, "w": bf}, str(src))
+    fs = api.file_stats(src)
+    assert fs.format == "safetensors" and fs.file_size == src.stat().st_size
+    stats = {t.name: t for t in fs.tensors}
+    assert stats["u"].code_entropy == pytest.approx(1.0)
+    assert stats["u"].bound_bytes == pytest.approx(0.5)
+    assert stats["u"].predicted_ratio == pytest.approx(0.5 / 4)
+    # bf16 code = exponent byte: 1.0,1.5,1.0,1.0,-1.0 -> 127 (5x); 2.0 -> 128; 0.5 -> 126; 4.0 -> 129
+    p = np.array([5, 1, 1, 1]) / 8
+    h = float(-(p * np.log2(p)).sum())
+    assert stats["w"].code_entropy == pytest.approx(h)
+    assert stats["w"].bound_bytes == pytest.approx(8 * (h + 8) / 8)
+    assert stats["w"].shape == (8,) and stats["w"].dtype == "BF16" and stats["w"].nbytes == 16
+    assert fs.other_bytes == fs.file_size - 4 - 16
+    assert fs.bound_bytes == pytest.approx(0.5 + 8 * (h + 8) / 8 + fs.other_bytes)
+    assert fs.predicted_ratio == pytest.approx(fs.bound_bytes / fs.file_size)
+
+
+def test_file_stats_of_a_big_tensor_matches_numpy(tmp_path):
+    x = _weights(ml_dtypes.bfloat16, 3_000_000)  # > one stats piece
+    src = tmp_path / "s.safetensors"
+    save_file({"x": x}, str(src))
+    t = api.file_stats(src).tensors[0]
+    counts = np.bincount((x.view(np.uint16) >> 7).astype(np.uint8), minlength=256)
+    p = counts[counts > 0] / x.size
+    assert t.code_entropy == pytest.approx(float(-(p * np.log2(p)).sum()))
+
+
+def test_file_stats_other_files(tmp_path):
+    src = tmp_path / "plain.txt"
+    src.write_bytes(b"hello")
+    fs = api.file_stats(src)
+    assert fs.format == "bytes" and fs.tensors == [] and fs.other_bytes == 5
+    assert fs.bound_bytes == 5 and fs.predicted_ratio == 1.0
+    api.compress_file(src, tmp_path / "plain.ansz")
+    with pytest.raises(FormatError, match="ansz container; use info"):
+        api.file_stats(tmp_path / "plain.ansz")
+    broken = tmp_path / "b.safetensors"
+    broken.write_bytes(_handmade_safetensors([("a", "F32", np.zeros(4, np.float32))])
+                       .replace(b'"F32"', b'"F99"'))
+    with pytest.raises(FormatError, match="F99"):
+        api.file_stats(broken)
+
+
+def test_progress_reports_cumulative_original_bytes(tmp_path):
+    src = make_safetensors(tmp_path / "m.safetensors", np.float16, n=100_000)
+    seen = []
+    api.compress_file(src, tmp_path / "m.ansz", chunk_size=CHUNK, progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == src.stat().st_size and len(seen) > 3
+    seen.clear()
+    api.decompress_file(tmp_path / "m.ansz", tmp_path / "back", progress=seen.append, threads=2)
+    assert seen == sorted(seen) and seen[-1] == src.stat().st_size
+
+
+def test_level_is_accepted_and_ignored(tmp_path):
+    src = tmp_path / "a"
+    src.write_bytes(b"abc" * 5000)
+    api.compress_file(src, tmp_path / "1.ansz", level=1)
+    api.compress_file(src, tmp_path / "19.ansz", level=19)
+    assert (tmp_path / "1.ansz").read_bytes() == (tmp_path / "19.ansz").read_bytes()
+
+
+def test_public_names_are_reexported():
+    import ansz
+
+    for name in ("compress_file", "decompress_file", "compress_stream", "decompress_stream",
+                 "verify_file", "file_stats", "read_info"):
+        assert getattr(ansz, name) is getattr(api, name)
