@@ -793,8 +793,14 @@ def info(ctx: click.Context, files: tuple[str, ...], as_json: bool) -> None:
     if any(op is STDIN for op in ops):
         raise click.UsageError("info needs seekable files, not standard input")
     rep = _Reporter()
+    totals: list[Any] = []
     for path in ops:
-        rep.run(path, lambda path=path: _info_one(path, as_json))
+        rep.run(path, lambda path=path: totals.append(_info_one(path, as_json)))
+    if len(totals) > 1 and not as_json:  # zstd -l: a total line for several files
+        orig = sum(ci.original_size for ci in totals)
+        comp = sum(ci.compressed_size for ci in totals)
+        click.echo(f"total: {len(totals)} files, {human_size(orig)} => {human_size(comp)} "
+                   f"({_percent(comp, orig)})")
     if rep.failed:
         ctx.exit(EXIT_FAILURE)
 
@@ -828,12 +834,12 @@ def info_json(ci: Any) -> dict[str, Any]:
     }
 
 
-def _info_one(path: str, as_json: bool) -> None:
+def _info_one(path: str, as_json: bool) -> Any:
     _check_input(path)
     ci = _api().read_info(path)
     if as_json:
         _print_json(info_json(ci))
-        return
+        return ci
     rows = [
         ("format version", str(ci.format_version)),
         ("input format", ci.format),
@@ -847,6 +853,7 @@ def _info_one(path: str, as_json: bool) -> None:
     click.echo(path)
     for k, v in rows:
         click.echo(f"  {k:<16} {v}")
+    return ci
 
 
 def main(argv: list[str] | None = None, prog_name: str | None = "ansz") -> Any:

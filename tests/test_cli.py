@@ -644,6 +644,8 @@ def test_info_json_and_text(tmp_path, api):
     assert len(d["segments"]) == d["segment_count"]
     r = invoke(["info", packed])
     assert r.exit_code == 0 and sha(src) in r.stdout and "format version" in r.stdout
+    r = invoke(["info", packed, tmp_path / "b.bin.ansz"])
+    assert r.stdout.splitlines()[-1].startswith("total: 2 files, ")
     r = invoke(["info", packed, tmp_path / "missing.ansz"])
     assert r.exit_code == 1 and sha(src) in r.stdout and len(error_lines(r.stderr)) == 1
 
@@ -750,6 +752,31 @@ def test_refuse_compressed_data_to_or_from_a_terminal(tmp_path, api):
     assert code == 1 and "not written to a terminal" in err
     code, _, err = _run_with_tty(["decompress"], "stdin")
     assert code == 1 and "not read from a terminal" in err
+
+
+def test_existing_output_prompt_on_a_terminal(tmp_path, api):
+    """With stdin and stderr on a terminal, ask before overwriting; anything but yes keeps it."""
+    src = make_bytes(tmp_path / "a.bin", n=1000)
+    (tmp_path / "a.bin.ansz").write_bytes(b"keep me")
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([ANSZ, "compress", src], stdin=slave, stderr=slave,
+                                stdout=subprocess.PIPE)
+        os.close(slave)
+        slave = -1
+        seen = b""
+        while b"overwrite?" not in seen:
+            chunk = os.read(master, 1024)
+            assert chunk, seen
+            seen += chunk
+        os.write(master, b"n\n")
+        proc.communicate(timeout=120)
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    assert proc.returncode == 1
+    assert (tmp_path / "a.bin.ansz").read_bytes() == b"keep me"
 
 
 def test_no_progress_when_stderr_is_not_a_tty(tmp_path, api):
