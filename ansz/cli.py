@@ -147,7 +147,7 @@ class _Size(click.ParamType):
 
 def _common_options(f: Callable) -> Callable:
     f = click.option("-v", "--verbose", count=True,
-                     help="More messages; repeatable. Shows summaries even when writing to stdout.")(f)
+                     help="More messages; repeatable. Summaries even when writing to stdout.")(f)
     f = click.option("-q", "--quiet", count=True,
                      help="Fewer messages: no summaries or progress; -qq also silences errors.")(f)
     return f
@@ -179,7 +179,8 @@ def _codec_options(compress: bool) -> Callable[[Callable], Callable]:
         ]
         if compress:
             opts.append(click.option(
-                "--chunk-size", type=_Size(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE), default=None, metavar="SIZE",
+                "--chunk-size", type=_Size(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE), default=None,
+                metavar="SIZE",
                 help="Bytes of input per independently coded chunk, 1K to 64M "
                      "(default 4M)."))
         opts += [
@@ -599,7 +600,8 @@ class _Job:
         level = 3 if dst is STDOUT else 2
         orig, comp = report.original_size, report.compressed_size
         if self.compressing:
-            line = f"{src} : {_percent(comp, orig)} ({human_size(orig)} => {human_size(comp)}, {dst})"
+            line = (f"{src} : {_percent(comp, orig)} "
+                    f"({human_size(orig)} => {human_size(comp)}, {dst})")
         else:
             line = f"{src} : {human_size(comp)} => {human_size(orig)}, {dst}"
         self.rep.info(line, level=level)

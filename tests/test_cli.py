@@ -229,10 +229,11 @@ def _cli_options() -> dict[str, set[str]]:
     """Every option string per (sub)command, from click's command tree."""
     import click
 
-    ctx = click.Context(cli)
+    # context_settings as in a real run (-h/--help); click caches the help option per command
+    ctx = click.Context(cli, info_name="ansz", **cli.context_settings)
     found = {"ansz": {o for p in cli.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}}
     for name, cmd in cli.commands.items():
-        sub = click.Context(cmd, parent=ctx)
+        sub = click.Context(cmd, parent=ctx, info_name=name, **cmd.context_settings)
         found[name] = {o for p in cmd.get_params(sub) if isinstance(p, click.Option)
                        for o in (*p.opts, *p.secondary_opts)}
     return found
