@@ -755,8 +755,9 @@ def _print_stats_table(fs: Any, shown: list, tensors: list) -> None:
 
     out = click.get_text_stream("stdout")
     console = Console(file=out, width=None if _isatty(out) else 200)
-    table = Table(title=f"{fs.path} ({fs.format}, {human_size(fs.file_size)})",
-                  title_justify="left", show_footer=True)
+    console.print(f"{fs.path} ({fs.format}, {human_size(fs.file_size)})", markup=False,
+                  highlight=False)
+    table = Table(show_footer=True)
     table.add_column("tensor", footer="total", overflow="fold")
     table.add_column("dtype")
     table.add_column("shape")
@@ -775,7 +776,7 @@ def _print_stats_table(fs: Any, shown: list, tensors: list) -> None:
                       human_size(sum(t.bound_bytes for t in rest)), "")
     if fs.other_bytes:
         table.add_row("(other bytes: header, padding)", "", "", human_size(fs.other_bytes),
-                      "", "", "")
+                      "", human_size(fs.other_bytes), "100.0%")  # kept as they are
     console.print(table)
 
 
