@@ -154,10 +154,11 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
     start = time.perf_counter()
     nthreads, chunk = _threads(threads), _chunk_size(chunk_size)
     src, dst = os.fspath(src), os.fspath(dst)
-    with _Mapped(src) as m:
+    with _Mapped(src, allow_stream=True) as m:
         _check_output_path(src, dst, overwrite)
-        with _atomic_output(dst, overwrite, m.stat) as out:
-            result = _compress(_FileSource(m, src), out, nthreads, chunk, progress)
+        source = _FileSource(m, src) if m.regular else _StreamSource(m.fh, src)
+        with _atomic_output(dst, overwrite, m.stat if m.regular else None) as out:
+            result = _compress(source, out, nthreads, chunk, progress)
     return CompressReport(src, dst, result[0], result[1], result[2], result[3],
                           time.perf_counter() - start)
 
@@ -174,7 +175,7 @@ def compress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = None,
     """
     start = time.perf_counter()
     nthreads, chunk = _threads(threads), _chunk_size(chunk_size)
-    result = _compress(_StreamSource(ifh), ofh, nthreads, chunk, progress)
+    result = _compress(_StreamSource(ifh, _stream_name(ifh)), ofh, nthreads, chunk, progress)
     return CompressReport(_stream_name(ifh), _stream_name(ofh), result[0], result[1], result[2],
                           result[3], time.perf_counter() - start)
 
@@ -190,17 +191,22 @@ def decompress_file(src, dst, *, threads: int | None = None, overwrite: bool = F
     start = time.perf_counter()
     nthreads = _threads(threads)
     src, dst = os.fspath(src), os.fspath(dst)
-    with _Mapped(src) as m:
+    with _Mapped(src, allow_stream=True) as m:
         _check_output_path(src, dst, overwrite)
+        if not m.regular:  # a pipe or device: decode front to back
+            with _atomic_output(dst, overwrite, None) as out:
+                sizes = _decode_stream(m.fh, out, nthreads, progress)
+            return DecompressReport(src, dst, *sizes, time.perf_counter() - start)
         cf = ContainerFile(m.read_at, m.size)
+        chunks = cf.index.chunks
         with _atomic_output(dst, overwrite, m.stat) as out:
             done = 0
-            for i, data in enumerate(_ordered_map(_chunk_decoder(cf), range(len(cf.index.chunks)),
+            for i, data in enumerate(_ordered_map(_chunk_decoder(cf), range(len(chunks)),
                                                   nthreads)):
                 out.write(data)
                 done += data.size
-                m.release(cf.index.chunks[i].offset + container.RECORD_HEADER.size
-                          + cf.index.chunks[i].payload_length)
+                m.release(chunks[i].offset + container.RECORD_HEADER.size
+                          + chunks[i].payload_length)
                 if progress is not None:
                     progress(done)
     return DecompressReport(src, dst, m.size, cf.index.original_size, time.perf_counter() - start)
@@ -217,16 +223,8 @@ def decompress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = Non
     end right after the container's trailer.
     """
     start = time.perf_counter()
-    nthreads = _threads(threads)
-    reader = StreamReader(ifh)
-    done = 0
-    for data in _ordered_map(lambda item: decode_record(*item), reader.records(), nthreads):
-        _write_all(ofh, data)
-        done += data.size
-        if progress is not None:
-            progress(done)
-    assert reader.index is not None and done == reader.index.original_size
-    return DecompressReport(_stream_name(ifh), _stream_name(ofh), reader.offset, done,
+    sizes = _decode_stream(ifh, ofh, _threads(threads), progress)
+    return DecompressReport(_stream_name(ifh), _stream_name(ofh), *sizes,
                             time.perf_counter() - start)
 
 
@@ -237,7 +235,7 @@ def verify_file(path, original=None, *, threads: int | None = None) -> VerifyRep
     size and the sha256 of the decoded bytes; with ``original`` (a path), also compares the
     decoded bytes with that file. A damaged container gives ``ok=False`` with a one-line
     ``message`` and, when a chunk is at fault, ``first_bad`` naming it. Raises only OSError
-    (missing or unreadable files).
+    (missing or unreadable files) and AnszError for a path that is not a regular file.
     """
     path = os.fspath(path)
     nthreads = _threads(threads)
@@ -297,7 +295,10 @@ def read_info(path) -> ContainerInfo:
     """Describe a container from its header, trailer and index only (no chunk is read)."""
     path = os.fspath(path)
     with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise AnszError(f"{path} is not a regular file")
+        size = st.st_size
         cf = ContainerFile(lambda off, n: os.pread(fh.fileno(), n, off), size)
     index = cf.index
     segments = []
@@ -452,6 +453,21 @@ def _final_segments(plan: list[_Planned], ends: dict[int, int]) -> tuple[list[Se
 # Decompression and verification
 
 
+def _decode_stream(ifh: BinaryIO, ofh: BinaryIO, nthreads: int,
+                   progress: Callable[[int], None] | None) -> tuple[int, int]:
+    """Decode a container read front to back: ``(container size, original size)``."""
+    reader = StreamReader(ifh)
+    done = 0
+    for data in _ordered_map(lambda item: decode_record(*item), reader.records(), nthreads):
+        _write_all(ofh, data)
+        done += data.size
+        if progress is not None:
+            progress(done)
+    if reader.index is None or done != reader.index.original_size:  # records() checked both
+        raise CorruptDataError("container ended before its index")
+    return reader.offset, done
+
+
 def _chunk_decoder(cf: ContainerFile) -> Callable[[int], Any]:
     def decode(i: int):
         return decode_record(*cf.chunk(i))
@@ -583,19 +599,23 @@ class _Mapped:
 
     Releasing (MADV_DONTNEED) drops pages from this process's resident set, not from the page
     cache, so reading a big file does not grow RSS. An empty file maps to an empty buffer.
+    A pipe or device cannot be mapped: with ``allow_stream`` it is left unmapped
+    (``regular`` is False, read ``fh``); otherwise it is refused.
     """
 
-    def __init__(self, path: str):
-        self._fh = open(path, "rb")
+    def __init__(self, path: str, allow_stream: bool = False):
+        self.fh = open(path, "rb")
+        self._mm = None
         try:
-            self.stat = os.fstat(self._fh.fileno())
-            if stat.S_ISDIR(self.stat.st_mode):
-                raise IsADirectoryError(21, "Is a directory", path)
-            self.size = self.stat.st_size
-            self._mm = (mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
-                        if self.size else None)
+            self.stat = os.fstat(self.fh.fileno())
+            self.regular = stat.S_ISREG(self.stat.st_mode)
+            if not self.regular and not allow_stream:
+                raise AnszError(f"{path} is not a regular file")
+            self.size = self.stat.st_size if self.regular else 0
+            if self.size:
+                self._mm = mmap.mmap(self.fh.fileno(), 0, access=mmap.ACCESS_READ)
         except BaseException:
-            self._fh.close()
+            self.fh.close()
             raise
         self._view = memoryview(self._mm) if self._mm is not None else memoryview(b"")
         self._released = 0
@@ -618,7 +638,7 @@ class _Mapped:
                 self._mm.close()
         except BufferError:  # a view is still referenced (e.g. by a traceback): GC unmaps it
             pass
-        self._fh.close()
+        self.fh.close()
 
     def __enter__(self) -> "_Mapped":
         return self
@@ -661,13 +681,13 @@ class _StreamSource:
     before reading on. Ranges must be asked for in order.
     """
 
-    def __init__(self, fh: BinaryIO):
+    def __init__(self, fh: BinaryIO, name: str):
         self._fh = fh
         self._head = b""  # bytes read ahead by head(); read() serves them from _head_pos
         self._head_pos = 0
         self._pos = 0
         self.size: int | None = None
-        self.name = _stream_name(fh)
+        self.name = name
 
     def head(self, n: int) -> bytes:
         if self._pos:
@@ -718,6 +738,9 @@ def _check_output_path(src: str, dst: str, overwrite: bool) -> None:
             raise AnszError(f"{dst} is the input file itself; refusing to overwrite it")
         if os.path.isdir(dst):
             raise AnszError(f"{dst} is a directory")
+        if os.path.exists(dst) and not os.path.isfile(dst):  # /dev/null, a FIFO: never replace
+            raise AnszError(f"{dst} is not a regular file; refusing to replace it "
+                            "(write to it as a stream instead)")
         if not overwrite:
             raise AnszError(f"{dst} already exists; use --force to overwrite")
 

@@ -494,3 +494,35 @@ def test_public_names_are_reexported():
     for name in ("compress_file", "decompress_file", "compress_stream", "decompress_stream",
                  "verify_file", "file_stats", "read_info"):
         assert getattr(ansz, name) is getattr(api, name)
+
+
+def test_pipes_and_devices(tmp_path):
+    """A FIFO as input is read as a stream; an existing non-regular output is never replaced."""
+    import threading
+
+    data = make_safetensors(tmp_path / "m.safetensors", np.float16, n=20_000).read_bytes()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def feed(payload):
+        with open(fifo, "wb") as f:
+            f.write(payload)
+
+    t = threading.Thread(target=feed, args=(data,))
+    t.start()
+    report = api.compress_file(fifo, tmp_path / "m.ansz", chunk_size=CHUNK)
+    t.join()
+    assert report.format == "safetensors" and report.original_size == len(data)
+    blob = (tmp_path / "m.ansz").read_bytes()
+    t = threading.Thread(target=feed, args=(blob,))
+    t.start()
+    api.decompress_file(fifo, tmp_path / "back")
+    t.join()
+    assert (tmp_path / "back").read_bytes() == data
+    with pytest.raises(AnszError, match="not a regular file"):
+        api.compress_file(tmp_path / "m.safetensors", os.devnull, overwrite=True)
+    with pytest.raises(AnszError, match="not a regular file"):
+        api.read_info(os.devnull)
+    with pytest.raises(AnszError, match="not a regular file"):
+        api.verify_file(os.devnull)
+    assert os.path.exists(os.devnull) and not os.path.isfile(os.devnull)
