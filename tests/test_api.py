@@ -526,3 +526,34 @@ def test_pipes_and_devices(tmp_path):
     with pytest.raises(AnszError, match="not a regular file"):
         api.verify_file(os.devnull)
     assert os.path.exists(os.devnull) and not os.path.isfile(os.devnull)
+
+
+def test_chunks_never_split_an_element(tmp_path):
+    src = tmp_path / "m.safetensors"
+    save_file({"d": _weights(np.float64, 3000), "h": _weights(np.float16, 3001)}, str(src))
+    roundtrip(tmp_path, src)  # chunk_size 64 KiB; now an odd one
+    api.compress_file(src, tmp_path / "odd.ansz", chunk_size=1025)
+    info = api.read_info(tmp_path / "odd.ansz")
+    blob = (tmp_path / "odd.ansz").read_bytes()
+    cf = c.ContainerFile(lambda o, n: memoryview(blob)[o:o + n], len(blob))
+    for seg in info.segments:
+        width = {"F64": 8, "F16": 2}.get(seg["dtype"], 1)
+        lengths = [e.decoded_length for e in
+                   cf.index.chunks[seg["first_chunk"]:seg["first_chunk"] + seg["chunk_count"]]]
+        assert all(n % width == 0 and n <= 1025 for n in lengths)
+        assert all(n == 1025 - 1025 % width for n in lengths[:-1])
+    assert info.chunk_size == 1025
+    out = io.BytesIO()
+    api.decompress_stream(io.BytesIO(blob), out)
+    assert out.getvalue() == src.read_bytes()
+
+
+def test_stream_with_a_huge_safetensors_header_falls_back(tmp_path, monkeypatch):
+    data = make_safetensors(tmp_path / "m.safetensors", np.float32, n=1000).read_bytes()
+    monkeypatch.setattr(api, "STREAM_HEADER_LIMIT", 16)
+    out = io.BytesIO()
+    report = api.compress_stream(Pipe(data), out)
+    assert report.format == "bytes" and "too large to buffer" in report.fallback_reason
+    back = io.BytesIO()
+    api.decompress_stream(io.BytesIO(out.getvalue()), back)
+    assert back.getvalue() == data
