@@ -44,8 +44,12 @@ from .errors import AnszError, CorruptDataError, FormatError
 from .formats.safetensors import (SAFETENSORS_DTYPES, SafetensorsLayout, looks_like_safetensors,
                                   parse_header)
 
-#: Default chunk size (bytes of original data per chunk); see the measurements in the
-#: commit that set it. A chunk is the unit of parallelism and of memory.
+#: Default chunk size (bytes of original data per chunk): the unit of parallelism and of memory.
+#: Measured on 200 MB of bf16 N(0, 0.02) weights, 2 threads: 1/2/4/8 MiB give ratios
+#: 0.65939/0.65933/0.65930/0.65930, speeds within noise of each other (4 MiB: ~450 MB/s
+#: compress, ~700 MB/s decompress on this 2-core machine), and peak RSS 176/190/216/268 MiB
+#: compressing (159 MiB of it is the interpreter with numpy and numba). Each thread adds about
+#: 2 chunks in flight of ~3 chunk sizes each, so 4 MiB keeps 2 threads well under 300 MiB.
 DEFAULT_CHUNK_SIZE = 4 << 20
 MIN_CHUNK_SIZE = 1 << 10
 MAX_CHUNK_SIZE = container.MAX_CHUNK_SIZE_LIMIT
