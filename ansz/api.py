@@ -163,8 +163,7 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
         source = _FileSource(m, src) if m.regular else _StreamSource(m.fh, src)
         with _atomic_output(dst, overwrite, m.stat if m.regular else None) as out:
             result = _compress(source, out, nthreads, chunk, progress)
-    return CompressReport(src, dst, result[0], result[1], result[2], result[3],
-                          time.perf_counter() - start)
+    return CompressReport(src, dst, *result, time.perf_counter() - start)
 
 
 def compress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = None,
@@ -180,8 +179,8 @@ def compress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = None,
     start = time.perf_counter()
     nthreads, chunk = _threads(threads), _chunk_size(chunk_size)
     result = _compress(_StreamSource(ifh, _stream_name(ifh)), ofh, nthreads, chunk, progress)
-    return CompressReport(_stream_name(ifh), _stream_name(ofh), result[0], result[1], result[2],
-                          result[3], time.perf_counter() - start)
+    return CompressReport(_stream_name(ifh), _stream_name(ofh), *result,
+                          time.perf_counter() - start)
 
 
 def decompress_file(src, dst, *, threads: int | None = None, overwrite: bool = False,
@@ -209,8 +208,7 @@ def decompress_file(src, dst, *, threads: int | None = None, overwrite: bool = F
                                                   nthreads)):
                 out.write(data)
                 done += data.size
-                m.release(chunks[i].offset + container.RECORD_HEADER.size
-                          + chunks[i].payload_length)
+                m.release(chunks[i].end)
                 if progress is not None:
                     progress(done)
     return DecompressReport(src, dst, m.size, cf.index.original_size, time.perf_counter() - start)
@@ -311,8 +309,7 @@ def read_info(path) -> ContainerInfo:
         segments.append({
             "name": s.name, "dtype": s.dtype, "shape": s.shape, "start": s.start, "end": s.end,
             "nbytes": s.nbytes, "first_chunk": s.first_chunk, "chunk_count": s.chunk_count,
-            "compressed_size": sum(container.RECORD_HEADER.size + container.pad8(c.payload_length)
-                                   for c in chunks),
+            "compressed_size": sum(c.end - c.offset for c in chunks),
         })
     return ContainerInfo(path, container.FORMAT_VERSION, index.original_size, size, index.sha256,
                          index.format, segments, len(index.chunks), cf.max_chunk_size)
@@ -463,7 +460,7 @@ def _decode_stream(ifh: BinaryIO, ofh: BinaryIO, nthreads: int,
     reader = StreamReader(ifh)
     done = 0
     for data in _ordered_map(lambda item: decode_record(*item), reader.records(), nthreads):
-        _write_all(ofh, data)
+        container.write_all(ofh, data)
         done += data.size
         if progress is not None:
             progress(done)
@@ -582,15 +579,6 @@ def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], nthreads: int) 
         finally:
             for f in pending:
                 f.cancel()
-
-
-def _write_all(fh: BinaryIO, data) -> None:
-    view = memoryview(data).cast("B")
-    while view:
-        n = fh.write(view)
-        if n is None:
-            raise OSError("output stream accepted no data")
-        view = view[n:]
 
 
 def _stream_name(fh: Any) -> str:
@@ -719,7 +707,7 @@ class _StreamSource:
             if self._head_pos == len(self._head):
                 self._head, self._head_pos = b"", 0
         while got < n:
-            k = container._readinto(self._fh, view[got:])
+            k = container.read_into(self._fh, view[got:])
             if not k:
                 del view
                 del buf[got:]

@@ -85,6 +85,11 @@ def pad8(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
 
+def record_size(payload_length: int) -> int:
+    """Bytes a record takes: its header, payload and padding."""
+    return RECORD_HEADER.size + pad8(payload_length)
+
+
 def dtype_code_for(dtype: str | None) -> int:
     """The code a chunk of ``dtype`` is coded with: its coding-pair layout's code, else BYTES.
 
@@ -132,10 +137,6 @@ class Record:
     def dtype(self) -> str:
         return DTYPE_CODES[self.dtype_code][0]
 
-    @property
-    def size(self) -> int:
-        """Bytes the whole record takes: header, payload and padding."""
-        return RECORD_HEADER.size + pad8(self.payload_length)
 
 
 def pack_file_header(max_chunk_size: int) -> bytes:
@@ -244,6 +245,11 @@ class ChunkEntry(NamedTuple):
     payload_length: int
     content_hash: int
 
+    @property
+    def end(self) -> int:
+        """Container offset just past its record."""
+        return self.offset + record_size(self.payload_length)
+
 
 @dataclass
 class Segment:
@@ -340,7 +346,7 @@ def _parse_chunks(raw: Any, max_chunk_size: int, index_offset: int, size: int) -
                                    f"[1, {max_chunk_size}]")
         if entry.payload_length > entry.decoded_length + PAYLOAD_SLACK:
             raise CorruptDataError(f"index: chunk {i} payload is too long")
-        offset += RECORD_HEADER.size + pad8(entry.payload_length)
+        offset = entry.end
         original += entry.decoded_length
         if offset > index_offset or original > size:
             raise CorruptDataError(f"index: chunk {i} lies past the end of the data")
@@ -482,13 +488,7 @@ class ContainerWriter:
         return self.offset
 
     def _write(self, data) -> None:
-        view = memoryview(data).cast("B")
-        while view:
-            n = self._fh.write(view)
-            if n is None:  # a non-blocking raw stream that took nothing; should not happen
-                raise OSError("output stream accepted no data")
-            view = view[n:]
-            self.offset += n
+        self.offset += write_all(self._fh, data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -646,7 +646,7 @@ class StreamReader:
     def _readinto(self, view: memoryview, what: str, exact: bool = True) -> int:
         got = 0
         while got < len(view):
-            n = _readinto(self._fh, view[got:])
+            n = read_into(self._fh, view[got:])
             if not n:
                 break
             got += n
@@ -656,10 +656,23 @@ class StreamReader:
         return got
 
 
-def _readinto(fh: BinaryIO, view: memoryview) -> int:
+def read_into(fh: BinaryIO, view: memoryview) -> int:
+    """One read into ``view`` (fewer bytes than asked are possible; 0 means end of file)."""
     readinto = getattr(fh, "readinto", None)
     if readinto is not None:
         return readinto(view) or 0
     data = fh.read(len(view))
     view[:len(data)] = data
     return len(data)
+
+
+def write_all(fh: BinaryIO, data) -> int:
+    """Write all of ``data`` (raw streams may take it in pieces); returns its length."""
+    view = memoryview(data).cast("B")
+    total = len(view)
+    while view:
+        n = fh.write(view)
+        if n is None:  # a non-blocking raw stream that took nothing
+            raise OSError("output stream accepted no data")
+        view = view[n:]
+    return total
