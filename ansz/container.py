@@ -147,6 +147,8 @@ def pack_file_header(max_chunk_size: int) -> bytes:
 def parse_file_header(buf) -> int:
     """Check a file header (at least its first 24 bytes) and return Max_Chunk_Size."""
     buf = bytes(buf[:FILE_HEADER.size])
+    if not buf:
+        raise CorruptDataError("not an ansz container (empty input)")
     if buf[:len(MAGIC)] != MAGIC[:len(buf)]:
         raise CorruptDataError("not an ansz container (bad magic)")
     if len(buf) < FILE_HEADER.size:
