@@ -10,8 +10,9 @@ Conventions shared by every function:
 - Paths are ``str`` or ``os.PathLike``. Inputs are read through ``mmap`` with pages released
   as the work passes them, and at most ``2 * threads`` chunks are in flight, so memory stays
   bounded whatever the file size.
-- Output files are written atomically: a temporary file in the destination's directory,
-  fsync'ed and renamed over ``dst`` only when complete. On any error or KeyboardInterrupt
+- Output files are written atomically (:func:`atomic_output`): a temporary file in the
+  destination's directory, renamed over ``dst`` only when complete (and fsync'ed first when
+  ``sync=True``, which callers about to delete the source pass). On any error or KeyboardInterrupt
   the temporary file is removed and nothing exists under ``dst``. The output gets the
   input's permission bits and atime/mtime (like zstd). The input is never modified.
 - ``threads=None`` (or 0) uses ``os.cpu_count()`` threads. The output does not depend on the
@@ -145,7 +146,7 @@ class ContainerInfo:
 
 
 def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | None = None,
-                  level: int | None = None, overwrite: bool = False,
+                  level: int | None = None, overwrite: bool = False, sync: bool = False,
                   progress: Callable[[int], None] | None = None) -> CompressReport:
     """Compress the file ``src`` into the container ``dst``.
 
@@ -161,7 +162,8 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
     with _Mapped(src, allow_stream=True) as m:
         _check_output_path(src, dst, overwrite)
         source = _FileSource(m, src) if m.regular else _StreamSource(m.fh, src)
-        with _atomic_output(dst, overwrite, m.stat if m.regular else None) as out:
+        with atomic_output(dst, overwrite=overwrite, like=m.stat if m.regular else None,
+                           sync=sync) as out:
             result = _compress(source, out, nthreads, chunk, progress)
     return CompressReport(src, dst, *result, time.perf_counter() - start)
 
@@ -184,6 +186,7 @@ def compress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = None,
 
 
 def decompress_file(src, dst, *, threads: int | None = None, overwrite: bool = False,
+                    sync: bool = False,
                     progress: Callable[[int], None] | None = None) -> DecompressReport:
     """Restore the original file from the container ``src`` into ``dst``.
 
@@ -197,12 +200,12 @@ def decompress_file(src, dst, *, threads: int | None = None, overwrite: bool = F
     with _Mapped(src, allow_stream=True) as m:
         _check_output_path(src, dst, overwrite)
         if not m.regular:  # a pipe or device: decode front to back
-            with _atomic_output(dst, overwrite, None) as out:
+            with atomic_output(dst, overwrite=overwrite, sync=sync) as out:
                 sizes = _decode_stream(m.fh, out, nthreads, progress)
             return DecompressReport(src, dst, *sizes, time.perf_counter() - start)
         cf = ContainerFile(m.read_at, m.size)
         chunks = cf.index.chunks
-        with _atomic_output(dst, overwrite, m.stat) as out:
+        with atomic_output(dst, overwrite=overwrite, like=m.stat, sync=sync) as out:
             done = 0
             for i, data in enumerate(_ordered_map(_chunk_decoder(cf), range(len(chunks)),
                                                   nthreads)):
@@ -730,31 +733,45 @@ def _check_output_path(src: str, dst: str, overwrite: bool) -> None:
             raise AnszError(f"{dst} is the input file itself; refusing to overwrite it")
         if os.path.isdir(dst):
             raise AnszError(f"{dst} is a directory")
-        if os.path.exists(dst) and not os.path.isfile(dst):  # /dev/null, a FIFO: never replace
-            raise AnszError(f"{dst} is not a regular file; refusing to replace it "
-                            "(write to it as a stream instead)")
         if not overwrite:
             raise AnszError(f"{dst} already exists; use --force to overwrite")
 
 
 @contextmanager
-def _atomic_output(dst: str, overwrite: bool, like: os.stat_result | None) -> Iterator[BinaryIO]:
-    """A file object whose contents appear at ``dst`` only if the block completes.
+def atomic_output(dst, *, overwrite: bool = False, like: os.stat_result | None = None,
+                  sync: bool = False) -> Iterator[BinaryIO]:
+    """A file object whose contents appear at ``dst`` only if the ``with`` block completes.
 
-    Writes a temporary file (mode 0600) next to ``dst``, fsyncs it, gives it ``like``'s
-    permission bits and times, and renames it into place. Without ``overwrite`` the rename is a
-    hard link, which fails rather than replace a file that appeared meanwhile.
+    Writes a temporary file (mode 0600) next to ``dst``, gives it ``like``'s permission bits
+    and times (or the umask's default mode), and renames it into place. Without
+    ``overwrite`` the rename is a hard link, which fails rather than replace a file that
+    appeared meanwhile. An existing ``dst`` that is not a regular file (``/dev/null``, a
+    FIFO) is never replaced: write to it as a stream. With ``sync`` the data and the
+    directory entry are fsync'ed before returning: callers that are about to delete the
+    source ask for it (it costs about as much as decoding, so it is not the default; a crash
+    without it can lose only the new output, never the source).
     """
+    dst = os.fspath(dst)
+    if os.path.exists(dst) and not os.path.isfile(dst):
+        raise AnszError(f"{dst} is not a regular file; refusing to replace it "
+                        "(write to it as a stream instead)")
     directory = os.path.dirname(os.path.abspath(dst))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(dst)}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(dst)}.",
+                                   suffix=".tmp")
+    except OSError as e:  # name the file the user asked for, not the temporary one
+        raise OSError(e.errno, e.strerror, dst) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         if like is not None:
             os.chmod(tmp, stat.S_IMODE(like.st_mode) & 0o777)
             os.utime(tmp, ns=(like.st_atime_ns, like.st_mtime_ns))
+        else:
+            os.chmod(tmp, 0o666 & ~_umask())
         _publish(tmp, dst, overwrite)
     except BaseException:
         try:
@@ -762,7 +779,14 @@ def _atomic_output(dst: str, overwrite: bool, like: os.stat_result | None) -> It
         except FileNotFoundError:
             pass
         raise
-    _fsync_directory(directory)
+    if sync:
+        _fsync_directory(directory)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _publish(tmp: str, dst: str, overwrite: bool) -> None:

@@ -23,7 +23,6 @@ the commands that need them.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import stat
@@ -381,44 +380,17 @@ def _check_output(src: Operand, dst: str, force: bool, rep: _Reporter) -> bool:
     raise _Skip(f"{dst} already exists (use -f to overwrite)")
 
 
-def _default_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-@contextmanager
-def _atomic_output(dst: str, overwrite: bool) -> Iterator[BinaryIO]:
-    """Write ``dst`` via a private temporary file in its directory and ``os.replace``; on any
-    failure (or Ctrl-C) the temporary file is removed and ``dst`` is untouched."""
-    import tempfile
-
-    directory = os.path.dirname(os.path.abspath(dst))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dst) + ".", suffix=".tmp",
-                                   dir=directory)
-    except OSError as e:  # name the file the user asked for, not our temporary one
-        raise OSError(e.errno, e.strerror, dst) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        if not overwrite and os.path.lexists(dst):
-            raise FileExistsError(errno.EEXIST, "already exists (use -f to overwrite)", dst)
-        os.chmod(tmp, _default_mode())
-        os.replace(tmp, dst)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _remove_source(src: Operand, dst: Operand, rep: _Reporter) -> None:
+def _remove_source(src: Operand, dst: Operand, compressing: bool, threads: int | None,
+                   rep: _Reporter) -> None:
+    """Delete ``src`` after proving ``dst`` restores it: the output was fsync'ed when written
+    (``sync=True``), and is now decoded again and compared byte for byte with the source."""
     if src is STDIN or dst is STDOUT:
         return
+    container, original = (dst, src) if compressing else (src, dst)
+    report = _api().verify_file(container, original, threads=threads)
+    if not report.ok:
+        raise AnszError(f"not removed: {container} does not verify against {original} "
+                        f"({report.message})")
     os.unlink(src)
     rep.info(f"ansz: removed {src}", level=3)
 
@@ -574,16 +546,16 @@ class _Job:
         regular = st is not None and stat.S_ISREG(st.st_mode)
         with rep.progress_bar(label, total) as cb:
             kw["progress"] = cb
-            if regular and dst is not STDOUT:
+            if regular and dst is not STDOUT and not _is_device_or_fifo(dst):
                 fn = api.compress_file if self.compressing else api.decompress_file
-                report = fn(src, dst, overwrite=replace, **kw)
+                report = fn(src, dst, overwrite=replace, sync=self.remove, **kw)
             else:
                 stream = api.compress_stream if self.compressing else api.decompress_stream
-                with _open_input(src) as ifh, _open_output(dst, replace) as ofh:
+                with _open_input(src) as ifh, _open_output(dst, replace, self.remove) as ofh:
                     report = stream(ifh, ofh, **kw)
         self.summary(src, dst, report)
         if self.remove and regular:
-            _remove_source(src, dst, rep)
+            _remove_source(src, dst, self.compressing, self.threads, rep)
 
     def progress_total(self, api: Any, src: Operand, st: os.stat_result | None) -> int | None:
         """The API reports progress in original (uncompressed) bytes."""
@@ -622,14 +594,21 @@ def _open_input(src: Operand) -> Iterator[BinaryIO]:
             yield fh
 
 
+def _is_device_or_fifo(path: str) -> bool:
+    return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
+
+
 @contextmanager
-def _open_output(dst: Operand, replace: bool) -> Iterator[BinaryIO]:
+def _open_output(dst: Operand, replace: bool, sync: bool) -> Iterator[BinaryIO]:
     if dst is STDOUT:
         out = _stdout()
         yield out
         out.flush()
+    elif _is_device_or_fifo(dst):  # /dev/null, a FIFO: write through, never replace it
+        with open(dst, "wb") as fh:
+            yield fh
     else:
-        with _atomic_output(dst, replace) as fh:
+        with _api().atomic_output(dst, overwrite=replace, sync=sync) as fh:
             yield fh
 
 

@@ -527,6 +527,35 @@ def test_rm_removes_source_only_on_success(tmp_path, api):
     assert packed.exists() and not src.exists() and leftovers(tmp_path) == []
 
 
+def test_output_to_dev_null_writes_through_and_keeps_the_device(tmp_path, api):
+    src = make_bytes(tmp_path / "a.bin")
+    assert invoke(["compress", "-f", "-o", "/dev/null", src]).exit_code == 0
+    packed = tmp_path / "a.ansz"
+    assert invoke(["compress", "-o", packed, src]).exit_code == 0
+    assert invoke(["decompress", "-f", "-o", "/dev/null", packed]).exit_code == 0
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+
+
+def test_rm_syncs_and_verifies_before_removing(tmp_path, api, monkeypatch):
+    src = make_bytes(tmp_path / "a.bin")
+    synced = []
+    real_atomic = api.atomic_output
+
+    def spy(dst, **kw):
+        synced.append(kw.get("sync"))
+        return real_atomic(dst, **kw)
+
+    monkeypatch.setattr(api, "atomic_output", spy)
+    assert invoke(["compress", "-k", "-o", tmp_path / "k.ansz", src]).exit_code == 0
+    assert synced == [False]  # no fsync when the source stays
+    # An output that does not verify against the source keeps the source.
+    monkeypatch.setattr(api, "verify_file", lambda *a, **k: api.VerifyReport(
+        str(a[0]), False, 0, "", "chunk 0", "simulated mismatch"))
+    r = invoke(["compress", "--rm", src])
+    assert r.exit_code == 1 and src.exists() and "does not verify" in r.stderr
+    assert synced == [False, True]
+
+
 def test_unknown_suffix_on_decompress(tmp_path, api):
     src = make_bytes(tmp_path / "a.bin")
     r = invoke(["decompress", src])
