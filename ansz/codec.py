@@ -141,8 +141,13 @@ def decode_stream(blob, count: int, out: np.ndarray | None = None) -> np.ndarray
     elif method == ZSTD:
         import zstandard
 
+        frame = mv[1:]
         try:
-            data = zstandard.ZstdDecompressor().decompress(mv[1:], max_output_size=count)
+            # Our frames always declare their size; check it before zstandard allocates it.
+            declared = zstandard.frame_content_size(frame)
+            if declared != count:
+                raise CorruptDataError(f"zstd stream declares {declared} bytes, expected {count}")
+            data = zstandard.ZstdDecompressor().decompress(frame, max_output_size=count)
         except zstandard.ZstdError as e:
             raise CorruptDataError(f"zstd stream is corrupt: {e}") from None
         if len(data) != count:
@@ -187,7 +192,11 @@ def _streams(mv: memoryview, nstreams: int):
         if length > len(mv) - pos:
             raise CorruptDataError("chunk payload is truncated (stream body)")
         yield mv[pos:pos + length]
-        pos += length + (length & 1)
+        pos += length
+        if length & 1:
+            if pos >= len(mv) or mv[pos] != 0:
+                raise CorruptDataError("chunk payload has a bad padding byte")
+            pos += 1
     if pos != len(mv):
         raise CorruptDataError("chunk payload has trailing bytes")
 
