@@ -16,6 +16,8 @@ machine, it measures:
 * ``ansz``, ``ansz T1``: the ``ansz`` command (``ansz compress -f -o X.ansz FILE`` and
   ``ansz decompress -f -o Y X.ansz``; default threads and ``-T 1``), as a subprocess, so its
   times include interpreter start-up and file I/O; its peak RSS is measured;
+* ``ansz API``, ``ansz API T1``: ansz in process (``compress_stream``/``decompress_stream``
+  on in-memory buffers), comparable with the zstd and ZipNN rows;
 * ``bound``: the coding-pair bound, see :func:`coding_pair_bound`.
 
 Every tool's output is decompressed and checked byte for byte against the original.
@@ -349,6 +351,34 @@ def bench_ansz(name: str, path: Path, data: bytes, repeat: int, report: Report,
             report.note(f"ansz: unavailable for {name} ({e})")
 
 
+def bench_ansz_api(name: str, data: bytes, repeat: int, report: Report) -> None:
+    """ansz in process through its Python API on data in memory, like the zstd and ZipNN rows
+    (no interpreter start-up, no file I/O): compress_stream / decompress_stream on BytesIO."""
+    import io
+
+    import ansz
+
+    def comp(threads):
+        def run(buf):
+            out = io.BytesIO()
+            ansz.compress_stream(io.BytesIO(buf), out, threads=threads)
+            return out.getbuffer()
+        return run
+
+    def decomp(threads):
+        def run(blob):
+            out = io.BytesIO()
+            ansz.decompress_stream(io.BytesIO(blob), out, threads=threads)
+            return out.getvalue()
+        return run
+
+    comp(None)(data[: 1 << 20])  # load the numba kernels outside the timing
+    for label, threads in (("ansz API", None), ("ansz API T1", 1)):
+        progress(f"{name}: {label} x{repeat}")
+        c, d, csize, ok = time_inprocess(data, comp(threads), decomp(threads), repeat)
+        report.rows.append(Row(name, len(data), label, csize / len(data), c, d, None, ok))
+
+
 def bench_bound(name: str, path: Path, report: Report) -> None:
     progress(f"{name}: coding-pair bound")
     b = coding_pair_bound(path)
@@ -486,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
             bench_zipnn(name, data, args.repeat, report, zipnn)
         if ansz_argv is not None:
             bench_ansz(name, path, data, args.repeat, report, ansz_argv, args.tmp_dir)
+            bench_ansz_api(name, data, args.repeat, report)
         if "bound" in tools:
             bench_bound(name, path, report)
         del data
@@ -510,9 +541,10 @@ def main(argv: list[str] | None = None) -> int:
 - Versions: {'; '.join(versions)}
 - Method: median of {args.repeat} run(s) per measurement; MB/s = 10^6 bytes of original data per second;
   ×zstd-3 = speed relative to single-threaded zstd-3 on the same file in the same run.
-  zstd and ZipNN run in process on data in memory; ansz runs as a CLI subprocess, so its
-  times include interpreter start-up and file I/O (one untimed warm-up run first), and its
-  peak RSS is the child's maximum resident set (compress / decompress).
+  zstd, ZipNN and the "ansz API" rows run in process on data in memory; the "ansz" rows run
+  the CLI as a subprocess, so their times include interpreter start-up (~1.1 s of numba
+  loading, see below) and file I/O (one untimed warm-up run first), and their peak RSS is
+  the child's maximum resident set (compress / decompress).
   ZipNN compresses the whole file as one byte buffer with the byte grouping of the file's
   dominant dtype (shown in brackets). The coding-pair bound is the order-0 entropy of each
   tensor's code bytes plus its raw bits, header stored as is.
