@@ -173,7 +173,8 @@ def _codec_options(compress: bool) -> Callable[[Callable], Callable]:
             click.option("-k", "--keep", "remove", flag_value=False, default=False,
                          help="Keep the input file (the default)."),
             click.option("--rm", "remove", flag_value=True,
-                         help="Delete the input file once the output is complete."),
+                         help="Delete the input file once the output is complete, synced "
+                              "and verified."),
             _threads_option,
         ]
         if compress:
