@@ -75,20 +75,28 @@ def _as_elements(data, layout: PairLayout) -> np.ndarray:
     return buf.view(np.dtype(_UINT[layout.width]).newbyteorder("<"))
 
 
-def split_pairs(data, layout: PairLayout) -> tuple[np.ndarray, np.ndarray]:
+def split_pairs(data, layout: PairLayout, codes: np.ndarray | None = None,
+                raw: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Split ``data`` (bytes-like, a whole number of elements) into ``(codes, raw)``.
 
     ``codes`` is uint8 with one entry per element; ``raw`` is uint8 with ``raw_width`` planes
-    of one byte per element (see the module docstring). Both are new C-contiguous arrays.
+    of one byte per element (see the module docstring). Both are C-contiguous and writable:
+    the given arrays (scratch space the caller reuses, of exactly those sizes) or new ones.
     """
     elems = _as_elements(data, layout)
+    n = elems.size
+    if codes is None:
+        codes = np.empty(n, np.uint8)
+    if raw is None:
+        raw = np.empty(n * layout.raw_width, np.uint8)
+    if codes.size != n or raw.size != n * layout.raw_width:
+        raise ValueError("split_pairs: codes/raw arrays have the wrong size")
     if layout.width == 1:
-        return np.array(elems, dtype=np.uint8, copy=True), np.empty(0, np.uint8)
+        codes[:] = elems
+        return codes, raw
     from . import _kernels
 
     e = np.ascontiguousarray(elems, dtype=_UINT[layout.width])
-    codes = np.empty(e.size, np.uint8)
-    raw = np.empty(e.size * layout.raw_width, np.uint8)
     split = {2: _kernels.split_pairs16, 4: _kernels.split_pairs32}.get(layout.width, _kernels.split_pairs)
     split(e, np.uint32(layout.code_shift), codes, raw)
     return codes, raw

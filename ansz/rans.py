@@ -78,16 +78,22 @@ def _encoder_table(freq: np.ndarray) -> np.ndarray:
     return enc.reshape(-1)
 
 
-def encode_symbols(symbols: np.ndarray, freq: np.ndarray) -> np.ndarray:
+def encode_symbols(symbols: np.ndarray, freq: np.ndarray,
+                   out: np.ndarray | None = None) -> np.ndarray:
     """rANS-encode uint8 ``symbols`` with table ``freq``; returns the uint16 word stream.
 
     The stream starts with the NSTATES final states (low word first) followed by the
-    renormalization words in decoding order. Every symbol must have freq >= 1.
+    renormalization words in decoding order. Every symbol must have freq >= 1. ``out``, if
+    given, is scratch space of exactly ``symbols.size + 2 * NSTATES`` uint16 words; the
+    result is then a view of it.
     """
     symbols = np.ascontiguousarray(symbols, dtype=np.uint8)
     freq = np.ascontiguousarray(freq, dtype=np.uint32)
     check_freq_table(freq)
-    out = np.empty(symbols.size + 2 * NSTATES, np.uint16)
+    if out is None:
+        out = np.empty(symbols.size + 2 * NSTATES, np.uint16)
+    elif out.size != symbols.size + 2 * NSTATES or out.dtype != np.uint16:
+        raise ValueError("out must hold symbols.size + 2 * NSTATES uint16 words")
     start = _kernels.rans_encode(symbols, _encoder_table(freq), out)
     return out[start:]
 
