@@ -7,11 +7,11 @@ reports. Conventions (docs: ``man/ansz.1``; rationale: STYLE.md §2):
   sentinel, never the string ``"-"``, so after ``--`` a file literally named ``-`` works.
 - ``compress X`` writes ``X.ansz``; ``decompress X.ansz`` writes ``X``; any other suffix is an
   error unless ``-o``/``-c`` names the output. The input is kept unless ``--rm``, which deletes
-  it only after the output is complete and never when writing to stdout.
+  it only after the output is complete, synced and verified, and never when writing to stdout.
 - Never overwrite without ``-f`` (a terminal is asked first); never write compressed data to a
   terminal or read it from one without ``-f``.
 - Exit status: 0 ok, 1 failure (bad input, verify mismatch, I/O error), 2 usage error,
-  130 interrupted. One line per error on stderr (``ansz: FILE: message``), never a traceback;
+  130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP. One line per error on stderr (``ansz: FILE: message``), never a traceback;
   one bad input among several does not stop the others.
 - Summaries go to stderr (muted by ``-q``, and when the data goes to stdout unless ``-v``);
   the rich progress bar only when stderr is a terminal.
@@ -407,8 +407,8 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except KeyboardInterrupt:
-            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP via _Terminated
+            raise click.exceptions.Exit(getattr(e, "exit_code", EXIT_INTERRUPTED)) from None
         except BrokenPipeError:  # the reader went away (``| head``): stop quietly
             _silence_stdout()
             raise click.exceptions.Exit(EXIT_FAILURE) from None
@@ -839,8 +839,25 @@ def _info_one(path: str, as_json: bool) -> Any:
     return ci
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread so that temporary outputs are removed
+    on the way out, as for Ctrl-C; exits with 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.exit_code = 128 + signum
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated(signum)
+
+
 def main(argv: list[str] | None = None, prog_name: str | None = "ansz") -> Any:
     """Console-script entry point (``ansz``); ``python -m ansz`` calls it too."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_terminated)
     return cli.main(args=argv, prog_name=prog_name)
 
 
