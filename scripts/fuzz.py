@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Long-running fuzzer for the container and codec: damaged input must never give wrong bytes.
+
+Usage: python scripts/fuzz.py [--seconds S] [--seed N]
+
+Builds a small safetensors model with every coded dtype plus a generic file, compresses them,
+then applies random damage in a loop -- bit flips, byte overwrites, truncations, insertions
+and deletions, a chunk record spliced in from the other container, two chunk records
+swapped -- and decodes each result through the seekable reader (``decompress_file``), the
+stream reader (``decompress_stream``) and ``verify_file``. The only outcomes allowed are the
+exact original bytes or an ``AnszError``; anything else (wrong bytes, another exception) is a
+violation, reported with the seed and iteration that reproduce it. The test suite runs this
+for a few seconds; run it for hours before a release.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+import time
+import traceback
+
+import ml_dtypes
+import numpy as np
+from safetensors.numpy import save
+
+import ansz
+from ansz.container import ContainerFile
+from ansz.errors import AnszError
+
+
+def sample_files(rng: np.random.Generator) -> list[bytes]:
+    x = rng.standard_normal(20_000) * 0.02
+    model = save({
+        "bf16": x.astype(ml_dtypes.bfloat16).reshape(100, 200),
+        "f16": x[:3000].astype(np.float16),
+        "f32": x[:2500].astype(np.float32),
+        "f64": x[:700],
+        "fp8": (x[:4000] * 2000).astype(ml_dtypes.float8_e4m3fn),
+        "i64": np.arange(300, dtype=np.int64),
+        "zeros": np.zeros(5000, ml_dtypes.bfloat16),
+    }, metadata={"note": "fuzz"})
+    text = b"".join(b"line %d of a generic file\n" % i for i in range(800))
+    return [model, text]
+
+
+def compress(data: bytes) -> bytes:
+    out = io.BytesIO()
+    ansz.compress_stream(io.BytesIO(data), out, chunk_size=4096)
+    return out.getvalue()
+
+
+def chunk_spans(blob: bytes) -> list[tuple[int, int]]:
+    cf = ContainerFile(lambda off, n: blob[off:off + n], len(blob))
+    return [(c.offset, c.offset + 48 + (-(-c.payload_length // 8) * 8)) for c in cf.index.chunks]
+
+
+def mutate(rng: np.random.Generator, blob: bytes, other: bytes) -> bytes:
+    b = bytearray(blob)
+    kind = int(rng.integers(0, 7))
+    if kind == 0:  # bit flips
+        for _ in range(int(rng.integers(1, 4))):
+            b[int(rng.integers(0, len(b)))] ^= 1 << int(rng.integers(0, 8))
+    elif kind == 1:  # random bytes
+        i = int(rng.integers(0, len(b)))
+        b[i:i + int(rng.integers(1, 16))] = rng.integers(0, 256, 16, dtype=np.uint8).tobytes()
+    elif kind == 2:  # truncation
+        del b[int(rng.integers(0, len(b))):]
+    elif kind == 3:  # insertion
+        i = int(rng.integers(0, len(b)))
+        b[i:i] = rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8).tobytes()
+    elif kind == 4:  # deletion
+        i = int(rng.integers(0, len(b)))
+        del b[i:i + int(rng.integers(1, 64))]
+    elif kind == 5:  # splice a chunk record from the other container
+        mine, theirs = chunk_spans(blob), chunk_spans(other)
+        a = mine[int(rng.integers(0, len(mine)))]
+        t = theirs[int(rng.integers(0, len(theirs)))]
+        b[a[0]:a[1]] = other[t[0]:t[1]]
+    else:  # swap two chunk records
+        spans = chunk_spans(blob)
+        if len(spans) >= 2:
+            i, j = sorted(rng.choice(len(spans), 2, replace=False))
+            (a0, a1), (c0, c1) = spans[i], spans[j]
+            b = bytearray(blob[:a0] + blob[c0:c1] + blob[a1:c0] + blob[a0:a1] + blob[c1:])
+    return bytes(b)
+
+
+def outcomes(blob: bytes, original: bytes, tmp: str) -> list[str]:
+    """'ok' (exact original), 'error' (AnszError), or a violation description, per reader."""
+    results = []
+    path = os.path.join(tmp, "x.ansz")
+    with open(path, "wb") as fh:
+        fh.write(blob)
+    out_path = os.path.join(tmp, "x.out")
+    if os.path.exists(out_path):
+        os.unlink(out_path)
+
+    def check(name, fn):
+        try:
+            got = fn()
+        except AnszError:
+            results.append("error")
+        except Exception:
+            results.append(f"{name}: unexpected exception\n{traceback.format_exc()}")
+        else:
+            results.append("ok" if got == original else f"{name}: WRONG BYTES without an error")
+
+    def from_file():
+        ansz.decompress_file(path, out_path, overwrite=True, threads=2)
+        with open(out_path, "rb") as fh:
+            return fh.read()
+
+    def from_stream():
+        out = io.BytesIO()
+        ansz.decompress_stream(io.BytesIO(blob), out, threads=2)
+        return out.getvalue()
+
+    check("decompress_file", from_file)
+    check("decompress_stream", from_stream)
+    try:
+        ok = ansz.verify_file(path).ok
+        results.append("ok" if ok else "error")
+    except AnszError:
+        results.append("error")
+    except Exception:
+        results.append(f"verify_file: unexpected exception\n{traceback.format_exc()}")
+    # verify must agree with the decoders: never OK for a file that does not decode.
+    if results[-1] == "ok" and "error" in results[:2]:
+        results.append("verify_file: OK for a container that does not decode")
+    return results
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--seed", type=int, default=int(time.time()))
+    args = ap.parse_args()
+    rng = np.random.default_rng(args.seed)
+    originals = sample_files(rng)
+    blobs = [compress(d) for d in originals]
+    counts = {"ok": 0, "error": 0}
+    violations = 0
+    end = time.monotonic() + args.seconds
+    it = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        while time.monotonic() < end:
+            k = it % 2
+            bad = mutate(rng, blobs[k], blobs[1 - k])
+            for r in outcomes(bad, originals[k], tmp):
+                if r in counts:
+                    counts[r] += 1
+                else:
+                    violations += 1
+                    print(f"VIOLATION (seed {args.seed}, iteration {it}): {r}")
+            it += 1
+    print(f"seed {args.seed}: {it} damaged containers, {counts['ok']} exact round trips, "
+          f"{counts['error']} clean errors, violations: {violations}")
+    return 1 if violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
