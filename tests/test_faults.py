@@ -91,6 +91,18 @@ def test_full_disk_is_a_one_line_error_and_loses_nothing(tmp_path, command):
     assert {p.name: p.read_bytes() for p in (src, packed)} == before
 
 
+def test_unwritable_output_directory_is_a_one_line_error(tmp_path):
+    """/sys refuses new files even to root, so this holds whoever runs the suite."""
+    src = tmp_path / "a.bin"
+    src.write_bytes(b"weights" * 1000)
+    proc = subprocess.run(["ansz", "compress", "-o", "/sys/a.bin.ansz", str(src)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ansz: /sys/a.bin.ansz: "), proc.stderr
+    assert src.read_bytes() == b"weights" * 1000
+
+
 def test_fuzz_script_smoke_run(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "fuzz.py"), "--seconds", "3",
                            "--seed", "1"], capture_output=True, text=True, timeout=300,
