@@ -1,6 +1,7 @@
 """ansz: lossless compression of neural-network model files with rANS over coding pairs.
 
-The public API lives in :mod:`ansz.api` and is re-exported here lazily, so that importing
+The public API lives in :mod:`ansz.api` (files and streams) and :mod:`ansz.reader` (lazy
+per-tensor reading: ``open``, ``load_file``) and is re-exported here lazily, so that importing
 ``ansz`` (and running ``ansz --help``) loads neither numpy nor numba.
 """
 
@@ -13,7 +14,11 @@ _API = {
     "verify_file", "file_stats", "read_info",
 }
 
-__all__ = sorted(_API | {"AnszError", "CorruptDataError", "FormatError", "__version__"})
+_READER = {"open", "load_file"}
+
+# ``ansz.open`` is left out of ``__all__`` so that ``from ansz import *`` cannot shadow the
+# builtin ``open``; use it qualified, as ``ansz.open(...)``.
+__all__ = sorted(_API | (_READER - {"open"}) | {"AnszError", "CorruptDataError", "FormatError", "__version__"})
 
 from .errors import AnszError, CorruptDataError, FormatError  # noqa: E402  (light: no numpy)
 
@@ -23,4 +28,8 @@ def __getattr__(name: str):
         from . import api
 
         return getattr(api, name)
+    if name in _READER:
+        from . import reader
+
+        return getattr(reader, name)
     raise AttributeError(f"module 'ansz' has no attribute {name!r}")
