@@ -405,3 +405,188 @@ def build_decoder_tables(freq, sym_of_slot, dec_of_slot):
             sym_of_slot[k] = np.uint8(s)
             dec_of_slot[k] = (f << np.uint32(16)) | np.uint32(r)
             k += 1
+
+
+# ===================================================================================
+# Prefix codes: Quad Length Codes (ansz/qlc.py) and length-limited Huffman (ansz/huffman.py)
+# ===================================================================================
+#
+# Bit order: codes are written MSB-first into bytes (the first code's first bit is bit 7
+# of byte 0); the last byte is padded with zero bits. Code lengths are 1..16 bits.
+# Decoders look at a 64-bit big-endian window of the stream starting at bit `pos`: read
+# from byte pos >> 3 and shifted left by pos & 7, so it holds at least 57 valid bits. The
+# fast loops read 8 whole bytes and run only while pos >> 3 + 8 <= size; the careful tail
+# reads byte by byte with a bounds check (bytes past the end read as zero) and then checks
+# that the codes did not run past the end.
+
+DECODE_BAD_CODE = 4  # a bit pattern that is no code of the table
+DECODE_BAD_PADDING = 5  # the last byte's padding bits are not zero
+
+
+@njit(cache=True, nogil=True)
+def prefix_encode(symbols, code, length, out):
+    """Write the prefix code of each uint8 symbol into out (uint8[::1]); return the bit count.
+
+    code: uint32[256] (right-aligned code bits), length: uint8[256] in 0..16, with
+    code[s] < 2^length[s]. Returns -1 if a symbol has length 0 (no code), in which case the
+    bits written are meaningless. out must hold (symbols.size * max(length) + 7) // 8 + 4
+    bytes: 4-byte flushes never pass the rounded-up end.
+    """
+    n = symbols.size
+    acc = np.uint64(0)
+    nacc = np.uint64(0)  # valid bits at the bottom of acc, < 32 between symbols
+    p = 0
+    bad = False
+    for i in range(n):
+        s = symbols[i]
+        ln = np.uint64(length[s])
+        bad |= ln == np.uint64(0)
+        acc = (acc << ln) | np.uint64(code[s])
+        nacc += ln  # < 48
+        if nacc >= np.uint64(32):
+            nacc -= np.uint64(32)
+            v = acc >> nacc
+            out[p] = np.uint8(v >> np.uint64(24))
+            out[p + 1] = np.uint8(v >> np.uint64(16))
+            out[p + 2] = np.uint8(v >> np.uint64(8))
+            out[p + 3] = np.uint8(v)
+            p += 4
+    nbits = np.int64(p) * 8 + np.int64(nacc)
+    # Left-align the remaining nacc < 32 bits and emit whole bytes (zero padding).
+    v = (acc << (np.uint64(32) - nacc)) & np.uint64(0xFFFFFFFF)
+    k = 0
+    while np.uint64(8 * k) < nacc:
+        out[p] = np.uint8(v >> np.uint64(24 - 8 * k))
+        p += 1
+        k += 1
+    if bad:
+        return np.int64(-1)
+    return nbits
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _peek64(buf, p):
+    """Bytes buf[p : p + 8] as a big-endian uint64; the caller guarantees p + 8 <= size."""
+    return ((np.uint64(buf[p]) << np.uint64(56)) | (np.uint64(buf[p + 1]) << np.uint64(48))
+            | (np.uint64(buf[p + 2]) << np.uint64(40)) | (np.uint64(buf[p + 3]) << np.uint64(32))
+            | (np.uint64(buf[p + 4]) << np.uint64(24)) | (np.uint64(buf[p + 5]) << np.uint64(16))
+            | (np.uint64(buf[p + 6]) << np.uint64(8)) | np.uint64(buf[p + 7]))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _peek64_checked(buf, p):
+    """_peek64 for the stream's tail: bytes at or past buf.size read as zero."""
+    nb = np.uint64(buf.size)
+    v = np.uint64(0)
+    for k in range(8):
+        q = p + np.uint64(k)
+        b = np.uint64(buf[q]) if q < nb else np.uint64(0)
+        v = (v << np.uint64(8)) | b
+    return v
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefix_end_status(buf, pos):
+    """Status after decoding the last symbol at bit position pos (uint64)."""
+    nb = np.uint64(buf.size)
+    if pos > nb * np.uint64(8):
+        return DECODE_TRUNCATED
+    if (pos + np.uint64(7)) >> np.uint64(3) != nb:
+        return DECODE_TRAILING
+    r = pos & np.uint64(7)
+    if r != np.uint64(0):
+        pad = np.uint64(buf[nb - np.uint64(1)]) & ((np.uint64(1) << (np.uint64(8) - r)) - np.uint64(1))
+        if pad != np.uint64(0):
+            return DECODE_BAD_PADDING
+    return DECODE_OK
+
+
+@njit(cache=True, nogil=True)
+def huffman_decode(buf, table, table_log, out):
+    """Decode out.size symbols from buf (uint8[::1]) with a canonical-code lookup table.
+
+    table: uint16[2^table_log], entry = (length << 8) | symbol for the code that the top
+    table_log bits of the window start with, length 0 where no code does. Built by
+    huffman._decode_table from validated lengths, so 1 <= table_log <= 15, every length
+    <= table_log and every index w >> (64 - table_log) < table.size. A group of
+    57 // table_log symbols fits the 57 valid window bits, so one window serves a group.
+    Invalid codes do not stop the fast loop (they consume no bits, which is harmless since
+    the loop counts symbols); they are reported at the end.
+    """
+    n = out.size
+    nb = np.uint64(buf.size)
+    tl = np.uint64(table_log)
+    sh = np.uint64(64) - tl
+    per = 57 // table_log
+    pos = np.uint64(0)
+    bad = np.uint16(0)
+    i = 0
+    while i + per <= n and (pos >> np.uint64(3)) + np.uint64(8) <= nb:
+        w = _peek64(buf, pos >> np.uint64(3)) << (pos & np.uint64(7))
+        for k in range(per):
+            e = table[w >> sh]
+            ln = e >> np.uint16(8)
+            out[i + k] = np.uint8(e & np.uint16(0xFF))
+            bad |= np.uint16(ln == np.uint16(0))
+            w <<= np.uint64(ln)
+            pos += np.uint64(ln)
+        i += per
+    if bad != np.uint16(0):
+        return DECODE_BAD_CODE
+    while i < n:
+        if pos >= nb * np.uint64(8):  # every code has >= 1 bit
+            return DECODE_TRUNCATED
+        w = _peek64_checked(buf, pos >> np.uint64(3)) << (pos & np.uint64(7))
+        e = table[w >> sh]
+        ln = e >> np.uint16(8)
+        if ln == np.uint16(0):
+            return DECODE_BAD_CODE
+        out[i] = np.uint8(e & np.uint16(0xFF))
+        pos += np.uint64(ln)
+        i += 1
+    return _prefix_end_status(buf, pos)
+
+
+@njit(cache=True, nogil=True)
+def qlc_decode(buf, lut, order, out):
+    """Decode out.size QLC symbols from buf (uint8[::1]).
+
+    lut: uint32[256] indexed by the top 8 bits of the window; entry = (base << 12) |
+    (mask << 4) | length for the area its top 3 bits select: length = 3 + b, mask = 2^b - 1,
+    base = first rank of the area. order: uint16[sum of area capacities], the symbol of each
+    rank, 0xFFFF for ranks no symbol has. Built by qlc._decode_tables from validated area
+    bits (b <= 8), so base + mask < order.size and lengths are 3..11: a group of 5 symbols
+    (<= 55 bits) fits one window. Unused ranks are ORed into `bad` and reported at the end.
+    """
+    n = out.size
+    nb = np.uint64(buf.size)
+    pos = np.uint64(0)
+    bad = np.uint32(0)
+    per = 5
+    i = 0
+    while i + per <= n and (pos >> np.uint64(3)) + np.uint64(8) <= nb:
+        w = _peek64(buf, pos >> np.uint64(3)) << (pos & np.uint64(7))
+        for k in range(per):
+            e = np.uint64(lut[w >> np.uint64(56)])
+            ln = e & np.uint64(15)
+            s = np.uint32(order[(e >> np.uint64(12)) + ((w >> (np.uint64(64) - ln)) & ((e >> np.uint64(4)) & np.uint64(0xFF)))])
+            bad |= s
+            out[i + k] = np.uint8(s & np.uint32(0xFF))
+            w <<= ln
+            pos += ln
+        i += per
+    if bad > np.uint32(0xFF):
+        return DECODE_BAD_CODE
+    while i < n:
+        if pos >= nb * np.uint64(8):
+            return DECODE_TRUNCATED
+        w = _peek64_checked(buf, pos >> np.uint64(3)) << (pos & np.uint64(7))
+        e = np.uint64(lut[w >> np.uint64(56)])
+        ln = e & np.uint64(15)
+        s = np.uint32(order[(e >> np.uint64(12)) + ((w >> (np.uint64(64) - ln)) & ((e >> np.uint64(4)) & np.uint64(0xFF)))])
+        if s > np.uint32(0xFF):
+            return DECODE_BAD_CODE
+        out[i] = np.uint8(s)
+        pos += ln
+        i += 1
+    return _prefix_end_status(buf, pos)

@@ -1,0 +1,115 @@
+"""Comparator coders side by side: predicted sizes, and the plumbing the prefix coders share.
+
+:func:`coder_costs` predicts, for one histogram of uint8 codes, the size in bits of each
+coder ansz has: the order-0 entropy bound, rANS (as :mod:`ansz.codec` would write it),
+length-limited Huffman (:mod:`ansz.huffman`) and Quad Length Codes (:mod:`ansz.qlc`). It is
+what ``ansz stats`` is meant to show per tensor (not wired into the CLI yet).
+
+The prefix coders (Huffman, QLC) share one bit writer, ``_kernels.prefix_encode``: codes
+MSB-first, the last byte zero-padded. Their streams are a table plus those bytes; the symbol
+count is known to the caller, as for every ansz stream.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _kernels
+from .errors import CorruptDataError
+
+__all__ = ["coder_costs", "entropy_bits"]
+
+
+def encode_prefix(symbols: np.ndarray, code: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, int]:
+    """Write symbols with a prefix code; returns (uint8 bytes, bit count).
+
+    ``code`` uint32[256] and ``length`` uint8[256] (1..16 for coded symbols, 0 for none).
+    Raises ValueError if a symbol has no code.
+    """
+    symbols = np.ascontiguousarray(symbols, dtype=np.uint8)
+    code = np.ascontiguousarray(code, dtype=np.uint32)
+    length = np.ascontiguousarray(length, dtype=np.uint8)
+    maxlen = int(length.max())
+    if maxlen > 16 or (code >= (np.uint64(1) << length.astype(np.uint64))).any():
+        raise ValueError("prefix code table is invalid")
+    out = np.zeros((symbols.size * maxlen + 7) // 8 + 4, np.uint8)
+    nbits = int(_kernels.prefix_encode(symbols, code, length, out))
+    if nbits < 0:
+        raise ValueError("a symbol has no code in this table")
+    return out[:(nbits + 7) // 8], nbits
+
+
+_STATUS = {
+    _kernels.DECODE_TRUNCATED: "is truncated",
+    _kernels.DECODE_TRAILING: "has trailing bytes",
+    _kernels.DECODE_BAD_CODE: "holds an invalid code",
+    _kernels.DECODE_BAD_PADDING: "has nonzero padding bits",
+}
+
+
+def check_status(status: int, what: str) -> None:
+    """Raise CorruptDataError for a nonzero decoder status."""
+    if status != _kernels.DECODE_OK:
+        raise CorruptDataError(f"{what} stream {_STATUS.get(status, f'failed ({status})')}")
+
+
+def as_stream_buffer(buf) -> np.ndarray:
+    """A C-contiguous, writable-or-not uint8 view of a bytes-like or array (no copy if possible).
+
+    Kernels take read-only and writable arrays as different types; normalize to one (a
+    read-only view is what np.frombuffer gives for bytes, so use that for both).
+    """
+    if isinstance(buf, np.ndarray):
+        buf = np.ascontiguousarray(buf, dtype=np.uint8)
+        buf = buf.view()
+        buf.flags.writeable = False
+        return buf
+    return np.frombuffer(memoryview(buf).cast("B"), np.uint8)
+
+
+def entropy_bits(counts: np.ndarray) -> float:
+    """Order-0 entropy of the counts times their total, in bits (no table)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return 0.0
+    p = counts[counts > 0] / total
+    return float(-(p * np.log2(p)).sum() * total)
+
+
+def coder_costs(counts) -> dict[str, float]:
+    """Predicted size in bits of coding a stream with this histogram (int64[256]), per coder.
+
+    * ``entropy``: the order-0 bound, sum(c * log2(N / c)); no table.
+    * ``rans``: what :func:`ansz.codec.encode_stream` would write for the RANS method:
+      method/reserved/first/last bytes, u16 frequencies for first..last, 8 final states
+      (32 bytes) and the cross-entropy of the counts under ``rans.normalize_counts`` at
+      SCALE_BITS. (A one-symbol stream is CONSTANT, 2 bytes; the same 16 bits are given.)
+    * ``huffman``: 1 method byte + serialized table (``HuffmanTable.to_bytes``) + the payload
+      bits rounded up to bytes, with lengths limited to ``huffman.DEFAULT_LIMIT``.
+    * ``qlc``: 1 method byte + serialized table (``QlcTable.to_bytes``) + payload bytes.
+
+    Empty input costs 0 everywhere. Sizes never include the 4-byte chunk framing.
+    """
+    from . import huffman, qlc, rans
+
+    counts = np.ascontiguousarray(counts, dtype=np.int64)
+    if counts.shape != (256,) or (counts < 0).any():
+        raise ValueError("counts must be 256 non-negative integers")
+    present = np.flatnonzero(counts)
+    if present.size == 0:
+        return {"entropy": 0.0, "rans": 0.0, "huffman": 0.0, "qlc": 0.0}
+    out = {"entropy": entropy_bits(counts)}
+    if present.size == 1:
+        out["rans"] = 16.0
+    else:
+        freq = rans.normalize_counts(counts)
+        p = counts > 0
+        xent = float((counts[p] * (rans.SCALE_BITS - np.log2(freq[p]))).sum())
+        table = 4 + 2 * (int(present[-1]) - int(present[0]) + 1)
+        out["rans"] = 8.0 * (table + 4 * rans.NSTATES) + xent
+    ht = huffman.HuffmanTable.from_counts(counts)
+    out["huffman"] = 8.0 * (1 + len(ht.to_bytes()) + (huffman.expected_bits(counts, ht.lengths) + 7) // 8)
+    qt = qlc.QlcTable.from_counts(counts)
+    out["qlc"] = 8.0 * (1 + len(qt.to_bytes()) + (qlc.expected_bits(counts, qt.area_bits) + 7) // 8)
+    return out

@@ -1,0 +1,219 @@
+"""Canonical, length-limited Huffman codes for uint8 symbols (a comparator coder).
+
+Code lengths come from **package-merge** (Larmore & Hirschberg 1990), which gives the
+optimal prefix code among those with every length <= ``limit``; when the limit does not
+bind it is a Huffman code. (zstd's HUF instead builds an unlimited Huffman tree and then
+repairs over-long lengths with a heuristic, ``HUF_setMaxHeight``, which is faster and
+slightly suboptimal; at 256 symbols package-merge costs a few milliseconds in numpy, so
+ansz takes the exact answer.) The default limit is 11 bits, zstd's default HUF table log;
+decoder tables have ``2^max_length`` uint16 entries (4 KiB at 11 bits).
+
+Codes are canonical (deflate's rule): symbols sorted by (length, symbol) get consecutive
+codes, the code shifted left when the length grows. So the lengths alone define the code.
+Bits are written MSB-first, the last byte zero-padded (``ansz._kernels`` "Prefix codes").
+Decoding looks up the next ``max_length`` bits in a table giving symbol and length.
+
+A single present symbol gets a 1-bit code (an incomplete code: the other half of the code
+space is invalid and decodes as corrupt).
+
+Serialized table (``HuffmanTable.to_bytes``): ``first``, ``last`` (bytes, first <= last),
+then the lengths of symbols first..last as 4-bit nibbles (low nibble first, 0 = absent,
+a zero pad nibble if their number is odd). Valid tables have at least one code, lengths
+<= 15 and sum(2^-length) <= 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _kernels
+from .coders import as_stream_buffer, check_status, encode_prefix
+from .errors import CorruptDataError
+
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "code_lengths", "canonical_codes", "expected_bits",
+           "HuffmanTable", "encode", "decode"]
+
+DEFAULT_LIMIT = 11
+MAX_LIMIT = 15
+
+
+def _check_counts(counts) -> np.ndarray:
+    counts = np.ascontiguousarray(counts, dtype=np.int64)
+    if counts.shape != (256,) or (counts < 0).any():
+        raise ValueError("counts must be 256 non-negative integers")
+    return counts
+
+
+def code_lengths(counts, limit: int = DEFAULT_LIMIT) -> np.ndarray:
+    """Optimal code lengths (uint8[256], 0 for absent symbols) with every length <= limit.
+
+    Package-merge: item lists for depths limit..1, each the leaves merged (stably, leaves
+    first on ties) with the pairs ("packages") of the list below; the first 2m - 2 items of
+    the last list are chosen and a symbol's length is the number of chosen items holding it.
+    """
+    counts = _check_counts(counts)
+    present = np.flatnonzero(counts)
+    m = present.size
+    lengths = np.zeros(256, np.uint8)
+    if m == 0:
+        return lengths
+    if m == 1:
+        lengths[present] = 1
+        return lengths
+    if not 1 <= limit <= MAX_LIMIT or (1 << limit) < m:
+        raise ValueError(f"cannot code {m} symbols with lengths <= {limit}")
+    idx = np.argsort(counts[present], kind="stable")
+    leaf_w = counts[present][idx]
+    leaf_v = np.eye(m, dtype=np.int16)  # row r: which leaves item r contains
+    cur_w, cur_v = leaf_w, leaf_v
+    for _ in range(limit - 1):
+        k = cur_w.size // 2 * 2
+        all_w = np.concatenate((leaf_w, cur_w[0:k:2] + cur_w[1:k:2]))
+        all_v = np.concatenate((leaf_v, cur_v[0:k:2] + cur_v[1:k:2]))
+        order = np.argsort(all_w, kind="stable")
+        cur_w, cur_v = all_w[order], all_v[order]
+    lengths[present[idx]] = cur_v[:2 * m - 2].sum(axis=0)
+    return lengths
+
+
+def _check_lengths(lengths) -> np.ndarray:
+    """lengths as uint8[256] if they form a valid (possibly incomplete) prefix code."""
+    a = np.asarray(lengths)
+    if a.shape != (256,) or (a < 0).any() or (a > MAX_LIMIT).any():
+        raise CorruptDataError(f"Huffman table: lengths must be 256 values in 0..{MAX_LIMIT}")
+    a = a.astype(np.int64)
+    if not a.any():
+        raise CorruptDataError("Huffman table has no symbols")
+    kraft = int((np.int64(1) << (MAX_LIMIT - a[a > 0])).sum())
+    if kraft > 1 << MAX_LIMIT:
+        raise CorruptDataError("Huffman table is over-subscribed (Kraft sum > 1)")
+    return a.astype(np.uint8)
+
+
+def canonical_codes(lengths) -> np.ndarray:
+    """Canonical codes (uint32[256], right-aligned) for valid lengths; 0 for absent symbols."""
+    lengths = _check_lengths(lengths)
+    codes = np.zeros(256, np.uint32)
+    syms = np.lexsort((np.arange(256), lengths))  # by length, then symbol
+    syms = syms[lengths[syms] > 0]
+    code = 0
+    prev = int(lengths[syms[0]])
+    for s in syms:
+        ln = int(lengths[s])
+        code <<= ln - prev
+        prev = ln
+        codes[s] = code
+        code += 1
+    return codes
+
+
+def expected_bits(counts, lengths) -> int:
+    """Total payload bits of ``counts`` coded with these lengths (÷ counts.sum() for the mean)."""
+    counts = _check_counts(counts)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if ((counts > 0) & (lengths == 0)).any():
+        raise ValueError("a present symbol has no code")
+    return int((counts * lengths).sum())
+
+
+@dataclass(frozen=True, eq=False)
+class HuffmanTable:
+    """Code lengths (uint8[256]) of a valid prefix code; the codes are canonical."""
+
+    lengths: np.ndarray
+
+    def __post_init__(self):
+        object.__setattr__(self, "lengths", _check_lengths(self.lengths))
+
+    @classmethod
+    def from_counts(cls, counts, limit: int = DEFAULT_LIMIT) -> "HuffmanTable":
+        return cls(code_lengths(counts, limit))
+
+    @property
+    def max_length(self) -> int:
+        return int(self.lengths.max())
+
+    def code_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(code uint32[256], length uint8[256]) for the encoder."""
+        return canonical_codes(self.lengths), self.lengths
+
+    def decode_table(self) -> np.ndarray:
+        """uint16[2^max_length]: (length << 8) | symbol per window value, 0 where no code."""
+        T = self.max_length
+        codes = canonical_codes(self.lengths)
+        table = np.zeros(1 << T, np.uint16)
+        for s in np.flatnonzero(self.lengths):
+            ln = int(self.lengths[s])
+            start = int(codes[s]) << (T - ln)
+            table[start:start + (1 << (T - ln))] = (ln << 8) | int(s)
+        return table
+
+    def to_bytes(self) -> bytes:
+        present = np.flatnonzero(self.lengths)
+        first, last = int(present[0]), int(present[-1])
+        nib = self.lengths[first:last + 1].astype(np.uint8)
+        if nib.size % 2:
+            nib = np.append(nib, np.uint8(0))
+        return bytes([first, last]) + (nib[0::2] | (nib[1::2] << 4)).tobytes()
+
+    @classmethod
+    def read(cls, buf) -> tuple["HuffmanTable", int]:
+        """Parse a table from the start of ``buf``; returns (table, bytes used)."""
+        mv = memoryview(buf).cast("B")
+        if len(mv) < 2:
+            raise CorruptDataError("Huffman table is truncated")
+        first, last = mv[0], mv[1]
+        if last < first:
+            raise CorruptDataError("Huffman table symbol range is empty")
+        m = last - first + 1
+        used = 2 + (m + 1) // 2
+        if len(mv) < used:
+            raise CorruptDataError("Huffman table is truncated")
+        packed = np.frombuffer(mv, np.uint8, used - 2, 2)
+        nib = np.empty(2 * packed.size, np.uint8)
+        nib[0::2] = packed & 15
+        nib[1::2] = packed >> 4
+        if m % 2 and nib[-1]:
+            raise CorruptDataError("Huffman table has a nonzero pad nibble")
+        lengths = np.zeros(256, np.uint8)
+        lengths[first:last + 1] = nib[:m]
+        if lengths[first] == 0 or lengths[last] == 0:
+            raise CorruptDataError("Huffman table range does not start and end at symbols")
+        return cls(lengths), used
+
+    @classmethod
+    def from_bytes(cls, buf) -> "HuffmanTable":
+        table, used = cls.read(buf)
+        if used != len(memoryview(buf).cast("B")):
+            raise CorruptDataError("Huffman table has trailing bytes")
+        return table
+
+
+def encode(symbols, table: HuffmanTable) -> tuple[np.ndarray, int]:
+    """Huffman-code uint8 ``symbols``; returns (uint8 bytes, bit count).
+
+    Every symbol must have a code in the table (ValueError otherwise).
+    """
+    code, length = table.code_table()
+    return encode_prefix(symbols, code, length)
+
+
+def decode(buf, n: int, table: HuffmanTable, out: np.ndarray | None = None) -> np.ndarray:
+    """Decode ``n`` symbols from the bytes made by :func:`encode`; CorruptDataError if bad.
+
+    The stream must end exactly in its last byte with zero padding bits.
+    """
+    if not isinstance(table, HuffmanTable):
+        raise TypeError("table must be a HuffmanTable")
+    data = as_stream_buffer(buf)
+    if out is None:
+        out = np.empty(n, np.uint8)
+    elif out.size != n or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        raise ValueError("out must be a contiguous uint8 array of n entries")
+    T = table.max_length
+    if data.size > n * T // 8 + 1:
+        raise CorruptDataError("Huffman stream is longer than n codes can be")
+    check_status(_kernels.huffman_decode(data, table.decode_table(), np.int64(T), out), "Huffman")
+    return out

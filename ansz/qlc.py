@@ -1,0 +1,241 @@
+"""Quad Length Codes: a prefix code for uint8 symbols with 8 fixed-length areas.
+
+A code is a 3-bit *prefix* k, selecting area k, followed by ``b_k`` suffix bits, so every
+symbol of area k costs ``3 + b_k`` bits and area k holds up to ``2^b_k`` symbols
+(``0 <= b_k <= 8``). Symbols ranked by decreasing count (ties: smaller symbol first) fill the
+areas in order, area 0 first; the symbol of rank r in area k (whose first rank is base_k)
+has code ``k << b_k | (r - base_k)``. Bits are written MSB-first, last byte zero-padded
+(``ansz._kernels`` "Prefix codes").
+
+:func:`optimal_areas` finds the area sizes that minimize the coded size exactly, by dynamic
+programming over the ranked counts: cost(k areas, first i ranks) + b * weight(ranks i..j),
+where an area is full (j = i + 2^b) except the last non-empty one (j = n). Any assignment of
+symbols to areas can be rearranged into that form without getting longer (sort areas by b,
+give the most frequent symbols the shortest codes), so the DP's optimum is the optimum.
+
+Decoding is one 256-entry lookup on the top 8 bits of the bit window (the prefix selects
+the area's base rank, suffix mask and length), then the rank-to-symbol table.
+
+Serialized table (``QlcTable.to_bytes``, 5 + n bytes): 4 bytes of ``b_0..b_7`` as nibbles
+(area 2k in the low nibble of byte k), 1 byte ``n - 1``, then the n symbols in rank order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _kernels
+from .coders import as_stream_buffer, check_status, encode_prefix
+from .errors import CorruptDataError
+
+__all__ = ["NAREAS", "PREFIX_BITS", "MAX_AREA_BITS", "QlcTable", "optimal_areas",
+           "expected_bits", "rank_order", "encode", "decode"]
+
+NAREAS = 8
+PREFIX_BITS = 3
+MAX_AREA_BITS = 8
+
+
+def _check_counts(counts) -> np.ndarray:
+    counts = np.ascontiguousarray(counts, dtype=np.int64)
+    if counts.shape != (256,) or (counts < 0).any():
+        raise ValueError("counts must be 256 non-negative integers")
+    return counts
+
+
+def rank_order(counts) -> np.ndarray:
+    """The present symbols (uint8) by decreasing count, ties by increasing symbol."""
+    counts = _check_counts(counts)
+    order = np.argsort(-counts, kind="stable")
+    return order[counts[order] > 0].astype(np.uint8)
+
+
+def optimal_areas(counts) -> tuple[np.ndarray, np.ndarray]:
+    """Area bits (uint8[8]) minimizing the coded size of ``counts``, and the symbol order.
+
+    Areas left without symbols come last and get 0 bits. With no symbols present every area
+    is empty.
+    """
+    counts = _check_counts(counts)
+    order = rank_order(counts)
+    n = order.size
+    bits = np.zeros(NAREAS, np.uint8)
+    if n == 0:
+        return bits, order
+    W = np.concatenate(([0], np.cumsum(counts[order.astype(np.intp)]))).astype(np.float64)
+    cost = np.full(n + 1, np.inf)
+    cost[0] = 0.0
+    # choice[k, j] = b of area k and prev[k, j] its first rank when areas 0..k cover ranks
+    # [0, j); choice -1: area k is empty (prev = j).
+    choice = np.full((NAREAS, n + 1), -1, np.int64)
+    prev = np.tile(np.arange(n + 1), (NAREAS, 1))
+    for k in range(NAREAS):
+        new = cost.copy()  # area k empty
+        for b in range(MAX_AREA_BITS + 1):
+            size = 1 << b
+            if size < n:  # a full area ending before n: j = i + size
+                j = np.arange(size, n)
+                cand = cost[j - size] + b * (W[j] - W[j - size])
+                better = cand < new[j]
+                new[j[better]] = cand[better]
+                choice[k, j[better]] = b
+                prev[k, j[better]] = j[better] - size
+            i = np.arange(max(0, n - size), n)  # the area that reaches rank n, maybe partial
+            cand = cost[i] + b * (W[n] - W[i])
+            m = int(np.argmin(cand))
+            if cand[m] < new[n]:
+                new[n] = cand[m]
+                choice[k, n] = b
+                prev[k, n] = i[m]
+        cost = new
+    used = []
+    j = n
+    for k in range(NAREAS - 1, -1, -1):
+        if choice[k, j] >= 0:
+            used.append(int(choice[k, j]))
+        j = int(prev[k, j])
+    assert j == 0
+    bits[:len(used)] = used[::-1]
+    return bits, order
+
+
+def _area_layout(area_bits: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(first rank, symbols held) of each area when n ranked symbols fill them in order."""
+    cap = np.int64(1) << area_bits.astype(np.int64)
+    base = np.concatenate(([0], np.cumsum(cap)[:-1]))
+    held = np.clip(n - base, 0, cap)
+    return base, held
+
+
+def _rank_lengths(area_bits: np.ndarray, n: int) -> np.ndarray:
+    """Code length (int64[n]) of each rank."""
+    base, held = _area_layout(area_bits, n)
+    return np.repeat(PREFIX_BITS + area_bits.astype(np.int64), held)
+
+
+def _check_area_bits(area_bits) -> np.ndarray:
+    a = np.asarray(area_bits)
+    if a.shape != (NAREAS,) or (a < 0).any() or (a > MAX_AREA_BITS).any():
+        raise ValueError(f"area bits must be {NAREAS} integers in 0..{MAX_AREA_BITS}")
+    return a.astype(np.uint8)
+
+
+def expected_bits(counts, area_bits) -> int:
+    """Total payload bits of ``counts`` coded with these area bits (symbols in rank order).
+
+    Divide by ``counts.sum()`` for the expected code length per symbol. Raises ValueError if
+    the areas cannot hold every present symbol.
+    """
+    counts = _check_counts(counts)
+    area_bits = _check_area_bits(area_bits)
+    order = rank_order(counts)
+    if order.size > int((np.int64(1) << area_bits.astype(np.int64)).sum()):
+        raise ValueError("areas hold fewer symbols than are present")
+    lengths = _rank_lengths(area_bits, order.size)
+    return int((counts[order.astype(np.intp)] * lengths).sum())
+
+
+@dataclass(frozen=True, eq=False)
+class QlcTable:
+    """Area bits (uint8[8]) and the symbols in rank order (uint8[n], distinct)."""
+
+    area_bits: np.ndarray
+    order: np.ndarray
+
+    def __post_init__(self):
+        try:
+            bits = _check_area_bits(self.area_bits)
+        except ValueError as e:
+            raise CorruptDataError(f"QLC table: {e}") from None
+        order = np.ascontiguousarray(self.order, dtype=np.uint8)
+        if order.ndim != 1 or np.unique(order).size != order.size:
+            raise CorruptDataError("QLC table: symbols must be distinct")
+        if order.size > int((np.int64(1) << bits.astype(np.int64)).sum()):
+            raise CorruptDataError("QLC table: areas hold fewer symbols than listed")
+        object.__setattr__(self, "area_bits", bits)
+        object.__setattr__(self, "order", order)
+
+    @classmethod
+    def from_counts(cls, counts) -> "QlcTable":
+        return cls(*optimal_areas(counts))
+
+    def code_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(code uint32[256], length uint8[256]); length 0 for symbols not in the table."""
+        code = np.zeros(256, np.uint32)
+        length = np.zeros(256, np.uint8)
+        base, held = _area_layout(self.area_bits, self.order.size)
+        for k in range(NAREAS):
+            b = int(self.area_bits[k])
+            syms = self.order[base[k]:base[k] + held[k]].astype(np.intp)
+            code[syms] = (k << b) | np.arange(syms.size)
+            length[syms] = PREFIX_BITS + b
+        return code, length
+
+    def decode_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lut uint32[256], rank-to-symbol uint16[capacity]) for ``_kernels.qlc_decode``."""
+        bits = self.area_bits.astype(np.int64)
+        cap = np.int64(1) << bits
+        base = np.concatenate(([0], np.cumsum(cap)[:-1]))
+        entry = (base << 12) | ((cap - 1) << 4) | (PREFIX_BITS + bits)
+        lut = np.repeat(entry, 256 // NAREAS).astype(np.uint32)
+        order = np.full(int(cap.sum()), 0xFFFF, np.uint16)
+        order[:self.order.size] = self.order
+        return lut, order
+
+    def to_bytes(self) -> bytes:
+        if self.order.size == 0:
+            raise ValueError("an empty QLC table has no serialized form")
+        b = self.area_bits
+        nib = bytes(int(b[2 * k]) | int(b[2 * k + 1]) << 4 for k in range(NAREAS // 2))
+        return nib + bytes([self.order.size - 1]) + self.order.tobytes()
+
+    @classmethod
+    def read(cls, buf) -> tuple["QlcTable", int]:
+        """Parse a table from the start of ``buf``; returns (table, bytes used)."""
+        mv = memoryview(buf).cast("B")
+        if len(mv) < 5:
+            raise CorruptDataError("QLC table is truncated")
+        bits = np.array([(mv[k // 2] >> (4 * (k % 2))) & 15 for k in range(NAREAS)], np.int64)
+        n = mv[4] + 1
+        if len(mv) < 5 + n:
+            raise CorruptDataError("QLC table is truncated")
+        return cls(bits, np.frombuffer(mv, np.uint8, n, 5).copy()), 5 + n
+
+    @classmethod
+    def from_bytes(cls, buf) -> "QlcTable":
+        table, used = cls.read(buf)
+        if used != len(memoryview(buf).cast("B")):
+            raise CorruptDataError("QLC table has trailing bytes")
+        return table
+
+
+def encode(symbols, table: QlcTable) -> tuple[np.ndarray, int]:
+    """QLC-code uint8 ``symbols``; returns (uint8 bytes, bit count).
+
+    Every symbol must be in the table (ValueError otherwise).
+    """
+    code, length = table.code_table()
+    return encode_prefix(symbols, code, length)
+
+
+def decode(buf, n: int, table: QlcTable, out: np.ndarray | None = None) -> np.ndarray:
+    """Decode ``n`` symbols from the bytes made by :func:`encode`; CorruptDataError if bad.
+
+    The stream must end exactly in its last byte with zero padding bits.
+    """
+    if not isinstance(table, QlcTable):
+        raise TypeError("table must be a QlcTable")
+    data = as_stream_buffer(buf)
+    if out is None:
+        out = np.empty(n, np.uint8)
+    elif out.size != n or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        raise ValueError("out must be a contiguous uint8 array of n entries")
+    if n and table.order.size == 0:
+        raise CorruptDataError("QLC table has no symbols")
+    if data.size > n * (PREFIX_BITS + MAX_AREA_BITS) // 8 + 1:
+        raise CorruptDataError("QLC stream is longer than n codes can be")
+    lut, order = table.decode_tables()
+    check_status(_kernels.qlc_decode(data, lut, order, out), "QLC")
+    return out

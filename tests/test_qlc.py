@@ -1,0 +1,211 @@
+"""Quad Length Codes: optimal areas (vs brute force), exact round trips, bad input fails cleanly."""
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ansz import qlc
+from ansz.coders import coder_costs, entropy_bits
+from ansz.errors import CorruptDataError
+
+
+def sample(seed, k, skew, n):
+    """n symbols from k random distinct symbols with geometric-ish weights (skew 0 = uniform)."""
+    rng = np.random.default_rng(seed)
+    syms = rng.choice(256, k, replace=False)
+    w = np.exp(-skew * np.arange(k)) * rng.uniform(0.5, 1.5, k)
+    return syms[rng.choice(k, n, p=w / w.sum())].astype(np.uint8)
+
+
+def round_trip(s):
+    counts = np.bincount(s, minlength=256)
+    table = qlc.QlcTable.from_counts(counts)
+    buf, nbits = qlc.encode(s, table)
+    assert nbits == qlc.expected_bits(counts, table.area_bits)
+    assert buf.size == (nbits + 7) // 8
+    if table.order.size:
+        table = qlc.QlcTable.from_bytes(table.to_bytes())
+    out = qlc.decode(buf.tobytes(), s.size, table)
+    assert np.array_equal(out, s)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 256), skew=st.floats(0, 8),
+       n=st.integers(0, 3000))
+def test_round_trip_hypothesis(seed, k, skew, n):
+    round_trip(sample(seed, k, skew, n))
+
+
+@pytest.mark.parametrize("s", [
+    np.zeros(0, np.uint8),
+    np.array([7], np.uint8),
+    np.full(1001, 200, np.uint8),
+    np.arange(256, dtype=np.uint8),
+    np.tile(np.arange(256, dtype=np.uint8), 13),
+    np.concatenate((np.zeros(100000, np.uint8), np.arange(256, dtype=np.uint8))),  # extreme skew
+    np.concatenate((np.full(5000, 3, np.uint8), [9])).astype(np.uint8),
+], ids=["empty", "one", "all-equal", "all-256", "uniform", "extreme-skew", "two"])
+def test_round_trip_edge_cases(s):
+    round_trip(s)
+
+
+def test_zero_symbols_with_a_table():
+    table = qlc.QlcTable.from_counts(np.bincount([1, 2, 2], minlength=256))
+    buf, nbits = qlc.encode(np.zeros(0, np.uint8), table)
+    assert nbits == 0 and buf.size == 0
+    assert qlc.decode(b"", 0, table).size == 0
+
+
+def test_symbol_outside_table_is_refused():
+    table = qlc.QlcTable.from_counts(np.bincount([1, 2, 2], minlength=256))
+    with pytest.raises(ValueError):
+        qlc.encode(np.array([3], np.uint8), table)
+
+
+counts_strategy = st.lists(st.integers(0, 10**6), min_size=256, max_size=256)
+
+
+@settings(max_examples=60, deadline=None)
+@given(counts=counts_strategy)
+def test_expected_length_is_at_least_the_entropy(counts):
+    counts = np.array(counts, np.int64)
+    bits, order = qlc.optimal_areas(counts)
+    assert np.array_equal(order, qlc.rank_order(counts))
+    total = qlc.expected_bits(counts, bits)
+    assert total >= entropy_bits(counts) - 1e-6 * max(1, total)
+    # Kraft: the listed codes fit the code space.
+    lengths = np.repeat(3 + bits.astype(np.int64), np.clip(
+        order.size - np.concatenate(([0], np.cumsum(1 << bits.astype(np.int64))[:-1])),
+        0, 1 << bits.astype(np.int64)))
+    assert (2.0 ** -lengths).sum() <= 1 + 1e-12
+
+
+def set_partitions(items):
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for p in set_partitions(rest):
+        yield [[first]] + p
+        for i in range(len(p)):
+            yield p[:i] + [[first] + p[i]] + p[i + 1:]
+
+
+def brute_force(weights):
+    """Best size over every way to put symbols into <= 8 areas (any grouping, any order)."""
+    best = math.inf
+    for p in set_partitions(list(range(len(weights)))):
+        if len(p) > qlc.NAREAS:
+            continue
+        cost = sum((3 + math.ceil(math.log2(len(b)))) * sum(weights[i] for i in b) for b in p)
+        best = min(best, cost)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_areas_are_optimal_vs_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 10))
+    counts = np.zeros(256, np.int64)
+    w = rng.integers(1, 1000, k) ** int(rng.integers(1, 4))
+    counts[rng.choice(256, k, replace=False)] = w
+    bits, _ = qlc.optimal_areas(counts)
+    assert qlc.expected_bits(counts, bits) == brute_force(list(w))
+
+
+def greedy_best(counts):
+    """Best over every multiset of 8 area sizes, sorted symbols given to sorted areas."""
+    import itertools
+
+    w = np.sort(counts[counts > 0])[::-1]
+    best = math.inf
+    for combo in itertools.combinations_with_replacement(range(qlc.MAX_AREA_BITS + 1), qlc.NAREAS):
+        if sum(1 << b for b in combo) < w.size:
+            continue
+        lengths = np.repeat(3 + np.array(combo), [1 << b for b in combo])[:w.size]
+        best = min(best, int((w * lengths).sum()))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_areas_are_optimal_vs_all_area_multisets(seed):
+    rng = np.random.default_rng(100 + seed)
+    counts = np.bincount(np.clip(rng.normal(128, 4 + 6 * seed, 5000), 0, 255).astype(np.int64),
+                         minlength=256)
+    bits, _ = qlc.optimal_areas(counts)
+    assert qlc.expected_bits(counts, bits) == greedy_best(counts)
+
+
+def test_bad_tables_are_corrupt():
+    for data in [b"", b"\x00" * 4, b"\x99\x00\x00\x00\x00\x05", b"\x00\x00\x00\x00\x01\x05\x05",
+                 b"\x00\x00\x00\x00\x09" + bytes(range(10)), b"\x00\x00\x00\x00\x00\x01\x02"]:
+        with pytest.raises(CorruptDataError):
+            qlc.QlcTable.from_bytes(data)
+    with pytest.raises(CorruptDataError):
+        qlc.QlcTable(np.full(8, 9), np.zeros(1, np.uint8))
+
+
+def damaged_outcomes(rng, trials=300):
+    """Decode damaged streams; every outcome must be a result or CorruptDataError."""
+    s = sample(5, 40, 0.3, 4000)
+    table = qlc.QlcTable.from_counts(np.bincount(s, minlength=256))
+    buf, _ = qlc.encode(s, table)
+    blob = buf.tobytes()
+    corrupt = 0
+    for t in range(trials):
+        b = bytearray(blob)
+        kind = t % 4
+        if kind == 0:
+            b = b[: int(rng.integers(0, len(b)))]
+        elif kind == 1:
+            b[int(rng.integers(0, len(b)))] ^= 1 << int(rng.integers(0, 8))
+        elif kind == 2:
+            b = bytes(rng.integers(0, 256, int(rng.integers(0, 6000)), dtype=np.uint8))
+        else:
+            b = b + bytes(int(rng.integers(1, 4)))
+        try:
+            qlc.decode(bytes(b), s.size, table)
+        except CorruptDataError:
+            corrupt += 1
+    return corrupt
+
+
+def test_damaged_streams_fail_cleanly():
+    assert damaged_outcomes(np.random.default_rng(7)) >= 150
+
+
+def test_damaged_streams_in_bounds_with_boundscheck(tmp_path):
+    probe = ("import numpy as np, tests.test_qlc as t\n"
+             "print('done', t.damaged_outcomes(np.random.default_rng(8), 200))\n")
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("done"), proc.stdout
+
+
+def bf16_exponents(n, seed=0):
+    import ml_dtypes
+
+    x = (np.random.default_rng(seed).standard_normal(n) * 0.02).astype(ml_dtypes.bfloat16)
+    return ((x.view(np.uint16) >> 7) & 0xFF).astype(np.uint8)
+
+
+def test_coder_costs_order_on_gaussian_bf16_exponents():
+    counts = np.bincount(bf16_exponents(1 << 20), minlength=256)
+    c = coder_costs(counts)
+    assert c["entropy"] <= c["rans"] <= c["huffman"] <= c["qlc"]
+
+
+def test_coder_costs_edge_cases():
+    assert coder_costs(np.zeros(256, np.int64)) == {"entropy": 0.0, "rans": 0.0,
+                                                      "huffman": 0.0, "qlc": 0.0}
+    c = coder_costs(np.bincount([5] * 10, minlength=256))
+    assert c["entropy"] == 0 and c["rans"] == 16
