@@ -1,0 +1,219 @@
+"""Length-limited canonical Huffman: valid optimal lengths, exact round trips, bad input fails."""
+
+import heapq
+import itertools
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ansz import huffman
+from ansz.coders import entropy_bits
+from ansz.errors import CorruptDataError
+
+
+def sample(seed, k, skew, n):
+    rng = np.random.default_rng(seed)
+    syms = rng.choice(256, k, replace=False)
+    w = np.exp(-skew * np.arange(k)) * rng.uniform(0.5, 1.5, k)
+    return syms[rng.choice(k, n, p=w / w.sum())].astype(np.uint8)
+
+
+def round_trip(s, limit=huffman.DEFAULT_LIMIT):
+    counts = np.bincount(s, minlength=256)
+    if s.size == 0:
+        counts[0] = 1  # any table will do for zero symbols
+    table = huffman.HuffmanTable.from_counts(counts, limit)
+    assert table.max_length <= limit
+    buf, nbits = huffman.encode(s, table)
+    assert nbits == huffman.expected_bits(np.bincount(s, minlength=256), table.lengths)
+    assert buf.size == (nbits + 7) // 8
+    table = huffman.HuffmanTable.from_bytes(table.to_bytes())
+    assert np.array_equal(huffman.decode(buf.tobytes(), s.size, table), s)
+    assert np.array_equal(huffman.decode(buf, s.size, table), s)  # array input too
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 256), skew=st.floats(0, 8),
+       n=st.integers(0, 3000), limit=st.integers(8, 15))
+def test_round_trip_hypothesis(seed, k, skew, n, limit):
+    round_trip(sample(seed, k, skew, n), limit)
+
+
+@pytest.mark.parametrize("s", [
+    np.zeros(0, np.uint8),
+    np.array([7], np.uint8),
+    np.full(1001, 200, np.uint8),
+    np.arange(256, dtype=np.uint8),
+    np.tile(np.arange(256, dtype=np.uint8), 13),
+    np.concatenate((np.zeros(100000, np.uint8), np.arange(256, dtype=np.uint8))),
+], ids=["empty", "one", "all-equal", "all-256", "uniform", "extreme-skew"])
+def test_round_trip_edge_cases(s):
+    round_trip(s)
+
+
+def huffman_cost_and_depth(w):
+    """Unlimited Huffman: (total cost, max depth) via a heap."""
+    if len(w) == 1:
+        return int(w[0]), 1
+    heap = [(int(x), 0) for x in w]
+    heapq.heapify(heap)
+    cost = 0
+    while len(heap) > 1:
+        a, da = heapq.heappop(heap)
+        b, db = heapq.heappop(heap)
+        cost += a + b
+        heapq.heappush(heap, (a + b, max(da, db) + 1))
+    return cost, heap[0][1]
+
+
+counts_strategy = st.dictionaries(st.integers(0, 255), st.integers(1, 10**6), min_size=1).map(
+    lambda d: [d.get(s, 0) for s in range(256)])
+
+
+@settings(max_examples=80, deadline=None)
+@given(counts=counts_strategy, limit=st.integers(8, 15))
+def test_lengths_are_valid_and_optimal(counts, limit):
+    counts = np.array(counts, np.int64)
+    lengths = huffman.code_lengths(counts, limit).astype(np.int64)
+    present = counts > 0
+    assert ((lengths > 0) == present).all()
+    assert lengths.max() <= limit
+    kraft = (2.0 ** -lengths[present]).sum()
+    if present.sum() >= 2:
+        assert kraft == 1.0  # package-merge codes are complete
+    else:
+        assert kraft <= 1.0
+    total = huffman.expected_bits(counts, lengths)
+    cost, depth = huffman_cost_and_depth(counts[present])
+    if depth <= limit:  # not binding: a Huffman code
+        assert total == cost
+        n = counts.sum()
+        h = entropy_bits(counts)
+        assert h - 1e-9 * n <= total
+        if present.sum() >= 2:  # one symbol costs exactly H + 1 = 1 bit
+            assert total < h + n
+    else:
+        assert total >= cost
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_length_limited_is_optimal_vs_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(2, 7))
+    limit = max(3, int(np.ceil(np.log2(k))))
+    w = (rng.integers(1, 50, k) ** rng.integers(1, 5)).astype(np.int64)
+    counts = np.zeros(256, np.int64)
+    counts[:k] = w
+    best = min(int((w * np.array(ls)).sum())
+               for ls in itertools.product(range(1, limit + 1), repeat=k)
+               if sum(2.0 ** -l for l in ls) <= 1)
+    assert huffman.expected_bits(counts, huffman.code_lengths(counts, limit)) == best
+
+
+@settings(max_examples=40, deadline=None)
+@given(counts=counts_strategy, limit=st.integers(8, 12))
+def test_canonical_codes_are_prefix_free(counts, limit):
+    lengths = huffman.code_lengths(np.array(counts, np.int64), limit)
+    codes = huffman.canonical_codes(lengths)
+    words = sorted(format(int(codes[s]), f"0{int(lengths[s])}b") for s in np.flatnonzero(lengths))
+    # In sorted order, a prefix of a word sorts right before it.
+    for a, b in zip(words, words[1:]):
+        assert not b.startswith(a)
+    assert all(len(x) == int(lengths[s]) for x, s in zip(
+        (format(int(codes[s]), f"0{int(lengths[s])}b") for s in np.flatnonzero(lengths)),
+        np.flatnonzero(lengths)))
+
+
+def test_limit_too_small_is_refused():
+    with pytest.raises(ValueError):
+        huffman.code_lengths(np.ones(256, np.int64), 7)
+
+
+def test_bad_tables_are_corrupt():
+    over = np.zeros(256, np.uint8)
+    over[:3] = 1  # Kraft sum 3/2
+    with pytest.raises(CorruptDataError):
+        huffman.HuffmanTable(over)
+    with pytest.raises(CorruptDataError):
+        huffman.HuffmanTable(np.full(256, 16))
+    with pytest.raises(CorruptDataError):
+        huffman.HuffmanTable(np.zeros(256, np.uint8))
+    for data in [b"", b"\x05", b"\x05\x04", b"\x00\x03\x11", b"\x00\x01\x11\x00",
+                 b"\x00\x02\x11\x10", b"\x00\x00\x01\x00", b"\x00\x01\x10"]:
+        with pytest.raises(CorruptDataError):
+            huffman.HuffmanTable.from_bytes(data)
+
+
+def test_incomplete_code_rejects_the_unused_half():
+    table = huffman.HuffmanTable.from_counts(np.bincount([9, 9], minlength=256))
+    assert huffman.decode(b"\x00", 8, table).tolist() == [9] * 8
+    with pytest.raises(CorruptDataError):
+        huffman.decode(b"\x80", 8, table)
+    with pytest.raises(CorruptDataError):
+        huffman.decode(b"\x00" * 40, 300, table)  # fast-loop path
+
+
+def damaged_outcomes(rng, trials=300):
+    """Decode damaged streams; every outcome must be a result or CorruptDataError."""
+    s = sample(5, 60, 0.2, 4000)
+    counts = np.bincount(s, minlength=256)
+    table = huffman.HuffmanTable.from_counts(counts)
+    blob = huffman.encode(s, table)[0].tobytes()
+    tblob = table.to_bytes()
+    corrupt = 0
+    for t in range(trials):
+        b = bytearray(blob)
+        tb = tblob
+        kind = t % 5
+        if kind == 0:
+            b = b[: int(rng.integers(0, len(b)))]
+        elif kind == 1:
+            b[int(rng.integers(0, len(b)))] ^= 1 << int(rng.integers(0, 8))
+        elif kind == 2:
+            b = bytes(rng.integers(0, 256, int(rng.integers(0, 6000)), dtype=np.uint8))
+        elif kind == 3:
+            b = b + bytes(int(rng.integers(1, 4)))
+        else:
+            tb = bytearray(tblob)
+            tb[int(rng.integers(0, len(tb)))] = int(rng.integers(0, 256))
+        try:
+            huffman.decode(bytes(b), s.size, huffman.HuffmanTable.from_bytes(bytes(tb)))
+        except CorruptDataError:
+            corrupt += 1
+    return corrupt
+
+
+def test_damaged_streams_fail_cleanly():
+    assert damaged_outcomes(np.random.default_rng(7)) >= 150
+
+
+def test_damaged_streams_in_bounds_with_boundscheck(tmp_path):
+    probe = ("import numpy as np, tests.test_huffman as t\n"
+             "print('done', t.damaged_outcomes(np.random.default_rng(8), 200))\n")
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("done"), proc.stdout
+
+
+@pytest.mark.parametrize("limit", [8, 11, 12, 15])
+def test_binding_limit_on_large_skewed_alphabets(limit):
+    counts = np.zeros(256, np.int64)
+    counts[:60] = np.round(1.6 ** np.arange(60)[::-1]).astype(np.int64) + 1  # depth ~ 50 unlimited
+    counts[60:] = 1
+    lengths = huffman.code_lengths(counts, limit).astype(np.int64)
+    assert lengths.max() == limit and lengths.min() >= 1
+    assert (2.0 ** -lengths).sum() == 1.0
+    cost, depth = huffman_cost_and_depth(counts)
+    assert depth > limit and huffman.expected_bits(counts, lengths) >= cost
+    s = np.repeat(np.arange(256, dtype=np.uint8), np.minimum(counts, 50))
+    table = huffman.HuffmanTable(lengths)
+    buf, _ = huffman.encode(s, table)
+    assert np.array_equal(huffman.decode(buf, s.size, table), s)
