@@ -37,6 +37,7 @@ from . import __version__
 from .errors import AnszError
 
 SUFFIX = ".ansz"
+MODEL_SUFFIX = ".safetensors"  #: what -r looks for in a directory (with SUFFIX to decompress)
 
 #: Exit statuses (documented in man/ansz.1, EXIT STATUS).
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -175,6 +176,9 @@ def _codec_options(compress: bool) -> Callable[[Callable], Callable]:
             click.option("--rm", "remove", flag_value=True,
                          help="Delete the input file once the output is complete, synced "
                               "and verified."),
+            click.option("-r", "--recursive", is_flag=True,
+                         help=f"Operate on every {'*.safetensors' if compress else '*.safetensors.ansz'}"
+                              " file under each directory operand, one file after another."),
             _threads_option,
         ]
         if compress:
@@ -444,11 +448,12 @@ def cli() -> None:
 @_codec_options(compress=True)
 @click.pass_context
 def compress(ctx: click.Context, files: tuple[str, ...], output: str | None, to_stdout: bool,
-             force: bool, remove: bool, threads: int, chunk_size: int | None,
+             force: bool, remove: bool, recursive: bool, threads: int, chunk_size: int | None,
              progress: bool | None, quiet: int, verbose: int) -> None:
-    """Compress each FILE to FILE.ansz (no FILE, or -, reads stdin and writes stdout)."""
-    _codec(ctx, True, files, output, to_stdout, force, remove, threads, chunk_size, progress,
-           quiet, verbose)
+    """Compress each FILE to FILE.ansz (no FILE, or -, reads stdin and writes stdout).
+    With -r, a directory operand stands for every *.safetensors file under it."""
+    _codec(ctx, True, files, output, to_stdout, force, remove, recursive, threads, chunk_size,
+           progress, quiet, verbose)
 
 
 @cli.command(cls=_Command, short_help="Decompress files (FILE.ansz -> FILE).")
@@ -456,17 +461,22 @@ def compress(ctx: click.Context, files: tuple[str, ...], output: str | None, to_
 @_codec_options(compress=False)
 @click.pass_context
 def decompress(ctx: click.Context, files: tuple[str, ...], output: str | None, to_stdout: bool,
-               force: bool, remove: bool, threads: int, progress: bool | None, quiet: int,
-               verbose: int) -> None:
-    """Decompress each FILE.ansz to FILE (no FILE, or -, reads stdin and writes stdout)."""
-    _codec(ctx, False, files, output, to_stdout, force, remove, threads, None, progress,
-           quiet, verbose)
+               force: bool, remove: bool, recursive: bool, threads: int, progress: bool | None,
+               quiet: int, verbose: int) -> None:
+    """Decompress each FILE.ansz to FILE (no FILE, or -, reads stdin and writes stdout).
+    With -r, a directory operand stands for every *.safetensors.ansz file under it."""
+    _codec(ctx, False, files, output, to_stdout, force, remove, recursive, threads, None,
+           progress, quiet, verbose)
 
 
 def _codec(ctx: click.Context, compressing: bool, files: tuple[str, ...], output: str | None,
-           to_stdout: bool, force: bool, remove: bool, threads: int, chunk_size: int | None,
-           progress: bool | None, quiet: int, verbose: int) -> None:
+           to_stdout: bool, force: bool, remove: bool, recursive: bool, threads: int,
+           chunk_size: int | None, progress: bool | None, quiet: int, verbose: int) -> None:
     inputs = _operands(ctx, list(files)) or [STDIN]
+    directories = recursive and any(src is not STDIN and os.path.isdir(src) for src in inputs)
+    if directories and (output is not None or to_stdout):
+        raise click.UsageError("-o/--output and -c/--stdout cannot be used with -r on a "
+                               "directory (each file gets its own output next to it)")
     if output is not None and to_stdout:
         raise click.UsageError("-o/--output and -c/--stdout exclude each other")
     if output is not None and len(inputs) > 1:
@@ -484,10 +494,49 @@ def _codec(ctx: click.Context, compressing: bool, files: tuple[str, ...], output
         remove = False
     job = _Job(compressing=compressing, output=output, to_stdout=to_stdout, force=force,
                remove=remove, threads=threads or None, chunk_size=chunk_size, rep=rep)
+    if directories:
+        inputs = _expand_directories(inputs, MODEL_SUFFIX + (SUFFIX if not compressing else ""),
+                                     rep)
     for src in inputs:
         rep.run(src, lambda src=src: job.one(src))
     if rep.failed:
         ctx.exit(EXIT_FAILURE)
+
+
+def _expand_directories(inputs: list[Operand], suffix: str, rep: _Reporter) -> list[Operand]:
+    """``-r``: replace each directory operand by the files under it whose names end in
+    ``suffix``: a directory's own files in sorted order, then its subdirectories likewise. Symbolic links found while walking
+    are skipped with a warning, files and directories alike (zstd does the same without -f):
+    ``--rm`` would remove only the link. A directory named as an operand is followed even if
+    it is a link. Unreadable directories are reported as errors; the others go on."""
+    out: list[Operand] = []
+    for src in inputs:
+        if src is STDIN or not os.path.isdir(src):
+            out.append(src)  # a file, or a missing operand that job.one will report
+            continue
+        found: list[str] = []
+
+        def failed(e: OSError) -> None:
+            rep.error(e.filename if e.filename is not None else src, _os_message(e))
+
+        for top, dirs, names in os.walk(src, onerror=failed):
+            for d in list(dirs):
+                if os.path.islink(os.path.join(top, d)):
+                    rep.warn(f"{os.path.join(top, d)}: is a symbolic link -- ignored")
+                    dirs.remove(d)
+            dirs.sort()
+            for name in sorted(names):
+                if not name.endswith(suffix) or name == suffix:
+                    continue
+                path = os.path.join(top, name)
+                if os.path.islink(path):
+                    rep.warn(f"{path}: is a symbolic link -- ignored")
+                elif os.path.isfile(path):
+                    found.append(path)
+        if not found:
+            rep.warn(f"{src}: no *{suffix} files in this directory -- nothing to do")
+        out.extend(found)
+    return out
 
 
 class _Job:

@@ -820,3 +820,123 @@ def test_no_progress_when_stderr_is_not_a_tty(tmp_path, api):
     assert "\x1b[" not in r.stderr and len(r.stderr.splitlines()) == 1
     r = invoke(["compress", "-f", "--progress", src])  # forced: drawn even on a pipe
     assert r.exit_code == 0 and "\x1b[" in r.stderr
+
+
+# -------------------------------------------------------------------------------------------
+# Model directories (-r)
+
+
+def _model_dir(root: Path) -> Path:
+    """A sharded Hugging Face model directory: 3 shards, their index json, config and
+    tokenizer files, and a shard in a subdirectory."""
+    d = root / "model"
+    (d / "extra").mkdir(parents=True)
+    weight_map = {}
+    for i in range(3):
+        name = f"model-0000{i + 1}-of-00003.safetensors"
+        make_model(d / name, "mixed", seed=10 * i)
+        weight_map[f"layer.{i}.weight"] = name
+    index = {"metadata": {"total_size": 123456}, "weight_map": weight_map}
+    (d / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+    (d / "config.json").write_text('{"model_type": "llama"}\n')
+    (d / "tokenizer.json").write_text('{"version": "1.0"}\n')
+    make_model(d / "extra" / "adapter.safetensors", "bf16")
+    return d
+
+
+def _tree(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def test_directory_round_trip_with_rm_is_byte_identical(tmp_path, api):
+    d = _model_dir(tmp_path)
+    before = _tree(d)
+    shards = sorted(k for k in before if k.endswith(".safetensors"))
+    assert len(shards) == 4
+    r = invoke(["compress", "-r", "--rm", "-T", "2", d])
+    assert r.exit_code == 0, r.stderr
+    after = _tree(d)
+    assert sorted(after) == sorted([s + ".ansz" for s in shards]
+                                   + ["config.json", "model.safetensors.index.json",
+                                      "tokenizer.json"])
+    for k in ("config.json", "model.safetensors.index.json", "tokenizer.json"):
+        assert after[k] == before[k]  # left exactly as they were
+    lines = [ln for ln in r.stderr.splitlines() if " : " in ln]  # one summary per file
+    # a directory's own files first (sorted), then its subdirectories
+    order = [s for s in shards if "/" not in s] + ["extra/adapter.safetensors"]
+    assert [ln.split(" : ")[0] for ln in lines] == [str(d / s) for s in order]
+    r = invoke(["decompress", "-r", "--rm", d])
+    assert r.exit_code == 0, r.stderr
+    assert _tree(d) == before
+    assert not leftovers(d) and not leftovers(d / "extra")
+
+
+def test_directory_round_trip_keeping_inputs(tmp_path, api):
+    d = _model_dir(tmp_path)
+    copy = tmp_path / "copy"
+    assert invoke(["compress", "-r", d]).exit_code == 0
+    shutil.copytree(d, copy)
+    for p in copy.rglob("*.safetensors"):
+        p.unlink()  # the copy holds only containers and the other files
+    r = invoke(["decompress", "--recursive", copy])
+    assert r.exit_code == 0, r.stderr
+    restored = {k: v for k, v in _tree(copy).items() if not k.endswith(".ansz")}
+    assert restored == {k: v for k, v in _tree(d).items() if not k.endswith(".ansz")}
+    assert len(restored) == 7
+    # a second compress -r refuses to overwrite, file by file, and says so (exit 1)
+    r = invoke(["compress", "-r", d])
+    assert r.exit_code == 1 and len(error_lines(r.stderr)) == 4
+
+
+def test_directory_without_r_is_refused(tmp_path, api):
+    d = _model_dir(tmp_path)
+    before = _tree(d)
+    for cmd in ("compress", "decompress"):
+        r = invoke([cmd, d])
+        assert r.exit_code == 1
+        assert error_lines(r.stderr) == [f"ansz: {d}: is a directory -- ignored"]
+    assert _tree(d) == before
+
+
+def test_directory_with_output_or_stdout_is_a_usage_error(tmp_path, api):
+    d = _model_dir(tmp_path)
+    for extra in (["-o", tmp_path / "x"], ["-c"]):
+        r = invoke(["compress", "-r", *extra, d])
+        assert r.exit_code == 2
+    assert not list(d.rglob("*.ansz"))
+
+
+def test_directory_bad_file_does_not_stop_the_others(tmp_path, api):
+    d = _model_dir(tmp_path)
+    before = _tree(d)
+    assert invoke(["compress", "-r", "--rm", d]).exit_code == 0
+    bad = d / "model-00002-of-00003.safetensors.ansz"
+    _corrupt_middle(bad)
+    damaged = bad.read_bytes()
+    r = invoke(["decompress", "-r", "--rm", d])
+    assert r.exit_code == 1
+    errors = error_lines(r.stderr)
+    assert len(errors) == 1 and errors[0].startswith(f"ansz: {bad}: ")
+    assert bad.read_bytes() == damaged  # kept: never removed after a failure
+    assert not (d / "model-00002-of-00003.safetensors").exists()
+    for k, v in before.items():
+        if k != "model-00002-of-00003.safetensors":
+            assert (d / k).read_bytes() == v
+
+
+def test_directory_walk_skips_links_and_warns_when_empty(tmp_path, api):
+    d = tmp_path / "d"
+    d.mkdir()
+    r = invoke(["compress", "-r", d])
+    assert r.exit_code == 0 and "nothing to do" in r.stderr
+    outside = make_model(tmp_path / "outside.safetensors", "f32")
+    (d / "link.safetensors").symlink_to(outside)
+    (d / "linked_dir").symlink_to(tmp_path)
+    make_model(d / "real.safetensors", "f32")
+    r = invoke(["compress", "-r", d])
+    assert r.exit_code == 0, r.stderr
+    assert sorted(p.name for p in d.iterdir()) == ["link.safetensors", "linked_dir",
+                                                   "real.safetensors", "real.safetensors.ansz"]
+    assert "link.safetensors: is a symbolic link -- ignored" in r.stderr
+    assert "linked_dir: is a symbolic link -- ignored" in r.stderr
+    assert not (tmp_path / "outside.safetensors.ansz").exists()
