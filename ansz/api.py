@@ -60,6 +60,9 @@ STREAM_HEADER_LIMIT = 256 << 20
 
 _STATS_PIECE = 4 << 20
 
+#: Bytes of each tensor that ``file_stats`` compresses with zstd-3 for its comparison column.
+STATS_SAMPLE = 1 << 20
+
 
 # ---------------------------------------------------------------------------------------------
 # Reports
@@ -109,6 +112,10 @@ class TensorStats:
     code_entropy: float  #: bits per element of the code byte (order 0)
     bound_bytes: float  #: coding-pair bound: elements * (code entropy + raw bits) / 8
     predicted_ratio: float  #: bound_bytes / nbytes
+    #: predicted ratio per coder of the code stream ("rans", "huffman", "qlc"), one table for
+    #: the whole tensor (ansz.coders.coder_costs), raw bits counted as stored
+    coder_ratios: dict = field(default_factory=dict)
+    zstd3_ratio: float = 1.0  #: zstd level 3 measured on a sample (the first STATS_SAMPLE bytes)
 
 
 @dataclass
@@ -120,6 +127,8 @@ class FileStats:
     other_bytes: int  #: bytes outside whole-byte tensors (header, padding, sub-byte tensors)
     bound_bytes: float  #: tensor bounds + other bytes counted as stored
     predicted_ratio: float
+    coder_ratios: dict = field(default_factory=dict)  #: per coder, over the whole file
+    zstd3_ratio: float = 1.0  #: the tensors' zstd-3 sample ratios weighted by size
 
 
 @dataclass
@@ -260,15 +269,21 @@ def file_stats(path) -> FileStats:
     """Predict how well a file compresses, without compressing it.
 
     For a safetensors file: per whole-byte tensor, the order-0 entropy of its code bytes
-    (:mod:`ansz.pairs`), the coding-pair bound and the predicted ratio; all other bytes
-    (header, padding, sub-byte tensors) count as stored. Any other file is reported as format
+    (:mod:`ansz.pairs`), the coding-pair bound and the predicted ratio, the ratio each coder
+    would reach with one table for the tensor (:func:`ansz.coders.coder_costs`: rANS,
+    Huffman, QLC; raw bits stored), and zstd-3 measured on the tensor's first
+    :data:`STATS_SAMPLE` bytes; all other bytes (header, padding, sub-byte tensors) count as
+    stored. Any other file is reported as format
     "bytes" with no tensors. Raises FormatError for an ansz container (use :func:`read_info`)
     and for a file that looks like safetensors but whose header is invalid.
     """
     import numpy as np
+    import zstandard
 
+    from .coders import coder_costs
     from .pairs import layout_for, split_pairs
 
+    zstd = zstandard.ZstdCompressor(level=3)
     path = os.fspath(path)
     with _Mapped(path) as m:
         if bytes(m.read_at(0, len(container.MAGIC))) == container.MAGIC:
@@ -290,12 +305,25 @@ def file_stats(path) -> FileStats:
             n = t.nbytes // pl.width
             entropy = _entropy_bits(counts)
             bound = n * (entropy + 8 * pl.raw_width) / 8
+            raw_bytes = n * pl.raw_width
+            costs = coder_costs(counts)
+            ratios = {c: (costs[c] / 8 + raw_bytes) / t.nbytes if t.nbytes else 1.0
+                      for c in ("rans", "huffman", "qlc")}
+            sample = m.read_at(t.start, min(t.nbytes, STATS_SAMPLE))
+            z3 = len(zstd.compress(sample)) / len(sample) if len(sample) else 1.0
             tensors.append(TensorStats(t.name, t.dtype, t.shape, t.nbytes, entropy, bound,
-                                       bound / t.nbytes if t.nbytes else 1.0))
+                                       bound / t.nbytes if t.nbytes else 1.0, ratios, z3))
     other = m.size - sum(t.nbytes for t in layout.tensors)
     bound = sum(t.bound_bytes for t in tensors) + other
+
+    def total(ratio_of) -> float:  # other bytes count as stored
+        size = sum(ratio_of(t) * t.nbytes for t in tensors) + other
+        return size / m.size if m.size else 1.0
+
     return FileStats(path, "safetensors", m.size, tensors, other, bound,
-                     bound / m.size if m.size else 1.0)
+                     bound / m.size if m.size else 1.0,
+                     {c: total(lambda t, c=c: t.coder_ratios[c]) for c in ("rans", "huffman", "qlc")},
+                     total(lambda t: t.zstd3_ratio))
 
 
 def read_info(path) -> ContainerInfo:

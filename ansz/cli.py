@@ -731,7 +731,8 @@ def _finite(x: float) -> float | None:
 @click.pass_context
 def stats(ctx: click.Context, file: str, as_json: bool, top: int | None) -> None:
     """Predict how well FILE (a .safetensors file, or any file) compresses: per tensor the
-    dtype, shape, size, code entropy, coding-pair bound and predicted ratio, largest first."""
+    dtype, shape, size, code entropy, coding-pair bound and predicted ratio, the ratio under
+    each coder (rANS, Huffman, QLC) and zstd-3 on a sample, largest first."""
     if _operands(ctx, [file])[0] is STDIN:
         raise click.UsageError("stats needs a file, not standard input")
     rep = _Reporter()
@@ -763,6 +764,8 @@ def stats_json(fs: Any, shown: list, tensor_count: int) -> dict[str, Any]:
         "other_bytes": fs.other_bytes,
         "bound_bytes": _finite(fs.bound_bytes),
         "predicted_ratio": _finite(fs.predicted_ratio),
+        "coders": {k: _finite(v) for k, v in fs.coder_ratios.items()},
+        "zstd3_ratio": _finite(fs.zstd3_ratio),
         "tensors": [
             {
                 "name": t.name,
@@ -772,6 +775,8 @@ def stats_json(fs: Any, shown: list, tensor_count: int) -> dict[str, Any]:
                 "code_entropy": _finite(t.code_entropy),
                 "bound_bytes": _finite(t.bound_bytes),
                 "predicted_ratio": _finite(t.predicted_ratio),
+                "coders": {k: _finite(v) for k, v in t.coder_ratios.items()},
+                "zstd3_ratio": _finite(t.zstd3_ratio),
             }
             for t in shown
         ],
@@ -794,18 +799,25 @@ def _print_stats_table(fs: Any, shown: list, tensors: list) -> None:
     table.add_column("code entropy (bits)", justify="right")
     table.add_column("bound", justify="right", footer=human_size(fs.bound_bytes))
     table.add_column("predicted ratio", justify="right", footer=_ratio(fs.predicted_ratio))
+    coders = (("rans", "rANS"), ("huffman", "Huffman"), ("qlc", "QLC"))
+    for key, title in coders:
+        table.add_column(title, justify="right", footer=_ratio(fs.coder_ratios.get(key, 1.0)))
+    table.add_column("zstd-3 (sample)", justify="right", footer=_ratio(fs.zstd3_ratio))
     for t in shown:
         table.add_row(t.name, t.dtype, "×".join(str(d) for d in t.shape) or "scalar",
                       human_size(t.nbytes), f"{t.code_entropy:.2f}", human_size(t.bound_bytes),
-                      _ratio(t.predicted_ratio))
+                      _ratio(t.predicted_ratio),
+                      *(_ratio(t.coder_ratios.get(key, 1.0)) for key, _ in coders),
+                      _ratio(t.zstd3_ratio))
     rest = tensors[len(shown):]
+    blank = [""] * (len(coders) + 1)
     if rest:
         table.add_row(f"({len(rest)} more tensors)", "", "",
                       human_size(sum(t.nbytes for t in rest)), "",
-                      human_size(sum(t.bound_bytes for t in rest)), "")
+                      human_size(sum(t.bound_bytes for t in rest)), "", *blank)
     if fs.other_bytes:
         table.add_row("(other bytes: header, padding)", "", "", human_size(fs.other_bytes),
-                      "", human_size(fs.other_bytes), "100.0%")  # kept as they are
+                      "", human_size(fs.other_bytes), "100.0%", *blank)  # kept as they are
     console.print(table)
 
 

@@ -444,6 +444,21 @@ def test_file_stats_against_a_hand_computation(tmp_path):
     assert fs.predicted_ratio == pytest.approx(fs.bound_bytes / fs.file_size)
 
 
+def test_file_stats_compares_the_coders_and_zstd(tmp_path):
+    """Each coder's predicted ratio sits at or above the order-0 bound, in the order the
+    coders' efficiency implies on weight exponents, and zstd-3 is measured, not assumed."""
+    x = (np.random.default_rng(0).standard_normal(200_000) * 0.02).astype(ml_dtypes.bfloat16)
+    path = tmp_path / "w.safetensors"
+    save_file({"w": x}, str(path))
+    fs = api.file_stats(path)
+    (t,) = fs.tensors
+    r = t.coder_ratios
+    assert t.predicted_ratio <= r["rans"] <= r["huffman"] <= r["qlc"] < 1
+    assert r["rans"] < t.predicted_ratio * 1.002
+    assert 0.7 < t.zstd3_ratio < 0.9  # zstd on bf16 weights: ~0.78
+    assert fs.coder_ratios["rans"] > fs.predicted_ratio - 1e-9
+
+
 def test_file_stats_of_a_big_tensor_matches_numpy(tmp_path):
     x = _weights(ml_dtypes.bfloat16, 3_000_000)  # > one stats piece
     src = tmp_path / "s.safetensors"

@@ -686,11 +686,12 @@ def test_stats_json_and_table(tmp_path, api):
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
     assert set(doc) == {"path", "format", "file_size", "tensor_count", "other_bytes",
-                        "bound_bytes", "predicted_ratio", "tensors"}
+                        "bound_bytes", "predicted_ratio", "coders", "zstd3_ratio", "tensors"}
+    assert set(doc["coders"]) == {"rans", "huffman", "qlc"}
     assert doc["format"] == "safetensors" and doc["file_size"] == src.stat().st_size
     assert doc["tensor_count"] == 6 == len(doc["tensors"])
     t_keys = {"name", "dtype", "shape", "nbytes", "code_entropy", "bound_bytes",
-              "predicted_ratio"}
+              "predicted_ratio", "coders", "zstd3_ratio"}
     assert all(set(t) == t_keys for t in doc["tensors"])
     sizes = [t["nbytes"] for t in doc["tensors"]]
     assert sizes == sorted(sizes, reverse=True)
@@ -704,7 +705,8 @@ def test_stats_json_and_table(tmp_path, api):
         [t["name"] for t in doc["tensors"][:2]]
     r = invoke(["stats", src])
     assert r.exit_code == 0
-    for name in ("embed.weight", "layer.0.fp8.weight", "total", "BF16", "F8_E4M3"):
+    for name in ("embed.weight", "layer.0.fp8.weight", "total", "BF16", "F8_E4M3", "rANS",
+                 "Huffman", "QLC", "zstd-3"):
         assert name in r.stdout
     r = invoke(["stats", "--top", "1", src])
     assert "(5 more tensors)" in r.stdout and "position_ids" not in r.stdout
