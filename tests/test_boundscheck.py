@@ -3,7 +3,9 @@
 The kernels run without bounds checks in production and rely on validation done before
 their loops. With NUMBA_BOUNDSCHECK=1 an out-of-range index raises IndexError instead of
 reading garbage, so this proves the validation covers every access on this corpus: the only
-outcomes allowed are an exact round trip or CorruptDataError.
+outcomes allowed are an exact round trip or CorruptDataError. One subprocess serves every
+decoder (rANS chunks here, and the Huffman and QLC corpora of their own test modules),
+because each such run compiles all kernels from scratch.
 """
 
 import os
@@ -52,18 +54,22 @@ for _ in range(200):
         rans.decode_symbols(w, s.size, freq)
     except CorruptDataError:
         corrupt += 1
-print("done", ok, corrupt)
+import tests.test_huffman as th, tests.test_qlc as tq
+prefix = th.damaged_outcomes(np.random.default_rng(8), 200) + tq.damaged_outcomes(np.random.default_rng(8), 200)
+print("done", ok, corrupt, prefix)
 """
 
 
 def test_decoders_stay_in_bounds_on_damaged_input(tmp_path):
     env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, cwd=root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("done"), proc.stdout
-    ok, corrupt = map(int, proc.stdout.split()[1:])
+    ok, corrupt, prefix_corrupt = map(int, proc.stdout.split()[1:])
     assert ok + corrupt == 7 * 150 + 200  # every trial finished with one of the two outcomes
     # Damage inside stored raw planes is invisible here (the container's chunk hashes catch
     # it); damage to tables, lengths and rANS words mostly is not.
     assert corrupt >= 600
+    assert prefix_corrupt >= 200  # Huffman and QLC: most of 400 damaged streams are caught

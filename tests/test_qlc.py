@@ -1,9 +1,6 @@
 """Quad Length Codes: optimal areas (vs brute force), exact round trips, bad input fails cleanly."""
 
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -179,17 +176,6 @@ def damaged_outcomes(rng, trials=300):
 
 def test_damaged_streams_fail_cleanly():
     assert damaged_outcomes(np.random.default_rng(7)) >= 150
-
-
-def test_damaged_streams_in_bounds_with_boundscheck(tmp_path):
-    probe = ("import numpy as np, tests.test_qlc as t\n"
-             "print('done', t.damaged_outcomes(np.random.default_rng(8), 200))\n")
-    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "numba"))
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
-                          text=True, timeout=600, cwd=root)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.startswith("done"), proc.stdout
 
 
 def bf16_exponents(n, seed=0):
