@@ -47,6 +47,15 @@ _STATUS = {
 }
 
 
+def output_array(out: np.ndarray | None, n: int) -> np.ndarray:
+    """``out`` checked to be a contiguous uint8 array of ``n`` entries, or a new one."""
+    if out is None:
+        return np.empty(n, np.uint8)
+    if out.size != n or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        raise ValueError("out must be a contiguous uint8 array of n entries")
+    return out
+
+
 def check_status(status: int, what: str) -> None:
     """Raise CorruptDataError for a nonzero decoder status."""
     if status != _kernels.DECODE_OK:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _kernels
-from .coders import as_stream_buffer, check_status, encode_prefix
+from .coders import output_array, as_stream_buffer, check_status, encode_prefix
 from .errors import CorruptDataError
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "code_lengths", "canonical_codes", "expected_bits",
@@ -208,10 +208,7 @@ def decode(buf, n: int, table: HuffmanTable, out: np.ndarray | None = None) -> n
     if not isinstance(table, HuffmanTable):
         raise TypeError("table must be a HuffmanTable")
     data = as_stream_buffer(buf)
-    if out is None:
-        out = np.empty(n, np.uint8)
-    elif out.size != n or out.dtype != np.uint8 or not out.flags.c_contiguous:
-        raise ValueError("out must be a contiguous uint8 array of n entries")
+    out = output_array(out, n)
     T = table.max_length
     if data.size > n * T // 8 + 1:
         raise CorruptDataError("Huffman stream is longer than n codes can be")

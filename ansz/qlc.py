@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _kernels
-from .coders import as_stream_buffer, check_status, encode_prefix
+from .coders import output_array, as_stream_buffer, check_status, encode_prefix
 from .errors import CorruptDataError
 
 __all__ = ["NAREAS", "PREFIX_BITS", "MAX_AREA_BITS", "QlcTable", "optimal_areas",
@@ -228,10 +228,7 @@ def decode(buf, n: int, table: QlcTable, out: np.ndarray | None = None) -> np.nd
     if not isinstance(table, QlcTable):
         raise TypeError("table must be a QlcTable")
     data = as_stream_buffer(buf)
-    if out is None:
-        out = np.empty(n, np.uint8)
-    elif out.size != n or out.dtype != np.uint8 or not out.flags.c_contiguous:
-        raise ValueError("out must be a contiguous uint8 array of n entries")
+    out = output_array(out, n)
     if n and table.order.size == 0:
         raise CorruptDataError("QLC table has no symbols")
     if data.size > n * (PREFIX_BITS + MAX_AREA_BITS) // 8 + 1:
