@@ -70,13 +70,18 @@ def join_pairs(codes, raw, code_shift, elems):
         elems[i] = ((r >> sh) << (sh + np.uint64(8))) | (np.uint64(codes[i]) << sh) | (r & low)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _pair_shifts32(code_shift):
+    """(code_shift, code_shift + 8, low mask) as uint32, for the 16/32-bit pair kernels."""
+    sh = np.uint32(code_shift)
+    return sh, sh + np.uint32(8), (np.uint32(1) << sh) - np.uint32(1)
+
+
 @njit(cache=True, nogil=True)
 def split_pairs16(elems, code_shift, codes, raw):
     """split_pairs for 16-bit elements in 32-bit arithmetic, which LLVM vectorizes."""
     n = elems.size
-    sh = np.uint32(code_shift)
-    sh8 = sh + np.uint32(8)
-    low = (np.uint32(1) << sh) - np.uint32(1)
+    sh, sh8, low = _pair_shifts32(code_shift)
     for i in range(n):
         e = np.uint32(elems[i])
         codes[i] = np.uint8(e >> sh)
@@ -87,9 +92,7 @@ def split_pairs16(elems, code_shift, codes, raw):
 def join_pairs16(codes, raw, code_shift, elems):
     """join_pairs for 16-bit elements in 32-bit arithmetic, which LLVM vectorizes."""
     n = elems.size
-    sh = np.uint32(code_shift)
-    sh8 = sh + np.uint32(8)
-    low = (np.uint32(1) << sh) - np.uint32(1)
+    sh, sh8, low = _pair_shifts32(code_shift)
     for i in range(n):
         r = np.uint32(raw[i])
         elems[i] = np.uint16(((r >> sh) << sh8) | (np.uint32(codes[i]) << sh) | (r & low))
@@ -99,9 +102,7 @@ def join_pairs16(codes, raw, code_shift, elems):
 def split_pairs32(elems, code_shift, codes, raw):
     """split_pairs for 32-bit elements (three raw planes) in 32-bit arithmetic."""
     n = elems.size
-    sh = np.uint32(code_shift)
-    sh8 = sh + np.uint32(8)
-    low = (np.uint32(1) << sh) - np.uint32(1)
+    sh, sh8, low = _pair_shifts32(code_shift)
     for i in range(n):
         e = np.uint32(elems[i])
         codes[i] = np.uint8(e >> sh)
@@ -115,9 +116,7 @@ def split_pairs32(elems, code_shift, codes, raw):
 def join_pairs32(codes, raw, code_shift, elems):
     """join_pairs for 32-bit elements (three raw planes) in 32-bit arithmetic."""
     n = elems.size
-    sh = np.uint32(code_shift)
-    sh8 = sh + np.uint32(8)
-    low = (np.uint32(1) << sh) - np.uint32(1)
+    sh, sh8, low = _pair_shifts32(code_shift)
     for i in range(n):
         r = (np.uint32(raw[i]) | (np.uint32(raw[n + i]) << np.uint32(8))
              | (np.uint32(raw[2 * n + i]) << np.uint32(16)))
