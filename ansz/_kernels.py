@@ -9,9 +9,12 @@ is stated beside each loop.
 
 rANS parameters (ryg_rans's rans_byte.h scheme with 16-bit words):
   * state x is a uint32 kept in [RANS_L, RANS_L << 16) = [2^15, 2^31) between symbols;
-  * probabilities are quantized to M = 2^SCALE_BITS = 4096, a compile-time constant: M <=
-    RANS_L makes one 16-bit read always enough to renormalize, the decoder's slot tables
-    (20 KiB) stay in L1, and a constant shift/mask measured ~8% faster than a runtime one;
+  * probabilities are quantized to M = 2^scale_bits with scale_bits in SCALE_BITS_CHOICES =
+    (12, 14); the decoder is compiled once per choice (rans_decode12 / rans_decode14 around
+    one inline body), because a compile-time shift/mask measured ~8% faster than a runtime
+    one. M <= RANS_L makes one 16-bit read always enough to renormalize. 12 bits keeps the
+    slot tables (20 KiB) in L1 and is the default; 14 bits pays for high-entropy streams
+    with many rare symbols (fp8 bytes: 0.37% -> 0.07% above entropy);
   * NSTATES states are interleaved: symbol i belongs to state i % NSTATES;
   * the encoder runs backwards and writes 16-bit words backwards; the decoder reads forwards.
 """
@@ -24,6 +27,8 @@ from numba import njit
 RANS_L = 1 << 15
 NSTATES = 8
 SCALE_BITS = 12
+SCALE_BITS_HIGH = 14
+SCALE_BITS_CHOICES = (SCALE_BITS, SCALE_BITS_HIGH)
 
 # Status codes returned by decoders (0 = ok). Python wrappers turn them into errors.
 DECODE_OK = 0
@@ -260,7 +265,7 @@ def rans_encode(codes, enc, out):
     enc: uint64[256 * 8] from rans._encoder_table; only rows of symbols with freq >= 1 may be
     used, which holds because the caller builds the table from these codes' histogram.
     out must have at least codes.size + 2 * NSTATES words: a symbol emits at most one word
-    because freq >= 1 and SCALE_BITS < 16. Words are written backwards
+    because freq >= 1 and scale_bits < 16. Words are written backwards
     from the end of out; returns the index of the first word. out[start:] holds the final
     states, state j as (low word, high word) for j = 0..NSTATES-1, then the renormalization
     words in the order the decoder consumes them.
@@ -309,29 +314,30 @@ def rans_encode(codes, enc, out):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _dec_get(x, sym_of_slot, dec_of_slot, words, ptr):
+def _dec_get(x, sym_of_slot, dec_of_slot, words, ptr, scale_bits):
     """Decode one symbol from state x and renormalize; returns (x, ptr, symbol).
 
     dec_of_slot[slot] packs (freq << 16) | (slot - start). The caller guarantees
     ptr < words.size; the read is unconditional and only used when x < RANS_L (a cmov,
     not a branch: renormalization is a coin flip the predictor cannot learn).
     """
-    slot = x & np.uint32((1 << SCALE_BITS) - 1)
+    slot = x & np.uint32((1 << scale_bits) - 1)
     e = dec_of_slot[slot]
-    x = (e >> np.uint32(16)) * (x >> np.uint32(SCALE_BITS)) + (e & np.uint32(0xFFFF))
+    x = (e >> np.uint32(16)) * (x >> np.uint32(scale_bits)) + (e & np.uint32(0xFFFF))
     w = np.uint32(words[ptr])
     c = x < np.uint32(RANS_L)
     x = np.uint32((x << np.uint32(16)) | w) if c else np.uint32(x)
     return x, ptr + np.uint64(c), sym_of_slot[slot]
 
 
-@njit(cache=True, nogil=True)
-def rans_decode(words, sym_of_slot, dec_of_slot, out):
+@njit(cache=True, nogil=True, inline="always")
+def _rans_decode(words, sym_of_slot, dec_of_slot, out, scale_bits):
     """Decode out.size symbols from words (uint16[::1]) produced by rans_encode.
 
-    sym_of_slot (uint8[M]) and dec_of_slot (uint32[M]) come from build_decoder_tables,
-    built from a validated frequency table (at least two nonzero freqs, summing to
-    M = 2^SCALE_BITS, so each freq < M). With such tables every state stays in
+    Inlined into rans_decode12/14, which pass scale_bits as a constant. sym_of_slot
+    (uint8[M]) and dec_of_slot (uint32[M]) come from build_decoder_tables, built from a
+    validated frequency table (at least two nonzero freqs, summing to M = 2^scale_bits, so
+    each freq < M). With such tables every state stays in
     [RANS_L, 2^31) whatever the words hold, and slot = x & (M - 1) < M, so only the word
     pointer needs checking: the fast loop runs while a whole group's worth of words
     (NSTATES) remains, and the careful loop checks every read. Returns DECODE_OK, or an
@@ -350,21 +356,21 @@ def rans_decode(words, sym_of_slot, dec_of_slot, out):
         st[j] = xj
     x0, x1, x2, x3, x4, x5, x6, x7 = st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]
     ptr = np.uint64(2 * NSTATES)
-    mask = np.uint32((1 << SCALE_BITS) - 1)
-    sb = np.uint32(SCALE_BITS)
+    mask = np.uint32((1 << scale_bits) - 1)
+    sb = np.uint32(scale_bits)
     ns = np.uint64(NSTATES)
     full = (n // ns) * ns
     last_safe = nw - ns  # nw >= 2 * NSTATES, so no wrap
     i = np.uint64(0)
     while i < full and ptr <= last_safe:
-        x0, ptr, out[i] = _dec_get(x0, sym_of_slot, dec_of_slot, words, ptr)
-        x1, ptr, out[i + np.uint64(1)] = _dec_get(x1, sym_of_slot, dec_of_slot, words, ptr)
-        x2, ptr, out[i + np.uint64(2)] = _dec_get(x2, sym_of_slot, dec_of_slot, words, ptr)
-        x3, ptr, out[i + np.uint64(3)] = _dec_get(x3, sym_of_slot, dec_of_slot, words, ptr)
-        x4, ptr, out[i + np.uint64(4)] = _dec_get(x4, sym_of_slot, dec_of_slot, words, ptr)
-        x5, ptr, out[i + np.uint64(5)] = _dec_get(x5, sym_of_slot, dec_of_slot, words, ptr)
-        x6, ptr, out[i + np.uint64(6)] = _dec_get(x6, sym_of_slot, dec_of_slot, words, ptr)
-        x7, ptr, out[i + np.uint64(7)] = _dec_get(x7, sym_of_slot, dec_of_slot, words, ptr)
+        x0, ptr, out[i] = _dec_get(x0, sym_of_slot, dec_of_slot, words, ptr, scale_bits)
+        x1, ptr, out[i + np.uint64(1)] = _dec_get(x1, sym_of_slot, dec_of_slot, words, ptr, scale_bits)
+        x2, ptr, out[i + np.uint64(2)] = _dec_get(x2, sym_of_slot, dec_of_slot, words, ptr, scale_bits)
+        x3, ptr, out[i + np.uint64(3)] = _dec_get(x3, sym_of_slot, dec_of_slot, words, ptr, scale_bits)
+        x4, ptr, out[i + np.uint64(4)] = _dec_get(x4, sym_of_slot, dec_of_slot, words, ptr, scale_bits)
+        x5, ptr, out[i + np.uint64(5)] = _dec_get(x5, sym_of_slot, dec_of_slot, words, ptr, scale_bits)
+        x6, ptr, out[i + np.uint64(6)] = _dec_get(x6, sym_of_slot, dec_of_slot, words, ptr, scale_bits)
+        x7, ptr, out[i + np.uint64(7)] = _dec_get(x7, sym_of_slot, dec_of_slot, words, ptr, scale_bits)
         i += ns
     st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7] = x0, x1, x2, x3, x4, x5, x6, x7
     # Careful loop: the rest of the symbols, every read checked.
@@ -388,6 +394,18 @@ def rans_decode(words, sym_of_slot, dec_of_slot, out):
         if st[j] != np.uint32(RANS_L):
             return DECODE_BAD_STATE
     return DECODE_OK
+
+
+@njit(cache=True, nogil=True)
+def rans_decode12(words, sym_of_slot, dec_of_slot, out):
+    """_rans_decode with M = 2^12."""
+    return _rans_decode(words, sym_of_slot, dec_of_slot, out, 12)
+
+
+@njit(cache=True, nogil=True)
+def rans_decode14(words, sym_of_slot, dec_of_slot, out):
+    """_rans_decode with M = 2^14."""
+    return _rans_decode(words, sym_of_slot, dec_of_slot, out, 14)
 
 
 @njit(cache=True, nogil=True)

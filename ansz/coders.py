@@ -91,16 +91,17 @@ def coder_costs(counts) -> dict[str, float]:
 
     * ``entropy``: the order-0 bound, sum(c * log2(N / c)); no table.
     * ``rans``: what :func:`ansz.codec.encode_stream` would write for the RANS method:
-      method/reserved/first/last bytes, u16 frequencies for first..last, 8 final states
-      (32 bytes) and the cross-entropy of the counts under ``rans.normalize_counts`` at
-      SCALE_BITS. (A one-symbol stream is CONSTANT, 2 bytes; the same 16 bits are given.)
+      method/scale/first/last bytes, u16 frequencies for first..last, 8 final states
+      (32 bytes) and the cross-entropy of the counts under the table
+      :func:`ansz.codec.rans_plan` picks (12 or 14 bits). (A one-symbol stream is CONSTANT,
+      2 bytes; the same 16 bits are given.)
     * ``huffman``: 1 method byte + serialized table (``HuffmanTable.to_bytes``) + the payload
       bits rounded up to bytes, with lengths limited to ``huffman.DEFAULT_LIMIT``.
     * ``qlc``: 1 method byte + serialized table (``QlcTable.to_bytes``) + payload bytes.
 
     Empty input costs 0 everywhere. Sizes never include the 4-byte chunk framing.
     """
-    from . import huffman, qlc, rans
+    from . import huffman, qlc
 
     counts = np.ascontiguousarray(counts, dtype=np.int64)
     if counts.shape != (256,) or (counts < 0).any():
@@ -112,11 +113,11 @@ def coder_costs(counts) -> dict[str, float]:
     if present.size == 1:
         out["rans"] = 16.0
     else:
-        freq = rans.normalize_counts(counts)
-        p = counts > 0
-        xent = float((counts[p] * (rans.SCALE_BITS - np.log2(freq[p]))).sum())
+        from .codec import rans_plan
+
+        _, _, words_bytes = rans_plan(counts)
         table = 4 + 2 * (int(present[-1]) - int(present[0]) + 1)
-        out["rans"] = 8.0 * (table + 4 * rans.NSTATES) + xent
+        out["rans"] = 8.0 * (table + words_bytes)
     ht = huffman.HuffmanTable.from_counts(counts)
     out["huffman"] = 8.0 * (1 + len(ht.to_bytes()) + (huffman.expected_bits(counts, ht.lengths) + 7) // 8)
     qt = qlc.QlcTable.from_counts(counts)

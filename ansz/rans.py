@@ -4,9 +4,10 @@ This layer knows symbols, frequencies and 16-bit words, nothing of files or tens
 kernels and their invariants are in :mod:`ansz._kernels`; this module builds the per-symbol
 tables and normalizes arrays at the Python boundary so each kernel compiles once.
 
-Contract: ``freq`` is uint32[256], sums to ``M = 2**SCALE_BITS = 4096``, has at least two
-nonzero entries (a single-symbol stream needs no coder) and is nonzero for every symbol that
-is encoded. M is fixed: see :mod:`ansz._kernels` for why.
+Contract: ``freq`` is uint32[256], sums to ``M = 2**scale_bits`` with ``scale_bits`` one of
+``SCALE_BITS_CHOICES`` (12, the default, or 14), has at least two nonzero entries (a
+single-symbol stream needs no coder) and is nonzero for every symbol that is encoded. Why
+only those two: see :mod:`ansz._kernels`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels
-from ._kernels import NSTATES, RANS_L, SCALE_BITS
+from ._kernels import NSTATES, RANS_L, SCALE_BITS, SCALE_BITS_CHOICES, SCALE_BITS_HIGH
 from .errors import CorruptDataError
 
-__all__ = ["SCALE_BITS", "NSTATES", "encode_symbols", "decode_symbols", "normalize_counts",
+__all__ = ["SCALE_BITS", "SCALE_BITS_HIGH", "SCALE_BITS_CHOICES", "NSTATES", "encode_symbols",
+           "decode_symbols", "normalize_counts",
            "byte_histogram", "check_freq_table"]
 
 
@@ -43,25 +45,26 @@ def normalize_counts(counts: np.ndarray, scale_bits: int = SCALE_BITS) -> np.nda
     return _kernels.normalize_counts(counts, np.int64(scale_bits))
 
 
-def check_freq_table(freq: np.ndarray) -> None:
+def check_freq_table(freq: np.ndarray, scale_bits: int = SCALE_BITS) -> None:
     """Raise CorruptDataError unless ``freq`` satisfies the module contract."""
+    if scale_bits not in SCALE_BITS_CHOICES:
+        raise CorruptDataError(f"rANS scale_bits {scale_bits} is not one of {SCALE_BITS_CHOICES}")
     if freq.shape != (256,):
         raise CorruptDataError("rANS frequency table must have 256 entries")
     total = int(freq.sum(dtype=np.int64))
-    if total != 1 << SCALE_BITS:
-        raise CorruptDataError(f"rANS frequencies sum to {total}, not {1 << SCALE_BITS}")
+    if total != 1 << scale_bits:
+        raise CorruptDataError(f"rANS frequencies sum to {total}, not {1 << scale_bits}")
     if np.count_nonzero(freq) < 2:
         raise CorruptDataError("rANS frequency table has fewer than two symbols")
 
 
-def _encoder_table(freq: np.ndarray) -> np.ndarray:
+def _encoder_table(freq: np.ndarray, scale_bits: int) -> np.ndarray:
     """uint64[256 * 8]: symbol s at [8s, 8s+5) = (x_max, rcp_freq, rcp_shift, bias, cmpl_freq).
 
     As ryg's RansEncSymbolInit: x // freq becomes a multiply by a fixed-point reciprocal,
     exact for x < 2^31 (Alverson); freq == 1 uses rcp = 2^32 - 1 with a compensating bias.
-    x_max = ((RANS_L >> SCALE_BITS) << 16) * freq < 2^31, so nothing here overflows uint64.
+    x_max = ((RANS_L >> scale_bits) << 16) * freq < 2^31, so nothing here overflows uint64.
     """
-    scale_bits = SCALE_BITS
     f = freq.astype(np.uint64)
     start = np.concatenate(([0], np.cumsum(f)[:-1])).astype(np.uint64)
     M = np.uint64(1 << scale_bits)
@@ -78,8 +81,8 @@ def _encoder_table(freq: np.ndarray) -> np.ndarray:
     return enc.reshape(-1)
 
 
-def encode_symbols(symbols: np.ndarray, freq: np.ndarray,
-                   out: np.ndarray | None = None) -> np.ndarray:
+def encode_symbols(symbols: np.ndarray, freq: np.ndarray, out: np.ndarray | None = None,
+                   scale_bits: int = SCALE_BITS) -> np.ndarray:
     """rANS-encode uint8 ``symbols`` with table ``freq``; returns the uint16 word stream.
 
     The stream starts with the NSTATES final states (low word first) followed by the
@@ -89,12 +92,12 @@ def encode_symbols(symbols: np.ndarray, freq: np.ndarray,
     """
     symbols = np.ascontiguousarray(symbols, dtype=np.uint8)
     freq = np.ascontiguousarray(freq, dtype=np.uint32)
-    check_freq_table(freq)
+    check_freq_table(freq, scale_bits)
     if out is None:
         out = np.empty(symbols.size + 2 * NSTATES, np.uint16)
     elif out.size != symbols.size + 2 * NSTATES or out.dtype != np.uint16:
         raise ValueError("out must hold symbols.size + 2 * NSTATES uint16 words")
-    start = _kernels.rans_encode(symbols, _encoder_table(freq), out)
+    start = _kernels.rans_encode(symbols, _encoder_table(freq, scale_bits), out)
     return out[start:]
 
 
@@ -106,23 +109,24 @@ _DECODE_ERRORS = {
 
 
 def decode_symbols(words: np.ndarray, count: int, freq: np.ndarray,
-                   out: np.ndarray | None = None) -> np.ndarray:
+                   out: np.ndarray | None = None, scale_bits: int = SCALE_BITS) -> np.ndarray:
     """Decode ``count`` symbols from a word stream made by :func:`encode_symbols`.
 
     ``freq`` is validated here; a malformed stream raises CorruptDataError. ``out``, if
     given, is a writable uint8 array of ``count`` entries that receives the symbols.
     """
     freq = np.ascontiguousarray(freq, dtype=np.uint32)
-    check_freq_table(freq)
+    check_freq_table(freq, scale_bits)
     words = np.require(words, dtype=np.uint16, requirements=["C", "A"])
     if out is None:
         out = np.empty(count, np.uint8)
     elif out.size != count or out.dtype != np.uint8:
         raise ValueError("out must be a uint8 array of count entries")
-    sym_of_slot = np.empty(1 << SCALE_BITS, np.uint8)
-    dec_of_slot = np.empty(1 << SCALE_BITS, np.uint32)
+    sym_of_slot = np.empty(1 << scale_bits, np.uint8)
+    dec_of_slot = np.empty(1 << scale_bits, np.uint32)
     _kernels.build_decoder_tables(freq, sym_of_slot, dec_of_slot)
-    status = _kernels.rans_decode(words, sym_of_slot, dec_of_slot, out)
+    decode = _kernels.rans_decode12 if scale_bits == SCALE_BITS else _kernels.rans_decode14
+    status = decode(words, sym_of_slot, dec_of_slot, out)
     if status != _kernels.DECODE_OK:
         raise CorruptDataError(_DECODE_ERRORS.get(status, f"rANS decode failed ({status})"))
     return out

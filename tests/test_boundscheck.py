@@ -23,6 +23,8 @@ x = rng.standard_normal(3001) * 0.02
 for name, dt in (("BF16", ml_dtypes.bfloat16), ("F16", np.float16), ("F32", np.float32),
                  ("F64", np.float64), ("F8_E4M3", ml_dtypes.float8_e4m3fn)):
     cases.append((name, x.astype(dt).tobytes()))
+big = rng.standard_normal(30000) * 0.02 / 0.08 * 448
+cases.append(("F8_E4M3", big.astype(ml_dtypes.float8_e4m3fn).tobytes()))  # a 14-bit table
 cases.append(("BYTES", bytes(rng.integers(0, 4, 5000, dtype=np.uint8))))
 cases.append(("I64", np.arange(700, dtype=np.int64).tobytes()))
 ok = corrupt = 0
@@ -68,7 +70,7 @@ def test_decoders_stay_in_bounds_on_damaged_input(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("done"), proc.stdout
     ok, corrupt, prefix_corrupt = map(int, proc.stdout.split()[1:])
-    assert ok + corrupt == 7 * 150 + 200  # every trial finished with one of the two outcomes
+    assert ok + corrupt == 8 * 150 + 200  # every trial finished with one of the two outcomes
     # Damage inside stored raw planes is invisible here (the container's chunk hashes catch
     # it); damage to tables, lengths and rANS words mostly is not.
     assert corrupt >= 600

@@ -34,6 +34,18 @@ def test_uniform_bytes_are_stored():
     assert blob[0] == codec.STORED and len(blob) == s.size + 1
 
 
+def test_high_entropy_bytes_get_14_bit_tables_and_exponents_keep_12():
+    rng = np.random.default_rng(0)
+    fp8 = ((rng.standard_normal(200_000) * 0.02 / 0.08 * 448)
+           .astype(ml_dtypes.float8_e4m3fn).view(np.uint8))
+    blob = stream_rt(fp8)
+    assert blob[0] == codec.RANS and blob[1] == 14
+    exps = ((rng.standard_normal(200_000) * 0.02).astype(ml_dtypes.bfloat16)
+            .view(np.uint16) >> 7).astype(np.uint8)
+    blob = stream_rt(exps)
+    assert blob[0] == codec.RANS and blob[1] == 12
+
+
 def test_skewed_bytes_use_rans_and_text_uses_zstd():
     s = np.random.default_rng(0).choice(4, 100_000, p=[0.7, 0.2, 0.05, 0.05]).astype(np.uint8)
     assert stream_rt(s)[0] == codec.RANS
@@ -108,7 +120,8 @@ def valid_chunk():
     lambda b: b + b"\0\0",
     lambda b: b"\xff\xff\xff\xff" + b[4:],
     lambda b: b[:4] + bytes([9]) + b[5:],           # unknown method
-    lambda b: b[:5] + bytes([1]) + b[6:],           # reserved byte set
+    lambda b: b[:5] + bytes([13]) + b[6:],          # scale_bits not 12 or 14
+    lambda b: b[:5] + bytes([14]) + b[6:],          # 14 against a 12-bit table: sum is wrong
     lambda b: b[:6] + bytes([200]) + b[7:],         # first symbol > last
     lambda b: b[:8] + b"\xff\xff" + b[10:],         # a frequency that breaks the sum
 ])

@@ -78,12 +78,12 @@ def test_normalized_table_is_close_to_entropy_and_beats_fse_rounding():
     assert ce <= cross_entropy_bits(counts, fse_like_normalize(counts, 12), 12) + 1e-6
 
 
-def roundtrip(symbols):
+def roundtrip(symbols, scale_bits=rans.SCALE_BITS):
     symbols = np.asarray(symbols, np.uint8)
     counts = rans.byte_histogram(symbols)
-    freq = rans.normalize_counts(counts)
-    words = rans.encode_symbols(symbols, freq)
-    out = rans.decode_symbols(words, symbols.size, freq)
+    freq = rans.normalize_counts(counts, scale_bits)
+    words = rans.encode_symbols(symbols, freq, scale_bits=scale_bits)
+    out = rans.decode_symbols(words, symbols.size, freq, scale_bits=scale_bits)
     np.testing.assert_array_equal(out, symbols)
     return words
 
@@ -101,7 +101,7 @@ def test_roundtrip_random_distributions(data):
     symbols[:2] = alphabet[:2] if n >= 2 else symbols[:2]  # at least two symbols present
     if len(np.unique(symbols)) < 2:
         return
-    roundtrip(symbols)
+    roundtrip(symbols, data.draw(st.sampled_from(rans.SCALE_BITS_CHOICES)))
 
 
 @pytest.mark.parametrize("n", [2, 7, 8, 9, 15, 16, 17, 1000, 1001, 65537])
@@ -114,6 +114,7 @@ def test_roundtrip_lengths_around_the_interleave(n):
 
 def test_roundtrip_all_256_symbols_and_extreme_skew():
     roundtrip(np.arange(256, dtype=np.uint8).repeat(40))
+    roundtrip(np.arange(256, dtype=np.uint8).repeat(40), rans.SCALE_BITS_HIGH)
     s = np.zeros(1 << 24, np.uint8)
     s[12345] = 1  # one count against 2^24 of another
     words = roundtrip(s)
@@ -172,6 +173,10 @@ def test_bad_tables_are_rejected():
     bad[0] += 1
     with pytest.raises(CorruptDataError, match="sum"):
         rans.decode_symbols(words, s.size, bad)
+    with pytest.raises(CorruptDataError, match="sum"):
+        rans.decode_symbols(words, s.size, freq, scale_bits=14)
+    with pytest.raises(CorruptDataError, match="scale_bits"):
+        rans.decode_symbols(words, s.size, freq, scale_bits=13)
     one = np.zeros(256, np.uint32)
     one[0] = 4096
     with pytest.raises(CorruptDataError):
