@@ -186,7 +186,7 @@ def _codec_options(compress: bool) -> Callable[[Callable], Callable]:
                 "--chunk-size", type=_Size(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE), default=None,
                 metavar="SIZE",
                 help="Bytes of input per independently coded chunk, 1K to 64M "
-                     "(default 4M)."))
+                     "(default 1M)."))
         opts += [
             click.option("--progress/--no-progress", default=None,
                          help="Force or forbid the progress bar (default: only if stderr "
