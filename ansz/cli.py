@@ -231,7 +231,7 @@ class _Reporter:
     def show_progress(self) -> bool:
         if self.progress is not None:
             return self.progress
-        return self.level >= 2 and _isatty(click.get_text_stream("stderr"))
+        return self.level >= 2 and _isatty(sys.stderr)
 
     @contextmanager
     def progress_bar(self, label: str, total: int | None) -> Iterator[Callable[[int], None] | None]:
@@ -243,7 +243,7 @@ class _Reporter:
                                    TimeRemainingColumn, TransferSpeedColumn)
 
         forced = bool(self.progress)
-        console = Console(file=click.get_text_stream("stderr"),
+        console = Console(file=sys.stderr,
                           force_terminal=True if forced else None)
         columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                    TransferSpeedColumn(), TimeRemainingColumn()]
@@ -351,11 +351,11 @@ def _api():
 
 
 def _stdin() -> BinaryIO:
-    return click.get_binary_stream("stdin")
+    return sys.stdin.buffer
 
 
 def _stdout() -> BinaryIO:
-    return click.get_binary_stream("stdout")
+    return sys.stdout.buffer
 
 
 def _check_input(src: Operand) -> os.stat_result | None:
@@ -377,8 +377,8 @@ def _check_output(src: Operand, dst: str, force: bool, rep: _Reporter) -> bool:
         raise _Skip(f"output {dst} is a directory")
     if force:
         return True
-    if (src is not STDIN and rep.level >= 2 and _isatty(click.get_text_stream("stdin"))
-            and _isatty(click.get_text_stream("stderr"))):
+    if (src is not STDIN and rep.level >= 2 and _isatty(sys.stdin)
+            and _isatty(sys.stderr)):
         if click.confirm(f"ansz: {dst} already exists; overwrite?", default=False, err=True):
             return True
         raise _Skip(f"{dst} not overwritten")
@@ -582,7 +582,7 @@ class _Job:
         else:
             replace = _check_output(src, dst, self.force, rep)
         if (src is STDIN and not self.compressing and not self.force
-                and _isatty(click.get_text_stream("stdin"))):
+                and _isatty(sys.stdin)):
             raise _Skip("compressed data not read from a terminal (use -f to force)")
 
         api = _api()
@@ -787,7 +787,7 @@ def _print_stats_table(fs: Any, shown: list, tensors: list) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     console = Console(file=out, width=None if _isatty(out) else 200)
     console.print(f"{fs.path} ({fs.format}, {human_size(fs.file_size)})", markup=False,
                   highlight=False)
