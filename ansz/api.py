@@ -282,7 +282,7 @@ def file_stats(path) -> FileStats:
     import numpy as np
     import zstandard
 
-    from .coders import coder_costs
+    from .coders import coder_costs, entropy_bits
     from .pairs import layout_for, split_pairs
 
     zstd = zstandard.ZstdCompressor(level=3)
@@ -305,7 +305,7 @@ def file_stats(path) -> FileStats:
                 counts += np.bincount(codes, minlength=256)
                 m.release(pos)
             n = t.nbytes // pl.width
-            entropy = _entropy_bits(counts)
+            entropy = entropy_bits(counts) / n if n else 0.0
             bound = n * (entropy + 8 * pl.raw_width) / 8
             raw_bytes = n * pl.raw_width
             costs = coder_costs(counts)
@@ -931,12 +931,3 @@ def _fsync_directory(directory: str) -> None:
     finally:
         os.close(fd)
 
-
-def _entropy_bits(counts) -> float:
-    import numpy as np
-
-    total = int(counts.sum())
-    if total == 0:
-        return 0.0
-    p = counts[counts > 0] / total
-    return float(-(p * np.log2(p)).sum()) + 0.0

@@ -24,6 +24,7 @@ import threading
 import numpy as np
 
 from . import rans
+from .coders import entropy_bits
 from .errors import CorruptDataError
 from .pairs import PairLayout, join_pairs, layout_for, split_pairs
 
@@ -98,10 +99,7 @@ def _looks_incompressible(symbols: np.ndarray) -> bool:
     time of a bf16 chunk. A false "compressible" only costs that histogram.
     """
     sample = np.ascontiguousarray(symbols[::_SAMPLE_STEP])
-    counts = rans.byte_histogram(sample)
-    p = counts[counts > 0] / sample.size
-    entropy = float(-(p * np.log2(p)).sum())
-    return entropy > 8 * (1 - MIN_GAIN / 2)
+    return entropy_bits(rans.byte_histogram(sample)) / sample.size > 8 * (1 - MIN_GAIN / 2)
 
 
 def encode_stream(symbols: np.ndarray, *, try_zstd: bool = False) -> bytes:
