@@ -6,7 +6,13 @@ A *stream* is a run of uint8 symbols whose length the caller knows. It is coded 
 * ``STORED``   the bytes as they are;
 * ``CONSTANT`` one symbol repeated (two bytes, whatever the length);
 * ``RANS``     a frequency table and interleaved rANS words (:mod:`ansz.rans`);
-* ``ZSTD``     a zstd frame (offered for generic byte data, where LZ matches can win).
+* ``ZSTD``     a zstd frame (offered for generic byte data, where LZ matches can win);
+* ``HUFFMAN``  a length-limited canonical Huffman table and code bytes (:mod:`ansz.huffman`);
+* ``QLC``      a Quad Length Codes table and code bytes (:mod:`ansz.qlc`).
+
+The entropy coder is chosen per stream: ``coder="auto"`` takes whichever of rANS, Huffman
+and QLC gives the fewest bytes; ``"rans"``, ``"huffman"`` or ``"qlc"`` forces one (STORED and
+CONSTANT are still used where they win, and zstd is still tried for generic bytes).
 
 A *chunk* is a run of whole elements of one dtype. It is split into coding pairs
 (:mod:`ansz.pairs`): the code stream plus ``width - 1`` raw byte planes, each coded as a
@@ -24,7 +30,8 @@ import threading
 import numpy as np
 
 from . import rans
-from .coders import entropy_bits
+from .coders import (HUFFMAN, QLC, decode_prefix_stream, encode_prefix_stream, entropy_bits,
+                     prefix_stream_size, prefix_table)
 from .errors import CorruptDataError
 from .pairs import PairLayout, join_pairs, layout_for, split_pairs
 
@@ -32,6 +39,10 @@ STORED = 0
 CONSTANT = 1
 RANS = 2
 ZSTD = 3
+# HUFFMAN = 4 and QLC = 5 come from ansz.coders.
+
+#: Values of the ``coder`` argument: "auto" picks the smallest stream.
+CODERS = ("auto", "rans", "huffman", "qlc")
 
 #: An entropy-coded stream must be at least this much smaller than storing it (1/64 =
 #: 1.6%), or it is stored: decoding a near-uniform plane costs time for nothing.
@@ -102,11 +113,33 @@ def _looks_incompressible(symbols: np.ndarray) -> bool:
     return entropy_bits(rans.byte_histogram(sample)) / sample.size > 8 * (1 - MIN_GAIN / 2)
 
 
-def encode_stream(symbols: np.ndarray, *, try_zstd: bool = False) -> bytes:
-    """Code a uint8 array as the smallest of STORED / CONSTANT / RANS (/ ZSTD if try_zstd).
+def _huffman_bound_bits(counts: np.ndarray) -> int:
+    """Payload bits of an unlimited Huffman code: a lower bound for every prefix code."""
+    import heapq
 
-    The result does not record the symbol count: :func:`decode_stream` is told it.
+    heap = counts[counts > 0].tolist()
+    heapq.heapify(heap)
+    total = 0
+    while len(heap) > 1:
+        w = heapq.heappop(heap) + heapq.heappop(heap)
+        total += w
+        heapq.heappush(heap, w)
+    return total
+
+
+def encode_stream(symbols: np.ndarray, *, try_zstd: bool = False, coder: str = "auto") -> bytes:
+    """Code a uint8 array as the smallest of STORED / CONSTANT / the entropy coder(s) (/ ZSTD).
+
+    ``coder`` (one of :data:`CODERS`) selects the entropy coder: "auto" tries rANS, Huffman
+    and QLC and keeps the smallest (the prefix coders are only built when a lower bound says
+    they could beat rANS, which on large streams they rarely can); "rans", "huffman" or
+    "qlc" uses that one. Whatever the coder, an entropy-coded stream must save
+    :data:`MIN_GAIN` over STORED, a one-symbol stream is CONSTANT, and with ``try_zstd``
+    zstd is kept if smaller. The result does not record the symbol count:
+    :func:`decode_stream` is told it.
     """
+    if coder not in CODERS:
+        raise ValueError(f"unknown coder {coder!r}; expected one of {', '.join(CODERS)}")
     symbols = np.ascontiguousarray(symbols, dtype=np.uint8)
     n = symbols.size
     if n == 0:
@@ -119,17 +152,34 @@ def encode_stream(symbols: np.ndarray, *, try_zstd: bool = False) -> bytes:
     if present.size == 1:
         return bytes([CONSTANT, int(present[0])])
     best = None
-    scale_bits, freq, words_bytes = rans_plan(counts)
     first, last = int(present[0]), int(present[-1])
-    table_bytes = 2 * (last - first + 1)
-    if words_bytes + table_bytes < budget:
-        words = rans.encode_symbols(symbols, freq,
-                                    _scratch("words", n + 2 * rans.NSTATES, np.uint16),
-                                    scale_bits)
-        head = _RANS_HEAD.pack(RANS, scale_bits, first, last)
-        blob = b"".join((head, freq[first:last + 1].astype("<u2").tobytes(), words.astype("<u2", copy=False).data))
-        if len(blob) < budget:
-            best = blob
+    if coder in ("auto", "rans"):
+        scale_bits, freq, words_bytes = rans_plan(counts)
+        table_bytes = 2 * (last - first + 1)
+        if words_bytes + table_bytes < budget:
+            words = rans.encode_symbols(symbols, freq,
+                                        _scratch("words", n + 2 * rans.NSTATES, np.uint16),
+                                        scale_bits)
+            head = _RANS_HEAD.pack(RANS, scale_bits, first, last)
+            blob = b"".join((head, freq[first:last + 1].astype("<u2").tobytes(),
+                             words.astype("<u2", copy=False).data))
+            if len(blob) < budget:
+                best = blob
+    if coder == "auto":
+        # Each prefix stream is at least its method byte, its smallest possible table and
+        # the unlimited-Huffman payload; build only the ones that could still win.
+        limit = budget if best is None else len(best)
+        payload = (_huffman_bound_bits(counts) + 7) // 8
+        prefix = [c for c, table_min in (("huffman", 2 + (last - first + 2) // 2),
+                                         ("qlc", 5 + present.size))
+                  if 1 + table_min + payload < limit]
+    else:
+        prefix = [coder] if coder != "rans" else []
+    for c in prefix:
+        table = prefix_table(counts, c)
+        size = prefix_stream_size(counts, table)
+        if size < budget and (best is None or size < len(best)):
+            best = encode_prefix_stream(symbols, table)
     if try_zstd:
         import zstandard
 
@@ -190,18 +240,20 @@ def decode_stream(blob, count: int, out: np.ndarray | None = None) -> np.ndarray
         if len(data) != count:
             raise CorruptDataError(f"zstd stream decodes to {len(data)} bytes, expected {count}")
         out[:] = np.frombuffer(data, np.uint8)
+    elif method == HUFFMAN or method == QLC:
+        decode_prefix_stream(mv, count, out)
     else:
         raise CorruptDataError(f"unknown stream method {method}")
     return out
 
 
-def encode_chunk(data, dtype: str) -> bytes:
+def encode_chunk(data, dtype: str, *, coder: str = "auto") -> bytes:
     """Code a chunk (bytes-like, a whole number of ``dtype`` elements) as framed streams.
 
     Layout: for the code stream and then each raw plane, ``u32 length`` + stream + one zero
     byte of padding if the length is odd (so rANS words stay 2-byte aligned when the chunk
     starts 2-byte aligned). Generic byte data (dtype ``BYTES`` and dtypes without a coding
-    pair) also tries zstd.
+    pair) also tries zstd. ``coder`` is passed to :func:`encode_stream` for every stream.
     """
     layout = layout_for(dtype)
     n = len(memoryview(data).cast("B")) // layout.width
@@ -211,7 +263,7 @@ def encode_chunk(data, dtype: str) -> bytes:
     parts = []
     streams = [codes] + [raw[b * n:(b + 1) * n] for b in range(layout.raw_width)]
     for s in streams:
-        blob = encode_stream(s, try_zstd=generic)
+        blob = encode_stream(s, try_zstd=generic, coder=coder)
         parts.append(_U32.pack(len(blob)))
         parts.append(blob)
         if len(blob) % 2:

@@ -3,11 +3,13 @@
 :func:`coder_costs` predicts, for one histogram of uint8 codes, the size in bits of each
 coder ansz has: the order-0 entropy bound, rANS (as :mod:`ansz.codec` would write it),
 length-limited Huffman (:mod:`ansz.huffman`) and Quad Length Codes (:mod:`ansz.qlc`). It is
-what ``ansz stats`` is meant to show per tensor (not wired into the CLI yet).
+what ``ansz stats`` shows per tensor.
 
 The prefix coders (Huffman, QLC) share one bit writer, ``_kernels.prefix_encode``: codes
-MSB-first, the last byte zero-padded. Their streams are a table plus those bytes; the symbol
-count is known to the caller, as for every ansz stream.
+MSB-first, the last byte zero-padded. Their streams (methods :data:`HUFFMAN` and :data:`QLC`
+of docs/FORMAT.md, "Stream") are a method byte, the serialized table and those bytes; the
+symbol count is known to the caller, as for every ansz stream. :func:`encode_prefix_stream`
+and :func:`decode_prefix_stream` write and read them; :mod:`ansz.codec` decides when.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ import numpy as np
 from . import _kernels
 from .errors import CorruptDataError
 
-__all__ = ["coder_costs", "entropy_bits"]
+__all__ = ["coder_costs", "entropy_bits", "HUFFMAN", "QLC", "PREFIX_CODERS", "prefix_table",
+           "prefix_stream_size", "encode_prefix_stream", "decode_prefix_stream"]
+
+#: Stream methods of the prefix coders (docs/FORMAT.md, "Stream"); codec.py re-exports them.
+HUFFMAN = 4
+QLC = 5
+PREFIX_CODERS = ("huffman", "qlc")
 
 
 def encode_prefix(symbols: np.ndarray, code: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, int]:
@@ -118,8 +126,79 @@ def coder_costs(counts) -> dict[str, float]:
         _, _, words_bytes = rans_plan(counts)
         table = 4 + 2 * (int(present[-1]) - int(present[0]) + 1)
         out["rans"] = 8.0 * (table + words_bytes)
-    ht = huffman.HuffmanTable.from_counts(counts)
-    out["huffman"] = 8.0 * (1 + len(ht.to_bytes()) + (huffman.expected_bits(counts, ht.lengths) + 7) // 8)
-    qt = qlc.QlcTable.from_counts(counts)
-    out["qlc"] = 8.0 * (1 + len(qt.to_bytes()) + (qlc.expected_bits(counts, qt.area_bits) + 7) // 8)
+    for coder in PREFIX_CODERS:
+        out[coder] = 8.0 * prefix_stream_size(counts, prefix_table(counts, coder))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Prefix-coded streams (methods HUFFMAN and QLC)
+
+
+def prefix_table(counts, coder: str):
+    """The table ``coder`` ("huffman" or "qlc") builds for a histogram (int64[256]).
+
+    Huffman lengths are limited to ``huffman.DEFAULT_LIMIT`` (11) bits; QLC areas are the
+    optimal ones. Needs at least one present symbol.
+    """
+    from . import huffman, qlc
+
+    if coder == "huffman":
+        return huffman.HuffmanTable.from_counts(counts)
+    if coder == "qlc":
+        return qlc.QlcTable.from_counts(counts)
+    raise ValueError(f"unknown prefix coder {coder!r}")
+
+
+def prefix_stream_size(counts, table) -> int:
+    """Exact bytes :func:`encode_prefix_stream` writes for symbols with these counts."""
+    from . import huffman, qlc
+
+    if isinstance(table, huffman.HuffmanTable):
+        bits = huffman.expected_bits(counts, table.lengths)
+    else:
+        bits = qlc.expected_bits(counts, table.area_bits)
+    return 1 + len(table.to_bytes()) + (bits + 7) // 8
+
+
+def encode_prefix_stream(symbols: np.ndarray, table) -> bytes:
+    """A HUFFMAN or QLC stream (by the table's type): method byte, table, code bytes.
+
+    Every symbol must have a code in the table (ValueError otherwise).
+    """
+    from . import huffman, qlc
+
+    if isinstance(table, huffman.HuffmanTable):
+        method, (data, _) = HUFFMAN, huffman.encode(symbols, table)
+    elif isinstance(table, qlc.QlcTable):
+        method, (data, _) = QLC, qlc.encode(symbols, table)
+    else:
+        raise TypeError("table must be a HuffmanTable or a QlcTable")
+    return b"".join((bytes([method]), table.to_bytes(), data.data))
+
+
+def decode_prefix_stream(blob, count: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Decode a HUFFMAN or QLC stream (method byte included) into ``count`` uint8 symbols.
+
+    The table is parsed and validated first (Huffman: lengths <= 15, Kraft sum <= 1, range
+    starting and ending at coded symbols, zero pad nibble; QLC: area bits <= 8, distinct
+    symbols that fit the areas); then the code bytes must hold exactly ``count`` valid codes
+    and end in zero padding bits, with no byte after the last code. Any failure raises
+    CorruptDataError. ``out``, if given, is a contiguous uint8 array of ``count`` entries.
+    """
+    from . import huffman, qlc
+
+    mv = memoryview(blob).cast("B")
+    if len(mv) == 0:
+        raise CorruptDataError("empty stream")
+    method = mv[0]
+    if method == HUFFMAN:
+        module, cls = huffman, huffman.HuffmanTable
+    elif method == QLC:
+        module, cls = qlc, qlc.QlcTable
+    else:
+        raise CorruptDataError(f"stream method {method} is not a prefix code")
+    table, used = cls.read(mv[1:])
+    data = np.frombuffer(mv, np.uint8, len(mv) - 1 - used, 1 + used)
+    data.flags.writeable = False  # one kernel type whatever the buffer's owner
+    return module.decode(data, count, table, output_array(out, count))
