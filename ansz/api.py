@@ -25,6 +25,7 @@ Conventions shared by every function:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mmap
 import os
@@ -157,7 +158,8 @@ class ContainerInfo:
 
 
 def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | None = None,
-                  level: int | None = None, overwrite: bool = False, sync: bool = False,
+                  level: int | None = None, coder: str | None = None, overwrite: bool = False,
+                  sync: bool = False,
                   progress: Callable[[int], None] | None = None) -> CompressReport:
     """Compress the file ``src`` into the container ``dst``.
 
@@ -165,33 +167,37 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
     a file whose safetensors header fails to parse: see ``fallback_reason``) is coded as
     generic bytes, so every file round-trips. ``chunk_size`` (bytes, default
     :data:`DEFAULT_CHUNK_SIZE`, range [1 KiB, 64 MiB]) bounds memory and is the unit of
-    parallelism. ``level`` is reserved and currently ignored.
+    parallelism. ``level`` is reserved and currently ignored. ``coder`` picks the entropy
+    coder of every coded stream: ``"auto"`` (the default, also for None) keeps whichever of
+    rANS, Huffman and QLC is smallest, ``"rans"``, ``"huffman"`` or ``"qlc"`` forces one.
     """
     start = time.perf_counter()
-    nthreads, chunk = _threads(threads), _chunk_size(chunk_size)
+    nthreads, chunk, coder = _threads(threads), _chunk_size(chunk_size), _coder(coder)
     src, dst = os.fspath(src), os.fspath(dst)
     with _Mapped(src, allow_stream=True) as m:
         _check_output_path(src, dst, overwrite)
         source = _FileSource(m, src) if m.regular else _StreamSource(m.fh, src)
         with atomic_output(dst, overwrite=overwrite, like=m.stat if m.regular else None,
                            sync=sync) as out:
-            result = _compress(source, out, nthreads, chunk, progress)
+            result = _compress(source, out, nthreads, chunk, progress, coder)
     return CompressReport(src, dst, *result, time.perf_counter() - start)
 
 
 def compress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = None,
                     chunk_size: int | None = None, level: int | None = None,
+                    coder: str | None = None,
                     progress: Callable[[int], None] | None = None) -> CompressReport:
     """Compress everything read from ``ifh`` (read sequentially; a pipe is fine) to ``ofh``.
 
     Same container as :func:`compress_file`. A safetensors header (at most
     :data:`STREAM_HEADER_LIMIT` bytes) is buffered to plan the tensors; if the stream then ends
     before the data its header declares, the file is recorded as format "bytes" (with a
-    ``fallback_reason``) and still round-trips.
+    ``fallback_reason``) and still round-trips. ``coder`` as for :func:`compress_file`.
     """
     start = time.perf_counter()
-    nthreads, chunk = _threads(threads), _chunk_size(chunk_size)
-    result = _compress(_StreamSource(ifh, _stream_name(ifh)), ofh, nthreads, chunk, progress)
+    nthreads, chunk, coder = _threads(threads), _chunk_size(chunk_size), _coder(coder)
+    result = _compress(_StreamSource(ifh, _stream_name(ifh)), ofh, nthreads, chunk, progress,
+                       coder)
     return CompressReport(_stream_name(ifh), _stream_name(ofh), *result,
                           time.perf_counter() - start)
 
@@ -355,7 +361,8 @@ def read_info(path) -> ContainerInfo:
 
 
 def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
-              progress: Callable[[int], None] | None) -> tuple[int, int, str, str | None]:
+              progress: Callable[[int], None] | None,
+              coder: str = "auto") -> tuple[int, int, str, str | None]:
     """Code ``source`` into ``ofh``: ``(original size, container size, format, reason)``."""
     layout, reason = _detect(source)
     plan = _plan_segments(layout, source.size)
@@ -364,7 +371,8 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
     with _BackgroundSha256(2 * nthreads + 2) as sha:
         items = _chunk_items(source, plan, chunk_size, sha, ends)
         done = 0
-        for segment, code, n, (payload, chash) in _ordered_map(_encode_item, items, nthreads):
+        encode = functools.partial(_encode_item, coder=coder)
+        for segment, code, n, (payload, chash) in _ordered_map(encode, items, nthreads):
             writer.add_chunk(segment, code, payload, n, chash)
             done += n
             # Pages the hasher has not reached yet are simply read again from the page cache.
@@ -503,9 +511,10 @@ def _chunk_items(source, plan: list[_Planned], chunk_size: int, sha,
         ends[si] = pos
 
 
-def _encode_item(item: tuple[int, int, Any]) -> tuple[int, int, int, tuple[bytes, int]]:
+def _encode_item(item: tuple[int, int, Any], coder: str = "auto"
+                 ) -> tuple[int, int, int, tuple[bytes, int]]:
     segment, code, data = item
-    return segment, code, len(data), encode_payload(data, code)
+    return segment, code, len(data), encode_payload(data, code, coder=coder)
 
 
 def _final_segments(plan: list[_Planned], ends: dict[int, int]) -> tuple[list[Segment], str | None]:
@@ -663,6 +672,18 @@ def _threads(threads: int | None) -> int:
     if type(threads) is not int or threads < 0:
         raise AnszError(f"threads must be a non-negative integer, got {threads!r}")
     return threads
+
+
+#: Values of ``coder`` (as codec.CODERS, copied so that checking needs no numpy).
+CODERS = ("auto", "rans", "huffman", "qlc")
+
+
+def _coder(coder: str | None) -> str:
+    if coder is None:
+        return "auto"
+    if coder not in CODERS:
+        raise AnszError(f"coder must be one of {', '.join(CODERS)}, got {coder!r}")
+    return coder
 
 
 def _chunk_size(chunk_size: int | None) -> int:

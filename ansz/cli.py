@@ -122,6 +122,9 @@ _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]?)(i?b?)\s*$", re.IGNORECASE)
 #: here so that a bad value is a usage error without importing the API (numpy) first.
 MIN_CHUNK_SIZE, MAX_CHUNK_SIZE = 1 << 10, 64 << 20
 
+#: --coder choices; equal to ansz.api.CODERS (a test checks), copied for the same reason.
+CODERS = ("auto", "rans", "huffman", "qlc")
+
 
 class _Size(click.ParamType):
     """A byte count: ``65536``, ``64K``, ``4M``, ``4MiB``, ``1G``. As in zstd, K/M/G are powers
@@ -187,6 +190,10 @@ def _codec_options(compress: bool) -> Callable[[Callable], Callable]:
                 metavar="SIZE",
                 help="Bytes of input per independently coded chunk, 1K to 64M "
                      "(default 1M)."))
+            opts.append(click.option(
+                "--coder", type=click.Choice(CODERS), default="auto", show_default=True,
+                help="Entropy coder: auto keeps the smallest of rans, huffman and qlc per "
+                     "stream; the others force one."))
         opts += [
             click.option("--progress/--no-progress", default=None,
                          help="Force or forbid the progress bar (default: only if stderr "
@@ -449,11 +456,11 @@ def cli() -> None:
 @click.pass_context
 def compress(ctx: click.Context, files: tuple[str, ...], output: str | None, to_stdout: bool,
              force: bool, remove: bool, recursive: bool, threads: int, chunk_size: int | None,
-             progress: bool | None, quiet: int, verbose: int) -> None:
+             coder: str, progress: bool | None, quiet: int, verbose: int) -> None:
     """Compress each FILE to FILE.ansz (no FILE, or -, reads stdin and writes stdout).
     With -r, a directory operand stands for every *.safetensors file under it."""
     _codec(ctx, True, files, output, to_stdout, force, remove, recursive, threads, chunk_size,
-           progress, quiet, verbose)
+           progress, quiet, verbose, coder=coder)
 
 
 @cli.command(cls=_Command, short_help="Decompress files (FILE.ansz -> FILE).")
@@ -471,7 +478,8 @@ def decompress(ctx: click.Context, files: tuple[str, ...], output: str | None, t
 
 def _codec(ctx: click.Context, compressing: bool, files: tuple[str, ...], output: str | None,
            to_stdout: bool, force: bool, remove: bool, recursive: bool, threads: int,
-           chunk_size: int | None, progress: bool | None, quiet: int, verbose: int) -> None:
+           chunk_size: int | None, progress: bool | None, quiet: int, verbose: int,
+           coder: str = "auto") -> None:
     inputs = _operands(ctx, list(files)) or [STDIN]
     directories = recursive and any(src is not STDIN and os.path.isdir(src) for src in inputs)
     if directories and (output is not None or to_stdout):
@@ -493,7 +501,8 @@ def _codec(ctx: click.Context, compressing: bool, files: tuple[str, ...], output
         rep.warn("--rm ignored when writing to stdout")
         remove = False
     job = _Job(compressing=compressing, output=output, to_stdout=to_stdout, force=force,
-               remove=remove, threads=threads or None, chunk_size=chunk_size, rep=rep)
+               remove=remove, threads=threads or None, chunk_size=chunk_size, coder=coder,
+               rep=rep)
     if directories:
         inputs = _expand_directories(inputs, MODEL_SUFFIX + (SUFFIX if not compressing else ""),
                                      rep)
@@ -544,7 +553,7 @@ class _Job:
 
     def __init__(self, *, compressing: bool, output: str | None, to_stdout: bool, force: bool,
                  remove: bool, threads: int | None, chunk_size: int | None,
-                 rep: _Reporter) -> None:
+                 rep: _Reporter, coder: str = "auto") -> None:
         self.compressing = compressing
         self.output = output
         self.to_stdout = to_stdout
@@ -552,6 +561,7 @@ class _Job:
         self.remove = remove
         self.threads = threads
         self.chunk_size = chunk_size
+        self.coder = coder
         self.rep = rep
 
     def destination(self, src: Operand) -> Operand:
@@ -589,6 +599,7 @@ class _Job:
         kw: dict[str, Any] = {"threads": self.threads}
         if self.compressing:
             kw["chunk_size"] = self.chunk_size
+            kw["coder"] = self.coder
         total = self.progress_total(api, src, st) if rep.show_progress() else None
         label = os.path.basename(src) if src is not STDIN else str(src)
         # The *_file functions map the input; a pipe or device (``<(cmd)``, /dev/stdin) has no

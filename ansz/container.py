@@ -108,11 +108,13 @@ def content_hash(data) -> int:
     return xxhash.xxh3_64_intdigest(data)
 
 
-def encode_payload(data, dtype_code: int) -> tuple[bytes, int]:
-    """Code one chunk of original bytes: ``(payload, content hash)``."""
+def encode_payload(data, dtype_code: int, *, coder: str = "auto") -> tuple[bytes, int]:
+    """Code one chunk of original bytes: ``(payload, content hash)``.
+
+    ``coder`` picks the entropy coder (``codec.CODERS``; "auto" = the smallest)."""
     from . import codec
 
-    return codec.encode_chunk(data, DTYPE_CODES[dtype_code][0]), content_hash(data)
+    return codec.encode_chunk(data, DTYPE_CODES[dtype_code][0], coder=coder), content_hash(data)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -281,11 +281,11 @@ def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch, threads, error)
     src = make_safetensors(tmp_path / "m.safetensors", ml_dtypes.bfloat16, n=200_000)
     real, calls = codec.encode_chunk, []
 
-    def flaky(data, dtype):
+    def flaky(data, dtype, **kw):
         calls.append(1)
         if len(calls) > 3:
             raise error("simulated failure")
-        return real(data, dtype)
+        return real(data, dtype, **kw)
 
     monkeypatch.setattr(codec, "encode_chunk", flaky)
     with pytest.raises(error):

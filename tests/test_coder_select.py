@@ -1,0 +1,297 @@
+"""Choosing the entropy coder (issue 8): HUFFMAN and QLC streams, ``--coder``, and "auto is smallest".
+
+Streams go through ``codec.encode_stream(..., coder=...)`` / ``decode_stream``; files through
+``compress_file(..., coder=...)`` / ``decompress_file``; the CLI through ``--coder``. Damaged
+prefix streams must raise CorruptDataError (never crash, hang or return silently wrong
+lengths); the NUMBA_BOUNDSCHECK run of the same decoders is in test_boundscheck.py.
+"""
+
+from __future__ import annotations
+
+import io
+
+import ml_dtypes
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from safetensors.numpy import save_file
+
+from ansz import codec, coders
+from ansz.errors import AnszError, CorruptDataError
+
+FORCED = ("rans", "huffman", "qlc")
+METHOD = {"rans": codec.RANS, "huffman": codec.HUFFMAN, "qlc": codec.QLC}
+
+
+def sample(seed: int, k: int, skew: float, n: int) -> np.ndarray:
+    """n symbols over k random byte values with Zipf-like weights (skew 0 = uniform)."""
+    rng = np.random.default_rng(seed)
+    values = rng.choice(256, k, replace=False)
+    p = 1.0 / np.arange(1, k + 1) ** skew
+    return values[rng.choice(k, n, p=p / p.sum())].astype(np.uint8)
+
+
+def stream_rt(symbols: np.ndarray, coder: str, **kw) -> bytes:
+    blob = codec.encode_stream(symbols, coder=coder, **kw)
+    got = codec.decode_stream(blob, symbols.size)
+    np.testing.assert_array_equal(got, symbols)
+    return blob
+
+
+# ---------------------------------------------------------------------------------------------
+# Streams
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 256), skew=st.floats(0, 3),
+       n=st.integers(0, 5000))
+def test_every_coder_round_trips_and_auto_is_smallest(seed, k, skew, n):
+    s = sample(seed, k, skew, n)
+    sizes = {}
+    for coder in ("auto",) + FORCED:
+        blob = stream_rt(s, coder)
+        sizes[coder] = len(blob)
+        if coder != "auto":  # a forced coder, or a method every coder may fall back to
+            assert blob[0] in (METHOD[coder], codec.STORED, codec.CONSTANT)
+    assert sizes["auto"] == min(sizes.values())
+
+
+def test_forced_coders_are_used_where_entropy_coding_pays():
+    s = sample(1, 20, 1.2, 50_000)
+    for coder in FORCED:
+        assert stream_rt(s, coder)[0] == METHOD[coder]
+    # Small streams: a prefix code's table costs less than rANS's u16 frequencies and its
+    # 32 bytes of final states.
+    small = sample(2, 6, 1.0, 300)
+    assert stream_rt(small, "auto")[0] in (codec.HUFFMAN, codec.QLC)
+
+
+def test_forced_coders_keep_stored_and_constant():
+    uniform = np.random.default_rng(0).integers(0, 256, 100_000).astype(np.uint8)
+    const = np.full(1000, 9, np.uint8)
+    for coder in FORCED:
+        assert stream_rt(uniform, coder)[0] == codec.STORED
+        assert stream_rt(const, coder) == bytes([codec.CONSTANT, 9])
+
+
+def test_zstd_is_still_tried_for_generic_bytes():
+    text = np.frombuffer(b'{"model.layers.0.weight": {"dtype": "BF16"}}' * 2000, np.uint8)
+    for coder in FORCED:
+        assert stream_rt(text, coder, try_zstd=True)[0] == codec.ZSTD
+
+
+def test_unknown_coder_is_refused():
+    with pytest.raises(ValueError, match="unknown coder"):
+        codec.encode_stream(np.zeros(10, np.uint8), coder="fse")
+
+
+def test_stream_layout_is_method_table_codes():
+    s = sample(3, 5, 1.0, 4000)
+    counts = np.bincount(s, minlength=256)
+    for coder in ("huffman", "qlc"):
+        table = coders.prefix_table(counts, coder)
+        blob = codec.encode_stream(s, coder=coder)
+        head = bytes([METHOD[coder]]) + table.to_bytes()
+        assert blob.startswith(head)
+        assert len(blob) == coders.prefix_stream_size(counts, table)
+        assert coders.coder_costs(counts)[coder] == 8 * len(blob)
+
+
+def test_decode_into_a_given_output():
+    s = sample(4, 30, 1.0, 10_000)
+    for coder in ("huffman", "qlc"):
+        blob = codec.encode_stream(s, coder=coder)
+        out = np.zeros(s.size + 1, np.uint8)
+        codec.decode_stream(blob, s.size, out[1:])
+        np.testing.assert_array_equal(out[1:], s)
+
+
+# ---------------------------------------------------------------------------------------------
+# Damaged prefix streams
+
+
+def prefix_blob(coder: str, seed: int = 5, n: int = 3001) -> tuple[np.ndarray, bytes, int]:
+    """(symbols, stream, table bytes) with a last byte that has padding bits."""
+    for extra in range(16):
+        s = sample(seed + extra, 12, 1.0, n)
+        blob = codec.encode_stream(s, coder=coder)
+        assert blob[0] == METHOD[coder]
+        counts = np.bincount(s, minlength=256)
+        table = coders.prefix_table(counts, coder)
+        bits = (8 * (len(blob) - 1 - len(table.to_bytes())))
+        from ansz import huffman, qlc
+
+        used = (huffman.expected_bits(counts, table.lengths) if coder == "huffman"
+                else qlc.expected_bits(counts, table.area_bits))
+        if used < bits:
+            return s, blob, len(table.to_bytes())
+    raise AssertionError("no sample with padding bits")
+
+
+@pytest.mark.parametrize("coder", ["huffman", "qlc"])
+def test_damaged_prefix_streams_raise_corrupt_data(coder):
+    s, blob, tlen = prefix_blob(coder)
+    n = s.size
+    bad = {
+        "truncated by one byte": blob[:-1],
+        "truncated in the table": blob[:1 + tlen - 1],
+        "method only": blob[:1],
+        "trailing byte": blob + b"\0",
+        "nonzero padding": blob[:-1] + bytes([blob[-1] | 1]),
+    }
+    if coder == "huffman":
+        bad["first > last"] = blob[:1] + bytes([blob[2], blob[1]]) + blob[3:]
+        # every length 1: Kraft sum 12/2 > 1
+        bad["over-subscribed"] = (blob[:3] + bytes([0x11] * (tlen - 2)) + blob[1 + tlen:])
+    else:
+        bad["area bits 9"] = blob[:1] + bytes([0x99]) + blob[2:]
+        sym = bytearray(blob)
+        sym[7] = sym[6]  # a repeated symbol
+        bad["repeated symbol"] = bytes(sym)
+        bad["more symbols than areas hold"] = blob[:1] + bytes(4) + blob[5:]
+    for what, b in bad.items():
+        with pytest.raises(CorruptDataError):
+            codec.decode_stream(b, n)
+            pytest.fail(what)
+    # (n + 1 may decode: the zero padding bits can spell the all-zero codeword. The count
+    # is fixed by the chunk, and the chunk's hash is checked.)
+    with pytest.raises(CorruptDataError):
+        codec.decode_stream(blob, n + 100)  # more symbols than the codes hold
+    with pytest.raises(CorruptDataError):
+        codec.decode_stream(blob, n - 50)  # fewer: trailing bytes
+
+
+@pytest.mark.parametrize("coder", ["huffman", "qlc"])
+def test_random_damage_gives_symbols_or_corrupt_data(coder):
+    s, blob, _ = prefix_blob(coder)
+    rng = np.random.default_rng(7)
+    outcomes = {"ok": 0, "corrupt": 0, "truncated": 0}
+    for trial in range(300):
+        b = bytearray(blob)
+        kind = trial % 3
+        if kind == 0:
+            b = b[: int(rng.integers(0, len(b)))]
+        elif kind == 1:
+            for _ in range(int(rng.integers(1, 4))):
+                b[int(rng.integers(0, len(b)))] ^= 1 << int(rng.integers(0, 8))
+        else:
+            i = int(rng.integers(0, len(b)))
+            b[i:i + 8] = rng.integers(0, 256, 8, dtype=np.uint8).tobytes()
+        try:
+            out = codec.decode_stream(bytes(b), s.size)
+        except CorruptDataError:
+            outcomes["corrupt"] += 1
+            outcomes["truncated"] += kind == 0
+        else:
+            assert kind != 0, "a truncated stream decoded"
+            assert out.size == s.size
+            outcomes["ok"] += 1
+    # Every truncation is caught; flipped code bits may decode to other symbols (the
+    # chunk's xxh3 catches those), flips in the table mostly are caught here.
+    assert outcomes["truncated"] == 100 and outcomes["corrupt"] > 100
+
+
+# ---------------------------------------------------------------------------------------------
+# Files and the CLI
+
+
+def model(path, kind: str, seed: int = 0, n: int = 300_000):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n) * 0.02
+    tensors = {
+        "bf16": {"w": x.astype(ml_dtypes.bfloat16).reshape(-1, 100),
+                 "norm": (1 + x[:384]).astype(ml_dtypes.bfloat16),
+                 "tiny": x[:7].astype(ml_dtypes.bfloat16)},
+        "fp8": {"w": (x / 0.08 * 448).astype(ml_dtypes.float8_e4m3fn).reshape(-1, 100),
+                "bias": (x[:384] * 100).astype(ml_dtypes.float8_e4m3fn),
+                "f16": x[:3000].astype(np.float16)},
+    }[kind]
+    save_file(tensors, str(path), metadata={"kind": kind})
+    return path
+
+
+@pytest.mark.parametrize("kind", ["bf16", "fp8"])
+def test_files_round_trip_with_every_coder_and_auto_is_smallest(tmp_path, kind):
+    import ansz
+
+    src = model(tmp_path / f"{kind}.safetensors", kind)
+    data = src.read_bytes()
+    sizes = {}
+    for coder in ("auto",) + FORCED:
+        dst = tmp_path / f"{kind}.{coder}.ansz"
+        rep = ansz.compress_file(src, dst, coder=coder, chunk_size=64 << 10, threads=2)
+        sizes[coder] = rep.compressed_size
+        out = tmp_path / f"{kind}.{coder}.out"
+        ansz.decompress_file(dst, out)
+        assert out.read_bytes() == data
+        assert ansz.verify_file(dst).ok
+        buf = io.BytesIO()
+        ansz.decompress_stream(io.BytesIO(dst.read_bytes()), buf)
+        assert buf.getvalue() == data
+    assert sizes["auto"] == min(sizes.values()), sizes
+    assert len(set(sizes.values())) > 1  # the coders really differ
+
+
+def test_compress_stream_takes_a_coder_and_output_does_not_depend_on_threads(tmp_path):
+    import ansz
+
+    data = model(tmp_path / "m.safetensors", "fp8", n=50_000).read_bytes()
+    outs = []
+    for threads in (1, 2):
+        buf = io.BytesIO()
+        ansz.compress_stream(io.BytesIO(data), buf, coder="qlc", threads=threads,
+                             chunk_size=16 << 10)
+        outs.append(buf.getvalue())
+    assert outs[0] == outs[1]
+    back = io.BytesIO()
+    ansz.decompress_stream(io.BytesIO(outs[0]), back)
+    assert back.getvalue() == data
+
+
+@pytest.mark.parametrize("coder", ["", "QLC", "fse", 3])
+def test_api_refuses_unknown_coders(tmp_path, coder):
+    import ansz
+
+    src = tmp_path / "x.bin"
+    src.write_bytes(b"abc")
+    with pytest.raises(AnszError, match="coder must be one of"):
+        ansz.compress_file(src, tmp_path / "x.ansz", coder=coder)
+    assert not (tmp_path / "x.ansz").exists()
+
+
+def test_cli_coder_qlc_round_trip(tmp_path):
+    from ansz.cli import cli
+
+    src = model(tmp_path / "m.safetensors", "fp8", n=60_000)
+    data = src.read_bytes()
+    runner = CliRunner()
+    r = runner.invoke(cli, ["compress", "-q", "--coder", "qlc", str(src)])
+    assert r.exit_code == 0, r.stderr
+    packed = tmp_path / "m.safetensors.ansz"
+    r = runner.invoke(cli, ["decompress", "-q", "-o", str(tmp_path / "back"), str(packed)])
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "back").read_bytes() == data
+    auto = tmp_path / "auto.ansz"
+    r = runner.invoke(cli, ["compress", "-q", "-o", str(auto), str(src)])
+    assert r.exit_code == 0 and auto.stat().st_size <= packed.stat().st_size
+
+
+def test_cli_unknown_coder_is_a_usage_error(tmp_path):
+    from ansz.cli import cli
+
+    src = tmp_path / "x.bin"
+    src.write_bytes(b"abc")
+    r = CliRunner().invoke(cli, ["compress", "--coder", "fse", str(src)])
+    assert r.exit_code == 2
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("Error")]
+    assert len(errors) == 1 and "fse" in errors[0]
+    assert not (tmp_path / "x.bin.ansz").exists()
+
+
+def test_coder_names_agree_everywhere():
+    from ansz import api, cli
+
+    assert cli.CODERS == api.CODERS == codec.CODERS
+    assert codec.CODERS[0] == "auto" and set(codec.CODERS[1:]) == set(FORCED)
