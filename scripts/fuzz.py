@@ -3,8 +3,9 @@
 
 Usage: python scripts/fuzz.py [--seconds S] [--seed N]
 
-Builds a small safetensors model with every coded dtype plus a generic file, compresses them,
-then applies random damage in a loop -- bit flips, byte overwrites, truncations, insertions
+Builds a small safetensors model with every coded dtype plus a generic file, compresses each
+with the default coder and with ``coder="huffman"`` and ``"qlc"`` (so HUFFMAN and QLC streams
+are damaged too), then applies random damage in a loop -- bit flips, byte overwrites, truncations, insertions
 and deletions, a chunk record spliced in from the other container, two chunk records
 swapped -- and decodes each result through the seekable reader (``decompress_file``), the
 stream reader (``decompress_stream``) and ``verify_file``. The only outcomes allowed are the
@@ -47,9 +48,12 @@ def sample_files(rng: np.random.Generator) -> list[bytes]:
     return [model, text]
 
 
-def compress(data: bytes) -> bytes:
+CODERS = ("auto", "huffman", "qlc")
+
+
+def compress(data: bytes, coder: str = "auto") -> bytes:
     out = io.BytesIO()
-    ansz.compress_stream(io.BytesIO(data), out, chunk_size=4096)
+    ansz.compress_stream(io.BytesIO(data), out, chunk_size=4096, coder=coder)
     return out.getvalue()
 
 
@@ -142,15 +146,18 @@ def main() -> int:
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     originals = sample_files(rng)
-    blobs = [compress(d) for d in originals]
+    # (original, container) for every original and coder; a splice takes its chunk record
+    # from a container of the other original.
+    blobs = [(k, compress(d, coder)) for coder in CODERS for k, d in enumerate(originals)]
     counts = {"ok": 0, "error": 0}
     violations = 0
     end = time.monotonic() + args.seconds
     it = 0
     with tempfile.TemporaryDirectory() as tmp:
         while time.monotonic() < end:
-            k = it % 2
-            bad = mutate(rng, blobs[k], blobs[1 - k])
+            k, blob = blobs[it % len(blobs)]
+            others = [b for j, b in blobs if j != k]
+            bad = mutate(rng, blob, others[int(rng.integers(0, len(others)))])
             for r in outcomes(bad, originals[k], tmp):
                 if r in counts:
                     counts[r] += 1

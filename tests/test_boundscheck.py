@@ -4,7 +4,8 @@ The kernels run without bounds checks in production and rely on validation done 
 their loops. With NUMBA_BOUNDSCHECK=1 an out-of-range index raises IndexError instead of
 reading garbage, so this proves the validation covers every access on this corpus: the only
 outcomes allowed are an exact round trip or CorruptDataError. One subprocess serves every
-decoder (rANS chunks here, and the Huffman and QLC corpora of their own test modules),
+decoder (rANS chunks here, the same chunks with HUFFMAN and QLC code streams, and the
+Huffman and QLC corpora of their own test modules),
 because each such run compiles all kernels from scratch.
 """
 
@@ -27,11 +28,10 @@ big = rng.standard_normal(30000) * 0.02 / 0.08 * 448
 cases.append(("F8_E4M3", big.astype(ml_dtypes.float8_e4m3fn).tobytes()))  # a 14-bit table
 cases.append(("BYTES", bytes(rng.integers(0, 4, 5000, dtype=np.uint8))))
 cases.append(("I64", np.arange(700, dtype=np.int64).tobytes()))
-ok = corrupt = 0
-for name, data in cases:
-    blob = codec.encode_chunk(data, name)
+def damage(name, data, blob, trials):
+    ok = corrupt = 0
     assert codec.decode_chunk(blob, name, len(data)).tobytes() == data
-    for trial in range(150):
+    for trial in range(trials):
         b = bytearray(blob)
         kind = trial % 3
         if kind == 0:
@@ -47,6 +47,20 @@ for name, data in cases:
             ok += 1
         except CorruptDataError:
             corrupt += 1
+    return ok, corrupt
+
+ok = corrupt = 0
+for name, data in cases:
+    o, c = damage(name, data, codec.encode_chunk(data, name), 150)
+    ok, corrupt = ok + o, corrupt + c
+# The same chunks with their code streams forced to HUFFMAN (4) and QLC (5) streams.
+stream_ok = stream_corrupt = 0
+for coder, method in (("huffman", 4), ("qlc", 5)):
+    for name, data in cases[:1] + cases[4:6]:
+        blob = codec.encode_chunk(data, name, coder=coder)
+        assert blob[4] == method, (coder, name, blob[4])
+        o, c = damage(name, data, blob, 100)
+        stream_ok, stream_corrupt = stream_ok + o, stream_corrupt + c
 # Random words against a valid table.
 s = rng.integers(0, 5, 4000).astype(np.uint8)
 freq = rans.normalize_counts(rans.byte_histogram(s))
@@ -58,7 +72,7 @@ for _ in range(200):
         corrupt += 1
 import tests.test_huffman as th, tests.test_qlc as tq
 prefix = th.damaged_outcomes(np.random.default_rng(8), 200) + tq.damaged_outcomes(np.random.default_rng(8), 200)
-print("done", ok, corrupt, prefix)
+print("done", ok, corrupt, prefix, stream_ok, stream_corrupt)
 """
 
 
@@ -69,9 +83,12 @@ def test_decoders_stay_in_bounds_on_damaged_input(tmp_path):
                           text=True, timeout=600, cwd=root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("done"), proc.stdout
-    ok, corrupt, prefix_corrupt = map(int, proc.stdout.split()[1:])
+    ok, corrupt, prefix_corrupt, stream_ok, stream_corrupt = map(int, proc.stdout.split()[1:])
     assert ok + corrupt == 8 * 150 + 200  # every trial finished with one of the two outcomes
     # Damage inside stored raw planes is invisible here (the container's chunk hashes catch
     # it); damage to tables, lengths and rANS words mostly is not.
     assert corrupt >= 600
     assert prefix_corrupt >= 200  # Huffman and QLC: most of 400 damaged streams are caught
+    # Chunks whose code stream is HUFFMAN or QLC, through codec.decode_chunk.
+    assert stream_ok + stream_corrupt == 2 * 3 * 100
+    assert stream_corrupt >= 200  # every truncation, and damage to tables and lengths
