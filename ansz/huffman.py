@@ -92,20 +92,26 @@ def _check_lengths(lengths) -> np.ndarray:
     return a.astype(np.uint8)
 
 
+def _canonical_order(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(symbols by (length, symbol), their lengths, their codes) for validated lengths.
+
+    Deflate's rule, code_i = (code_{i-1} + 1) << (len_i - len_{i-1}), in closed form: code_i
+    is the Kraft sum of the codes before it, sum(2^-len_j, j < i), in len_i bits. Exact,
+    because every earlier length is <= len_i.
+    """
+    syms = np.lexsort((np.arange(256), lengths))  # by length, then symbol
+    syms = syms[lengths[syms] > 0]
+    ln = lengths[syms].astype(np.int64)
+    kraft = np.concatenate(([0], np.cumsum(np.int64(1) << (MAX_LIMIT - ln))[:-1]))
+    return syms, ln, kraft >> (MAX_LIMIT - ln)
+
+
 def canonical_codes(lengths) -> np.ndarray:
     """Canonical codes (uint32[256], right-aligned) for valid lengths; 0 for absent symbols."""
     lengths = _check_lengths(lengths)
     codes = np.zeros(256, np.uint32)
-    syms = np.lexsort((np.arange(256), lengths))  # by length, then symbol
-    syms = syms[lengths[syms] > 0]
-    code = 0
-    prev = int(lengths[syms[0]])
-    for s in syms:
-        ln = int(lengths[s])
-        code <<= ln - prev
-        prev = ln
-        codes[s] = code
-        code += 1
+    syms, _, code = _canonical_order(lengths)
+    codes[syms] = code
     return codes
 
 
@@ -142,12 +148,12 @@ class HuffmanTable:
     def decode_table(self) -> np.ndarray:
         """uint16[2^max_length]: (length << 8) | symbol per window value, 0 where no code."""
         T = self.max_length
-        codes = canonical_codes(self.lengths)
+        syms, ln, _ = _canonical_order(self.lengths)
+        # In canonical order the codes' windows are consecutive from 0: symbol i fills
+        # 2^(T - len_i) entries; an incomplete code leaves the rest 0 (no code).
+        filled = np.repeat((ln << 8) | syms, np.int64(1) << (T - ln)).astype(np.uint16)
         table = np.zeros(1 << T, np.uint16)
-        for s in np.flatnonzero(self.lengths):
-            ln = int(self.lengths[s])
-            start = int(codes[s]) << (T - ln)
-            table[start:start + (1 << (T - ln))] = (ln << 8) | int(s)
+        table[:filled.size] = filled
         return table
 
     def to_bytes(self) -> bytes:
