@@ -43,6 +43,7 @@ from . import container
 from .container import (BYTES, DTYPE_CODES, ContainerFile, ContainerWriter, Segment,
                         StreamReader, decode_record, dtype_code_for, encode_payload)
 from .errors import AnszError, CorruptDataError, FormatError
+from .formats import gguf as gguf_format
 from .formats.safetensors import (SAFETENSORS_DTYPES, SafetensorsLayout, looks_like_safetensors,
                                   parse_header)
 
@@ -77,7 +78,7 @@ class CompressReport:
     dst: str
     original_size: int
     compressed_size: int
-    format: str  #: "safetensors" or "bytes"
+    format: str  #: "safetensors", "gguf" or "bytes"
     fallback_reason: str | None  #: why a file that looked like safetensors was coded as bytes
     seconds: float
 
@@ -163,8 +164,8 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
                   progress: Callable[[int], None] | None = None) -> CompressReport:
     """Compress the file ``src`` into the container ``dst``.
 
-    A safetensors file is coded tensor by tensor with each tensor's dtype; any other file (and
-    a file whose safetensors header fails to parse: see ``fallback_reason``) is coded as
+    A safetensors or GGUF file is coded tensor by tensor with each tensor's dtype; any other
+    file (and a file whose header fails to parse: see ``fallback_reason``) is coded as
     generic bytes, so every file round-trips. ``chunk_size`` (bytes, default
     :data:`DEFAULT_CHUNK_SIZE`, range [1 KiB, 64 MiB]) bounds memory and is the unit of
     parallelism. ``level`` is reserved and currently ignored. ``coder`` picks the entropy
@@ -328,7 +329,7 @@ def file_stats(path) -> FileStats:
         size = sum(ratio_of(t) * t.nbytes for t in tensors) + other
         return size / m.size if m.size else 1.0
 
-    return FileStats(path, "safetensors", m.size, tensors, other, bound,
+    return FileStats(path, _format_name(layout), m.size, tensors, other, bound,
                      bound / m.size if m.size else 1.0,
                      {c: total(lambda t, c=c: t.coder_ratios[c]) for c in ("rans", "huffman", "qlc")},
                      total(lambda t: t.zstd3_ratio))
@@ -384,7 +385,7 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
     if truncated is not None:
         fmt, reason = "bytes", truncated
     else:
-        fmt = "bytes" if layout is None else "safetensors"
+        fmt = "bytes" if layout is None else _format_name(layout)
     size = writer.finish(segments, fmt=fmt, sha256=digest)
     return writer.original_size, size, fmt, reason
 
@@ -436,6 +437,8 @@ def _detect(source) -> tuple[SafetensorsLayout | None, str | None]:
     size = source.size
     known = size if size is not None else 2**64  # a stream: offsets are checked while reading
     head = source.head(9)
+    if gguf_format.looks_like_gguf(head) or source.name.endswith(".gguf"):
+        return _detect_gguf(source)
     named = source.name.endswith(".safetensors")
     if not looks_like_safetensors(head, known):
         if not named:
@@ -456,6 +459,26 @@ def _detect(source) -> tuple[SafetensorsLayout | None, str | None]:
         return None, f"invalid safetensors header: {e}"
 
 
+def _detect_gguf(source) -> tuple[gguf_format.GGUFLayout | None, str | None]:
+    """``(layout, None)`` for a valid GGUF file, else ``(None, reason)`` (coded as bytes)."""
+    if source.size is None:
+        head, limit = source.head, STREAM_HEADER_LIMIT
+    else:  # the mapped file: the parser touches only the header's pages
+        head, limit = (lambda n: source.read(0, min(n, source.size))), None
+    try:
+        return gguf_format.read_layout(head, source.size, limit), None
+    except AnszError as e:
+        return None, f"invalid GGUF file: {e}"
+
+
+def _format_name(layout) -> str:
+    return "gguf" if isinstance(layout, gguf_format.GGUFLayout) else "safetensors"
+
+
+#: Bytes per element (per block for block-quantized GGML types) of every tensor dtype.
+_WIDTHS = {**gguf_format.BLOCK_BYTES, **SAFETENSORS_DTYPES}
+
+
 @dataclass
 class _Planned:
     name: str | None
@@ -472,7 +495,7 @@ def _plan_segments(layout: SafetensorsLayout | None, size: int | None) -> list[_
     if layout is not None:
         plan.append(_Planned(None, None, None, 0, layout.data_start))
         pos = layout.data_start
-        spans = sorted(layout.tensors + layout.subbyte_tensors,
+        spans = sorted(layout.tensors + getattr(layout, "subbyte_tensors", ()),
                        key=lambda s: (s.start, s.end, s.name))
         for t in spans:
             if t.start > pos:
@@ -494,7 +517,7 @@ def _chunk_items(source, plan: list[_Planned], chunk_size: int, sha,
     """
     for si, seg in enumerate(plan):
         code = dtype_code_for(seg.dtype)
-        width = SAFETENSORS_DTYPES.get(seg.dtype, 1) if seg.dtype else 1
+        width = _WIDTHS.get(seg.dtype, 1) if seg.dtype else 1
         step = chunk_size - chunk_size % width
         pos = seg.start
         while seg.end is None or pos < seg.end:
