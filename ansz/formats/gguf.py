@@ -252,6 +252,8 @@ def _parse(mv: memoryview, file_size: int) -> GGUFLayout:
         infos.append((name, dtype, tuple(reversed(ne)), offset, count // block_elems * block_bytes))
 
     data_start = -(-c.pos // alignment) * alignment
+    if not infos:  # no tensors (a vocabulary-only file): no padding is needed
+        data_start = min(data_start, file_size)
     if data_start > file_size:
         raise FormatError(f"data section would start at byte {data_start}, past the end of "
                           f"the {file_size}-byte file")
