@@ -35,97 +35,332 @@ DECODE_OK = 0
 DECODE_TRUNCATED = 1
 DECODE_BAD_STATE = 2
 DECODE_TRAILING = 3
+DECODE_BAD_PADDING = 5  # padding bits (of a prefix-coded stream or a packed plane) are not zero
 
 
 # --------------------------------------------------------------------------- coding pairs
+#
+# An element e (unsigned, width W bytes) splits at a *field* of `bits` bits starting at bit
+# `shift` (shift + bits < 8W): the code is the field minus `base`, and the raw value r is
+# everything else, compacted: r = ((e >> (shift + bits)) << shift) | (e & low), a value of
+# 8W - bits bits. Raw is planar: raw[b * n + i] is byte b (little-endian) of r_i, for b in
+# [0, W - 1); the last plane holds the top 16 - bits bits of r (a whole byte when bits = 8,
+# the coding-pair layouts of ansz.pairs; fewer when mantissa bits join the code). The
+# code is (field - base) when that is below `lim`, else 255, an *escape*: lim = 256 for a
+# plain 8-bit field (no escapes: every value fits), 255 for a wider one, whose escaped
+# values the caller stores aside (patch_escapes puts them back). Joining adds base back
+# modulo 2^bits, so any input decodes to some elements (the content hash catches damage).
 
 
 @njit(cache=True, nogil=True)
-def split_pairs(elems, code_shift, codes, raw):
-    """Split unsigned elements into code bytes and planar raw bytes.
+def split_pairs(elems, shift, bits, base, lim, codes, raw):
+    """Split unsigned elements into code bytes and planar raw bytes (see above).
 
-    elems: uint16/32/64[::1] of n elements; codes: uint8[n]; raw: uint8[n * (width - 1)],
-    planar: raw[b * n + i] is byte b (little-endian) of element i's raw value, so each plane
-    is a contiguous run (vectorizable here, and a natural unit for byte-plane modelling).
-    code_shift in [0, 8*width - 8]. Sizes are checked by the caller (pairs.split_pairs).
+    elems: uint16/32/64[::1] of n elements; codes: uint8[n]; raw: uint8[n * (width - 1)].
+    Planes are contiguous runs (vectorizable here, and a natural unit for byte-plane
+    modelling). Sizes and shift/bits are checked by the caller (pairs.split_pairs).
     """
     n = elems.size
     rw = elems.itemsize - 1
-    sh = np.uint64(code_shift)
+    sh = np.uint64(shift)
+    sb = sh + np.uint64(bits)
+    fmask = (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
     low = (np.uint64(1) << sh) - np.uint64(1)
+    b0 = np.uint64(base)
+    lm = np.uint64(lim)
     for i in range(n):
         e = np.uint64(elems[i])
-        codes[i] = np.uint8(e >> sh)
-        r = ((e >> (sh + np.uint64(8))) << sh) | (e & low)
+        c = ((e >> sh) & fmask) - b0
+        codes[i] = np.uint8(c) if c < lm else np.uint8(255)
+        r = ((e >> sb) << sh) | (e & low)
         for b in range(rw):
             raw[b * n + i] = np.uint8(r >> np.uint64(8 * b))
 
 
 @njit(cache=True, nogil=True)
-def join_pairs(codes, raw, code_shift, elems):
+def join_pairs(codes, raw, shift, bits, base, elems):
     """Inverse of split_pairs: elems[i] = code/raw merged. Sizes checked by the caller."""
     n = elems.size
     rw = elems.itemsize - 1
-    sh = np.uint64(code_shift)
+    sh = np.uint64(shift)
+    sb = sh + np.uint64(bits)
+    fmask = (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
     low = (np.uint64(1) << sh) - np.uint64(1)
+    b0 = np.uint64(base)
     for i in range(n):
         r = np.uint64(0)
         for b in range(rw):
             r |= np.uint64(raw[b * n + i]) << np.uint64(8 * b)
-        elems[i] = ((r >> sh) << (sh + np.uint64(8))) | (np.uint64(codes[i]) << sh) | (r & low)
+        t = (np.uint64(codes[i]) + b0) & fmask
+        elems[i] = ((r >> sh) << sb) | (t << sh) | (r & low)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _pair_shifts32(code_shift):
-    """(code_shift, code_shift + 8, low mask) as uint32, for the 16/32-bit pair kernels."""
-    sh = np.uint32(code_shift)
-    return sh, sh + np.uint32(8), (np.uint32(1) << sh) - np.uint32(1)
+def _pair_shifts32(shift, bits, base):
+    """(shift, shift + bits, field mask, low mask, base) as uint32, for the 16/32-bit kernels."""
+    sh = np.uint32(shift)
+    return (sh, sh + np.uint32(bits), (np.uint32(1) << np.uint32(bits)) - np.uint32(1),
+            (np.uint32(1) << sh) - np.uint32(1), np.uint32(base))
 
 
 @njit(cache=True, nogil=True)
-def split_pairs16(elems, code_shift, codes, raw):
+def split_pairs16(elems, shift, bits, base, lim, codes, raw):
     """split_pairs for 16-bit elements in 32-bit arithmetic, which LLVM vectorizes."""
     n = elems.size
-    sh, sh8, low = _pair_shifts32(code_shift)
+    sh, sb, fmask, low, b0 = _pair_shifts32(shift, bits, base)
+    lm = np.uint32(lim)
     for i in range(n):
         e = np.uint32(elems[i])
-        codes[i] = np.uint8(e >> sh)
-        raw[i] = np.uint8(((e >> sh8) << sh) | (e & low))
+        c = ((e >> sh) & fmask) - b0
+        codes[i] = np.uint8(c) if c < lm else np.uint8(255)
+        raw[i] = np.uint8(((e >> sb) << sh) | (e & low))
 
 
 @njit(cache=True, nogil=True)
-def join_pairs16(codes, raw, code_shift, elems):
+def join_pairs16(codes, raw, shift, bits, base, elems):
     """join_pairs for 16-bit elements in 32-bit arithmetic, which LLVM vectorizes."""
     n = elems.size
-    sh, sh8, low = _pair_shifts32(code_shift)
+    sh, sb, fmask, low, b0 = _pair_shifts32(shift, bits, base)
     for i in range(n):
         r = np.uint32(raw[i])
-        elems[i] = np.uint16(((r >> sh) << sh8) | (np.uint32(codes[i]) << sh) | (r & low))
+        t = (np.uint32(codes[i]) + b0) & fmask
+        elems[i] = np.uint16(((r >> sh) << sb) | (t << sh) | (r & low))
 
 
 @njit(cache=True, nogil=True)
-def split_pairs32(elems, code_shift, codes, raw):
+def split_pairs32(elems, shift, bits, base, lim, codes, raw):
     """split_pairs for 32-bit elements (three raw planes) in 32-bit arithmetic."""
     n = elems.size
-    sh, sh8, low = _pair_shifts32(code_shift)
+    sh, sb, fmask, low, b0 = _pair_shifts32(shift, bits, base)
+    lm = np.uint32(lim)
     for i in range(n):
         e = np.uint32(elems[i])
-        codes[i] = np.uint8(e >> sh)
-        r = ((e >> sh8) << sh) | (e & low)
+        c = ((e >> sh) & fmask) - b0
+        codes[i] = np.uint8(c) if c < lm else np.uint8(255)
+        r = ((e >> sb) << sh) | (e & low)
         raw[i] = np.uint8(r)
         raw[n + i] = np.uint8(r >> np.uint32(8))
         raw[2 * n + i] = np.uint8(r >> np.uint32(16))
 
 
 @njit(cache=True, nogil=True)
-def join_pairs32(codes, raw, code_shift, elems):
+def join_pairs32(codes, raw, shift, bits, base, elems):
     """join_pairs for 32-bit elements (three raw planes) in 32-bit arithmetic."""
     n = elems.size
-    sh, sh8, low = _pair_shifts32(code_shift)
+    sh, sb, fmask, low, b0 = _pair_shifts32(shift, bits, base)
     for i in range(n):
         r = (np.uint32(raw[i]) | (np.uint32(raw[n + i]) << np.uint32(8))
              | (np.uint32(raw[2 * n + i]) << np.uint32(16)))
-        elems[i] = ((r >> sh) << sh8) | (np.uint32(codes[i]) << sh) | (r & low)
+        t = (np.uint32(codes[i]) + b0) & fmask
+        elems[i] = ((r >> sh) << sb) | (t << sh) | (r & low)
+
+
+@njit(cache=True, nogil=True)
+def patch_escapes(codes, escaped, shift, bits, elems):
+    """Put the escaped field values back: the k-th element whose code is 255 gets field
+    value escaped[k] (uint16, taken modulo 2^bits). Returns DECODE_OK, or DECODE_TRAILING
+    if the number of escape codes differs from escaped.size (read nothing past it)."""
+    sh = np.uint64(shift)
+    fmask = (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
+    keep = ~(fmask << sh)
+    k = 0
+    ne = escaped.size
+    for i in range(codes.size):
+        if codes[i] == 255:
+            if k >= ne:
+                return DECODE_TRAILING
+            t = np.uint64(escaped[k]) & fmask
+            elems[i] = (np.uint64(elems[i]) & keep) | (t << sh)
+            k += 1
+    return DECODE_OK if k == ne else DECODE_TRAILING
+
+
+@njit(cache=True, nogil=True)
+def field_histogram(elems, shift):
+    """Counts (int64[4096]) of the 12-bit field (e >> shift) & 0xFFF of each element.
+
+    shift + 12 <= 8 * width (checked by the caller). Coarser fields sharing the same top
+    bit are sums of adjacent counts, so one pass serves every candidate width.
+    """
+    counts = np.zeros(4096, np.int64)
+    sh = np.uint64(shift)
+    for i in range(elems.size):
+        counts[(np.uint64(elems[i]) >> sh) & np.uint64(0xFFF)] += 1
+    return counts
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _entropy_bits(counts, lo, hi):
+    """Order-0 entropy in bits of counts[lo:hi] times their total."""
+    total = 0.0
+    for i in range(lo, hi):
+        total += counts[i]
+    if total == 0.0:
+        return 0.0
+    acc = 0.0
+    for i in range(lo, hi):
+        c = np.float64(counts[i])
+        if c > 0.0:
+            acc += c * np.log2(total / c)
+    return acc
+
+
+@njit(cache=True, nogil=True)
+def field_costs(hist):
+    """Predicted cost of each field width 8..12 from the 12-bit field histogram (int64[4096]).
+
+    Returns (cost in bytes float64[5], base int64[5]) for widths 8 + k. Width 8 codes every
+    value (base 0). A wider one takes the 255-value window with the most elements; the rest
+    escape. Cost = order-0 entropy of the codes (escapes as one symbol) + 2 bytes per table
+    entry (first to last present code) + the escapes' own entropy with 1 bit of slack each
+    + 8 bytes + the last raw plane stored (16 - bits bits per element). A width with no
+    elements costs inf.
+    """
+    n = np.int64(0)
+    for i in range(4096):
+        n += hist[i]
+    costs = np.full(5, np.inf)
+    bases = np.zeros(5, np.int64)
+    for k in range(5):
+        bits = 8 + k
+        size = 1 << bits
+        group = 1 << (4 - k)
+        h = np.zeros(size + 1, np.int64)  # h[size]: the escapes
+        for v in range(size):
+            acc = np.int64(0)
+            for g in range(group):
+                acc += hist[v * group + g]
+            h[v] = acc
+        if n == 0:
+            continue
+        base = 0
+        if bits > 8:
+            win = np.int64(0)
+            for v in range(min(255, size)):
+                win += h[v]
+            best = win
+            for v in range(1, size):  # window [v, v + 255)
+                win -= h[v - 1]
+                if v + 254 < size:
+                    win += h[v + 254]
+                if win > best:
+                    best = win
+                    base = v
+        coded = np.zeros(256, np.int64)
+        out = np.zeros(size, np.int64)
+        nout = np.int64(0)
+        for v in range(size):
+            c = v - base
+            if 0 <= c < 255 or (bits == 8 and c == 255):
+                coded[c] += h[v]
+            else:
+                out[v] = h[v]
+                nout += h[v]
+        coded[255] += nout if bits > 8 else 0
+        first = -1
+        last = -1
+        for c in range(256):
+            if coded[c] > 0:
+                if first < 0:
+                    first = c
+                last = c
+        table = 2.0 * (last - first + 1) if last > first else 0.0
+        cost = _entropy_bits(coded, 0, 256) / 8.0 + table + n * (16 - bits) / 8.0
+        if nout > 0:
+            cost += (_entropy_bits(out, 0, size) + nout) / 8.0 + 8.0
+        costs[k] = cost
+        bases[k] = base
+    return costs, bases
+
+
+# --------------------------------------------------------------------------- bit packing
+#
+# Sliced packing of k-bit fields (k in 1, 2, 4; m = 8 / k fields per byte): for n values,
+# the packed plane has S = ceil(n / m) bytes and byte j holds, at bits [q*k, q*k + k), the
+# field of value j + q*S (q = 0 .. m-1); fields past the last value are 0. Unlike
+# consecutive packing, every loop below walks contiguous bytes with constant shifts, so LLVM
+# vectorizes both directions.
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pack_slices(vals, packed, k, at):
+    """Pack bits [at, at + k) of every value of vals into the sliced plane ``packed``."""
+    n = vals.size
+    S = packed.size
+    mask = np.uint8((1 << k) - 1)
+    packed[:] = 0
+    for q in range(8 // k):
+        base = q * S
+        cnt = max(0, min(S, n - base))
+        src = vals[base:base + cnt]
+        for j in range(cnt):
+            packed[j] |= ((src[j] >> np.uint8(at)) & mask) << np.uint8(q * k)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _unpack_slices(packed, vals, k, at, first):
+    """Put the fields of the sliced plane ``packed`` at bits [at, at + k) of vals (assign
+    when ``first``, else OR). Returns False if a field past the last value is not 0."""
+    n = vals.size
+    S = packed.size
+    mask = np.uint8((1 << k) - 1)
+    ok = True
+    for q in range(8 // k):
+        base = q * S
+        cnt = max(0, min(S, n - base))
+        dst = vals[base:base + cnt]
+        if first:
+            for j in range(cnt):
+                dst[j] = ((packed[j] >> np.uint8(q * k)) & mask) << np.uint8(at)
+        else:
+            for j in range(cnt):
+                dst[j] |= ((packed[j] >> np.uint8(q * k)) & mask) << np.uint8(at)
+        for j in range(cnt, S):
+            if (packed[j] >> np.uint8(q * k)) & mask:
+                ok = False
+    return ok
+
+
+# A w-bit plane (4 <= w <= 7) is the sliced sub-planes of its bits, low first: bits 0-3 as
+# k = 4, then bits 4-5 as k = 2 (w >= 6), then the last odd bit as k = 1 (w = 5 or 7). Each
+# (k, at) is spelled out with literal constants: LLVM vectorizes a loop whose shifts are
+# constants, and a runtime shift measured 5-10x slower.
+
+
+@njit(cache=True, nogil=True)
+def pack_top(vals, w, packed):
+    """Pack the w-bit values (uint8[n]) into packed (uint8, ceil(n/2) + the sub-planes)."""
+    n = vals.size
+    s4 = (n + 1) // 2
+    s2 = (n + 3) // 4
+    s1 = (n + 7) // 8
+    _pack_slices(vals, packed[:s4], 4, 0)
+    if w == 5:
+        _pack_slices(vals, packed[s4:s4 + s1], 1, 4)
+    elif w == 6:
+        _pack_slices(vals, packed[s4:s4 + s2], 2, 4)
+    elif w == 7:
+        _pack_slices(vals, packed[s4:s4 + s2], 2, 4)
+        _pack_slices(vals, packed[s4 + s2:s4 + s2 + s1], 1, 6)
+
+
+@njit(cache=True, nogil=True)
+def unpack_top(packed, w, vals):
+    """Inverse of pack_top. packed.size is what pack_top writes for vals.size values and w
+    (checked by the caller). Returns DECODE_OK or DECODE_BAD_PADDING."""
+    n = vals.size
+    s4 = (n + 1) // 2
+    s2 = (n + 3) // 4
+    s1 = (n + 7) // 8
+    ok = _unpack_slices(packed[:s4], vals, 4, 0, True)
+    if w == 5:
+        ok &= _unpack_slices(packed[s4:s4 + s1], vals, 1, 4, False)
+    elif w == 6:
+        ok &= _unpack_slices(packed[s4:s4 + s2], vals, 2, 4, False)
+    elif w == 7:
+        ok &= _unpack_slices(packed[s4:s4 + s2], vals, 2, 4, False)
+        ok &= _unpack_slices(packed[s4 + s2:s4 + s2 + s1], vals, 1, 6, False)
+    return DECODE_OK if ok else DECODE_BAD_PADDING
 
 
 # --------------------------------------------------------------------------- histograms
@@ -437,7 +672,6 @@ def build_decoder_tables(freq, sym_of_slot, dec_of_slot):
 # that the codes did not run past the end.
 
 DECODE_BAD_CODE = 4  # a bit pattern that is no code of the table
-DECODE_BAD_PADDING = 5  # the last byte's padding bits are not zero
 
 
 @njit(cache=True, nogil=True)

@@ -33,7 +33,8 @@ from . import rans
 from .coders import (HUFFMAN, QLC, decode_prefix_stream, encode_prefix_stream, entropy_bits,
                      prefix_stream_size, prefix_table)
 from .errors import CorruptDataError
-from .pairs import PairLayout, join_pairs, layout_for, split_pairs
+from .pairs import (FIELD_TOPS, Field, PairLayout, choose_field, escaped_values, join_pairs,
+                    layout_for, patch_escapes, split_pairs)
 
 STORED = 0
 CONSTANT = 1
@@ -247,21 +248,66 @@ def decode_stream(blob, count: int, out: np.ndarray | None = None) -> np.ndarray
     return out
 
 
-def encode_chunk(data, dtype: str, *, coder: str = "auto") -> bytes:
+_FIELD_HEAD = struct.Struct("<BBHI")  # Field_Shift, Field_Bits, Code_Base, Escape_Count
+
+
+def _packed_size(n: int, w: int) -> int:
+    """Bytes of a last raw plane of n values of w < 8 bits, packed as sliced sub-planes
+    (docs/FORMAT.md, "Packed raw plane"): bits 0-3, then 4-5 if w >= 6, then the odd bit."""
+    return (n + 1) // 2 + ((n + 3) // 4 if w >= 6 else 0) + ((n + 7) // 8 if w in (5, 7) else 0)
+
+
+def _pack_plane(top: np.ndarray, w: int) -> np.ndarray:
+    """The w-bit values of ``top`` (uint8) packed (a scratch array)."""
+    packed = _scratch("packed", _packed_size(top.size, w))
+    _kernels().pack_top(top, np.int64(w), packed)
+    return packed
+
+
+def _unpack_plane(blob, n: int, w: int, top: np.ndarray) -> None:
+    """Decode the packed last raw plane stream ``blob`` into ``top`` (n uint8 values)."""
+    size = _packed_size(n, w)
+    if len(blob) == size + 1 and blob[0] == STORED:
+        packed = np.frombuffer(blob, np.uint8, size, 1)
+    else:
+        packed = decode_stream(blob, size, _scratch("packed", size))
+    if _kernels().unpack_top(packed, np.int64(w), top):
+        raise CorruptDataError("packed raw plane has nonzero padding bits")
+
+
+def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto") -> bytes:
     """Code a chunk (bytes-like, a whole number of ``dtype`` elements) as framed streams.
 
     Layout: for the code stream and then each raw plane, ``u32 length`` + stream + one zero
     byte of padding if the length is odd (so rANS words stay 2-byte aligned when the chunk
     starts 2-byte aligned). Generic byte data (dtype ``BYTES`` and dtypes without a coding
-    pair) also tries zstd. ``coder`` is passed to :func:`encode_stream` for every stream.
+    pair) also tries zstd.
+
+    ``fielded`` (float dtypes only, see :data:`pairs.FIELD_TOPS`): choose the chunk's code
+    field with :func:`pairs.choose_field` and write it first as an 8-byte Field_Header;
+    the last raw plane is packed at ``16 - bits`` bits per element, and the escaped field
+    values follow as one more stream of u16 (docs/FORMAT.md, "Fielded chunk payload").
+    ``coder`` is passed to :func:`encode_stream` for every stream.
     """
     layout = layout_for(dtype)
     n = len(memoryview(data).cast("B")) // layout.width
+    field = None
+    if fielded:
+        if layout.name not in FIELD_TOPS:
+            raise ValueError(f"{dtype} has no fielded layout")
+        field, _ = choose_field(data, layout)
     codes, raw = split_pairs(data, layout, _scratch("codes", n),
-                             _scratch("raw", n * layout.raw_width))
+                             _scratch("raw", n * layout.raw_width), field)
     generic = layout.name == "BYTES"
     parts = []
     streams = [codes] + [raw[b * n:(b + 1) * n] for b in range(layout.raw_width)]
+    if field is not None:
+        escaped = escaped_values(data, layout, codes, field)
+        parts.append(_FIELD_HEAD.pack(field.shift, field.bits, field.base, escaped.size))
+        if field.top_bits < 8:
+            streams[-1] = _pack_plane(streams[-1], field.top_bits)
+        if escaped.size:
+            streams.append(escaped.astype("<u2").view(np.uint8))
     for s in streams:
         blob = encode_stream(s, try_zstd=generic, coder=coder)
         parts.append(_U32.pack(len(blob)))
@@ -271,9 +317,14 @@ def encode_chunk(data, dtype: str, *, coder: str = "auto") -> bytes:
     return b"".join(parts)
 
 
-def _streams(mv: memoryview, nstreams: int):
-    """Yield the nstreams stream blobs of a chunk payload, checking every length."""
-    pos = 0
+def _kernels():
+    from . import _kernels as k
+
+    return k
+
+
+def _streams(mv: memoryview, nstreams: int, pos: int = 0):
+    """Yield the nstreams stream blobs of a chunk payload from ``pos``, checking every length."""
     for _ in range(nstreams):
         if pos + 4 > len(mv):
             raise CorruptDataError("chunk payload is truncated (stream length)")
@@ -291,20 +342,40 @@ def _streams(mv: memoryview, nstreams: int):
         raise CorruptDataError("chunk payload has trailing bytes")
 
 
-def decode_chunk(blob, dtype: str, nbytes: int, out: np.ndarray | None = None) -> np.ndarray:
+def _read_field(mv: memoryview, layout: PairLayout, n: int) -> tuple[Field, int]:
+    """The Field_Header at the start of a fielded payload of n elements, checked
+    (CorruptDataError): ``(field, escape count)``."""
+    if len(mv) < _FIELD_HEAD.size:
+        raise CorruptDataError("chunk payload is truncated (field header)")
+    shift, bits, base, escapes = _FIELD_HEAD.unpack_from(mv)
+    field = Field(shift, bits, base)
+    if not (field.check(layout.width) and field.shift + field.bits < 8 * layout.width):
+        raise CorruptDataError(f"chunk field (shift {field.shift}, bits {field.bits}, base "
+                               f"{field.base}) does not fit {layout.name}")
+    if escapes > (0 if field.lim == 256 else n):
+        raise CorruptDataError(f"chunk field declares {escapes} escapes for {n} elements")
+    return field, escapes
+
+
+def decode_chunk(blob, dtype: str, nbytes: int, out: np.ndarray | None = None, *,
+                 fielded: bool = False) -> np.ndarray:
     """Decode a chunk made by :func:`encode_chunk` into ``nbytes`` bytes (uint8 array).
 
-    ``out``, if given, is a writable uint8 array of ``nbytes`` entries. Allocations are
-    bounded by ``nbytes``, which the caller has validated.
+    ``out``, if given, is a writable uint8 array of ``nbytes`` entries. ``fielded`` must
+    be what the encoder was given (the container records it in the dtype code).
+    Allocations are bounded by ``nbytes``, which the caller has validated.
     """
     layout: PairLayout = layout_for(dtype)
     if nbytes % layout.width:
         raise CorruptDataError(f"chunk of {nbytes} bytes is not a whole number of {dtype} elements")
+    if fielded and layout.name not in FIELD_TOPS:
+        raise CorruptDataError(f"{dtype} has no fielded layout")
     if out is None:
         out = np.empty(nbytes, np.uint8)
     n = nbytes // layout.width
     mv = memoryview(blob).cast("B")
-    streams = _streams(mv, layout.width)
+    field, escapes = _read_field(mv, layout, n) if fielded else (None, 0)
+    streams = _streams(mv, layout.width + (escapes > 0), _FIELD_HEAD.size if fielded else 0)
     if layout.width == 1:
         decode_stream(next(streams), n, out)
         for _ in streams:  # runs the trailing-bytes check
@@ -312,16 +383,27 @@ def decode_chunk(blob, dtype: str, nbytes: int, out: np.ndarray | None = None) -
         return out
     codes = decode_stream(next(streams), n, _scratch("codes", n))
     planes = list(streams)
-    if len(planes) == 1 and len(planes[0]) == n + 1 and planes[0][0] == STORED:
+    if escapes:
+        escaped = decode_stream(planes.pop(), 2 * escapes).view("<u2")
+    top_bits = 8 if field is None else field.top_bits
+    aligned = out.ctypes.data % layout.width == 0
+    if top_bits == 8 and len(planes) == 1 and len(planes[0]) == n + 1 and planes[0][0] == STORED:
         raw = np.frombuffer(planes[0], np.uint8, n, 1)  # the common bf16/f16 case: no copy
     else:
         raw = _scratch("raw", n * layout.raw_width)
-        for b, s in enumerate(planes):
+        for b, s in enumerate(planes[:-1]):
             decode_stream(s, n, raw[b * n:(b + 1) * n])
-    if out.ctypes.data % layout.width:
-        tmp = _scratch("unaligned", nbytes)
-        join_pairs(codes, raw, layout, tmp)
-        out[:] = tmp
-    else:
-        join_pairs(codes, raw, layout, out)
+        top = raw[(layout.raw_width - 1) * n:]
+        if top_bits == 8:
+            decode_stream(planes[-1], n, top)
+        else:
+            _unpack_plane(planes[-1], n, top_bits, top)
+    dst = out if aligned else _scratch("unaligned", nbytes)
+    join_pairs(codes, raw, layout, dst, field)
+    if field is not None and field.lim == 255:
+        if (not patch_escapes(codes, escaped, layout, dst, field) if escapes
+                else bool((codes == 255).any())):
+            raise CorruptDataError(f"chunk has a number of escape codes other than {escapes}")
+    if not aligned:
+        out[:] = dst
     return out

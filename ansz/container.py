@@ -53,24 +53,38 @@ MAX_SHAPE_DIMS = 64
 MAX_DTYPE_CHARS = 64
 _U64 = (1 << 64) - 1
 
-#: Dtype codes (Record_Header.Dtype_Code) -> (codec dtype name, element width, code shift).
-#: The width and code shift pin the coding-pair layout of :mod:`ansz.pairs` that a v1 decoder
-#: applies; tests check the codec still agrees. New codes may be added without a version bump
-#: (an old decoder reports them as unsupported); an existing code never changes meaning.
-DTYPE_CODES: dict[int, tuple[str, int, int]] = {
-    0: ("BYTES", 1, 0),
-    1: ("BOOL", 1, 0),
-    2: ("U8", 1, 0),
-    3: ("I8", 1, 0),
-    4: ("F8_E4M3", 1, 0),
-    5: ("F8_E5M2", 1, 0),
-    6: ("F8_E8M0", 1, 0),
-    7: ("F16", 2, 8),
-    8: ("BF16", 2, 7),
-    9: ("F32", 4, 23),
-    10: ("F64", 8, 55),
+class DtypeCode(NamedTuple):
+    """What a Record_Header.Dtype_Code means: how the chunk payload is coded."""
+
+    name: str  #: the codec dtype (a key of pairs.PAIR_LAYOUTS)
+    width: int  #: element width in bytes
+    code_shift: int  #: the plain coding pair's shift; for a fielded code, the payload's own
+    fielded: bool = False  #: payload starts with a Field_Header (codec.encode_chunk)
+
+
+#: Dtype codes. The width and code shift pin the coding-pair layout of :mod:`ansz.pairs` that
+#: a v1 decoder applies; tests check the codec still agrees. New codes may be added without a
+#: version bump (an old decoder reports them as unsupported); an existing code never changes
+#: meaning. Codes 7-10 (plain pairs) are still read; new files use the fielded 11-14.
+DTYPE_CODES: dict[int, DtypeCode] = {
+    0: DtypeCode("BYTES", 1, 0),
+    1: DtypeCode("BOOL", 1, 0),
+    2: DtypeCode("U8", 1, 0),
+    3: DtypeCode("I8", 1, 0),
+    4: DtypeCode("F8_E4M3", 1, 0),
+    5: DtypeCode("F8_E5M2", 1, 0),
+    6: DtypeCode("F8_E8M0", 1, 0),
+    7: DtypeCode("F16", 2, 8),
+    8: DtypeCode("BF16", 2, 7),
+    9: DtypeCode("F32", 4, 23),
+    10: DtypeCode("F64", 8, 55),
+    11: DtypeCode("F16", 2, 8, True),
+    12: DtypeCode("BF16", 2, 7, True),
+    13: DtypeCode("F32", 4, 23, True),
+    14: DtypeCode("F64", 8, 55, True),
 }
-_CODE_OF = {name: code for code, (name, _, _) in DTYPE_CODES.items()}
+#: The code new chunks of each codec dtype get: the fielded one where there is one.
+_CODE_OF = {d.name: code for code, d in sorted(DTYPE_CODES.items())}
 BYTES = 0
 
 _INDEX_KEYS = frozenset({"format", "original_size", "sha256", "segments", "chunks"})
@@ -114,7 +128,9 @@ def encode_payload(data, dtype_code: int, *, coder: str = "auto") -> tuple[bytes
     ``coder`` picks the entropy coder (``codec.CODERS``; "auto" = the smallest)."""
     from . import codec
 
-    return codec.encode_chunk(data, DTYPE_CODES[dtype_code][0], coder=coder), content_hash(data)
+    d = DTYPE_CODES[dtype_code]
+    return (codec.encode_chunk(data, d.name, fielded=d.fielded, coder=coder),
+            content_hash(data))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,7 +153,11 @@ class Record:
 
     @property
     def dtype(self) -> str:
-        return DTYPE_CODES[self.dtype_code][0]
+        return DTYPE_CODES[self.dtype_code].name
+
+    @property
+    def fielded(self) -> bool:
+        return DTYPE_CODES[self.dtype_code].fielded
 
 
 
@@ -559,7 +579,8 @@ def decode_record(rec: Record, payload, out=None):
     from . import codec
 
     try:
-        data = codec.decode_chunk(payload, rec.dtype, rec.decoded_length, out)
+        data = codec.decode_chunk(payload, rec.dtype, rec.decoded_length, out,
+                                  fielded=rec.fielded)
     except CorruptDataError as e:
         raise CorruptDataError(f"chunk {rec.number}: {e}") from None
     if content_hash(data) != rec.content_hash:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from ansz import codec
 from ansz.errors import CorruptDataError
-from ansz.pairs import PAIR_LAYOUTS
+from ansz.pairs import FIELD_TOPS, PAIR_LAYOUTS, Field, choose_field
 
 NP_DTYPES = {"BF16": ml_dtypes.bfloat16, "F16": np.float16, "F32": np.float32, "F64": np.float64,
              "F8_E4M3": ml_dtypes.float8_e4m3fn, "F8_E5M2": ml_dtypes.float8_e5m2}
@@ -149,3 +149,141 @@ def test_zstd_stream_cannot_expand_past_the_declared_size():
         codec.decode_stream(bomb, 1000)
     with pytest.raises(CorruptDataError):
         codec.decode_stream(bytes([codec.ZSTD]) + b"garbage", 1000)
+
+
+# ---------------------------------------------------------------------------- fielded chunks
+
+FLOATS = ("BF16", "F16", "F32", "F64")
+
+
+def narrow_floats(name, n, seed=0):
+    """n random elements whose top field (exponent and up) takes few values, so any field
+    width from 8 to 12 bits keeps the codes within a byte."""
+    width = PAIR_LAYOUTS[name].width
+    rng = np.random.default_rng(seed)
+    e = rng.integers(0, 256, n * width, dtype=np.uint8).view(f"<u{width}").copy()
+    top = FIELD_TOPS[name]
+    keep = np.array((1 << (top - 5)) - 1, e.dtype)  # 5 random bits left above the low part
+    sign = np.array(1 << (8 * width - 1), e.dtype)
+    e = (e & (keep | sign)) | np.array(1 << (top - 2), e.dtype)
+    return e.tobytes()
+
+
+@pytest.mark.parametrize("name", FLOATS)
+@pytest.mark.parametrize("bits", range(8, 13))
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 31, 1001])
+def test_fielded_chunk_roundtrips_with_every_field_width(monkeypatch, name, bits, n):
+    data = narrow_floats(name, n, seed=bits * 100 + n)
+    layout = PAIR_LAYOUTS[name]
+    top = FIELD_TOPS[name]
+    vals = np.frombuffer(data, f"<u{layout.width}").astype(np.uint64)
+    fv = (vals >> np.uint64(top - bits)) & np.uint64((1 << bits) - 1)
+    base = int(fv.min()) if n else 0
+    assert n == 0 or int(fv.max()) - base <= 255
+    field = Field(top - bits, bits, base)
+    monkeypatch.setattr(codec, "choose_field", lambda d, lay: (field, 0.0))
+    enc = codec.encode_chunk(data, name, fielded=True)
+    assert enc[:4] == bytes([top - bits, bits]) + base.to_bytes(2, "little")
+    assert codec.decode_chunk(enc, name, len(data), fielded=True).tobytes() == data
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.sampled_from(FLOATS), data=st.data())
+def test_fielded_chunk_roundtrip_any_bytes(name, data):
+    width = PAIR_LAYOUTS[name].width
+    n = data.draw(st.integers(0, 2000))
+    blob = data.draw(st.binary(min_size=n * width, max_size=n * width))
+    enc = codec.encode_chunk(blob, name, fielded=True)
+    assert codec.decode_chunk(enc, name, len(blob), fielded=True).tobytes() == blob
+
+
+@pytest.mark.parametrize("name", FLOATS)
+def test_fielded_weights_and_special_values_roundtrip_and_beat_plain_pairs(name):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(200_000) * 0.02
+    x[:6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-42]
+    with np.errstate(over="ignore", invalid="ignore"):
+        data = x.astype(NP_DTYPES[name]).tobytes()
+    enc = codec.encode_chunk(data, name, fielded=True)
+    assert codec.decode_chunk(enc, name, len(data), fielded=True).tobytes() == data
+    plain = codec.encode_chunk(data, name)
+    # Gaussian weights: the top mantissa bits are skewed inside each octave, which the
+    # plain pair stores raw. F16's plain pair already holds 2 of them (and the sign): a tie.
+    if name == "F16":
+        assert len(enc) <= len(plain) + 8
+    else:  # at least 0.05 bit per element saved
+        assert len(plain) - len(enc) > x.size * 0.05 / 8
+
+
+def test_fielded_chunk_chooses_a_wide_field_for_bf16_weights():
+    x = (np.random.default_rng(1).standard_normal(1 << 19) * 0.02).astype(ml_dtypes.bfloat16)
+    field, _ = choose_field(x.tobytes(), PAIR_LAYOUTS["BF16"])
+    assert field.bits > 8 and field.shift + field.bits == 15
+
+
+def fielded_chunk():
+    x = (np.random.default_rng(0).standard_normal(20_001) * 0.02).astype(ml_dtypes.bfloat16)
+    data = x.tobytes()
+    enc = codec.encode_chunk(data, "BF16", fielded=True)
+    assert enc[1] < 13 and enc[1] > 8  # a packed last plane
+    return data, enc
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda b: b[:3],                                     # field header truncated
+    lambda b: bytes([b[0], 7]) + b[2:],                  # field narrower than 8 bits
+    lambda b: bytes([b[0], 13]) + b[2:],                 # wider than 12
+    lambda b: bytes([16 - b[1], b[1]]) + b[2:],          # reaches past bit 15
+    lambda b: b[:4] + b"\xff\xff\xff\xff" + b[8:],       # code stream length past the end
+    lambda b: b[:-1],
+    lambda b: b[:-1] + bytes([b[-1] | 0x80]),            # packed plane's padding bits
+])
+def test_malformed_fielded_chunks_raise_corrupt_data(mutate):
+    data, enc = fielded_chunk()
+    with pytest.raises(CorruptDataError):
+        codec.decode_chunk(mutate(enc), "BF16", len(data), fielded=True)
+
+
+def test_fielded_is_only_for_float_dtypes():
+    with pytest.raises(CorruptDataError):
+        codec.decode_chunk(b"\0" * 16, "U8", 4, fielded=True)
+    with pytest.raises(ValueError):
+        codec.encode_chunk(b"\0" * 4, "I8", fielded=True)
+
+
+def chunk_with_escapes():
+    """Gaussian bf16 weights with 1% exact zeros and a few infinities: a wide field whose
+    window leaves those out, so they escape."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(100_000) * 0.02
+    x[rng.choice(x.size, 1000, replace=False)] = 0.0
+    x[:3] = [np.inf, -np.inf, 1e-40]
+    data = x.astype(ml_dtypes.bfloat16).tobytes()
+    enc = codec.encode_chunk(data, "BF16", fielded=True)
+    return data, enc
+
+
+def test_zeros_and_infinities_escape_from_a_wide_field():
+    data, enc = chunk_with_escapes()
+    shift, bits, base, escapes = codec._FIELD_HEAD.unpack_from(enc)
+    assert bits > 8 and escapes >= 1003
+    assert codec.decode_chunk(enc, "BF16", len(data), fielded=True).tobytes() == data
+    plain = codec.encode_chunk(data, "BF16")
+    assert len(enc) < len(plain)
+
+
+@pytest.mark.parametrize("delta", [-1, 1, 10**6])
+def test_escape_count_must_match_the_escape_codes(delta):
+    data, enc = chunk_with_escapes()
+    shift, bits, base, escapes = codec._FIELD_HEAD.unpack_from(enc)
+    bad = codec._FIELD_HEAD.pack(shift, bits, base, escapes + delta) + enc[codec._FIELD_HEAD.size:]
+    with pytest.raises(CorruptDataError):
+        codec.decode_chunk(bad, "BF16", len(data), fielded=True)
+
+
+def test_an_escape_code_without_escapes_is_corrupt():
+    field = Field(5, 10, 0)
+    codes = np.array([1, 255, 3], np.uint8)
+    out = np.zeros(6, np.uint8)
+    assert not __import__("ansz.pairs").pairs.patch_escapes(
+        codes, np.zeros(0, np.uint16), PAIR_LAYOUTS["BF16"], out, field)
