@@ -4,8 +4,8 @@ The kernels run without bounds checks in production and rely on validation done 
 their loops. With NUMBA_BOUNDSCHECK=1 an out-of-range index raises IndexError instead of
 reading garbage, so this proves the validation covers every access on this corpus: the only
 outcomes allowed are an exact round trip or CorruptDataError. One subprocess serves every
-decoder (rANS chunks here, the same chunks with HUFFMAN and QLC code streams, and the
-Huffman and QLC corpora of their own test modules),
+decoder (rANS chunks here, the same chunks with HUFFMAN and QLC code streams, fielded
+chunks of every field width, and the Huffman and QLC corpora of their own test modules),
 because each such run compiles all kernels from scratch.
 """
 
@@ -28,9 +28,9 @@ big = rng.standard_normal(30000) * 0.02 / 0.08 * 448
 cases.append(("F8_E4M3", big.astype(ml_dtypes.float8_e4m3fn).tobytes()))  # a 14-bit table
 cases.append(("BYTES", bytes(rng.integers(0, 4, 5000, dtype=np.uint8))))
 cases.append(("I64", np.arange(700, dtype=np.int64).tobytes()))
-def damage(name, data, blob, trials):
+def damage(name, data, blob, trials, fielded=False):
     ok = corrupt = 0
-    assert codec.decode_chunk(blob, name, len(data)).tobytes() == data
+    assert codec.decode_chunk(blob, name, len(data), fielded=fielded).tobytes() == data
     for trial in range(trials):
         b = bytearray(blob)
         kind = trial % 3
@@ -43,7 +43,7 @@ def damage(name, data, blob, trials):
             i = int(rng.integers(0, len(b)))
             b[i:i + 8] = rng.integers(0, 256, 8, dtype=np.uint8).tobytes()
         try:
-            out = codec.decode_chunk(bytes(b), name, len(data))
+            out = codec.decode_chunk(bytes(b), name, len(data), fielded=fielded)
             ok += 1
         except CorruptDataError:
             corrupt += 1
@@ -61,6 +61,22 @@ for coder, method in (("huffman", 4), ("qlc", 5)):
         assert blob[4] == method, (coder, name, blob[4])
         o, c = damage(name, data, blob, 100)
         stream_ok, stream_corrupt = stream_ok + o, stream_corrupt + c
+# Fielded chunks: every float dtype as chosen, and bf16 with zeros and infinities forced
+# to each field width 8..12 (packed last planes of 8..4 bits, escapes).
+from ansz import _kernels, pairs
+field_ok = field_corrupt = 0
+for name, data in cases[:4]:
+    o, c = damage(name, data, codec.encode_chunk(data, name, fielded=True), 60, True)
+    field_ok, field_corrupt = field_ok + o, field_corrupt + c
+z = x.copy(); z[::50] = 0.0; z[:2] = [np.inf, 1e-40]
+zb = z.astype(ml_dtypes.bfloat16).tobytes()
+_, bases = _kernels.field_costs(_kernels.field_histogram(np.frombuffer(zb, np.uint16), np.uint32(3)))
+choose = codec.choose_field
+for bits in range(8, 13):
+    codec.choose_field = lambda d, l, f=pairs.Field(15 - bits, bits, int(bases[bits - 8])): (f, 0.0)
+    o, c = damage("BF16", zb, codec.encode_chunk(zb, "BF16", fielded=True), 60, True)
+    field_ok, field_corrupt = field_ok + o, field_corrupt + c
+codec.choose_field = choose
 # Random words against a valid table.
 s = rng.integers(0, 5, 4000).astype(np.uint8)
 freq = rans.normalize_counts(rans.byte_histogram(s))
@@ -72,7 +88,7 @@ for _ in range(200):
         corrupt += 1
 import tests.test_huffman as th, tests.test_qlc as tq
 prefix = th.damaged_outcomes(np.random.default_rng(8), 200) + tq.damaged_outcomes(np.random.default_rng(8), 200)
-print("done", ok, corrupt, prefix, stream_ok, stream_corrupt)
+print("done", ok, corrupt, prefix, stream_ok, stream_corrupt, field_ok, field_corrupt)
 """
 
 
@@ -83,7 +99,8 @@ def test_decoders_stay_in_bounds_on_damaged_input(tmp_path):
                           text=True, timeout=600, cwd=root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("done"), proc.stdout
-    ok, corrupt, prefix_corrupt, stream_ok, stream_corrupt = map(int, proc.stdout.split()[1:])
+    (ok, corrupt, prefix_corrupt, stream_ok, stream_corrupt, field_ok,
+     field_corrupt) = map(int, proc.stdout.split()[1:])
     assert ok + corrupt == 8 * 150 + 200  # every trial finished with one of the two outcomes
     # Damage inside stored raw planes is invisible here (the container's chunk hashes catch
     # it); damage to tables, lengths and rANS words mostly is not.
@@ -92,3 +109,6 @@ def test_decoders_stay_in_bounds_on_damaged_input(tmp_path):
     # Chunks whose code stream is HUFFMAN or QLC, through codec.decode_chunk.
     assert stream_ok + stream_corrupt == 2 * 3 * 100
     assert stream_corrupt >= 200  # every truncation, and damage to tables and lengths
+    # Fielded chunks (headers, packed planes, escape streams), through codec.decode_chunk.
+    assert field_ok + field_corrupt == 9 * 60
+    assert field_corrupt >= 180
