@@ -5,7 +5,8 @@ A *stream* is a run of uint8 symbols whose length the caller knows. It is coded 
 
 * ``STORED``   the bytes as they are;
 * ``CONSTANT`` one symbol repeated (two bytes, whatever the length);
-* ``RANS``     a frequency table and interleaved rANS words (:mod:`ansz.rans`);
+* ``RANS``     a frequency table (LEB128 varints) and interleaved rANS words (:mod:`ansz.rans`);
+  ``RANS_U16``, the same with a table of u16, is still read;
 * ``ZSTD``     a zstd frame (offered for generic byte data, where LZ matches can win);
 * ``HUFFMAN``  a length-limited canonical Huffman table and code bytes (:mod:`ansz.huffman`);
 * ``QLC``      a Quad Length Codes table and code bytes (:mod:`ansz.qlc`).
@@ -38,7 +39,8 @@ from .pairs import (FIELD_TOPS, Field, PairLayout, choose_field, escaped_values,
 
 STORED = 0
 CONSTANT = 1
-RANS = 2
+RANS_U16 = 2  #: rANS with a u16 frequency table (written by earlier versions; still read)
+RANS = 6  #: rANS with a LEB128 frequency table (what the encoder writes)
 ZSTD = 3
 # HUFFMAN = 4 and QLC = 5 come from ansz.coders.
 
@@ -128,6 +130,44 @@ def _huffman_bound_bits(counts: np.ndarray) -> int:
     return total
 
 
+def varint_table(freq: np.ndarray) -> bytes:
+    """Frequencies (each < 2^14) as LEB128 varints: 1 byte below 128, else 2 (low 7 bits
+    with the high bit set, then the rest), then a zero byte if that makes an odd count, so
+    the rANS words that follow a 4-byte header stay 2-byte aligned."""
+    f = np.asarray(freq, np.int64)
+    if (f >= 1 << 14).any():
+        raise ValueError("varint_table: frequencies must be below 2^14")
+    two = f >= 128
+    out = np.empty(f.size + int(two.sum()), np.uint8)
+    pos = np.arange(f.size) + np.concatenate(([0], np.cumsum(two)[:-1]))
+    out[pos] = np.where(two, (f & 127) | 128, f)
+    out[pos[two] + 1] = f[two] >> 7
+    return out.tobytes() + (b"\0" if out.size % 2 else b"")
+
+
+def read_varint_table(mv: memoryview, start: int, freq: np.ndarray) -> int:
+    """Read ``freq.size`` varints written by :func:`varint_table` from ``mv[start:]`` into
+    ``freq``; returns where the rANS words start. CorruptDataError on a varint longer than
+    2 bytes, a truncated table or a nonzero pad byte."""
+    k = freq.size
+    window = np.frombuffer(mv, np.uint8, min(2 * k, len(mv) - start), start)
+    ends = np.flatnonzero(window < 128)[:k]
+    if ends.size < k:
+        raise CorruptDataError("rANS table is truncated")
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    if (ends - starts > 1).any():
+        raise CorruptDataError("rANS table has a varint longer than 2 bytes")
+    two = ends > starts
+    freq[:] = (window[starts] & 127).astype(np.uint32)
+    freq[two] |= window[ends[two]].astype(np.uint32) << 7
+    end = start + int(ends[-1]) + 1
+    if end % 2:
+        if end >= len(mv) or mv[end] != 0:
+            raise CorruptDataError("rANS table has a bad padding byte")
+        end += 1
+    return end
+
+
 def encode_stream(symbols: np.ndarray, *, try_zstd: bool = False, coder: str = "auto") -> bytes:
     """Code a uint8 array as the smallest of STORED / CONSTANT / the entropy coder(s) (/ ZSTD).
 
@@ -162,7 +202,7 @@ def encode_stream(symbols: np.ndarray, *, try_zstd: bool = False, coder: str = "
                                         _scratch("words", n + 2 * rans.NSTATES, np.uint16),
                                         scale_bits)
             head = _RANS_HEAD.pack(RANS, scale_bits, first, last)
-            blob = b"".join((head, freq[first:last + 1].astype("<u2").tobytes(),
+            blob = b"".join((head, varint_table(freq[first:last + 1]),
                              words.astype("<u2", copy=False).data))
             if len(blob) < budget:
                 best = blob
@@ -213,17 +253,22 @@ def decode_stream(blob, count: int, out: np.ndarray | None = None) -> np.ndarray
         if len(mv) != 2:
             raise CorruptDataError("constant stream must be 2 bytes")
         out[:] = mv[1]
-    elif method == RANS:
+    elif method == RANS or method == RANS_U16:
         if len(mv) < _RANS_HEAD.size:
             raise CorruptDataError("rANS stream header is truncated")
         _, scale_bits, first, last = _RANS_HEAD.unpack_from(mv)
         if last < first:
             raise CorruptDataError("rANS table symbol range is empty")
-        table_end = _RANS_HEAD.size + 2 * (last - first + 1)
-        if len(mv) < table_end or (len(mv) - table_end) % 2:
-            raise CorruptDataError("rANS stream is truncated")
         freq = np.zeros(256, np.uint32)
-        freq[first:last + 1] = np.frombuffer(mv, "<u2", last - first + 1, _RANS_HEAD.size)
+        if method == RANS:
+            table_end = read_varint_table(mv, _RANS_HEAD.size, freq[first:last + 1])
+        else:
+            table_end = _RANS_HEAD.size + 2 * (last - first + 1)
+            if len(mv) < table_end:
+                raise CorruptDataError("rANS stream is truncated")
+            freq[first:last + 1] = np.frombuffer(mv, "<u2", last - first + 1, _RANS_HEAD.size)
+        if (len(mv) - table_end) % 2:
+            raise CorruptDataError("rANS stream is truncated")
         words = np.frombuffer(mv, "<u2", (len(mv) - table_end) // 2, table_end)
         rans.decode_symbols(words, count, freq, out, scale_bits)
     elif method == ZSTD:

@@ -99,7 +99,7 @@ def coder_costs(counts) -> dict[str, float]:
 
     * ``entropy``: the order-0 bound, sum(c * log2(N / c)); no table.
     * ``rans``: what :func:`ansz.codec.encode_stream` would write for the RANS method:
-      method/scale/first/last bytes, u16 frequencies for first..last, 8 final states
+      method/scale/first/last bytes, varint frequencies for first..last, 8 final states
       (32 bytes) and the cross-entropy of the counts under the table
       :func:`ansz.codec.rans_plan` picks (12 or 14 bits). (A one-symbol stream is CONSTANT,
       2 bytes; the same 16 bits are given.)
@@ -121,10 +121,10 @@ def coder_costs(counts) -> dict[str, float]:
     if present.size == 1:
         out["rans"] = 16.0
     else:
-        from .codec import rans_plan
+        from .codec import rans_plan, varint_table
 
-        _, _, words_bytes = rans_plan(counts)
-        table = 4 + 2 * (int(present[-1]) - int(present[0]) + 1)
+        _, freq, words_bytes = rans_plan(counts)
+        table = 4 + len(varint_table(freq[present[0]:present[-1] + 1]))
         out["rans"] = 8.0 * (table + words_bytes)
     for coder in PREFIX_CODERS:
         out[coder] = 8.0 * prefix_stream_size(counts, prefix_table(counts, coder))

@@ -287,3 +287,43 @@ def test_an_escape_code_without_escapes_is_corrupt():
     out = np.zeros(6, np.uint8)
     assert not __import__("ansz.pairs").pairs.patch_escapes(
         codes, np.zeros(0, np.uint16), PAIR_LAYOUTS["BF16"], out, field)
+
+
+# ---------------------------------------------------------------------------- rANS tables
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, (1 << 14) - 1), min_size=1, max_size=256))
+def test_varint_table_roundtrips(freqs):
+    f = np.array(freqs, np.uint32)
+    blob = codec.varint_table(f)
+    assert len(blob) % 2 == 0 and len(blob) <= 2 * f.size + 1
+    mv = memoryview(b"head" + blob + b"words")
+    out = np.zeros(f.size, np.uint32)
+    assert codec.read_varint_table(mv, 4, out) == 4 + len(blob)
+    np.testing.assert_array_equal(out, f)
+
+
+def test_varint_tables_are_smaller_than_u16_ones():
+    x = (np.random.default_rng(3).standard_normal(1 << 18) * 0.02).astype(ml_dtypes.bfloat16)
+    codes = (x.view(np.uint16) >> 7).astype(np.uint8)
+    blob = stream_rt(codes)
+    assert blob[0] == codec.RANS
+    first, last = blob[2], blob[3]
+    freq = np.zeros(256, np.uint32)
+    end = codec.read_varint_table(memoryview(blob), 4, freq[first:last + 1])
+    assert end - 4 < 2 * (last - first + 1)
+    # The same words behind a u16 table: a RANS_U16 stream, as earlier versions wrote it.
+    legacy = (bytes([codec.RANS_U16]) + blob[1:4] + freq[first:last + 1].astype("<u2").tobytes()
+              + blob[end:])
+    np.testing.assert_array_equal(codec.decode_stream(legacy, codes.size), codes)
+
+
+@pytest.mark.parametrize("table", [
+    b"\x80\x80\x01",      # a 3-byte varint
+    b"\x85",              # truncated
+    b"\x05\x7f\x01",      # odd length without its pad byte (then words)
+])
+def test_malformed_varint_tables_raise_corrupt_data(table):
+    blob = bytes([codec.RANS, 12, 0, 2]) + table
+    with pytest.raises(CorruptDataError):
+        codec.decode_stream(blob, 10)
