@@ -31,6 +31,7 @@ import threading
 import numpy as np
 
 from . import rans
+from .blocks import BLOCK_TYPES, decode_block_chunk, encode_block_chunk
 from .coders import (HUFFMAN, QLC, decode_prefix_stream, encode_prefix_stream, entropy_bits,
                      prefix_stream_size, prefix_table)
 from .errors import CorruptDataError
@@ -332,8 +333,11 @@ def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto"
     field with :func:`pairs.choose_field` and write it first as an 8-byte Field_Header;
     the last raw plane is packed at ``16 - bits`` bits per element, and the escaped field
     values follow as one more stream of u16 (docs/FORMAT.md, "Fielded chunk payload").
-    ``coder`` is passed to :func:`encode_stream` for every stream.
+    ``coder`` is passed to :func:`encode_stream` for every stream. Block-quantized GGML
+    types (:mod:`ansz.blocks`) are coded field by field instead.
     """
+    if dtype in BLOCK_TYPES:
+        return encode_block_chunk(data, dtype, coder=coder)
     layout = layout_for(dtype)
     n = len(memoryview(data).cast("B")) // layout.width
     field = None
@@ -410,6 +414,8 @@ def decode_chunk(blob, dtype: str, nbytes: int, out: np.ndarray | None = None, *
     be what the encoder was given (the container records it in the dtype code).
     Allocations are bounded by ``nbytes``, which the caller has validated.
     """
+    if dtype in BLOCK_TYPES:
+        return decode_block_chunk(blob, dtype, nbytes, out)
     layout: PairLayout = layout_for(dtype)
     if nbytes % layout.width:
         raise CorruptDataError(f"chunk of {nbytes} bytes is not a whole number of {dtype} elements")

@@ -82,6 +82,20 @@ DTYPE_CODES: dict[int, DtypeCode] = {
     12: DtypeCode("BF16", 2, 7, True),
     13: DtypeCode("F32", 4, 23, True),
     14: DtypeCode("F64", 8, 55, True),
+    # Block-quantized GGML types (GGUF files): the width is the block size; chunks are coded
+    # by field (ansz.blocks, docs/FORMAT.md "Block-quantized chunk payload"), code shift 0.
+    32: DtypeCode("Q4_0", 18, 0),
+    33: DtypeCode("Q4_1", 20, 0),
+    34: DtypeCode("Q5_0", 22, 0),
+    35: DtypeCode("Q5_1", 24, 0),
+    36: DtypeCode("Q8_0", 34, 0),
+    37: DtypeCode("Q2_K", 84, 0),
+    38: DtypeCode("Q3_K", 110, 0),
+    39: DtypeCode("Q4_K", 144, 0),
+    40: DtypeCode("Q5_K", 176, 0),
+    41: DtypeCode("Q6_K", 210, 0),
+    42: DtypeCode("IQ4_NL", 18, 0),
+    43: DtypeCode("MXFP4", 17, 0),
 }
 #: The code new chunks of each codec dtype get: the fielded one where there is one.
 _CODE_OF = {d.name: code for code, d in sorted(DTYPE_CODES.items())}
@@ -112,6 +126,8 @@ def dtype_code_for(dtype: str | None) -> int:
     """
     if dtype is None:
         return BYTES
+    if _CODE_OF.get(dtype, 0) >= 32:  # a block-quantized GGML type
+        return _CODE_OF[dtype]
     from .pairs import layout_for
 
     return _CODE_OF.get(layout_for(dtype).name, BYTES)

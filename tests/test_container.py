@@ -156,6 +156,8 @@ def test_empty_original():
 def test_dtype_codes_pin_the_codec_layouts():
     """A code's meaning is part of the format: the codec must still split each the same way."""
     for code, d in c.DTYPE_CODES.items():
+        if code >= 32:  # block-quantized GGML types: pinned in test_blocks.py
+            continue
         layout = layout_for(d.name)
         assert (layout.name, layout.width, layout.code_shift) == (d.name, d.width, d.code_shift)
         assert not d.fielded or d.name in FIELD_TOPS
