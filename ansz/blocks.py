@@ -435,6 +435,8 @@ def decode_block_chunk(blob, qtype: str, nbytes: int, out: np.ndarray | None = N
         raise CorruptDataError(f"chunk of {nbytes} bytes is not a whole number of {qtype} blocks")
     if out is None:
         out = np.empty(nbytes, np.uint8)
+    if not out.flags.c_contiguous:  # reshape below must be a view, not a copy
+        raise ValueError("out must be a contiguous uint8 array")
     streams = _framed(memoryview(blob).cast("B"))
     if len(streams) == 1:
         decode_stream(streams[0], nbytes, out)
