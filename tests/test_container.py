@@ -26,7 +26,8 @@ def _make(seed=0, tail=b"trailing"):
     rng = np.random.default_rng(seed)
     parts = [
         (None, None, rng.integers(0, 256, 100, dtype=np.uint8).tobytes()),
-        ("w", "BF16", (rng.standard_normal(1800) * 0.02).astype(ml_dtypes.bfloat16).tobytes()),
+        # uniform bits: every stream is STORED, so the four records have equal sizes
+        ("w", "BF16", rng.integers(0, 1 << 16, 1800).astype(np.uint16).tobytes()),
         ("empty", "F32", b""),
         ("b", "F32", rng.standard_normal(50).astype(np.float32).tobytes()),
         ("i", "I32", np.arange(300, dtype=np.int32).tobytes()),
@@ -38,7 +39,7 @@ def _make(seed=0, tail=b"trailing"):
     for si, (name, dtype, data) in enumerate(parts):
         # BF16 as code 8, the plain pairs older files hold (still read), and rANS: equal-sized
         # BF16 records (the swap tests need two), where fielded chunks choose their own field
-        # and auto may pick a prefix code of another size for each small chunk.
+        # per chunk and auto may pick a prefix code of another size for each small chunk.
         code = 8 if dtype == "BF16" else c.dtype_code_for(dtype)
         for k in range(0, len(data), MAX_CHUNK):
             piece = data[k:k + MAX_CHUNK]
