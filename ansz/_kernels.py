@@ -211,8 +211,8 @@ def field_costs(hist):
 
     Returns (cost in bytes float64[5], base int64[5]) for widths 8 + k. Width 8 codes every
     value (base 0). A wider one takes the 255-value window with the most elements; the rest
-    escape. Cost = order-0 entropy of the codes (escapes as one symbol) + 2 bytes per table
-    entry (first to last present code) + the escapes' own entropy with 1 bit of slack each
+    escape. Cost = order-0 entropy of the codes (escapes as one symbol) + its varint table
+    (first to last present code, 12-bit scale) + the escapes' own entropy with 1 bit of slack each
     + 8 bytes + the last raw plane stored (16 - bits bits per element). A width with no
     elements costs inf.
     """
@@ -264,7 +264,11 @@ def field_costs(hist):
                 if first < 0:
                     first = c
                 last = c
-        table = 2.0 * (last - first + 1) if last > first else 0.0
+        # varint table: 2 bytes for a frequency >= 128 of M = 4096, i.e. count >= n / 32
+        table = 0.0
+        if last > first:
+            for c in range(first, last + 1):
+                table += 2.0 if coded[c] * 32 >= n else 1.0
         cost = _entropy_bits(coded, 0, 256) / 8.0 + table + n * (16 - bits) / 8.0
         if nout > 0:
             cost += (_entropy_bits(out, 0, size) + nout) / 8.0 + 8.0
@@ -750,6 +754,33 @@ def _prefix_end_status(buf, pos):
         if pad != np.uint64(0):
             return DECODE_BAD_PADDING
     return DECODE_OK
+
+
+@njit(cache=True, nogil=True)
+def huffman_payload_bits(counts):
+    """Payload bits of an unlimited Huffman code for counts (int64[k]): the sum of the
+    weights of every merge (two-queue method on the sorted nonzero counts). A lower bound
+    on the payload of every prefix code. 0 for fewer than two present symbols."""
+    leaves = np.sort(counts[counts > 0])
+    m = leaves.size
+    merged = np.empty(max(m - 1, 0), np.int64)
+    i = 0  # next leaf
+    j = 0  # next merged node to take
+    k = 0  # merged nodes made
+    total = np.int64(0)
+    for _ in range(m - 1):
+        pair = np.int64(0)
+        for _ in range(2):
+            if i < m and (j >= k or leaves[i] <= merged[j]):
+                pair += leaves[i]
+                i += 1
+            else:
+                pair += merged[j]
+                j += 1
+        merged[k] = pair
+        k += 1
+        total += pair
+    return total
 
 
 @njit(cache=True, nogil=True)

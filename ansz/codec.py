@@ -117,20 +117,6 @@ def _looks_incompressible(symbols: np.ndarray) -> bool:
     return entropy_bits(rans.byte_histogram(sample)) / sample.size > 8 * (1 - MIN_GAIN / 2)
 
 
-def _huffman_bound_bits(counts: np.ndarray) -> int:
-    """Payload bits of an unlimited Huffman code: a lower bound for every prefix code."""
-    import heapq
-
-    heap = counts[counts > 0].tolist()
-    heapq.heapify(heap)
-    total = 0
-    while len(heap) > 1:
-        w = heapq.heappop(heap) + heapq.heappop(heap)
-        total += w
-        heapq.heappush(heap, w)
-    return total
-
-
 def varint_table(freq: np.ndarray) -> bytes:
     """Frequencies (each < 2^14) as LEB128 varints: 1 byte below 128, else 2 (low 7 bits
     with the high bit set, then the rest), then a zero byte if that makes an odd count, so
@@ -209,17 +195,26 @@ def encode_stream(symbols: np.ndarray, *, try_zstd: bool = False, coder: str = "
                 best = blob
     if coder == "auto":
         # Each prefix stream is at least its method byte, its smallest possible table and
-        # the unlimited-Huffman payload; build only the ones that could still win.
-        limit = budget if best is None else len(best)
-        payload = (_huffman_bound_bits(counts) + 7) // 8
-        prefix = [c for c, table_min in (("huffman", 2 + (last - first + 2) // 2),
-                                         ("qlc", 5 + present.size))
-                  if 1 + table_min + payload < limit]
+        # a payload bound; build only the ones that could still win. The bound is the
+        # unlimited-Huffman payload, and for QLC, once Huffman is built, Huffman's own
+        # payload: QLC codes are prefix codes of at most 3 + 8 = 11 bits, and the Huffman
+        # table is the best such code (huffman.DEFAULT_LIMIT = 11). This skips most of the
+        # costly QLC area searches on large streams (they were a third of bf16 compress time).
+        from ._kernels import huffman_payload_bits
+
+        payload = (int(huffman_payload_bits(counts)) + 7) // 8
+        prefix = [("huffman", 2 + (last - first + 2) // 2), ("qlc", 5 + present.size)]
     else:
-        prefix = [coder] if coder != "rans" else []
-    for c in prefix:
+        prefix = [(coder, 0)] if coder != "rans" else []
+        payload = 0
+    for c, table_min in prefix:
+        limit = budget if best is None else len(best)
+        if coder == "auto" and 1 + table_min + payload >= limit:
+            continue
         table = prefix_table(counts, c)
         size = prefix_stream_size(counts, table)
+        if c == "huffman":  # and every QLC code is >= 3 bits long
+            payload = max(payload, size - 1 - len(table.to_bytes()), (3 * n + 7) // 8)
         if size < budget and (best is None or size < len(best)):
             best = encode_prefix_stream(symbols, table)
     if try_zstd:

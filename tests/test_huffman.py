@@ -203,3 +203,19 @@ def test_binding_limit_on_large_skewed_alphabets(limit):
     table = huffman.HuffmanTable(lengths)
     buf, _ = huffman.encode(s, table)
     assert np.array_equal(huffman.decode(buf, s.size, table), s)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 10**9), min_size=0, max_size=256))
+def test_huffman_payload_bits_matches_a_heap_huffman(counts):
+    """The two-queue kernel that prunes auto's coder search equals the textbook heap merge."""
+    from ansz._kernels import huffman_payload_bits
+
+    heap = [c for c in counts if c > 0]
+    heapq.heapify(heap)
+    total = 0
+    while len(heap) > 1:
+        w = heapq.heappop(heap) + heapq.heappop(heap)
+        total += w
+        heapq.heappush(heap, w)
+    assert huffman_payload_bits(np.array(counts, np.int64).reshape(-1)) == total
