@@ -280,7 +280,8 @@ def file_stats(path) -> FileStats:
     For a safetensors file: per whole-byte tensor, the order-0 entropy of its code bytes
     (:mod:`ansz.pairs`), the coding-pair bound and the predicted ratio, the ratio each coder
     would reach with one table for the tensor (:func:`ansz.coders.coder_costs`: rANS,
-    Huffman, QLC; raw bits stored), and zstd-3 measured on the tensor's first
+    Huffman, QLC; raw bits stored; float tensors coded with the tensor's best field, as
+    :func:`ansz.pairs.choose_field` picks per chunk), and zstd-3 measured on the tensor's first
     :data:`STATS_SAMPLE` bytes; all other bytes (header, padding, sub-byte tensors) count as
     stored. Any other file is reported as format
     "bytes" with no tensors. Raises FormatError for an ansz container (use :func:`read_info`)
@@ -290,7 +291,8 @@ def file_stats(path) -> FileStats:
     import zstandard
 
     from .coders import coder_costs, entropy_bits
-    from .pairs import layout_for, split_pairs
+    from .pairs import (FIELD_TOPS, best_field, field_code_counts, field_histogram, layout_for,
+                        split_pairs)
 
     zstd = zstandard.ZstdCompressor(level=3)
     path = os.fspath(path)
@@ -305,16 +307,27 @@ def file_stats(path) -> FileStats:
         tensors = []
         for t in layout.tensors:
             pl = layout_for(t.dtype)
+            fielded = pl.name in FIELD_TOPS
             counts = np.zeros(256, np.int64)
+            hist = np.zeros(4096, np.int64)
             step = _STATS_PIECE - _STATS_PIECE % pl.width
             for pos in range(t.start, t.end, step):
-                codes, _ = split_pairs(m.read_at(pos, min(step, t.end - pos)), pl)
+                piece = m.read_at(pos, min(step, t.end - pos))
+                codes, _ = split_pairs(piece, pl)
                 counts += np.bincount(codes, minlength=256)
+                if fielded:
+                    hist += field_histogram(piece, pl)
                 m.release(pos)
             n = t.nbytes // pl.width
             entropy = entropy_bits(counts) / n if n else 0.0
             bound = n * (entropy + 8 * pl.raw_width) / 8
             raw_bytes = n * pl.raw_width
+            if fielded and n:  # the coders see the codes of the tensor's best field
+                fld, _ = best_field(hist, pl)
+                counts, escaped = field_code_counts(hist, fld)
+                raw_bytes = n * (pl.width - 2) + n * fld.top_bits / 8
+                if escaped.sum():
+                    raw_bytes += (entropy_bits(escaped) + escaped.sum()) / 8
             costs = coder_costs(counts)
             ratios = {c: (costs[c] / 8 + raw_bytes) / t.nbytes if t.nbytes else 1.0
                       for c in ("rans", "huffman", "qlc")}

@@ -134,19 +134,44 @@ def choose_field(data, layout: PairLayout) -> tuple[Field, float]:
 
     Candidates are 8 to 12 bits wide, ending at the same top bit. A wider one takes as its
     base the start of the 255-value window holding the most elements; the rest escape. Each
-    is priced as the order-0 entropy of its codes + a u16 per table entry + the escaped
-    values' entropy + its last raw plane stored (``16 - bits`` bits per element). Returns
+    is priced as the order-0 entropy of its codes + its varint table + the escaped values'
+    entropy + its last raw plane stored (``16 - bits`` bits per element). Returns
     ``(field, predicted bytes of those parts)``. One histogram pass serves every candidate.
     """
+    return best_field(field_histogram(data, layout), layout)
+
+
+def field_histogram(data, layout: PairLayout) -> np.ndarray:
+    """Counts (int64[4096]) of the 12 bits below ``FIELD_TOPS[layout.name]`` in ``data``;
+    histograms of several pieces of a tensor add up."""
     from . import _kernels
 
-    top = FIELD_TOPS[layout.name]
     elems = np.ascontiguousarray(_as_elements(data, layout))
-    hist = _kernels.field_histogram(elems, np.uint32(top - MAX_FIELD_BITS))
-    costs, bases = _kernels.field_costs(hist)
+    return _kernels.field_histogram(elems, np.uint32(FIELD_TOPS[layout.name] - MAX_FIELD_BITS))
+
+
+def best_field(hist: np.ndarray, layout: PairLayout) -> tuple[Field, float]:
+    """:func:`choose_field` from a :func:`field_histogram`."""
+    from . import _kernels
+
+    costs, bases = _kernels.field_costs(np.ascontiguousarray(hist, np.int64))
     k = int(np.argmin(costs))  # every cost is inf only for no elements: then 8 bits
     bits = MIN_FIELD_BITS + k
-    return Field(top - bits, bits, int(bases[k])), float(costs[k])
+    return Field(FIELD_TOPS[layout.name] - bits, bits, int(bases[k])), float(costs[k])
+
+
+def field_code_counts(hist: np.ndarray, field: Field) -> tuple[np.ndarray, np.ndarray]:
+    """``(counts of the 256 codes, counts of the escaped field values)`` under ``field``,
+    from a :func:`field_histogram` (``field`` must end at the histogram's top bit)."""
+    h = np.asarray(hist, np.int64).reshape(1 << field.bits, -1).sum(axis=1)
+    if field.lim == 256:
+        return h, np.zeros(0, np.int64)
+    codes = np.zeros(256, np.int64)
+    window = h[field.base:field.base + 255]
+    codes[:window.size] = window
+    escaped = np.concatenate((h[:field.base], h[field.base + 255:]))
+    codes[255] = escaped.sum()
+    return codes, escaped
 
 
 def split_pairs(data, layout: PairLayout, codes: np.ndarray | None = None,
