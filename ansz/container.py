@@ -42,12 +42,18 @@ TRAILER = struct.Struct("<QQII8s")  # index_offset, index_length, index_crc, tra
 assert (FILE_HEADER.size, RECORD_HEADER.size, TRAILER.size) == (24, 48, 32)
 
 CHUNK = 1  #: record type of a chunk of the original file
-INDEX = 2  #: record type of the footer index (the last record)
+INDEX = 2  #: record type of the footer index (the last record), JSON as it is
+ZINDEX = 3  #: the footer index as one zstd frame of the JSON (what the writer uses if smaller)
+INDEXES = (INDEX, ZINDEX)
 
 ALIGN = 8  #: payloads are zero-padded so that every record starts at a multiple of 8
 MAX_CHUNK_SIZE_LIMIT = 1 << 26  #: 64 MiB: the largest Max_Chunk_Size a v1 decoder accepts
 PAYLOAD_SLACK = 256  #: a chunk payload is at most Decoded_Length + 256 bytes
 MAX_INDEX_LENGTH = 1 << 30  #: index JSON is at most 1 GiB (and never longer than the file)
+#: A zstd-coded index's JSON is at most 64 x its payload + 64 KiB (real ones shrink 3-5x),
+#: so a small hostile file cannot make a reader allocate a large index.
+ZINDEX_EXPANSION, ZINDEX_SLACK = 64, 1 << 16
+INDEX_ZSTD_LEVEL = 19
 MAX_JSON_INT = (1 << 53) - 1  #: sizes and offsets in the index (exact in every JSON reader)
 MAX_SHAPE_DIMS = 64
 MAX_DTYPE_CHARS = 64
@@ -228,7 +234,7 @@ def parse_record_header(buf, max_chunk_size: int, where: str) -> Record:
      crc) = RECORD_HEADER.unpack(buf)
     if zlib.crc32(buf[:-4]) != crc:
         raise CorruptDataError(f"{where} header is corrupt (checksum mismatch)")
-    if rtype not in (CHUNK, INDEX):
+    if rtype not in (CHUNK, *INDEXES):
         raise CorruptDataError(f"{where} has unknown record type {rtype}")
     if reserved:
         raise UnsupportedError(f"{where} uses reserved bits {reserved:#06x}")
@@ -243,7 +249,10 @@ def parse_record_header(buf, max_chunk_size: int, where: str) -> Record:
         if payload > decoded + PAYLOAD_SLACK:
             raise CorruptDataError(f"{where} payload of {payload} bytes is too long for {decoded} "
                                    "decoded bytes")
-    elif code != BYTES or segment != 0 or decoded != payload or payload > MAX_INDEX_LENGTH:
+    elif (code != BYTES or segment != 0 or payload > MAX_INDEX_LENGTH
+          or (rtype == INDEX and decoded != payload)
+          or (rtype == ZINDEX and not payload <= decoded <= min(
+              MAX_INDEX_LENGTH, ZINDEX_EXPANSION * payload + ZINDEX_SLACK))):
         raise CorruptDataError(f"{where}: index record header fields are inconsistent")
     return Record(rtype, code, segment, offset, decoded, payload, chash, prev, number)
 
@@ -340,6 +349,32 @@ class Index:
                         f"{c.content_hash:016x}"] for c in self.chunks],
         }
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def index_text(rec: Record, payload) -> bytes:
+    """The index JSON of an index record: its payload, or for ZINDEX the payload's one zstd
+    frame decoded to exactly ``rec.decoded_length`` bytes (bounded by the header checks)."""
+    if rec.type == INDEX:
+        return bytes(payload)
+    import zstandard
+
+    try:
+        if zstandard.frame_content_size(payload) != rec.decoded_length:
+            raise CorruptDataError("index frame's size disagrees with its record")
+        text = zstandard.ZstdDecompressor().decompress(payload, max_output_size=rec.decoded_length)
+    except zstandard.ZstdError as e:
+        raise CorruptDataError(f"index is corrupt ({_short(e)})") from None
+    if len(text) != rec.decoded_length:
+        raise CorruptDataError("index decodes to the wrong size")
+    return text
+
+
+def index_record(text: bytes) -> tuple[int, bytes]:
+    """``(record type, payload)`` for index JSON ``text``: zstd-coded when that is smaller."""
+    import zstandard
+
+    z = zstandard.ZstdCompressor(level=INDEX_ZSTD_LEVEL, write_content_size=True).compress(text)
+    return (ZINDEX, z) if len(z) < len(text) else (INDEX, text)
 
 
 def parse_index(payload, *, max_chunk_size: int, index_offset: int) -> Index:
@@ -520,11 +555,12 @@ class ContainerWriter:
         index_offset = self.offset
         parse_index(body, max_chunk_size=self.max_chunk_size, index_offset=index_offset)
         previous = self.chunks[-1].content_hash if self.chunks else 0
-        self._write(pack_record(INDEX, BYTES, 0, self.original_size, len(body), len(body),
+        rtype, payload = index_record(body)
+        self._write(pack_record(rtype, BYTES, 0, self.original_size, len(body), len(payload),
                                 content_hash(body), previous, len(self.chunks)))
-        self._write(body)
-        self._write(bytes(pad8(len(body)) - len(body)))
-        self._write(pack_trailer(index_offset, len(body), zlib.crc32(body)))
+        self._write(payload)
+        self._write(bytes(pad8(len(payload)) - len(payload)))
+        self._write(pack_trailer(index_offset, len(payload), zlib.crc32(body)))
         return self.offset
 
     def _write(self, data) -> None:
@@ -555,10 +591,10 @@ class ContainerFile:
             read_at(trailer_offset, TRAILER.size), trailer_offset)
         rec = parse_record_header(read_at(index_offset, RECORD_HEADER.size),
                                   self.max_chunk_size, "index record")
-        if rec.type != INDEX or rec.payload_length != index_length:
+        if rec.type not in INDEXES or rec.payload_length != index_length:
             raise CorruptDataError("trailer does not point at the index record")
         body_at = index_offset + RECORD_HEADER.size
-        body = bytes(read_at(body_at, index_length))
+        body = index_text(rec, read_at(body_at, index_length))
         _check_padding(read_at(body_at + index_length, pad8(index_length) - index_length),
                        "index record")
         if zlib.crc32(body) != index_crc or content_hash(body) != rec.content_hash:
@@ -639,7 +675,7 @@ class StreamReader:
                                       self.max_chunk_size, where)
             if rec.number != len(seen) or rec.previous_hash != previous:
                 raise CorruptDataError(f"{where}: record is out of sequence")
-            if rec.type == INDEX:
+            if rec.type in INDEXES:
                 break
             if rec.original_offset != original or (segments and rec.segment < segments[-1]):
                 raise CorruptDataError(f"{where}: record is out of sequence")
@@ -662,7 +698,7 @@ class StreamReader:
             n = min(length, self._PIECE)
             pieces.append(self._read(n, "index"))
             length -= n
-        body = b"".join(pieces)
+        body = index_text(rec, b"".join(pieces))
         _check_padding(self._read(pad8(rec.payload_length) - rec.payload_length, "index"),
                        "index record")
         if content_hash(body) != rec.content_hash:

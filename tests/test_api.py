@@ -396,8 +396,8 @@ def _replace_index_text(blob, blob_text):
 
     off, length, _ = c.parse_trailer(blob[-32:], len(blob) - 32)
     R = c.RECORD_HEADER.size
-    text = blob_text(blob[off + R:off + R + length])
     rec = c.parse_record_header(blob[off:off + R], 1 << 26, "index")
+    text = blob_text(c.index_text(rec, blob[off + R:off + R + length]))
     head = c.pack_record(c.INDEX, 0, 0, rec.original_offset, len(text), len(text),
                          c.content_hash(text), rec.previous_hash, rec.number)
     return (blob[:off] + head + text + bytes(c.pad8(len(text)) - len(text))

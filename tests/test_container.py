@@ -87,12 +87,12 @@ def with_index(blob, mutate=None, text=None):
     """``blob`` with its index replaced (mutate(obj) or raw ``text``), every checksum redone so
     that only the index's meaning can be wrong."""
     off, length = _index_span(blob)
-    body = blob[off + R:off + R + length]
+    rec = c.parse_record_header(blob[off:off + R], MAX_CHUNK, "index")
+    body = c.index_text(rec, blob[off + R:off + R + length])
     if text is None:
         obj = json.loads(body)
         mutate(obj)
         text = json.dumps(obj).encode()
-    rec = c.parse_record_header(blob[off:off + R], MAX_CHUNK, "index")
     head = c.pack_record(c.INDEX, 0, 0, rec.original_offset, len(text), len(text),
                          c.content_hash(text), rec.previous_hash, rec.number)
     return (blob[:off] + head + text + bytes(c.pad8(len(text)) - len(text))
@@ -514,3 +514,47 @@ def test_random_bytes(data):
     for blob in (data, c.MAGIC + data, BLOB[:H] + data, BLOB[:H] + data + BLOB[-T:]):
         assert _outcome(decode_file, blob) is None
         assert _outcome(decode_stream, blob) is None
+
+
+# --- the zstd-coded index ---------------------------------------------------------------------
+
+
+def with_index_payload(blob, rtype, payload, decoded_length, text):
+    """``blob`` with an index record of ``rtype`` holding ``payload`` (decoding to ``text``
+    of ``decoded_length`` bytes), every checksum redone."""
+    off, _ = _index_span(blob)
+    rec = c.parse_record_header(blob[off:off + R], MAX_CHUNK, "index")
+    head = c.pack_record(rtype, 0, 0, rec.original_offset, decoded_length, len(payload),
+                         c.content_hash(text), rec.previous_hash, rec.number)
+    return (blob[:off] + head + payload + bytes(c.pad8(len(payload)) - len(payload))
+            + c.pack_trailer(off, len(payload), zlib.crc32(text)))
+
+
+def _index_json(blob):
+    off, length = _index_span(blob)
+    rec = c.parse_record_header(blob[off:off + R], MAX_CHUNK, "index")
+    return rec, c.index_text(rec, blob[off + R:off + R + length])
+
+
+def test_the_writer_zstd_codes_the_index_and_raw_ones_still_read():
+    rec, text = _index_json(BLOB)
+    assert rec.type == c.ZINDEX and rec.payload_length < len(text) == rec.decoded_length
+    raw = with_index(BLOB, text=text)  # the same JSON as a plain INDEX record
+    assert _index_json(raw)[0].type == c.INDEX
+    assert decode_file(raw) == decode_stream(raw) == ORIGINAL
+
+
+def test_zstd_index_bombs_and_lies_are_rejected_before_allocating():
+    import zstandard
+
+    _, text = _index_json(BLOB)
+    z = zstandard.ZstdCompressor(level=19).compress(text)
+    # declared far beyond 64 x the payload: refused from the header alone
+    both_fail(with_index_payload(BLOB, c.ZINDEX, z, c.ZINDEX_EXPANSION * len(z) + (1 << 17), text))
+    # a frame whose content size disagrees with the record
+    both_fail(with_index_payload(BLOB, c.ZINDEX, z, len(text) + 1, text))
+    # a zero bomb within the expansion limit still decodes only to what the record says
+    bomb = zstandard.ZstdCompressor(level=19).compress(bytes(60_000))
+    both_fail(with_index_payload(BLOB, c.ZINDEX, bomb, 60_000, bytes(60_000)))
+    # garbage instead of a frame
+    both_fail(with_index_payload(BLOB, c.ZINDEX, b"\x28\xb5\x2f\xfd" + b"\0" * 40, 100, text))
