@@ -9,7 +9,8 @@ Steps (each includes the ones above it):
               only: the format as it was before issue 8's modelling;
 * ``varint``  rANS tables as varints (stream method 6 instead of 2);
 * ``fielded`` float chunks choose a 8-12 bit code field (dtype codes 11-14);
-* ``auto``    the coder per stream is the smallest of rANS, Huffman and QLC (the default).
+* ``auto``    the coder per stream is the smallest of rANS, Huffman and QLC;
+* ``zindex``  the index record zstd-coded (record type 3): everything on, the default.
 
 For each FILE and step: ``ansz.compress_file`` into /dev/shm, timed, then
 ``ansz.decompress_file`` R times, the steps interleaved, best time kept. Earlier steps are
@@ -30,13 +31,13 @@ import numpy as np
 import ansz
 from ansz import codec, container
 
-STEPS = ("plain", "varint", "fielded", "auto")
+STEPS = ("plain", "varint", "fielded", "auto", "zindex")
 
 
 @contextlib.contextmanager
 def step(name: str):
     """Switch off the modelling steps after ``name`` while the block runs."""
-    saved = (codec.RANS, codec.varint_table, dict(container._CODE_OF))
+    saved = (codec.RANS, codec.varint_table, dict(container._CODE_OF), container.index_record)
     try:
         if STEPS.index(name) < STEPS.index("varint"):
             codec.RANS = codec.RANS_U16
@@ -45,9 +46,11 @@ def step(name: str):
             for code, d in container.DTYPE_CODES.items():
                 if not d.fielded and d.name in container._CODE_OF:
                     container._CODE_OF[d.name] = min(container._CODE_OF[d.name], code)
-        yield "rans" if name != "auto" else "auto"
+        if STEPS.index(name) < STEPS.index("zindex"):
+            container.index_record = lambda text: (container.INDEX, text)
+        yield "rans" if STEPS.index(name) < STEPS.index("auto") else "auto"
     finally:
-        codec.RANS, codec.varint_table = saved[0], saved[1]
+        codec.RANS, codec.varint_table, container.index_record = saved[0], saved[1], saved[3]
         container._CODE_OF.clear()
         container._CODE_OF.update(saved[2])
 
