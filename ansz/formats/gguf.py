@@ -34,6 +34,7 @@ import struct
 from dataclasses import dataclass
 
 from ansz.errors import FormatError
+from ansz.formats import TensorSpan
 
 MAGIC = b"GGUF"
 VERSIONS = (2, 3)
@@ -78,22 +79,6 @@ class _NeedMore(Exception):
 
 
 @dataclass(frozen=True)
-class GGUFTensor:
-    """One tensor's bytes: ``file[start:end]``; ``shape`` is outermost first (GGUF's ne
-    reversed, numpy order), in elements; ``dtype`` is the GGML type name."""
-
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-    start: int
-    end: int
-
-    @property
-    def nbytes(self) -> int:
-        return self.end - self.start
-
-
-@dataclass(frozen=True)
 class GGUFLayout:
     """A validated GGUF header: ``tensors`` sorted by start, disjoint, inside the file."""
 
@@ -101,7 +86,7 @@ class GGUFLayout:
     alignment: int
     data_start: int
     file_size: int
-    tensors: tuple[GGUFTensor, ...]
+    tensors: tuple[TensorSpan, ...]
 
     @property
     def header_len(self) -> int:
@@ -267,7 +252,7 @@ def _parse(mv: memoryview, file_size: int) -> GGUFLayout:
         if start + nbytes > file_size:
             raise FormatError(f"{where}: data [{start}, {start + nbytes}) lies past the end of "
                               f"the {file_size}-byte file")
-        tensors.append(GGUFTensor(name, dtype, shape, start, start + nbytes))
+        tensors.append(TensorSpan(name, dtype, shape, start, start + nbytes))
     tensors.sort(key=lambda t: (t.start, t.end, t.name))
     previous = None
     for t in tensors:

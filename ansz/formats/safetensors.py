@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from ansz.errors import FormatError
+from ansz.formats import TensorSpan
 
 #: Element size in bytes of every whole-byte dtype the safetensors library (0.8) knows.
 SAFETENSORS_DTYPES: dict[str, int] = {
@@ -72,21 +73,6 @@ _REFERENCE_HEADER_CAP = 100_000_000  # safetensors' MAX_HEADER_SIZE
 _U64_MAX = 2**64 - 1  # the reference parses shapes and offsets as 64-bit usize
 _METADATA_KEY = "__metadata__"
 _ENTRY_KEYS = frozenset({"dtype", "shape", "data_offsets"})
-
-
-@dataclass(frozen=True)
-class TensorSpan:
-    """One tensor's bytes: ``file[start:end]``, offsets absolute in the file."""
-
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-    start: int
-    end: int
-
-    @property
-    def nbytes(self) -> int:
-        return self.end - self.start
 
 
 @dataclass(frozen=True)
