@@ -156,23 +156,17 @@ def join_pairs32(codes, raw, shift, bits, base, elems):
 
 
 @njit(cache=True, nogil=True)
-def patch_escapes(codes, escaped, shift, bits, elems):
-    """Put the escaped field values back: the k-th element whose code is 255 gets field
-    value escaped[k] (uint16, taken modulo 2^bits). Returns DECODE_OK, or DECODE_TRAILING
-    if the number of escape codes differs from escaped.size (read nothing past it)."""
+def patch_escapes(where, escaped, shift, bits, elems):
+    """Put escaped field values back: element where[k] gets field value escaped[k] (uint16,
+    taken modulo 2^bits). where.size == escaped.size and every where[k] < elems.size
+    (checked by the caller)."""
     sh = np.uint64(shift)
     fmask = (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
     keep = ~(fmask << sh)
-    k = 0
-    ne = escaped.size
-    for i in range(codes.size):
-        if codes[i] == 255:
-            if k >= ne:
-                return DECODE_TRAILING
-            t = np.uint64(escaped[k]) & fmask
-            elems[i] = (np.uint64(elems[i]) & keep) | (t << sh)
-            k += 1
-    return DECODE_OK if k == ne else DECODE_TRAILING
+    for k in range(where.size):
+        i = where[k]
+        t = np.uint64(escaped[k]) & fmask
+        elems[i] = (np.uint64(elems[i]) & keep) | (t << sh)
 
 
 @njit(cache=True, nogil=True)
@@ -645,6 +639,30 @@ def rans_decode12(words, sym_of_slot, dec_of_slot, out):
 def rans_decode14(words, sym_of_slot, dec_of_slot, out):
     """_rans_decode with M = 2^14."""
     return _rans_decode(words, sym_of_slot, dec_of_slot, out, 14)
+
+
+@njit(cache=True, nogil=True)
+def read_varints(buf, start, freq):
+    """Read freq.size varints (1 byte < 128, or a byte >= 128 then one < 128: low 7 bits
+    first) from buf[start:] into freq (uint32). Returns the offset after them, or -1 if buf
+    ends first, or -2 for a varint longer than 2 bytes. Every read is checked."""
+    n = buf.size
+    p = start
+    for i in range(freq.size):
+        if p >= n:
+            return -1
+        b = np.uint32(buf[p])
+        p += 1
+        if b >= 128:
+            if p >= n:
+                return -1
+            c = np.uint32(buf[p])
+            p += 1
+            if c >= 128:
+                return -2
+            b = (b & np.uint32(127)) | (c << np.uint32(7))
+        freq[i] = b
+    return p
 
 
 @njit(cache=True, nogil=True)

@@ -134,20 +134,13 @@ def varint_table(freq: np.ndarray) -> bytes:
 
 def read_varint_table(mv: memoryview, start: int, freq: np.ndarray) -> int:
     """Read ``freq.size`` varints written by :func:`varint_table` from ``mv[start:]`` into
-    ``freq``; returns where the rANS words start. CorruptDataError on a varint longer than
-    2 bytes, a truncated table or a nonzero pad byte."""
-    k = freq.size
-    window = np.frombuffer(mv, np.uint8, min(2 * k, len(mv) - start), start)
-    ends = np.flatnonzero(window < 128)[:k]
-    if ends.size < k:
-        raise CorruptDataError("rANS table is truncated")
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    if (ends - starts > 1).any():
+    ``freq`` (uint32); returns where the rANS words start. CorruptDataError on a varint
+    longer than 2 bytes, a truncated table or a nonzero pad byte."""
+    end = int(_kernels().read_varints(np.frombuffer(mv, np.uint8), np.int64(start), freq))
+    if end == -2:
         raise CorruptDataError("rANS table has a varint longer than 2 bytes")
-    two = ends > starts
-    freq[:] = (window[starts] & 127).astype(np.uint32)
-    freq[two] |= window[ends[two]].astype(np.uint32) << 7
-    end = start + int(ends[-1]) + 1
+    if end < 0:
+        raise CorruptDataError("rANS table is truncated")
     if end % 2:
         if end >= len(mv) or mv[end] != 0:
             raise CorruptDataError("rANS table has a bad padding byte")
@@ -447,8 +440,8 @@ def decode_chunk(blob, dtype: str, nbytes: int, out: np.ndarray | None = None, *
     dst = out if aligned else _scratch("unaligned", nbytes)
     join_pairs(codes, raw, layout, dst, field)
     if field is not None and field.lim == 255:
-        if (not patch_escapes(codes, escaped, layout, dst, field) if escapes
-                else bool((codes == 255).any())):
+        if not patch_escapes(codes, escaped if escapes else np.zeros(0, np.uint16), layout,
+                             dst, field):
             raise CorruptDataError(f"chunk has a number of escape codes other than {escapes}")
     if not aligned:
         out[:] = dst

@@ -227,9 +227,13 @@ def patch_escapes(codes: np.ndarray, escaped: np.ndarray, layout: PairLayout, ou
     """
     from . import _kernels
 
-    e = out.view(_UINT[layout.width])
-    return _kernels.patch_escapes(codes, np.ascontiguousarray(escaped, np.uint16),
-                                  np.uint32(field.shift), np.uint32(field.bits), e) == 0
+    where = np.flatnonzero(codes == 255)  # vectorized; escapes are rare
+    if where.size != escaped.size:
+        return False
+    _kernels.patch_escapes(where, np.ascontiguousarray(escaped, np.uint16),
+                           np.uint32(field.shift), np.uint32(field.bits),
+                           out.view(_UINT[layout.width]))
+    return True
 
 
 def join_pairs(codes: np.ndarray, raw: np.ndarray, layout: PairLayout, out: np.ndarray,
