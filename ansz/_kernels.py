@@ -200,6 +200,34 @@ def _entropy_bits(counts, lo, hi):
 
 
 @njit(cache=True, nogil=True)
+def u16_histogram(elems):
+    """Counts (int64[65536]) of each value of a uint16 array."""
+    counts = np.zeros(65536, np.int64)
+    for i in range(elems.size):
+        counts[elems[i]] += 1
+    return counts
+
+
+@njit(cache=True, nogil=True)
+def fold_u16_histogram(h, tops):
+    """From a 65536-bin histogram of 16-bit values, for each top t in tops (12 <= t <= 16):
+    the 4096-bin histogram of bits [t - 12, t) and the 256-bin histogram of the raw byte
+    left by the 8-bit field ending at t (bits above t, then bits below t - 8). One pass."""
+    nt = tops.size
+    h12 = np.zeros((nt, 4096), np.int64)
+    raw = np.zeros((nt, 256), np.int64)
+    for v in range(65536):
+        c = h[v]
+        if c == 0:
+            continue
+        for k in range(nt):
+            t = tops[k]
+            h12[k, (v >> (t - 12)) & 0xFFF] += c
+            raw[k, ((v >> t) << (t - 8)) | (v & ((1 << (t - 8)) - 1))] += c
+    return h12, raw
+
+
+@njit(cache=True, nogil=True)
 def field_costs(hist):
     """Predicted cost of each field width 8..12 from the 12-bit field histogram (int64[4096]).
 

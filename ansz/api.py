@@ -309,7 +309,7 @@ def file_stats(path) -> FileStats:
             pl = layout_for(t.dtype)
             fielded = pl.name in FIELD_TOPS
             counts = np.zeros(256, np.int64)
-            hist = np.zeros(4096, np.int64)
+            hist = 0
             step = _STATS_PIECE - _STATS_PIECE % pl.width
             for pos in range(t.start, t.end, step):
                 piece = m.read_at(pos, min(step, t.end - pos))
@@ -324,7 +324,7 @@ def file_stats(path) -> FileStats:
             raw_bytes = n * pl.raw_width
             if fielded and n:  # the coders see the codes of the tensor's best field
                 fld, _ = best_field(hist, pl)
-                counts, escaped = field_code_counts(hist, fld)
+                counts, escaped = field_code_counts(hist, fld, pl)
                 raw_bytes = n * (pl.width - 2) + n * fld.top_bits / 8
                 if escaped.sum():
                     raw_bytes += (entropy_bits(escaped) + escaped.sum()) / 8

@@ -386,7 +386,7 @@ def _read_field(mv: memoryview, layout: PairLayout, n: int) -> tuple[Field, int]
         raise CorruptDataError("chunk payload is truncated (field header)")
     shift, bits, base, escapes = _FIELD_HEAD.unpack_from(mv)
     field = Field(shift, bits, base)
-    if not (field.check(layout.width) and field.shift + field.bits < 8 * layout.width):
+    if not field.check(layout.width):
         raise CorruptDataError(f"chunk field (shift {field.shift}, bits {field.bits}, base "
                                f"{field.base}) does not fit {layout.name}")
     if escapes > (0 if field.lim == 256 else n):

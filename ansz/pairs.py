@@ -110,11 +110,15 @@ class Field:
 MIN_FIELD_BITS = 8
 MAX_FIELD_BITS = 12
 
-#: Float dtype -> the bit just above the field that :func:`choose_field` widens downwards:
-#: the top of the exponent without the sign (measured: the sign is independent of the rest
-#: to within 0.0003 of the ratio on the corpus, and leaving it out keeps the field's values
-#: in one run of at most 256). F16 changes from its plain pair (which holds the sign).
-FIELD_TOPS: dict[str, int] = {"BF16": 15, "F16": 15, "F32": 31, "F64": 63}
+#: Float dtype -> the tops (the bit just above the field) that :func:`choose_field` widens
+#: downwards, per chunk. First the top of the exponent without the sign (on most tensors
+#: the sign is independent of the rest, and leaving it out keeps the field's values in one
+#: run of at most 256); for 16-bit floats also the sign bit's top (16), which wins where the
+#: sign is skewed (norm weights, some fp16 tensors: measured 0.00038 of mpnet-fp16's ratio,
+#: 130 of its 389 chunks; 0.00002-0.00003 on the bf16 files). Wider elements keep one top:
+#: their 32/64-bit kernels cannot shift by the full width.
+FIELD_TOPS: dict[str, tuple[int, ...]] = {"BF16": (15, 16), "F16": (15, 16), "F32": (31,),
+                                          "F64": (63,)}
 
 
 def plain_field(layout: PairLayout) -> Field:
@@ -130,40 +134,79 @@ def _as_elements(data, layout: PairLayout) -> np.ndarray:
 
 
 def choose_field(data, layout: PairLayout) -> tuple[Field, float]:
-    """The field of ``FIELD_TOPS[layout.name]`` with the smallest predicted chunk size.
+    """The field with the smallest predicted chunk size, among those of ``FIELD_TOPS``.
 
-    Candidates are 8 to 12 bits wide, ending at the same top bit. A wider one takes as its
+    Candidates are 8 to 12 bits wide, ending at one of the tops. A wider one takes as its
     base the start of the 255-value window holding the most elements; the rest escape. Each
     is priced as the order-0 entropy of its codes + its varint table + the escaped values'
     entropy + its last raw plane stored (``16 - bits`` bits per element). Returns
-    ``(field, predicted bytes of those parts)``. One histogram pass serves every candidate.
+    ``(field, predicted bytes of those parts)``. One histogram pass per top serves every
+    width.
     """
     return best_field(field_histogram(data, layout), layout)
 
 
 def field_histogram(data, layout: PairLayout) -> np.ndarray:
-    """Counts (int64[4096]) of the 12 bits below ``FIELD_TOPS[layout.name]`` in ``data``;
-    histograms of several pieces of a tensor add up."""
+    """Counts of the elements' bits that choosing a field needs; histograms of several
+    pieces of a tensor add up. For 16-bit floats, of every 16-bit value (int64[65536]);
+    otherwise of the 12 bits below each of ``FIELD_TOPS[layout.name]`` (int64[tops, 4096])."""
     from . import _kernels
 
     elems = np.ascontiguousarray(_as_elements(data, layout))
-    return _kernels.field_histogram(elems, np.uint32(FIELD_TOPS[layout.name] - MAX_FIELD_BITS))
+    if layout.width == 2:
+        return _kernels.u16_histogram(elems)
+    return np.stack([_kernels.field_histogram(elems, np.uint32(top - MAX_FIELD_BITS))
+                     for top in FIELD_TOPS[layout.name]])
+
+
+def _fold(hist: np.ndarray, layout: PairLayout) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(12-bit histograms below each top, raw-byte histograms of each top's 8-bit field)``
+    from a :func:`field_histogram`; the raw-byte ones only for 16-bit floats."""
+    if layout.width != 2:
+        return hist, None
+    from . import _kernels
+
+    tops = np.array(FIELD_TOPS[layout.name], np.int64)
+    return _kernels.fold_u16_histogram(np.ascontiguousarray(hist, np.int64), tops)
+
+
+def _raw_byte_cost(raw: np.ndarray, n: int) -> float:
+    """Predicted bytes of a 16-bit float's raw byte (histogram ``raw``) under an 8-bit
+    field: stored, or rANS-coded where that saves MIN_GAIN as codec.encode_stream does. Norm
+    weights and other narrow tensors have skewed mantissas."""
+    from .coders import entropy_bits
+
+    present = np.flatnonzero(raw)
+    if present.size < 2:
+        return 2.0
+    coded = entropy_bits(raw) * 1.001 / 8 + 36 + 1.2 * (present[-1] - present[0] + 1)
+    return coded if coded < n * (1 - 1 / 64) else float(n)
 
 
 def best_field(hist: np.ndarray, layout: PairLayout) -> tuple[Field, float]:
-    """:func:`choose_field` from a :func:`field_histogram`."""
+    """:func:`choose_field` from a :func:`field_histogram`. Ties go to the first top."""
     from . import _kernels
 
-    costs, bases = _kernels.field_costs(np.ascontiguousarray(hist, np.int64))
-    k = int(np.argmin(costs))  # every cost is inf only for no elements: then 8 bits
-    bits = MIN_FIELD_BITS + k
-    return Field(FIELD_TOPS[layout.name] - bits, bits, int(bases[k])), float(costs[k])
+    best, best_cost = None, np.inf
+    tops, raws = _fold(hist, layout)
+    for i, top in enumerate(FIELD_TOPS[layout.name]):
+        costs, bases = _kernels.field_costs(np.ascontiguousarray(tops[i], np.int64))
+        n = int(tops[i].sum())
+        if raws is not None and n:  # the 8-bit field's raw byte may be worth coding
+            costs[0] += _raw_byte_cost(raws[i], n) - n
+        k = int(np.argmin(costs))
+        if best is None or costs[k] < best_cost:  # all inf only without elements: 8 bits
+            bits = MIN_FIELD_BITS + k
+            best, best_cost = Field(top - bits, bits, int(bases[k])), float(costs[k])
+    return best, best_cost
 
 
-def field_code_counts(hist: np.ndarray, field: Field) -> tuple[np.ndarray, np.ndarray]:
+def field_code_counts(hist: np.ndarray, field: Field, layout: PairLayout
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """``(counts of the 256 codes, counts of the escaped field values)`` under ``field``,
-    from a :func:`field_histogram` (``field`` must end at the histogram's top bit)."""
-    h = np.asarray(hist, np.int64).reshape(1 << field.bits, -1).sum(axis=1)
+    from a :func:`field_histogram` of ``layout``'s elements."""
+    row = FIELD_TOPS[layout.name].index(field.shift + field.bits)
+    h = np.asarray(_fold(hist, layout)[0][row], np.int64).reshape(1 << field.bits, -1).sum(axis=1)
     if field.lim == 256:
         return h, np.zeros(0, np.int64)
     codes = np.zeros(256, np.int64)
