@@ -51,7 +51,6 @@ those types was at hand); their planes are pinned by round-trip tests on random 
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Callable
 
@@ -59,7 +58,6 @@ import numpy as np
 
 from .errors import CorruptDataError
 
-_U32 = struct.Struct("<I")
 _AR4 = np.arange(4, dtype=np.uint8)
 
 
@@ -364,16 +362,6 @@ def block_type(qtype: str) -> BlockType:
 # Chunk payloads
 
 
-def _frame(blobs: list[bytes]) -> bytes:
-    parts = []
-    for blob in blobs:
-        parts.append(_U32.pack(len(blob)))
-        parts.append(blob)
-        if len(blob) % 2:
-            parts.append(b"\0")
-    return b"".join(parts)
-
-
 def encode_block_chunk(data, qtype: str, *, coder: str = "auto") -> bytes:
     """Code a chunk of whole ``qtype`` blocks (bytes-like) as framed plane streams.
 
@@ -383,42 +371,20 @@ def encode_block_chunk(data, qtype: str, *, coder: str = "auto") -> bytes:
     single framed stream of the chunk's bytes, so a payload never exceeds ``len(data) + 6``.
     ``coder`` is passed to :func:`ansz.codec.encode_stream` for every stream.
     """
-    from .codec import encode_stream
+    from .codec import encode_stream, frame_streams
 
     bt = block_type(qtype)
     buf = np.frombuffer(data, np.uint8)
     if buf.size % bt.block_bytes:
         raise ValueError(f"{buf.size} bytes is not a whole number of {qtype} blocks")
     b = buf.reshape(-1, bt.block_bytes)
-    blob = _frame([encode_stream(np.ascontiguousarray(p).reshape(-1), coder=coder)
+    blob = frame_streams([encode_stream(np.ascontiguousarray(p).reshape(-1), coder=coder)
                    for p in bt.split(b)])
     if len(blob) > buf.size:
-        whole = _frame([encode_stream(buf, coder=coder)])
+        whole = frame_streams([encode_stream(buf, coder=coder)])
         if len(whole) < len(blob):
             return whole
     return blob
-
-
-def _framed(mv: memoryview) -> list[memoryview]:
-    """Every framed stream of a payload, each length checked against the payload's end."""
-    out = []
-    pos = 0
-    while pos < len(mv):
-        if pos + 4 > len(mv):
-            raise CorruptDataError("block chunk payload is truncated (stream length)")
-        (length,) = _U32.unpack_from(mv, pos)
-        pos += 4
-        if length > len(mv) - pos:
-            raise CorruptDataError("block chunk payload is truncated (stream body)")
-        out.append(mv[pos:pos + length])
-        pos += length
-        if length & 1:
-            if pos >= len(mv) or mv[pos] != 0:
-                raise CorruptDataError("block chunk payload has a bad padding byte")
-            pos += 1
-        if len(out) > 64:
-            raise CorruptDataError("block chunk payload has too many streams")
-    return out
 
 
 def decode_block_chunk(blob, qtype: str, nbytes: int, out: np.ndarray | None = None) -> np.ndarray:
@@ -428,7 +394,7 @@ def decode_block_chunk(blob, qtype: str, nbytes: int, out: np.ndarray | None = N
     raise CorruptDataError; allocations are bounded by a small multiple of ``nbytes``
     (the unpacked planes), which the caller has validated.
     """
-    from .codec import decode_stream
+    from .codec import decode_stream, framed_streams
 
     bt = block_type(qtype)
     if nbytes % bt.block_bytes:
@@ -437,7 +403,7 @@ def decode_block_chunk(blob, qtype: str, nbytes: int, out: np.ndarray | None = N
         out = np.empty(nbytes, np.uint8)
     if not out.flags.c_contiguous:  # reshape below must be a view, not a copy
         raise ValueError("out must be a contiguous uint8 array")
-    streams = _framed(memoryview(blob).cast("B"))
+    streams = list(framed_streams(memoryview(blob).cast("B"), None))
     if len(streams) == 1:
         decode_stream(streams[0], nbytes, out)
         return out

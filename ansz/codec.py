@@ -345,8 +345,15 @@ def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto"
             streams[-1] = _pack_plane(streams[-1], field.top_bits)
         if escaped.size:
             streams.append(escaped.astype("<u2").view(np.uint8))
-    for s in streams:
-        blob = encode_stream(s, try_zstd=generic, coder=coder)
+    parts.append(frame_streams(encode_stream(s, try_zstd=generic, coder=coder) for s in streams))
+    return b"".join(parts)
+
+
+def frame_streams(blobs) -> bytes:
+    """Stream blobs framed as a chunk payload: each ``u32 length`` + blob + a zero byte if
+    the length is odd (docs/FORMAT.md, "Chunk payload")."""
+    parts = []
+    for blob in blobs:
         parts.append(_U32.pack(len(blob)))
         parts.append(blob)
         if len(blob) % 2:
@@ -360,9 +367,15 @@ def _kernels():
     return k
 
 
-def _streams(mv: memoryview, nstreams: int, pos: int = 0):
-    """Yield the nstreams stream blobs of a chunk payload from ``pos``, checking every length."""
-    for _ in range(nstreams):
+def framed_streams(mv: memoryview, nstreams: int | None, pos: int = 0, *,
+                   max_streams: int = 64):
+    """Yield the stream blobs framed by :func:`frame_streams` in ``mv[pos:]``, checking
+    every length and pad byte: exactly ``nstreams`` of them, or with None as many as there
+    are up to the end (at most ``max_streams``). Nothing may follow the last one."""
+    count = 0
+    while (count < nstreams) if nstreams is not None else (pos < len(mv)):
+        if nstreams is None and count >= max_streams:
+            raise CorruptDataError("chunk payload has too many streams")
         if pos + 4 > len(mv):
             raise CorruptDataError("chunk payload is truncated (stream length)")
         (length,) = _U32.unpack_from(mv, pos)
@@ -370,6 +383,7 @@ def _streams(mv: memoryview, nstreams: int, pos: int = 0):
         if length > len(mv) - pos:
             raise CorruptDataError("chunk payload is truncated (stream body)")
         yield mv[pos:pos + length]
+        count += 1
         pos += length
         if length & 1:
             if pos >= len(mv) or mv[pos] != 0:
@@ -414,7 +428,7 @@ def decode_chunk(blob, dtype: str, nbytes: int, out: np.ndarray | None = None, *
     n = nbytes // layout.width
     mv = memoryview(blob).cast("B")
     field, escapes = _read_field(mv, layout, n) if fielded else (None, 0)
-    streams = _streams(mv, layout.width + (escapes > 0), _FIELD_HEAD.size if fielded else 0)
+    streams = framed_streams(mv, layout.width + (escapes > 0), _FIELD_HEAD.size if fielded else 0)
     if layout.width == 1:
         decode_stream(next(streams), n, out)
         for _ in streams:  # runs the trailing-bytes check

@@ -121,9 +121,9 @@ def test_damaged_payloads_fail_cleanly():
 
 def test_stream_count_is_checked():
     data = random_blocks("Q8_0", 4)
-    one = blocks._frame([codec.encode_stream(np.frombuffer(data, np.uint8))])
+    one = codec.frame_streams([codec.encode_stream(np.frombuffer(data, np.uint8))])
     assert codec.decode_chunk(one, "Q8_0", len(data)).tobytes() == data  # the fallback form
-    two = blocks._frame([codec.encode_stream(np.zeros(4, np.uint8))] * 2)
+    two = codec.frame_streams([codec.encode_stream(np.zeros(4, np.uint8))] * 2)
     with pytest.raises(CorruptDataError, match="streams"):
         codec.decode_chunk(two, "Q8_0", len(data))
     with pytest.raises(CorruptDataError):
