@@ -41,19 +41,28 @@ DECODE_BAD_PADDING = 5  # padding bits (of a prefix-coded stream or a packed pla
 # --------------------------------------------------------------------------- coding pairs
 #
 # An element e (unsigned, width W bytes) splits at a *field* of `bits` bits starting at bit
-# `shift` (shift + bits < 8W): the code is the field minus `base`, and the raw value r is
+# `shift` (shift + bits < 8W, or <= 16 for W = 2): the code is the field minus `base`; the raw value r is
 # everything else, compacted: r = ((e >> (shift + bits)) << shift) | (e & low), a value of
 # 8W - bits bits. Raw is planar: raw[b * n + i] is byte b (little-endian) of r_i, for b in
 # [0, W - 1); the last plane holds the top 16 - bits bits of r (a whole byte when bits = 8,
 # the coding-pair layouts of ansz.pairs; fewer when mantissa bits join the code). The
-# code is (field - base) when that is below `lim`, else 255, an *escape*: lim = 256 for a
-# plain 8-bit field (no escapes: every value fits), 255 for a wider one, whose escaped
-# values the caller stores aside (patch_escapes puts them back). Joining adds base back
+# code is (field - base) when that is below 255, else 255, an *escape* of a wide field whose
+# value the caller stores aside (patch_escapes puts it back); a plain 8-bit field has base
+# 0, so 255 is just its value. Joining adds base back
 # modulo 2^bits, so any input decodes to some elements (the content hash catches damage).
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _field_code(e, sh, fmask, b0):
+    """The code byte of element e: field - base, or 255 when that is 255 or more (the
+    escape of a wide field; for a plain 8-bit field, with base 0, 255 is the value itself,
+    so one rule serves both). Below base, the unsigned difference wraps: an escape too."""
+    c = ((e >> sh) & fmask) - b0
+    return np.uint8(min(c, type(c)(255)))
+
+
 @njit(cache=True, nogil=True)
-def split_pairs(elems, shift, bits, base, lim, codes, raw):
+def split_pairs(elems, shift, bits, base, codes, raw):
     """Split unsigned elements into code bytes and planar raw bytes (see above).
 
     elems: uint16/32/64[::1] of n elements; codes: uint8[n]; raw: uint8[n * (width - 1)].
@@ -67,11 +76,9 @@ def split_pairs(elems, shift, bits, base, lim, codes, raw):
     fmask = (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
     low = (np.uint64(1) << sh) - np.uint64(1)
     b0 = np.uint64(base)
-    lm = np.uint64(lim)
     for i in range(n):
         e = np.uint64(elems[i])
-        c = ((e >> sh) & fmask) - b0
-        codes[i] = np.uint8(c) if c < lm else np.uint8(255)
+        codes[i] = _field_code(e, sh, fmask, b0)
         r = ((e >> sb) << sh) | (e & low)
         for b in range(rw):
             raw[b * n + i] = np.uint8(r >> np.uint64(8 * b))
@@ -104,15 +111,13 @@ def _pair_shifts32(shift, bits, base):
 
 
 @njit(cache=True, nogil=True)
-def split_pairs16(elems, shift, bits, base, lim, codes, raw):
+def split_pairs16(elems, shift, bits, base, codes, raw):
     """split_pairs for 16-bit elements in 32-bit arithmetic, which LLVM vectorizes."""
     n = elems.size
     sh, sb, fmask, low, b0 = _pair_shifts32(shift, bits, base)
-    lm = np.uint32(lim)
     for i in range(n):
         e = np.uint32(elems[i])
-        c = ((e >> sh) & fmask) - b0
-        codes[i] = np.uint8(c) if c < lm else np.uint8(255)
+        codes[i] = _field_code(e, sh, fmask, b0)
         raw[i] = np.uint8(((e >> sb) << sh) | (e & low))
 
 
@@ -128,15 +133,13 @@ def join_pairs16(codes, raw, shift, bits, base, elems):
 
 
 @njit(cache=True, nogil=True)
-def split_pairs32(elems, shift, bits, base, lim, codes, raw):
+def split_pairs32(elems, shift, bits, base, codes, raw):
     """split_pairs for 32-bit elements (three raw planes) in 32-bit arithmetic."""
     n = elems.size
     sh, sb, fmask, low, b0 = _pair_shifts32(shift, bits, base)
-    lm = np.uint32(lim)
     for i in range(n):
         e = np.uint32(elems[i])
-        c = ((e >> sh) & fmask) - b0
-        codes[i] = np.uint8(c) if c < lm else np.uint8(255)
+        codes[i] = _field_code(e, sh, fmask, b0)
         r = ((e >> sb) << sh) | (e & low)
         raw[i] = np.uint8(r)
         raw[n + i] = np.uint8(r >> np.uint32(8))

@@ -243,12 +243,12 @@ def split_pairs(data, layout: PairLayout, codes: np.ndarray | None = None,
     from . import _kernels
 
     field = field or plain_field(layout)
-    if not field.check(layout.width):
-        raise ValueError(f"split_pairs: {field} does not fit {layout.name}")
+    if not field.check(layout.width) or (field.bits == 8 and field.base):
+        raise ValueError(f"split_pairs: {field} does not fit {layout.name} (an 8-bit field "
+                         "has base 0: its codes are the values)")
     e = np.ascontiguousarray(elems, dtype=_UINT[layout.width])
     split = {2: _kernels.split_pairs16, 4: _kernels.split_pairs32}.get(layout.width, _kernels.split_pairs)
-    split(e, np.uint32(field.shift), np.uint32(field.bits), np.uint32(field.base),
-          np.uint32(field.lim), codes, raw)
+    split(e, np.uint32(field.shift), np.uint32(field.bits), np.uint32(field.base), codes, raw)
     return codes, raw
 
 
