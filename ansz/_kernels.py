@@ -833,6 +833,58 @@ def huffman_payload_bits(counts):
 
 
 @njit(cache=True, nogil=True)
+def huffman_read_table(buf):
+    """Parse the table ``HuffmanTable.to_bytes`` writes at the start of buf (first and last
+    symbol, then the code lengths of first..last as nibbles, low nibble first, a zero pad
+    nibble if their count is odd) and build huffman_decode's table, as
+    ``HuffmanTable.decode_table`` does. Returns (status, bytes used, T, table): status 0 ok,
+    1 truncated, 2 empty range, 3 nonzero pad nibble, 4 range not starting and ending at a
+    coded symbol, 5 over-subscribed (Kraft sum > 1). Every read is checked; the fill stays
+    within 2^T entries because the Kraft sum is checked first.
+    """
+    empty = np.zeros(1, np.uint16)
+    n = buf.size
+    if n < 2:
+        return 1, 0, 0, empty
+    first = np.int64(buf[0])
+    last = np.int64(buf[1])
+    if last < first:
+        return 2, 0, 0, empty
+    m = last - first + 1
+    used = 2 + (m + 1) // 2
+    if n < used:
+        return 1, 0, 0, empty
+    lengths = np.zeros(256, np.int64)
+    for j in range(m):
+        b = np.int64(buf[2 + j // 2])
+        lengths[first + j] = (b >> 4) if j & 1 else (b & 15)
+    if m % 2 and (np.int64(buf[used - 1]) >> 4):
+        return 3, 0, 0, empty
+    if lengths[first] == 0 or lengths[last] == 0:
+        return 4, 0, 0, empty
+    kraft = 0
+    T = 0
+    for s in range(256):
+        L = lengths[s]
+        if L > 0:
+            kraft += 1 << (15 - L)
+            T = max(T, L)
+    if kraft > 1 << 15:
+        return 5, 0, 0, empty
+    table = np.zeros(1 << T, np.uint16)
+    pos = 0
+    for L in range(1, T + 1):  # canonical order: by length, then symbol
+        span = 1 << (T - L)
+        for s in range(256):
+            if lengths[s] == L:
+                v = np.uint16((L << 8) | s)
+                for k in range(span):
+                    table[pos + k] = v
+                pos += span
+    return 0, used, T, table
+
+
+@njit(cache=True, nogil=True)
 def huffman_decode(buf, table, table_log, out):
     """Decode out.size symbols from buf (uint8[::1]) with a canonical-code lookup table.
 

@@ -177,6 +177,11 @@ def encode_prefix_stream(symbols: np.ndarray, table) -> bytes:
     return b"".join((bytes([method]), table.to_bytes(), data.data))
 
 
+_TABLE_STATUS = {1: "is truncated", 2: "symbol range is empty", 3: "has a nonzero pad nibble",
+                 4: "range does not start and end at symbols",
+                 5: "is over-subscribed (Kraft sum > 1)"}
+
+
 def decode_prefix_stream(blob, count: int, out: np.ndarray | None = None) -> np.ndarray:
     """Decode a HUFFMAN or QLC stream (method byte included) into ``count`` uint8 symbols.
 
@@ -186,19 +191,27 @@ def decode_prefix_stream(blob, count: int, out: np.ndarray | None = None) -> np.
     and end in zero padding bits, with no byte after the last code. Any failure raises
     CorruptDataError. ``out``, if given, is a contiguous uint8 array of ``count`` entries.
     """
-    from . import huffman, qlc
+    from . import qlc
 
     mv = memoryview(blob).cast("B")
     if len(mv) == 0:
         raise CorruptDataError("empty stream")
     method = mv[0]
-    if method == HUFFMAN:
-        module, cls = huffman, huffman.HuffmanTable
-    elif method == QLC:
-        module, cls = qlc, qlc.QlcTable
-    else:
+    if method == HUFFMAN:  # table parsed and built in one kernel: small streams are common
+        buf = np.frombuffer(mv, np.uint8, len(mv) - 1, 1)
+        buf.flags.writeable = False  # one kernel type whatever the buffer's owner
+        status, used, T, table = _kernels.huffman_read_table(buf)
+        if status:
+            raise CorruptDataError(f"Huffman table {_TABLE_STATUS[status]}")
+        data = buf[used:]
+        if data.size > count * T // 8 + 1:
+            raise CorruptDataError("Huffman stream is longer than n codes can be")
+        out = output_array(out, count)
+        check_status(_kernels.huffman_decode(data, table, np.int64(T), out), "Huffman")
+        return out
+    if method != QLC:
         raise CorruptDataError(f"stream method {method} is not a prefix code")
-    table, used = cls.read(mv[1:])
+    table, used = qlc.QlcTable.read(mv[1:])
     data = np.frombuffer(mv, np.uint8, len(mv) - 1 - used, 1 + used)
     data.flags.writeable = False  # one kernel type whatever the buffer's owner
-    return module.decode(data, count, table, output_array(out, count))
+    return qlc.decode(data, count, table, output_array(out, count))

@@ -219,3 +219,19 @@ def test_huffman_payload_bits_matches_a_heap_huffman(counts):
         total += w
         heapq.heappush(heap, w)
     assert huffman_payload_bits(np.array(counts, np.int64).reshape(-1)) == total
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(0, 1000), min_size=2, max_size=256))
+def test_stream_table_kernel_builds_what_the_table_class_builds(counts):
+    """The one-kernel parse + build used when decoding streams equals HuffmanTable's."""
+    from ansz._kernels import huffman_read_table
+
+    counts = np.array(counts + [0] * (256 - len(counts)), np.int64)
+    if np.count_nonzero(counts) == 0:
+        return
+    t = huffman.HuffmanTable.from_counts(counts)
+    blob = t.to_bytes()
+    status, used, T, table = huffman_read_table(np.frombuffer(blob + b"\x55", np.uint8))
+    assert (status, used, T) == (0, len(blob), t.max_length)
+    np.testing.assert_array_equal(table, t.decode_table())
