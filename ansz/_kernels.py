@@ -61,6 +61,15 @@ def _field_code(e, sh, fmask, b0):
     return np.uint8(min(c, type(c)(255)))
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _pair_shifts(shift, bits, base, one):
+    """(shift, shift + bits, field mask, low mask, base) in the type of ``one`` (np.uint32(1)
+    for the 16/32-bit kernels, which LLVM vectorizes, np.uint64(1) for the generic ones)."""
+    t = type(one)
+    sh = t(shift)
+    return sh, sh + t(bits), (one << t(bits)) - one, (one << sh) - one, t(base)
+
+
 @njit(cache=True, nogil=True)
 def split_pairs(elems, shift, bits, base, codes, raw):
     """Split unsigned elements into code bytes and planar raw bytes (see above).
@@ -71,11 +80,7 @@ def split_pairs(elems, shift, bits, base, codes, raw):
     """
     n = elems.size
     rw = elems.itemsize - 1
-    sh = np.uint64(shift)
-    sb = sh + np.uint64(bits)
-    fmask = (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
-    low = (np.uint64(1) << sh) - np.uint64(1)
-    b0 = np.uint64(base)
+    sh, sb, fmask, low, b0 = _pair_shifts(shift, bits, base, np.uint64(1))
     for i in range(n):
         e = np.uint64(elems[i])
         codes[i] = _field_code(e, sh, fmask, b0)
@@ -89,11 +94,7 @@ def join_pairs(codes, raw, shift, bits, base, elems):
     """Inverse of split_pairs: elems[i] = code/raw merged. Sizes checked by the caller."""
     n = elems.size
     rw = elems.itemsize - 1
-    sh = np.uint64(shift)
-    sb = sh + np.uint64(bits)
-    fmask = (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
-    low = (np.uint64(1) << sh) - np.uint64(1)
-    b0 = np.uint64(base)
+    sh, sb, fmask, low, b0 = _pair_shifts(shift, bits, base, np.uint64(1))
     for i in range(n):
         r = np.uint64(0)
         for b in range(rw):
@@ -102,19 +103,11 @@ def join_pairs(codes, raw, shift, bits, base, elems):
         elems[i] = ((r >> sh) << sb) | (t << sh) | (r & low)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _pair_shifts32(shift, bits, base):
-    """(shift, shift + bits, field mask, low mask, base) as uint32, for the 16/32-bit kernels."""
-    sh = np.uint32(shift)
-    return (sh, sh + np.uint32(bits), (np.uint32(1) << np.uint32(bits)) - np.uint32(1),
-            (np.uint32(1) << sh) - np.uint32(1), np.uint32(base))
-
-
 @njit(cache=True, nogil=True)
 def split_pairs16(elems, shift, bits, base, codes, raw):
     """split_pairs for 16-bit elements in 32-bit arithmetic, which LLVM vectorizes."""
     n = elems.size
-    sh, sb, fmask, low, b0 = _pair_shifts32(shift, bits, base)
+    sh, sb, fmask, low, b0 = _pair_shifts(shift, bits, base, np.uint32(1))
     for i in range(n):
         e = np.uint32(elems[i])
         codes[i] = _field_code(e, sh, fmask, b0)
@@ -125,7 +118,7 @@ def split_pairs16(elems, shift, bits, base, codes, raw):
 def join_pairs16(codes, raw, shift, bits, base, elems):
     """join_pairs for 16-bit elements in 32-bit arithmetic, which LLVM vectorizes."""
     n = elems.size
-    sh, sb, fmask, low, b0 = _pair_shifts32(shift, bits, base)
+    sh, sb, fmask, low, b0 = _pair_shifts(shift, bits, base, np.uint32(1))
     for i in range(n):
         r = np.uint32(raw[i])
         t = (np.uint32(codes[i]) + b0) & fmask
@@ -136,7 +129,7 @@ def join_pairs16(codes, raw, shift, bits, base, elems):
 def split_pairs32(elems, shift, bits, base, codes, raw):
     """split_pairs for 32-bit elements (three raw planes) in 32-bit arithmetic."""
     n = elems.size
-    sh, sb, fmask, low, b0 = _pair_shifts32(shift, bits, base)
+    sh, sb, fmask, low, b0 = _pair_shifts(shift, bits, base, np.uint32(1))
     for i in range(n):
         e = np.uint32(elems[i])
         codes[i] = _field_code(e, sh, fmask, b0)
@@ -150,7 +143,7 @@ def split_pairs32(elems, shift, bits, base, codes, raw):
 def join_pairs32(codes, raw, shift, bits, base, elems):
     """join_pairs for 32-bit elements (three raw planes) in 32-bit arithmetic."""
     n = elems.size
-    sh, sb, fmask, low, b0 = _pair_shifts32(shift, bits, base)
+    sh, sb, fmask, low, b0 = _pair_shifts(shift, bits, base, np.uint32(1))
     for i in range(n):
         r = (np.uint32(raw[i]) | (np.uint32(raw[n + i]) << np.uint32(8))
              | (np.uint32(raw[2 * n + i]) << np.uint32(16)))
