@@ -146,14 +146,14 @@ class HuffmanTable:
         return canonical_codes(self.lengths), self.lengths
 
     def decode_table(self) -> np.ndarray:
-        """uint16[2^max_length]: (length << 8) | symbol per window value, 0 where no code."""
-        T = self.max_length
-        syms, ln, _ = _canonical_order(self.lengths)
-        # In canonical order the codes' windows are consecutive from 0: symbol i fills
-        # 2^(T - len_i) entries; an incomplete code leaves the rest 0 (no code).
-        filled = np.repeat((ln << 8) | syms, np.int64(1) << (T - ln)).astype(np.uint16)
-        table = np.zeros(1 << T, np.uint16)
-        table[:filled.size] = filled
+        """uint16[2^max_length]: (length << 8) | symbol per window value, 0 where no code.
+
+        In canonical order the codes' windows are consecutive from 0: symbol i fills
+        2^(T - len_i) entries; an incomplete code leaves the rest 0 (no code). Built by the
+        kernel that decoding streams uses, from this table's own bytes.
+        """
+        status, _, _, table = _kernels.huffman_read_table(np.frombuffer(self.to_bytes(), np.uint8))
+        assert status == 0  # the lengths were validated when the table was made
         return table
 
     def to_bytes(self) -> bytes:

@@ -224,7 +224,8 @@ def test_huffman_payload_bits_matches_a_heap_huffman(counts):
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.integers(0, 1000), min_size=2, max_size=256))
 def test_stream_table_kernel_builds_what_the_table_class_builds(counts):
-    """The one-kernel parse + build used when decoding streams equals HuffmanTable's."""
+    """The one-kernel parse + build used when decoding equals a table filled from the
+    canonical codes the encoder uses: each code's window of 2^(T - len) entries."""
     from ansz._kernels import huffman_read_table
 
     counts = np.array(counts + [0] * (256 - len(counts)), np.int64)
@@ -234,4 +235,10 @@ def test_stream_table_kernel_builds_what_the_table_class_builds(counts):
     blob = t.to_bytes()
     status, used, T, table = huffman_read_table(np.frombuffer(blob + b"\x55", np.uint8))
     assert (status, used, T) == (0, len(blob), t.max_length)
-    np.testing.assert_array_equal(table, t.decode_table())
+    code, length = t.code_table()
+    expected = np.zeros(1 << T, np.uint16)
+    for sym in np.flatnonzero(length):
+        L = int(length[sym])
+        start = int(code[sym]) << (T - L)
+        expected[start:start + (1 << (T - L))] = (L << 8) | sym
+    np.testing.assert_array_equal(table, expected)
