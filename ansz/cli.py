@@ -928,6 +928,9 @@ def main(argv: list[str] | None = None, prog_name: str | None = "ansz") -> Any:
     """Console-script entry point (``ansz``); ``python -m ansz`` calls it too."""
     import signal
 
+    from ._numba_env import skip_optional_numba_imports
+
+    skip_optional_numba_imports()  # -0.35 s of start-up where scipy is installed
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_terminated)
     return cli.main(args=argv, prog_name=prog_name)
