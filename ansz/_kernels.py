@@ -151,18 +151,61 @@ def join_pairs32(codes, raw, shift, bits, base, elems):
         elems[i] = ((r >> sh) << sb) | (t << sh) | (r & low)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _next_escape(codes, words, i):
+    """The first index >= i whose code is 255, or codes.size. words is codes[:8 * (size //
+    8)] viewed as uint64: a word of 8 codes without a 255 (a zero byte of the complemented
+    word) is skipped whole, since escapes are rare."""
+    n = codes.size
+    while i < n:
+        if i % 8 == 0 and i + 8 <= n:
+            x = ~words[i // 8]
+            if ((x - np.uint64(0x0101010101010101)) & ~x & np.uint64(0x8080808080808080)) == 0:
+                i += 8
+                continue
+        if codes[i] == 255:
+            return i
+        i += 1
+    return n
+
+
 @njit(cache=True, nogil=True)
-def patch_escapes(where, escaped, shift, bits, elems):
-    """Put escaped field values back: element where[k] gets field value escaped[k] (uint16,
-    taken modulo 2^bits). where.size == escaped.size and every where[k] < elems.size
-    (checked by the caller)."""
+def gather_escapes(codes, elems, shift, bits, escaped):
+    """Write the field value (e >> shift) & (2^bits - 1) of each element whose code is 255,
+    in element order, to escaped (uint16), at most escaped.size of them; returns how many
+    codes are 255. codes.size == elems.size (checked by the caller)."""
+    sh = np.uint64(shift)
+    fmask = (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
+    words = codes[:codes.size // 8 * 8].view(np.uint64)
+    k = 0
+    i = _next_escape(codes, words, 0)
+    while i < codes.size:
+        if k < escaped.size:
+            escaped[k] = np.uint16((np.uint64(elems[i]) >> sh) & fmask)
+        k += 1
+        i = _next_escape(codes, words, i + 1)
+    return k
+
+
+@njit(cache=True, nogil=True)
+def patch_escapes(codes, escaped, shift, bits, elems):
+    """Put escaped field values back: the k-th element whose code is 255 gets field value
+    escaped[k] (uint16, taken modulo 2^bits), for k < escaped.size. Returns how many codes
+    are 255: a count other than escaped.size means a corrupt chunk. codes.size ==
+    elems.size (checked by the caller)."""
     sh = np.uint64(shift)
     fmask = (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
     keep = ~(fmask << sh)
-    for k in range(where.size):
-        i = where[k]
-        t = np.uint64(escaped[k]) & fmask
-        elems[i] = (np.uint64(elems[i]) & keep) | (t << sh)
+    words = codes[:codes.size // 8 * 8].view(np.uint64)
+    k = 0
+    i = _next_escape(codes, words, 0)
+    while i < codes.size:
+        if k < escaped.size:
+            t = np.uint64(escaped[k]) & fmask
+            elems[i] = (np.uint64(elems[i]) & keep) | (t << sh)
+        k += 1
+        i = _next_escape(codes, words, i + 1)
+    return k
 
 
 @njit(cache=True, nogil=True)

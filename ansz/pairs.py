@@ -256,10 +256,13 @@ def escaped_values(data, layout: PairLayout, codes: np.ndarray, field: Field) ->
     """The field values (uint16, in element order) of the elements whose code escaped."""
     if field.lim == 256:
         return np.zeros(0, np.uint16)
-    where = np.flatnonzero(codes == 255)
-    vals = _as_elements(data, layout)[where].astype(np.uint64)
-    t = (vals >> np.uint64(field.shift)) & np.uint64((1 << field.bits) - 1)
-    return t.astype(np.uint16)
+    from . import _kernels
+
+    elems = np.ascontiguousarray(_as_elements(data, layout), dtype=_UINT[layout.width])
+    escaped = np.empty(elems.size, np.uint16)  # only the pages written are touched
+    count = _kernels.gather_escapes(_codes(codes, elems.size), elems, np.uint32(field.shift),
+                                    np.uint32(field.bits), escaped)
+    return escaped[:count].copy()
 
 
 def patch_escapes(codes: np.ndarray, escaped: np.ndarray, layout: PairLayout, out: np.ndarray,
@@ -270,13 +273,19 @@ def patch_escapes(codes: np.ndarray, escaped: np.ndarray, layout: PairLayout, ou
     """
     from . import _kernels
 
-    where = np.flatnonzero(codes == 255)  # vectorized; escapes are rare
-    if where.size != escaped.size:
-        return False
-    _kernels.patch_escapes(where, np.ascontiguousarray(escaped, np.uint16),
-                           np.uint32(field.shift), np.uint32(field.bits),
-                           out.view(_UINT[layout.width]))
-    return True
+    elems = out.view(_UINT[layout.width])
+    count = _kernels.patch_escapes(_codes(codes, elems.size),
+                                   np.ascontiguousarray(escaped, np.uint16),
+                                   np.uint32(field.shift), np.uint32(field.bits), elems)
+    return count == escaped.size
+
+
+def _codes(codes: np.ndarray, n: int) -> np.ndarray:
+    """``codes`` as the kernels take them: C-contiguous uint8, one per element."""
+    codes = np.ascontiguousarray(codes, np.uint8)
+    if codes.size != n:
+        raise ValueError("codes and elements differ in number")
+    return codes
 
 
 def join_pairs(codes: np.ndarray, raw: np.ndarray, layout: PairLayout, out: np.ndarray,

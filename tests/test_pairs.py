@@ -71,3 +71,30 @@ def test_unknown_and_wide_integer_dtypes_fall_back_to_bytes():
 def test_partial_element_is_rejected():
     with pytest.raises(ValueError):
         split_pairs(b"\x00\x01\x02", PAIR_LAYOUTS["BF16"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 70), st.data())
+def test_escape_gather_and_patch_match_a_plain_scan(n, data):
+    # The kernels skip 8-code words without a 255; escapes anywhere (word edges, the
+    # n % 8 tail) must be found in order, and a count mismatch reported.
+    from ansz.pairs import Field, escaped_values, patch_escapes
+
+    layout = PAIR_LAYOUTS["BF16"]
+    field = Field(4, 11, 3)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    elems = rng.integers(0, 1 << 16, n).astype("<u2")
+    codes = rng.integers(250, 256, n).astype(np.uint8)  # ~1/6 escapes
+    where = np.flatnonzero(codes == 255)
+    expect = ((elems[where] >> 4) & 0x7FF).astype(np.uint16)
+    got = escaped_values(elems.tobytes(), layout, codes, field)
+    assert got.dtype == np.uint16 and got.tolist() == expect.tolist()
+
+    out = elems.copy()
+    out[where] &= ~np.uint16(0x7FF << 4)  # clear the escaped fields, then put them back
+    assert patch_escapes(codes, expect, layout, out.view(np.uint8), field)
+    assert out.tobytes() == elems.tobytes()
+    if where.size:
+        assert not patch_escapes(codes, expect[:-1], layout, out.view(np.uint8), field)
+    assert not patch_escapes(codes, np.append(expect, np.uint16(1)), layout,
+                             out.view(np.uint8), field)
