@@ -338,6 +338,41 @@ def field_costs(hist):
     return costs, bases
 
 
+@njit(cache=True, nogil=True)
+def choose_field(h12, raw, raw_coded):
+    """The cheapest field among those priced by field_costs for each top t (row t of h12,
+    int64[tops, 4096]): returns (t, k, base, cost) for width 8 + k; ties go to the smaller
+    t, then k. With raw_coded, the 8-bit field's raw byte (histogram raw[t], int64[tops,
+    256]) is priced coded where that saves 1/64 (MIN_GAIN) as encode_stream would code it:
+    entropy + 0.1% + 36 bytes of header and states + 1.2 bytes a table entry; else stored.
+    Without elements every cost is inf and the answer is (0, 0, 0, inf).
+    """
+    best_t, best_k, best_base, best_cost = 0, 0, np.int64(0), np.inf
+    for t in range(h12.shape[0]):
+        costs, bases = field_costs(h12[t])
+        if raw_coded:
+            n = np.int64(0)
+            first, last = -1, -1
+            for v in range(256):
+                n += raw[t, v]
+                if raw[t, v] > 0:
+                    if first < 0:
+                        first = v
+                    last = v
+            if n > 0:
+                byte_cost = 2.0  # a one-value byte: a CONSTANT stream
+                if last > first:
+                    byte_cost = (_entropy_bits(raw[t], 0, 256) * 1.001 / 8.0 + 36.0
+                                 + 1.2 * (last - first + 1))
+                    if byte_cost >= n * (1.0 - 1.0 / 64.0):
+                        byte_cost = np.float64(n)
+                costs[0] += byte_cost - n
+        for k in range(5):
+            if costs[k] < best_cost:
+                best_t, best_k, best_base, best_cost = t, k, bases[k], costs[k]
+    return best_t, best_k, best_base, best_cost
+
+
 # --------------------------------------------------------------------------- bit packing
 #
 # Sliced packing of k-bit fields (k in 1, 2, 4; m = 8 / k fields per byte): for n values,

@@ -170,35 +170,23 @@ def _fold(hist: np.ndarray, layout: PairLayout) -> tuple[np.ndarray, np.ndarray 
     return _kernels.fold_u16_histogram(np.ascontiguousarray(hist, np.int64), tops)
 
 
-def _raw_byte_cost(raw: np.ndarray, n: int) -> float:
-    """Predicted bytes of a 16-bit float's raw byte (histogram ``raw``) under an 8-bit
-    field: stored, or rANS-coded where that saves MIN_GAIN as codec.encode_stream does. Norm
-    weights and other narrow tensors have skewed mantissas."""
-    from .coders import entropy_bits
-
-    present = np.flatnonzero(raw)
-    if present.size < 2:
-        return 2.0
-    coded = entropy_bits(raw) * 1.001 / 8 + 36 + 1.2 * (present[-1] - present[0] + 1)
-    return coded if coded < n * (1 - 1 / 64) else float(n)
-
-
 def best_field(hist: np.ndarray, layout: PairLayout) -> tuple[Field, float]:
-    """:func:`choose_field` from a :func:`field_histogram`. Ties go to the first top."""
+    """:func:`choose_field` from a :func:`field_histogram`. Ties go to the first top.
+
+    For 16-bit floats the 8-bit field's raw byte is priced coded where that pays (norm
+    weights and other narrow tensors have skewed mantissas); one kernel call
+    (``_kernels.choose_field``) prices every candidate.
+    """
     from . import _kernels
 
-    best, best_cost = None, np.inf
     tops, raws = _fold(hist, layout)
-    for i, top in enumerate(FIELD_TOPS[layout.name]):
-        costs, bases = _kernels.field_costs(np.ascontiguousarray(tops[i], np.int64))
-        n = int(tops[i].sum())
-        if raws is not None and n:  # the 8-bit field's raw byte may be worth coding
-            costs[0] += _raw_byte_cost(raws[i], n) - n
-        k = int(np.argmin(costs))
-        if best is None or costs[k] < best_cost:  # all inf only without elements: 8 bits
-            bits = MIN_FIELD_BITS + k
-            best, best_cost = Field(top - bits, bits, int(bases[k])), float(costs[k])
-    return best, best_cost
+    tops = np.ascontiguousarray(tops, np.int64)
+    raw_coded = raws is not None
+    if not raw_coded:
+        raws = np.zeros((tops.shape[0], 256), np.int64)
+    t, k, base, cost = _kernels.choose_field(tops, raws, raw_coded)
+    bits = MIN_FIELD_BITS + k
+    return Field(FIELD_TOPS[layout.name][t] - bits, bits, int(base)), float(cost)
 
 
 def field_code_counts(hist: np.ndarray, field: Field, layout: PairLayout
