@@ -904,6 +904,59 @@ def huffman_payload_bits(counts):
 
 
 @njit(cache=True, nogil=True)
+def package_merge(weights, limit):
+    """Optimal code lengths (int64[m]) with every length <= limit for weights (int64[m],
+    m >= 2, ascending, 2^limit >= m, both checked by the caller), by package-merge.
+
+    List 0 is the leaves; list d merges the leaves with the pairwise sums ("packages") of
+    list d - 1, stably, a leaf first on ties. The first 2m - 2 items of the last list are
+    chosen; a chosen prefix of list d holds the a lightest leaves and p - a packages, which
+    choose the first 2(p - a) items of list d - 1; a leaf's length is the number of lists
+    whose chosen prefix holds it. Lists have at most 2m items; returns all zeros if a
+    chosen prefix would be longer than its list (impossible for valid input).
+    """
+    m = weights.size
+    lengths = np.zeros(m, np.int64)
+    leaf = np.zeros((limit, 2 * m), np.uint8)  # leaf[d, q]: item q of list d is a leaf
+    size = np.zeros(limit, np.int64)
+    cur = np.empty(2 * m, np.int64)
+    nxt = np.empty(2 * m, np.int64)
+    cur[:m] = weights
+    leaf[0, :m] = 1
+    size[0] = m
+    for d in range(1, limit):
+        npk = size[d - 1] // 2
+        i = 0
+        j = 0
+        o = 0
+        while i < m or j < npk:
+            if j < npk:
+                pk = cur[2 * j] + cur[2 * j + 1]
+            if j >= npk or (i < m and weights[i] <= pk):
+                nxt[o] = weights[i]
+                leaf[d, o] = 1
+                i += 1
+            else:
+                nxt[o] = pk
+                j += 1
+            o += 1
+        size[d] = o
+        cur, nxt = nxt, cur
+    p = 2 * m - 2
+    for d in range(limit - 1, -1, -1):
+        if p > size[d]:
+            lengths[:] = 0
+            return lengths
+        a = 0
+        for q in range(p):
+            a += leaf[d, q]
+        for q in range(a):
+            lengths[q] += 1
+        p = 2 * (p - a)
+    return lengths
+
+
+@njit(cache=True, nogil=True)
 def huffman_read_table(buf):
     """Parse the table ``HuffmanTable.to_bytes`` writes at the start of buf (first and last
     symbol, then the code lengths of first..last as nibbles, low nibble first, a zero pad

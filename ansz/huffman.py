@@ -4,8 +4,8 @@ Code lengths come from **package-merge** (Larmore & Hirschberg 1990), which give
 optimal prefix code among those with every length <= ``limit``; when the limit does not
 bind it is a Huffman code. (zstd's HUF instead builds an unlimited Huffman tree and then
 repairs over-long lengths with a heuristic, ``HUF_setMaxHeight``, which is faster and
-slightly suboptimal; at 256 symbols package-merge costs a few milliseconds in numpy, so
-ansz takes the exact answer.) The default limit is 11 bits, zstd's default HUF table log;
+slightly suboptimal; at 256 symbols package-merge costs ~20 us in numba, so ansz takes
+the exact answer.) The default limit is 11 bits, zstd's default HUF table log;
 decoder tables have ``2^max_length`` uint16 entries (4 KiB at 11 bits).
 
 Codes are canonical (deflate's rule): symbols sorted by (length, symbol) get consecutive
@@ -49,9 +49,10 @@ def _check_counts(counts) -> np.ndarray:
 def code_lengths(counts, limit: int = DEFAULT_LIMIT) -> np.ndarray:
     """Optimal code lengths (uint8[256], 0 for absent symbols) with every length <= limit.
 
-    Package-merge: item lists for depths limit..1, each the leaves merged (stably, leaves
-    first on ties) with the pairs ("packages") of the list below; the first 2m - 2 items of
-    the last list are chosen and a symbol's length is the number of chosen items holding it.
+    Package-merge (``_kernels.package_merge``): item lists for depths limit..1, each the
+    leaves merged (stably, leaves first on ties) with the pairs ("packages") of the list
+    below; the first 2m - 2 items of the last list are chosen and a symbol's length is the
+    number of chosen items holding it.
     """
     counts = _check_counts(counts)
     present = np.flatnonzero(counts)
@@ -64,17 +65,8 @@ def code_lengths(counts, limit: int = DEFAULT_LIMIT) -> np.ndarray:
         return lengths
     if not 1 <= limit <= MAX_LIMIT or (1 << limit) < m:
         raise ValueError(f"cannot code {m} symbols with lengths <= {limit}")
-    idx = np.argsort(counts[present], kind="stable")
-    leaf_w = counts[present][idx]
-    leaf_v = np.eye(m, dtype=np.int16)  # row r: which leaves item r contains
-    cur_w, cur_v = leaf_w, leaf_v
-    for _ in range(limit - 1):
-        k = cur_w.size // 2 * 2
-        all_w = np.concatenate((leaf_w, cur_w[0:k:2] + cur_w[1:k:2]))
-        all_v = np.concatenate((leaf_v, cur_v[0:k:2] + cur_v[1:k:2]))
-        order = np.argsort(all_w, kind="stable")
-        cur_w, cur_v = all_w[order], all_v[order]
-    lengths[present[idx]] = cur_v[:2 * m - 2].sum(axis=0)
+    idx = np.argsort(counts[present], kind="stable")  # ties: the smaller symbol first
+    lengths[present[idx]] = _kernels.package_merge(counts[present][idx], np.int64(limit))
     return lengths
 
 
