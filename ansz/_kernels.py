@@ -578,7 +578,7 @@ def normalize_counts(counts, scale_bits):
 def _enc_put(x, s, enc, out, ptr):
     """Encode symbol s into state x (uint64 in [RANS_L, 2^31)); may emit one word at out[ptr-1].
 
-    enc[8*s : 8*s+5] = (x_max, rcp_freq, rcp_shift, bias, cmpl_freq), from rans._encoder_table.
+    enc[8*s : 8*s+5] = (x_max, rcp_freq, rcp_shift, bias, cmpl_freq), from encoder_table.
     Returns the new (x, ptr). x // freq is computed as a multiply by a fixed-point reciprocal
     (ryg's RansEncPutSymbol), exact because x < 2^31.
     """
@@ -594,10 +594,74 @@ def _enc_put(x, s, enc, out, ptr):
 
 
 @njit(cache=True, nogil=True)
+def encoder_table(freq, scale_bits):
+    """uint64[256 * 8]: symbol s at [8s, 8s+5) = (x_max, rcp_freq, rcp_shift, bias, cmpl_freq)
+    for freq (uint32[256]) summing to M = 2^scale_bits.
+
+    As ryg's RansEncSymbolInit: x // freq becomes a multiply by a fixed-point reciprocal,
+    exact for x < 2^31 (Alverson); freq == 1 uses rcp = 2^32 - 1 with a compensating bias.
+    x_max = ((RANS_L >> scale_bits) << 16) * freq < 2^31, so nothing here overflows uint64.
+    """
+    enc = np.zeros(256 * 8, np.uint64)
+    M = np.uint64(1) << np.uint64(scale_bits)
+    unit = np.uint64((RANS_L >> scale_bits) << 16)
+    start = np.uint64(0)
+    for s in range(256):
+        f = np.uint64(freq[s])
+        k = 8 * s
+        enc[k] = unit * f
+        enc[k + 4] = M - f
+        if f >= np.uint64(2):
+            shift = np.uint64(1)  # ceil(log2(f))
+            while (np.uint64(1) << shift) < f:
+                shift += np.uint64(1)
+            enc[k + 1] = ((np.uint64(1) << (shift + np.uint64(31))) + f - np.uint64(1)) // f
+            enc[k + 2] = shift - np.uint64(1)
+            enc[k + 3] = start
+        else:
+            enc[k + 1] = np.uint64(0xFFFFFFFF)
+            enc[k + 3] = start + M - np.uint64(1)
+        start += f
+    return enc
+
+
+@njit(cache=True, nogil=True)
+def coded_bits(counts, freq, scale_bits):
+    """Bits of the rANS words for counts (int64[256]) under freq (every counted symbol has
+    freq >= 1): sum(counts[s] * (scale_bits - log2 freq[s])), the cross-entropy."""
+    acc = 0.0
+    for s in range(256):
+        if counts[s] > 0:
+            acc += np.float64(counts[s]) * (scale_bits - np.log2(np.float64(freq[s])))
+    return acc
+
+
+@njit(cache=True, nogil=True)
+def write_varints(freq, out):
+    """Write freq (uint32, each < 2^14) as LEB128 varints into out (uint8, >= 2 * freq.size
+    + 1 bytes): 1 byte below 128, else the low 7 bits with bit 7 set, then the rest; then a
+    zero byte if the count so far is odd. Returns the bytes written."""
+    p = 0
+    for i in range(freq.size):
+        f = np.uint32(freq[i])
+        if f >= np.uint32(128):
+            out[p] = np.uint8((f & np.uint32(127)) | np.uint32(128))
+            out[p + 1] = np.uint8(f >> np.uint32(7))
+            p += 2
+        else:
+            out[p] = np.uint8(f)
+            p += 1
+    if p % 2:
+        out[p] = 0
+        p += 1
+    return p
+
+
+@njit(cache=True, nogil=True)
 def rans_encode(codes, enc, out):
     """Encode uint8 codes with NSTATES interleaved rANS states into out (uint16[::1]).
 
-    enc: uint64[256 * 8] from rans._encoder_table; only rows of symbols with freq >= 1 may be
+    enc: uint64[256 * 8] from encoder_table; only rows of symbols with freq >= 1 may be
     used, which holds because the caller builds the table from these codes' histogram.
     out must have at least codes.size + 2 * NSTATES words: a symbol emits at most one word
     because freq >= 1 and scale_bits < 16. Words are written backwards

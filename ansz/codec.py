@@ -86,18 +86,15 @@ def rans_plan(counts: np.ndarray) -> tuple[int, np.ndarray, float]:
     The predicted size covers the words only (cross-entropy plus the final states), not the
     stream header or table. 14-bit tables are chosen when they cut the coded bits by more
     than :data:`HIGH_SCALE_MIN_GAIN`; that happens on high-entropy streams with many rare
-    symbols (fp8 bytes), while bf16 exponents keep 12 bits and the decoder's slot tables
-    stay in L1. Needs at least two present symbols.
+    symbols (fp8 bytes, wide float fields), while plain bf16 exponents keep 12 bits and the
+    decoder's slot tables stay in L1. Needs at least two present symbols.
     """
-    present = counts > 0
-
-    def bits(scale_bits: int, freq: np.ndarray) -> float:
-        return float((counts[present] * (scale_bits - np.log2(freq[present]))).sum())
-
+    k = _kernels()
+    counts = np.ascontiguousarray(counts, np.int64)
     freq = rans.normalize_counts(counts, rans.SCALE_BITS)
-    cost, scale = bits(rans.SCALE_BITS, freq), rans.SCALE_BITS
+    cost, scale = k.coded_bits(counts, freq, np.int64(rans.SCALE_BITS)), rans.SCALE_BITS
     high = rans.normalize_counts(counts, rans.SCALE_BITS_HIGH)
-    high_cost = bits(rans.SCALE_BITS_HIGH, high)
+    high_cost = k.coded_bits(counts, high, np.int64(rans.SCALE_BITS_HIGH))
     if high_cost < cost * (1 - HIGH_SCALE_MIN_GAIN):
         freq, cost, scale = high, high_cost, rans.SCALE_BITS_HIGH
     return scale, freq, cost / 8 + 4 * rans.NSTATES
@@ -121,15 +118,11 @@ def varint_table(freq: np.ndarray) -> bytes:
     """Frequencies (each < 2^14) as LEB128 varints: 1 byte below 128, else 2 (low 7 bits
     with the high bit set, then the rest), then a zero byte if that makes an odd count, so
     the rANS words that follow a 4-byte header stay 2-byte aligned."""
-    f = np.asarray(freq, np.int64)
-    if (f >= 1 << 14).any():
+    f = np.ascontiguousarray(freq, np.uint32)
+    if f.size and int(f.max()) >= 1 << 14:
         raise ValueError("varint_table: frequencies must be below 2^14")
-    two = f >= 128
-    out = np.empty(f.size + int(two.sum()), np.uint8)
-    pos = np.arange(f.size) + np.concatenate(([0], np.cumsum(two)[:-1]))
-    out[pos] = np.where(two, (f & 127) | 128, f)
-    out[pos[two] + 1] = f[two] >> 7
-    return out.tobytes() + (b"\0" if out.size % 2 else b"")
+    out = np.empty(2 * f.size + 1, np.uint8)
+    return out[:_kernels().write_varints(f, out)].tobytes()
 
 
 def read_varint_table(mv: memoryview, start: int, freq: np.ndarray) -> int:

@@ -58,29 +58,6 @@ def check_freq_table(freq: np.ndarray, scale_bits: int = SCALE_BITS) -> None:
         raise CorruptDataError("rANS frequency table has fewer than two symbols")
 
 
-def _encoder_table(freq: np.ndarray, scale_bits: int) -> np.ndarray:
-    """uint64[256 * 8]: symbol s at [8s, 8s+5) = (x_max, rcp_freq, rcp_shift, bias, cmpl_freq).
-
-    As ryg's RansEncSymbolInit: x // freq becomes a multiply by a fixed-point reciprocal,
-    exact for x < 2^31 (Alverson); freq == 1 uses rcp = 2^32 - 1 with a compensating bias.
-    x_max = ((RANS_L >> scale_bits) << 16) * freq < 2^31, so nothing here overflows uint64.
-    """
-    f = freq.astype(np.uint64)
-    start = np.concatenate(([0], np.cumsum(f)[:-1])).astype(np.uint64)
-    M = np.uint64(1 << scale_bits)
-    big = f >= 2
-    shift = np.zeros(256, np.uint64)  # ceil(log2(freq)) for freq >= 2
-    shift[big] = np.ceil(np.log2(f[big].astype(np.float64))).astype(np.uint64)
-    enc = np.zeros((256, 8), np.uint64)
-    enc[:, 0] = np.uint64((RANS_L >> scale_bits) << 16) * f
-    enc[:, 1] = 0xFFFFFFFF
-    enc[big, 1] = ((np.uint64(1) << (shift[big] + np.uint64(31))) + f[big] - np.uint64(1)) // f[big]
-    enc[big, 2] = shift[big] - np.uint64(1)
-    enc[:, 3] = np.where(big, start, start + M - np.uint64(1))
-    enc[:, 4] = M - f
-    return enc.reshape(-1)
-
-
 def encode_symbols(symbols: np.ndarray, freq: np.ndarray, out: np.ndarray | None = None,
                    scale_bits: int = SCALE_BITS) -> np.ndarray:
     """rANS-encode uint8 ``symbols`` with table ``freq``; returns the uint16 word stream.
@@ -97,7 +74,8 @@ def encode_symbols(symbols: np.ndarray, freq: np.ndarray, out: np.ndarray | None
         out = np.empty(symbols.size + 2 * NSTATES, np.uint16)
     elif out.size != symbols.size + 2 * NSTATES or out.dtype != np.uint16:
         raise ValueError("out must hold symbols.size + 2 * NSTATES uint16 words")
-    start = _kernels.rans_encode(symbols, _encoder_table(freq, scale_bits), out)
+    start = _kernels.rans_encode(symbols, _kernels.encoder_table(freq, np.int64(scale_bits)),
+                                 out)
     return out[start:]
 
 
