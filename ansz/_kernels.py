@@ -209,15 +209,16 @@ def patch_escapes(codes, escaped, shift, bits, elems):
 
 
 @njit(cache=True, nogil=True)
-def field_histogram(elems, shift):
-    """Counts (int64[4096]) of the 12-bit field (e >> shift) & 0xFFF of each element.
+def field_histogram(elems, shift, step):
+    """Counts (int64[4096]) of the 12-bit field (e >> shift) & 0xFFF of every step-th
+    element (step >= 1), from the first.
 
     shift + 12 <= 8 * width (checked by the caller). Coarser fields sharing the same top
     bit are sums of adjacent counts, so one pass serves every candidate width.
     """
     counts = np.zeros(4096, np.int64)
     sh = np.uint64(shift)
-    for i in range(elems.size):
+    for i in range(0, elems.size, step):
         counts[(np.uint64(elems[i]) >> sh) & np.uint64(0xFFF)] += 1
     return counts
 
@@ -239,10 +240,11 @@ def _entropy_bits(counts, lo, hi):
 
 
 @njit(cache=True, nogil=True)
-def u16_histogram(elems):
-    """Counts (int64[65536]) of each value of a uint16 array."""
+def u16_histogram(elems, step):
+    """Counts (int64[65536]) of the values of every step-th element of a uint16 array
+    (step >= 1), from the first."""
     counts = np.zeros(65536, np.int64)
-    for i in range(elems.size):
+    for i in range(0, elems.size, step):
         counts[elems[i]] += 1
     return counts
 

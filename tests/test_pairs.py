@@ -98,3 +98,18 @@ def test_escape_gather_and_patch_match_a_plain_scan(n, data):
         assert not patch_escapes(codes, expect[:-1], layout, out.view(np.uint8), field)
     assert not patch_escapes(codes, np.append(expect, np.uint16(1)), layout,
                              out.view(np.uint8), field)
+
+
+@pytest.mark.parametrize("name", ["BF16", "F32"])
+def test_field_histogram_step_counts_every_step_th_element(name):
+    from ansz.pairs import field_histogram
+
+    layout = PAIR_LAYOUTS[name]
+    width = layout.width
+    data = np.random.default_rng(3).integers(0, 256, 1001 * width).astype(np.uint8)
+    whole = data.reshape(-1, width)
+    for step in (1, 2, 3):
+        expect = field_histogram(whole[::step].tobytes(), layout)
+        got = field_histogram(data.tobytes(), layout, step)
+        assert got.sum() == -(-1001 // step) * (got.shape[0] if got.ndim == 2 else 1)
+        assert np.array_equal(got, expect)
