@@ -923,6 +923,109 @@ def huffman_decode(buf, table, table_log, out):
     return _prefix_end_status(buf, pos)
 
 
+QLC_NAREAS = 8  # areas; a 3-bit prefix selects one (ansz/qlc.py)
+QLC_MAX_AREA_BITS = 8  # suffix bits of an area: it holds up to 2^8 ranks
+
+
+@njit(cache=True, nogil=True)
+def qlc_optimal_areas(counts):
+    """Optimal QLC area bits for counts (int64[256], non-negative; checked by the caller).
+
+    Returns (area bits uint8[8], order uint8[n]): order is the n present symbols by
+    decreasing count, ties by increasing symbol (as qlc.rank_order), and the area bits
+    minimize sum(count * (3 + b_area)) with the areas filled in rank order. cost[j] after
+    area k: least bits of ranks [0, j) in areas 0..k, the best of area k empty (kept on
+    ties), a full area of 2^b ranks [j - 2^b, j) for j < n (smaller b kept on ties) or,
+    for j = n, an area holding the last 1..2^b ranks (smaller b, then smaller first rank
+    kept on ties). These are the numpy version's candidates and tie-breaks, and its costs:
+    float64 sums of the int64 prefix sums, evaluated in the same order, so the two return
+    the same bits. Used areas are returned first, in order; empty areas last with 0 bits.
+
+    Every index is below n + 1 <= counts.size + 1, or 8. With n <= 256 area 7 alone can
+    hold every rank, so cost[n] ends finite and the backtrack ends at rank 0.
+    """
+    n = np.int64(0)
+    for s in range(counts.size):
+        if counts[s] > 0:
+            n += 1
+    present = np.empty(n, np.int64)
+    neg = np.empty(n, np.int64)
+    r = np.int64(0)
+    for s in range(counts.size):
+        if counts[s] > 0:
+            present[r] = s
+            neg[r] = -counts[s]
+            r += 1
+    ranked = np.argsort(neg, kind="mergesort")  # stable: equal counts by increasing symbol
+    order = np.empty(n, np.uint8)
+    W = np.zeros(n + 1, np.int64)  # W[j]: total count of ranks [0, j)
+    Wf = np.zeros(n + 1, np.float64)
+    for r in range(n):
+        s = present[ranked[r]]
+        order[r] = np.uint8(s)
+        W[r + 1] = W[r] + counts[s]
+        Wf[r + 1] = np.float64(W[r + 1])
+    bits = np.zeros(QLC_NAREAS, np.uint8)
+    if n == 0:
+        return bits, order
+    cost = np.full(n + 1, np.inf)
+    cost[0] = 0.0
+    new = np.empty(n + 1, np.float64)
+    # choice[k, j]: b of area k when areas 0..k cover ranks [0, j), -1 if area k is empty;
+    # prev[k, j]: the first rank of area k (j if it is empty).
+    choice = np.empty((QLC_NAREAS, n + 1), np.int8)
+    prev = np.empty((QLC_NAREAS, n + 1), np.int64)
+    for k in range(QLC_NAREAS):
+        for j in range(n):
+            best = cost[j]  # area k empty
+            bestb = np.int64(-1)
+            besti = j
+            for b in range(QLC_MAX_AREA_BITS + 1):
+                size = 1 << b
+                if size > j:
+                    break
+                cand = cost[j - size] + np.float64(b) * (Wf[j] - Wf[j - size])
+                if cand < best:
+                    best = cand
+                    bestb = b
+                    besti = j - size
+            new[j] = best
+            choice[k, j] = bestb
+            prev[k, j] = besti
+        best = cost[n]
+        bestb = np.int64(-1)
+        besti = n
+        for b in range(QLC_MAX_AREA_BITS + 1):
+            size = 1 << b
+            fb = np.float64(b)
+            bmin = np.inf  # first minimum over the first rank i of the last area
+            bi = np.int64(-1)
+            for i in range(max(0, n - size), n):
+                cand = cost[i] + fb * (Wf[n] - Wf[i])
+                if cand < bmin:
+                    bmin = cand
+                    bi = i
+            if bmin < best:
+                best = bmin
+                bestb = b
+                besti = bi
+        new[n] = best
+        choice[k, n] = bestb
+        prev[k, n] = besti
+        cost, new = new, cost
+    used = np.zeros(QLC_NAREAS, np.uint8)  # area bits from the last used area back
+    nused = np.int64(0)
+    j = n
+    for k in range(QLC_NAREAS - 1, -1, -1):
+        if choice[k, j] >= 0:
+            used[nused] = np.uint8(choice[k, j])
+            nused += 1
+        j = prev[k, j]
+    for t in range(nused):
+        bits[t] = used[nused - 1 - t]
+    return bits, order
+
+
 @njit(cache=True, nogil=True)
 def qlc_decode(buf, lut, order, out):
     """Decode out.size QLC symbols from buf (uint8[::1]).

@@ -56,49 +56,9 @@ def optimal_areas(counts) -> tuple[np.ndarray, np.ndarray]:
     """Area bits (uint8[8]) minimizing the coded size of ``counts``, and the symbol order.
 
     Areas left without symbols come last and get 0 bits. With no symbols present every area
-    is empty.
+    is empty. The dynamic program (module docstring) runs in ``_kernels.qlc_optimal_areas``.
     """
-    counts = _check_counts(counts)
-    order = rank_order(counts)
-    n = order.size
-    bits = np.zeros(NAREAS, np.uint8)
-    if n == 0:
-        return bits, order
-    W = np.concatenate(([0], np.cumsum(counts[order.astype(np.intp)]))).astype(np.float64)
-    cost = np.full(n + 1, np.inf)
-    cost[0] = 0.0
-    # choice[k, j] = b of area k and prev[k, j] its first rank when areas 0..k cover ranks
-    # [0, j); choice -1: area k is empty (prev = j).
-    choice = np.full((NAREAS, n + 1), -1, np.int64)
-    prev = np.tile(np.arange(n + 1), (NAREAS, 1))
-    for k in range(NAREAS):
-        new = cost.copy()  # area k empty
-        for b in range(MAX_AREA_BITS + 1):
-            size = 1 << b
-            if size < n:  # a full area ending before n: j = i + size
-                j = np.arange(size, n)
-                cand = cost[j - size] + b * (W[j] - W[j - size])
-                better = cand < new[j]
-                new[j[better]] = cand[better]
-                choice[k, j[better]] = b
-                prev[k, j[better]] = j[better] - size
-            i = np.arange(max(0, n - size), n)  # the area that reaches rank n, maybe partial
-            cand = cost[i] + b * (W[n] - W[i])
-            m = int(np.argmin(cand))
-            if cand[m] < new[n]:
-                new[n] = cand[m]
-                choice[k, n] = b
-                prev[k, n] = i[m]
-        cost = new
-    used = []
-    j = n
-    for k in range(NAREAS - 1, -1, -1):
-        if choice[k, j] >= 0:
-            used.append(int(choice[k, j]))
-        j = int(prev[k, j])
-    assert j == 0
-    bits[:len(used)] = used[::-1]
-    return bits, order
+    return _kernels.qlc_optimal_areas(_check_counts(counts))
 
 
 def _area_layout(area_bits: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

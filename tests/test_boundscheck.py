@@ -5,8 +5,9 @@ their loops. With NUMBA_BOUNDSCHECK=1 an out-of-range index raises IndexError in
 reading garbage, so this proves the validation covers every access on this corpus: the only
 outcomes allowed are an exact round trip or CorruptDataError. One subprocess serves every
 decoder (rANS chunks here, the same chunks with HUFFMAN and QLC code streams, fielded
-chunks of every field width, and the Huffman and QLC corpora of their own test modules),
-because each such run compiles all kernels from scratch.
+chunks of every field width, the Huffman and QLC corpora of their own test modules, and
+QLC's optimal areas of random histograms), because each such run compiles all kernels from
+scratch.
 """
 
 import os
@@ -88,7 +89,18 @@ for _ in range(200):
         corrupt += 1
 import tests.test_huffman as th, tests.test_qlc as tq
 prefix = th.damaged_outcomes(np.random.default_rng(8), 200) + tq.damaged_outcomes(np.random.default_rng(8), 200)
-print("done", ok, corrupt, prefix, stream_ok, stream_corrupt, field_ok, field_corrupt)
+from ansz import qlc
+# Optimal areas of random histograms: 0 to 256 symbols, flat to very skewed, small to huge.
+areas = 0
+for trial in range(300):
+    counts = np.zeros(256, np.int64)
+    k = int(rng.integers(0, 257))
+    w = np.exp(-rng.uniform(0, 0.5) * np.arange(k)) * 10.0 ** rng.uniform(0, 12)
+    counts[rng.permutation(256)[:k]] = np.maximum(1, w).astype(np.int64)
+    bits, order = qlc.optimal_areas(counts)
+    assert order.size == k and int((1 << bits.astype(np.int64)).sum()) >= k
+    areas += 1
+print("done", ok, corrupt, prefix, stream_ok, stream_corrupt, field_ok, field_corrupt, areas)
 """
 
 
@@ -99,8 +111,8 @@ def test_decoders_stay_in_bounds_on_damaged_input(tmp_path):
                           text=True, timeout=600, cwd=root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("done"), proc.stdout
-    (ok, corrupt, prefix_corrupt, stream_ok, stream_corrupt, field_ok,
-     field_corrupt) = map(int, proc.stdout.split()[1:])
+    (ok, corrupt, prefix_corrupt, stream_ok, stream_corrupt, field_ok, field_corrupt,
+     areas) = map(int, proc.stdout.split()[1:])
     assert ok + corrupt == 8 * 150 + 200  # every trial finished with one of the two outcomes
     # Damage inside stored raw planes is invisible here (the container's chunk hashes catch
     # it); damage to tables, lengths and rANS words mostly is not.
@@ -112,3 +124,5 @@ def test_decoders_stay_in_bounds_on_damaged_input(tmp_path):
     # Fielded chunks (headers, packed planes, escape streams), through codec.decode_chunk.
     assert field_ok + field_corrupt == 9 * 60
     assert field_corrupt >= 180
+    # QLC's optimal areas: every histogram ran under bounds checking.
+    assert areas == 300

@@ -196,3 +196,79 @@ def test_coder_costs_edge_cases():
                                                       "huffman": 0.0, "qlc": 0.0}
     c = coder_costs(np.bincount([5] * 10, minlength=256))
     assert c["entropy"] == 0 and c["rans"] == 16
+
+
+def optimal_areas_numpy(counts):
+    """The numpy dynamic program that _kernels.qlc_optimal_areas replaced, kept as reference."""
+    counts = np.asarray(counts, np.int64)
+    order = qlc.rank_order(counts)
+    n = order.size
+    bits = np.zeros(qlc.NAREAS, np.uint8)
+    if n == 0:
+        return bits, order
+    W = np.concatenate(([0], np.cumsum(counts[order.astype(np.intp)]))).astype(np.float64)
+    cost = np.full(n + 1, np.inf)
+    cost[0] = 0.0
+    choice = np.full((qlc.NAREAS, n + 1), -1, np.int64)
+    prev = np.tile(np.arange(n + 1), (qlc.NAREAS, 1))
+    for k in range(qlc.NAREAS):
+        new = cost.copy()  # area k empty
+        for b in range(qlc.MAX_AREA_BITS + 1):
+            size = 1 << b
+            if size < n:  # a full area ending before n: j = i + size
+                j = np.arange(size, n)
+                cand = cost[j - size] + b * (W[j] - W[j - size])
+                better = cand < new[j]
+                new[j[better]] = cand[better]
+                choice[k, j[better]] = b
+                prev[k, j[better]] = j[better] - size
+            i = np.arange(max(0, n - size), n)  # the area that reaches rank n, maybe partial
+            cand = cost[i] + b * (W[n] - W[i])
+            m = int(np.argmin(cand))
+            if cand[m] < new[n]:
+                new[n] = cand[m]
+                choice[k, n] = b
+                prev[k, n] = i[m]
+        cost = new
+    used = []
+    j = n
+    for k in range(qlc.NAREAS - 1, -1, -1):
+        if choice[k, j] >= 0:
+            used.append(int(choice[k, j]))
+        j = int(prev[k, j])
+    assert j == 0
+    bits[:len(used)] = used[::-1]
+    return bits, order
+
+
+# Ties (small counts), realistic spreads, totals past 2^53 (float rounding in the costs), and
+# geometric-ish weights over many symbols.
+dp_counts = st.one_of(
+    st.dictionaries(st.integers(0, 255), st.integers(1, 4)),
+    st.dictionaries(st.integers(0, 255), st.integers(1, 10**6)),
+    st.dictionaries(st.integers(0, 255), st.integers(1, 2**52), max_size=40),
+    st.tuples(st.integers(1, 256), st.floats(0.0, 0.3), st.integers(0, 2**32 - 1)).map(
+        lambda a: {int(s): int(1 + 10**6 * np.exp(-a[1] * r))
+                   for r, s in enumerate(np.random.default_rng(a[2]).permutation(256)[:a[0]])}),
+).map(lambda d: np.array([d.get(s, 0) for s in range(256)], np.int64))
+
+
+@settings(max_examples=300, deadline=None)
+@given(counts=dp_counts)
+def test_optimal_areas_kernel_matches_the_numpy_dp(counts):
+    bits, order = qlc.optimal_areas(counts)
+    ref_bits, ref_order = optimal_areas_numpy(counts)
+    assert bits.dtype == np.uint8 and order.dtype == np.uint8
+    np.testing.assert_array_equal(order, ref_order)
+    np.testing.assert_array_equal(bits, ref_bits)
+
+
+@pytest.mark.parametrize("counts", [
+    np.zeros(256, np.int64), np.eye(1, 256, 9, np.int64)[0], np.ones(256, np.int64),
+    np.arange(256, dtype=np.int64)[::-1] + 1, np.full(256, 2**54, np.int64),
+], ids=["none", "one", "all-equal", "all-distinct", "huge"])
+def test_optimal_areas_kernel_matches_the_numpy_dp_edge_cases(counts):
+    bits, order = qlc.optimal_areas(counts)
+    ref_bits, ref_order = optimal_areas_numpy(counts)
+    np.testing.assert_array_equal(order, ref_order)
+    np.testing.assert_array_equal(bits, ref_bits)
