@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _kernels
-from .coders import output_array, as_stream_buffer, check_status, encode_prefix
+from .coders import (_QLC_TABLE_STATUS, output_array, as_stream_buffer, check_status,
+                     encode_prefix)
 from .errors import CorruptDataError
 
 __all__ = ["NAREAS", "PREFIX_BITS", "MAX_AREA_BITS", "QlcTable", "optimal_areas",
@@ -110,10 +111,11 @@ class QlcTable:
         except ValueError as e:
             raise CorruptDataError(f"QLC table: {e}") from None
         order = np.ascontiguousarray(self.order, dtype=np.uint8)
-        if order.ndim != 1 or np.unique(order).size != order.size:
-            raise CorruptDataError("QLC table: symbols must be distinct")
-        if order.size > int((np.int64(1) << bits.astype(np.int64)).sum()):
-            raise CorruptDataError("QLC table: areas hold fewer symbols than listed")
+        if order.ndim != 1:
+            raise CorruptDataError(_QLC_TABLE_STATUS[_kernels.QLC_TABLE_REPEATED_SYMBOL])
+        status, _, _ = _kernels.qlc_build_tables(bits.astype(np.int64), as_stream_buffer(order))
+        if status:  # the checks of streams' tables: distinct symbols that fit the areas
+            raise CorruptDataError(_QLC_TABLE_STATUS[status])
         object.__setattr__(self, "area_bits", bits)
         object.__setattr__(self, "order", order)
 
@@ -134,14 +136,14 @@ class QlcTable:
         return code, length
 
     def decode_tables(self) -> tuple[np.ndarray, np.ndarray]:
-        """(lut uint32[256], rank-to-symbol uint16[capacity]) for ``_kernels.qlc_decode``."""
-        bits = self.area_bits.astype(np.int64)
-        cap = np.int64(1) << bits
-        base = np.concatenate(([0], np.cumsum(cap)[:-1]))
-        entry = (base << 12) | ((cap - 1) << 4) | (PREFIX_BITS + bits)
-        lut = np.repeat(entry, 256 // NAREAS).astype(np.uint32)
-        order = np.full(int(cap.sum()), 0xFFFF, np.uint16)
-        order[:self.order.size] = self.order
+        """(lut uint32[256], rank-to-symbol uint16[capacity]) for ``_kernels.qlc_decode``.
+
+        Built by ``_kernels.qlc_build_tables``, which shares its checks and fill with
+        ``qlc_read_table``, the kernel that decoding streams uses.
+        """
+        status, lut, order = _kernels.qlc_build_tables(self.area_bits.astype(np.int64),
+                                                       as_stream_buffer(self.order))
+        assert status == 0  # validated when the table was made
         return lut, order
 
     def to_bytes(self) -> bytes:
@@ -156,11 +158,11 @@ class QlcTable:
         """Parse a table from the start of ``buf``; returns (table, bytes used)."""
         mv = memoryview(buf).cast("B")
         if len(mv) < 5:
-            raise CorruptDataError("QLC table is truncated")
+            raise CorruptDataError(_QLC_TABLE_STATUS[_kernels.QLC_TABLE_TRUNCATED])
         bits = np.array([(mv[k // 2] >> (4 * (k % 2))) & 15 for k in range(NAREAS)], np.int64)
         n = mv[4] + 1
         if len(mv) < 5 + n:
-            raise CorruptDataError("QLC table is truncated")
+            raise CorruptDataError(_QLC_TABLE_STATUS[_kernels.QLC_TABLE_TRUNCATED])
         return cls(bits, np.frombuffer(mv, np.uint8, n, 5).copy()), 5 + n
 
     @classmethod
