@@ -1120,6 +1120,187 @@ def huffman_decode(buf, table, table_log, out):
     return _prefix_end_status(buf, pos)
 
 
+QLC_NAREAS = 8  # areas; a 3-bit prefix selects one (ansz/qlc.py)
+QLC_MAX_AREA_BITS = 8  # suffix bits of an area: it holds up to 2^8 ranks
+# Table statuses of qlc_read_table / qlc_build_tables (0 = ok); coders._QLC_TABLE_STATUS
+# holds their messages.
+QLC_TABLE_TRUNCATED = 1
+QLC_TABLE_BAD_AREA_BITS = 2  # an area has more than 8 bits (or there are not 8 areas)
+QLC_TABLE_REPEATED_SYMBOL = 3
+QLC_TABLE_TOO_SMALL = 4  # the areas hold fewer ranks than there are symbols
+
+
+@njit(cache=True, nogil=True)
+def qlc_optimal_areas(counts):
+    """Optimal QLC area bits for counts (int64[256], non-negative; checked by the caller).
+
+    Returns (area bits uint8[8], order uint8[n]): order is the n present symbols by
+    decreasing count, ties by increasing symbol (as qlc.rank_order), and the area bits
+    minimize sum(count * (3 + b_area)) with the areas filled in rank order. cost[j] after
+    area k: least bits of ranks [0, j) in areas 0..k, the best of area k empty (kept on
+    ties), a full area of 2^b ranks [j - 2^b, j) for j < n (smaller b kept on ties) or,
+    for j = n, an area holding the last 1..2^b ranks (smaller b, then smaller first rank
+    kept on ties). These are the numpy version's candidates and tie-breaks, and its costs:
+    float64 sums of the int64 prefix sums, evaluated in the same order, so the two return
+    the same bits. Used areas are returned first, in order; empty areas last with 0 bits.
+
+    Every index is below n + 1 <= counts.size + 1, or 8. With n <= 256 area 7 alone can
+    hold every rank, so cost[n] ends finite and the backtrack ends at rank 0.
+    """
+    n = np.int64(0)
+    for s in range(counts.size):
+        if counts[s] > 0:
+            n += 1
+    present = np.empty(n, np.int64)
+    neg = np.empty(n, np.int64)
+    r = np.int64(0)
+    for s in range(counts.size):
+        if counts[s] > 0:
+            present[r] = s
+            neg[r] = -counts[s]
+            r += 1
+    ranked = np.argsort(neg, kind="mergesort")  # stable: equal counts by increasing symbol
+    order = np.empty(n, np.uint8)
+    W = np.zeros(n + 1, np.int64)  # W[j]: total count of ranks [0, j)
+    Wf = np.zeros(n + 1, np.float64)
+    for r in range(n):
+        s = present[ranked[r]]
+        order[r] = np.uint8(s)
+        W[r + 1] = W[r] + counts[s]
+        Wf[r + 1] = np.float64(W[r + 1])
+    bits = np.zeros(QLC_NAREAS, np.uint8)
+    if n == 0:
+        return bits, order
+    cost = np.full(n + 1, np.inf)
+    cost[0] = 0.0
+    new = np.empty(n + 1, np.float64)
+    # choice[k, j]: b of area k when areas 0..k cover ranks [0, j), -1 if area k is empty;
+    # prev[k, j]: the first rank of area k (j if it is empty).
+    choice = np.empty((QLC_NAREAS, n + 1), np.int8)
+    prev = np.empty((QLC_NAREAS, n + 1), np.int64)
+    for k in range(QLC_NAREAS):
+        for j in range(n):
+            best = cost[j]  # area k empty
+            bestb = np.int64(-1)
+            besti = j
+            for b in range(QLC_MAX_AREA_BITS + 1):
+                size = 1 << b
+                if size > j:
+                    break
+                cand = cost[j - size] + np.float64(b) * (Wf[j] - Wf[j - size])
+                if cand < best:
+                    best = cand
+                    bestb = b
+                    besti = j - size
+            new[j] = best
+            choice[k, j] = bestb
+            prev[k, j] = besti
+        best = cost[n]
+        bestb = np.int64(-1)
+        besti = n
+        for b in range(QLC_MAX_AREA_BITS + 1):
+            size = 1 << b
+            fb = np.float64(b)
+            bmin = np.inf  # first minimum over the first rank i of the last area
+            bi = np.int64(-1)
+            for i in range(max(0, n - size), n):
+                cand = cost[i] + fb * (Wf[n] - Wf[i])
+                if cand < bmin:
+                    bmin = cand
+                    bi = i
+            if bmin < best:
+                best = bmin
+                bestb = b
+                besti = bi
+        new[n] = best
+        choice[k, n] = bestb
+        prev[k, n] = besti
+        cost, new = new, cost
+    used = np.zeros(QLC_NAREAS, np.uint8)  # area bits from the last used area back
+    nused = np.int64(0)
+    j = n
+    for k in range(QLC_NAREAS - 1, -1, -1):
+        if choice[k, j] >= 0:
+            used[nused] = np.uint8(choice[k, j])
+            nused += 1
+        j = prev[k, j]
+    for t in range(nused):
+        bits[t] = used[nused - 1 - t]
+    return bits, order
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _qlc_tables(area_bits, symbols):
+    """Validate a QLC table (area bits int64[8], symbols uint8[m] in rank order) and build
+    qlc_decode's (lut uint32[256], order uint16[capacity]); returns (status, lut, order).
+
+    Checks, in QlcTable's order: 8 areas of at most 8 bits, distinct symbols, capacity
+    sum(2^b) >= m. capacity <= 8 * 256 = 2048 once the bits are checked, and the order
+    fill runs over m <= capacity entries.
+    """
+    lut = np.zeros(256, np.uint32)
+    if area_bits.size != QLC_NAREAS:
+        return QLC_TABLE_BAD_AREA_BITS, lut, np.zeros(0, np.uint16)
+    for k in range(QLC_NAREAS):
+        if area_bits[k] < 0 or area_bits[k] > QLC_MAX_AREA_BITS:
+            return QLC_TABLE_BAD_AREA_BITS, lut, np.zeros(0, np.uint16)
+    m = symbols.size
+    seen = np.zeros(256, np.bool_)
+    for r in range(m):
+        s = symbols[r]
+        if seen[s]:
+            return QLC_TABLE_REPEATED_SYMBOL, lut, np.zeros(0, np.uint16)
+        seen[s] = True
+    capacity = np.int64(0)
+    for k in range(QLC_NAREAS):
+        capacity += 1 << area_bits[k]
+    if m > capacity:
+        return QLC_TABLE_TOO_SMALL, lut, np.zeros(0, np.uint16)
+    # lut entry (base << 12) | (mask << 4) | length for every 8-bit window whose top 3 bits
+    # are area k: 32 entries per area.
+    base = np.int64(0)
+    for k in range(QLC_NAREAS):
+        b = area_bits[k]
+        e = np.uint32((base << 12) | (((1 << b) - 1) << 4) | (3 + b))
+        for t in range(32):
+            lut[32 * k + t] = e
+        base += 1 << b
+    order = np.full(capacity, 0xFFFF, np.uint16)
+    for r in range(m):
+        order[r] = np.uint16(symbols[r])
+    return 0, lut, order
+
+
+@njit(cache=True, nogil=True)
+def qlc_build_tables(area_bits, symbols):
+    """qlc_decode's tables for a QLC table given as area bits (int64[8]) and its symbols
+    in rank order (uint8[m]), validated first; returns (status, lut, order) as
+    qlc_read_table."""
+    return _qlc_tables(area_bits, symbols)
+
+
+@njit(cache=True, nogil=True)
+def qlc_read_table(buf):
+    """Parse the table ``QlcTable.to_bytes`` writes at the start of buf (4 bytes of area
+    bits as nibbles, area 2k in the low nibble of byte k; 1 byte m - 1; m symbols), check it
+    as QlcTable does and build qlc_decode's tables. Returns (status, bytes used, lut
+    uint32[256], order uint16[capacity]): status 0 ok, QLC_TABLE_TRUNCATED (buf ends before
+    the table does), QLC_TABLE_BAD_AREA_BITS (a nibble above 8), QLC_TABLE_REPEATED_SYMBOL,
+    QLC_TABLE_TOO_SMALL (capacity below m). Reads stay below 5 + m <= buf.size.
+    """
+    size = buf.size
+    if size < 5:
+        return QLC_TABLE_TRUNCATED, 0, np.zeros(256, np.uint32), np.zeros(0, np.uint16)
+    m = np.int64(buf[4]) + 1
+    if size < 5 + m:
+        return QLC_TABLE_TRUNCATED, 0, np.zeros(256, np.uint32), np.zeros(0, np.uint16)
+    area_bits = np.empty(QLC_NAREAS, np.int64)
+    for k in range(QLC_NAREAS):
+        area_bits[k] = (np.int64(buf[k >> 1]) >> (4 * (k & 1))) & 15
+    status, lut, order = _qlc_tables(area_bits, buf[5:5 + m])
+    return status, (5 + m) if status == 0 else 0, lut, order
+
+
 @njit(cache=True, nogil=True)
 def qlc_decode(buf, lut, order, out):
     """Decode out.size QLC symbols from buf (uint8[::1]).
@@ -1127,8 +1308,8 @@ def qlc_decode(buf, lut, order, out):
     lut: uint32[256] indexed by the top 8 bits of the window; entry = (base << 12) |
     (mask << 4) | length for the area its top 3 bits select: length = 3 + b, mask = 2^b - 1,
     base = first rank of the area. order: uint16[sum of area capacities], the symbol of each
-    rank, 0xFFFF for ranks no symbol has. Built by qlc._decode_tables from validated area
-    bits (b <= 8), so base + mask < order.size and lengths are 3..11: a group of 5 symbols
+    rank, 0xFFFF for ranks no symbol has. Built by _qlc_tables (qlc_read_table,
+    qlc_build_tables) from validated area bits (b <= 8), so base + mask < order.size and lengths are 3..11: a group of 5 symbols
     (<= 55 bits) fits one window. Unused ranks are ORed into `bad` and reported at the end.
     """
     n = out.size

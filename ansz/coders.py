@@ -182,6 +182,17 @@ _TABLE_STATUS = {1: "is truncated", 2: "symbol range is empty", 3: "has a nonzer
                  5: "is over-subscribed (Kraft sum > 1)"}
 
 
+_QLC_TABLE_STATUS = {
+    _kernels.QLC_TABLE_TRUNCATED: "QLC table is truncated",
+    _kernels.QLC_TABLE_BAD_AREA_BITS: "QLC table: area bits must be 8 integers in 0..8",
+    _kernels.QLC_TABLE_REPEATED_SYMBOL: "QLC table: symbols must be distinct",
+    _kernels.QLC_TABLE_TOO_SMALL: "QLC table: areas hold fewer symbols than listed",
+}
+
+#: Longest QLC codeword: 3 prefix bits + 8 suffix bits.
+_QLC_MAX_CODE_BITS = 11
+
+
 def decode_prefix_stream(blob, count: int, out: np.ndarray | None = None) -> np.ndarray:
     """Decode a HUFFMAN or QLC stream (method byte included) into ``count`` uint8 symbols.
 
@@ -191,8 +202,6 @@ def decode_prefix_stream(blob, count: int, out: np.ndarray | None = None) -> np.
     and end in zero padding bits, with no byte after the last code. Any failure raises
     CorruptDataError. ``out``, if given, is a contiguous uint8 array of ``count`` entries.
     """
-    from . import qlc
-
     mv = memoryview(blob).cast("B")
     if len(mv) == 0:
         raise CorruptDataError("empty stream")
@@ -211,7 +220,14 @@ def decode_prefix_stream(blob, count: int, out: np.ndarray | None = None) -> np.
         return out
     if method != QLC:
         raise CorruptDataError(f"stream method {method} is not a prefix code")
-    table, used = qlc.QlcTable.read(mv[1:])
-    data = np.frombuffer(mv, np.uint8, len(mv) - 1 - used, 1 + used)
-    data.flags.writeable = False  # one kernel type whatever the buffer's owner
-    return qlc.decode(data, count, table, output_array(out, count))
+    buf = np.frombuffer(mv, np.uint8, len(mv) - 1, 1)
+    buf.flags.writeable = False  # one kernel type whatever the buffer's owner
+    status, used, lut, order = _kernels.qlc_read_table(buf)  # as for HUFFMAN, one kernel
+    if status:
+        raise CorruptDataError(_QLC_TABLE_STATUS[status])
+    data = buf[used:]
+    if data.size > count * _QLC_MAX_CODE_BITS // 8 + 1:
+        raise CorruptDataError("QLC stream is longer than n codes can be")
+    out = output_array(out, count)
+    check_status(_kernels.qlc_decode(data, lut, order, out), "QLC")
+    return out

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _kernels
-from .coders import output_array, as_stream_buffer, check_status, encode_prefix
+from .coders import (_QLC_TABLE_STATUS, output_array, as_stream_buffer, check_status,
+                     encode_prefix)
 from .errors import CorruptDataError
 
 __all__ = ["NAREAS", "PREFIX_BITS", "MAX_AREA_BITS", "QlcTable", "optimal_areas",
@@ -56,49 +57,9 @@ def optimal_areas(counts) -> tuple[np.ndarray, np.ndarray]:
     """Area bits (uint8[8]) minimizing the coded size of ``counts``, and the symbol order.
 
     Areas left without symbols come last and get 0 bits. With no symbols present every area
-    is empty.
+    is empty. The dynamic program (module docstring) runs in ``_kernels.qlc_optimal_areas``.
     """
-    counts = _check_counts(counts)
-    order = rank_order(counts)
-    n = order.size
-    bits = np.zeros(NAREAS, np.uint8)
-    if n == 0:
-        return bits, order
-    W = np.concatenate(([0], np.cumsum(counts[order.astype(np.intp)]))).astype(np.float64)
-    cost = np.full(n + 1, np.inf)
-    cost[0] = 0.0
-    # choice[k, j] = b of area k and prev[k, j] its first rank when areas 0..k cover ranks
-    # [0, j); choice -1: area k is empty (prev = j).
-    choice = np.full((NAREAS, n + 1), -1, np.int64)
-    prev = np.tile(np.arange(n + 1), (NAREAS, 1))
-    for k in range(NAREAS):
-        new = cost.copy()  # area k empty
-        for b in range(MAX_AREA_BITS + 1):
-            size = 1 << b
-            if size < n:  # a full area ending before n: j = i + size
-                j = np.arange(size, n)
-                cand = cost[j - size] + b * (W[j] - W[j - size])
-                better = cand < new[j]
-                new[j[better]] = cand[better]
-                choice[k, j[better]] = b
-                prev[k, j[better]] = j[better] - size
-            i = np.arange(max(0, n - size), n)  # the area that reaches rank n, maybe partial
-            cand = cost[i] + b * (W[n] - W[i])
-            m = int(np.argmin(cand))
-            if cand[m] < new[n]:
-                new[n] = cand[m]
-                choice[k, n] = b
-                prev[k, n] = i[m]
-        cost = new
-    used = []
-    j = n
-    for k in range(NAREAS - 1, -1, -1):
-        if choice[k, j] >= 0:
-            used.append(int(choice[k, j]))
-        j = int(prev[k, j])
-    assert j == 0
-    bits[:len(used)] = used[::-1]
-    return bits, order
+    return _kernels.qlc_optimal_areas(_check_counts(counts))
 
 
 def _area_layout(area_bits: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -150,10 +111,11 @@ class QlcTable:
         except ValueError as e:
             raise CorruptDataError(f"QLC table: {e}") from None
         order = np.ascontiguousarray(self.order, dtype=np.uint8)
-        if order.ndim != 1 or np.unique(order).size != order.size:
-            raise CorruptDataError("QLC table: symbols must be distinct")
-        if order.size > int((np.int64(1) << bits.astype(np.int64)).sum()):
-            raise CorruptDataError("QLC table: areas hold fewer symbols than listed")
+        if order.ndim != 1:
+            raise CorruptDataError(_QLC_TABLE_STATUS[_kernels.QLC_TABLE_REPEATED_SYMBOL])
+        status, _, _ = _kernels.qlc_build_tables(bits.astype(np.int64), as_stream_buffer(order))
+        if status:  # the checks of streams' tables: distinct symbols that fit the areas
+            raise CorruptDataError(_QLC_TABLE_STATUS[status])
         object.__setattr__(self, "area_bits", bits)
         object.__setattr__(self, "order", order)
 
@@ -174,14 +136,14 @@ class QlcTable:
         return code, length
 
     def decode_tables(self) -> tuple[np.ndarray, np.ndarray]:
-        """(lut uint32[256], rank-to-symbol uint16[capacity]) for ``_kernels.qlc_decode``."""
-        bits = self.area_bits.astype(np.int64)
-        cap = np.int64(1) << bits
-        base = np.concatenate(([0], np.cumsum(cap)[:-1]))
-        entry = (base << 12) | ((cap - 1) << 4) | (PREFIX_BITS + bits)
-        lut = np.repeat(entry, 256 // NAREAS).astype(np.uint32)
-        order = np.full(int(cap.sum()), 0xFFFF, np.uint16)
-        order[:self.order.size] = self.order
+        """(lut uint32[256], rank-to-symbol uint16[capacity]) for ``_kernels.qlc_decode``.
+
+        Built by ``_kernels.qlc_build_tables``, which shares its checks and fill with
+        ``qlc_read_table``, the kernel that decoding streams uses.
+        """
+        status, lut, order = _kernels.qlc_build_tables(self.area_bits.astype(np.int64),
+                                                       as_stream_buffer(self.order))
+        assert status == 0  # validated when the table was made
         return lut, order
 
     def to_bytes(self) -> bytes:
@@ -196,11 +158,11 @@ class QlcTable:
         """Parse a table from the start of ``buf``; returns (table, bytes used)."""
         mv = memoryview(buf).cast("B")
         if len(mv) < 5:
-            raise CorruptDataError("QLC table is truncated")
+            raise CorruptDataError(_QLC_TABLE_STATUS[_kernels.QLC_TABLE_TRUNCATED])
         bits = np.array([(mv[k // 2] >> (4 * (k % 2))) & 15 for k in range(NAREAS)], np.int64)
         n = mv[4] + 1
         if len(mv) < 5 + n:
-            raise CorruptDataError("QLC table is truncated")
+            raise CorruptDataError(_QLC_TABLE_STATUS[_kernels.QLC_TABLE_TRUNCATED])
         return cls(bits, np.frombuffer(mv, np.uint8, n, 5).copy()), 5 + n
 
     @classmethod

@@ -5,8 +5,9 @@ their loops. With NUMBA_BOUNDSCHECK=1 an out-of-range index raises IndexError in
 reading garbage, so this proves the validation covers every access on this corpus: the only
 outcomes allowed are an exact round trip or CorruptDataError. One subprocess serves every
 decoder (rANS chunks here, the same chunks with HUFFMAN and QLC code streams, fielded
-chunks of every field width, and the Huffman and QLC corpora of their own test modules),
-because each such run compiles all kernels from scratch.
+chunks of every field width, the Huffman and QLC corpora of their own test modules, HUFFMAN
+and QLC streams damaged in their tables, made-up QLC streams, and QLC's optimal areas of
+random histograms), because each such run compiles all kernels from scratch.
 """
 
 import os
@@ -88,7 +89,70 @@ for _ in range(200):
         corrupt += 1
 import tests.test_huffman as th, tests.test_qlc as tq
 prefix = th.damaged_outcomes(np.random.default_rng(8), 200) + tq.damaged_outcomes(np.random.default_rng(8), 200)
-print("done", ok, corrupt, prefix, stream_ok, stream_corrupt, field_ok, field_corrupt)
+# HUFFMAN and QLC streams damaged in their tables (method byte and table), straight through
+# coders.decode_prefix_stream: huffman_read_table / qlc_read_table parse what is left.
+from ansz import coders, qlc
+table_ok = table_corrupt = 0
+for coder in coders.PREFIX_CODERS:
+    for sym in (tq.sample(3, 12, 0.5, 768), tq.sample(4, 200, 0.02, 3000)):
+        table = coders.prefix_table(np.bincount(sym, minlength=256), coder)
+        blob = coders.encode_prefix_stream(sym, table)
+        tl = 1 + len(table.to_bytes())
+        for trial in range(100):
+            b = bytearray(blob)
+            kind = trial % 3
+            if kind == 0:
+                b = b[: int(rng.integers(0, tl + 1))]
+            elif kind == 1:
+                for _ in range(int(rng.integers(1, 4))):
+                    b[int(rng.integers(1, tl))] ^= 1 << int(rng.integers(0, 8))
+            else:
+                i = int(rng.integers(1, tl))
+                b[i:i + 4] = rng.integers(0, 256, 4, dtype=np.uint8).tobytes()
+            try:
+                coders.decode_prefix_stream(bytes(b), sym.size)
+                table_ok += 1
+            except CorruptDataError:
+                table_corrupt += 1
+# Made-up QLC streams: area bits 0..8 (or any nibble), m symbols (distinct or not), code
+# bytes random or, every third trial with a valid table, coded symbols with a bit flipped
+# one time in two; so partial and unused areas meet every bit pattern.
+fuzz_ok = fuzz_corrupt = 0
+for trial in range(400):
+    nib = rng.integers(0, 9 if trial % 4 else 16, 8)
+    m = int(rng.integers(1, 257))
+    syms = (rng.permutation(256)[:m] if trial % 2 else rng.integers(0, 256, m)).astype(np.uint8)
+    count = int(rng.integers(0, 40))
+    codes = rng.integers(0, 256, int(rng.integers(0, 40)), dtype=np.uint8).tobytes()
+    if trial % 3 == 0:
+        try:
+            t = qlc.QlcTable(nib, syms)
+            count = int(rng.integers(0, 400))
+            codes = bytearray(qlc.encode(syms[rng.integers(0, m, count)], t)[0].tobytes())
+            if codes and trial % 2:
+                codes[int(rng.integers(0, len(codes)))] ^= 1 << int(rng.integers(0, 8))
+            codes = bytes(codes)
+        except CorruptDataError:
+            pass
+    blob = (bytes([5]) + bytes(int(nib[2 * k] | nib[2 * k + 1] << 4) for k in range(4))
+            + bytes([m - 1]) + syms.tobytes() + codes)
+    try:
+        coders.decode_prefix_stream(blob, count)
+        fuzz_ok += 1
+    except CorruptDataError:
+        fuzz_corrupt += 1
+# Optimal areas of random histograms: 0 to 256 symbols, flat to very skewed, small to huge.
+areas = 0
+for trial in range(300):
+    counts = np.zeros(256, np.int64)
+    k = int(rng.integers(0, 257))
+    w = np.exp(-rng.uniform(0, 0.5) * np.arange(k)) * 10.0 ** rng.uniform(0, 12)
+    counts[rng.permutation(256)[:k]] = np.maximum(1, w).astype(np.int64)
+    bits, order = qlc.optimal_areas(counts)
+    assert order.size == k and int((1 << bits.astype(np.int64)).sum()) >= k
+    areas += 1
+print("done", ok, corrupt, prefix, stream_ok, stream_corrupt, field_ok, field_corrupt,
+      table_ok, table_corrupt, fuzz_ok, fuzz_corrupt, areas)
 """
 
 
@@ -99,8 +163,8 @@ def test_decoders_stay_in_bounds_on_damaged_input(tmp_path):
                           text=True, timeout=600, cwd=root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("done"), proc.stdout
-    (ok, corrupt, prefix_corrupt, stream_ok, stream_corrupt, field_ok,
-     field_corrupt) = map(int, proc.stdout.split()[1:])
+    (ok, corrupt, prefix_corrupt, stream_ok, stream_corrupt, field_ok, field_corrupt,
+     table_ok, table_corrupt, fuzz_ok, fuzz_corrupt, areas) = map(int, proc.stdout.split()[1:])
     assert ok + corrupt == 8 * 150 + 200  # every trial finished with one of the two outcomes
     # Damage inside stored raw planes is invisible here (the container's chunk hashes catch
     # it); damage to tables, lengths and rANS words mostly is not.
@@ -112,3 +176,11 @@ def test_decoders_stay_in_bounds_on_damaged_input(tmp_path):
     # Fielded chunks (headers, packed planes, escape streams), through codec.decode_chunk.
     assert field_ok + field_corrupt == 9 * 60
     assert field_corrupt >= 180
+    # HUFFMAN and QLC streams damaged in their tables, through decode_prefix_stream: every
+    # cut inside the table is corrupt (a third of the trials), most other damage too.
+    assert table_ok + table_corrupt == 2 * 2 * 100
+    assert table_corrupt >= 300
+    # Made-up QLC streams: both outcomes occur.
+    assert fuzz_ok + fuzz_corrupt == 400 and fuzz_ok > 0 and fuzz_corrupt > 0
+    # QLC's optimal areas: every histogram ran under bounds checking.
+    assert areas == 300

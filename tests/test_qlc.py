@@ -196,3 +196,161 @@ def test_coder_costs_edge_cases():
                                                       "huffman": 0.0, "qlc": 0.0}
     c = coder_costs(np.bincount([5] * 10, minlength=256))
     assert c["entropy"] == 0 and c["rans"] == 16
+
+
+def optimal_areas_numpy(counts):
+    """The numpy dynamic program that _kernels.qlc_optimal_areas replaced, kept as reference."""
+    counts = np.asarray(counts, np.int64)
+    order = qlc.rank_order(counts)
+    n = order.size
+    bits = np.zeros(qlc.NAREAS, np.uint8)
+    if n == 0:
+        return bits, order
+    W = np.concatenate(([0], np.cumsum(counts[order.astype(np.intp)]))).astype(np.float64)
+    cost = np.full(n + 1, np.inf)
+    cost[0] = 0.0
+    choice = np.full((qlc.NAREAS, n + 1), -1, np.int64)
+    prev = np.tile(np.arange(n + 1), (qlc.NAREAS, 1))
+    for k in range(qlc.NAREAS):
+        new = cost.copy()  # area k empty
+        for b in range(qlc.MAX_AREA_BITS + 1):
+            size = 1 << b
+            if size < n:  # a full area ending before n: j = i + size
+                j = np.arange(size, n)
+                cand = cost[j - size] + b * (W[j] - W[j - size])
+                better = cand < new[j]
+                new[j[better]] = cand[better]
+                choice[k, j[better]] = b
+                prev[k, j[better]] = j[better] - size
+            i = np.arange(max(0, n - size), n)  # the area that reaches rank n, maybe partial
+            cand = cost[i] + b * (W[n] - W[i])
+            m = int(np.argmin(cand))
+            if cand[m] < new[n]:
+                new[n] = cand[m]
+                choice[k, n] = b
+                prev[k, n] = i[m]
+        cost = new
+    used = []
+    j = n
+    for k in range(qlc.NAREAS - 1, -1, -1):
+        if choice[k, j] >= 0:
+            used.append(int(choice[k, j]))
+        j = int(prev[k, j])
+    assert j == 0
+    bits[:len(used)] = used[::-1]
+    return bits, order
+
+
+# Ties (small counts), realistic spreads, totals past 2^53 (float rounding in the costs), and
+# geometric-ish weights over many symbols.
+dp_counts = st.one_of(
+    st.dictionaries(st.integers(0, 255), st.integers(1, 4)),
+    st.dictionaries(st.integers(0, 255), st.integers(1, 10**6)),
+    st.dictionaries(st.integers(0, 255), st.integers(1, 2**52), max_size=40),
+    st.tuples(st.integers(1, 256), st.floats(0.0, 0.3), st.integers(0, 2**32 - 1)).map(
+        lambda a: {int(s): int(1 + 10**6 * np.exp(-a[1] * r))
+                   for r, s in enumerate(np.random.default_rng(a[2]).permutation(256)[:a[0]])}),
+).map(lambda d: np.array([d.get(s, 0) for s in range(256)], np.int64))
+
+
+@settings(max_examples=300, deadline=None)
+@given(counts=dp_counts)
+def test_optimal_areas_kernel_matches_the_numpy_dp(counts):
+    bits, order = qlc.optimal_areas(counts)
+    ref_bits, ref_order = optimal_areas_numpy(counts)
+    assert bits.dtype == np.uint8 and order.dtype == np.uint8
+    np.testing.assert_array_equal(order, ref_order)
+    np.testing.assert_array_equal(bits, ref_bits)
+
+
+@pytest.mark.parametrize("counts", [
+    np.zeros(256, np.int64), np.eye(1, 256, 9, np.int64)[0], np.ones(256, np.int64),
+    np.arange(256, dtype=np.int64)[::-1] + 1, np.full(256, 2**54, np.int64),
+], ids=["none", "one", "all-equal", "all-distinct", "huge"])
+def test_optimal_areas_kernel_matches_the_numpy_dp_edge_cases(counts):
+    bits, order = qlc.optimal_areas(counts)
+    ref_bits, ref_order = optimal_areas_numpy(counts)
+    np.testing.assert_array_equal(order, ref_order)
+    np.testing.assert_array_equal(bits, ref_bits)
+
+
+def read_table_numpy(buf):
+    """QlcTable.read's checks and the numpy decode tables that _kernels.qlc_read_table
+    replaced: (lut, order, bytes used), or CorruptDataError with QlcTable's message."""
+    mv = memoryview(buf).cast("B")
+    if len(mv) < 5:
+        raise CorruptDataError("QLC table is truncated")
+    bits = np.array([(mv[k // 2] >> (4 * (k % 2))) & 15 for k in range(qlc.NAREAS)], np.int64)
+    n = mv[4] + 1
+    if len(mv) < 5 + n:
+        raise CorruptDataError("QLC table is truncated")
+    syms = np.frombuffer(mv, np.uint8, n, 5)
+    if (bits > qlc.MAX_AREA_BITS).any():
+        raise CorruptDataError("QLC table: area bits must be 8 integers in 0..8")
+    if np.unique(syms).size != syms.size:
+        raise CorruptDataError("QLC table: symbols must be distinct")
+    cap = np.int64(1) << bits
+    if syms.size > int(cap.sum()):
+        raise CorruptDataError("QLC table: areas hold fewer symbols than listed")
+    base = np.concatenate(([0], np.cumsum(cap)[:-1]))
+    entry = (base << 12) | ((cap - 1) << 4) | (qlc.PREFIX_BITS + bits)
+    lut = np.repeat(entry, 256 // qlc.NAREAS).astype(np.uint32)
+    order = np.full(int(cap.sum()), 0xFFFF, np.uint16)
+    order[:syms.size] = syms
+    return lut, order, 5 + n
+
+
+@st.composite
+def table_bytes(draw):
+    """Serialized QLC tables, valid or near it: nibbles 0..15 (mostly <= 8, often small
+    areas), m - 1, m symbols (distinct or not), the whole cut short or followed by bytes."""
+    nibbles = draw(st.lists(st.one_of(st.integers(0, 8), st.integers(0, 3)),
+                            min_size=8, max_size=8))
+    if draw(st.integers(0, 4)) == 0:
+        nibbles[draw(st.integers(0, 7))] = draw(st.integers(9, 15))
+    m = draw(st.integers(1, 256))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.booleans()):
+        syms = rng.permutation(256)[:m]
+    else:
+        syms = rng.integers(0, 256, m)
+    blob = (bytes(nibbles[2 * k] | nibbles[2 * k + 1] << 4 for k in range(4)) + bytes([m - 1])
+            + syms.astype(np.uint8).tobytes())
+    end = draw(st.integers(0, len(blob))) if draw(st.integers(0, 2)) == 0 else len(blob)
+    return blob[:end] + bytes(draw(st.integers(0, 3)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(blob=table_bytes())
+def test_read_table_kernel_checks_and_builds_what_the_numpy_version_did(blob):
+    """qlc_read_table (streams) and QlcTable.read + decode_tables (the class) both agree with
+    the numpy reference: same error message, or the same tables and length."""
+    from ansz._kernels import qlc_read_table
+
+    from ansz.coders import _QLC_TABLE_STATUS
+
+    buf = np.frombuffer(blob, np.uint8)
+    status, used, lut, order = qlc_read_table(buf)
+    try:
+        ref_lut, ref_order, ref_used = read_table_numpy(blob)
+    except CorruptDataError as e:
+        assert status != 0 and _QLC_TABLE_STATUS[status] == str(e)
+        with pytest.raises(CorruptDataError, match=str(e)):
+            qlc.QlcTable.read(blob)
+        return
+    assert (status, used) == (0, ref_used)
+    assert lut.dtype == np.uint32 and order.dtype == np.uint16
+    np.testing.assert_array_equal(lut, ref_lut)
+    np.testing.assert_array_equal(order, ref_order)
+    table, used = qlc.QlcTable.read(blob)
+    assert used == ref_used
+    lut, order = table.decode_tables()
+    np.testing.assert_array_equal(lut, ref_lut)
+    np.testing.assert_array_equal(order, ref_order)
+
+
+def test_empty_table_decode_tables():
+    """A table with no symbols (from all-zero counts) still has decoder tables: every rank unused."""
+    table = qlc.QlcTable.from_counts(np.zeros(256, np.int64))
+    lut, order = table.decode_tables()
+    assert lut.shape == (256,) and (order == 0xFFFF).all() and order.size == 8
