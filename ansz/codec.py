@@ -36,7 +36,7 @@ from .coders import (HUFFMAN, QLC, decode_prefix_stream, encode_prefix_stream, e
                      prefix_stream_size, prefix_table)
 from .errors import CorruptDataError
 from .pairs import (FIELD_TOPS, Field, PairLayout, choose_field, escaped_values, join_pairs,
-                    layout_for, patch_escapes, split_pairs)
+                    layout_for, patch_escapes, plain_field, split_pairs)
 
 STORED = 0
 CONSTANT = 1
@@ -313,19 +313,41 @@ def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto"
     ``fielded`` (float dtypes only, see :data:`pairs.FIELD_TOPS`): choose the chunk's code
     field with :func:`pairs.choose_field` and write it first as an 8-byte Field_Header;
     the last raw plane is packed at ``16 - bits`` bits per element, and the escaped field
-    values follow as one more stream of u16 (docs/FORMAT.md, "Fielded chunk payload").
-    ``coder`` is passed to :func:`encode_stream` for every stream. Block-quantized GGML
+    values follow as one more stream of u16 (docs/FORMAT.md, "Fielded chunk payload"). A
+    chunk under 64 KiB, or one the chosen field made larger than its input, is also coded
+    with the plain 8-bit field and the smaller kept: the payload never exceeds the
+    container's Decoded_Length + PAYLOAD_SLACK. ``coder`` is passed to :func:`encode_stream` for every stream. Block-quantized GGML
     types (:mod:`ansz.blocks`) are coded field by field instead.
     """
     if dtype in BLOCK_TYPES:
         return encode_block_chunk(data, dtype, coder=coder)
     layout = layout_for(dtype)
+    if not fielded:
+        return _encode_pairs(data, layout, None, coder)
+    if layout.name not in FIELD_TOPS:
+        raise ValueError(f"{dtype} has no fielded layout")
+    field, _ = choose_field(data, layout)
+    payload = _encode_pairs(data, layout, field, coder)
+    nbytes = len(memoryview(data).cast("B"))
+    if field.bits > 8 and (nbytes < _SMALL_FIELDED or len(payload) > nbytes):
+        # The field's price misses the fixed costs of small streams (escapes, tables, final
+        # states): on a small chunk also try the plain 8-bit field, which never escapes and
+        # stores what does not compress, so the payload stays within Decoded_Length + a
+        # few framing bytes (the container's PAYLOAD_SLACK).
+        plain = _encode_pairs(data, layout, plain_field(layout), coder)
+        if len(plain) <= len(payload):
+            payload = plain
+    return payload
+
+
+#: Fielded chunks below this many bytes are also coded with the plain field (see encode_chunk).
+_SMALL_FIELDED = 1 << 16
+
+
+def _encode_pairs(data, layout: PairLayout, field: Field | None, coder: str) -> bytes:
+    """The streams of encode_chunk for a coding-pair layout, with ``field`` (fielded: the
+    Field_Header first) or without (None: plain pairs)."""
     n = len(memoryview(data).cast("B")) // layout.width
-    field = None
-    if fielded:
-        if layout.name not in FIELD_TOPS:
-            raise ValueError(f"{dtype} has no fielded layout")
-        field, _ = choose_field(data, layout)
     codes, raw = split_pairs(data, layout, _scratch("codes", n),
                              _scratch("raw", n * layout.raw_width), field)
     generic = layout.name == "BYTES"

@@ -133,23 +133,29 @@ def _as_elements(data, layout: PairLayout) -> np.ndarray:
     return buf.view(np.dtype(_UINT[layout.width]).newbyteorder("<"))
 
 
-#: choose_field prices every FIELD_SAMPLE_STEP-th element of a chunk. Half the elements
-#: choose as well as all of them (corpus ratios within +-0.00002; 1/4 lost 0.00003-0.00005)
-#: for half of the histogram pass, the largest step of the choice.
+#: choose_field prices every FIELD_SAMPLE_STEP-th element of a chunk of at least
+#: FIELD_SAMPLE_MIN elements. Half the elements choose as well as all of them (corpus ratios
+#: within +-0.00002; 1/4 lost 0.00003-0.00005) for half of the histogram pass, the largest
+#: step of the choice. Smaller chunks count every element: a sample of a few hundred
+#: elements can leave the others outside the field's window, to escape.
 FIELD_SAMPLE_STEP = 2
+FIELD_SAMPLE_MIN = 1 << 15
 
 
-def choose_field(data, layout: PairLayout, step: int = FIELD_SAMPLE_STEP
-                 ) -> tuple[Field, float]:
+def choose_field(data, layout: PairLayout, step: int | None = None) -> tuple[Field, float]:
     """The field with the smallest predicted chunk size, among those of ``FIELD_TOPS``.
 
     Candidates are 8 to 12 bits wide, ending at one of the tops. A wider one takes as its
     base the start of the 255-value window holding the most elements; the rest escape. Each
     is priced as the order-0 entropy of its codes + its varint table + the escaped values'
     entropy + its last raw plane stored (``16 - bits`` bits per element), on every
-    ``step``-th element. Returns ``(field, predicted bytes of those parts for the sampled
-    elements)``. One histogram pass per top serves every width.
+    ``step``-th element (default: see FIELD_SAMPLE_STEP). Returns ``(field, predicted bytes
+    of those parts for the sampled elements)``. One histogram pass per top serves every
+    width.
     """
+    if step is None:
+        big = len(memoryview(data).cast("B")) >= FIELD_SAMPLE_MIN * layout.width
+        step = FIELD_SAMPLE_STEP if big else 1
     return best_field(field_histogram(data, layout, step), layout)
 
 

@@ -340,3 +340,40 @@ def test_malformed_varint_tables_raise_corrupt_data(table):
     blob = bytes([codec.RANS, 12, 0, 2]) + table
     with pytest.raises(CorruptDataError):
         codec.decode_stream(blob, 10)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(sorted(FIELD_TOPS)), st.sampled_from(codec.CODERS),
+       st.integers(1, 3000), st.floats(0.0, 0.5), st.integers(0, 2**32 - 1))
+def test_small_fielded_chunks_stay_within_the_payload_slack(name, coder, n, outliers, seed):
+    # Small tensors (biases, norms: a few hundred values, some far from the rest) once made
+    # a fielded payload larger than Decoded_Length + PAYLOAD_SLACK, which the container
+    # refuses: the choice's price misses small streams' fixed costs. The plain field is
+    # the fallback.
+    from ansz.container import PAYLOAD_SLACK
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n) * 0.01 + 0.5
+    wild = rng.random(n) < outliers
+    x[wild] = rng.standard_normal(int(wild.sum())) * 30
+    data = x.astype(NP_DTYPES[name]).tobytes()
+    enc = codec.encode_chunk(data, name, fielded=True, coder=coder)
+    assert len(enc) <= len(data) + PAYLOAD_SLACK
+    assert codec.decode_chunk(enc, name, len(data), fielded=True).tobytes() == data
+
+
+@pytest.mark.parametrize("name", sorted(FIELD_TOPS))
+@pytest.mark.parametrize("n", [300, 5000, 100_000])
+def test_a_mispriced_field_falls_back_to_the_plain_field(monkeypatch, name, n):
+    # Whatever field the choice makes (here a 12-bit window that holds no element, so all
+    # of them escape), the payload stays within the container's slack.
+    from ansz.container import PAYLOAD_SLACK
+
+    top = FIELD_TOPS[name][0]
+    monkeypatch.setattr(codec, "choose_field",
+                        lambda d, lay: (Field(top - 12, 12, (1 << 12) - 255), 0.0))
+    x = np.random.default_rng(n).standard_normal(n) * 0.02
+    data = x.astype(NP_DTYPES[name]).tobytes()
+    enc = codec.encode_chunk(data, name, fielded=True, coder="rans")
+    assert len(enc) <= len(data) + PAYLOAD_SLACK
+    assert codec.decode_chunk(enc, name, len(data), fielded=True).tobytes() == data
