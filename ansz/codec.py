@@ -302,7 +302,8 @@ def _unpack_plane(blob, n: int, w: int, top: np.ndarray) -> None:
         raise CorruptDataError("packed raw plane has nonzero padding bits")
 
 
-def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto") -> bytes:
+def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto",
+                 field: Field | None = None) -> bytes:
     """Code a chunk (bytes-like, a whole number of ``dtype`` elements) as framed streams.
 
     Layout: for the code stream and then each raw plane, ``u32 length`` + stream + one zero
@@ -316,7 +317,8 @@ def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto"
     values follow as one more stream of u16 (docs/FORMAT.md, "Fielded chunk payload"). A
     chunk under 64 KiB, or one the chosen field made larger than its input, is also coded
     with the plain 8-bit field and the smaller kept: the payload never exceeds the
-    container's Decoded_Length + PAYLOAD_SLACK. ``coder`` is passed to :func:`encode_stream` for every stream. Block-quantized GGML
+    container's Decoded_Length + PAYLOAD_SLACK. ``field`` (with ``fielded``) forces that
+    field instead, with no fallback: for tests and experiments. ``coder`` is passed to :func:`encode_stream` for every stream. Block-quantized GGML
     types (:mod:`ansz.blocks`) are coded field by field instead.
     """
     if dtype in BLOCK_TYPES:
@@ -326,6 +328,8 @@ def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto"
         return _encode_pairs(data, layout, None, coder)
     if layout.name not in FIELD_TOPS:
         raise ValueError(f"{dtype} has no fielded layout")
+    if field is not None:
+        return _encode_pairs(data, layout, field, coder)
     field, _ = choose_field(data, layout)
     payload = _encode_pairs(data, layout, field, coder)
     nbytes = len(memoryview(data).cast("B"))
