@@ -208,18 +208,30 @@ def patch_escapes(codes, escaped, shift, bits, elems):
     return k
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _sample_index(j, step):
+    """Index of the j-th sampled element: one of every step, the phase moving on every 1024
+    samples (element step * j + (j >> 10) % step), so data alternating with a period that
+    divides step (pairs, interleaved rows) is sampled in every phase."""
+    return step * j + (j >> 10) % step
+
+
 @njit(cache=True, nogil=True)
 def field_histogram(elems, shift, step):
-    """Counts (int64[4096]) of the 12-bit field (e >> shift) & 0xFFF of every step-th
-    element (step >= 1), from the first.
+    """Counts (int64[4096]) of the 12-bit field (e >> shift) & 0xFFF of one element in every
+    step (step >= 1; see _sample_index).
 
     shift + 12 <= 8 * width (checked by the caller). Coarser fields sharing the same top
     bit are sums of adjacent counts, so one pass serves every candidate width.
     """
     counts = np.zeros(4096, np.int64)
     sh = np.uint64(shift)
-    for i in range(0, elems.size, step):
+    j = 0
+    i = _sample_index(j, step)
+    while i < elems.size:
         counts[(np.uint64(elems[i]) >> sh) & np.uint64(0xFFF)] += 1
+        j += 1
+        i = _sample_index(j, step)
     return counts
 
 
@@ -241,11 +253,15 @@ def _entropy_bits(counts, lo, hi):
 
 @njit(cache=True, nogil=True)
 def u16_histogram(elems, step):
-    """Counts (int64[65536]) of the values of every step-th element of a uint16 array
-    (step >= 1), from the first."""
+    """Counts (int64[65536]) of the values of one element in every step of a uint16 array
+    (step >= 1; see _sample_index)."""
     counts = np.zeros(65536, np.int64)
-    for i in range(0, elems.size, step):
+    j = 0
+    i = _sample_index(j, step)
+    while i < elems.size:
         counts[elems[i]] += 1
+        j += 1
+        i = _sample_index(j, step)
     return counts
 
 
