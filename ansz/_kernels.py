@@ -5,7 +5,8 @@ kernels and the helpers they call live here (STYLE.md, "numba practice"). Caller
 their arrays (dtype, C-contiguity, writability) before calling, so each kernel compiles once
 per element width. Kernels run with bounds checking off: every size and offset they rely on
 is either validated here before the unchecked loop or guaranteed by construction, and that
-is stated beside each loop.
+is stated beside each loop. No kernel uses BLAS or LAPACK (np.dot, np.linalg): the ansz
+command keeps scipy out of its process (_numba_env.skip_optional_numba_imports).
 
 rANS parameters (ryg_rans's rans_byte.h scheme with 16-bit words):
   * state x is a uint32 kept in [RANS_L, RANS_L << 16) = [2^15, 2^31) between symbols;

@@ -18,19 +18,20 @@ os.environ.setdefault("NUMBA_CACHE_DIR", _user_cache_dir())
 
 
 #: Packages numba imports only to register optional features that ansz's kernels never use:
-#: scipy for BLAS-backed ``np.dot`` (numba then falls back to its own loop) and cffi for
-#: typing cffi functions. On a machine that has them installed, importing them on the first
-#: kernel call measured 0.35 s of the CLI's ~1.1 s start-up (scipy.linalg pulls in
-#: numpy.f2py).
+#: scipy for BLAS/LAPACK (``np.dot``, ``np.linalg``: without scipy numba raises ImportError
+#: when such a kernel compiles, so ansz's kernels must not use them) and cffi for typing
+#: cffi functions. On a machine that has them installed, importing them on the first kernel
+#: call measured 0.35 s of the CLI's ~1.1 s start-up (scipy.linalg pulls in numpy.f2py).
 OPTIONAL_NUMBA_IMPORTS = ("scipy", "cffi")
 
 
 def skip_optional_numba_imports() -> None:
     """Make ``import scipy`` / ``import cffi`` fail fast (ImportError) in this process.
 
-    For the ``ansz`` command only, which owns its process and needs neither; numba handles
-    their absence. A library user's process is left alone. Packages already imported are
-    not touched.
+    For the ``ansz`` command only (``cli.main`` run as the console script or ``python -m
+    ansz``, with no argv given), which owns its process and needs neither; numba handles
+    their absence. Library use, and ``cli.main(argv)`` called from Python, leave the process
+    alone. Packages already imported are not touched.
     """
     import sys
 

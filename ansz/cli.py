@@ -930,7 +930,8 @@ def main(argv: list[str] | None = None, prog_name: str | None = "ansz") -> Any:
 
     from ._numba_env import skip_optional_numba_imports
 
-    skip_optional_numba_imports()  # -0.35 s of start-up where scipy is installed
+    if argv is None:  # the ansz command's own process: -0.35 s where scipy is installed
+        skip_optional_numba_imports()
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_terminated)
     return cli.main(args=argv, prog_name=prog_name)

@@ -118,9 +118,10 @@ def varint_table(freq: np.ndarray) -> bytes:
     """Frequencies (each < 2^14) as LEB128 varints: 1 byte below 128, else 2 (low 7 bits
     with the high bit set, then the rest), then a zero byte if that makes an odd count, so
     the rANS words that follow a 4-byte header stay 2-byte aligned."""
-    f = np.ascontiguousarray(freq, np.uint32)
-    if f.size and int(f.max()) >= 1 << 14:
-        raise ValueError("varint_table: frequencies must be below 2^14")
+    f = np.asarray(freq)
+    if f.size and not 0 <= int(f.min()) <= int(f.max()) < 1 << 14:
+        raise ValueError("varint_table: frequencies must be in [0, 2^14)")
+    f = np.ascontiguousarray(f, np.uint32)
     out = np.empty(2 * f.size + 1, np.uint8)
     return out[:_kernels().write_varints(f, out)].tobytes()
 
@@ -314,9 +315,10 @@ def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto"
     ``fielded`` (float dtypes only, see :data:`pairs.FIELD_TOPS`): choose the chunk's code
     field with :func:`pairs.choose_field` and write it first as an 8-byte Field_Header;
     the last raw plane is packed at ``16 - bits`` bits per element, and the escaped field
-    values follow as one more stream of u16 (docs/FORMAT.md, "Fielded chunk payload"). A
-    chunk under 64 KiB, or one the chosen field made larger than its input, is also coded
-    with the plain 8-bit field and the smaller kept: the payload never exceeds the
+    values follow as one more stream of u16 (docs/FORMAT.md, "Fielded chunk payload"). When
+    the chosen field is wider than 8 bits and the chunk is under 64 KiB, or the field made
+    it larger than its input, the chunk is also coded with the plain 8-bit field (which
+    never escapes) and the smaller kept: the payload never exceeds the
     container's Decoded_Length + PAYLOAD_SLACK. ``field`` (with ``fielded``) forces that
     field instead, with no fallback: for tests and experiments. ``coder`` is passed to :func:`encode_stream` for every stream. Block-quantized GGML
     types (:mod:`ansz.blocks`) are coded field by field instead.
@@ -324,6 +326,8 @@ def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto"
     if dtype in BLOCK_TYPES:
         return encode_block_chunk(data, dtype, coder=coder)
     layout = layout_for(dtype)
+    if field is not None and not fielded:
+        raise ValueError("encode_chunk: a forced field needs fielded=True")
     if not fielded:
         return _encode_pairs(data, layout, None, coder)
     if layout.name not in FIELD_TOPS:

@@ -143,7 +143,8 @@ class QlcTable:
         """
         status, lut, order = _kernels.qlc_build_tables(self.area_bits.astype(np.int64),
                                                        as_stream_buffer(self.order))
-        assert status == 0  # validated when the table was made
+        if status:  # validated when the table was made, unless edited in place since
+            raise CorruptDataError("QLC table is invalid")
         return lut, order
 
     def to_bytes(self) -> bytes:
