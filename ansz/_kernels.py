@@ -299,7 +299,9 @@ def field_costs(hist):
     n = np.int64(0)
     for i in range(4096):
         n += hist[i]
-    costs = np.full(5, np.inf)
+    costs = np.empty(5, np.float64)  # loops, not np.full/slice fills: faster first compile
+    for k in range(5):
+        costs[k] = np.inf
     bases = np.zeros(5, np.int64)
     for k in range(5):
         bits = 8 + k
@@ -407,7 +409,8 @@ def _pack_slices(vals, packed, k, at):
     n = vals.size
     S = packed.size
     mask = np.uint8((1 << k) - 1)
-    packed[:] = 0
+    for j in range(S):
+        packed[j] = 0
     for q in range(8 // k):
         base = q * S
         cnt = max(0, min(S, n - base))
@@ -959,13 +962,39 @@ def _prefix_end_status(buf, pos):
     return DECODE_OK
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _sorted_present(counts, n, descending):
+    """The n indices s with counts[s] > 0, sorted by count (descending or ascending), equal
+    counts by increasing s: a stable insertion sort. Hand-written because np.sort/argsort
+    add seconds to each kernel's first compile, and n <= 256 here (<= ~33K moves)."""
+    out = np.empty(n, np.int64)
+    k = 0
+    for s in range(counts.size):
+        c = counts[s]
+        if c <= 0:
+            continue
+        j = k
+        while j > 0 and ((counts[out[j - 1]] < c) if descending else (counts[out[j - 1]] > c)):
+            out[j] = out[j - 1]
+            j -= 1
+        out[j] = s
+        k += 1
+    return out
+
+
 @njit(cache=True, nogil=True)
 def huffman_payload_bits(counts):
     """Payload bits of an unlimited Huffman code for counts (int64[k]): the sum of the
     weights of every merge (two-queue method on the sorted nonzero counts). A lower bound
     on the payload of every prefix code. 0 for fewer than two present symbols."""
-    leaves = np.sort(counts[counts > 0])
-    m = leaves.size
+    m = 0
+    for s in range(counts.size):
+        if counts[s] > 0:
+            m += 1
+    ranked = _sorted_present(counts, m, False)
+    leaves = np.empty(m, np.int64)
+    for r in range(m):
+        leaves[r] = counts[ranked[r]]
     merged = np.empty(max(m - 1, 0), np.int64)
     i = 0  # next leaf
     j = 0  # next merged node to take
@@ -1004,8 +1033,9 @@ def package_merge(weights, limit):
     size = np.zeros(limit, np.int64)
     cur = np.empty(2 * m, np.int64)
     nxt = np.empty(2 * m, np.int64)
-    cur[:m] = weights
-    leaf[0, :m] = 1
+    for q in range(m):  # loops, not slice assignments: those cost ~3 s of compile time
+        cur[q] = weights[q]
+        leaf[0, q] = 1
     size[0] = m
     for d in range(1, limit):
         npk = size[d - 1] // 2
@@ -1028,7 +1058,8 @@ def package_merge(weights, limit):
     p = 2 * m - 2
     for d in range(limit - 1, -1, -1):
         if p > size[d]:
-            lengths[:] = 0
+            for q in range(m):
+                lengths[q] = 0
             return lengths
         a = 0
         for q in range(p):
@@ -1168,27 +1199,21 @@ def qlc_optimal_areas(counts):
     for s in range(counts.size):
         if counts[s] > 0:
             n += 1
-    present = np.empty(n, np.int64)
-    neg = np.empty(n, np.int64)
-    r = np.int64(0)
-    for s in range(counts.size):
-        if counts[s] > 0:
-            present[r] = s
-            neg[r] = -counts[s]
-            r += 1
-    ranked = np.argsort(neg, kind="mergesort")  # stable: equal counts by increasing symbol
+    ranked = _sorted_present(counts, n, True)  # equal counts by increasing symbol
     order = np.empty(n, np.uint8)
     W = np.zeros(n + 1, np.int64)  # W[j]: total count of ranks [0, j)
     Wf = np.zeros(n + 1, np.float64)
     for r in range(n):
-        s = present[ranked[r]]
+        s = ranked[r]
         order[r] = np.uint8(s)
         W[r + 1] = W[r] + counts[s]
         Wf[r + 1] = np.float64(W[r + 1])
     bits = np.zeros(QLC_NAREAS, np.uint8)
     if n == 0:
         return bits, order
-    cost = np.full(n + 1, np.inf)
+    cost = np.empty(n + 1, np.float64)  # a loop, not np.full: ~1 s less compile time
+    for j in range(1, n + 1):
+        cost[j] = np.inf
     cost[0] = 0.0
     new = np.empty(n + 1, np.float64)
     # choice[k, j]: b of area k when areas 0..k cover ranks [0, j), -1 if area k is empty;
@@ -1282,7 +1307,9 @@ def _qlc_tables(area_bits, symbols):
         for t in range(32):
             lut[32 * k + t] = e
         base += 1 << b
-    order = np.full(capacity, 0xFFFF, np.uint16)
+    order = np.empty(capacity, np.uint16)
+    for r in range(m, capacity):
+        order[r] = np.uint16(0xFFFF)
     for r in range(m):
         order[r] = np.uint16(symbols[r])
     return 0, lut, order
