@@ -37,3 +37,30 @@ def skip_optional_numba_imports() -> None:
 
     for name in OPTIONAL_NUMBA_IMPORTS:
         sys.modules.setdefault(name, None)
+
+
+def kernel_cache_dir() -> str:
+    """Where numba caches ansz's compiled kernels (``NUMBA_CACHE_DIR``, set above)."""
+    return os.environ.get("NUMBA_CACHE_DIR") or _user_cache_dir()
+
+
+def kernel_cache_is_cold() -> bool:
+    """True if the cache holds no kernel compiled from this ``_kernels.py`` (no index file
+    ``*/_kernels.*.nbi`` at least as new as it): the next kernel call compiles them all,
+    ~25-30 s on 2 cores. A heuristic for the CLI's first-run notice: numba itself decides
+    per kernel, and a partly filled cache counts as warm. Reads directory entries only."""
+    try:
+        stamp = os.stat(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                     "_kernels.py")).st_mtime
+        with os.scandir(kernel_cache_dir()) as dirs:
+            for d in dirs:
+                if not d.is_dir():
+                    continue
+                with os.scandir(d.path) as files:
+                    for f in files:
+                        if (f.name.startswith("_kernels.") and f.name.endswith(".nbi")
+                                and f.stat().st_mtime >= stamp):
+                            return False
+    except OSError:  # no cache directory yet (or unreadable): nothing cached
+        pass
+    return True

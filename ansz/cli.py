@@ -506,8 +506,19 @@ def _codec(ctx: click.Context, compressing: bool, files: tuple[str, ...], output
     if directories:
         inputs = _expand_directories(inputs, MODEL_SUFFIX + (SUFFIX if not compressing else ""),
                                      rep)
+    _first_run_notice(rep)
     for src in inputs:
         rep.run(src, lambda src=src: job.one(src))
+
+
+def _first_run_notice(rep: _Reporter) -> None:
+    """Say why the first run on a machine pauses (numba compiling every kernel), when
+    progress is shown; otherwise stay silent, like progress."""
+    from ._numba_env import kernel_cache_dir, kernel_cache_is_cold
+
+    if rep.show_progress() and kernel_cache_is_cold():
+        rep.info(f"ansz: first run: compiling kernels for this machine (about 30 s, once; "
+                 f"cached in {kernel_cache_dir()})")
     if rep.failed:
         ctx.exit(EXIT_FAILURE)
 
