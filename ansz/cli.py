@@ -509,6 +509,8 @@ def _codec(ctx: click.Context, compressing: bool, files: tuple[str, ...], output
     _first_run_notice(rep)
     for src in inputs:
         rep.run(src, lambda src=src: job.one(src))
+    if rep.failed:
+        ctx.exit(EXIT_FAILURE)
 
 
 def _first_run_notice(rep: _Reporter) -> None:
@@ -519,8 +521,6 @@ def _first_run_notice(rep: _Reporter) -> None:
     if rep.show_progress() and kernel_cache_is_cold():
         rep.info(f"ansz: first run: compiling kernels for this machine (about 30 s, once; "
                  f"cached in {kernel_cache_dir()})")
-    if rep.failed:
-        ctx.exit(EXIT_FAILURE)
 
 
 def _expand_directories(inputs: list[Operand], suffix: str, rep: _Reporter) -> list[Operand]:
