@@ -138,17 +138,19 @@ def test_help_loads_neither_numpy_nor_numba():
 
 def test_cli_process_skips_numbas_optional_imports(tmp_path):
     # numba imports scipy and cffi, when installed, only for features ansz does not use;
-    # the ansz command (main() with no argv) keeps them out (0.35 s of start-up) and still
-    # round-trips; main(argv) called from Python leaves the process alone.
+    # the ansz command (main() with no argv) keeps them out (0.35 s of start-up), freezes
+    # the GC for its exit, and still round-trips; main(argv) called from Python leaves the
+    # process alone.
     src = make_model(tmp_path / "m.safetensors")
     code = ("import sys\nfrom ansz.cli import main\n"
             "def run(args):\n    sys.argv = ['ansz', *args]\n    try:\n        main()\n"
             "    except SystemExit as e:\n        assert not e.code, e.code\n"
             f"run(['compress', '-q', {str(src)!r}])\n"
             f"run(['decompress', '-q', '-o', {str(tmp_path / 'back')!r}, {str(src) + '.ansz'!r}])\n"
-            "print('BLOCKED', all(sys.modules.get(m, 0) is None for m in ('scipy', 'cffi')))")
+            "print('BLOCKED', all(sys.modules.get(m, 0) is None for m in ('scipy', 'cffi')))\n"
+            "import gc\nprint('FROZEN', gc.get_freeze_count() > 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "BLOCKED True", out.stdout + out.stderr
+    assert out.stdout.split() == ["BLOCKED", "True", "FROZEN", "True"], out.stdout + out.stderr
     assert (tmp_path / "back").read_bytes() == src.read_bytes()
     code = ("import sys\nfrom ansz.cli import main\ntry:\n    main(['--version'])\n"
             "except SystemExit:\n    pass\nprint('LEFT', 'cffi' not in sys.modules or "
