@@ -209,30 +209,31 @@ def patch_escapes(codes, escaped, shift, bits, elems):
     return k
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _sample_index(j, step):
-    """Index of the j-th sampled element: one of every step, the phase moving on every 1024
-    samples (element step * j + (j >> 10) % step), so data alternating with a period that
-    divides step (pairs, interleaved rows) is sampled in every phase."""
-    return step * j + (j >> 10) % step
+# Sampling for the field choice: with step s, one element in every s, taken in runs of 1024
+# samples whose phase moves on each run (samples j = 1024r .. 1024r + 1023 are elements
+# s*j + r % s), so data alternating with a period that divides s (pairs, interleaved rows)
+# is sampled in every phase. The run loops keep integer division out of the inner loop.
 
 
 @njit(cache=True, nogil=True)
 def field_histogram(elems, shift, step):
     """Counts (int64[4096]) of the 12-bit field (e >> shift) & 0xFFF of one element in every
-    step (step >= 1; see _sample_index).
+    step (step >= 1; sampled as described above).
 
     shift + 12 <= 8 * width (checked by the caller). Coarser fields sharing the same top
     bit are sums of adjacent counts, so one pass serves every candidate width.
     """
     counts = np.zeros(4096, np.int64)
     sh = np.uint64(shift)
-    j = 0
-    i = _sample_index(j, step)
-    while i < elems.size:
-        counts[(np.uint64(elems[i]) >> sh) & np.uint64(0xFFF)] += 1
-        j += 1
-        i = _sample_index(j, step)
+    n = elems.size
+    r = 0
+    while step * 1024 * r < n:
+        i = step * 1024 * r + r % step
+        end = min(step * 1024 * (r + 1), n)
+        while i < end:
+            counts[(np.uint64(elems[i]) >> sh) & np.uint64(0xFFF)] += 1
+            i += step
+        r += 1
     return counts
 
 
@@ -255,14 +256,17 @@ def _entropy_bits(counts, lo, hi):
 @njit(cache=True, nogil=True)
 def u16_histogram(elems, step):
     """Counts (int64[65536]) of the values of one element in every step of a uint16 array
-    (step >= 1; see _sample_index)."""
+    (step >= 1; sampled as field_histogram)."""
     counts = np.zeros(65536, np.int64)
-    j = 0
-    i = _sample_index(j, step)
-    while i < elems.size:
-        counts[elems[i]] += 1
-        j += 1
-        i = _sample_index(j, step)
+    n = elems.size
+    r = 0
+    while step * 1024 * r < n:
+        i = step * 1024 * r + r % step
+        end = min(step * 1024 * (r + 1), n)
+        while i < end:
+            counts[elems[i]] += 1
+            i += step
+        r += 1
     return counts
 
 

@@ -134,13 +134,13 @@ def _as_elements(data, layout: PairLayout) -> np.ndarray:
 
 
 #: choose_field prices one element in every FIELD_SAMPLE_STEP of a chunk of at least
-#: FIELD_SAMPLE_MIN elements, the phase moving every 1024 samples (``_kernels``
-#: ``_sample_index``: a fixed phase never saw the odd elements of data alternating between
-#: two ranges, and a 1 MiB bf16 chunk of such pairs grew 9%). Half the elements choose as
-#: well as all of them (corpus ratios within +-0.00002; 1/4 lost 0.00003-0.00005) for half
-#: of the histogram pass, the largest step of the choice. Smaller chunks count every
-#: element: a sample of a few hundred elements can leave the others outside the field's
-#: window, to escape.
+#: FIELD_SAMPLE_MIN elements, the phase moving every 1024 samples (``_kernels``, "Sampling
+#: for the field choice"): a fixed phase never saw the odd elements of data alternating
+#: between two ranges, and a 1 MiB bf16 chunk of such pairs grew 9%. Half the elements
+#: choose as well as all of them (corpus ratios within +-0.00002; 1/4 lost
+#: 0.00003-0.00005) for half of the histogram pass, the largest step of the choice. Smaller
+#: chunks count every element: a sample of a few hundred elements can leave the others
+#: outside the field's window, to escape.
 FIELD_SAMPLE_STEP = 2
 FIELD_SAMPLE_MIN = 1 << 15
 
