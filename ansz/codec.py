@@ -143,6 +143,12 @@ def read_varint_table(mv: memoryview, start: int, freq: np.ndarray) -> int:
 
 
 def encode_stream(symbols: np.ndarray, *, try_zstd: bool = False, coder: str = "auto") -> bytes:
+    """:func:`encode_stream_parts`, joined."""
+    return b"".join(encode_stream_parts(symbols, try_zstd=try_zstd, coder=coder))
+
+
+def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: str = "auto"
+                        ) -> list:
     """Code a uint8 array as the smallest of STORED / CONSTANT / the entropy coder(s) (/ ZSTD).
 
     ``coder`` (one of :data:`CODERS`) selects the entropy coder: "auto" tries rANS, Huffman
@@ -152,20 +158,25 @@ def encode_stream(symbols: np.ndarray, *, try_zstd: bool = False, coder: str = "
     :data:`MIN_GAIN` over STORED, a one-symbol stream is CONSTANT, and with ``try_zstd``
     zstd is kept if smaller. The result does not record the symbol count:
     :func:`decode_stream` is told it.
+
+    Returns the stream as a list of bytes-like pieces to concatenate. A STORED stream's
+    second piece is ``symbols``' own memory (not a copy): the caller joins the pieces
+    before changing ``symbols``. A chunk's stored planes are so copied once, into the
+    payload, rather than three times.
     """
     if coder not in CODERS:
         raise ValueError(f"unknown coder {coder!r}; expected one of {', '.join(CODERS)}")
     symbols = np.ascontiguousarray(symbols, dtype=np.uint8)
     n = symbols.size
     if n == 0:
-        return bytes([STORED])
+        return [bytes([STORED])]
     budget = n * (1 - MIN_GAIN)
     if not try_zstd and n >= _SAMPLE_MIN and _looks_incompressible(symbols):
-        return b"".join((bytes([STORED]), symbols.data))
+        return [bytes([STORED]), symbols.data]
     counts = rans.byte_histogram(symbols)
     present = np.flatnonzero(counts)
     if present.size == 1:
-        return bytes([CONSTANT, int(present[0])])
+        return [bytes([CONSTANT, int(present[0])])]
     best = None
     first, last = int(present[0]), int(present[-1])
     if coder in ("auto", "rans"):
@@ -211,8 +222,8 @@ def encode_stream(symbols: np.ndarray, *, try_zstd: bool = False, coder: str = "
         if len(zblob) < budget and (best is None or len(zblob) < len(best)):
             best = zblob
     if best is None:
-        return b"".join((bytes([STORED]), symbols.data))
-    return best
+        return [bytes([STORED]), symbols.data]
+    return [best]
 
 
 def decode_stream(blob, count: int, out: np.ndarray | None = None) -> np.ndarray:
@@ -368,8 +379,9 @@ def _encode_pairs(data, layout: PairLayout, field: Field | None, coder: str) -> 
             streams[-1] = _pack_plane(streams[-1], field.top_bits)
         if escaped.size:
             streams.append(escaped.astype("<u2").view(np.uint8))
-    parts.append(frame_streams(encode_stream(s, try_zstd=generic, coder=coder) for s in streams))
-    return b"".join(parts)
+    for s in streams:
+        parts.extend(_framed(encode_stream_parts(s, try_zstd=generic, coder=coder)))
+    return b"".join(parts)  # the one copy of stored planes (see encode_stream_parts)
 
 
 def frame_streams(blobs) -> bytes:
@@ -377,11 +389,14 @@ def frame_streams(blobs) -> bytes:
     the length is odd (docs/FORMAT.md, "Chunk payload")."""
     parts = []
     for blob in blobs:
-        parts.append(_U32.pack(len(blob)))
-        parts.append(blob)
-        if len(blob) % 2:
-            parts.append(b"\0")
+        parts.extend(_framed([blob]))
     return b"".join(parts)
+
+
+def _framed(pieces: list) -> list:
+    """One stream, given as bytes-like pieces, framed as :func:`frame_streams` frames it."""
+    length = sum(memoryview(p).nbytes for p in pieces)
+    return [_U32.pack(length), *pieces] + ([b"\0"] if length % 2 else [])
 
 
 def _kernels():
