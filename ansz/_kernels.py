@@ -216,22 +216,23 @@ def patch_escapes(codes, escaped, shift, bits, elems):
 
 
 @njit(cache=True, nogil=True)
-def field_histogram(elems, shift, step):
-    """Counts (int64[4096]) of the 12-bit field (e >> shift) & 0xFFF of one element in every
-    step (step >= 1; sampled as described above).
-
-    shift + 12 <= 8 * width (checked by the caller). Coarser fields sharing the same top
-    bit are sums of adjacent counts, so one pass serves every candidate width.
+def field_histogram(elems, shift, bits, step):
+    """Counts (int64[2^bits]) of the field (e >> shift) & (2^bits - 1) of one element in
+    every step (step >= 1; sampled as described above): bits 12 gives the field histogram
+    of a top (shift + 12 <= 8 * width, checked by the caller; coarser fields sharing the same
+    top bit are sums of adjacent counts, so one pass serves every candidate width), and
+    shift 0, bits 16 every value of a 16-bit element.
     """
-    counts = np.zeros(4096, np.int64)
+    counts = np.zeros(1 << bits, np.int64)
     sh = np.uint64(shift)
+    mask = np.uint64((1 << bits) - 1)
     n = elems.size
     r = 0
     while step * 1024 * r < n:
         i = step * 1024 * r + r % step
         end = min(step * 1024 * (r + 1), n)
         while i < end:
-            counts[(np.uint64(elems[i]) >> sh) & np.uint64(0xFFF)] += 1
+            counts[(np.uint64(elems[i]) >> sh) & mask] += 1
             i += step
         r += 1
     return counts
@@ -251,23 +252,6 @@ def _entropy_bits(counts, lo, hi):
         if c > 0.0:
             acc += c * np.log2(total / c)
     return acc
-
-
-@njit(cache=True, nogil=True)
-def u16_histogram(elems, step):
-    """Counts (int64[65536]) of the values of one element in every step of a uint16 array
-    (step >= 1; sampled as field_histogram)."""
-    counts = np.zeros(65536, np.int64)
-    n = elems.size
-    r = 0
-    while step * 1024 * r < n:
-        i = step * 1024 * r + r % step
-        end = min(step * 1024 * (r + 1), n)
-        while i < end:
-            counts[elems[i]] += 1
-            i += step
-        r += 1
-    return counts
 
 
 @njit(cache=True, nogil=True)

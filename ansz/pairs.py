@@ -172,9 +172,9 @@ def field_histogram(data, layout: PairLayout, step: int = 1) -> np.ndarray:
 
     elems = np.ascontiguousarray(_as_elements(data, layout))
     if layout.width == 2:
-        return _kernels.u16_histogram(elems, np.int64(step))
+        return _kernels.field_histogram(elems, np.uint32(0), np.int64(16), np.int64(step))
     return np.stack([_kernels.field_histogram(elems, np.uint32(top - MAX_FIELD_BITS),
-                                              np.int64(step))
+                                              np.int64(MAX_FIELD_BITS), np.int64(step))
                      for top in FIELD_TOPS[layout.name]])
 
 

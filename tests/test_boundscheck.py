@@ -71,7 +71,7 @@ for name, data in cases[:4]:
     field_ok, field_corrupt = field_ok + o, field_corrupt + c
 z = x.copy(); z[::50] = 0.0; z[:2] = [np.inf, 1e-40]
 zb = z.astype(ml_dtypes.bfloat16).tobytes()
-_, bases = _kernels.field_costs(_kernels.field_histogram(np.frombuffer(zb, np.uint16), np.uint32(3), np.int64(1)))
+_, bases = _kernels.field_costs(_kernels.field_histogram(np.frombuffer(zb, np.uint16), np.uint32(3), np.int64(12), np.int64(1)))
 for bits in range(8, 13):
     f = pairs.Field(15 - bits, bits, int(bases[bits - 8]))
     o, c = damage("BF16", zb, codec.encode_chunk(zb, "BF16", fielded=True, field=f), 60, True)
