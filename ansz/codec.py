@@ -329,10 +329,11 @@ def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto"
     values follow as one more stream of u16 (docs/FORMAT.md, "Fielded chunk payload"). When
     the chosen field is wider than 8 bits and the chunk is under 64 KiB, or the field made
     it larger than its input, the chunk is also coded with the plain 8-bit field (which
-    never escapes) and the smaller kept: the payload never exceeds the
-    container's Decoded_Length + PAYLOAD_SLACK. ``field`` (with ``fielded``) forces that
-    field instead, with no fallback: for tests and experiments. ``coder`` is passed to :func:`encode_stream` for every stream. Block-quantized GGML
-    types (:mod:`ansz.blocks`) are coded field by field instead.
+    never escapes) and the smaller kept: the payload never exceeds the container's
+    Decoded_Length + PAYLOAD_SLACK. ``field`` (with ``fielded``) forces that field instead,
+    with no fallback: for tests and experiments. ``coder`` is passed to
+    :func:`encode_stream` for every stream. Block-quantized GGML types
+    (:mod:`ansz.blocks`) are coded field by field instead.
     """
     if dtype in BLOCK_TYPES:
         return encode_block_chunk(data, dtype, coder=coder)

@@ -163,11 +163,10 @@ def choose_field(data, layout: PairLayout, step: int | None = None) -> tuple[Fie
 
 
 def field_histogram(data, layout: PairLayout, step: int = 1) -> np.ndarray:
-    """Counts of the bits of one element in every ``step`` (see FIELD_SAMPLE_STEP) that
-    choosing a field needs;
-    histograms of several pieces of a tensor add up. For 16-bit floats, of every 16-bit value
-    (int64[65536]); otherwise of the 12 bits below each of ``FIELD_TOPS[layout.name]``
-    (int64[tops, 4096])."""
+    """Counts of the bits that choosing a field needs, of one element in every ``step`` (see
+    FIELD_SAMPLE_STEP); histograms of several pieces of a tensor add up. For 16-bit floats,
+    of every 16-bit value (int64[65536]); otherwise of the 12 bits below each of
+    ``FIELD_TOPS[layout.name]`` (int64[tops, 4096])."""
     from . import _kernels
 
     elems = np.ascontiguousarray(_as_elements(data, layout))

@@ -144,7 +144,7 @@ class QlcTable:
         status, lut, order = _kernels.qlc_build_tables(self.area_bits.astype(np.int64),
                                                        as_stream_buffer(self.order))
         if status:  # validated when the table was made, unless edited in place since
-            raise CorruptDataError("QLC table is invalid")
+            raise CorruptDataError(_QLC_TABLE_STATUS[status])
         return lut, order
 
     def to_bytes(self) -> bytes:

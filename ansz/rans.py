@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels
-from ._kernels import NSTATES, RANS_L, SCALE_BITS, SCALE_BITS_CHOICES, SCALE_BITS_HIGH
+from ._kernels import NSTATES, SCALE_BITS, SCALE_BITS_CHOICES, SCALE_BITS_HIGH
 from .errors import CorruptDataError
 
 __all__ = ["SCALE_BITS", "SCALE_BITS_HIGH", "SCALE_BITS_CHOICES", "NSTATES", "encode_symbols",
