@@ -388,7 +388,9 @@ def choose_field(h12, raw, raw_coded):
 # the packed plane has S = ceil(n / m) bytes and byte j holds, at bits [q*k, q*k + k), the
 # field of value j + q*S (q = 0 .. m-1); fields past the last value are 0. Unlike
 # consecutive packing, every loop below walks contiguous bytes with constant shifts, so LLVM
-# vectorizes both directions.
+# vectorizes both directions. One pass over the packed bytes handles all m slices (the q
+# loop has a constant trip count and unrolls): one loop per slice instead measured 2.7x
+# slower unpacking the 1-bit slices (w = 5: 0.117 -> 0.043 ms for 2^19 values).
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -396,15 +398,20 @@ def _pack_slices(vals, packed, k, at):
     """Pack bits [at, at + k) of every value of vals into the sliced plane ``packed``."""
     n = vals.size
     S = packed.size
+    m = 8 // k
     mask = np.uint8((1 << k) - 1)
-    for j in range(S):
-        packed[j] = 0
-    for q in range(8 // k):
-        base = q * S
-        cnt = max(0, min(S, n - base))
-        src = vals[base:base + cnt]
-        for j in range(cnt):
-            packed[j] |= ((src[j] >> np.uint8(at)) & mask) << np.uint8(q * k)
+    full = max(0, min(S, n - (m - 1) * S))  # bytes j < full hold m values
+    for j in range(full):
+        b = np.uint8(0)
+        for q in range(m):
+            b |= ((vals[q * S + j] >> np.uint8(at)) & mask) << np.uint8(q * k)
+        packed[j] = b
+    for j in range(full, S):
+        b = np.uint8(0)
+        for q in range(m):
+            if q * S + j < n:
+                b |= ((vals[q * S + j] >> np.uint8(at)) & mask) << np.uint8(q * k)
+        packed[j] = b
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -413,21 +420,28 @@ def _unpack_slices(packed, vals, k, at, first):
     when ``first``, else OR). Returns False if a field past the last value is not 0."""
     n = vals.size
     S = packed.size
+    m = 8 // k
     mask = np.uint8((1 << k) - 1)
+    full = max(0, min(S, n - (m - 1) * S))  # bytes j < full hold m values
+    for j in range(full):
+        b = packed[j]
+        for q in range(m):
+            v = ((b >> np.uint8(q * k)) & mask) << np.uint8(at)
+            if first:
+                vals[q * S + j] = v
+            else:
+                vals[q * S + j] |= v
     ok = True
-    for q in range(8 // k):
-        base = q * S
-        cnt = max(0, min(S, n - base))
-        dst = vals[base:base + cnt]
-        if first:
-            for j in range(cnt):
-                dst[j] = ((packed[j] >> np.uint8(q * k)) & mask) << np.uint8(at)
-        else:
-            for j in range(cnt):
-                dst[j] |= ((packed[j] >> np.uint8(q * k)) & mask) << np.uint8(at)
-        for j in range(cnt, S):
-            if (packed[j] >> np.uint8(q * k)) & mask:
-                ok = False
+    for j in range(full, S):
+        b = packed[j]
+        for q in range(m):
+            v = (b >> np.uint8(q * k)) & mask
+            if q * S + j >= n:
+                ok &= v == 0
+            elif first:
+                vals[q * S + j] = v << np.uint8(at)
+            else:
+                vals[q * S + j] |= v << np.uint8(at)
     return ok
 
 

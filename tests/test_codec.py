@@ -186,6 +186,39 @@ def test_fielded_chunk_roundtrips_with_every_field_width(name, bits, n):
     assert codec.decode_chunk(enc, name, len(data), fielded=True).tobytes() == data
 
 
+def spec_packed_plane(vals: np.ndarray, w: int) -> bytes:
+    """docs/FORMAT.md, "Packed raw plane", value by value: value i of a sub-plane of S bytes
+    sits in byte i % S at bits (i // S) * k."""
+    out = []
+    for k, at in [(4, 0)] + ([(2, 4)] if w >= 6 else []) + ([(1, w - 1)] if w % 2 else []):
+        size = -(-vals.size * k // 8)
+        plane = [0] * size
+        for i, v in enumerate(vals.tolist()):
+            plane[i % size] |= ((v >> at) & ((1 << k) - 1)) << (i // size * k)
+        out += plane
+    return bytes(out)
+
+
+@pytest.mark.parametrize("w", range(4, 8))
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 7, 8, 9, 15, 17, 1000, 1001, 4099])
+def test_packed_plane_is_the_specified_layout_and_padding_is_checked(w, n):
+    vals = np.random.default_rng(n * 10 + w).integers(0, 1 << w, n, dtype=np.uint8)
+    packed = codec._pack_plane(vals, w).tobytes()
+    assert packed == spec_packed_plane(vals, w)
+    back = np.empty(n, np.uint8)
+    codec._unpack_plane(bytes([codec.STORED]) + packed, n, w, back)
+    assert np.array_equal(back, vals)
+    start = 0  # a padding bit set in any sub-plane's last byte is corrupt
+    for k in [4] + ([2] if w >= 6 else []) + ([1] if w % 2 else []):
+        size = -(-n * k // 8)
+        if (8 // k - 1) * size + size - 1 >= n:  # the last byte's top field is padding
+            bad = bytearray(packed)
+            bad[start + size - 1] |= 0x80
+            with pytest.raises(CorruptDataError, match="padding"):
+                codec._unpack_plane(bytes([codec.STORED]) + bytes(bad), n, w, back)
+        start += size
+
+
 @settings(max_examples=40, deadline=None)
 @given(name=st.sampled_from(FLOATS), data=st.data())
 def test_fielded_chunk_roundtrip_any_bytes(name, data):
