@@ -519,8 +519,9 @@ def byte_histogram(data):
 def normalize_counts(counts, scale_bits):
     """Quantize counts to integer frequencies summing to M = 2^scale_bits.
 
-    counts: int64[256], at least two nonzero (one symbol needs no coder), and the number of
-    nonzero entries must be <= M. Returns uint32[256] with freq[s] >= 1 where counts[s] > 0
+    counts: int64[A] for an alphabet of A symbols (256 for bytes, fewer for a compacted pair
+    alphabet), at least two nonzero (one symbol needs no coder), and the number of
+    nonzero entries must be <= M. Returns uint32[A] with freq[s] >= 1 where counts[s] > 0
     and freq[s] == 0 where counts[s] == 0, minimizing the coded size
     sum(counts[s] * log2(M / freq[s])). The objective is separable and convex in each
     freq, so a point where no single unit moved from one symbol to another helps is optimal:
@@ -528,12 +529,13 @@ def normalize_counts(counts, scale_bits):
     swap gains.
     """
     M = np.int64(1) << np.int64(scale_bits)
+    nsym = counts.size
     total = np.int64(0)
-    for s in range(256):
+    for s in range(nsym):
         total += counts[s]
-    freq = np.zeros(256, np.int64)
+    freq = np.zeros(nsym, np.int64)
     used = np.int64(0)
-    for s in range(256):
+    for s in range(nsym):
         c = counts[s]
         if c > 0:
             f = np.int64((np.float64(c) * np.float64(M)) / np.float64(total) + 0.5)
@@ -546,7 +548,7 @@ def normalize_counts(counts, scale_bits):
         if used < M:
             best = -1
             bestv = -1.0
-            for s in range(256):
+            for s in range(nsym):
                 c = counts[s]
                 if c > 0:
                     v = np.float64(c) * np.log2((freq[s] + 1.0) / freq[s])
@@ -558,7 +560,7 @@ def normalize_counts(counts, scale_bits):
         else:
             best = -1
             bestv = np.inf
-            for s in range(256):
+            for s in range(nsym):
                 if counts[s] > 0 and freq[s] > 1:
                     v = np.float64(counts[s]) * np.log2(freq[s] / (freq[s] - 1.0))
                     if v < bestv:
@@ -567,12 +569,12 @@ def normalize_counts(counts, scale_bits):
             freq[best] -= 1
             used -= 1
     # Exchange: move a unit from the cheapest donor to the best taker while that gains.
-    for _ in range(4 * 256 + 64):
+    for _ in range(4 * nsym + 64):
         take = -1
         takev = -1.0
         give = -1
         givev = np.inf
-        for s in range(256):
+        for s in range(nsym):
             c = counts[s]
             if c > 0:
                 f = freq[s]
@@ -589,8 +591,8 @@ def normalize_counts(counts, scale_bits):
             break
         freq[take] += 1
         freq[give] -= 1
-    out = np.zeros(256, np.uint32)
-    for s in range(256):
+    out = np.zeros(nsym, np.uint32)
+    for s in range(nsym):
         out[s] = np.uint32(freq[s])
     return out
 
@@ -619,18 +621,18 @@ def _enc_put(x, s, enc, out, ptr):
 
 @njit(cache=True, nogil=True)
 def encoder_table(freq, scale_bits):
-    """uint64[256 * 8]: symbol s at [8s, 8s+5) = (x_max, rcp_freq, rcp_shift, bias, cmpl_freq)
-    for freq (uint32[256]) summing to M = 2^scale_bits.
+    """uint64[A * 8]: symbol s at [8s, 8s+5) = (x_max, rcp_freq, rcp_shift, bias, cmpl_freq)
+    for freq (uint32[A], A symbols) summing to M = 2^scale_bits.
 
     As ryg's RansEncSymbolInit: x // freq becomes a multiply by a fixed-point reciprocal,
     exact for x < 2^31 (Alverson); freq == 1 uses rcp = 2^32 - 1 with a compensating bias.
     x_max = ((RANS_L >> scale_bits) << 16) * freq < 2^31, so nothing here overflows uint64.
     """
-    enc = np.zeros(256 * 8, np.uint64)
+    enc = np.zeros(freq.size * 8, np.uint64)
     M = np.uint64(1) << np.uint64(scale_bits)
     unit = np.uint64((RANS_L >> scale_bits) << 16)
     start = np.uint64(0)
-    for s in range(256):
+    for s in range(freq.size):
         f = np.uint64(freq[s])
         k = 8 * s
         enc[k] = unit * f
@@ -651,10 +653,10 @@ def encoder_table(freq, scale_bits):
 
 @njit(cache=True, nogil=True)
 def coded_bits(counts, freq, scale_bits):
-    """Bits of the rANS words for counts (int64[256]) under freq (every counted symbol has
-    freq >= 1): sum(counts[s] * (scale_bits - log2 freq[s])), the cross-entropy."""
+    """Bits of the rANS words for counts (int64[A]) under freq (uint32[A]; every counted
+    symbol has freq >= 1): sum(counts[s] * (scale_bits - log2 freq[s])), the cross-entropy."""
     acc = 0.0
-    for s in range(256):
+    for s in range(counts.size):
         if counts[s] > 0:
             acc += np.float64(counts[s]) * (scale_bits - np.log2(np.float64(freq[s])))
     return acc
@@ -682,10 +684,100 @@ def write_varints(freq, out):
 
 
 @njit(cache=True, nogil=True)
-def rans_encode(codes, enc, out):
-    """Encode uint8 codes with NSTATES interleaved rANS states into out (uint16[::1]).
+def pair_histogram(values, counts, ids, cnt):
+    """The distinct values of ``values`` (uint16) in increasing order into ids (uint16) and
+    their counts into cnt (int64), both of 65536 entries; returns how many. counts is
+    uint32[65536] scratch, all zero on entry and again on return."""
+    for i in range(values.size):
+        counts[values[i]] += np.uint32(1)
+    k = 0
+    for v in range(65536):
+        c = counts[v]
+        if c:
+            ids[k] = np.uint16(v)
+            cnt[k] = np.int64(c)
+            counts[v] = 0
+            k += 1
+    return k
 
-    enc: uint64[256 * 8] from encoder_table; only rows of symbols with freq >= 1 may be
+
+@njit(cache=True, nogil=True)
+def pair_ranks(values, ids, rank, out):
+    """out[i] = the index of values[i] in ids (uint16, increasing; every value is in ids).
+    rank is uint16[65536] scratch."""
+    for i in range(ids.size):
+        rank[ids[i]] = np.uint16(i)
+    for i in range(values.size):
+        out[i] = rank[values[i]]
+
+
+@njit(cache=True, nogil=True)
+def write_pair_table(ids, freq, out):
+    """Write a sparse table as LEB128 varints into out (uint8, >= 5 * ids.size + 1 bytes):
+    for each entry, ids[i] - ids[i-1] - 1 (ids[-1] = -1; ids uint16, increasing), then
+    freq[i] (< 2^14); then a zero byte if the count so far is odd. Returns the bytes
+    written."""
+    p = 0
+    prev = np.int64(-1)
+    for i in range(ids.size):
+        for v in (np.int64(ids[i]) - prev - np.int64(1), np.int64(freq[i])):
+            while v >= 128:
+                out[p] = np.uint8((v & 127) | 128)
+                v >>= 7
+                p += 1
+            out[p] = np.uint8(v)
+            p += 1
+        prev = np.int64(ids[i])
+    if p % 2:
+        out[p] = 0
+        p += 1
+    return p
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _read_varint(buf, p, max_bytes):
+    """(value, next offset) of the LEB128 varint at buf[p:], or (-1, -1) if buf ends first
+    and (-2, -2) if it is longer than max_bytes. Every read is checked."""
+    v = np.int64(0)
+    for k in range(max_bytes):
+        if p >= buf.size:
+            return np.int64(-1), -1
+        b = np.int64(buf[p])
+        p += 1
+        v |= (b & 127) << (7 * k)
+        if b < 128:
+            return v, p
+    return np.int64(-2), -2
+
+
+@njit(cache=True, nogil=True)
+def read_pair_table(buf, start, ids, freq):
+    """Read ids.size entries written by write_pair_table from buf[start:] into ids (uint16)
+    and freq (uint32). Returns the offset after them, -1 if buf ends first, -2 for an
+    over-long varint, -3 for a symbol value past 65535. Every read is checked."""
+    p = start
+    prev = np.int64(-1)
+    for i in range(ids.size):
+        d, p = _read_varint(buf, p, 3)
+        if p < 0:
+            return p
+        f, p = _read_varint(buf, p, 2)
+        if p < 0:
+            return p
+        prev += d + np.int64(1)
+        if prev > 65535:
+            return -3
+        ids[i] = np.uint16(prev)
+        freq[i] = np.uint32(f)
+    return p
+
+
+@njit(cache=True, nogil=True)
+def rans_encode(codes, enc, out):
+    """Encode codes (uint8, or uint16 ids of a compacted alphabet) with NSTATES interleaved
+    rANS states into out (uint16[::1]).
+
+    enc: uint64[A * 8] from encoder_table; only rows of symbols with freq >= 1 may be
     used, which holds because the caller builds the table from these codes' histogram.
     out must have at least codes.size + 2 * NSTATES words: a symbol emits at most one word
     because freq >= 1 and scale_bits < 16. Words are written backwards
@@ -758,7 +850,8 @@ def _rans_decode(words, sym_of_slot, dec_of_slot, out, scale_bits):
     """Decode out.size symbols from words (uint16[::1]) produced by rans_encode.
 
     Inlined into rans_decode12/14, which pass scale_bits as a constant. sym_of_slot
-    (uint8[M]) and dec_of_slot (uint32[M]) come from build_decoder_tables, built from a
+    (uint8[M], or uint16[M] with a uint16 out: pair symbols, from build_sparse_tables) and
+    dec_of_slot (uint32[M]) come from build_decoder_tables, built from a
     validated frequency table (at least two nonzero freqs, summing to M = 2^scale_bits, so
     each freq < M). With such tables every state stays in
     [RANS_L, 2^31) whatever the words hold, and slot = x & (M - 1) < M, so only the word
@@ -867,6 +960,20 @@ def build_decoder_tables(freq, sym_of_slot, dec_of_slot):
         f = np.uint32(freq[s])
         for r in range(f):
             sym_of_slot[k] = np.uint8(s)
+            dec_of_slot[k] = (f << np.uint32(16)) | np.uint32(r)
+            k += 1
+
+
+@njit(cache=True, nogil=True)
+def build_sparse_tables(ids, freq, sym_of_slot, dec_of_slot):
+    """build_decoder_tables for a sparse alphabet: the symbol of freq[i] is ids[i] (uint16,
+    increasing), sym_of_slot is uint16[M]. The caller has checked sum(freq) == M."""
+    k = 0
+    for i in range(freq.size):
+        f = np.uint32(freq[i])
+        s = np.uint16(ids[i])
+        for r in range(f):
+            sym_of_slot[k] = s
             dec_of_slot[k] = (f << np.uint32(16)) | np.uint32(r)
             k += 1
 

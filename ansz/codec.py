@@ -7,6 +7,9 @@ A *stream* is a run of uint8 symbols whose length the caller knows. It is coded 
 * ``CONSTANT`` one symbol repeated (two bytes, whatever the length);
 * ``RANS``     a frequency table (LEB128 varints) and interleaved rANS words (:mod:`ansz.rans`);
   ``RANS_U16``, the same with a table of u16, is still read;
+* ``RANS_PAIRS`` rANS over pairs of symbols (a sparse table of the pairs present): each
+  decode step yields two symbols, so a low-entropy code stream decodes ~1.7x faster, for a
+  larger table (written by ``fast`` chunks, see :func:`encode_chunk`);
 * ``ZSTD``     a zstd frame (offered for generic byte data, where LZ matches can win);
 * ``HUFFMAN``  a length-limited canonical Huffman table and code bytes (:mod:`ansz.huffman`);
 * ``QLC``      a Quad Length Codes table and code bytes (:mod:`ansz.qlc`).
@@ -42,6 +45,7 @@ STORED = 0
 CONSTANT = 1
 RANS_U16 = 2  #: rANS with a u16 frequency table (written by earlier versions; still read)
 RANS = 6  #: rANS with a LEB128 frequency table (what the encoder writes)
+RANS_PAIRS = 7  #: rANS over symbol pairs with a sparse LEB128 table (fast chunks)
 ZSTD = 3
 # HUFFMAN = 4 and QLC = 5 come from ansz.coders.
 
@@ -60,6 +64,16 @@ ZSTD_LEVEL = 3
 HIGH_SCALE_MIN_GAIN = 0.001
 
 _RANS_HEAD = struct.Struct("<BBBB")  # method, scale_bits, first symbol, last symbol
+_PAIRS_HEAD = struct.Struct("<BBHBB")  # method, scale_bits, pair count, odd last symbol, 0
+
+#: Pair coding is tried on streams of at least PAIRS_MIN symbols whose pairs take at most
+#: PAIRS_MAX values (beyond that the 14-bit table's quantization and size cost more than
+#: pairs gain), and kept when it costs at most PAIR_SLACK more than coding single symbols:
+#: it is offered for speed. bf16 exponent streams take ~230-280 pairs and cost 0.1-0.2%
+#: more with pairs, tables included (docs/FORMAT.md, "rANS pair stream").
+PAIRS_MIN = 1 << 12
+PAIRS_MAX = 1024
+PAIR_SLACK = 0.01
 _U32 = struct.Struct("<I")
 
 
@@ -142,13 +156,14 @@ def read_varint_table(mv: memoryview, start: int, freq: np.ndarray) -> int:
     return end
 
 
-def encode_stream(symbols: np.ndarray, *, try_zstd: bool = False, coder: str = "auto") -> bytes:
+def encode_stream(symbols: np.ndarray, *, try_zstd: bool = False, coder: str = "auto",
+                  pairs: bool = False) -> bytes:
     """:func:`encode_stream_parts`, joined."""
-    return b"".join(encode_stream_parts(symbols, try_zstd=try_zstd, coder=coder))
+    return b"".join(encode_stream_parts(symbols, try_zstd=try_zstd, coder=coder, pairs=pairs))
 
 
-def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: str = "auto"
-                        ) -> list:
+def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: str = "auto",
+                        pairs: bool = False) -> list:
     """Code a uint8 array as the smallest of STORED / CONSTANT / the entropy coder(s) (/ ZSTD).
 
     ``coder`` (one of :data:`CODERS`) selects the entropy coder: "auto" tries rANS, Huffman
@@ -158,6 +173,10 @@ def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: s
     :data:`MIN_GAIN` over STORED, a one-symbol stream is CONSTANT, and with ``try_zstd``
     zstd is kept if smaller. The result does not record the symbol count:
     :func:`decode_stream` is told it.
+
+    ``pairs`` prefers decoding speed: with "auto" or "rans", a RANS_PAIRS stream is kept
+    when it costs at most :data:`PAIR_SLACK` more than the single-symbol rANS stream, and
+    "auto" then tries no prefix coder (they decode slower than rANS).
 
     Returns the stream as a list of bytes-like pieces to concatenate. A STORED stream's
     second piece is ``symbols``' own memory (not a copy): the caller joins the pieces
@@ -182,6 +201,11 @@ def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: s
     if coder in ("auto", "rans"):
         scale_bits, freq, words_bytes = rans_plan(counts)
         table_bytes = 2 * (last - first + 1)
+        plan = _pair_plan(symbols) if pairs else None
+        if plan is not None and plan.size <= (words_bytes + table_bytes) * (1 + PAIR_SLACK):
+            paired = _pairs_stream(symbols, plan)
+            if len(paired) < budget:
+                return [paired]
         if words_bytes + table_bytes < budget:
             words = rans.encode_symbols(symbols, freq,
                                         _scratch("words", n + 2 * rans.NSTATES, np.uint16),
@@ -191,7 +215,7 @@ def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: s
                              words.astype("<u2", copy=False).data))
             if len(blob) < budget:
                 best = blob
-    if coder == "auto":
+    if coder == "auto" and not pairs:
         # Each prefix stream is at least its method byte, its smallest possible table and
         # a payload bound; build only the ones that could still win. The bound is the
         # unlimited-Huffman payload, and for QLC, once Huffman is built, Huffman's own
@@ -203,7 +227,7 @@ def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: s
         payload = (int(huffman_payload_bits(counts)) + 7) // 8
         prefix = [("huffman", 2 + (last - first + 2) // 2), ("qlc", 5 + present.size)]
     else:
-        prefix = [(coder, 0)] if coder != "rans" else []
+        prefix = [(coder, 0)] if coder in ("huffman", "qlc") else []
         payload = 0
     for c, table_min in prefix:
         limit = budget if best is None else len(best)
@@ -265,6 +289,8 @@ def decode_stream(blob, count: int, out: np.ndarray | None = None) -> np.ndarray
             raise CorruptDataError("rANS stream is truncated")
         words = np.frombuffer(mv, "<u2", (len(mv) - table_end) // 2, table_end)
         rans.decode_symbols(words, count, freq, out, scale_bits)
+    elif method == RANS_PAIRS:
+        _decode_pairs(mv, count, out)
     elif method == ZSTD:
         import zstandard
 
@@ -285,6 +311,87 @@ def decode_stream(blob, count: int, out: np.ndarray | None = None) -> np.ndarray
     else:
         raise CorruptDataError(f"unknown stream method {method}")
     return out
+
+
+class _PairPlan:
+    """How :func:`_pairs_stream` would code a stream: the pairs present, their table and
+    the predicted stream size (header, table, words)."""
+
+    def __init__(self, values: np.ndarray, ids: np.ndarray, counts: np.ndarray):
+        self.values, self.ids = values, ids
+        self.scale_bits, self.freq, words_bytes = rans_plan(counts)
+        table = np.empty(5 * ids.size + 1, np.uint8)
+        self.table = table[:_kernels().write_pair_table(ids, self.freq, table)]
+        self.size = _PAIRS_HEAD.size + self.table.size + words_bytes
+
+
+def _pair_plan(symbols: np.ndarray) -> _PairPlan | None:
+    """The plan for coding ``symbols`` (uint8) in pairs, or None when pairs do not apply
+    (fewer than PAIRS_MIN symbols, fewer than 2 or more than PAIRS_MAX distinct pairs)."""
+    n = symbols.size
+    if n < PAIRS_MIN:
+        return None
+    # Pair i is symbols 2i + 256 * symbols 2i+1 (a little-endian host, as numba's).
+    values = np.require(symbols[:n - n % 2].view(np.uint16), requirements=["A"])
+    ids = _scratch("pair_ids", 1 << 16, np.uint16)
+    counts = _scratch("pair_counts", 1 << 16, np.int64)
+    k = int(_kernels().pair_histogram(values, _pair_zeros(), ids, counts))
+    if not 2 <= k <= PAIRS_MAX:
+        return None
+    return _PairPlan(values, ids[:k].copy(), counts[:k].copy())
+
+
+def _pair_zeros() -> np.ndarray:
+    """pair_histogram's per-thread counts, zero between calls (the kernel clears them)."""
+    zeros = getattr(_scratch_store, "pair_zeros", None)
+    if zeros is None:
+        zeros = _scratch_store.pair_zeros = np.zeros(1 << 16, np.uint32)
+    return zeros
+
+
+def _pairs_stream(symbols: np.ndarray, plan: _PairPlan) -> bytes:
+    """``symbols`` (uint8) as the RANS_PAIRS stream ``plan`` describes."""
+    ranks = _scratch("pair_ranks", plan.values.size, np.uint16)
+    _kernels().pair_ranks(plan.values, plan.ids, _scratch("pair_rank_of", 1 << 16, np.uint16),
+                          ranks)
+    words = rans.encode_symbols(ranks, plan.freq, None, plan.scale_bits)
+    last = int(symbols[-1]) if symbols.size % 2 else 0
+    head = _PAIRS_HEAD.pack(RANS_PAIRS, plan.scale_bits, plan.ids.size, last, 0)
+    return b"".join((head, plan.table.data, words.astype("<u2", copy=False).data))
+
+
+def _decode_pairs(mv: memoryview, count: int, out: np.ndarray) -> None:
+    """Decode the RANS_PAIRS stream ``mv`` into ``out`` (count uint8 symbols)."""
+    if len(mv) < _PAIRS_HEAD.size:
+        raise CorruptDataError("rANS pair stream header is truncated")
+    _, scale_bits, npairs, last, reserved = _PAIRS_HEAD.unpack_from(mv)
+    if reserved:
+        raise CorruptDataError("rANS pair stream header has a nonzero reserved byte")
+    if count % 2 == 0 and last != 0:
+        raise CorruptDataError("rANS pair stream has a last symbol for an even count")
+    ids = np.empty(npairs, np.uint16)
+    freq = np.empty(npairs, np.uint32)
+    end = int(_kernels().read_pair_table(np.frombuffer(mv, np.uint8), np.int64(_PAIRS_HEAD.size),
+                                         ids, freq))
+    if end < 0:
+        raise CorruptDataError({-1: "rANS pair table is truncated",
+                                -2: "rANS pair table has an over-long varint"}.get(
+                                    end, "rANS pair table has a value past 65535"))
+    if end % 2:
+        if end >= len(mv) or mv[end] != 0:
+            raise CorruptDataError("rANS pair table has a bad padding byte")
+        end += 1
+    if (len(mv) - end) % 2:
+        raise CorruptDataError("rANS pair stream is truncated")
+    words = np.frombuffer(mv, "<u2", (len(mv) - end) // 2, end)
+    even = count - count % 2
+    aligned = out.ctypes.data % 2 == 0  # a raw plane can start at an odd address
+    target = out[:even] if aligned else _scratch("pairs", even)
+    rans.decode_sparse(words, ids, freq, target.view(np.uint16), scale_bits)
+    if not aligned:
+        out[:even] = target
+    if count % 2:
+        out[count - 1] = last
 
 
 _FIELD_HEAD = struct.Struct("<BBHI")  # Field_Shift, Field_Bits, Code_Base, Escape_Count
@@ -315,7 +422,7 @@ def _unpack_plane(blob, n: int, w: int, top: np.ndarray) -> None:
 
 
 def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto",
-                 field: Field | None = None) -> bytes:
+                 field: Field | None = None, fast: bool = False) -> bytes:
     """Code a chunk (bytes-like, a whole number of ``dtype`` elements) as framed streams.
 
     Layout: for the code stream and then each raw plane, ``u32 length`` + stream + one zero
@@ -334,6 +441,12 @@ def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto"
     with no fallback: for tests and experiments. ``coder`` is passed to
     :func:`encode_stream` for every stream. Block-quantized GGML types
     (:mod:`ansz.blocks`) are coded field by field instead.
+
+    ``fast`` trades a little ratio for decoding (and coding) speed: a fielded chunk takes
+    the plain 8-bit field without searching (no escapes, a stored last plane), its code
+    stream is offered as symbol pairs (``encode_stream(pairs=True)``), and with "auto" no
+    stream tries the prefix coders. The chunk stays an ordinary one: decoders need nothing
+    but the RANS_PAIRS stream method.
     """
     if dtype in BLOCK_TYPES:
         return encode_block_chunk(data, dtype, coder=coder)
@@ -341,11 +454,11 @@ def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto"
     if field is not None and not fielded:
         raise ValueError("encode_chunk: a forced field needs fielded=True")
     if not fielded:
-        return _encode_pairs(data, layout, None, coder)
+        return _encode_pairs(data, layout, None, coder, fast)
     if layout.name not in FIELD_TOPS:
         raise ValueError(f"{dtype} has no fielded layout")
-    if field is not None:
-        return _encode_pairs(data, layout, field, coder)
+    if field is not None or fast:
+        return _encode_pairs(data, layout, field or plain_field(layout), coder, fast)
     field, _ = choose_field(data, layout)
     payload = _encode_pairs(data, layout, field, coder)
     nbytes = len(memoryview(data).cast("B"))
@@ -364,9 +477,10 @@ def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto"
 _SMALL_FIELDED = 1 << 16
 
 
-def _encode_pairs(data, layout: PairLayout, field: Field | None, coder: str) -> bytes:
+def _encode_pairs(data, layout: PairLayout, field: Field | None, coder: str,
+                  fast: bool = False) -> bytes:
     """The streams of encode_chunk for a coding-pair layout, with ``field`` (fielded: the
-    Field_Header first) or without (None: plain pairs)."""
+    Field_Header first) or without (None: plain pairs); ``fast`` as for encode_chunk."""
     n = len(memoryview(data).cast("B")) // layout.width
     codes, raw = split_pairs(data, layout, _scratch("codes", n),
                              _scratch("raw", n * layout.raw_width), field)
@@ -380,8 +494,11 @@ def _encode_pairs(data, layout: PairLayout, field: Field | None, coder: str) -> 
             streams[-1] = _pack_plane(streams[-1], field.top_bits)
         if escaped.size:
             streams.append(escaped.astype("<u2").view(np.uint8))
-    for s in streams:
-        parts.extend(_framed(encode_stream_parts(s, try_zstd=generic, coder=coder)))
+    if fast and coder == "auto":
+        coder = "rans"  # what "auto" with pairs keeps for the code stream, too
+    for k, s in enumerate(streams):
+        parts.extend(_framed(encode_stream_parts(s, try_zstd=generic, coder=coder,
+                                                 pairs=fast and k == 0 and not generic)))
     return b"".join(parts)  # the one copy of stored planes (see encode_stream_parts)
 
 

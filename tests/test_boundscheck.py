@@ -5,7 +5,7 @@ their loops. With NUMBA_BOUNDSCHECK=1 an out-of-range index raises IndexError in
 reading garbage, so this proves the validation covers every access on this corpus: the only
 outcomes allowed are an exact round trip or CorruptDataError. One subprocess serves every
 decoder (rANS chunks here, the same chunks with HUFFMAN and QLC code streams, fielded
-chunks of every field width, the Huffman and QLC corpora of their own test modules, HUFFMAN
+chunks of every field width, fast chunks with rANS pair streams, the Huffman and QLC corpora of their own test modules, HUFFMAN
 and QLC streams damaged in their tables, made-up QLC streams, and QLC's optimal areas of
 random histograms), because each such run compiles all kernels from scratch.
 """
@@ -76,6 +76,16 @@ for bits in range(8, 13):
     f = pairs.Field(15 - bits, bits, int(bases[bits - 8]))
     o, c = damage("BF16", zb, codec.encode_chunk(zb, "BF16", fielded=True, field=f), 60, True)
     field_ok, field_corrupt = field_ok + o, field_corrupt + c
+# Fast chunks: bf16 and f16 whose code streams are RANS_PAIRS (7), damaged anywhere.
+pair_ok = pair_corrupt = 0
+codec.PAIR_SLACK = 1.0  # take pairs however small the chunk (their table costs ~1%)
+wide = rng.standard_normal(9001) * 0.02
+for name, dt in (("BF16", ml_dtypes.bfloat16), ("F16", np.float16)):
+    data = (wide * (1 if name == "BF16" else 1e-3)).astype(dt).tobytes()
+    blob = codec.encode_chunk(data, name, fielded=True, fast=True)
+    assert blob[12] == 7, (name, blob[12])
+    o, c = damage(name, data, blob, 100, True)
+    pair_ok, pair_corrupt = pair_ok + o, pair_corrupt + c
 # Random words against a valid table.
 s = rng.integers(0, 5, 4000).astype(np.uint8)
 freq = rans.normalize_counts(rans.byte_histogram(s))
@@ -150,7 +160,7 @@ for trial in range(300):
     assert order.size == k and int((1 << bits.astype(np.int64)).sum()) >= k
     areas += 1
 print("done", ok, corrupt, prefix, stream_ok, stream_corrupt, field_ok, field_corrupt,
-      table_ok, table_corrupt, fuzz_ok, fuzz_corrupt, areas)
+      table_ok, table_corrupt, fuzz_ok, fuzz_corrupt, areas, pair_ok, pair_corrupt)
 """
 
 
@@ -162,7 +172,8 @@ def test_decoders_stay_in_bounds_on_damaged_input(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("done"), proc.stdout
     (ok, corrupt, prefix_corrupt, stream_ok, stream_corrupt, field_ok, field_corrupt,
-     table_ok, table_corrupt, fuzz_ok, fuzz_corrupt, areas) = map(int, proc.stdout.split()[1:])
+     table_ok, table_corrupt, fuzz_ok, fuzz_corrupt, areas, pair_ok,
+     pair_corrupt) = map(int, proc.stdout.split()[1:])
     assert ok + corrupt == 8 * 150 + 200  # every trial finished with one of the two outcomes
     # Damage inside stored raw planes is invisible here (the container's chunk hashes catch
     # it); damage to tables, lengths and rANS words mostly is not.
@@ -182,3 +193,6 @@ def test_decoders_stay_in_bounds_on_damaged_input(tmp_path):
     assert fuzz_ok + fuzz_corrupt == 400 and fuzz_ok > 0 and fuzz_corrupt > 0
     # QLC's optimal areas: every histogram ran under bounds checking.
     assert areas == 300
+    # Fast chunks (RANS_PAIRS code streams: pair tables, words, odd last symbols).
+    assert pair_ok + pair_corrupt == 2 * 100
+    assert pair_corrupt >= 60

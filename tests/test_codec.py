@@ -410,3 +410,132 @@ def test_a_mispriced_field_falls_back_to_the_plain_field(monkeypatch, name, n):
     assert len(enc) <= len(data) + PAYLOAD_SLACK
     assert enc[:4] == bytes([layout.code_shift, 8, 0, 0])
     assert codec.decode_chunk(enc, name, len(data), fielded=True).tobytes() == data
+
+
+# ------------------------------------------------------------------- pair streams (--fast)
+
+
+def exponent_stream(n, seed=0):
+    """The exponent bytes of n bf16 Gaussian weights: a skewed alphabet of ~20 values."""
+    x = (np.random.default_rng(seed).standard_normal(n) * 0.02).astype(ml_dtypes.bfloat16)
+    return ((x.view(np.uint16) >> 7) & 0xFF).astype(np.uint8)
+
+
+@pytest.mark.parametrize("n", [1 << 12, 100_001, 300_000, (1 << 19) + 1])
+def test_pair_stream_roundtrips_and_costs_little_more(n):
+    codes = exponent_stream(n, seed=n)
+    plain = stream_rt(codes, coder="rans")
+    paired = stream_rt(codes, pairs=True)
+    # The pair table (~200 entries, ~500 bytes) is 15% of a 4096-symbol stream, 1.1% at
+    # 100K, 0.4% at 300K: pairs are kept from there on.
+    assert (paired[0] == codec.RANS_PAIRS) == (n >= 300_000)
+    assert len(paired) <= len(plain) * (1 + codec.PAIR_SLACK)
+    out = np.zeros(n + 1, np.uint8)  # an odd address: decoded through an aligned scratch
+    codec.decode_stream(paired, n, out[1:])
+    assert out[0] == 0 and np.array_equal(out[1:], codes)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_pair_stream_roundtrips_any_small_alphabet(data):
+    n = data.draw(st.integers(2, 3000))
+    k = data.draw(st.integers(2, 12))
+    codes = np.asarray(data.draw(st.lists(st.integers(0, 255), min_size=k, max_size=k,
+                                          unique=True)), np.uint8)
+    symbols = codes[np.random.default_rng(n).integers(0, k, n)]
+    plan = codec._pair_plan(np.concatenate([symbols, np.tile(codes, 4096 // k + 1)]))
+    assert plan is not None  # a long stream of these symbols takes pairs
+    old = codec.PAIRS_MIN
+    try:
+        codec.PAIRS_MIN = 2
+        plan = codec._pair_plan(symbols)
+        if plan is None:  # one distinct pair: the coder needs two
+            assert np.unique(symbols[: n - n % 2].view(np.uint16)).size == 1
+            return
+        blob = codec._pairs_stream(symbols, plan)
+    finally:
+        codec.PAIRS_MIN = old
+    assert np.array_equal(codec.decode_stream(blob, n), symbols)
+
+
+def test_pairs_are_not_tried_on_short_or_many_valued_streams():
+    assert codec._pair_plan(exponent_stream(codec.PAIRS_MIN - 1)) is None
+    uniform = np.random.default_rng(0).integers(0, 256, 1 << 16, dtype=np.uint8)
+    assert codec._pair_plan(uniform) is None  # ~65536 distinct pairs
+    assert codec.encode_stream(uniform, pairs=True)[0] == codec.STORED
+
+
+def pair_blob():
+    """A RANS_PAIRS stream of 5001 codes (made directly: encode_stream would keep method 6
+    for a stream this short)."""
+    codes = exponent_stream(5001)
+    return codes, codec._pairs_stream(codes, codec._pair_plan(codes))
+
+
+def table_end(blob) -> int:
+    """Where a pair stream's table ends, before its pad byte if any."""
+    ids = np.empty(blob[2] | blob[3] << 8, np.uint16)
+    return int(codec._kernels().read_pair_table(np.frombuffer(blob, np.uint8), np.int64(6), ids,
+                                                np.empty(ids.size, np.uint32)))
+
+
+def with_table(blob, entries):
+    """blob with its pair table replaced by ``entries`` (bytes), padded; words kept."""
+    head = bytearray(blob[:6])
+    head[2:4] = (len(entries) // 2).to_bytes(2, "little")
+    end = table_end(blob)
+    return bytes(head) + bytes(entries) + b"\0" * (len(entries) % 2) + blob[end + end % 2:]
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda b: b[:5], "header is truncated"),
+    (lambda b: b[:5] + b"\x01" + b[6:], "reserved"),
+    (lambda b: b[:4] + b"\x07" + b[5:], "last symbol for an even count"),
+    (lambda b: b[:1] + bytes([13]) + b[2:], "scale_bits"),
+    (lambda b: b[:8], "table is truncated"),
+    (lambda b: b[:2] + b"\xff\xff" + b[4:], "table"),  # 65535 entries: table runs out
+    (lambda b: with_table(b, [0x80, 0x80, 0x80, 0x01, 5, 0]), "over-long"),
+    (lambda b: with_table(b, [0xff, 0xff, 0x03, 1, 0, 1]), "past 65535"),
+    (lambda b: with_table(b, [0, 0, 0, 1]), "zero frequency|sum"),
+    (lambda b: with_table(b, [0, 1]), "fewer than two|sum"),
+    (lambda b: b + b"\0\0", "trailing"),
+    (lambda b: b[:-1], "truncated"),
+    (lambda b: b[:-2], "truncated|bad state"),
+])
+def test_malformed_pair_streams_raise_corrupt_data(mutate, message):
+    codes, blob = pair_blob()
+    n = codes.size - 1  # even
+    assert np.array_equal(codec.decode_stream(blob[:4] + b"\0" + blob[5:], n), codes[:n])
+    with pytest.raises(CorruptDataError, match=message):
+        codec.decode_stream(mutate(blob[:4] + b"\0" + blob[5:]), n)
+
+
+def test_pair_table_pad_byte_must_be_zero():
+    for seed in range(50):  # a table of an odd number of bytes, so followed by a pad byte
+        codes = exponent_stream(5001, seed)
+        blob = codec._pairs_stream(codes, codec._pair_plan(codes))
+        end = table_end(blob)
+        if end % 2:
+            break
+    assert end % 2 and blob[end] == 0
+    assert np.array_equal(codec.decode_stream(blob, codes.size), codes)
+    with pytest.raises(CorruptDataError, match="padding"):
+        codec.decode_stream(blob[:end] + b"\1" + blob[end + 1:], codes.size)
+
+
+@pytest.mark.parametrize("name", list(NP_DTYPES) + ["I8", "BOOL", "BYTES"])
+def test_fast_chunks_roundtrip_and_use_pairs_on_bf16_weights(name):
+    rng = np.random.default_rng(7)
+    if name in NP_DTYPES:
+        data = (rng.standard_normal(300_001) * 0.02).astype(NP_DTYPES[name]).tobytes()
+    else:
+        data = rng.integers(0, 3, 300_001, dtype=np.uint8).tobytes()
+        data = data[: len(data) - len(data) % PAIR_LAYOUTS[name].width]
+    fielded = name in FIELD_TOPS
+    enc = codec.encode_chunk(data, name, fielded=fielded, fast=True)
+    assert codec.decode_chunk(enc, name, len(data), fielded=fielded).tobytes() == data
+    if name == "BF16":
+        assert enc[:4] == bytes([7, 8, 0, 0])  # the plain field, no search, no escapes
+        assert enc[12] == codec.RANS_PAIRS
+        best = codec.encode_chunk(data, name, fielded=True)
+        assert len(best) <= len(enc) <= len(best) * 1.01
