@@ -56,6 +56,13 @@ from .formats.safetensors import (SAFETENSORS_DTYPES, SafetensorsLayout, looks_l
 #: compress/decompress against 270/469 with 4 MiB) and needs less memory (peak RSS for a 1 GB
 #: file with 2 threads: 177/170 MiB against 217/193).
 DEFAULT_CHUNK_SIZE = 1 << 20
+
+#: Compression levels. 1 ("fast") puts decoding speed first: float chunks take the plain
+#: 8-bit field without a search, exponent streams are rANS-coded in symbol pairs (two per
+#: decode step) and no stream tries the prefix coders; ~0.3-0.6% larger on bf16. 2, the
+#: default, keeps the smallest of everything (see BENCHMARKS.md, "Levels").
+LEVELS = (1, 2)
+DEFAULT_LEVEL = 2
 MIN_CHUNK_SIZE = 1 << 10
 MAX_CHUNK_SIZE = container.MAX_CHUNK_SIZE_LIMIT
 
@@ -168,19 +175,22 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
     file (and a file whose header fails to parse: see ``fallback_reason``) is coded as
     generic bytes, so every file round-trips. ``chunk_size`` (bytes, default
     :data:`DEFAULT_CHUNK_SIZE`, range [1 KiB, 64 MiB]) bounds memory and is the unit of
-    parallelism. ``level`` is reserved and currently ignored. ``coder`` picks the entropy
-    coder of every coded stream: ``"auto"`` (the default, also for None) keeps whichever of
-    rANS, Huffman and QLC is smallest, ``"rans"``, ``"huffman"`` or ``"qlc"`` forces one.
+    parallelism. ``level`` is one of :data:`LEVELS` (None: :data:`DEFAULT_LEVEL`): 1 codes
+    for decoding speed, 2 for the smallest file. ``coder`` picks the entropy coder of every
+    coded stream: ``"auto"`` (the default, also for None) keeps whichever of rANS, Huffman
+    and QLC is smallest (rANS alone at level 1), ``"rans"``, ``"huffman"`` or ``"qlc"``
+    forces one.
     """
     start = time.perf_counter()
     nthreads, chunk, coder = _threads(threads), _chunk_size(chunk_size), _coder(coder)
+    fast = _level(level) == 1
     src, dst = os.fspath(src), os.fspath(dst)
     with _Mapped(src, allow_stream=True) as m:
         _check_output_path(src, dst, overwrite)
         source = _FileSource(m, src) if m.regular else _StreamSource(m.fh, src)
         with atomic_output(dst, overwrite=overwrite, like=m.stat if m.regular else None,
                            sync=sync) as out:
-            result = _compress(source, out, nthreads, chunk, progress, coder)
+            result = _compress(source, out, nthreads, chunk, progress, coder, fast)
     return CompressReport(src, dst, *result, time.perf_counter() - start)
 
 
@@ -193,12 +203,14 @@ def compress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = None,
     Same container as :func:`compress_file`. A safetensors header (at most
     :data:`STREAM_HEADER_LIMIT` bytes) is buffered to plan the tensors; if the stream then ends
     before the data its header declares, the file is recorded as format "bytes" (with a
-    ``fallback_reason``) and still round-trips. ``coder`` as for :func:`compress_file`.
+    ``fallback_reason``) and still round-trips. ``level`` and ``coder`` as for
+    :func:`compress_file`.
     """
     start = time.perf_counter()
     nthreads, chunk, coder = _threads(threads), _chunk_size(chunk_size), _coder(coder)
+    fast = _level(level) == 1
     result = _compress(_StreamSource(ifh, _stream_name(ifh)), ofh, nthreads, chunk, progress,
-                       coder)
+                       coder, fast)
     return CompressReport(_stream_name(ifh), _stream_name(ofh), *result,
                           time.perf_counter() - start)
 
@@ -376,7 +388,7 @@ def read_info(path) -> ContainerInfo:
 
 def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
               progress: Callable[[int], None] | None,
-              coder: str = "auto") -> tuple[int, int, str, str | None]:
+              coder: str = "auto", fast: bool = False) -> tuple[int, int, str, str | None]:
     """Code ``source`` into ``ofh``: ``(original size, container size, format, reason)``."""
     layout, reason = _detect(source)
     plan = _plan_segments(layout, source.size)
@@ -385,7 +397,7 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
     with _BackgroundSha256(2 * nthreads + 2) as sha:
         items = _chunk_items(source, plan, chunk_size, sha, ends)
         done = 0
-        encode = functools.partial(_encode_item, coder=coder)
+        encode = functools.partial(_encode_item, coder=coder, fast=fast)
         for segment, code, n, (payload, chash) in _ordered_map(encode, items, nthreads):
             writer.add_chunk(segment, code, payload, n, chash)
             done += n
@@ -547,10 +559,10 @@ def _chunk_items(source, plan: list[_Planned], chunk_size: int, sha,
         ends[si] = pos
 
 
-def _encode_item(item: tuple[int, int, Any], coder: str = "auto"
+def _encode_item(item: tuple[int, int, Any], coder: str = "auto", fast: bool = False
                  ) -> tuple[int, int, int, tuple[bytes, int]]:
     segment, code, data = item
-    return segment, code, len(data), encode_payload(data, code, coder=coder)
+    return segment, code, len(data), encode_payload(data, code, coder=coder, fast=fast)
 
 
 def _final_segments(plan: list[_Planned], ends: dict[int, int]) -> tuple[list[Segment], str | None]:
@@ -720,6 +732,14 @@ def _coder(coder: str | None) -> str:
     if coder not in CODERS:
         raise AnszError(f"coder must be one of {', '.join(CODERS)}, got {coder!r}")
     return coder
+
+
+def _level(level: int | None) -> int:
+    if level is None:
+        return DEFAULT_LEVEL
+    if type(level) is not int or level not in LEVELS:
+        raise AnszError(f"level must be one of {', '.join(map(str, LEVELS))}, got {level!r}")
+    return level
 
 
 def _chunk_size(chunk_size: int | None) -> int:

@@ -194,6 +194,11 @@ def _codec_options(compress: bool) -> Callable[[Callable], Callable]:
                 "--coder", type=click.Choice(CODERS), default="auto", show_default=True,
                 help="Entropy coder: auto keeps the smallest of rans, huffman and qlc per "
                      "stream; the others force one."))
+            opts.append(click.option(
+                "--fast", is_flag=True,
+                help="Code for decoding speed (level 1): exponents in plain fields, rANS-"
+                     "coded in pairs; bf16 files come out ~0.7% larger and decode ~1.7x "
+                     "faster."))
         opts += [
             click.option("--progress/--no-progress", default=None,
                          help="Force or forbid the progress bar (default: only if stderr "
@@ -456,11 +461,11 @@ def cli() -> None:
 @click.pass_context
 def compress(ctx: click.Context, files: tuple[str, ...], output: str | None, to_stdout: bool,
              force: bool, remove: bool, recursive: bool, threads: int, chunk_size: int | None,
-             coder: str, progress: bool | None, quiet: int, verbose: int) -> None:
+             coder: str, fast: bool, progress: bool | None, quiet: int, verbose: int) -> None:
     """Compress each FILE to FILE.ansz (no FILE, or -, reads stdin and writes stdout).
     With -r, a directory operand stands for every *.safetensors file under it."""
     _codec(ctx, True, files, output, to_stdout, force, remove, recursive, threads, chunk_size,
-           progress, quiet, verbose, coder=coder)
+           progress, quiet, verbose, coder=coder, level=1 if fast else None)
 
 
 @cli.command(cls=_Command, short_help="Decompress files (FILE.ansz -> FILE).")
@@ -479,7 +484,7 @@ def decompress(ctx: click.Context, files: tuple[str, ...], output: str | None, t
 def _codec(ctx: click.Context, compressing: bool, files: tuple[str, ...], output: str | None,
            to_stdout: bool, force: bool, remove: bool, recursive: bool, threads: int,
            chunk_size: int | None, progress: bool | None, quiet: int, verbose: int,
-           coder: str = "auto") -> None:
+           coder: str = "auto", level: int | None = None) -> None:
     inputs = _operands(ctx, list(files)) or [STDIN]
     directories = recursive and any(src is not STDIN and os.path.isdir(src) for src in inputs)
     if directories and (output is not None or to_stdout):
@@ -502,7 +507,7 @@ def _codec(ctx: click.Context, compressing: bool, files: tuple[str, ...], output
         remove = False
     job = _Job(compressing=compressing, output=output, to_stdout=to_stdout, force=force,
                remove=remove, threads=threads or None, chunk_size=chunk_size, coder=coder,
-               rep=rep)
+               level=level, rep=rep)
     if directories:
         inputs = _expand_directories(inputs, MODEL_SUFFIX + (SUFFIX if not compressing else ""),
                                      rep)
@@ -564,7 +569,7 @@ class _Job:
 
     def __init__(self, *, compressing: bool, output: str | None, to_stdout: bool, force: bool,
                  remove: bool, threads: int | None, chunk_size: int | None,
-                 rep: _Reporter, coder: str = "auto") -> None:
+                 rep: _Reporter, coder: str = "auto", level: int | None = None) -> None:
         self.compressing = compressing
         self.output = output
         self.to_stdout = to_stdout
@@ -573,6 +578,7 @@ class _Job:
         self.threads = threads
         self.chunk_size = chunk_size
         self.coder = coder
+        self.level = level
         self.rep = rep
 
     def destination(self, src: Operand) -> Operand:
@@ -611,6 +617,7 @@ class _Job:
         if self.compressing:
             kw["chunk_size"] = self.chunk_size
             kw["coder"] = self.coder
+            kw["level"] = self.level
         total = self.progress_total(api, src, st) if rep.show_progress() else None
         label = os.path.basename(src) if src is not STDIN else str(src)
         # The *_file functions map the input; a pipe or device (``<(cmd)``, /dev/stdin) has no

@@ -144,14 +144,16 @@ def content_hash(data) -> int:
     return xxhash.xxh3_64_intdigest(data)
 
 
-def encode_payload(data, dtype_code: int, *, coder: str = "auto") -> tuple[bytes, int]:
+def encode_payload(data, dtype_code: int, *, coder: str = "auto",
+                   fast: bool = False) -> tuple[bytes, int]:
     """Code one chunk of original bytes: ``(payload, content hash)``.
 
-    ``coder`` picks the entropy coder (``codec.CODERS``; "auto" = the smallest)."""
+    ``coder`` picks the entropy coder (``codec.CODERS``; "auto" = the smallest); ``fast``
+    is ``codec.encode_chunk``'s."""
     from . import codec
 
     d = DTYPE_CODES[dtype_code]
-    return (codec.encode_chunk(data, d.name, fielded=d.fielded, coder=coder),
+    return (codec.encode_chunk(data, d.name, fielded=d.fielded, coder=coder, fast=fast),
             content_hash(data))
 
 

@@ -16,8 +16,9 @@ machine, it measures:
 * ``ansz``, ``ansz T1``: the ``ansz`` command (``ansz compress -f -o X.ansz FILE`` and
   ``ansz decompress -f -o Y X.ansz``; default threads and ``-T 1``), as a subprocess, so its
   times include interpreter start-up and file I/O; its peak RSS is measured;
-* ``ansz API``, ``ansz API T1``: ansz in process (``compress_stream``/``decompress_stream``
-  on in-memory buffers), comparable with the zstd and ZipNN rows;
+* ``ansz API``, ``ansz API T1``, ``ansz API fast`` (level 1, ``--fast``): ansz in process
+  (``compress_stream``/``decompress_stream`` on in-memory buffers), comparable with the zstd
+  and ZipNN rows;
 * ``bound``: the coding-pair bound, see :func:`coding_pair_bound`.
 
 Every tool's output is decompressed and checked byte for byte against the original.
@@ -353,15 +354,16 @@ def bench_ansz(name: str, path: Path, data: bytes, repeat: int, report: Report,
 
 def bench_ansz_api(name: str, data: bytes, repeat: int, report: Report) -> None:
     """ansz in process through its Python API on data in memory, like the zstd and ZipNN rows
-    (no interpreter start-up, no file I/O): compress_stream / decompress_stream on BytesIO."""
+    (no interpreter start-up, no file I/O): compress_stream / decompress_stream on BytesIO.
+    The "fast" row is level 1 (``ansz compress --fast``) on all cores."""
     import io
 
     import ansz
 
-    def comp(threads):
+    def comp(threads, level=None):
         def run(buf):
             out = io.BytesIO()
-            ansz.compress_stream(io.BytesIO(buf), out, threads=threads)
+            ansz.compress_stream(io.BytesIO(buf), out, threads=threads, level=level)
             return out.getbuffer()
         return run
 
@@ -373,9 +375,11 @@ def bench_ansz_api(name: str, data: bytes, repeat: int, report: Report) -> None:
         return run
 
     comp(None)(data[: 1 << 20])  # load the numba kernels outside the timing
-    for label, threads in (("ansz API", None), ("ansz API T1", 1)):
+    comp(None, 1)(data[: 1 << 20])
+    for label, threads, level in (("ansz API", None, None), ("ansz API T1", 1, None),
+                                  ("ansz API fast", None, 1)):
         progress(f"{name}: {label} x{repeat}")
-        c, d, csize, ok = time_inprocess(data, comp(threads), decomp(threads), repeat)
+        c, d, csize, ok = time_inprocess(data, comp(threads, level), decomp(threads), repeat)
         report.rows.append(Row(name, len(data), label, csize / len(data), c, d, None, ok))
 
 

@@ -253,7 +253,29 @@ def test_overwrite_same_file_and_directory_refusals(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ansz", "a.bin", "dir", "hardlink"]
 
 
+@pytest.mark.parametrize("dtype", sorted(DTYPES))
+def test_level_1_round_trips_every_dtype_and_decodes_with_pairs(tmp_path, dtype):
+    src = make_safetensors(tmp_path / "m.safetensors", DTYPES[dtype], n=400_000)
+    fast, best, back = tmp_path / "fast.ansz", tmp_path / "best.ansz", tmp_path / "back"
+    api.compress_file(src, fast, level=1, threads=2)
+    api.compress_file(src, best, threads=2)
+    api.decompress_file(fast, back)
+    assert back.read_bytes() == src.read_bytes()
+    assert api.verify_file(fast).ok
+    if dtype == "BF16":  # 800 KB of exponents: pairs, at a small cost in size
+        assert fast.read_bytes() != best.read_bytes()
+        assert best.stat().st_size < fast.stat().st_size < best.stat().st_size * 1.01
+        cf = c.ContainerFile(lambda o, n, b=fast.read_bytes(): memoryview(b)[o:o + n],
+                             fast.stat().st_size)
+        methods = {bytes(cf.chunk(i)[1])[12] for i in range(len(cf.index.chunks))
+                   if cf.index.chunks[i].decoded_length >= 1 << 18}
+        assert methods == {codec.RANS_PAIRS}
+
+
 def test_bad_arguments():
+    for kw in ({"level": 0}, {"level": 3}, {"level": "1"}, {"level": 1.0}):
+        with pytest.raises(AnszError, match="level"):
+            api.compress_stream(io.BytesIO(b"x"), io.BytesIO(), **kw)
     for kw in ({"chunk_size": 10}, {"chunk_size": 1 << 30}, {"chunk_size": 1.5}, {"threads": -1}):
         with pytest.raises(AnszError):
             api.compress_stream(io.BytesIO(b"x"), io.BytesIO(), **kw)
@@ -497,12 +519,11 @@ def test_progress_reports_cumulative_original_bytes(tmp_path):
     assert seen == sorted(seen) and seen[-1] == src.stat().st_size
 
 
-def test_level_is_accepted_and_ignored(tmp_path):
-    src = tmp_path / "a"
-    src.write_bytes(b"abc" * 5000)
-    api.compress_file(src, tmp_path / "1.ansz", level=1)
-    api.compress_file(src, tmp_path / "19.ansz", level=19)
-    assert (tmp_path / "1.ansz").read_bytes() == (tmp_path / "19.ansz").read_bytes()
+def test_level_2_is_the_default(tmp_path):
+    src = make_safetensors(tmp_path / "m.safetensors", ml_dtypes.bfloat16)
+    api.compress_file(src, tmp_path / "2.ansz", level=2)
+    api.compress_file(src, tmp_path / "default.ansz")
+    assert (tmp_path / "2.ansz").read_bytes() == (tmp_path / "default.ansz").read_bytes()
 
 
 def test_public_names_are_reexported():

@@ -334,6 +334,32 @@ def test_roundtrip_compresses_bf16(tmp_path, api):
     assert (tmp_path / "w.safetensors.ansz").stat().st_size < 0.9 * src.stat().st_size
 
 
+@pytest.mark.parametrize("kind", ["bf16", "mixed"])
+def test_fast_roundtrips_and_codes_bf16_exponents_in_pairs(kind, tmp_path, api):
+    from safetensors.numpy import save_file
+
+    src = tmp_path / "w.safetensors"
+    if kind == "bf16":  # 1.2 MB of weights: a whole 1 MiB chunk, where pairs pay
+        save_file({"w": weights((600, 1000), ml_dtypes.bfloat16, 3)}, str(src))
+    else:
+        make_model(src, kind)
+    original = src.read_bytes()
+    assert invoke(["compress", "-q", "--fast", "-o", tmp_path / "fast.ansz", src]).exit_code == 0
+    assert invoke(["compress", "-q", "-o", tmp_path / "best.ansz", src]).exit_code == 0
+    r = invoke(["decompress", "-c", tmp_path / "fast.ansz"])
+    assert r.exit_code == 0 and r.stdout_bytes == original
+    fast, best = (tmp_path / "fast.ansz").read_bytes(), (tmp_path / "best.ansz").read_bytes()
+    if kind == "bf16":
+        from ansz import codec, container
+
+        cf = container.ContainerFile(lambda o, n: memoryview(fast)[o:o + n], len(fast))
+        i = next(i for i, e in enumerate(cf.index.chunks) if e.decoded_length == 1 << 20)
+        assert bytes(cf.chunk(i)[1])[12] == codec.RANS_PAIRS  # the code stream's method
+        assert len(best) < len(fast) < 1.01 * len(best)
+    r = invoke(["decompress", "--fast", tmp_path / "fast.ansz"])
+    assert r.exit_code == 2 and "--fast" in r.stderr  # a compress option only
+
+
 @pytest.mark.parametrize("maker", ["bytes", "empty", "tiny", "random"])
 def test_roundtrip_not_safetensors(maker, tmp_path, api):
     src = tmp_path / "data.bin"
