@@ -751,8 +751,14 @@ def _chunk_size(chunk_size: int | None) -> int:
     return chunk_size
 
 
+#: Items _ordered_map keeps in flight per thread. With 2 per thread the workers ran dry
+#: whenever the caller's thread (writing the previous result) was not scheduled at once.
+IN_FLIGHT_PER_THREAD = 4
+
+
 def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], nthreads: int) -> Iterator[Any]:
-    """``map(fn, items)`` on ``nthreads`` threads, results in order, at most 2*nthreads in flight.
+    """``map(fn, items)`` on ``nthreads`` threads, results in order, at most
+    IN_FLIGHT_PER_THREAD * nthreads in flight.
 
     ``items`` is consumed lazily in the calling thread. With one thread everything runs inline.
     """
@@ -760,7 +766,7 @@ def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], nthreads: int) 
         for item in items:
             yield fn(item)
         return
-    limit = 2 * nthreads
+    limit = IN_FLIGHT_PER_THREAD * nthreads
     pending: deque = deque()
     with ThreadPoolExecutor(nthreads, thread_name_prefix="ansz") as pool:
         try:
