@@ -69,7 +69,7 @@ _PAIRS_HEAD = struct.Struct("<BBHBB")  # method, scale_bits, pair count, odd las
 #: Pair coding is tried on streams of at least PAIRS_MIN symbols whose pairs take at most
 #: PAIRS_MAX values (beyond that the 14-bit table's quantization and size cost more than
 #: pairs gain), and kept when it costs at most PAIR_SLACK more than coding single symbols:
-#: it is offered for speed. bf16 exponent streams take ~230-280 pairs and cost 0.1-0.2%
+#: it is offered for speed. bf16 exponent streams take ~230-280 pairs and cost 0.3-0.5%
 #: more with pairs, tables included (docs/FORMAT.md, "rANS pair stream").
 PAIRS_MIN = 1 << 12
 PAIRS_MAX = 1024
@@ -175,8 +175,9 @@ def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: s
     :func:`decode_stream` is told it.
 
     ``pairs`` prefers decoding speed: with "auto" or "rans", a RANS_PAIRS stream is kept
-    when it costs at most :data:`PAIR_SLACK` more than the single-symbol rANS stream, and
-    "auto" then tries no prefix coder (they decode slower than rANS).
+    when its predicted size is at most :data:`PAIR_SLACK` above the single-symbol rANS
+    stream's estimate (words plus a u16 table), and "auto" then tries no prefix coder
+    (they decode slower than rANS).
 
     Returns the stream as a list of bytes-like pieces to concatenate. A STORED stream's
     second piece is ``symbols``' own memory (not a copy): the caller joins the pieces
@@ -369,6 +370,8 @@ def _decode_pairs(mv: memoryview, count: int, out: np.ndarray) -> None:
         raise CorruptDataError("rANS pair stream header has a nonzero reserved byte")
     if count % 2 == 0 and last != 0:
         raise CorruptDataError("rANS pair stream has a last symbol for an even count")
+    if len(mv) < _PAIRS_HEAD.size + 2 * npairs:  # each entry is at least 2 bytes
+        raise CorruptDataError("rANS pair table is truncated")
     ids = np.empty(npairs, np.uint16)
     freq = np.empty(npairs, np.uint32)
     end = int(_kernels().read_pair_table(np.frombuffer(mv, np.uint8), np.int64(_PAIRS_HEAD.size),
@@ -449,7 +452,7 @@ def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto"
     but the RANS_PAIRS stream method.
     """
     if dtype in BLOCK_TYPES:
-        return encode_block_chunk(data, dtype, coder=coder)
+        return encode_block_chunk(data, dtype, coder="rans" if fast and coder == "auto" else coder)
     layout = layout_for(dtype)
     if field is not None and not fielded:
         raise ValueError("encode_chunk: a forced field needs fielded=True")

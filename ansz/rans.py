@@ -129,6 +129,7 @@ def decode_symbols(words: np.ndarray, count: int, freq: np.ndarray,
     _check_status(decode(words, sym_of_slot, dec_of_slot, out))
     return out
 
+
 def decode_sparse(words: np.ndarray, ids: np.ndarray, freq: np.ndarray, out: np.ndarray,
                   scale_bits: int = SCALE_BITS) -> np.ndarray:
     """Decode ``out.size`` symbols of a sparse alphabet into ``out`` (writable uint16).

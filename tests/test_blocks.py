@@ -52,6 +52,10 @@ def test_quantized_weights_compress_and_round_trip(qtype):
     out = np.zeros(len(data), np.uint8)
     assert codec.decode_chunk(blob, qtype, len(data), out) is out
     assert out.tobytes() == data
+    # fast (level 1): the planes are coded with rANS alone, never a prefix coder
+    fast = codec.encode_chunk(data, qtype, fast=True)
+    assert codec.decode_chunk(fast, qtype, len(data)).tobytes() == data
+    assert fast == codec.encode_chunk(data, qtype, coder="rans")
 
 
 def _block(qtype: str, d_fields: dict[int, int], nb: int = 8, seed: int = 1) -> np.ndarray:

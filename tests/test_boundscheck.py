@@ -86,6 +86,27 @@ for name, dt in (("BF16", ml_dtypes.bfloat16), ("F16", np.float16)):
     assert blob[12] == 7, (name, blob[12])
     o, c = damage(name, data, blob, 100, True)
     pair_ok, pair_corrupt = pair_ok + o, pair_corrupt + c
+# RANS_PAIRS streams themselves, 12- and 14-bit tables, damaged mostly in the table.
+gain = codec.HIGH_SCALE_MIN_GAIN
+for scale in (12, 14):
+    codec.HIGH_SCALE_MIN_GAIN = gain if scale == 12 else -1.0  # -1: always 14 bits
+    syms = ((wide[:5001].astype(ml_dtypes.bfloat16).view(np.uint16) >> 7) & 255).astype(np.uint8)
+    blob = codec._pairs_stream(syms, codec._pair_plan(syms))
+    assert blob[0] == 7 and blob[1] == scale, blob[:2]
+    assert np.array_equal(codec.decode_stream(blob, syms.size), syms)
+    for trial in range(100):
+        b = bytearray(blob)
+        i = int(rng.integers(0, 400 if trial % 2 else len(b)))
+        if trial % 3 == 0:
+            b = b[:i]
+        else:
+            b[i] ^= 1 << int(rng.integers(0, 8))
+        try:
+            codec.decode_stream(bytes(b), syms.size - int(rng.integers(0, 2)))
+            pair_ok += 1
+        except CorruptDataError:
+            pair_corrupt += 1
+codec.HIGH_SCALE_MIN_GAIN = gain
 # Random words against a valid table.
 s = rng.integers(0, 5, 4000).astype(np.uint8)
 freq = rans.normalize_counts(rans.byte_histogram(s))
@@ -193,6 +214,7 @@ def test_decoders_stay_in_bounds_on_damaged_input(tmp_path):
     assert fuzz_ok + fuzz_corrupt == 400 and fuzz_ok > 0 and fuzz_corrupt > 0
     # QLC's optimal areas: every histogram ran under bounds checking.
     assert areas == 300
-    # Fast chunks (RANS_PAIRS code streams: pair tables, words, odd last symbols).
-    assert pair_ok + pair_corrupt == 2 * 100
-    assert pair_corrupt >= 60
+    # Fast chunks (RANS_PAIRS code streams: pair tables, words, odd last symbols), and pair
+    # streams with 12- and 14-bit tables damaged mostly in their tables.
+    assert pair_ok + pair_corrupt == 2 * 100 + 2 * 100
+    assert pair_corrupt >= 150

@@ -460,9 +460,18 @@ def test_pair_stream_roundtrips_any_small_alphabet(data):
 
 def test_pairs_are_not_tried_on_short_or_many_valued_streams():
     assert codec._pair_plan(exponent_stream(codec.PAIRS_MIN - 1)) is None
-    uniform = np.random.default_rng(0).integers(0, 256, 1 << 16, dtype=np.uint8)
-    assert codec._pair_plan(uniform) is None  # ~65536 distinct pairs
-    assert codec.encode_stream(uniform, pairs=True)[0] == codec.STORED
+    sixty = np.random.default_rng(0).integers(0, 60, 1 << 16, dtype=np.uint8)
+    assert codec._pair_plan(sixty) is None  # ~3600 distinct pairs
+    assert codec.encode_stream(sixty, pairs=True)[0] == codec.RANS
+
+
+def test_pair_streams_with_14_bit_tables(monkeypatch):
+    monkeypatch.setattr(codec, "HIGH_SCALE_MIN_GAIN", -1.0)  # always the 14-bit table
+    codes = exponent_stream(300_001, seed=5)
+    blob = stream_rt(codes, pairs=True)
+    assert blob[0] == codec.RANS_PAIRS and blob[1] == 14
+    with pytest.raises(CorruptDataError):
+        codec.decode_stream(blob[:-2], codes.size)
 
 
 def pair_blob():
@@ -479,10 +488,11 @@ def table_end(blob) -> int:
                                                 np.empty(ids.size, np.uint32)))
 
 
-def with_table(blob, entries):
-    """blob with its pair table replaced by ``entries`` (bytes), padded; words kept."""
+def with_table(blob, count, entries):
+    """blob with its pair table replaced by ``count`` entries, given as their bytes, padded;
+    words kept."""
     head = bytearray(blob[:6])
-    head[2:4] = (len(entries) // 2).to_bytes(2, "little")
+    head[2:4] = count.to_bytes(2, "little")
     end = table_end(blob)
     return bytes(head) + bytes(entries) + b"\0" * (len(entries) % 2) + blob[end + end % 2:]
 
@@ -494,16 +504,19 @@ def with_table(blob, entries):
     (lambda b: b[:1] + bytes([13]) + b[2:], "scale_bits"),
     (lambda b: b[:8], "table is truncated"),
     (lambda b: b[:2] + b"\xff\xff" + b[4:], "table"),  # 65535 entries: table runs out
-    (lambda b: with_table(b, [0x80, 0x80, 0x80, 0x01, 5, 0]), "over-long"),
-    (lambda b: with_table(b, [0xff, 0xff, 0x03, 1, 0, 1]), "past 65535"),
-    (lambda b: with_table(b, [0, 0, 0, 1]), "zero frequency|sum"),
-    (lambda b: with_table(b, [0, 1]), "fewer than two|sum"),
+    (lambda b: with_table(b, 1, [0x80, 0x80, 0x80, 0x01, 5, 0]), "over-long"),
+    (lambda b: with_table(b, 2, [0xff, 0xff, 0x03, 1, 0, 1]), "past 65535"),
+    # Tables that sum to M = 4096 (these streams have 12-bit tables), but one frequency
+    # is 0, or there is one entry.
+    (lambda b: with_table(b, 3, [0, 0, 0, 0x80, 0x10, 0, 0x80, 0x10]), "zero frequency"),
+    (lambda b: with_table(b, 1, [0, 0x80, 0x20]), "fewer than two"),
     (lambda b: b + b"\0\0", "trailing"),
     (lambda b: b[:-1], "truncated"),
     (lambda b: b[:-2], "truncated|bad state"),
 ])
 def test_malformed_pair_streams_raise_corrupt_data(mutate, message):
     codes, blob = pair_blob()
+    assert blob[1] == 12
     n = codes.size - 1  # even
     assert np.array_equal(codec.decode_stream(blob[:4] + b"\0" + blob[5:], n), codes[:n])
     with pytest.raises(CorruptDataError, match=message):
