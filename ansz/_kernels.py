@@ -669,14 +669,24 @@ def write_varints(freq, out):
     zero byte if the count so far is odd. Returns the bytes written."""
     p = 0
     for i in range(freq.size):
-        f = np.uint32(freq[i])
-        if f >= np.uint32(128):
-            out[p] = np.uint8((f & np.uint32(127)) | np.uint32(128))
-            out[p + 1] = np.uint8(f >> np.uint32(7))
-            p += 2
-        else:
-            out[p] = np.uint8(f)
-            p += 1
+        p = _write_varint(np.int64(freq[i]), out, p)
+    return _pad_even(out, p)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _write_varint(v, out, p):
+    """Write v >= 0 as a LEB128 varint (low 7 bits first) at out[p:]; returns the end."""
+    while v >= 128:
+        out[p] = np.uint8((v & 127) | 128)
+        v >>= 7
+        p += 1
+    out[p] = np.uint8(v)
+    return p + 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pad_even(out, p):
+    """A zero byte at out[p] if p is odd, so what follows starts at an even offset."""
     if p % 2:
         out[p] = 0
         p += 1
@@ -720,18 +730,10 @@ def write_pair_table(ids, freq, out):
     p = 0
     prev = np.int64(-1)
     for i in range(ids.size):
-        for v in (np.int64(ids[i]) - prev - np.int64(1), np.int64(freq[i])):
-            while v >= 128:
-                out[p] = np.uint8((v & 127) | 128)
-                v >>= 7
-                p += 1
-            out[p] = np.uint8(v)
-            p += 1
+        p = _write_varint(np.int64(ids[i]) - prev - np.int64(1), out, p)
+        p = _write_varint(np.int64(freq[i]), out, p)
         prev = np.int64(ids[i])
-    if p % 2:
-        out[p] = 0
-        p += 1
-    return p
+    return _pad_even(out, p)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -929,22 +931,12 @@ def read_varints(buf, start, freq):
     """Read freq.size varints (1 byte < 128, or a byte >= 128 then one < 128: low 7 bits
     first) from buf[start:] into freq (uint32). Returns the offset after them, or -1 if buf
     ends first, or -2 for a varint longer than 2 bytes. Every read is checked."""
-    n = buf.size
     p = start
     for i in range(freq.size):
-        if p >= n:
-            return -1
-        b = np.uint32(buf[p])
-        p += 1
-        if b >= 128:
-            if p >= n:
-                return -1
-            c = np.uint32(buf[p])
-            p += 1
-            if c >= 128:
-                return -2
-            b = (b & np.uint32(127)) | (c << np.uint32(7))
-        freq[i] = b
+        v, p = _read_varint(buf, p, 2)
+        if p < 0:
+            return p
+        freq[i] = np.uint32(v)
     return p
 
 
