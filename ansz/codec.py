@@ -107,6 +107,10 @@ def rans_plan(counts: np.ndarray) -> tuple[int, np.ndarray, float]:
     counts = np.ascontiguousarray(counts, np.int64)
     freq = rans.normalize_counts(counts, rans.SCALE_BITS)
     cost, scale = k.coded_bits(counts, freq, np.int64(rans.SCALE_BITS)), rans.SCALE_BITS
+    # No table codes below the entropy: if that is already within the gain of the 12-bit
+    # cost, the 14-bit table cannot win and is not built (a margin absorbs rounding).
+    if entropy_bits(counts) * (1 - 1e-9) >= cost * (1 - HIGH_SCALE_MIN_GAIN):
+        return scale, freq, cost / 8 + 4 * rans.NSTATES
     high = rans.normalize_counts(counts, rans.SCALE_BITS_HIGH)
     high_cost = k.coded_bits(counts, high, np.int64(rans.SCALE_BITS_HIGH))
     if high_cost < cost * (1 - HIGH_SCALE_MIN_GAIN):
