@@ -852,8 +852,8 @@ def _rans_decode(words, sym_of_slot, dec_of_slot, out, scale_bits):
     """Decode out.size symbols from words (uint16[::1]) produced by rans_encode.
 
     Inlined into rans_decode12/14, which pass scale_bits as a constant. sym_of_slot
-    (uint8[M], or uint16[M] with a uint16 out: pair symbols, from build_sparse_tables) and
-    dec_of_slot (uint32[M]) come from build_decoder_tables, built from a
+    (uint8[M], or uint16[M] with a uint16 out: pair symbols) and dec_of_slot (uint32[M])
+    come from build_decoder_tables, built from a
     validated frequency table (at least two nonzero freqs, summing to M = 2^scale_bits, so
     each freq < M). With such tables every state stays in
     [RANS_L, 2^31) whatever the words hold, and slot = x & (M - 1) < M, so only the word
@@ -941,29 +941,18 @@ def read_varints(buf, start, freq):
 
 
 @njit(cache=True, nogil=True)
-def build_decoder_tables(freq, sym_of_slot, dec_of_slot):
-    """Fill the slot tables (uint8[M], uint32[M]) from freq (uint32[256]) summing to M.
+def build_decoder_tables(ids, freq, sym_of_slot, dec_of_slot):
+    """Fill the slot tables (sym_of_slot[M] of ids' dtype, dec_of_slot uint32[M]) from freq
+    (uint32) summing to M, whose entry i is symbol ids[i] (increasing: 0..255 as uint8 for
+    bytes, the uint16 values present for a sparse alphabet).
 
-    Slot k belongs to the symbol s with start[s] <= k < start[s] + freq[s]; its entries are
-    s and (freq[s] << 16) | (k - start[s]). The caller has checked sum(freq) == M.
+    Slot k belongs to the entry i with start[i] <= k < start[i] + freq[i]; its entries are
+    ids[i] and (freq[i] << 16) | (k - start[i]). The caller has checked sum(freq) == M.
     """
-    k = 0
-    for s in range(256):
-        f = np.uint32(freq[s])
-        for r in range(f):
-            sym_of_slot[k] = np.uint8(s)
-            dec_of_slot[k] = (f << np.uint32(16)) | np.uint32(r)
-            k += 1
-
-
-@njit(cache=True, nogil=True)
-def build_sparse_tables(ids, freq, sym_of_slot, dec_of_slot):
-    """build_decoder_tables for a sparse alphabet: the symbol of freq[i] is ids[i] (uint16,
-    increasing), sym_of_slot is uint16[M]. The caller has checked sum(freq) == M."""
     k = 0
     for i in range(freq.size):
         f = np.uint32(freq[i])
-        s = np.uint16(ids[i])
+        s = ids[i]
         for r in range(f):
             sym_of_slot[k] = s
             dec_of_slot[k] = (f << np.uint32(16)) | np.uint32(r)

@@ -97,6 +97,10 @@ _DECODE_ERRORS = {
 }
 
 
+#: The byte alphabet's symbol values, for build_decoder_tables.
+_BYTES = np.arange(256, dtype=np.uint8)
+
+
 def _check_status(status: int) -> None:
     if status != _kernels.DECODE_OK:
         raise CorruptDataError(_DECODE_ERRORS.get(status, f"rANS decode failed ({status})"))
@@ -124,7 +128,7 @@ def decode_symbols(words: np.ndarray, count: int, freq: np.ndarray,
         raise ValueError("out must be a uint8 array of count entries")
     sym_of_slot = np.empty(1 << scale_bits, np.uint8)
     dec_of_slot = np.empty(1 << scale_bits, np.uint32)
-    _kernels.build_decoder_tables(freq, sym_of_slot, dec_of_slot)
+    _kernels.build_decoder_tables(_BYTES, freq, sym_of_slot, dec_of_slot)
     decode = _kernels.rans_decode12 if scale_bits == SCALE_BITS else _kernels.rans_decode14
     _check_status(decode(words, sym_of_slot, dec_of_slot, out))
     return out
@@ -148,7 +152,7 @@ def decode_sparse(words: np.ndarray, ids: np.ndarray, freq: np.ndarray, out: np.
         raise ValueError("out must be a uint16 array")
     sym_of_slot = np.empty(1 << scale_bits, np.uint16)
     dec_of_slot = np.empty(1 << scale_bits, np.uint32)
-    _kernels.build_sparse_tables(ids, freq, sym_of_slot, dec_of_slot)
+    _kernels.build_decoder_tables(ids, freq, sym_of_slot, dec_of_slot)
     decode = _kernels.rans_decode12 if scale_bits == SCALE_BITS else _kernels.rans_decode14
     _check_status(decode(words, sym_of_slot, dec_of_slot, out))
     return out
