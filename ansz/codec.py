@@ -153,11 +153,24 @@ def read_varint_table(mv: memoryview, start: int, freq: np.ndarray) -> int:
         raise CorruptDataError("rANS table has a varint longer than 2 bytes")
     if end < 0:
         raise CorruptDataError("rANS table is truncated")
+    return _past_pad(mv, end, "rANS")
+
+
+def _past_pad(mv: memoryview, end: int, what: str) -> int:
+    """Where the words start after a table ending at ``end``: past the zero byte that
+    follows a table of odd length (CorruptDataError if it is not there or not zero)."""
     if end % 2:
         if end >= len(mv) or mv[end] != 0:
-            raise CorruptDataError("rANS table has a bad padding byte")
+            raise CorruptDataError(f"{what} table has a bad padding byte")
         end += 1
     return end
+
+
+def _word_stream(mv: memoryview, start: int, what: str) -> np.ndarray:
+    """The u16 words of ``mv[start:]`` (an even number of bytes, else CorruptDataError)."""
+    if (len(mv) - start) % 2:
+        raise CorruptDataError(f"{what} stream is truncated")
+    return np.frombuffer(mv, "<u2", (len(mv) - start) // 2, start)
 
 
 def encode_stream(symbols: np.ndarray, *, try_zstd: bool = False, coder: str = "auto",
@@ -290,10 +303,7 @@ def decode_stream(blob, count: int, out: np.ndarray | None = None) -> np.ndarray
             if len(mv) < table_end:
                 raise CorruptDataError("rANS stream is truncated")
             freq[first:last + 1] = np.frombuffer(mv, "<u2", last - first + 1, _RANS_HEAD.size)
-        if (len(mv) - table_end) % 2:
-            raise CorruptDataError("rANS stream is truncated")
-        words = np.frombuffer(mv, "<u2", (len(mv) - table_end) // 2, table_end)
-        rans.decode_symbols(words, count, freq, out, scale_bits)
+        rans.decode_symbols(_word_stream(mv, table_end, "rANS"), count, freq, out, scale_bits)
     elif method == RANS_PAIRS:
         _decode_pairs(mv, count, out)
     elif method == ZSTD:
@@ -384,13 +394,7 @@ def _decode_pairs(mv: memoryview, count: int, out: np.ndarray) -> None:
         raise CorruptDataError({-1: "rANS pair table is truncated",
                                 -2: "rANS pair table has an over-long varint"}.get(
                                     end, "rANS pair table has a value past 65535"))
-    if end % 2:
-        if end >= len(mv) or mv[end] != 0:
-            raise CorruptDataError("rANS pair table has a bad padding byte")
-        end += 1
-    if (len(mv) - end) % 2:
-        raise CorruptDataError("rANS pair stream is truncated")
-    words = np.frombuffer(mv, "<u2", (len(mv) - end) // 2, end)
+    words = _word_stream(mv, _past_pad(mv, end, "rANS pair"), "rANS pair")
     even = count - count % 2
     aligned = out.ctypes.data % 2 == 0  # a raw plane can start at an odd address
     target = out[:even] if aligned else _scratch("pairs", even)
