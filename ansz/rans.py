@@ -126,12 +126,7 @@ def decode_symbols(words: np.ndarray, count: int, freq: np.ndarray,
         out = np.empty(count, np.uint8)
     elif out.size != count or out.dtype != np.uint8:
         raise ValueError("out must be a uint8 array of count entries")
-    sym_of_slot = np.empty(1 << scale_bits, np.uint8)
-    dec_of_slot = np.empty(1 << scale_bits, np.uint32)
-    _kernels.build_decoder_tables(_BYTES, freq, sym_of_slot, dec_of_slot)
-    decode = _kernels.rans_decode12 if scale_bits == SCALE_BITS else _kernels.rans_decode14
-    _check_status(decode(words, sym_of_slot, dec_of_slot, out))
-    return out
+    return _decode(words, _BYTES, freq, out, scale_bits)
 
 
 def decode_sparse(words: np.ndarray, ids: np.ndarray, freq: np.ndarray, out: np.ndarray,
@@ -150,7 +145,14 @@ def decode_sparse(words: np.ndarray, ids: np.ndarray, freq: np.ndarray, out: np.
         raise CorruptDataError("rANS table has a zero frequency")
     if out.dtype != np.uint16:
         raise ValueError("out must be a uint16 array")
-    sym_of_slot = np.empty(1 << scale_bits, np.uint16)
+    return _decode(words, ids, freq, out, scale_bits)
+
+
+def _decode(words: np.ndarray, ids: np.ndarray, freq: np.ndarray, out: np.ndarray,
+            scale_bits: int) -> np.ndarray:
+    """Build the slot tables for the symbol values ``ids`` (their dtype is ``out``'s) from the
+    validated ``freq`` and decode ``out.size`` symbols into ``out``."""
+    sym_of_slot = np.empty(1 << scale_bits, ids.dtype)
     dec_of_slot = np.empty(1 << scale_bits, np.uint32)
     _kernels.build_decoder_tables(ids, freq, sym_of_slot, dec_of_slot)
     decode = _kernels.rans_decode12 if scale_bits == SCALE_BITS else _kernels.rans_decode14
