@@ -515,6 +515,41 @@ def byte_histogram(data):
 # --------------------------------------------------------------------------- normalization
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _unit_costs(c, f, gain, loss, s):
+    """normalize_counts' gain[s] and loss[s] for count c and frequency f."""
+    if c > 0:
+        gain[s] = np.float64(c) * np.log2((f + 1.0) / f)
+        loss[s] = np.float64(c) * np.log2(f / (f - 1.0)) if f > 1 else np.inf
+    else:
+        gain[s] = -1.0
+        loss[s] = np.inf
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _argmax_first(v):
+    """The first index of v's largest value above -1.0 (-1 if none)."""
+    best = -1
+    bestv = -1.0
+    for s in range(v.size):
+        if v[s] > bestv:
+            bestv = v[s]
+            best = s
+    return best
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _argmin_first(v):
+    """The first index of v's smallest finite value (-1 if none)."""
+    best = -1
+    bestv = np.inf
+    for s in range(v.size):
+        if v[s] < bestv:
+            bestv = v[s]
+            best = s
+    return best
+
+
 @njit(cache=True, nogil=True)
 def normalize_counts(counts, scale_bits):
     """Quantize counts to integer frequencies summing to M = 2^scale_bits.
@@ -543,54 +578,34 @@ def normalize_counts(counts, scale_bits):
                 f = 1
             freq[s] = f
             used += f
-    # gain of +1 for s: c*log2((f+1)/f); loss of -1: c*log2(f/(f-1)) (inf if f == 1).
+    # gain[s]: what +1 on freq[s] saves, c*log2((f+1)/f) (-1 for absent symbols, never
+    # taken); loss[s]: what -1 costs, c*log2(f/(f-1)) (inf where f <= 1, never given).
+    # Kept per symbol and recomputed only for the symbol that changed: each step is then
+    # a scan of A floats, not A logarithms (pair alphabets take hundreds of steps).
+    gain = np.empty(nsym, np.float64)
+    loss = np.empty(nsym, np.float64)
+    for s in range(nsym):
+        _unit_costs(counts[s], freq[s], gain, loss, s)
     while used != M:
         if used < M:
-            best = -1
-            bestv = -1.0
-            for s in range(nsym):
-                c = counts[s]
-                if c > 0:
-                    v = np.float64(c) * np.log2((freq[s] + 1.0) / freq[s])
-                    if v > bestv:
-                        bestv = v
-                        best = s
+            best = _argmax_first(gain)
             freq[best] += 1
             used += 1
         else:
-            best = -1
-            bestv = np.inf
-            for s in range(nsym):
-                if counts[s] > 0 and freq[s] > 1:
-                    v = np.float64(counts[s]) * np.log2(freq[s] / (freq[s] - 1.0))
-                    if v < bestv:
-                        bestv = v
-                        best = s
+            best = _argmin_first(loss)
             freq[best] -= 1
             used -= 1
+        _unit_costs(counts[best], freq[best], gain, loss, best)
     # Exchange: move a unit from the cheapest donor to the best taker while that gains.
     for _ in range(4 * nsym + 64):
-        take = -1
-        takev = -1.0
-        give = -1
-        givev = np.inf
-        for s in range(nsym):
-            c = counts[s]
-            if c > 0:
-                f = freq[s]
-                v = np.float64(c) * np.log2((f + 1.0) / f)
-                if v > takev:
-                    takev = v
-                    take = s
-                if f > 1:
-                    w = np.float64(c) * np.log2(f / (f - 1.0))
-                    if w < givev:
-                        givev = w
-                        give = s
-        if give < 0 or take == give or takev <= givev * (1.0 + 1e-12):
+        take = _argmax_first(gain)
+        give = _argmin_first(loss)
+        if give < 0 or take == give or gain[take] <= loss[give] * (1.0 + 1e-12):
             break
         freq[take] += 1
         freq[give] -= 1
+        _unit_costs(counts[take], freq[take], gain, loss, take)
+        _unit_costs(counts[give], freq[give], gain, loss, give)
     out = np.zeros(nsym, np.uint32)
     for s in range(nsym):
         out[s] = np.uint32(freq[s])
