@@ -709,9 +709,10 @@ def _pad_even(out, p):
 
 
 @njit(cache=True, nogil=True)
-def pair_histogram(values, counts, ids, cnt):
+def pair_histogram(values, counts, ids, cnt, bytes_cnt):
     """The distinct values of ``values`` (uint16) in increasing order into ids (uint16) and
-    their counts into cnt (int64), both of 65536 entries; returns how many. counts is
+    their counts into cnt (int64), both of 65536 entries; returns how many. Adds to
+    bytes_cnt (int64[256]) the counts of the values' low and high bytes. counts is
     uint32[65536] scratch, all zero on entry and again on return."""
     for i in range(values.size):
         counts[values[i]] += np.uint32(1)
@@ -721,6 +722,8 @@ def pair_histogram(values, counts, ids, cnt):
         if c:
             ids[k] = np.uint16(v)
             cnt[k] = np.int64(c)
+            bytes_cnt[v & 255] += np.int64(c)
+            bytes_cnt[v >> 8] += np.int64(c)
             counts[v] = 0
             k += 1
     return k

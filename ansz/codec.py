@@ -210,7 +210,9 @@ def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: s
     budget = n * (1 - MIN_GAIN)
     if not try_zstd and n >= _SAMPLE_MIN and _looks_incompressible(symbols):
         return [bytes([STORED]), symbols.data]
-    counts = rans.byte_histogram(symbols)
+    plan, counts = _pair_plan(symbols) if pairs and coder in ("auto", "rans") else (None, None)
+    if counts is None:
+        counts = rans.byte_histogram(symbols)
     present = np.flatnonzero(counts)
     if present.size == 1:
         return [bytes([CONSTANT, int(present[0])])]
@@ -219,7 +221,6 @@ def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: s
     if coder in ("auto", "rans"):
         scale_bits, freq, words_bytes = rans_plan(counts)
         table_bytes = 2 * (last - first + 1)
-        plan = _pair_plan(symbols) if pairs else None
         if plan is not None and plan.size <= (words_bytes + table_bytes) * (1 + PAIR_SLACK):
             paired = _pairs_stream(symbols, plan)
             if len(paired) < budget:
@@ -340,20 +341,27 @@ class _PairPlan:
         self.size = _PAIRS_HEAD.size + self.table.size + words_bytes
 
 
-def _pair_plan(symbols: np.ndarray) -> _PairPlan | None:
-    """The plan for coding ``symbols`` (uint8) in pairs, or None when pairs do not apply
-    (fewer than PAIRS_MIN symbols, fewer than 2 or more than PAIRS_MAX distinct pairs)."""
+def _pair_plan(symbols: np.ndarray) -> tuple[_PairPlan | None, np.ndarray | None]:
+    """``(plan, byte counts)`` for coding ``symbols`` (uint8) in pairs.
+
+    The plan is None when pairs do not apply (fewer than PAIRS_MIN symbols, fewer than 2
+    or more than PAIRS_MAX distinct pairs). The byte counts (int64[256], as
+    ``rans.byte_histogram(symbols)``) come from the pair histogram for free, and are None
+    only when that was not built (fewer than PAIRS_MIN symbols)."""
     n = symbols.size
     if n < PAIRS_MIN:
-        return None
+        return None, None
     # Pair i is symbols 2i + 256 * symbols 2i+1 (a little-endian host, as numba's).
     values = np.require(symbols[:n - n % 2].view(np.uint16), requirements=["A"])
     ids = _scratch("pair_ids", 1 << 16, np.uint16)
     counts = _scratch("pair_counts", 1 << 16, np.int64)
-    k = int(_kernels().pair_histogram(values, _pair_zeros(), ids, counts))
+    byte_counts = np.zeros(256, np.int64)
+    k = int(_kernels().pair_histogram(values, _pair_zeros(), ids, counts, byte_counts))
+    if n % 2:
+        byte_counts[symbols[-1]] += 1
     if not 2 <= k <= PAIRS_MAX:
-        return None
-    return _PairPlan(values, ids[:k].copy(), counts[:k].copy())
+        return None, byte_counts
+    return _PairPlan(values, ids[:k].copy(), counts[:k].copy()), byte_counts
 
 
 def _pair_zeros() -> np.ndarray:

@@ -7,7 +7,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansz import codec
+from ansz import codec, rans
 from ansz.errors import CorruptDataError
 from ansz.pairs import FIELD_TOPS, PAIR_LAYOUTS, Field, choose_field
 
@@ -443,12 +443,12 @@ def test_pair_stream_roundtrips_any_small_alphabet(data):
     codes = np.asarray(data.draw(st.lists(st.integers(0, 255), min_size=k, max_size=k,
                                           unique=True)), np.uint8)
     symbols = codes[np.random.default_rng(n).integers(0, k, n)]
-    plan = codec._pair_plan(np.concatenate([symbols, np.tile(codes, 4096 // k + 1)]))
+    plan = codec._pair_plan(np.concatenate([symbols, np.tile(codes, 4096 // k + 1)]))[0]
     assert plan is not None  # a long stream of these symbols takes pairs
     old = codec.PAIRS_MIN
     try:
         codec.PAIRS_MIN = 2
-        plan = codec._pair_plan(symbols)
+        plan = codec._pair_plan(symbols)[0]
         if plan is None:  # one distinct pair: the coder needs two
             assert np.unique(symbols[: n - n % 2].view(np.uint16)).size == 1
             return
@@ -459,10 +459,22 @@ def test_pair_stream_roundtrips_any_small_alphabet(data):
 
 
 def test_pairs_are_not_tried_on_short_or_many_valued_streams():
-    assert codec._pair_plan(exponent_stream(codec.PAIRS_MIN - 1)) is None
+    assert codec._pair_plan(exponent_stream(codec.PAIRS_MIN - 1))[0] is None
     sixty = np.random.default_rng(0).integers(0, 60, 1 << 16, dtype=np.uint8)
-    assert codec._pair_plan(sixty) is None  # ~3600 distinct pairs
+    assert codec._pair_plan(sixty)[0] is None  # ~3600 distinct pairs
     assert codec.encode_stream(sixty, pairs=True)[0] == codec.RANS
+
+
+@pytest.mark.parametrize("n", [codec.PAIRS_MIN, codec.PAIRS_MIN + 1, 100_001])
+def test_pair_plan_byte_counts_are_the_byte_histogram(n):
+    # The pair histogram's byte counts replace rans.byte_histogram on pair streams, with an
+    # odd last symbol outside every pair; also where there are too many pairs for a plan.
+    for symbols in (exponent_stream(n, seed=n),
+                    np.random.default_rng(n).integers(0, 60, n, dtype=np.uint8)):
+        plan, counts = codec._pair_plan(symbols)
+        assert np.array_equal(counts, rans.byte_histogram(symbols))
+    assert plan is None  # the second stream: ~3600 distinct pairs
+    assert codec._pair_plan(exponent_stream(codec.PAIRS_MIN - 1)) == (None, None)
 
 
 def test_pair_streams_with_14_bit_tables(monkeypatch):
@@ -478,7 +490,7 @@ def pair_blob():
     """A RANS_PAIRS stream of 5001 codes (made directly: encode_stream would keep method 6
     for a stream this short)."""
     codes = exponent_stream(5001)
-    return codes, codec._pairs_stream(codes, codec._pair_plan(codes))
+    return codes, codec._pairs_stream(codes, codec._pair_plan(codes)[0])
 
 
 def table_end(blob) -> int:
@@ -526,7 +538,7 @@ def test_malformed_pair_streams_raise_corrupt_data(mutate, message):
 def test_pair_table_pad_byte_must_be_zero():
     for seed in range(50):  # a table of an odd number of bytes, so followed by a pad byte
         codes = exponent_stream(5001, seed)
-        blob = codec._pairs_stream(codes, codec._pair_plan(codes))
+        blob = codec._pairs_stream(codes, codec._pair_plan(codes)[0])
         end = table_end(blob)
         if end % 2:
             break
