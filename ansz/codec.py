@@ -197,9 +197,11 @@ def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: s
     (they decode slower than rANS).
 
     Returns the stream as a list of bytes-like pieces to concatenate. A STORED stream's
-    second piece is ``symbols``' own memory (not a copy): the caller joins the pieces
-    before changing ``symbols``. A chunk's stored planes are so copied once, into the
-    payload, rather than three times.
+    second piece is ``symbols``' own memory (not a copy), and a RANS_PAIRS stream's words
+    are this thread's scratch: the caller joins the pieces before changing ``symbols`` or
+    coding another stream with ``pairs`` on this thread. A chunk's stored planes and pair
+    words are so copied once, into the payload, rather than three times (fresh memory
+    costs a page fault per 4 KiB here: a quarter of a level-1 bf16 chunk's coding time).
     """
     if coder not in CODERS:
         raise ValueError(f"unknown coder {coder!r}; expected one of {', '.join(CODERS)}")
@@ -223,8 +225,8 @@ def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: s
         table_bytes = 2 * (last - first + 1)
         if plan is not None and plan.size <= (words_bytes + table_bytes) * (1 + PAIR_SLACK):
             paired = _pairs_stream(symbols, plan)
-            if len(paired) < budget:
-                return [paired]
+            if sum(memoryview(p).nbytes for p in paired) < budget:
+                return paired
         if words_bytes + table_bytes < budget:
             words = rans.encode_symbols(symbols, freq,
                                         _scratch("words", n + 2 * rans.NSTATES, np.uint16),
@@ -372,15 +374,21 @@ def _pair_zeros() -> np.ndarray:
     return zeros
 
 
-def _pairs_stream(symbols: np.ndarray, plan: _PairPlan) -> bytes:
-    """``symbols`` (uint8) as the RANS_PAIRS stream ``plan`` describes."""
-    ranks = _scratch("pair_ranks", plan.values.size, np.uint16)
+def _pairs_stream(symbols: np.ndarray, plan: _PairPlan) -> list:
+    """``symbols`` (uint8) as the RANS_PAIRS stream ``plan`` describes, as pieces to join.
+
+    The words piece is this thread's scratch memory: join the pieces before the next
+    :func:`_pairs_stream` call on this thread (as encode_stream_parts' caller does)."""
+    m = plan.values.size
+    ranks = _scratch("pair_ranks", m, np.uint16)
     _kernels().pair_ranks(plan.values, plan.ids, _scratch("pair_rank_of", 1 << 16, np.uint16),
                           ranks)
-    words = rans.encode_symbols(ranks, plan.freq, None, plan.scale_bits)
+    words = rans.encode_symbols(ranks, plan.freq,
+                                _scratch("pair_words", m + 2 * rans.NSTATES, np.uint16),
+                                plan.scale_bits)
     last = int(symbols[-1]) if symbols.size % 2 else 0
     head = _PAIRS_HEAD.pack(RANS_PAIRS, plan.scale_bits, plan.ids.size, last, 0)
-    return b"".join((head, plan.table.data, words.astype("<u2", copy=False).data))
+    return [head, plan.table.data, words.astype("<u2", copy=False).data]
 
 
 def _decode_pairs(mv: memoryview, count: int, out: np.ndarray) -> None:

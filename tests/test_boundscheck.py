@@ -91,7 +91,7 @@ gain = codec.HIGH_SCALE_MIN_GAIN
 for scale in (12, 14):
     codec.HIGH_SCALE_MIN_GAIN = gain if scale == 12 else -1.0  # -1: always 14 bits
     syms = ((wide[:5001].astype(ml_dtypes.bfloat16).view(np.uint16) >> 7) & 255).astype(np.uint8)
-    blob = codec._pairs_stream(syms, codec._pair_plan(syms)[0])
+    blob = b"".join(codec._pairs_stream(syms, codec._pair_plan(syms)[0]))
     assert blob[0] == 7 and blob[1] == scale, blob[:2]
     assert np.array_equal(codec.decode_stream(blob, syms.size), syms)
     for trial in range(100):

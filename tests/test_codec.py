@@ -452,7 +452,7 @@ def test_pair_stream_roundtrips_any_small_alphabet(data):
         if plan is None:  # one distinct pair: the coder needs two
             assert np.unique(symbols[: n - n % 2].view(np.uint16)).size == 1
             return
-        blob = codec._pairs_stream(symbols, plan)
+        blob = b"".join(codec._pairs_stream(symbols, plan))
     finally:
         codec.PAIRS_MIN = old
     assert np.array_equal(codec.decode_stream(blob, n), symbols)
@@ -490,7 +490,7 @@ def pair_blob():
     """A RANS_PAIRS stream of 5001 codes (made directly: encode_stream would keep method 6
     for a stream this short)."""
     codes = exponent_stream(5001)
-    return codes, codec._pairs_stream(codes, codec._pair_plan(codes)[0])
+    return codes, b"".join(codec._pairs_stream(codes, codec._pair_plan(codes)[0]))
 
 
 def table_end(blob) -> int:
@@ -538,7 +538,7 @@ def test_malformed_pair_streams_raise_corrupt_data(mutate, message):
 def test_pair_table_pad_byte_must_be_zero():
     for seed in range(50):  # a table of an odd number of bytes, so followed by a pad byte
         codes = exponent_stream(5001, seed)
-        blob = codec._pairs_stream(codes, codec._pair_plan(codes)[0])
+        blob = b"".join(codec._pairs_stream(codes, codec._pair_plan(codes)[0]))
         end = table_end(blob)
         if end % 2:
             break
