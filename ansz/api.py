@@ -395,7 +395,7 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
     plan = _plan_segments(layout, source.size)
     writer = ContainerWriter(ofh, chunk_size)
     ends: dict[int, int] = {}  # segment -> where its data actually ended
-    with _BackgroundSha256(2 * nthreads + 2) as sha:
+    with source.hasher(2 * nthreads + 2) as sha:
         items = _chunk_items(source, plan, chunk_size, sha, ends)
         done = 0
         encode = functools.partial(_encode_item, coder=coder, fast=fast)
@@ -454,6 +454,61 @@ class _BackgroundSha256:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _FileSha256(_BackgroundSha256):
+    """sha256 of a regular file's first ``size`` bytes, read by its own thread from the start.
+
+    The pipeline's own reads hash nothing (:meth:`update` ignores them): this thread maps
+    the file a second time and hashes it front to back, dropping each window from its
+    mapping once hashed, so resident memory grows by one window at most. Starting at once
+    lets the hash use the second core while the first kernel call loads numba (~0.5 s of
+    the command's start-up), instead of waiting for chunks the pipeline has not read yet.
+    """
+
+    WINDOW = 32 << 20
+
+    def __init__(self, fileno: int, size: int):
+        import threading
+
+        self._sha = hashlib.sha256()
+        self._mm = mmap.mmap(fileno, size, access=mmap.ACCESS_READ) if size else None
+        self._size = size
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="ansz-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        if self._mm is None:
+            return
+        view = memoryview(self._mm)
+        try:
+            for pos in range(0, self._size, self.WINDOW):
+                if self._stop:
+                    return
+                n = min(self.WINDOW, self._size - pos)
+                self._sha.update(view[pos:pos + n])
+                try:
+                    self._mm.madvise(mmap.MADV_DONTNEED, pos, n)
+                except OSError:  # only memory is at stake: the pages stay mapped
+                    pass
+        finally:
+            view.release()
+
+    def update(self, piece) -> None:
+        """Nothing: the file is read by this hasher's own thread."""
+
+    def close(self) -> None:
+        """Wait for the hash, then unmap."""
+        self._thread.join()
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is not None:  # the pipeline failed: no digest is needed
+            self._stop = True
         self.close()
 
 
@@ -866,6 +921,12 @@ class _FileSource:
     def release(self, upto: int) -> None:
         self._m.release(upto)
 
+    def hasher(self, depth: int) -> _BackgroundSha256:
+        """The sha256 of the whole file, computed in the background from the start."""
+        if self._m.size and hasattr(mmap, "MADV_DONTNEED"):
+            return _FileSha256(self._m.fh.fileno(), self._m.size)
+        return _BackgroundSha256(depth)
+
 
 class _StreamSource:
     """A compression input read sequentially from a file object (a pipe is fine).
@@ -919,6 +980,10 @@ class _StreamSource:
 
     def release(self, upto: int) -> None:
         pass
+
+    def hasher(self, depth: int) -> _BackgroundSha256:
+        """The sha256 of the pieces :meth:`read` returns, fed to it in order."""
+        return _BackgroundSha256(depth)
 
 
 def _check_output_path(src: str, dst: str, overwrite: bool) -> None:

@@ -595,3 +595,37 @@ def test_stream_with_a_huge_safetensors_header_falls_back(tmp_path, monkeypatch)
     back = io.BytesIO()
     api.decompress_stream(io.BytesIO(out.getvalue()), back)
     assert back.getvalue() == data
+
+
+@pytest.mark.parametrize("window", [4096, 1 << 20])
+def test_file_hash_covers_the_whole_file_in_windows(tmp_path, monkeypatch, window):
+    # A regular file is hashed by its own thread, window by window (here several windows,
+    # one of them partial); the container records the sha256 of every byte.
+    monkeypatch.setattr(api._FileSha256, "WINDOW", window)
+    src = make_safetensors(tmp_path / "m.safetensors", np.float32, n=40_000)
+    api.compress_file(src, tmp_path / "m.ansz", chunk_size=CHUNK)
+    assert api.read_info(tmp_path / "m.ansz").sha256 == hashlib.sha256(
+        src.read_bytes()).hexdigest()
+    assert api.verify_file(tmp_path / "m.ansz").ok
+
+
+def test_file_hash_stops_when_compression_fails(tmp_path, monkeypatch):
+    src = make_safetensors(tmp_path / "m.safetensors", np.float32, n=40_000)
+    hashers = []
+    real_init = api._FileSha256.__init__
+
+    def init(self, *args):
+        real_init(self, *args)
+        hashers.append(self)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("coder failed")
+
+    monkeypatch.setattr(api._FileSha256, "__init__", init)
+    monkeypatch.setattr(api, "encode_payload", fail)
+    with pytest.raises(RuntimeError, match="coder failed"):
+        api.compress_file(src, tmp_path / "m.ansz", chunk_size=CHUNK)
+    (h,) = hashers
+    # told to stop, its thread joined and its mapping closed; no output left behind
+    assert h._stop and not h._thread.is_alive() and h._mm is None
+    assert not (tmp_path / "m.ansz").exists()
