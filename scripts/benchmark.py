@@ -546,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
 - Method: median of {args.repeat} run(s) per measurement; MB/s = 10^6 bytes of original data per second;
   ×zstd-3 = speed relative to single-threaded zstd-3 on the same file in the same run.
   zstd, ZipNN and the "ansz API" rows run in process on data in memory; the "ansz" rows run
-  the CLI as a subprocess, so their times include interpreter start-up (~1.1 s of numba
+  the CLI as a subprocess, so their times include interpreter start-up (~0.6-1.1 s of numba
   loading, see below) and file I/O (one untimed warm-up run first), and their peak RSS is
   the child's maximum resident set (compress / decompress).
   ZipNN compresses the whole file as one byte buffer with the byte grouping of the file's
