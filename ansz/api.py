@@ -465,9 +465,13 @@ class _FileSha256(_BackgroundSha256):
     mapping once hashed, so resident memory grows by one window at most. Starting at once
     lets the hash use the second core while the first kernel call loads numba (~0.5 s of
     the command's start-up), instead of waiting for chunks the pipeline has not read yet.
+    It stays at most :attr:`LEAD` bytes ahead of what the pipeline has read
+    (:meth:`allow`), so a file larger than memory is not read from disk twice (pages the
+    hasher brought in would otherwise be evicted before the pipeline reached them).
     """
 
     WINDOW = 32 << 20
+    LEAD = 512 << 20
 
     def __init__(self, fileno: int, size: int):
         import threading
@@ -476,6 +480,8 @@ class _FileSha256(_BackgroundSha256):
         self._mm = mmap.mmap(fileno, size, access=mmap.ACCESS_READ) if size else None
         self._size = size
         self._stop = False
+        self._allowed = self.LEAD  # the hasher may read below this offset
+        self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="ansz-sha256", daemon=True)
         self._thread.start()
 
@@ -485,9 +491,12 @@ class _FileSha256(_BackgroundSha256):
         view = memoryview(self._mm)
         try:
             for pos in range(0, self._size, self.WINDOW):
-                if self._stop:
-                    return
                 n = min(self.WINDOW, self._size - pos)
+                with self._cond:
+                    while pos + n > self._allowed and not self._stop:
+                        self._cond.wait()
+                    if self._stop:
+                        return
                 self._sha.update(view[pos:pos + n])
                 try:
                     self._mm.madvise(mmap.MADV_DONTNEED, pos, n)
@@ -496,11 +505,18 @@ class _FileSha256(_BackgroundSha256):
         finally:
             view.release()
 
+    def allow(self, upto: float) -> None:
+        """The pipeline has read the file below ``upto``: hash up to LEAD bytes past it."""
+        with self._cond:
+            self._allowed = max(self._allowed, upto + self.LEAD)
+            self._cond.notify()
+
     def update(self, piece) -> None:
         """Nothing: the file is read by this hasher's own thread."""
 
     def close(self) -> None:
-        """Wait for the hash, then unmap."""
+        """Wait for the hash (the pipeline is done: no more lead limit), then unmap."""
+        self.allow(float("inf"))
         self._thread.join()
         if self._mm is not None:
             self._mm.close()
@@ -508,7 +524,9 @@ class _FileSha256(_BackgroundSha256):
 
     def __exit__(self, exc_type, *exc) -> None:
         if exc_type is not None:  # the pipeline failed: no digest is needed
-            self._stop = True
+            with self._cond:
+                self._stop = True
+                self._cond.notify()
         self.close()
 
 
@@ -911,6 +929,7 @@ class _FileSource:
         self._m = mapped
         self.size: int | None = mapped.size
         self.name = name
+        self._hasher: _FileSha256 | None = None
 
     def head(self, n: int) -> bytes:
         return bytes(self._m.read_at(0, n))
@@ -920,11 +939,15 @@ class _FileSource:
 
     def release(self, upto: int) -> None:
         self._m.release(upto)
+        if self._hasher is not None:
+            self._hasher.allow(upto)
 
     def hasher(self, depth: int) -> _BackgroundSha256:
-        """The sha256 of the whole file, computed in the background from the start."""
+        """The sha256 of the whole file, computed in the background from the start (and
+        kept near the pipeline by :meth:`release`)."""
         if self._m.size and hasattr(mmap, "MADV_DONTNEED"):
-            return _FileSha256(self._m.fh.fileno(), self._m.size)
+            self._hasher = _FileSha256(self._m.fh.fileno(), self._m.size)
+            return self._hasher
         return _BackgroundSha256(depth)
 
 

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import struct
+import time
 
 import ml_dtypes
 import numpy as np
@@ -629,3 +630,37 @@ def test_file_hash_stops_when_compression_fails(tmp_path, monkeypatch):
     # told to stop, its thread joined and its mapping closed; no output left behind
     assert h._stop and not h._thread.is_alive() and h._mm is None
     assert not (tmp_path / "m.ansz").exists()
+
+
+def test_file_hash_stays_within_its_lead_of_the_pipeline(tmp_path, monkeypatch):
+    # The hasher reads at most LEAD bytes past what the pipeline has read (allow), so a
+    # file larger than memory is not read from disk twice; closing lifts the limit.
+    monkeypatch.setattr(api._FileSha256, "WINDOW", 4096)
+    monkeypatch.setattr(api._FileSha256, "LEAD", 0)
+    data = os.urandom(3 * 4096 + 100)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    class Recorder:  # the hasher's sha256, recording how much it was given
+        def __init__(self):
+            self.sha, self.fed = hashlib.sha256(), 0
+
+        def update(self, piece):
+            self.fed += len(piece)
+            self.sha.update(piece)
+
+        def hexdigest(self):
+            return self.sha.hexdigest()
+
+    with open(path, "rb") as f:
+        h = api._FileSha256(f.fileno(), len(data))
+        h._sha = rec = Recorder()  # the thread is parked before its first update
+        h._thread.join(0.2)
+        assert h._thread.is_alive() and rec.fed == 0  # nothing allowed yet
+        h.allow(4096)  # one window
+        deadline = time.monotonic() + 10
+        while rec.fed < 4096 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        h._thread.join(0.2)
+        assert h._thread.is_alive() and rec.fed == 4096
+        assert h.hexdigest() == hashlib.sha256(data).hexdigest()
+        assert not h._thread.is_alive() and rec.fed == len(data)
