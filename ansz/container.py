@@ -30,7 +30,7 @@ from typing import Any, BinaryIO, Callable, Iterator, NamedTuple
 
 import xxhash
 
-from .errors import CorruptDataError, UnsupportedError
+from .errors import AnszError, CorruptDataError, UnsupportedError
 
 MAGIC = b"\x89ANSZ\r\n\x1a"
 TRAILER_MAGIC = MAGIC[::-1]
@@ -49,13 +49,15 @@ INDEXES = (INDEX, ZINDEX)
 ALIGN = 8  #: payloads are zero-padded so that every record starts at a multiple of 8
 MAX_CHUNK_SIZE_LIMIT = 1 << 26  #: 64 MiB: the largest Max_Chunk_Size a v1 decoder accepts
 PAYLOAD_SLACK = 256  #: a chunk payload is at most Decoded_Length + 256 bytes
-MAX_INDEX_LENGTH = 1 << 30  #: index JSON is at most 1 GiB (and never longer than the file)
-#: A zstd-coded index's JSON is at most 64 x its payload + 64 KiB (real ones shrink 3-5x),
-#: so a small hostile file cannot make a reader allocate a large index.
-ZINDEX_EXPANSION, ZINDEX_SLACK = 64, 1 << 16
+MAX_INDEX_LENGTH = 1 << 30  #: index JSON is at most 1 GiB
+#: A zstd-coded index's JSON is at most as long as the container plus 64 KiB (a real one is
+#: under 0.1% of the container), so a small hostile file cannot make a reader parse a large
+#: index: parsing JSON costs up to ~25x its length in memory (measured with json.loads).
+INDEX_SLACK = 1 << 16
 INDEX_ZSTD_LEVEL = 16  #: level 19 was 4x slower (0.28 s for a 2 GB model) for a 7% smaller index
 MAX_JSON_INT = (1 << 53) - 1  #: sizes and offsets in the index (exact in every JSON reader)
 MAX_SHAPE_DIMS = 64
+MAX_RECORD_NUMBER = (1 << 32) - 1  #: Record_Number is a u32 (the index record's is the count)
 MAX_DTYPE_CHARS = 64
 _U64 = (1 << 64) - 1
 
@@ -223,10 +225,20 @@ def pack_record(rtype: int, dtype_code: int, segment: int, original_offset: int,
     return head + struct.pack("<I", zlib.crc32(head))
 
 
-def parse_record_header(buf, max_chunk_size: int, where: str) -> Record:
-    """Check a 48-byte record header: CRC, type, reserved bits, dtype code and chunk limits.
+def max_index_json(index_offset: int, payload_length: int) -> int:
+    """The longest index JSON a reader accepts from an index record at ``index_offset`` with
+    ``payload_length`` bytes of payload: the container's size (which those two fix) plus
+    :data:`INDEX_SLACK`, and never more than :data:`MAX_INDEX_LENGTH`."""
+    size = index_offset + record_size(payload_length) + TRAILER.size
+    return min(MAX_INDEX_LENGTH, size + INDEX_SLACK)
 
-    Checks that need context (offsets, record numbers, hashes) are the caller's.
+
+def parse_record_header(buf, max_chunk_size: int, where: str, offset: int) -> Record:
+    """Check the 48-byte record header found at container ``offset``: CRC, type, reserved
+    bits, dtype code, chunk limits and index lengths (:func:`max_index_json`).
+
+    Checks that need more context (record numbers, hashes, the index) are the caller's. The
+    writer runs this same function on every header it packs.
     """
     buf = bytes(buf)
     if len(buf) < RECORD_HEADER.size:
@@ -253,8 +265,7 @@ def parse_record_header(buf, max_chunk_size: int, where: str) -> Record:
                                    "decoded bytes")
     elif (code != BYTES or segment != 0 or payload > MAX_INDEX_LENGTH
           or (rtype == INDEX and decoded != payload)
-          or (rtype == ZINDEX and not payload <= decoded <= min(
-              MAX_INDEX_LENGTH, ZINDEX_EXPANSION * payload + ZINDEX_SLACK))):
+          or (rtype == ZINDEX and not payload <= decoded <= max_index_json(offset, payload))):
         raise CorruptDataError(f"{where}: index record header fields are inconsistent")
     return Record(rtype, code, segment, offset, decoded, payload, chash, prev, number)
 
@@ -371,12 +382,16 @@ def index_text(rec: Record, payload) -> bytes:
     return text
 
 
-def index_record(text: bytes) -> tuple[int, bytes]:
-    """``(record type, payload)`` for index JSON ``text``: zstd-coded when that is smaller."""
+def index_record(text: bytes, index_offset: int) -> tuple[int, bytes]:
+    """``(record type, payload)`` for index JSON ``text`` in a record at ``index_offset``:
+    zstd-coded when that is smaller and within the reader's bound (:func:`max_index_json`;
+    thousands of zero-size tensors make an index that zstd shrinks past it)."""
     import zstandard
 
     z = zstandard.ZstdCompressor(level=INDEX_ZSTD_LEVEL, write_content_size=True).compress(text)
-    return (ZINDEX, z) if len(z) < len(text) else (INDEX, text)
+    if len(z) < len(text) <= max_index_json(index_offset, len(z)):
+        return ZINDEX, z
+    return INDEX, text
 
 
 def parse_index(payload, *, max_chunk_size: int, index_offset: int) -> Index:
@@ -446,13 +461,8 @@ def _parse_segments(raw: Any, chunks: list[ChunkEntry], size: int) -> list[Segme
         if not isinstance(s, dict) or s.keys() != _SEGMENT_KEYS:
             raise CorruptDataError(f"{where} is malformed")
         name, dtype, shape = s["name"], s["dtype"], s["shape"]
-        if name is not None and not isinstance(name, str):
-            raise CorruptDataError(f"{where}: name must be a string or null")
-        if dtype is not None and not (isinstance(dtype, str) and 0 < len(dtype) <= MAX_DTYPE_CHARS):
-            raise CorruptDataError(f"{where}: bad dtype")
-        if shape is not None and not (isinstance(shape, list) and len(shape) <= MAX_SHAPE_DIMS
-                                      and all(type(d) is int and 0 <= d <= _U64 for d in shape)):
-            raise CorruptDataError(f"{where}: bad shape")
+        if not describable(name, dtype, shape):
+            raise CorruptDataError(f"{where}: bad name, dtype or shape")
         for key in ("start", "end", "first_chunk", "chunk_count"):
             _check_int(s[key], f"{where}: {key}")
         start, end, first, count = s["start"], s["end"], s["first_chunk"], s["chunk_count"]
@@ -475,6 +485,17 @@ def _parse_segments(raw: Any, chunks: list[ChunkEntry], size: int) -> list[Segme
     if pos != size or next_chunk != len(chunks):
         raise CorruptDataError("index: segments do not cover the file")
     return out
+
+
+def describable(name: Any, dtype: Any, shape: Any) -> bool:
+    """Whether a segment's descriptive fields are within the index's rules: ``name`` a
+    string or None, ``dtype`` 1 to :data:`MAX_DTYPE_CHARS` characters or None, ``shape`` at
+    most :data:`MAX_SHAPE_DIMS` integers in [0, 2**64) (a tuple or list) or None. Writers
+    check a tensor with it before planning a segment for it."""
+    return ((name is None or isinstance(name, str))
+            and (dtype is None or (isinstance(dtype, str) and 0 < len(dtype) <= MAX_DTYPE_CHARS))
+            and (shape is None or (isinstance(shape, (list, tuple)) and len(shape) <= MAX_SHAPE_DIMS
+                                   and all(type(d) is int and 0 <= d <= _U64 for d in shape))))
 
 
 def _check_int(v: Any, where: str) -> None:
@@ -521,16 +542,23 @@ class ContainerWriter:
 
     def add_chunk(self, segment: int, dtype_code: int, payload: bytes, decoded_length: int,
                   chash: int) -> None:
+        """Append one chunk record. Its header passes the reader's own checks
+        (:func:`parse_record_header`) before anything is written."""
         if self._segments and segment < self._segments[-1]:
             raise ValueError("chunks must come in segment order")
-        width = DTYPE_CODES[dtype_code][1]
-        if (not 1 <= decoded_length <= self.max_chunk_size or decoded_length % width
-                or len(payload) > decoded_length + PAYLOAD_SLACK):
-            raise ValueError("chunk sizes break the container's limits")
+        if len(self.chunks) > MAX_RECORD_NUMBER:
+            raise AnszError(f"more than {MAX_RECORD_NUMBER} chunks do not fit in a container; "
+                            "use a larger chunk size")
         previous = self.chunks[-1].content_hash if self.chunks else 0
         entry = ChunkEntry(self.offset, self.original_size, decoded_length, len(payload), chash)
-        self._write(pack_record(CHUNK, dtype_code, segment, self.original_size, decoded_length,
-                                len(payload), chash, previous, len(self.chunks)))
+        head = pack_record(CHUNK, dtype_code, segment, self.original_size, decoded_length,
+                           len(payload), chash, previous, len(self.chunks))
+        try:
+            parse_record_header(head, self.max_chunk_size, f"chunk {len(self.chunks)}",
+                                self.offset)
+        except AnszError as e:
+            raise ValueError(f"the writer made a record the reader refuses: {e}") from None
+        self._write(head)
         self._write(payload)
         self._write(bytes(pad8(len(payload)) - len(payload)))
         self.chunks.append(entry)
@@ -540,8 +568,9 @@ class ContainerWriter:
     def finish(self, segments: list[Segment], *, fmt: str, sha256: str) -> int:
         """Write the index and trailer; ``segments`` get their chunk ranges filled in here.
 
-        Returns the container's total size. The index is validated with the reader's own
-        checks before it is written, so a writer bug cannot produce an unreadable file.
+        Returns the container's total size. The index record and trailer pass the reader's
+        own checks before they are written, so a writer bug cannot produce an unreadable file;
+        an index past the format's limits raises AnszError.
         """
         counts: dict[int, int] = {}
         for s in self._segments:
@@ -554,15 +583,28 @@ class ContainerWriter:
             raise ValueError("chunks refer to segments that were not given")
         index = Index(fmt, self.original_size, sha256, segments, self.chunks)
         body = index.to_json()
+        if len(body) > MAX_INDEX_LENGTH:
+            raise AnszError(f"the index would take {len(body)} bytes, more than a container "
+                            f"holds ({MAX_INDEX_LENGTH}); use a larger chunk size")
         index_offset = self.offset
-        parse_index(body, max_chunk_size=self.max_chunk_size, index_offset=index_offset)
         previous = self.chunks[-1].content_hash if self.chunks else 0
-        rtype, payload = index_record(body)
-        self._write(pack_record(rtype, BYTES, 0, self.original_size, len(body), len(payload),
-                                content_hash(body), previous, len(self.chunks)))
+        rtype, payload = index_record(body, index_offset)
+        head = pack_record(rtype, BYTES, 0, self.original_size, len(body), len(payload),
+                           content_hash(body), previous, len(self.chunks))
+        trailer = pack_trailer(index_offset, len(payload), zlib.crc32(body))
+        # What a reader checks of the index, run on what is about to be written.
+        try:
+            rec = parse_record_header(head, self.max_chunk_size, "index record", index_offset)
+            if index_text(rec, payload) != body:
+                raise CorruptDataError("index record does not decode to the index")
+            parse_index(body, max_chunk_size=self.max_chunk_size, index_offset=index_offset)
+            parse_trailer(trailer, index_offset + record_size(len(payload)))
+        except CorruptDataError as e:
+            raise ValueError(f"the writer made an index the reader refuses: {e}") from None
+        self._write(head)
         self._write(payload)
         self._write(bytes(pad8(len(payload)) - len(payload)))
-        self._write(pack_trailer(index_offset, len(payload), zlib.crc32(body)))
+        self._write(trailer)
         return self.offset
 
     def _write(self, data) -> None:
@@ -592,7 +634,7 @@ class ContainerFile:
         index_offset, index_length, index_crc = parse_trailer(
             read_at(trailer_offset, TRAILER.size), trailer_offset)
         rec = parse_record_header(read_at(index_offset, RECORD_HEADER.size),
-                                  self.max_chunk_size, "index record")
+                                  self.max_chunk_size, "index record", index_offset)
         if rec.type not in INDEXES or rec.payload_length != index_length:
             raise CorruptDataError("trailer does not point at the index record")
         body_at = index_offset + RECORD_HEADER.size
@@ -614,7 +656,7 @@ class ContainerFile:
         entry = self.index.chunks[i]
         where = f"chunk {i}"
         rec = parse_record_header(self._read_at(entry.offset, RECORD_HEADER.size),
-                                  self.max_chunk_size, where)
+                                  self.max_chunk_size, where, entry.offset)
         previous = self.index.chunks[i - 1].content_hash if i else 0
         if (rec.type != CHUNK or rec.number != i or rec.segment != self.segment_of[i]
                 or rec.original_offset != entry.original_offset
@@ -674,7 +716,7 @@ class StreamReader:
             where = f"chunk {len(seen)}"
             record_offset = self.offset
             rec = parse_record_header(self._read(RECORD_HEADER.size, f"{where} header"),
-                                      self.max_chunk_size, where)
+                                      self.max_chunk_size, where, record_offset)
             if rec.number != len(seen) or rec.previous_hash != previous:
                 raise CorruptDataError(f"{where}: record is out of sequence")
             if rec.type in INDEXES:

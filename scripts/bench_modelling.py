@@ -47,7 +47,7 @@ def step(name: str):
                 if not d.fielded and d.name in container._CODE_OF:
                     container._CODE_OF[d.name] = min(container._CODE_OF[d.name], code)
         if STEPS.index(name) < STEPS.index("zindex"):
-            container.index_record = lambda text: (container.INDEX, text)
+            container.index_record = lambda text, offset: (container.INDEX, text)
         yield "rans" if STEPS.index(name) < STEPS.index("auto") else "auto"
     finally:
         codec.RANS, codec.varint_table, container.index_record = saved[0], saved[1], saved[3]

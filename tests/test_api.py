@@ -419,7 +419,7 @@ def _replace_index_text(blob, blob_text):
 
     off, length, _ = c.parse_trailer(blob[-32:], len(blob) - 32)
     R = c.RECORD_HEADER.size
-    rec = c.parse_record_header(blob[off:off + R], 1 << 26, "index")
+    rec = c.parse_record_header(blob[off:off + R], 1 << 26, "index", off)
     text = blob_text(c.index_text(rec, blob[off + R:off + R + length]))
     head = c.pack_record(c.INDEX, 0, 0, rec.original_offset, len(text), len(text),
                          c.content_hash(text), rec.previous_hash, rec.number)

@@ -87,7 +87,7 @@ def with_index(blob, mutate=None, text=None):
     """``blob`` with its index replaced (mutate(obj) or raw ``text``), every checksum redone so
     that only the index's meaning can be wrong."""
     off, length = _index_span(blob)
-    rec = c.parse_record_header(blob[off:off + R], MAX_CHUNK, "index")
+    rec = c.parse_record_header(blob[off:off + R], MAX_CHUNK, "index", off)
     body = c.index_text(rec, blob[off + R:off + R + length])
     if text is None:
         obj = json.loads(body)
@@ -266,7 +266,7 @@ def test_trailer_fields_are_checked():
 
 def test_index_record_must_be_an_index():
     off, length = _index_span(BLOB)
-    rec = c.parse_record_header(BLOB[off:off + R], MAX_CHUNK, "index")
+    rec = c.parse_record_header(BLOB[off:off + R], MAX_CHUNK, "index", off)
     head = c.pack_record(c.CHUNK, 0, 0, rec.original_offset, length, length,
                          rec.content_hash, rec.previous_hash, rec.number)
     both_fail(BLOB[:off] + head + BLOB[off + R:])
@@ -523,7 +523,7 @@ def with_index_payload(blob, rtype, payload, decoded_length, text):
     """``blob`` with an index record of ``rtype`` holding ``payload`` (decoding to ``text``
     of ``decoded_length`` bytes), every checksum redone."""
     off, _ = _index_span(blob)
-    rec = c.parse_record_header(blob[off:off + R], MAX_CHUNK, "index")
+    rec = c.parse_record_header(blob[off:off + R], MAX_CHUNK, "index", off)
     head = c.pack_record(rtype, 0, 0, rec.original_offset, decoded_length, len(payload),
                          c.content_hash(text), rec.previous_hash, rec.number)
     return (blob[:off] + head + payload + bytes(c.pad8(len(payload)) - len(payload))
@@ -532,7 +532,7 @@ def with_index_payload(blob, rtype, payload, decoded_length, text):
 
 def _index_json(blob):
     off, length = _index_span(blob)
-    rec = c.parse_record_header(blob[off:off + R], MAX_CHUNK, "index")
+    rec = c.parse_record_header(blob[off:off + R], MAX_CHUNK, "index", off)
     return rec, c.index_text(rec, blob[off + R:off + R + length])
 
 
@@ -549,8 +549,9 @@ def test_zstd_index_bombs_and_lies_are_rejected_before_allocating():
 
     _, text = _index_json(BLOB)
     z = zstandard.ZstdCompressor(level=19).compress(text)
-    # declared far beyond 64 x the payload: refused from the header alone
-    both_fail(with_index_payload(BLOB, c.ZINDEX, z, c.ZINDEX_EXPANSION * len(z) + (1 << 17), text))
+    # declared longer than the container plus 64 KiB: refused from the header alone
+    off, _ = _index_span(BLOB)
+    both_fail(with_index_payload(BLOB, c.ZINDEX, z, c.max_index_json(off, len(z)) + 1, text))
     # a frame whose content size disagrees with the record
     both_fail(with_index_payload(BLOB, c.ZINDEX, z, len(text) + 1, text))
     # a zero bomb within the expansion limit still decodes only to what the record says
