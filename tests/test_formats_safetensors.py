@@ -248,7 +248,16 @@ HOSTILE = {
     "trailing NUL padding": (build("{}\x00"), "not valid JSON"),
     "NaN": (build('{"a":NaN}'), "NaN"),
     "huge integer": (build('{"a":' + "9" * 5000 + "}"), "not valid JSON"),
-    "deep nesting": (build('{"a":' + "[" * 100_000 + "]" * 100_000 + "}"), "nested too deeply"),
+    "deep nesting": (build('{"a":' + "[" * 100_000 + "]" * 100_000 + "}"), "more lists and objects"),
+    # brackets a header could hold (metadata full of "dtype"), nested past the recursion limit
+    "deep nesting, padded": (
+        build('{"__metadata__":{' + ",".join(f'"k{i}":"dtype"' for i in range(40_000))
+              + '},"a":' + "[" * 100_000 + "]" * 100_000 + "}"),
+        "nested too deeply",
+    ),
+    # json.loads would build a million lists (~25x the text) before any check
+    "list bomb": (build('{"a":{"dtype":"U8","shape":[' + "[]," * 10**6 + '[]],"data_offsets":[0,0]}}'),
+                  "more lists and objects"),
     "duplicate tensor": (build('{"a":1,"a":2}'), "repeats the key 'a'"),
     "duplicate field": (
         build('{"a":{"dtype":"U8","dtype":"U8","shape":[],"data_offsets":[0,1]}}', b"x"),
@@ -415,3 +424,12 @@ def test_fuzz_mutated_valid_file(data):
     file = bytes(file)
     parse_or_format_error(file, len(file))
     parse_or_format_error(file, data.draw(st.integers(0, 2 * len(file))))
+
+
+def test_header_longer_than_the_reference_cap_is_refused_from_its_length():
+    from ansz.formats.safetensors import MAX_HEADER_SIZE
+
+    prefix = struct.pack("<Q", MAX_HEADER_SIZE + 1) + b"{"
+    with pytest.raises(FormatError, match=f"exceeds the {MAX_HEADER_SIZE}-byte limit"):
+        parse_header(prefix, 10 * MAX_HEADER_SIZE)  # a big file: only the cap refuses it
+    assert not looks_like_safetensors(prefix, 10 * MAX_HEADER_SIZE)

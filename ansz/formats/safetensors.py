@@ -23,7 +23,9 @@ Where ansz departs from the reference loader (``safetensors/src/tensor.rs``) and
   and zero-size tensors may sit at any offset inside the data section. Overlaps and offsets
   past the end of the file are errors. ``"__metadata__": null`` means no metadata, as in the
   reference.
-- Header length cap: see :func:`_header_len_cap`; in effect ``N <= file_size - 8``.
+- Header length cap: 100 MB, as the reference (:func:`_header_len_cap`), and a header
+  whose brackets outnumber what its tensor entries can hold is refused before it is parsed
+  (:func:`_decode_header`), so parsing costs a bounded multiple of N in memory.
 - Sub-byte dtypes (``F4``, ``F6_E2M3``, ``F6_E3M2``, see :data:`SUBBYTE_DTYPE_BITS`) are
   validated like the others (their bit count must fill whole bytes) but are reported in
   ``SafetensorsLayout.subbyte_tensors``, not ``tensors``. So every span in ``tensors`` has a
@@ -69,7 +71,8 @@ SAFETENSORS_DTYPES: dict[str, int] = {
 SUBBYTE_DTYPE_BITS: dict[str, int] = {"F4": 4, "F6_E2M3": 6, "F6_E3M2": 6}
 
 _LENGTH_PREFIX = 8  # the u64 LE header length
-_REFERENCE_HEADER_CAP = 100_000_000  # safetensors' MAX_HEADER_SIZE
+#: The largest header accepted, as the reference loader's MAX_HEADER_SIZE.
+MAX_HEADER_SIZE = 100_000_000
 _U64_MAX = 2**64 - 1  # the reference parses shapes and offsets as 64-bit usize
 _METADATA_KEY = "__metadata__"
 _ENTRY_KEYS = frozenset({"dtype", "shape", "data_offsets"})
@@ -146,17 +149,17 @@ def looks_like_safetensors(prefix: bytes, file_size: int) -> bool:
 
 
 def _header_len_cap(file_size: int) -> int:
-    """Largest header length N accepted in a file of ``file_size`` bytes: ``file_size - 8``.
+    """Largest header length N accepted in a file of ``file_size`` bytes: the reference's
+    :data:`MAX_HEADER_SIZE`, and no more than the bytes after the length prefix.
 
-    The reference caps N at a fixed 100 MB to bound the allocation made from an untrusted
-    length, and that cap refused a legitimate 126 MB header (safetensors#668). ansz always knows
-    the real file size and checks N against it before reading, so the header buffer is never
-    larger than the input already is. The cap is therefore max(100 MB, file_size) clipped to the
-    bytes that exist after the length prefix, which is always just ``file_size - 8``: no fixed
-    cap is left to refuse big real headers. Residual cost: decoding N bytes of JSON takes O(N)
-    time and a small multiple of N in memory.
+    Parsing costs memory: json.loads of a safetensors header takes up to ~17x its length
+    (measured: a million metadata keys) once :func:`_decode_header` has refused text with
+    more brackets than tensor entries hold. A fixed cap keeps that bounded even where the
+    file size is only declared (a container's index). A larger header (safetensors#668 met
+    a legitimate 126 MB one) is not a safetensors file for the reference loader either;
+    ``ansz compress`` then stores the file as plain bytes.
     """
-    return min(max(_REFERENCE_HEADER_CAP, file_size), file_size - _LENGTH_PREFIX)
+    return min(MAX_HEADER_SIZE, file_size - _LENGTH_PREFIX)
 
 
 def _read_header_len(prefix: bytes, file_size: int) -> int:
@@ -170,11 +173,15 @@ def _read_header_len(prefix: bytes, file_size: int) -> int:
     (header_len,) = struct.unpack_from("<Q", prefix)
     if header_len == 0:
         raise FormatError("header length is 0; the smallest header is '{}'")
-    cap = _header_len_cap(file_size)
-    if header_len > cap:
+    if header_len > MAX_HEADER_SIZE:
         raise FormatError(
-            f"header length {header_len} exceeds the {cap} bytes after the length prefix "
-            f"in a {file_size}-byte file"
+            f"header length {header_len} exceeds the {MAX_HEADER_SIZE}-byte limit "
+            "(the reference loader's)"
+        )
+    if header_len > _header_len_cap(file_size):
+        raise FormatError(
+            f"header length {header_len} exceeds the {file_size - _LENGTH_PREFIX} bytes after "
+            f"the length prefix in a {file_size}-byte file"
         )
     return header_len
 
@@ -213,6 +220,14 @@ def _decode_header(raw: bytes) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise FormatError(f"header is not valid UTF-8 (bad byte at header offset {e.start})") from e
+    # json.loads builds every list and object before anything is checked: up to ~25x the
+    # text in memory for "[[],[],...]". A valid header has one object per tensor entry (and
+    # one for __metadata__), each with two lists; strings may hold brackets too, so this only
+    # refuses text that cannot be a header.
+    containers = raw.count(b"[") + raw.count(b"{")
+    if containers > 3 * raw.count(b'"dtype"') + 2:
+        raise FormatError("header is not valid: more lists and objects than its tensor "
+                          "entries can hold")
     try:
         header = json.loads(
             text, object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant
