@@ -587,9 +587,24 @@ class _Planned:
     end: int | None  # None: until the end of the stream
 
 
+#: Tensors smaller than this are not segments of their own: a run of them (same dtype, no
+#: bytes between) is one unnamed segment, so it shares chunk records, index entries and code
+#: tables instead of paying ~100 bytes and ~0.2 ms each (100 000 four-byte tensors took
+#: 22 s and came out 20% larger than the input). Readers find every tensor from the
+#: original's own header, so nothing is lost. 1 KiB leaves the corpus's ratios as they were
+#: or better; 4 KiB made mpnet-bf16 6.5 kB larger (its 1.5 kB biases and norm weights
+#: differ in scale, and one table for both costs more than two).
+SMALL_TENSOR = 1 << 10
+
+
 def _plan_segments(layout: SafetensorsLayout | None, size: int | None) -> list[_Planned]:
-    """Segments covering the input: the header, each tensor, and the bytes between and after."""
-    plan = []
+    """Segments covering the input: the header, each tensor, and the bytes between and after.
+
+    A tensor of at least :data:`SMALL_TENSOR` bytes is a named segment; smaller ones (and any
+    tensor whose shape the index cannot describe) are grouped in runs of one dtype with
+    ``name`` and ``shape`` None; zero-size tensors take no segment at all.
+    """
+    plan: list[_Planned] = []
     pos = 0
     if layout is not None:
         plan.append(_Planned(None, None, None, 0, layout.data_start))
@@ -597,10 +612,18 @@ def _plan_segments(layout: SafetensorsLayout | None, size: int | None) -> list[_
         spans = sorted(layout.tensors + getattr(layout, "subbyte_tensors", ()),
                        key=lambda s: (s.start, s.end, s.name))
         for t in spans:
+            if t.start == t.end:
+                continue
             if t.start > pos:
                 plan.append(_Planned(None, None, None, pos, t.start))
-            plan.append(_Planned(t.name, t.dtype, t.shape, t.start, t.end))
-            pos = max(pos, t.end)
+            if t.nbytes >= SMALL_TENSOR and container.describable(t.name, t.dtype, t.shape):
+                plan.append(_Planned(t.name, t.dtype, t.shape, t.start, t.end))
+            elif (plan[-1].name is None and plan[-1].dtype == t.dtype
+                  and plan[-1].end == t.start):
+                plan[-1].end = t.end
+            else:
+                plan.append(_Planned(None, t.dtype, None, t.start, t.end))
+            pos = t.end
     if size is None or size > pos:
         plan.append(_Planned(None, None, None, pos, size))
     return plan
@@ -781,6 +804,8 @@ def _chunk_label(index: container.Index, segment_of: list[int], i: int) -> str:
     if seg.name is not None:
         name = seg.name if len(seg.name) <= 80 else seg.name[:77] + "..."
         return f"tensor {name!r} chunk {j}"
+    if seg.dtype is not None:  # a run of small tensors
+        return f"{seg.dtype} tensors [{seg.start}, {seg.end}) chunk {j}"
     return f"bytes [{seg.start}, {seg.end}) chunk {j}"
 
 

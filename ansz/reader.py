@@ -9,14 +9,16 @@
 
     tensors = ansz.load_file("model.safetensors.ansz")  # {name: numpy array}
 
-How it works: the container's index (``docs/FORMAT.md``) lists every segment with its chunk
-range. Opening decodes the first segment, which for a safetensors original is the original
-file's 8-byte length and JSON header, and parses it with
-:func:`ansz.formats.safetensors.parse_header`; the header, not the index's descriptive
-name/dtype/shape fields, is the authority for dtypes and shapes, and the two must agree
-(else :class:`~ansz.errors.CorruptDataError`). ``get_tensor`` then reads and decodes exactly
-the chunks of that tensor's segment (each checked against its xxh3 checksum), in parallel over
-chunks on a thread pool when there are several, straight into the returned array.
+How it works: the container's index (``docs/FORMAT.md``) lists every chunk with the original
+bytes it holds. Opening decodes the first segment, which for a safetensors original is the
+original file's 8-byte length and JSON header (its length checked against the 100 MB cap
+before the rest is decoded), and parses it with :func:`ansz.formats.safetensors.parse_header`;
+the header, not the index's descriptive name/dtype/shape fields, is the authority on tensors,
+and the segments the index does name must agree with it (else
+:class:`~ansz.errors.CorruptDataError`). ``get_tensor`` then reads and decodes exactly the
+chunks that hold the tensor's bytes (each checked against its xxh3 checksum), in parallel
+over chunks on a thread pool when there are several, straight into the returned array; small
+tensors share chunks, which are decoded once and copied out.
 
 Decisions:
 
@@ -42,7 +44,7 @@ import os
 from typing import Any, Iterable
 
 from . import _numba_env  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
-from .container import ContainerFile, Segment, decode_record
+from .container import ContainerFile, decode_record
 from .errors import AnszError, CorruptDataError, FormatError
 
 __all__ = ["open", "load_file", "AnszFile"]
@@ -108,6 +110,7 @@ class AnszFile:
         self._nthreads = api._threads(threads)
         self.path = os.fspath(path)
         self._mapped = api._Mapped(self.path)
+        self._chunk_starts: list[int] | None = None
         try:
             self._cf = ContainerFile(self._mapped.read_at, self._mapped.size)
             self._open_header()
@@ -117,7 +120,7 @@ class AnszFile:
         self._closed = False
 
     def _open_header(self) -> None:
-        from .formats.safetensors import parse_header
+        from .formats.safetensors import MAX_HEADER_SIZE, parse_header
 
         index = self._cf.index
         if index.format != "safetensors":
@@ -126,26 +129,33 @@ class AnszFile:
         segments = index.segments
         if not segments or segments[0].name is not None or segments[0].start != 0:
             raise CorruptDataError(f"{self.path}: index has no safetensors header segment")
-        head = self._decode([segments[0]])[0]
+        # The first chunk alone, and the header's length checked, before the rest: a hostile
+        # index cannot make us decode a huge "header".
+        end = segments[0].end
+        first = self._decode([(0, min(end, index.chunks[0].decoded_length))])[0].tobytes()
+        size = int.from_bytes(first[:8], "little")
+        if end != 8 + size or size > MAX_HEADER_SIZE:
+            raise CorruptDataError(f"{self.path}: stored safetensors header length {size} is "
+                                   f"invalid (its segment has {end} bytes; at most "
+                                   f"{MAX_HEADER_SIZE})")
+        head = first + self._decode([(len(first), end)])[0].tobytes()
         try:
-            layout = parse_header(head.tobytes(), index.original_size)
+            layout = parse_header(head, index.original_size)
         except FormatError as e:
             raise CorruptDataError(f"{self.path}: stored safetensors header is invalid: "
                                    f"{e}") from None
-        if layout.data_start != segments[0].end:
-            raise CorruptDataError(f"{self.path}: index disagrees with the safetensors header")
-        named = {s.name: s for s in segments if s.name is not None}
-        spans = layout.tensors + layout.subbyte_tensors
-        if len(named) != len(spans):
-            raise CorruptDataError(f"{self.path}: index disagrees with the safetensors header")
-        self._tensors: dict[str, tuple[str, tuple[int, ...], Segment]] = {}
-        for t in spans:
-            seg = named.get(t.name)
-            if (seg is None or (seg.dtype, seg.shape, seg.start, seg.end)
-                    != (t.dtype, tuple(t.shape), t.start, t.end)):
+        del head
+        # The header is the authority on tensors; the index names only the larger ones
+        # (small tensors share unnamed segments), and those must agree with it.
+        spans = {t.name: t for t in layout.tensors + layout.subbyte_tensors}
+        for seg in segments:
+            t = spans.get(seg.name) if seg.name is not None else None
+            if seg.name is not None and (t is None or (seg.dtype, seg.shape, seg.start, seg.end)
+                                         != (t.dtype, tuple(t.shape), t.start, t.end)):
                 raise CorruptDataError(f"{self.path}: index disagrees with the safetensors "
-                                       f"header on tensor {_quote(t.name)}")
-            self._tensors[t.name] = (t.dtype, tuple(t.shape), seg)
+                                       f"header on tensor {_quote(seg.name)}")
+        self._tensors: dict[str, tuple[str, tuple[int, ...], int, int]] = {
+            t.name: (t.dtype, tuple(t.shape), t.start, t.end) for t in spans.values()}
         self._metadata = None if layout.metadata is None else dict(layout.metadata)
 
     # -- safe_open's API ---------------------------------------------------------------------
@@ -203,47 +213,69 @@ class AnszFile:
         if self._closed:
             raise AnszError(f"{self.path}: file is closed")
 
-    def _entry(self, name: str) -> tuple[str, tuple[int, ...], Segment]:
+    def _entry(self, name: str) -> tuple[str, tuple[int, ...], int, int]:
         entry = self._tensors.get(name) if isinstance(name, str) else None
         if entry is None:
             raise AnszError(f"{self.path}: no tensor named {_quote(name)}")
         return entry
 
     def _names_in_file_order(self) -> list[str]:
-        return sorted(self._tensors, key=lambda n: (self._tensors[n][2].start, n))
+        return sorted(self._tensors, key=lambda n: (self._tensors[n][2], n))
 
     def _get_many(self, names: list[str]) -> dict[str, Any]:
         entries = [self._entry(n) for n in names]
-        dtypes = [_numpy_dtype(n, dtype) for n, (dtype, _, _) in zip(names, entries)]
-        raw = self._decode([seg for _, _, seg in entries])
+        dtypes = [_numpy_dtype(n, dtype) for n, (dtype, _, _, _) in zip(names, entries)]
+        raw = self._decode([(start, end) for _, _, start, end in entries])
         out = {}
-        for name, (dtype, shape, _), npdtype, buf in zip(names, entries, dtypes, raw):
-            arr = buf.view(npdtype).reshape(shape)
+        for name, (dtype, shape, _, _), npdtype, buf in zip(names, entries, dtypes, raw):
+            try:
+                arr = buf.view(npdtype).reshape(shape)
+            except ValueError:  # more dimensions or elements than numpy allows
+                raise AnszError(f"tensor {_quote(name)} has shape {_quote(list(shape))} "
+                                f"({len(shape)} dimensions), which numpy cannot represent"
+                                ) from None
             out[name] = _to_torch(arr, dtype) if self._framework == "pt" else arr
         return out
 
-    def _decode(self, segments: Iterable[Segment]) -> list:
-        """Each segment's original bytes (uint8 arrays), decoding exactly their chunks, all
-        on one ordered thread pool, each chunk straight into its place."""
+    def _decode(self, ranges: list[tuple[int, int]]) -> list:
+        """The original bytes ``[start, end)`` of each range (uint8 arrays), decoding each
+        chunk they touch once, on one ordered thread pool. A chunk wholly inside one range is
+        decoded straight into place; one shared with others (a run of small tensors) is
+        decoded once and copied to each."""
+        import bisect
+
         import numpy as np
 
         from .api import _ordered_map
 
         chunks = self._cf.index.chunks
-        bufs, jobs = [], []
-        for seg in segments:
-            buf = np.empty(seg.nbytes, np.uint8)
-            bufs.append(buf)
-            for i in range(seg.first_chunk, seg.first_chunk + seg.chunk_count):
-                at = chunks[i].original_offset - seg.start
-                jobs.append((i, buf[at:at + chunks[i].decoded_length]))
+        if self._chunk_starts is None:
+            self._chunk_starts = [c.original_offset for c in chunks]
+        bufs = [np.empty(end - start, np.uint8) for start, end in ranges]
+        users: dict[int, list[int]] = {}  # chunk -> the ranges it overlaps
+        for k, (start, end) in enumerate(ranges):
+            i = bisect.bisect_right(self._chunk_starts, start) - 1
+            while start < end and i < len(chunks) and chunks[i].original_offset < end:
+                if i >= 0:
+                    users.setdefault(i, []).append(k)
+                i += 1
 
-        def work(job) -> None:
-            i, out = job
-            decode_record(*self._cf.chunk(i), out)
+        def work(i: int) -> None:
+            lo = chunks[i].original_offset
+            hi = lo + chunks[i].decoded_length
+            ks = users[i]
+            start, end = ranges[ks[0]]
+            if len(ks) == 1 and start <= lo and hi <= end:
+                decode_record(*self._cf.chunk(i), bufs[ks[0]][lo - start:hi - start])
+                return
+            data = decode_record(*self._cf.chunk(i))
+            for k in ks:
+                start, end = ranges[k]
+                a, b = max(start, lo), min(end, hi)
+                bufs[k][a - start:b - start] = data[a - lo:b - lo]
 
-        threads = min(self._nthreads, len(jobs))
-        for _ in _ordered_map(work, jobs, threads):
+        threads = min(self._nthreads, len(users))
+        for _ in _ordered_map(work, sorted(users), threads):
             pass
         return bufs
 

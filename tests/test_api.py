@@ -108,15 +108,22 @@ def _handmade_safetensors(tensors, *, holes=b"", trailing=b""):
 def test_file_with_holes_trailing_bytes_and_subbyte_tensor(tmp_path):
     src = tmp_path / "odd.safetensors"
     f4 = RNG.integers(0, 256, 5000, dtype=np.uint8)  # 10000 packed F4 elements
+    b = _weights(np.float32, 3)
     src.write_bytes(_handmade_safetensors(
-        [("a", "BF16", _weights(ml_dtypes.bfloat16, 50_000)), ("b", "F32", _weights(np.float32, 3)),
+        [("a", "BF16", _weights(ml_dtypes.bfloat16, 50_000)), ("b", "F32", b),
          ("packed", "F4", f4, [100, 100])], holes=b"\x01" * 1001, trailing=b"tail" * 1000))
     report = roundtrip(tmp_path, src)
     assert report.format == "safetensors", report.fallback_reason
     segs = api.read_info(tmp_path / "out.ansz").segments
-    assert [s["name"] for s in segs] == [None, "a", None, "b", "packed", None]
-    assert segs[2]["nbytes"] == 1001 and segs[-1]["nbytes"] == 4000
-    assert segs[4]["dtype"] == "F4"
+    # "b" (12 bytes) is below SMALL_TENSOR: an unnamed segment of its dtype
+    assert [s["name"] for s in segs] == [None, "a", None, None, "packed", None]
+    assert [s["dtype"] for s in segs] == [None, "BF16", None, "F32", "F4", None]
+    assert segs[2]["nbytes"] == 1001 and segs[3]["nbytes"] == 12 and segs[-1]["nbytes"] == 4000
+    import ansz
+
+    with ansz.open(tmp_path / "out.ansz") as f:
+        assert f.keys() == ["a", "b", "packed"]
+        assert f.get_tensor("b").tobytes() == b.tobytes()
 
 
 def test_broken_safetensors_header_falls_back_to_bytes(tmp_path):
@@ -393,7 +400,7 @@ def test_verify(tmp_path):
     data[-5] ^= 1
     other.write_bytes(data)
     bad = api.verify_file(dst, other)
-    assert not bad.ok and bad.first_bad.startswith("tensor ") and str(len(data) - 5) in bad.message
+    assert not bad.ok and bad.first_bad.endswith("tensors [400248, 400322) chunk 0".replace("400248", str(info.segments[-1]["start"])).replace("400322", str(len(data)))) and str(len(data) - 5) in bad.message
     other.write_bytes(data[:-1])
     bad = api.verify_file(dst, other)
     assert not bad.ok and "bytes" in bad.message
@@ -436,11 +443,13 @@ def test_read_info(tmp_path):
     assert info.compressed_size == (tmp_path / "m.ansz").stat().st_size
     assert info.sha256 == hashlib.sha256(src.read_bytes()).hexdigest()
     assert info.chunk_size == CHUNK and info.ratio == info.compressed_size / info.original_size
-    assert [s["name"] for s in info.segments] == [None, "big", "empty", "small"]
+    # "small" (148 bytes) shares an unnamed segment of its dtype; "empty" takes none
+    assert [s["name"] for s in info.segments] == [None, "big", None]
+    assert [s["dtype"] for s in info.segments] == [None, "F32", "F32"]
     assert sum(s["chunk_count"] for s in info.segments) == info.chunk_count
     assert sum(s["nbytes"] for s in info.segments) == info.original_size
     assert sum(s["compressed_size"] for s in info.segments) < info.compressed_size
-    assert info.segments[1]["shape"] == (400, 100) and info.segments[2]["nbytes"] == 0
+    assert info.segments[1]["shape"] == (400, 100) and info.segments[2]["nbytes"] == 148
     with pytest.raises(CorruptDataError):
         api.read_info(src)
 

@@ -179,6 +179,60 @@ def test_writer_refuses_what_readers_would_reject():
         c.ContainerWriter(io.BytesIO(), c.MAX_CHUNK_SIZE_LIMIT + 1)
 
 
+def _empty_segments_container(n, name=lambda i: f"model.layers.{i}.zero"):
+    """A container of one BYTES chunk and ``n`` zero-size named segments: an index that
+    zstd shrinks far more than any real one."""
+    import hashlib
+
+    out = io.BytesIO()
+    w = c.ContainerWriter(out, MAX_CHUNK)
+    payload, h = c.encode_payload(b"abcd", c.BYTES)
+    w.add_chunk(0, c.BYTES, payload, 4, h)
+    segments = [c.Segment(None, None, None, 0, 4)]
+    segments += [c.Segment(name(i), "F32", (0,), 4, 4) for i in range(n)]
+    w.finish(segments, fmt="test", sha256=hashlib.sha256(b"abcd").hexdigest())
+    return out.getvalue()
+
+
+def test_writer_keeps_a_zstd_index_within_the_readers_bound():
+    # 3000 empty segments: ~300 kB of JSON that zstd shrinks ~100x. The reader accepts a zstd
+    # index only up to the container's size + 64 KiB, so the writer must store it plain.
+    blob = _empty_segments_container(3000)
+    rec, text = _index_json(blob)
+    assert rec.type == c.INDEX and len(text) > c.max_index_json(_index_span(blob)[0], 4000)
+    assert decode_file(blob) == decode_stream(blob) == b"abcd"
+    # a few of them still get the zstd index
+    small = _empty_segments_container(20)
+    assert _index_json(small)[0].type == c.ZINDEX
+    assert decode_file(small) == decode_stream(small) == b"abcd"
+
+
+def test_writer_refuses_an_index_past_the_format_limit(monkeypatch):
+    monkeypatch.setattr(c, "MAX_INDEX_LENGTH", 10_000)
+    with pytest.raises(AnszError, match="larger chunk size"):
+        _empty_segments_container(200)
+
+
+def test_writer_checks_every_record_with_the_readers_own_function(monkeypatch):
+    """A writer bug that packs a header the reader refuses is caught before it is written."""
+    seen = []
+    real = c.parse_record_header
+
+    def spy(buf, max_chunk_size, where, offset):
+        seen.append((bytes(buf), offset))
+        return real(buf, max_chunk_size, where, offset)
+
+    monkeypatch.setattr(c, "parse_record_header", spy)
+    blob = _empty_segments_container(3)
+    offsets = [o for _, o in seen]
+    assert offsets == [c.FILE_HEADER.size, _index_span(blob)[0]]
+    assert all(blob[o:o + R] == head for head, o in seen)  # what was checked is what was written
+
+    monkeypatch.setattr(c, "pack_trailer", lambda *a: bytes(T))  # a writer bug
+    with pytest.raises(ValueError, match="reader refuses"):
+        _empty_segments_container(3)
+
+
 # --- file header ---------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from safetensors.numpy import save_file
 
 import ansz
 from ansz import api, codec, reader
+from ansz.formats.safetensors import read_layout
 from ansz.container import RECORD_HEADER, ContainerFile
 from ansz.errors import AnszError, CorruptDataError, FormatError
 
@@ -116,6 +117,9 @@ def test_get_tensor_decodes_only_that_tensors_chunks(model, monkeypatch):
     info = api.read_info(model)
     segs = {s["name"]: s for s in info.segments}
     header = info.segments[0]
+    layout = read_layout(model.with_suffix(""))  # the original, beside the container
+    spans = {t.name: t for t in layout.tensors}
+    chunks = ContainerFile(lambda o, n: model.read_bytes()[o:o + n], model.stat().st_size).index.chunks
     with ansz.open(model, threads=2) as f:
         # opening decodes the safetensors header segment and nothing else
         assert sorted(read) == list(range(header["first_chunk"],
@@ -124,11 +128,18 @@ def test_get_tensor_decodes_only_that_tensors_chunks(model, monkeypatch):
             read.clear()
             decoded.clear()
             f.get_tensor(name)
-            seg = segs[name]
-            assert sorted(read) == list(range(seg["first_chunk"],
-                                              seg["first_chunk"] + seg["chunk_count"]))
-            assert len(decoded) == seg["chunk_count"] and sum(decoded) == seg["nbytes"]
-    assert segs["F32.big"]["chunk_count"] > 1 and segs["I8.empty"]["chunk_count"] == 0
+            t = spans[name]
+            # exactly the chunks holding its bytes: its own segment's, or for a small tensor
+            # the chunk of the run it shares; none for a zero-size tensor
+            want = [i for i, c in enumerate(chunks) if c.original_offset < t.end
+                    and t.start < c.original_offset + c.decoded_length]
+            assert sorted(read) == want and len(want) == {"I8.empty": 0, "BF16.scalar": 1}.get(name, len(want))
+            assert decoded == [chunks[i].decoded_length for i in want]
+            if name in segs:
+                seg = segs[name]
+                assert want == list(range(seg["first_chunk"], seg["first_chunk"] + seg["chunk_count"]))
+    assert segs["F32.big"]["chunk_count"] > 1 and "I8.empty" not in segs
+    assert "BF16.scalar" not in segs
 
 
 def test_unknown_name_and_closed_file(model):
