@@ -7,9 +7,11 @@ tensor (or run of other bytes) becomes a *segment*, segments are cut into chunks
 
 Conventions shared by every function:
 
-- Paths are ``str`` or ``os.PathLike``. Inputs are read through ``mmap`` with pages released
-  as the work passes them, and at most ``2 * threads`` chunks are in flight, so memory stays
-  bounded whatever the file size.
+- Paths are ``str`` or ``os.PathLike``. Regular files are read with ``pread``
+  (:class:`ansz._io.PositionalFile`), never mapped: a file truncated by another process
+  meanwhile is an AnszError, not a SIGBUS. At most ``4 * threads`` chunks are in flight, so
+  memory stays bounded whatever the file size. A compressed input that changed while it was
+  read (size, mtime or ctime) fails rather than give a container with a wrong sha256.
 - Output files are written atomically (:func:`atomic_output`): a temporary file in the
   destination's directory, renamed over ``dst`` only when complete (and fsync'ed first when
   ``sync=True``, which callers about to delete the source pass). On any error or KeyboardInterrupt
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import mmap
 import os
 import stat
 import tempfile
@@ -40,6 +41,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from . import _numba_env  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
 from . import container
+from ._io import PositionalFile, read_fully, write_all
 from .container import (BYTES, DTYPE_CODES, ContainerFile, ContainerWriter, Segment,
                         StreamReader, decode_record, dtype_code_for, encode_payload)
 from .errors import AnszError, CorruptDataError, FormatError
@@ -186,12 +188,14 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
     nthreads, chunk, coder = _threads(threads), _chunk_size(chunk_size), _coder(coder)
     fast = _level(level) == 1
     src, dst = os.fspath(src), os.fspath(dst)
-    with _Mapped(src, allow_stream=True) as m:
+    with PositionalFile(src) as f:
         _check_output_path(src, dst, overwrite)
-        source = _FileSource(m, src) if m.regular else _StreamSource(m.fh, src)
-        with atomic_output(dst, overwrite=overwrite, like=m.stat if m.regular else None,
+        source = _FileSource(f) if f.regular else _StreamSource(f.fh, src)
+        with atomic_output(dst, overwrite=overwrite, like=f.stat if f.regular else None,
                            sync=sync) as out:
             result = _compress(source, out, nthreads, chunk, progress, coder, fast)
+            if f.regular:  # rewritten in place meanwhile: the sha256 may not be of what was coded
+                f.check_unchanged()
     return CompressReport(src, dst, *result, time.perf_counter() - start)
 
 
@@ -228,26 +232,24 @@ def decompress_file(src, dst, *, threads: int | None = None, overwrite: bool = F
     start = time.perf_counter()
     nthreads = _threads(threads)
     src, dst = os.fspath(src), os.fspath(dst)
-    with _Mapped(src, allow_stream=True) as m:
+    with PositionalFile(src) as f:
         _check_output_path(src, dst, overwrite)
-        if not m.regular:  # a pipe or device: decode front to back
+        if not f.regular:  # a pipe or device: decode front to back
             with atomic_output(dst, overwrite=overwrite, sync=sync) as out:
-                sizes = _decode_stream(m.fh, out, nthreads, progress)
+                sizes = _decode_stream(f.fh, out, nthreads, progress)
             return DecompressReport(src, dst, *sizes, time.perf_counter() - start)
-        cf = ContainerFile(m.read_at, m.size)
-        chunks = cf.index.chunks
-        with atomic_output(dst, overwrite=overwrite, like=m.stat, sync=sync) as out:
+        cf = _container_file(f)
+        with atomic_output(dst, overwrite=overwrite, like=f.stat, sync=sync) as out:
             done = 0
-            pool = _BufferPool()
-            for i, data in enumerate(_ordered_map(_chunk_decoder(cf, pool), range(len(chunks)),
-                                                  nthreads)):
-                out.write(data)
+            pool = _BufferPool(cf.max_chunk_size, nthreads)
+            for data in _ordered_map(_chunk_decoder(cf, pool), range(len(cf.index.chunks)),
+                                     nthreads):
+                write_all(out, data)
                 done += data.size
                 pool.put(data)
-                m.release(chunks[i].end)
                 if progress is not None:
                     progress(done)
-    return DecompressReport(src, dst, m.size, cf.index.original_size, time.perf_counter() - start)
+    return DecompressReport(src, dst, f.size, cf.index.original_size, time.perf_counter() - start)
 
 
 def decompress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = None,
@@ -277,14 +279,15 @@ def verify_file(path, original=None, *, threads: int | None = None) -> VerifyRep
     """
     path = os.fspath(path)
     nthreads = _threads(threads)
-    with _Mapped(path) as m:
+    with _regular_file(path) as f:
         try:
-            cf = ContainerFile(m.read_at, m.size)
+            cf = _container_file(f)
         except AnszError as e:
             return VerifyReport(path, False, 0, "", None, str(e))
-        with _maybe_mapped(original) as orig:
-            return _verify(path, cf, m, orig, os.fspath(original) if original else None,
-                           nthreads)
+        if original is None:
+            return _verify(path, cf, None, None, nthreads)
+        with _regular_file(os.fspath(original)) as orig:
+            return _verify(path, cf, orig, os.fspath(original), nthreads)
 
 
 def file_stats(path) -> FileStats:
@@ -309,10 +312,10 @@ def file_stats(path) -> FileStats:
 
     zstd = zstandard.ZstdCompressor(level=3)
     path = os.fspath(path)
-    with _Mapped(path) as m:
-        if bytes(m.read_at(0, len(container.MAGIC))) == container.MAGIC:
+    with _regular_file(path) as m:
+        if m.read_at(0, len(container.MAGIC)) == container.MAGIC:
             raise FormatError(f"{path} is an ansz container; use info")
-        layout, reason = _detect(_FileSource(m, path))
+        layout, reason = _detect(_FileSource(m))
         if reason is not None:
             raise FormatError(reason)
         if layout is None:
@@ -325,12 +328,11 @@ def file_stats(path) -> FileStats:
             hist = 0
             step = _STATS_PIECE - _STATS_PIECE % pl.width
             for pos in range(t.start, t.end, step):
-                piece = m.read_at(pos, min(step, t.end - pos))
+                piece = m.read_scratch(pos, min(step, t.end - pos))
                 codes, _ = split_pairs(piece, pl)
                 counts += np.bincount(codes, minlength=256)
                 if fielded:
                     hist += field_histogram(piece, pl)
-                m.release(pos)
             n = t.nbytes // pl.width
             entropy = entropy_bits(counts) / n if n else 0.0
             bound = n * (entropy + 8 * pl.raw_width) / 8
@@ -344,7 +346,7 @@ def file_stats(path) -> FileStats:
             costs = coder_costs(counts)
             ratios = {c: (costs[c] / 8 + raw_bytes) / t.nbytes if t.nbytes else 1.0
                       for c in ("rans", "huffman", "qlc")}
-            sample = m.read_at(t.start, min(t.nbytes, STATS_SAMPLE))
+            sample = m.read_scratch(t.start, min(t.nbytes, STATS_SAMPLE))
             z3 = len(zstd.compress(sample)) / len(sample) if len(sample) else 1.0
             tensors.append(TensorStats(t.name, t.dtype, t.shape, t.nbytes, entropy, bound,
                                        bound / t.nbytes if t.nbytes else 1.0, ratios, z3))
@@ -402,7 +404,6 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
         for segment, code, n, (payload, chash) in _ordered_map(encode, items, nthreads):
             writer.add_chunk(segment, code, payload, n, chash)
             done += n
-            # Pages the hasher has not reached yet are simply read again from the page cache.
             source.release(done)
             if progress is not None:
                 progress(done)
@@ -458,52 +459,50 @@ class _BackgroundSha256:
 
 
 class _FileSha256(_BackgroundSha256):
-    """sha256 of a regular file's first ``size`` bytes, read by its own thread from the start.
+    """sha256 of a regular file, read by its own thread from the start.
 
-    The pipeline's own reads hash nothing (:meth:`update` ignores them): this thread maps
-    the file a second time and hashes it front to back, dropping each window from its
-    mapping once hashed, so resident memory grows by one window at most. Starting at once
-    lets the hash use the second core while the first kernel call loads numba (~0.5 s of
-    the command's start-up), instead of waiting for chunks the pipeline has not read yet.
-    It stays at most :attr:`LEAD` bytes ahead of what the pipeline has read
-    (:meth:`allow`), so a file larger than memory is not read from disk twice (pages the
-    hasher brought in would otherwise be evicted before the pipeline reached them).
+    The pipeline's own reads hash nothing (:meth:`update` ignores them): this thread reads the
+    file front to back in windows of its own. Starting at once lets the hash use the second
+    core while the first kernel call loads numba (~0.5 s of the command's start-up), instead
+    of waiting for chunks the pipeline has not read yet. It stays at most :attr:`LEAD` bytes
+    ahead of what the pipeline has read (:meth:`allow`), so a file larger than memory is not
+    read from disk twice (pages the hasher brought in would otherwise be evicted before the
+    pipeline reached them). The file's bytes are those the pipeline codes unless the file
+    changes meanwhile, which ``compress_file`` checks at the end.
     """
 
-    WINDOW = 32 << 20
+    WINDOW = 4 << 20
     LEAD = 512 << 20
 
-    def __init__(self, fileno: int, size: int):
+    def __init__(self, f: PositionalFile):
         import threading
 
         self._sha = hashlib.sha256()
-        self._mm = mmap.mmap(fileno, size, access=mmap.ACCESS_READ) if size else None
-        self._size = size
+        self._file = f
         self._stop = False
+        self._error: BaseException | None = None
         self._allowed = self.LEAD  # the hasher may read below this offset
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="ansz-sha256", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        if self._mm is None:
-            return
-        view = memoryview(self._mm)
+        import numpy as np
+
+        size = self._file.size
+        buf = memoryview(np.empty(min(self.WINDOW, size), np.uint8))
         try:
-            for pos in range(0, self._size, self.WINDOW):
-                n = min(self.WINDOW, self._size - pos)
+            for pos in range(0, size, self.WINDOW):
+                n = min(self.WINDOW, size - pos)
                 with self._cond:
                     while pos + n > self._allowed and not self._stop:
                         self._cond.wait()
                     if self._stop:
                         return
-                self._sha.update(view[pos:pos + n])
-                try:
-                    self._mm.madvise(mmap.MADV_DONTNEED, pos, n)
-                except OSError:  # only memory is at stake: the pages stay mapped
-                    pass
-        finally:
-            view.release()
+                self._file.read_into(pos, buf[:n])
+                self._sha.update(buf[:n])
+        except BaseException as e:  # reported by hexdigest, in the pipeline's thread
+            self._error = e
 
     def allow(self, upto: float) -> None:
         """The pipeline has read the file below ``upto``: hash up to LEAD bytes past it."""
@@ -514,13 +513,16 @@ class _FileSha256(_BackgroundSha256):
     def update(self, piece) -> None:
         """Nothing: the file is read by this hasher's own thread."""
 
+    def hexdigest(self) -> str:
+        self.close()
+        if self._error is not None:
+            raise self._error
+        return self._sha.hexdigest()
+
     def close(self) -> None:
-        """Wait for the hash (the pipeline is done: no more lead limit), then unmap."""
+        """Wait for the hash (the pipeline is done: no more lead limit)."""
         self.allow(float("inf"))
         self._thread.join()
-        if self._mm is not None:
-            self._mm.close()
-            self._mm = None
 
     def __exit__(self, exc_type, *exc) -> None:
         if exc_type is not None:  # the pipeline failed: no digest is needed
@@ -560,12 +562,8 @@ def _detect(source) -> tuple[SafetensorsLayout | None, str | None]:
 
 def _detect_gguf(source) -> tuple[gguf_format.GGUFLayout | None, str | None]:
     """``(layout, None)`` for a valid GGUF file, else ``(None, reason)`` (coded as bytes)."""
-    if source.size is None:
-        head, limit = source.head, STREAM_HEADER_LIMIT
-    else:  # the mapped file: the parser touches only the header's pages
-        head, limit = (lambda n: source.read(0, min(n, source.size))), None
     try:
-        return gguf_format.read_layout(head, source.size, limit), None
+        return gguf_format.read_layout(source.head, source.size, STREAM_HEADER_LIMIT), None
     except AnszError as e:
         return None, f"invalid GGUF file: {e}"
 
@@ -658,7 +656,10 @@ def _chunk_items(source, plan: list[_Planned], chunk_size: int, sha,
 
 def _encode_item(item: tuple[int, int, Any], coder: str = "auto", fast: bool = False
                  ) -> tuple[int, int, int, tuple[bytes, int]]:
+    """Code one chunk; runs on a worker thread, which reads a file's bytes itself."""
     segment, code, data = item
+    if isinstance(data, _FileRange):
+        data = data.load()
     return segment, code, len(data), encode_payload(data, code, coder=coder, fast=fast)
 
 
@@ -691,14 +692,14 @@ def _decode_stream(ifh: BinaryIO, ofh: BinaryIO, nthreads: int,
     """Decode a container read front to back: ``(container size, original size)``."""
     reader = StreamReader(ifh)
     done = 0
-    pool = _BufferPool()
+    pool = _BufferPool(reader.max_chunk_size, nthreads)
 
     def decode(item):
         rec, payload = item
         return decode_record(rec, payload, pool.get(rec.decoded_length))
 
     for data in _ordered_map(decode, reader.records(), nthreads):
-        container.write_all(ofh, data)
+        write_all(ofh, data)
         done += data.size
         pool.put(data)
         if progress is not None:
@@ -720,35 +721,39 @@ class _BufferPool:
     """Output buffers for decoded chunks, handed back once the chunk has been written.
 
     A fresh chunk-sized array costs a page fault per 4 KiB when first written (a quarter of a
-    bf16 chunk's decode time on this VM), so buffers are reused; at most ``limit`` are kept,
-    and a chunk never gets a buffer still held by another (``get`` pops, ``put`` pushes).
+    bf16 chunk's decode time on this VM), so buffers are reused. Every buffer is
+    ``buffer_size`` bytes (the container's Max_Chunk_Size, so any chunk fits any buffer;
+    pages never written are never resident), and at most one more than the chunks
+    :func:`_ordered_map` keeps in flight for ``nthreads`` are kept: memory stays within
+    (in flight + 1) x the largest chunk decoded, whatever sizes a file declares. A chunk
+    never gets a buffer still held by another (``get`` pops, ``put`` pushes).
     """
 
-    def __init__(self, limit: int = 64):
+    def __init__(self, buffer_size: int, nthreads: int):
         import threading
 
         self._free: list = []
         self._lock = threading.Lock()
-        self._limit = limit
+        self._size = buffer_size
+        self._limit = _in_flight(nthreads) + 1
 
     def get(self, size: int):
         import numpy as np
 
         with self._lock:
-            for k, buf in enumerate(self._free):
-                if buf.size >= size:
-                    return self._free.pop(k)[:size]
-        return np.empty(size, np.uint8)
+            if self._free:
+                return self._free.pop()[:size]
+        return np.empty(self._size, np.uint8)[:size]
 
     def put(self, arr) -> None:
         base = arr if arr.base is None else arr.base
         with self._lock:
-            if len(self._free) < self._limit:
+            if len(self._free) < self._limit and base.size == self._size:
                 self._free.append(base)
 
 
-def _verify(path: str, cf: ContainerFile, m: "_Mapped", orig: "_Mapped | None",
-            original: str | None, nthreads: int) -> VerifyReport:
+def _verify(path: str, cf: ContainerFile, orig: PositionalFile | None, original: str | None,
+            nthreads: int) -> VerifyReport:
     import numpy as np
 
     index = cf.index
@@ -759,7 +764,8 @@ def _verify(path: str, cf: ContainerFile, m: "_Mapped", orig: "_Mapped | None",
     if orig is not None and orig.size != index.original_size:
         return report(False, None, f"original {original} is {orig.size} bytes, the container "
                                    f"holds {index.original_size}")
-    decode = _chunk_decoder(cf)
+    pool = _BufferPool(cf.max_chunk_size, nthreads)
+    decode = _chunk_decoder(cf, pool)
 
     def work(i: int):
         try:
@@ -771,7 +777,6 @@ def _verify(path: str, cf: ContainerFile, m: "_Mapped", orig: "_Mapped | None",
     bad, first_bad, message = 0, None, ""
     for i, (data, err) in enumerate(_ordered_map(work, range(len(index.chunks)), nthreads)):
         entry = index.chunks[i]
-        m.release(entry.offset)
         if err is not None:
             bad += 1
             if first_bad is None:
@@ -781,13 +786,12 @@ def _verify(path: str, cf: ContainerFile, m: "_Mapped", orig: "_Mapped | None",
             continue
         sha.update(data)
         if orig is not None:
-            theirs = np.frombuffer(orig.read_at(entry.original_offset, entry.decoded_length),
-                                   np.uint8)
+            theirs = orig.read_scratch(entry.original_offset, entry.decoded_length)
             if not np.array_equal(theirs, data):
                 at = entry.original_offset + int(np.flatnonzero(theirs != data)[0])
                 first_bad = _chunk_label(index, cf.segment_of, i)
                 message = f"decoded bytes differ from {original} at byte {at}"
-            orig.release(entry.original_offset)
+        pool.put(data)
     if first_bad is not None:
         if bad > 1:
             message += f" ({bad} of {len(index.chunks)} chunks are bad)"
@@ -855,6 +859,11 @@ def _chunk_size(chunk_size: int | None) -> int:
 IN_FLIGHT_PER_THREAD = 4
 
 
+def _in_flight(nthreads: int) -> int:
+    """How many items :func:`_ordered_map` has in flight at most on ``nthreads`` threads."""
+    return 1 if nthreads <= 1 else IN_FLIGHT_PER_THREAD * nthreads
+
+
 def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], nthreads: int) -> Iterator[Any]:
     """``map(fn, items)`` on ``nthreads`` threads, results in order, at most
     IN_FLIGHT_PER_THREAD * nthreads in flight.
@@ -865,7 +874,7 @@ def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], nthreads: int) 
         for item in items:
             yield fn(item)
         return
-    limit = IN_FLIGHT_PER_THREAD * nthreads
+    limit = _in_flight(nthreads)
     pending: deque = deque()
     with ThreadPoolExecutor(nthreads, thread_name_prefix="ansz") as pool:
         try:
@@ -885,95 +894,61 @@ def _stream_name(fh: Any) -> str:
     return name if isinstance(name, str) else "<stream>"
 
 
-class _Mapped:
-    """A read-only mmap of a whole file, with pages released as work moves past them.
-
-    Releasing (MADV_DONTNEED) drops pages from this process's resident set, not from the page
-    cache, so reading a big file does not grow RSS. An empty file maps to an empty buffer.
-    A pipe or device cannot be mapped: with ``allow_stream`` it is left unmapped
-    (``regular`` is False, read ``fh``); otherwise it is refused.
-    """
-
-    def __init__(self, path: str, allow_stream: bool = False):
-        self.fh = open(path, "rb")
-        self._mm = None
-        try:
-            self.stat = os.fstat(self.fh.fileno())
-            self.regular = stat.S_ISREG(self.stat.st_mode)
-            if not self.regular and not allow_stream:
-                raise AnszError(f"{path} is not a regular file")
-            self.size = self.stat.st_size if self.regular else 0
-            if self.size:
-                self._mm = mmap.mmap(self.fh.fileno(), 0, access=mmap.ACCESS_READ)
-        except BaseException:
-            self.fh.close()
-            raise
-        self._view = memoryview(self._mm) if self._mm is not None else memoryview(b"")
-        self._released = 0
-
-    def read_at(self, offset: int, length: int) -> memoryview:
-        return self._view[offset:offset + length]
-
-    def release(self, upto: int) -> None:
-        """Let go of the pages wholly below ``upto`` (they are re-read if touched again)."""
-        page = mmap.PAGESIZE
-        end = upto // page * page
-        if self._mm is not None and end - self._released >= 16 * page and hasattr(self._mm, "madvise"):
-            self._mm.madvise(mmap.MADV_DONTNEED, self._released, end - self._released)
-            self._released = end
-
-    def close(self) -> None:
-        try:
-            self._view.release()
-            if self._mm is not None:
-                self._mm.close()
-        except BufferError:  # a view is still referenced (e.g. by a traceback): GC unmaps it
-            pass
-        self.fh.close()
-
-    def __enter__(self) -> "_Mapped":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
 @contextmanager
-def _maybe_mapped(path) -> Iterator[_Mapped | None]:
-    if path is None:
-        yield None
-        return
-    with _Mapped(os.fspath(path)) as m:
-        yield m
+def _regular_file(path: str) -> Iterator[PositionalFile]:
+    """``path`` opened for positional reads; AnszError unless it is a regular file."""
+    with PositionalFile(path) as f:
+        if not f.regular:
+            raise AnszError(f"{path} is not a regular file")
+        yield f
+
+
+def _container_file(f: PositionalFile) -> ContainerFile:
+    """A container read with ``pread``; chunk records go to each thread's reused buffer."""
+    return ContainerFile(f.read_at, f.size, read_record=f.read_scratch)
+
+
+class _FileRange:
+    """A chunk's bytes in a regular file, read by whichever worker codes the chunk
+    (:meth:`load`), into that thread's reused buffer."""
+
+    __slots__ = ("_file", "_start", "_length")
+
+    def __init__(self, f: PositionalFile, start: int, length: int):
+        self._file, self._start, self._length = f, start, length
+
+    def __len__(self) -> int:
+        return self._length
+
+    def load(self):
+        return self._file.read_scratch(self._start, self._length)
 
 
 class _FileSource:
-    """A compression input backed by a mapped file: any range, no copies."""
+    """A compression input that is a regular file: any range, read where it is coded."""
 
-    def __init__(self, mapped: _Mapped, name: str):
-        self._m = mapped
-        self.size: int | None = mapped.size
-        self.name = name
+    def __init__(self, f: PositionalFile):
+        self._f = f
+        self.size: int | None = f.size
+        self.name = f.path
         self._hasher: _FileSha256 | None = None
 
     def head(self, n: int) -> bytes:
-        return bytes(self._m.read_at(0, n))
+        return self._f.read_at(0, n)
 
-    def read(self, start: int, n: int):
-        return self._m.read_at(start, n)
+    def read(self, start: int, n: int) -> _FileRange:
+        return _FileRange(self._f, start, max(0, min(n, self._f.size - start)))
 
     def release(self, upto: int) -> None:
-        self._m.release(upto)
+        """The pipeline has coded the file below ``upto``."""
         if self._hasher is not None:
             self._hasher.allow(upto)
 
     def hasher(self, depth: int) -> _BackgroundSha256:
         """The sha256 of the whole file, computed in the background from the start (and
         kept near the pipeline by :meth:`release`)."""
-        if self._m.size and hasattr(mmap, "MADV_DONTNEED"):
-            self._hasher = _FileSha256(self._m.fh.fileno(), self._m.size)
-            return self._hasher
-        return _BackgroundSha256(depth)
+        self._hasher = _FileSha256(self._f)
+        return self._hasher
 
 
 class _StreamSource:
@@ -996,12 +971,13 @@ class _StreamSource:
             raise AssertionError("head() after read()")
         parts = [self._head]
         have = len(self._head)
-        while have < n:
-            data = self._fh.read(min(n - have, 1 << 20))
-            if not data:
+        while have < n:  # in pieces: a false length costs only the bytes present
+            piece = bytearray(min(n - have, 1 << 20))
+            got = read_fully(self._fh, memoryview(piece))
+            parts.append(piece[:got])
+            have += got
+            if got < len(piece):
                 break
-            parts.append(data)
-            have += len(data)
         self._head = b"".join(parts)
         return self._head[:n]
 
@@ -1016,13 +992,9 @@ class _StreamSource:
             self._head_pos += got
             if self._head_pos == len(self._head):
                 self._head, self._head_pos = b"", 0
-        while got < n:
-            k = container.read_into(self._fh, view[got:])
-            if not k:
-                del view
-                del buf[got:]
-                break
-            got += k
+        got += read_fully(self._fh, view[got:])
+        del view
+        del buf[got:]
         self._pos += got
         return buf
 

@@ -30,6 +30,7 @@ from typing import Any, BinaryIO, Callable, Iterator, NamedTuple
 
 import xxhash
 
+from ._io import read_fully, write_all
 from .errors import AnszError, CorruptDataError, UnsupportedError
 
 MAGIC = b"\x89ANSZ\r\n\x1a"
@@ -618,13 +619,17 @@ class ContainerWriter:
 class ContainerFile:
     """A container with random access: header, trailer and index are validated on creation.
 
-    ``read_at(offset, length)`` returns up to ``length`` bytes at ``offset`` (a memoryview of an
-    mmap, or ``os.pread``); ``size`` is the container's length. Only the header, trailer and
-    index are read here; :meth:`chunk` reads one chunk record and checks it against the index.
+    ``read_at(offset, length)`` returns up to ``length`` bytes at ``offset`` (bytes-like);
+    ``size`` is the container's length. Only the header, trailer and index are read here;
+    :meth:`chunk` reads one chunk record, with one call of ``read_record`` (default
+    ``read_at``; a reader may pass one that fills a reused buffer, since the payload is
+    decoded before the calling thread reads again), and checks it against the index.
     """
 
-    def __init__(self, read_at: Callable[[int, int], Any], size: int):
+    def __init__(self, read_at: Callable[[int, int], Any], size: int, *,
+                 read_record: Callable[[int, int], Any] | None = None):
         self._read_at = read_at
+        self._read_record = read_record or read_at
         self.size = size
         self.max_chunk_size = parse_file_header(read_at(0, min(size, FILE_HEADER.size)))
         if size < FILE_HEADER.size + RECORD_HEADER.size + TRAILER.size:
@@ -652,11 +657,17 @@ class ContainerFile:
         self.segment_of = self.index.chunk_segments()
 
     def chunk(self, i: int) -> tuple[Record, Any]:
-        """Chunk ``i``'s checked record header and its payload (as returned by ``read_at``)."""
+        """Chunk ``i``'s checked record header and its payload (a view of what
+        ``read_record`` returned)."""
         entry = self.index.chunks[i]
         where = f"chunk {i}"
-        rec = parse_record_header(self._read_at(entry.offset, RECORD_HEADER.size),
-                                  self.max_chunk_size, where, entry.offset)
+        size = record_size(entry.payload_length)
+        buf = memoryview(self._read_record(entry.offset, size)).cast("B")
+        if len(buf) < size:
+            raise CorruptDataError(f"truncated: {where} record needs {size} bytes, "
+                                   f"have {len(buf)}")
+        rec = parse_record_header(buf[:RECORD_HEADER.size], self.max_chunk_size, where,
+                                  entry.offset)
         previous = self.index.chunks[i - 1].content_hash if i else 0
         if (rec.type != CHUNK or rec.number != i or rec.segment != self.segment_of[i]
                 or rec.original_offset != entry.original_offset
@@ -664,10 +675,9 @@ class ContainerFile:
                 or rec.payload_length != entry.payload_length
                 or rec.content_hash != entry.content_hash or rec.previous_hash != previous):
             raise CorruptDataError(f"{where}: record header disagrees with the index")
-        at = entry.offset + RECORD_HEADER.size
-        _check_padding(self._read_at(at + rec.payload_length,
-                                     pad8(rec.payload_length) - rec.payload_length), where)
-        return rec, self._read_at(at, rec.payload_length)
+        end = RECORD_HEADER.size + rec.payload_length
+        _check_padding(buf[end:size], where)
+        return rec, buf[RECORD_HEADER.size:end]
 
 
 def decode_record(rec: Record, payload, out=None):
@@ -755,7 +765,7 @@ class StreamReader:
         got = parse_trailer(self._read(TRAILER.size, "trailer"), trailer_offset)
         if got != (index_offset, rec.payload_length, zlib.crc32(body)):
             raise CorruptDataError("trailer disagrees with the index record")
-        if self._fh.read(1):
+        if read_fully(self._fh, memoryview(bytearray(1))):
             raise CorruptDataError("unexpected data after the container's trailer")
         self.index = index
 
@@ -765,35 +775,8 @@ class StreamReader:
         return bytes(buf[:got])
 
     def _readinto(self, view: memoryview, what: str, exact: bool = True) -> int:
-        got = 0
-        while got < len(view):
-            n = read_into(self._fh, view[got:])
-            if not n:
-                break
-            got += n
+        got = read_fully(self._fh, view)
         self.offset += got
         if exact and got < len(view):
             raise CorruptDataError(f"truncated: the stream ends inside the {what}")
         return got
-
-
-def read_into(fh: BinaryIO, view: memoryview) -> int:
-    """One read into ``view`` (fewer bytes than asked are possible; 0 means end of file)."""
-    readinto = getattr(fh, "readinto", None)
-    if readinto is not None:
-        return readinto(view) or 0
-    data = fh.read(len(view))
-    view[:len(data)] = data
-    return len(data)
-
-
-def write_all(fh: BinaryIO, data) -> int:
-    """Write all of ``data`` (raw streams may take it in pieces); returns its length."""
-    view = memoryview(data).cast("B")
-    total = len(view)
-    while view:
-        n = fh.write(view)
-        if n is None:  # a non-blocking raw stream that took nothing
-            raise OSError("output stream accepted no data")
-        view = view[n:]
-    return total

@@ -109,13 +109,15 @@ class AnszFile:
             _torch()  # fail now, not at the first tensor
         self._nthreads = api._threads(threads)
         self.path = os.fspath(path)
-        self._mapped = api._Mapped(self.path)
+        self._file = api.PositionalFile(self.path)
         self._chunk_starts: list[int] | None = None
         try:
-            self._cf = ContainerFile(self._mapped.read_at, self._mapped.size)
+            if not self._file.regular:
+                raise AnszError(f"{self.path} is not a regular file")
+            self._cf = api._container_file(self._file)
             self._open_header()
         except BaseException:
-            self._mapped.close()
+            self._file.close()
             raise
         self._closed = False
 
@@ -194,7 +196,7 @@ class AnszFile:
     def close(self) -> None:
         if not getattr(self, "_closed", True):
             self._closed = True
-            self._mapped.close()
+            self._file.close()  # closes the descriptor once reads in progress end
 
     def __enter__(self) -> "AnszFile":
         self._check_open()

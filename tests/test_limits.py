@@ -104,3 +104,87 @@ def test_many_tiny_tensors_share_chunks(tmp_path):
         assert f.get_tensor("t12345").tobytes() == tensors["t12345"].tobytes()
     got = ansz.load_file(path)
     assert all(got[k].tobytes() == v.tobytes() for k, v in tensors.items())
+
+
+# --- crafted containers that declared their way into memory ----------------------------------
+
+ZERO_PAYLOAD = bytes.fromhex("020000000100")  # one CONSTANT stream of byte 0: any length
+MEMORY_CAP = 1 << 30  # address space of the capped subprocess (ansz + numba need ~0.4 GB)
+
+
+def _crafted(path, chunks, segments, *, fmt="bytes", max_chunk=64 << 20, index=None):
+    """Write a container of ``chunks`` ((data or length of zeros, segment) pairs) and
+    ``segments`` with the real writer; ``index`` may replace the index record's JSON."""
+    import hashlib
+
+    import xxhash
+
+    with open(path, "wb") as fh:
+        w = c.ContainerWriter(fh, max_chunk)
+        for data, segment in chunks:
+            if isinstance(data, int):
+                w.add_chunk(segment, c.BYTES, ZERO_PAYLOAD, data,
+                            xxhash.xxh3_64_intdigest(bytes(data)))
+            else:
+                payload, h = c.encode_payload(data, c.BYTES)
+                w.add_chunk(segment, c.BYTES, payload, len(data), h)
+        w.finish(segments, fmt=fmt, sha256=hashlib.sha256(b"").hexdigest())
+    return path
+
+
+def _run_capped(code: str, cap=MEMORY_CAP):
+    """Python ``code`` in a subprocess whose address space is capped at ``cap`` bytes:
+    ``(exit status, stderr)``."""
+    import subprocess
+    import sys
+
+    code = f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))\n" + code
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300)
+    return proc.returncode, proc.stderr.decode(errors="replace")
+
+
+def _ansz_capped(*args):
+    return _run_capped(f"from ansz.cli import main; main({[str(a) for a in args]!r})")
+
+
+def test_zstd_index_declared_far_beyond_the_file_is_refused_unread(tmp_path):
+    import zlib
+
+    import zstandard
+
+    # 60 MB of "[[],[],...]" is ~25x that once parsed. A 2 MB string of random hex keeps
+    # its zstd frame near 1 MB, so the text is within 64x the frame + 64 KiB (the bound
+    # readers had) but far beyond the container's size.
+    noise = np.random.default_rng(0).bytes(1 << 20).hex().encode()
+    text = b'["' + noise + b'",' + b"[]," * 20_000_000 + b"[]]"
+    z = zstandard.ZstdCompressor(level=3, write_content_size=True).compress(text)
+    assert len(text) < 64 * len(z) and len(text) > 30 * (len(z) + (1 << 16))
+    path = _crafted(tmp_path / "bomb.ansz", [], [])
+    blob = path.read_bytes()
+    off = c.FILE_HEADER.size
+    head = c.pack_record(c.ZINDEX, 0, 0, 0, len(text), len(z), c.content_hash(text), 0, 0)
+    path.write_bytes(blob[:off] + head + z + bytes(c.pad8(len(z)) - len(z))
+                     + c.pack_trailer(off, len(z), zlib.crc32(text)))
+    rc, err = _ansz_capped("info", path)
+    assert rc == 1 and "index record header fields are inconsistent" in err, err
+    assert err.count("\n") == 1
+
+
+def test_open_checks_the_header_length_before_decoding_the_header(tmp_path):
+    # a "safetensors" original whose header segment is 1 GiB of zeros after a huge length
+    first = (1 << 30).to_bytes(8, "little") + bytes((64 << 20) - 8)
+    chunks = [(first, 0)] + [(64 << 20, 0)] * 15
+    path = _crafted(tmp_path / "h.ansz", chunks, [c.Segment(None, None, None, 0, 1 << 30)],
+                    fmt="safetensors")
+    assert path.stat().st_size < 100_000
+    rc, err = _run_capped(f"import ansz; ansz.open({str(path)!r})")
+    assert rc == 1 and "CorruptDataError" in err and "header length" in err, err[-500:]
+
+
+def test_decoding_keeps_few_buffers_whatever_the_chunk_sizes(tmp_path):
+    # chunks of 1, 2, ... 40 MiB: a pool that kept every size it met grew to 820 MiB
+    sizes = [k << 20 for k in range(1, 41)]
+    path = _crafted(tmp_path / "grow.ansz", [(n, 0) for n in sizes],
+                    [c.Segment(None, None, None, 0, sum(sizes))])
+    rc, err = _ansz_capped("decompress", "-qf", "-T", "1", "-o", "/dev/null", path)
+    assert rc == 0 and not err  # (decompress does not check the fake sha256)

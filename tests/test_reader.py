@@ -134,7 +134,7 @@ def test_get_tensor_decodes_only_that_tensors_chunks(model, monkeypatch):
             want = [i for i, c in enumerate(chunks) if c.original_offset < t.end
                     and t.start < c.original_offset + c.decoded_length]
             assert sorted(read) == want and len(want) == {"I8.empty": 0, "BF16.scalar": 1}.get(name, len(want))
-            assert decoded == [chunks[i].decoded_length for i in want]
+            assert sorted(decoded) == sorted(chunks[i].decoded_length for i in want)
             if name in segs:
                 seg = segs[name]
                 assert want == list(range(seg["first_chunk"], seg["first_chunk"] + seg["chunk_count"]))

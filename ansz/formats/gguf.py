@@ -116,12 +116,11 @@ def read_layout(head, file_size: int | None, limit: int | None = None) -> GGUFLa
     """Read and validate a GGUF header through ``head(n)``, which returns the input's first
     ``n`` bytes (fewer only where the input ends).
 
-    ``file_size`` None means a stream of unknown length: the header is read in growing
-    prefixes (at most ``limit`` bytes, else FormatError) and tensor ranges are not checked
-    against an end (the caller meets it while reading). A file of known size can hand over a
-    memoryview of the whole mapped file: only the header's pages are touched.
+    The header is read in growing prefixes (at most ``limit`` bytes, else FormatError).
+    ``file_size`` None means a stream of unknown length: tensor ranges are not checked
+    against an end (the caller meets it while reading).
     """
-    n = 1 << 16 if file_size is None else file_size
+    n = 1 << 16 if file_size is None else min(1 << 16, file_size)
     if limit is not None:
         n = min(n, limit)
     while True:
@@ -131,9 +130,11 @@ def read_layout(head, file_size: int | None, limit: int | None = None) -> GGUFLa
         try:
             return _parse(memoryview(prefix).cast("B"), size)
         except _NeedMore as e:
-            if file_size is not None or ended:  # cannot happen: size bounds every read
+            if ended:  # the input is shorter than it said (a file that shrank)
                 raise FormatError("header truncated") from None
             n = max(e.need, 4 * n)
+            if file_size is not None:
+                n = min(n, file_size)
             if limit is not None and n > limit:
                 if e.need > limit:
                     raise FormatError(f"header of more than {limit} bytes is too large to "
