@@ -69,7 +69,8 @@ DEFAULT_LEVEL = 2
 MIN_CHUNK_SIZE = 1 << 10
 MAX_CHUNK_SIZE = container.MAX_CHUNK_SIZE_LIMIT
 
-#: A safetensors header read from a stream is buffered whole; larger ones fall back to bytes.
+#: A header read from a stream (and a GGUF file's header) is buffered whole, in pieces; a
+#: larger one falls back to bytes. (A safetensors header is capped lower, at 100 MB.)
 STREAM_HEADER_LIMIT = 256 << 20
 
 _STATS_PIECE = 4 << 20

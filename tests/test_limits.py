@@ -188,3 +188,15 @@ def test_decoding_keeps_few_buffers_whatever_the_chunk_sizes(tmp_path):
                     [c.Segment(None, None, None, 0, sum(sizes))])
     rc, err = _ansz_capped("decompress", "-qf", "-T", "1", "-o", "/dev/null", path)
     assert rc == 0 and not err  # (decompress does not check the fake sha256)
+
+
+def test_safetensors_header_past_the_cap_is_refused_unread(tmp_path):
+    # 101 MB of header whose json.loads would take ~2.5 GB: refused from its length alone
+    body = b'{"a":{"dtype":"U8","shape":[' + b"[]," * 33_666_666 + b'[]],"data_offsets":[0,0]}}'
+    path = tmp_path / "big.safetensors"
+    with open(path, "wb") as fh:
+        fh.write(len(body).to_bytes(8, "little"))
+        fh.write(body)
+    assert len(body) > 100_000_000
+    rc, err = _ansz_capped("stats", path)
+    assert rc == 1 and "100000000-byte limit" in err, err
