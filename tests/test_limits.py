@@ -92,6 +92,17 @@ def test_a_tensor_with_more_dimensions_than_the_index_describes(tmp_path):
             f.get_tensor("deep")  # numpy holds at most 64
 
 
+def test_a_shape_numpy_cannot_hold_is_an_ansz_error(tmp_path):
+    data = _safetensors({"huge": {"dtype": "F32", "shape": [0, 2**63], "data_offsets": [0, 0]},
+                         "w": {"dtype": "F32", "shape": [300], "data_offsets": [0, 1200]}},
+                        np.ones(300, np.float32).tobytes())
+    blob, _ = _roundtrip(data)
+    with ansz.open(_file(tmp_path, "s.ansz", blob)) as f:
+        assert f.shape("huge") == (0, 2**63)
+        with pytest.raises(ansz.AnszError, match="numpy cannot represent"):
+            f.get_tensor("huge")
+
+
 def test_many_tiny_tensors_share_chunks(tmp_path):
     # 20 000 four-byte tensors were 20 000 chunk records (~0.2 ms and ~100 bytes each)
     tensors = {f"t{i}": np.full(1, i, np.float32) for i in range(20_000)}
