@@ -10,6 +10,7 @@ passes them. These tests hold today's code to bytes written before:
   for byte (not for the files imitating earlier writers, which are checked by decoding);
 - the streams and chunk payloads of vectors.json encode to exactly their bytes and decode
   back;
+- docs/FORMAT.md's worked example is what the writer produces;
 - together the golden files cover every dtype code, stream method, field width and block
   type the reader knows.
 
@@ -18,11 +19,13 @@ tests/golden/README.md says when regenerating them is legitimate.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import functools
 import hashlib
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -43,6 +46,7 @@ import make_golden as mg  # noqa: E402
 MANIFEST = json.loads((GOLDEN / mg.MANIFEST).read_text())
 FILES = {e["file"]: e for e in MANIFEST["files"]}
 VECTORS = {v["name"]: v for v in json.loads((GOLDEN / mg.VECTORS).read_text())["vectors"]}
+FORMAT_MD = Path(__file__).resolve().parent.parent / "docs" / "FORMAT.md"
 
 REGENERATE = ("If this change of bytes is intended, docs/FORMAT.md must describe it; only then "
               "regenerate with `python tests/golden/make_golden.py` (tests/golden/README.md).")
@@ -237,3 +241,74 @@ def test_vectors_cover_every_payload_kind():
     assert widths == set(range(MIN_FIELD_BITS, MAX_FIELD_BITS + 1))
     assert {v["dtype"] for v in VECTORS.values() if v["kind"] == "block"} == set(
         blocks.BLOCK_TYPES)
+
+
+# ---------------------------------------------------------------------------------------------
+# docs/FORMAT.md's worked example
+
+_DUMP_LINE = re.compile(r"([0-9a-f]{8}): (.*)")
+_HEX_WIDTH = 39  # 8 groups of 4 hex digits with a space between
+
+
+def format_md_example() -> tuple[str, bytes, int, int, dict[int, int]]:
+    """From the "Example" section of docs/FORMAT.md: the input as the text states it (its
+    Python expression, evaluated), the chunk size, the stated output size, and the bytes
+    the annotated xxd dump shows, ``{offset: byte}`` (bytes it elides with "..." are absent)."""
+    text = FORMAT_MD.read_text()
+    section = text[text.index("\n## Example\n"):]
+    m = re.search(r"The (\d+) bytes `b\"(.*?)\" \* (\d+)`, compressed with a (\d+) MiB chunk\s+"
+                  r"size into (\d+) bytes", section)
+    assert m, "docs/FORMAT.md's Example no longer states its input in the form this test reads"
+    stated_len, unit, repeat, mib, stated_size = m.groups()
+    data = ast.literal_eval(f'b"{unit}"') * int(repeat)
+    assert len(data) == int(stated_len), "docs/FORMAT.md's Example misstates its input's length"
+    dump = section[section.index("```") + 3:]
+    dump = dump[:dump.index("```")]
+    shown: dict[int, int] = {}
+    for line in dump.splitlines():
+        lm = _DUMP_LINE.match(line)
+        if not lm:
+            continue  # an annotation's continuation (such as the index JSON)
+        address, rest = int(lm.group(1), 16), lm.group(2)
+        hexpart = rest[:_HEX_WIDTH].ljust(_HEX_WIDTH)
+        assert rest[_HEX_WIDTH:_HEX_WIDTH + 1] in ("", " "), f"dump line {line!r}: columns"
+        base, first = address - address % 16, None
+        for j in range(16):
+            col = (j // 2) * 5 + (j % 2) * 2
+            pair = hexpart[col:col + 2]
+            if re.fullmatch(r"[0-9a-f]{2}", pair):
+                shown[base + j] = int(pair, 16)
+                first = j if first is None else first
+            else:
+                assert pair.strip() in ("", "..", "."), f"dump line {line!r}: {pair!r}"
+        assert first is not None and base + first == address, (
+            f"dump line {line!r}: its address is not that of its first byte")
+    return data, int(mib) << 20, int(stated_size), shown
+
+
+def test_format_md_example_is_what_the_writer_writes():
+    data, chunk_size, stated_size, shown = format_md_example()
+    out = io.BytesIO()
+    ansz.compress_stream(io.BytesIO(data), out, chunk_size=chunk_size, threads=1)
+    blob = out.getvalue()
+    assert len(blob) == stated_size, (
+        f"docs/FORMAT.md's Example states {stated_size} bytes; the writer gives {len(blob)}")
+    elided = [o for o in range(len(blob)) if o not in shown]
+    assert all("index record" in gs.locate(blob, o) and "payload" in gs.locate(blob, o)
+               for o in elided), "the dump elides bytes outside the index record's zstd frame"
+    bad = sorted(o for o, b in shown.items() if blob[o] != b)
+    assert not bad, (
+        f"docs/FORMAT.md's Example dump differs from the writer's output at offsets "
+        f"{[hex(o) for o in bad[:8]]}{' ...' if len(bad) > 8 else ''} (first in "
+        f"{gs.locate(blob, bad[0])}: the dump shows {shown[bad[0]]:02x}, the writer writes "
+        f"{blob[bad[0]]:02x}). Fix the code or the document, whichever is wrong.")
+    # The index JSON the dump prints as text (its sha256 elided) is the writer's.
+    index = gs.survey(blob)["index"]
+    text = json.dumps(index, separators=(",", ":")).replace(index["sha256"], "...")
+    section = FORMAT_MD.read_text().split("\n## Example\n", 1)[1]
+    printed = "".join(line.strip() for line in section.splitlines()
+                      if line.startswith(" " * 10) and not line.strip().startswith(("...", "(")))
+    assert text in printed, f"docs/FORMAT.md's Example prints another index than {text}"
+    out = io.BytesIO()
+    ansz.decompress_stream(io.BytesIO(blob), out)
+    assert out.getvalue() == data
