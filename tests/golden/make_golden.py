@@ -593,7 +593,7 @@ def earlier_writer(step: str | None):
         for code, d in container.DTYPE_CODES.items():
             if not d.fielded and d.name in container._CODE_OF:
                 container._CODE_OF[d.name] = min(container._CODE_OF[d.name], code)
-        container.index_record = lambda text: (container.INDEX, text)
+        container.index_record = lambda text, offset: (container.INDEX, text)
         yield
     finally:
         codec.RANS, codec.varint_table, container.index_record = saved[0], saved[1], saved[3]
