@@ -1,9 +1,10 @@
 """Public API: compress and decompress files and streams, verify, stats and info.
 
-This module composes the layers: :mod:`ansz.formats.safetensors` maps a file to tensors, each
-tensor (or run of other bytes) becomes a *segment*, segments are cut into chunks that
-:mod:`ansz.codec` codes on a thread pool, and :mod:`ansz.container` frames them
-(``docs/FORMAT.md``). The CLI calls only what is defined here.
+This module composes the layers: :mod:`ansz.formats` maps a file to tensors, each tensor (or
+run of other bytes) becomes a *segment*, segments are cut into chunks that :mod:`ansz.chunks`
+codes on a thread pool (:mod:`ansz._pool`), and :mod:`ansz.container` frames them
+(``docs/FORMAT.md``). The CLI calls only what is defined here (``file_stats`` comes from
+:mod:`ansz.stats`).
 
 Conventions shared by every function:
 
@@ -27,57 +28,29 @@ Conventions shared by every function:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import stat
 import tempfile
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, Iterable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from . import _numba_env  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
 from . import container
-from ._io import PositionalFile, read_fully, write_all
-from .container import (BYTES, DTYPE_CODES, ContainerFile, ContainerWriter, Segment,
-                        StreamReader, decode_record, dtype_code_for, encode_payload)
-from .errors import AnszError, CorruptDataError, FormatError
-from .formats import gguf as gguf_format
-from .formats.safetensors import (SAFETENSORS_DTYPES, SafetensorsLayout, looks_like_safetensors,
-                                  parse_header)
-
-#: Default chunk size (bytes of original data per chunk): the unit of parallelism, of memory,
-#: and of adaptivity (each chunk has its own tables). On synthetic N(0, 0.02) bf16 weights,
-#: which do not drift, 1/2/4/8 MiB give the same ratio (0.6594 .. 0.6593). On the real corpus
-#: 1 MiB beats 4 MiB everywhere: MiniLM bf16 0.6630 vs 0.6637, f32 0.8189 vs 0.8208, fp16
-#: 0.8466 vs 0.8472, fp8 0.8191 vs 0.8206, MPNet bf16 0.6646 vs 0.6648 (256 KiB is no better
-#: on bf16/fp16/fp8). It is also no slower (mpnet-bf16 in process, 2 threads: 303/545 MB/s
-#: compress/decompress against 270/469 with 4 MiB) and needs less memory (peak RSS for a 1 GB
-#: file with 2 threads: 177/170 MiB against 217/193).
-DEFAULT_CHUNK_SIZE = 1 << 20
-
-#: Compression levels. 1 ("fast") puts decoding speed first: float chunks take the plain
-#: 8-bit field without a search, exponent streams are rANS-coded in symbol pairs (two per
-#: decode step) and no stream tries the prefix coders; bf16 files come out ~0.7% larger
-#: (mostly the plain field) and their chunks decode ~1.7x faster. 2, the default, keeps the
-#: smallest of everything (BENCHMARKS.md, "Levels").
-LEVELS = (1, 2)
-DEFAULT_LEVEL = 2
-MIN_CHUNK_SIZE = 1 << 10
-MAX_CHUNK_SIZE = container.MAX_CHUNK_SIZE_LIMIT
-
-#: A header read from a stream (and a GGUF file's header) is buffered whole, in pieces; a
-#: larger one falls back to bytes. (A safetensors header is capped lower, at 100 MB.)
-STREAM_HEADER_LIMIT = 256 << 20
-
-_STATS_PIECE = 4 << 20
-
-#: Bytes of each tensor that ``file_stats`` compresses with zstd-3 for its comparison column.
-STATS_SAMPLE = 1 << 20
-
+from ._io import (FileRange, FileSource, PositionalFile, StreamSource, open_regular, stream_name,
+                  write_all)
+from ._pool import BufferPool, ordered_map, resolve_threads
+from .chunks import decode_record, encode_payload
+from .container import ContainerFile, ContainerWriter, Segment, StreamReader
+from .dtypes import BYTES, DTYPE_CODES, ELEMENT_BYTES, dtype_code_for
+from .errors import AnszError, CorruptDataError
+from .formats.detect import detect, format_name
+from .formats.gguf import GGUFLayout
+from .formats.safetensors import SafetensorsLayout
+from .options import DEFAULT_LEVEL, check_chunk_size, check_coder, check_level
+from .stats import FileStats, TensorStats, file_stats  # noqa: F401  (part of the API)
 
 # ---------------------------------------------------------------------------------------------
 # Reports
@@ -116,34 +89,6 @@ class VerifyReport:
     sha256: str  #: as recorded in the container ("" if its index is unreadable)
     first_bad: str | None  #: e.g. "tensor 'model.embed' chunk 3"
     message: str
-
-
-@dataclass
-class TensorStats:
-    name: str
-    dtype: str
-    shape: tuple
-    nbytes: int
-    code_entropy: float  #: bits per element of the code byte (order 0)
-    bound_bytes: float  #: coding-pair bound: elements * (code entropy + raw bits) / 8
-    predicted_ratio: float  #: bound_bytes / nbytes
-    #: predicted ratio per coder of the code stream ("rans", "huffman", "qlc"), one table for
-    #: the whole tensor (ansz.coders.coder_costs), raw bits counted as stored
-    coder_ratios: dict = field(default_factory=dict)
-    zstd3_ratio: float = 1.0  #: zstd level 3 measured on a sample (the first STATS_SAMPLE bytes)
-
-
-@dataclass
-class FileStats:
-    path: str
-    format: str  #: "safetensors" or "bytes"
-    file_size: int
-    tensors: list[TensorStats]
-    other_bytes: int  #: bytes outside whole-byte tensors (header, padding, sub-byte tensors)
-    bound_bytes: float  #: tensor bounds + other bytes counted as stored
-    predicted_ratio: float
-    coder_ratios: dict = field(default_factory=dict)  #: per coder, over the whole file
-    zstd3_ratio: float = 1.0  #: the tensors' zstd-3 sample ratios weighted by size
 
 
 @dataclass
@@ -186,15 +131,15 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
     forces one.
     """
     start = time.perf_counter()
-    nthreads, chunk, coder = _threads(threads), _chunk_size(chunk_size), _coder(coder)
-    fast = _level(level) == 1
+    nthreads, chunk, coder = resolve_threads(threads), check_chunk_size(chunk_size), check_coder(coder)
+    level = check_level(level)
     src, dst = os.fspath(src), os.fspath(dst)
     with PositionalFile(src) as f:
         _check_output_path(src, dst, overwrite)
-        source = _FileSource(f) if f.regular else _StreamSource(f.fh, src)
+        source = FileSource(f) if f.regular else StreamSource(f.fh, src)
         with atomic_output(dst, overwrite=overwrite, like=f.stat if f.regular else None,
                            sync=sync) as out:
-            result = _compress(source, out, nthreads, chunk, progress, coder, fast)
+            result = _compress(source, out, nthreads, chunk, progress, coder, level)
             if f.regular:  # rewritten in place meanwhile: the sha256 may not be of what was coded
                 f.check_unchanged()
     return CompressReport(src, dst, *result, time.perf_counter() - start)
@@ -213,11 +158,11 @@ def compress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = None,
     :func:`compress_file`.
     """
     start = time.perf_counter()
-    nthreads, chunk, coder = _threads(threads), _chunk_size(chunk_size), _coder(coder)
-    fast = _level(level) == 1
-    result = _compress(_StreamSource(ifh, _stream_name(ifh)), ofh, nthreads, chunk, progress,
-                       coder, fast)
-    return CompressReport(_stream_name(ifh), _stream_name(ofh), *result,
+    nthreads, chunk, coder = resolve_threads(threads), check_chunk_size(chunk_size), check_coder(coder)
+    level = check_level(level)
+    result = _compress(StreamSource(ifh, stream_name(ifh)), ofh, nthreads, chunk, progress,
+                       coder, level)
+    return CompressReport(stream_name(ifh), stream_name(ofh), *result,
                           time.perf_counter() - start)
 
 
@@ -231,7 +176,7 @@ def decompress_file(src, dst, *, threads: int | None = None, overwrite: bool = F
     (it would cap throughput at ~1.5 GB/s); :func:`verify_file` checks it.
     """
     start = time.perf_counter()
-    nthreads = _threads(threads)
+    nthreads = resolve_threads(threads)
     src, dst = os.fspath(src), os.fspath(dst)
     with PositionalFile(src) as f:
         _check_output_path(src, dst, overwrite)
@@ -242,8 +187,8 @@ def decompress_file(src, dst, *, threads: int | None = None, overwrite: bool = F
         cf = _container_file(f)
         with atomic_output(dst, overwrite=overwrite, like=f.stat, sync=sync) as out:
             done = 0
-            pool = _BufferPool(cf.max_chunk_size, nthreads)
-            for data in _ordered_map(_chunk_decoder(cf, pool), range(len(cf.index.chunks)),
+            pool = BufferPool(cf.max_chunk_size, nthreads)
+            for data in ordered_map(_chunk_decoder(cf, pool), range(len(cf.index.chunks)),
                                      nthreads):
                 write_all(out, data)
                 done += data.size
@@ -264,8 +209,8 @@ def decompress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = Non
     end right after the container's trailer.
     """
     start = time.perf_counter()
-    sizes = _decode_stream(ifh, ofh, _threads(threads), progress)
-    return DecompressReport(_stream_name(ifh), _stream_name(ofh), *sizes,
+    sizes = _decode_stream(ifh, ofh, resolve_threads(threads), progress)
+    return DecompressReport(stream_name(ifh), stream_name(ofh), *sizes,
                             time.perf_counter() - start)
 
 
@@ -279,89 +224,16 @@ def verify_file(path, original=None, *, threads: int | None = None) -> VerifyRep
     (missing or unreadable files) and AnszError for a path that is not a regular file.
     """
     path = os.fspath(path)
-    nthreads = _threads(threads)
-    with _regular_file(path) as f:
+    nthreads = resolve_threads(threads)
+    with open_regular(path) as f:
         try:
             cf = _container_file(f)
         except AnszError as e:
             return VerifyReport(path, False, 0, "", None, str(e))
         if original is None:
             return _verify(path, cf, None, None, nthreads)
-        with _regular_file(os.fspath(original)) as orig:
+        with open_regular(os.fspath(original)) as orig:
             return _verify(path, cf, orig, os.fspath(original), nthreads)
-
-
-def file_stats(path) -> FileStats:
-    """Predict how well a file compresses, without compressing it.
-
-    For a safetensors file: per whole-byte tensor, the order-0 entropy of its code bytes
-    (:mod:`ansz.pairs`), the coding-pair bound and the predicted ratio, the ratio each coder
-    would reach with one table for the tensor (:func:`ansz.coders.coder_costs`: rANS,
-    Huffman, QLC; raw bits stored; float tensors coded with the tensor's best field, as
-    :func:`ansz.pairs.choose_field` picks per chunk), and zstd-3 measured on the tensor's first
-    :data:`STATS_SAMPLE` bytes; all other bytes (header, padding, sub-byte tensors) count as
-    stored. Any other file is reported as format
-    "bytes" with no tensors. Raises FormatError for an ansz container (use :func:`read_info`)
-    and for a file that looks like safetensors but whose header is invalid.
-    """
-    import numpy as np
-    import zstandard
-
-    from .coders import coder_costs, entropy_bits
-    from .pairs import (FIELD_TOPS, best_field, field_code_counts, field_histogram, layout_for,
-                        split_pairs)
-
-    zstd = zstandard.ZstdCompressor(level=3)
-    path = os.fspath(path)
-    with _regular_file(path) as m:
-        if m.read_at(0, len(container.MAGIC)) == container.MAGIC:
-            raise FormatError(f"{path} is an ansz container; use info")
-        layout, reason = _detect(_FileSource(m))
-        if reason is not None:
-            raise FormatError(reason)
-        if layout is None:
-            return FileStats(path, "bytes", m.size, [], m.size, float(m.size), 1.0)
-        tensors = []
-        for t in layout.tensors:
-            pl = layout_for(t.dtype)
-            fielded = pl.name in FIELD_TOPS
-            counts = np.zeros(256, np.int64)
-            hist = 0
-            step = _STATS_PIECE - _STATS_PIECE % pl.width
-            for pos in range(t.start, t.end, step):
-                piece = m.read_scratch(pos, min(step, t.end - pos))
-                codes, _ = split_pairs(piece, pl)
-                counts += np.bincount(codes, minlength=256)
-                if fielded:
-                    hist += field_histogram(piece, pl)
-            n = t.nbytes // pl.width
-            entropy = entropy_bits(counts) / n if n else 0.0
-            bound = n * (entropy + 8 * pl.raw_width) / 8
-            raw_bytes = n * pl.raw_width
-            if fielded and n:  # the coders see the codes of the tensor's best field
-                fld, _ = best_field(hist, pl)
-                counts, escaped = field_code_counts(hist, fld, pl)
-                raw_bytes = n * (pl.width - 2) + n * fld.top_bits / 8
-                if escaped.sum():
-                    raw_bytes += (entropy_bits(escaped) + escaped.sum()) / 8
-            costs = coder_costs(counts)
-            ratios = {c: (costs[c] / 8 + raw_bytes) / t.nbytes if t.nbytes else 1.0
-                      for c in ("rans", "huffman", "qlc")}
-            sample = m.read_scratch(t.start, min(t.nbytes, STATS_SAMPLE))
-            z3 = len(zstd.compress(sample)) / len(sample) if len(sample) else 1.0
-            tensors.append(TensorStats(t.name, t.dtype, t.shape, t.nbytes, entropy, bound,
-                                       bound / t.nbytes if t.nbytes else 1.0, ratios, z3))
-    other = m.size - sum(t.nbytes for t in layout.tensors)
-    bound = sum(t.bound_bytes for t in tensors) + other
-
-    def total(ratio_of) -> float:  # other bytes count as stored
-        size = sum(ratio_of(t) * t.nbytes for t in tensors) + other
-        return size / m.size if m.size else 1.0
-
-    return FileStats(path, _format_name(layout), m.size, tensors, other, bound,
-                     bound / m.size if m.size else 1.0,
-                     {c: total(lambda t, c=c: t.coder_ratios[c]) for c in ("rans", "huffman", "qlc")},
-                     total(lambda t: t.zstd3_ratio))
 
 
 def read_info(path) -> ContainerInfo:
@@ -392,17 +264,20 @@ def read_info(path) -> ContainerInfo:
 
 def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
               progress: Callable[[int], None] | None,
-              coder: str = "auto", fast: bool = False) -> tuple[int, int, str, str | None]:
+              coder: str = "auto", level: int = DEFAULT_LEVEL
+              ) -> tuple[int, int, str, str | None]:
     """Code ``source`` into ``ofh``: ``(original size, container size, format, reason)``."""
-    layout, reason = _detect(source)
+    layout, reason = detect(source)
     plan = _plan_segments(layout, source.size)
     writer = ContainerWriter(ofh, chunk_size)
     ends: dict[int, int] = {}  # segment -> where its data actually ended
     with source.hasher(2 * nthreads + 2) as sha:
         items = _chunk_items(source, plan, chunk_size, sha, ends)
         done = 0
-        encode = functools.partial(_encode_item, coder=coder, fast=fast)
-        for segment, code, n, (payload, chash) in _ordered_map(encode, items, nthreads):
+        def encode(item):
+            return _encode_item(item, coder, level)
+
+        for segment, code, n, (payload, chash) in ordered_map(encode, items, nthreads):
             writer.add_chunk(segment, code, payload, n, chash)
             done += n
             source.release(done)
@@ -413,168 +288,9 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
     if truncated is not None:
         fmt, reason = "bytes", truncated
     else:
-        fmt = "bytes" if layout is None else _format_name(layout)
+        fmt = "bytes" if layout is None else format_name(layout)
     size = writer.finish(segments, fmt=fmt, sha256=digest)
     return writer.original_size, size, fmt, reason
-
-
-class _BackgroundSha256:
-    """sha256 of the pieces given to :meth:`update`, in order, computed on its own thread.
-
-    The digest runs at ~1.5 GB/s, which on the thread that reads the input and writes the
-    container was a fifth of compression's time; hashlib releases the GIL on large buffers,
-    so here it overlaps with that work. At most ``depth`` pieces wait (memory stays bounded);
-    :meth:`hexdigest` waits for the rest.
-    """
-
-    def __init__(self, depth: int):
-        import queue
-        import threading
-
-        self._sha = hashlib.sha256()
-        self._queue: Any = queue.Queue(depth)
-        self._thread = threading.Thread(target=self._run, name="ansz-sha256", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (piece := self._queue.get()) is not None:
-            self._sha.update(piece)
-
-    def update(self, piece) -> None:
-        self._queue.put(piece)
-
-    def hexdigest(self) -> str:
-        self.close()
-        return self._sha.hexdigest()
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
-    def __enter__(self) -> "_BackgroundSha256":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class _FileSha256(_BackgroundSha256):
-    """sha256 of a regular file, read by its own thread from the start.
-
-    The pipeline's own reads hash nothing (:meth:`update` ignores them): this thread reads the
-    file front to back in windows of its own. Starting at once lets the hash use the second
-    core while the first kernel call loads numba (~0.5 s of the command's start-up), instead
-    of waiting for chunks the pipeline has not read yet. It stays at most :attr:`LEAD` bytes
-    ahead of what the pipeline has read (:meth:`allow`), so a file larger than memory is not
-    read from disk twice (pages the hasher brought in would otherwise be evicted before the
-    pipeline reached them). The file's bytes are those the pipeline codes unless the file
-    changes meanwhile, which ``compress_file`` checks at the end.
-    """
-
-    WINDOW = 4 << 20
-    LEAD = 512 << 20
-
-    def __init__(self, f: PositionalFile):
-        import threading
-
-        self._sha = hashlib.sha256()
-        self._file = f
-        self._stop = False
-        self._error: BaseException | None = None
-        self._allowed = self.LEAD  # the hasher may read below this offset
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="ansz-sha256", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        import numpy as np
-
-        size = self._file.size
-        buf = memoryview(np.empty(min(self.WINDOW, size), np.uint8))
-        try:
-            for pos in range(0, size, self.WINDOW):
-                n = min(self.WINDOW, size - pos)
-                with self._cond:
-                    while pos + n > self._allowed and not self._stop:
-                        self._cond.wait()
-                    if self._stop:
-                        return
-                self._file.read_into(pos, buf[:n])
-                self._sha.update(buf[:n])
-        except BaseException as e:  # reported by hexdigest, in the pipeline's thread
-            self._error = e
-
-    def allow(self, upto: float) -> None:
-        """The pipeline has read the file below ``upto``: hash up to LEAD bytes past it."""
-        with self._cond:
-            self._allowed = max(self._allowed, upto + self.LEAD)
-            self._cond.notify()
-
-    def update(self, piece) -> None:
-        """Nothing: the file is read by this hasher's own thread."""
-
-    def hexdigest(self) -> str:
-        self.close()
-        if self._error is not None:
-            raise self._error
-        return self._sha.hexdigest()
-
-    def close(self) -> None:
-        """Wait for the hash (the pipeline is done: no more lead limit)."""
-        self.allow(float("inf"))
-        self._thread.join()
-
-    def __exit__(self, exc_type, *exc) -> None:
-        if exc_type is not None:  # the pipeline failed: no digest is needed
-            with self._cond:
-                self._stop = True
-                self._cond.notify()
-        self.close()
-
-
-def _detect(source) -> tuple[SafetensorsLayout | None, str | None]:
-    """``(layout, None)`` for safetensors, ``(None, None)`` for other data, and
-    ``(None, reason)`` for data that looks like safetensors (or is named so) but is invalid."""
-    size = source.size
-    known = size if size is not None else 2**64  # a stream: offsets are checked while reading
-    head = source.head(9)
-    if gguf_format.looks_like_gguf(head) or source.name.endswith(".gguf"):
-        return _detect_gguf(source)
-    named = source.name.endswith(".safetensors")
-    if not looks_like_safetensors(head, known):
-        if not named:
-            return None, None
-        try:  # say why the named file is not safetensors
-            parse_header(head, known)
-        except AnszError as e:
-            return None, f"not a valid safetensors file: {e}"
-        return None, "not a valid safetensors file"
-    header_len = int.from_bytes(head[:8], "little")
-    if size is None and header_len > STREAM_HEADER_LIMIT:
-        return None, (f"safetensors header of {header_len} bytes is too large to buffer "
-                      "from a stream")
-    prefix = source.head(8 + header_len)
-    try:
-        return parse_header(prefix, known if size is not None else len(prefix) + 2**64), None
-    except AnszError as e:
-        return None, f"invalid safetensors header: {e}"
-
-
-def _detect_gguf(source) -> tuple[gguf_format.GGUFLayout | None, str | None]:
-    """``(layout, None)`` for a valid GGUF file, else ``(None, reason)`` (coded as bytes)."""
-    try:
-        return gguf_format.read_layout(source.head, source.size, STREAM_HEADER_LIMIT), None
-    except AnszError as e:
-        return None, f"invalid GGUF file: {e}"
-
-
-def _format_name(layout) -> str:
-    return "gguf" if isinstance(layout, gguf_format.GGUFLayout) else "safetensors"
-
-
-#: Bytes per element (per block for block-quantized GGML types) of every tensor dtype.
-_WIDTHS = {**gguf_format.BLOCK_BYTES, **SAFETENSORS_DTYPES}
 
 
 @dataclass
@@ -596,7 +312,7 @@ class _Planned:
 SMALL_TENSOR = 1 << 10
 
 
-def _plan_segments(layout: SafetensorsLayout | None, size: int | None) -> list[_Planned]:
+def _plan_segments(layout: SafetensorsLayout | GGUFLayout | None, size: int | None) -> list[_Planned]:
     """Segments covering the input: the header, each tensor, and the bytes between and after.
 
     A tensor of at least :data:`SMALL_TENSOR` bytes is a named segment; smaller ones (and any
@@ -638,7 +354,7 @@ def _chunk_items(source, plan: list[_Planned], chunk_size: int, sha,
     """
     for si, seg in enumerate(plan):
         code = dtype_code_for(seg.dtype)
-        width = _WIDTHS.get(seg.dtype, 1) if seg.dtype else 1
+        width = ELEMENT_BYTES.get(seg.dtype, 1) if seg.dtype else 1
         step = chunk_size - chunk_size % width
         pos = seg.start
         while seg.end is None or pos < seg.end:
@@ -646,7 +362,7 @@ def _chunk_items(source, plan: list[_Planned], chunk_size: int, sha,
             data = source.read(pos, want)
             if len(data):
                 sha.update(data)
-                whole = len(data) % DTYPE_CODES[code][1] == 0
+                whole = len(data) % DTYPE_CODES[code].width == 0
                 yield si, code if whole else BYTES, data
                 pos += len(data)
             if len(data) < want:  # end of a stream
@@ -655,13 +371,13 @@ def _chunk_items(source, plan: list[_Planned], chunk_size: int, sha,
         ends[si] = pos
 
 
-def _encode_item(item: tuple[int, int, Any], coder: str = "auto", fast: bool = False
+def _encode_item(item: tuple[int, int, Any], coder: str, level: int
                  ) -> tuple[int, int, int, tuple[bytes, int]]:
     """Code one chunk; runs on a worker thread, which reads a file's bytes itself."""
     segment, code, data = item
-    if isinstance(data, _FileRange):
+    if isinstance(data, FileRange):
         data = data.load()
-    return segment, code, len(data), encode_payload(data, code, coder=coder, fast=fast)
+    return segment, code, len(data), encode_payload(data, code, coder=coder, level=level)
 
 
 def _final_segments(plan: list[_Planned], ends: dict[int, int]) -> tuple[list[Segment], str | None]:
@@ -693,13 +409,13 @@ def _decode_stream(ifh: BinaryIO, ofh: BinaryIO, nthreads: int,
     """Decode a container read front to back: ``(container size, original size)``."""
     reader = StreamReader(ifh)
     done = 0
-    pool = _BufferPool(reader.max_chunk_size, nthreads)
+    pool = BufferPool(reader.max_chunk_size, nthreads)
 
     def decode(item):
         rec, payload = item
         return decode_record(rec, payload, pool.get(rec.decoded_length))
 
-    for data in _ordered_map(decode, reader.records(), nthreads):
+    for data in ordered_map(decode, reader.records(), nthreads):
         write_all(ofh, data)
         done += data.size
         pool.put(data)
@@ -710,47 +426,17 @@ def _decode_stream(ifh: BinaryIO, ofh: BinaryIO, nthreads: int,
     return reader.offset, done
 
 
-def _chunk_decoder(cf: ContainerFile, pool: "_BufferPool | None" = None) -> Callable[[int], Any]:
+def _container_file(f: PositionalFile) -> ContainerFile:
+    """A container read with ``pread``; chunk records go to each thread's reused buffer."""
+    return ContainerFile(f.read_at, f.size, read_record=f.read_scratch)
+
+
+def _chunk_decoder(cf: ContainerFile, pool: "BufferPool | None" = None) -> Callable[[int], Any]:
     def decode(i: int):
         out = None if pool is None else pool.get(cf.index.chunks[i].decoded_length)
         return decode_record(*cf.chunk(i), out)
 
     return decode
-
-
-class _BufferPool:
-    """Output buffers for decoded chunks, handed back once the chunk has been written.
-
-    A fresh chunk-sized array costs a page fault per 4 KiB when first written (a quarter of a
-    bf16 chunk's decode time on this VM), so buffers are reused. Every buffer is
-    ``buffer_size`` bytes (the container's Max_Chunk_Size, so any chunk fits any buffer;
-    pages never written are never resident), and at most one more than the chunks
-    :func:`_ordered_map` keeps in flight for ``nthreads`` are kept: memory stays within
-    (in flight + 1) x the largest chunk decoded, whatever sizes a file declares. A chunk
-    never gets a buffer still held by another (``get`` pops, ``put`` pushes).
-    """
-
-    def __init__(self, buffer_size: int, nthreads: int):
-        import threading
-
-        self._free: list = []
-        self._lock = threading.Lock()
-        self._size = buffer_size
-        self._limit = _in_flight(nthreads) + 1
-
-    def get(self, size: int):
-        import numpy as np
-
-        with self._lock:
-            if self._free:
-                return self._free.pop()[:size]
-        return np.empty(self._size, np.uint8)[:size]
-
-    def put(self, arr) -> None:
-        base = arr if arr.base is None else arr.base
-        with self._lock:
-            if len(self._free) < self._limit and base.size == self._size:
-                self._free.append(base)
 
 
 def _verify(path: str, cf: ContainerFile, orig: PositionalFile | None, original: str | None,
@@ -765,7 +451,7 @@ def _verify(path: str, cf: ContainerFile, orig: PositionalFile | None, original:
     if orig is not None and orig.size != index.original_size:
         return report(False, None, f"original {original} is {orig.size} bytes, the container "
                                    f"holds {index.original_size}")
-    pool = _BufferPool(cf.max_chunk_size, nthreads)
+    pool = BufferPool(cf.max_chunk_size, nthreads)
     decode = _chunk_decoder(cf, pool)
 
     def work(i: int):
@@ -776,7 +462,7 @@ def _verify(path: str, cf: ContainerFile, orig: PositionalFile | None, original:
 
     sha = hashlib.sha256()
     bad, first_bad, message = 0, None, ""
-    for i, (data, err) in enumerate(_ordered_map(work, range(len(index.chunks)), nthreads)):
+    for i, (data, err) in enumerate(ordered_map(work, range(len(index.chunks)), nthreads)):
         entry = index.chunks[i]
         if err is not None:
             bad += 1
@@ -816,195 +502,6 @@ def _chunk_label(index: container.Index, segment_of: list[int], i: int) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Helpers: threads, files, sources
-
-
-def _threads(threads: int | None) -> int:
-    if threads is None or threads == 0:
-        return os.cpu_count() or 1
-    if type(threads) is not int or threads < 0:
-        raise AnszError(f"threads must be a non-negative integer, got {threads!r}")
-    return threads
-
-
-#: Values of ``coder`` (as codec.CODERS, copied so that checking needs no numpy).
-CODERS = ("auto", "rans", "huffman", "qlc")
-
-
-def _coder(coder: str | None) -> str:
-    if coder is None:
-        return "auto"
-    if coder not in CODERS:
-        raise AnszError(f"coder must be one of {', '.join(CODERS)}, got {coder!r}")
-    return coder
-
-
-def _level(level: int | None) -> int:
-    if level is None:
-        return DEFAULT_LEVEL
-    if type(level) is not int or level not in LEVELS:
-        raise AnszError(f"level must be one of {', '.join(map(str, LEVELS))}, got {level!r}")
-    return level
-
-
-def _chunk_size(chunk_size: int | None) -> int:
-    if chunk_size is None:
-        return DEFAULT_CHUNK_SIZE
-    if type(chunk_size) is not int or not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
-        raise AnszError(f"chunk size must be an integer from {MIN_CHUNK_SIZE} to "
-                        f"{MAX_CHUNK_SIZE} bytes, got {chunk_size!r}")
-    return chunk_size
-
-
-#: Items _ordered_map keeps in flight per thread. With 2 per thread the workers ran dry
-#: whenever the caller's thread (writing the previous result) was not scheduled at once.
-IN_FLIGHT_PER_THREAD = 4
-
-
-def _in_flight(nthreads: int) -> int:
-    """How many items :func:`_ordered_map` has in flight at most on ``nthreads`` threads."""
-    return 1 if nthreads <= 1 else IN_FLIGHT_PER_THREAD * nthreads
-
-
-def _ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], nthreads: int) -> Iterator[Any]:
-    """``map(fn, items)`` on ``nthreads`` threads, results in order, at most
-    IN_FLIGHT_PER_THREAD * nthreads in flight.
-
-    ``items`` is consumed lazily in the calling thread. With one thread everything runs inline.
-    """
-    if nthreads <= 1:
-        for item in items:
-            yield fn(item)
-        return
-    limit = _in_flight(nthreads)
-    pending: deque = deque()
-    with ThreadPoolExecutor(nthreads, thread_name_prefix="ansz") as pool:
-        try:
-            for item in items:
-                if len(pending) >= limit:
-                    yield pending.popleft().result()
-                pending.append(pool.submit(fn, item))
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for f in pending:
-                f.cancel()
-
-
-def _stream_name(fh: Any) -> str:
-    name = getattr(fh, "name", None)
-    return name if isinstance(name, str) else "<stream>"
-
-
-@contextmanager
-def _regular_file(path: str) -> Iterator[PositionalFile]:
-    """``path`` opened for positional reads; AnszError unless it is a regular file."""
-    with PositionalFile(path) as f:
-        if not f.regular:
-            raise AnszError(f"{path} is not a regular file")
-        yield f
-
-
-def _container_file(f: PositionalFile) -> ContainerFile:
-    """A container read with ``pread``; chunk records go to each thread's reused buffer."""
-    return ContainerFile(f.read_at, f.size, read_record=f.read_scratch)
-
-
-class _FileRange:
-    """A chunk's bytes in a regular file, read by whichever worker codes the chunk
-    (:meth:`load`), into that thread's reused buffer."""
-
-    __slots__ = ("_file", "_start", "_length")
-
-    def __init__(self, f: PositionalFile, start: int, length: int):
-        self._file, self._start, self._length = f, start, length
-
-    def __len__(self) -> int:
-        return self._length
-
-    def load(self):
-        return self._file.read_scratch(self._start, self._length)
-
-
-class _FileSource:
-    """A compression input that is a regular file: any range, read where it is coded."""
-
-    def __init__(self, f: PositionalFile):
-        self._f = f
-        self.size: int | None = f.size
-        self.name = f.path
-        self._hasher: _FileSha256 | None = None
-
-    def head(self, n: int) -> bytes:
-        return self._f.read_at(0, n)
-
-    def read(self, start: int, n: int) -> _FileRange:
-        return _FileRange(self._f, start, max(0, min(n, self._f.size - start)))
-
-    def release(self, upto: int) -> None:
-        """The pipeline has coded the file below ``upto``."""
-        if self._hasher is not None:
-            self._hasher.allow(upto)
-
-    def hasher(self, depth: int) -> _BackgroundSha256:
-        """The sha256 of the whole file, computed in the background from the start (and
-        kept near the pipeline by :meth:`release`)."""
-        self._hasher = _FileSha256(self._f)
-        return self._hasher
-
-
-class _StreamSource:
-    """A compression input read sequentially from a file object (a pipe is fine).
-
-    :meth:`head` buffers the first bytes for format detection; :meth:`read` then serves them
-    before reading on. Ranges must be asked for in order.
-    """
-
-    def __init__(self, fh: BinaryIO, name: str):
-        self._fh = fh
-        self._head = b""  # bytes read ahead by head(); read() serves them from _head_pos
-        self._head_pos = 0
-        self._pos = 0
-        self.size: int | None = None
-        self.name = name
-
-    def head(self, n: int) -> bytes:
-        if self._pos:
-            raise AssertionError("head() after read()")
-        parts = [self._head]
-        have = len(self._head)
-        while have < n:  # in pieces: a false length costs only the bytes present
-            piece = bytearray(min(n - have, 1 << 20))
-            got = read_fully(self._fh, memoryview(piece))
-            parts.append(piece[:got])
-            have += got
-            if got < len(piece):
-                break
-        self._head = b"".join(parts)
-        return self._head[:n]
-
-    def read(self, start: int, n: int):
-        if start != self._pos:
-            raise AssertionError("stream ranges must be read in order")
-        buf = bytearray(n)
-        view = memoryview(buf)
-        got = min(n, len(self._head) - self._head_pos)
-        if got:
-            view[:got] = memoryview(self._head)[self._head_pos:self._head_pos + got]
-            self._head_pos += got
-            if self._head_pos == len(self._head):
-                self._head, self._head_pos = b"", 0
-        got += read_fully(self._fh, view[got:])
-        del view
-        del buf[got:]
-        self._pos += got
-        return buf
-
-    def release(self, upto: int) -> None:
-        pass
-
-    def hasher(self, depth: int) -> _BackgroundSha256:
-        """The sha256 of the pieces :meth:`read` returns, fed to it in order."""
-        return _BackgroundSha256(depth)
 
 
 def _check_output_path(src: str, dst: str, overwrite: bool) -> None:

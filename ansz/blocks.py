@@ -5,7 +5,7 @@ scales, some packed scale bytes and the element quants (nibbles, 2/3/5/6-bit val
 over several arrays, or int8 bytes). Coded as one byte stream these fields mix into a
 near-uniform byte distribution (zstd -19 saves about 6% on a Q4_K_M file). Here every
 field is gathered across the chunk's blocks into a contiguous *plane* and each plane is
-coded on its own with :func:`ansz.codec.encode_stream` (stored, constant or rANS, whichever
+coded on its own with :func:`ansz.streams.encode_stream` (stored, constant or rANS, whichever
 is smallest), so a skewed field (the exponent byte of the fp16 scales, the 6-bit sub-block
 scales, the bell-shaped quants) is entropy-coded and a uniform one costs nothing extra.
 
@@ -56,21 +56,30 @@ from typing import Callable
 
 import numpy as np
 
+from .dtypes import BLOCK_TYPE_NAMES, GGML_BLOCKS
 from .errors import CorruptDataError
+from .streams import decode_stream, encode_stream, frame_streams, framed_streams
 
 _AR4 = np.arange(4, dtype=np.uint8)
 
 
 @dataclass(frozen=True)
 class BlockType:
-    """A GGML block-quantized type: block size and its planes ``(name, symbols per block)``."""
+    """A GGML block-quantized type: its planes ``(name, symbols per block)`` and how to split
+    a block into them and join them back. Block sizes are :data:`ansz.dtypes.GGML_BLOCKS`'."""
 
     name: str
-    block_elems: int
-    block_bytes: int
     planes: tuple[tuple[str, int], ...]
     split: Callable[[np.ndarray], list[np.ndarray]]  # (nb, block_bytes) -> planes (nb, k)
     join: Callable[[list[np.ndarray], np.ndarray], None]  # planes -> (nb, block_bytes)
+
+    @property
+    def block_elems(self) -> int:
+        return GGML_BLOCKS[self.name][0]
+
+    @property
+    def block_bytes(self) -> int:
+        return GGML_BLOCKS[self.name][1]
 
 
 # ------------------------------------------------------------------------------------------
@@ -202,7 +211,7 @@ def _unq3k(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # The types. Each split returns planes in the order of ``planes``; join inverts it.
 
 
-def _simple(name: str, elems: int, nbytes: int, fields: list[tuple[str, str, int, int]]) -> BlockType:
+def _simple(name: str, fields: list[tuple[str, str, int, int]]) -> BlockType:
     """A type whose planes are plain fields: (plane name, kind, offset, size) with kind
     ``f16`` (two planes: high byte, low byte), ``bytes`` or ``nibbles`` (one 4-bit plane)."""
     planes: list[tuple[str, int]] = []
@@ -235,7 +244,7 @@ def _simple(name: str, elems: int, nbytes: int, fields: list[tuple[str, str, int
             else:
                 b[:, off:off + size] = next(it)
 
-    return BlockType(name, elems, nbytes, tuple(planes), split, join)
+    return BlockType(name, tuple(planes), split, join)
 
 
 def _q5_0(name: str, with_m: bool) -> BlockType:
@@ -252,7 +261,7 @@ def _q5_0(name: str, with_m: bool) -> BlockType:
             _put_f16(b, 2, ps[2], ps[3])
         b[:, q:q + 4], b[:, q + 4:q + 20] = _unq5_32(ps[-1])
 
-    return BlockType(name, 32, q + 20, tuple(planes + [("q", 32)]), split, join)
+    return BlockType(name, tuple(planes + [("q", 32)]), split, join)
 
 
 def _q2k() -> BlockType:
@@ -268,7 +277,7 @@ def _q2k() -> BlockType:
 
     planes = (("scales", 16), ("mins", 16), ("qs", 64), ("d.hi", 1), ("d.lo", 1),
               ("dmin.hi", 1), ("dmin.lo", 1))
-    return BlockType("Q2_K", 256, 84, planes, split, join)
+    return BlockType("Q2_K", planes, split, join)
 
 
 def _q3k_type() -> BlockType:
@@ -281,7 +290,7 @@ def _q3k_type() -> BlockType:
         b[:, 96:108] = _pack_scales_q3k(ps[1])
         _put_f16(b, 108, ps[2], ps[3])
 
-    return BlockType("Q3_K", 256, 110, (("q", 256), ("scales", 16), ("d.hi", 1), ("d.lo", 1)),
+    return BlockType("Q3_K", (("q", 256), ("scales", 16), ("d.hi", 1), ("d.lo", 1)),
                      split, join)
 
 
@@ -298,7 +307,7 @@ def _q4k() -> BlockType:
 
     planes = (("d.hi", 1), ("d.lo", 1), ("dmin.hi", 1), ("dmin.lo", 1), ("scales", 8),
               ("mins", 8), ("q", 256))
-    return BlockType("Q4_K", 256, 144, planes, split, join)
+    return BlockType("Q4_K", planes, split, join)
 
 
 def _q5k_type() -> BlockType:
@@ -315,7 +324,7 @@ def _q5k_type() -> BlockType:
 
     planes = (("d.hi", 1), ("d.lo", 1), ("dmin.hi", 1), ("dmin.lo", 1), ("scales", 8),
               ("mins", 8), ("q", 256))
-    return BlockType("Q5_K", 256, 176, planes, split, join)
+    return BlockType("Q5_K", planes, split, join)
 
 
 def _q6k_type() -> BlockType:
@@ -328,27 +337,29 @@ def _q6k_type() -> BlockType:
         b[:, 192:208] = ps[1]
         _put_f16(b, 208, ps[2], ps[3])
 
-    return BlockType("Q6_K", 256, 210, (("q", 256), ("scales", 16), ("d.hi", 1), ("d.lo", 1)),
+    return BlockType("Q6_K", (("q", 256), ("scales", 16), ("d.hi", 1), ("d.lo", 1)),
                      split, join)
 
 
 _TYPES = [
-    _simple("Q4_0", 32, 18, [("d", "f16", 0, 2), ("q", "nibbles", 2, 16)]),
-    _simple("Q4_1", 32, 20, [("d", "f16", 0, 2), ("m", "f16", 2, 2), ("q", "nibbles", 4, 16)]),
+    _simple("Q4_0", [("d", "f16", 0, 2), ("q", "nibbles", 2, 16)]),
+    _simple("Q4_1", [("d", "f16", 0, 2), ("m", "f16", 2, 2), ("q", "nibbles", 4, 16)]),
     _q5_0("Q5_0", False),
     _q5_0("Q5_1", True),
-    _simple("Q8_0", 32, 34, [("d", "f16", 0, 2), ("q", "bytes", 2, 32)]),
+    _simple("Q8_0", [("d", "f16", 0, 2), ("q", "bytes", 2, 32)]),
     _q2k(),
     _q3k_type(),
     _q4k(),
     _q5k_type(),
     _q6k_type(),
-    _simple("IQ4_NL", 32, 18, [("d", "f16", 0, 2), ("q", "nibbles", 2, 16)]),
-    _simple("MXFP4", 32, 17, [("e", "bytes", 0, 1), ("q", "nibbles", 1, 16)]),
+    _simple("IQ4_NL", [("d", "f16", 0, 2), ("q", "nibbles", 2, 16)]),
+    _simple("MXFP4", [("e", "bytes", 0, 1), ("q", "nibbles", 1, 16)]),
 ]
 
 #: GGML type name -> its block layout, for every type coded by fields.
 BLOCK_TYPES: dict[str, BlockType] = {t.name: t for t in _TYPES}
+if tuple(BLOCK_TYPES) != BLOCK_TYPE_NAMES:  # the container's dtype codes are numbered by them
+    raise ImportError("ansz.blocks implements other types than dtypes.BLOCK_TYPE_NAMES")
 
 
 def block_type(qtype: str) -> BlockType:
@@ -369,10 +380,8 @@ def encode_block_chunk(data, qtype: str, *, coder: str = "auto") -> bytes:
     length, the stream, a zero byte if the length is odd). If that is larger than the chunk
     itself (random data whose unpacked planes do not compress), the payload is instead a
     single framed stream of the chunk's bytes, so a payload never exceeds ``len(data) + 6``.
-    ``coder`` is passed to :func:`ansz.codec.encode_stream` for every stream.
+    ``coder`` is passed to :func:`ansz.streams.encode_stream` for every stream.
     """
-    from .codec import encode_stream, frame_streams
-
     bt = block_type(qtype)
     buf = np.frombuffer(data, np.uint8)
     if buf.size % bt.block_bytes:
@@ -394,8 +403,6 @@ def decode_block_chunk(blob, qtype: str, nbytes: int, out: np.ndarray | None = N
     raise CorruptDataError; allocations are bounded by a small multiple of ``nbytes``
     (the unpacked planes), which the caller has validated.
     """
-    from .codec import decode_stream, framed_streams
-
     bt = block_type(qtype)
     if nbytes % bt.block_bytes:
         raise CorruptDataError(f"chunk of {nbytes} bytes is not a whole number of {qtype} blocks")

@@ -35,6 +35,7 @@ import click
 
 from . import __version__
 from .errors import AnszError
+from .options import CODERS, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
 
 SUFFIX = ".ansz"
 MODEL_SUFFIX = ".safetensors"  #: what -r looks for in a directory (with SUFFIX to decompress)
@@ -118,12 +119,6 @@ def _operands(ctx: click.Context, values: list[str]) -> list[Operand]:
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]?)(i?b?)\s*$", re.IGNORECASE)
 
 
-#: --chunk-size range; equal to ansz.api.MIN_CHUNK_SIZE/MAX_CHUNK_SIZE (a test checks), copied
-#: here so that a bad value is a usage error without importing the API (numpy) first.
-MIN_CHUNK_SIZE, MAX_CHUNK_SIZE = 1 << 10, 64 << 20
-
-#: --coder choices; equal to ansz.api.CODERS (a test checks), copied for the same reason.
-CODERS = ("auto", "rans", "huffman", "qlc")
 
 
 class _Size(click.ParamType):

@@ -10,9 +10,11 @@ Records follow the original file's order, so a reader on a pipe decodes front to
 index and the fixed trailer at EOF let a reader with a seekable file find any chunk, and
 ``info`` read only the trailer and the index.
 
-This layer knows records, chunks and the index, and hands chunk payloads to :mod:`ansz.codec`.
-It knows nothing of safetensors: a segment's name, dtype and shape are metadata it stores and
-type-checks but does not interpret.
+This layer knows records, chunks and the index, and nothing of what a chunk payload holds:
+:mod:`ansz.chunks` codes and decodes payloads. It checks a record's Dtype_Code only against
+the table of known codes and their element widths (:mod:`ansz.dtypes`). It knows nothing of
+safetensors: a segment's name, dtype and shape are metadata it stores and type-checks but
+does not interpret.
 
 Every field read from a container is checked before it is used to index or allocate anything;
 the only exceptions raised for bad input are :class:`CorruptDataError` and
@@ -31,7 +33,9 @@ from typing import Any, BinaryIO, Callable, Iterator, NamedTuple
 import xxhash
 
 from ._io import read_fully, write_all
+from .dtypes import BYTES, DTYPE_CODES
 from .errors import AnszError, CorruptDataError, UnsupportedError
+from .options import MAX_CHUNK_SIZE
 
 MAGIC = b"\x89ANSZ\r\n\x1a"
 TRAILER_MAGIC = MAGIC[::-1]
@@ -48,7 +52,7 @@ ZINDEX = 3  #: the footer index as one zstd frame of the JSON (what the writer u
 INDEXES = (INDEX, ZINDEX)
 
 ALIGN = 8  #: payloads are zero-padded so that every record starts at a multiple of 8
-MAX_CHUNK_SIZE_LIMIT = 1 << 26  #: 64 MiB: the largest Max_Chunk_Size a v1 decoder accepts
+MAX_CHUNK_SIZE_LIMIT = MAX_CHUNK_SIZE  #: 64 MiB: the largest Max_Chunk_Size a v1 decoder accepts
 PAYLOAD_SLACK = 256  #: a chunk payload is at most Decoded_Length + 256 bytes
 MAX_INDEX_LENGTH = 1 << 30  #: index JSON is at most 1 GiB
 #: A zstd-coded index's JSON is at most as long as the container plus 64 KiB (a real one is
@@ -61,54 +65,6 @@ MAX_SHAPE_DIMS = 64
 MAX_RECORD_NUMBER = (1 << 32) - 1  #: Record_Number is a u32 (the index record's is the count)
 MAX_DTYPE_CHARS = 64
 _U64 = (1 << 64) - 1
-
-class DtypeCode(NamedTuple):
-    """What a Record_Header.Dtype_Code means: how the chunk payload is coded."""
-
-    name: str  #: the codec dtype (a key of pairs.PAIR_LAYOUTS)
-    width: int  #: element width in bytes
-    code_shift: int  #: the plain coding pair's shift; for a fielded code, the payload's own
-    fielded: bool = False  #: payload starts with a Field_Header (codec.encode_chunk)
-
-
-#: Dtype codes. The width and code shift pin the coding-pair layout of :mod:`ansz.pairs` that
-#: a v1 decoder applies; tests check the codec still agrees. New codes may be added without a
-#: version bump (an old decoder reports them as unsupported); an existing code never changes
-#: meaning. Codes 7-10 (plain pairs) are still read; new files use the fielded 11-14.
-DTYPE_CODES: dict[int, DtypeCode] = {
-    0: DtypeCode("BYTES", 1, 0),
-    1: DtypeCode("BOOL", 1, 0),
-    2: DtypeCode("U8", 1, 0),
-    3: DtypeCode("I8", 1, 0),
-    4: DtypeCode("F8_E4M3", 1, 0),
-    5: DtypeCode("F8_E5M2", 1, 0),
-    6: DtypeCode("F8_E8M0", 1, 0),
-    7: DtypeCode("F16", 2, 8),
-    8: DtypeCode("BF16", 2, 7),
-    9: DtypeCode("F32", 4, 23),
-    10: DtypeCode("F64", 8, 55),
-    11: DtypeCode("F16", 2, 8, True),
-    12: DtypeCode("BF16", 2, 7, True),
-    13: DtypeCode("F32", 4, 23, True),
-    14: DtypeCode("F64", 8, 55, True),
-    # Block-quantized GGML types (GGUF files): the width is the block size; chunks are coded
-    # by field (ansz.blocks, docs/FORMAT.md "Block-quantized chunk payload"), code shift 0.
-    32: DtypeCode("Q4_0", 18, 0),
-    33: DtypeCode("Q4_1", 20, 0),
-    34: DtypeCode("Q5_0", 22, 0),
-    35: DtypeCode("Q5_1", 24, 0),
-    36: DtypeCode("Q8_0", 34, 0),
-    37: DtypeCode("Q2_K", 84, 0),
-    38: DtypeCode("Q3_K", 110, 0),
-    39: DtypeCode("Q4_K", 144, 0),
-    40: DtypeCode("Q5_K", 176, 0),
-    41: DtypeCode("Q6_K", 210, 0),
-    42: DtypeCode("IQ4_NL", 18, 0),
-    43: DtypeCode("MXFP4", 17, 0),
-}
-#: The code new chunks of each codec dtype get: the fielded one where there is one.
-_CODE_OF = {d.name: code for code, d in sorted(DTYPE_CODES.items())}
-BYTES = 0
 
 _INDEX_KEYS = frozenset({"format", "original_size", "sha256", "segments", "chunks"})
 _SEGMENT_KEYS = frozenset({"name", "dtype", "shape", "start", "end", "first_chunk", "chunk_count"})
@@ -127,37 +83,9 @@ def record_size(payload_length: int) -> int:
     return RECORD_HEADER.size + pad8(payload_length)
 
 
-def dtype_code_for(dtype: str | None) -> int:
-    """The code a chunk of ``dtype`` is coded with: its coding-pair layout's code, else BYTES.
-
-    Dtypes the codec codes as plain bytes (I32, U16, sub-byte types, ...) and codec layouts
-    this container version has no code for are coded as BYTES, which round-trips anything.
-    """
-    if dtype is None:
-        return BYTES
-    if _CODE_OF.get(dtype, 0) >= 32:  # a block-quantized GGML type
-        return _CODE_OF[dtype]
-    from .pairs import layout_for
-
-    return _CODE_OF.get(layout_for(dtype).name, BYTES)
-
-
 def content_hash(data) -> int:
     """xxh3_64 (seed 0) of decoded bytes: the per-chunk checksum."""
     return xxhash.xxh3_64_intdigest(data)
-
-
-def encode_payload(data, dtype_code: int, *, coder: str = "auto",
-                   fast: bool = False) -> tuple[bytes, int]:
-    """Code one chunk of original bytes: ``(payload, content hash)``.
-
-    ``coder`` picks the entropy coder (``codec.CODERS``; "auto" = the smallest); ``fast``
-    is ``codec.encode_chunk``'s."""
-    from . import codec
-
-    d = DTYPE_CODES[dtype_code]
-    return (codec.encode_chunk(data, d.name, fielded=d.fielded, coder=coder, fast=fast),
-            content_hash(data))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,11 +184,11 @@ def parse_record_header(buf, max_chunk_size: int, where: str, offset: int) -> Re
     if code not in DTYPE_CODES:
         raise UnsupportedError(f"{where} uses dtype code {code}, unknown to this ansz")
     if rtype == CHUNK:
-        width = DTYPE_CODES[code][1]
+        width = DTYPE_CODES[code].width
         if not 1 <= decoded <= max_chunk_size:
             raise CorruptDataError(f"{where} decodes to {decoded} bytes, outside [1, {max_chunk_size}]")
         if decoded % width:
-            raise CorruptDataError(f"{where}: {decoded} bytes are not whole {DTYPE_CODES[code][0]} elements")
+            raise CorruptDataError(f"{where}: {decoded} bytes are not whole {DTYPE_CODES[code].name} elements")
         if payload > decoded + PAYLOAD_SLACK:
             raise CorruptDataError(f"{where} payload of {payload} bytes is too long for {decoded} "
                                    "decoded bytes")
@@ -678,20 +606,6 @@ class ContainerFile:
         end = RECORD_HEADER.size + rec.payload_length
         _check_padding(buf[end:size], where)
         return rec, buf[RECORD_HEADER.size:end]
-
-
-def decode_record(rec: Record, payload, out=None):
-    """Decode a chunk payload and check its content hash; returns a uint8 numpy array."""
-    from . import codec
-
-    try:
-        data = codec.decode_chunk(payload, rec.dtype, rec.decoded_length, out,
-                                  fielded=rec.fielded)
-    except CorruptDataError as e:
-        raise CorruptDataError(f"chunk {rec.number}: {e}") from None
-    if content_hash(data) != rec.content_hash:
-        raise CorruptDataError(f"chunk {rec.number}: content checksum mismatch")
-    return data
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,14 +29,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _kernels
-from .coders import output_array, as_stream_buffer, check_status, encode_prefix
-from .errors import CorruptDataError
+from .prefix import encode_prefix
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "code_lengths", "canonical_codes", "expected_bits",
-           "HuffmanTable", "encode", "decode"]
+           "HuffmanTable", "encode", "TABLE_STATUS"]
 
 DEFAULT_LIMIT = 11
 MAX_LIMIT = 15
+
+#: Nonzero status of ``_kernels.huffman_read_table`` -> what is wrong with the table.
+TABLE_STATUS = {1: "is truncated", 2: "symbol range is empty", 3: "has a nonzero pad nibble",
+                4: "range does not start and end at symbols",
+                5: "is over-subscribed (Kraft sum > 1)"}
 
 
 def _check_counts(counts) -> np.ndarray:
@@ -74,13 +78,13 @@ def _check_lengths(lengths) -> np.ndarray:
     """lengths as uint8[256] if they form a valid (possibly incomplete) prefix code."""
     a = np.asarray(lengths)
     if a.shape != (256,) or (a < 0).any() or (a > MAX_LIMIT).any():
-        raise CorruptDataError(f"Huffman table: lengths must be 256 values in 0..{MAX_LIMIT}")
+        raise ValueError(f"Huffman table: lengths must be 256 values in 0..{MAX_LIMIT}")
     a = a.astype(np.int64)
     if not a.any():
-        raise CorruptDataError("Huffman table has no symbols")
+        raise ValueError("Huffman table has no symbols")
     kraft = int((np.int64(1) << (MAX_LIMIT - a[a > 0])).sum())
     if kraft > 1 << MAX_LIMIT:
-        raise CorruptDataError("Huffman table is over-subscribed (Kraft sum > 1)")
+        raise ValueError("Huffman table is over-subscribed (Kraft sum > 1)")
     return a.astype(np.uint8)
 
 
@@ -137,17 +141,6 @@ class HuffmanTable:
         """(code uint32[256], length uint8[256]) for the encoder."""
         return canonical_codes(self.lengths), self.lengths
 
-    def decode_table(self) -> np.ndarray:
-        """uint16[2^max_length]: (length << 8) | symbol per window value, 0 where no code.
-
-        In canonical order the codes' windows are consecutive from 0: symbol i fills
-        2^(T - len_i) entries; an incomplete code leaves the rest 0 (no code). Built by the
-        kernel that decoding streams uses, from this table's own bytes.
-        """
-        status, _, _, table = _kernels.huffman_read_table(np.frombuffer(self.to_bytes(), np.uint8))
-        assert status == 0  # the lengths were validated when the table was made
-        return table
-
     def to_bytes(self) -> bytes:
         present = np.flatnonzero(self.lengths)
         first, last = int(present[0]), int(present[-1])
@@ -155,38 +148,6 @@ class HuffmanTable:
         if nib.size % 2:
             nib = np.append(nib, np.uint8(0))
         return bytes([first, last]) + (nib[0::2] | (nib[1::2] << 4)).tobytes()
-
-    @classmethod
-    def read(cls, buf) -> tuple["HuffmanTable", int]:
-        """Parse a table from the start of ``buf``; returns (table, bytes used)."""
-        mv = memoryview(buf).cast("B")
-        if len(mv) < 2:
-            raise CorruptDataError("Huffman table is truncated")
-        first, last = mv[0], mv[1]
-        if last < first:
-            raise CorruptDataError("Huffman table symbol range is empty")
-        m = last - first + 1
-        used = 2 + (m + 1) // 2
-        if len(mv) < used:
-            raise CorruptDataError("Huffman table is truncated")
-        packed = np.frombuffer(mv, np.uint8, used - 2, 2)
-        nib = np.empty(2 * packed.size, np.uint8)
-        nib[0::2] = packed & 15
-        nib[1::2] = packed >> 4
-        if m % 2 and nib[-1]:
-            raise CorruptDataError("Huffman table has a nonzero pad nibble")
-        lengths = np.zeros(256, np.uint8)
-        lengths[first:last + 1] = nib[:m]
-        if lengths[first] == 0 or lengths[last] == 0:
-            raise CorruptDataError("Huffman table range does not start and end at symbols")
-        return cls(lengths), used
-
-    @classmethod
-    def from_bytes(cls, buf) -> "HuffmanTable":
-        table, used = cls.read(buf)
-        if used != len(memoryview(buf).cast("B")):
-            raise CorruptDataError("Huffman table has trailing bytes")
-        return table
 
 
 def encode(symbols, table: HuffmanTable) -> tuple[np.ndarray, int]:
@@ -196,19 +157,3 @@ def encode(symbols, table: HuffmanTable) -> tuple[np.ndarray, int]:
     """
     code, length = table.code_table()
     return encode_prefix(symbols, code, length)
-
-
-def decode(buf, n: int, table: HuffmanTable, out: np.ndarray | None = None) -> np.ndarray:
-    """Decode ``n`` symbols from the bytes made by :func:`encode`; CorruptDataError if bad.
-
-    The stream must end exactly in its last byte with zero padding bits.
-    """
-    if not isinstance(table, HuffmanTable):
-        raise TypeError("table must be a HuffmanTable")
-    data = as_stream_buffer(buf)
-    out = output_array(out, n)
-    T = table.max_length
-    if data.size > n * T // 8 + 1:
-        raise CorruptDataError("Huffman stream is longer than n codes can be")
-    check_status(_kernels.huffman_decode(data, table.decode_table(), np.int64(T), out), "Huffman")
-    return out

@@ -10,7 +10,8 @@ is the 8 bits at ``code_shift``; its raw part is everything else, compacted::
 so ``raw`` has ``8 * width - 8`` bits per element, stored as ``width - 1`` byte *planes*:
 plane b (bytes ``b*n .. b*n + n``) holds byte b (little-endian) of every element's raw value. For bf16, code_shift = 7 makes the code the exponent and raw = sign|mantissa.
 
-Which bits are the code is decided here and only here: :data:`PAIR_LAYOUTS`.
+Which bits are the code is decided in :data:`ansz.dtypes.PAIR_LAYOUTS`; this module splits
+and joins.
 """
 
 from __future__ import annotations
@@ -19,53 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UnsupportedError
-
-
-@dataclass(frozen=True)
-class PairLayout:
-    """How one dtype splits into (code, raw). ``width`` in bytes, ``code_shift`` in bits."""
-
-    name: str
-    width: int
-    code_shift: int
-
-    @property
-    def raw_width(self) -> int:
-        """Raw bytes per element (``width - 1``)."""
-        return self.width - 1
-
-
-# dtype name (safetensors spelling) -> layout. Measured choices are noted beside each; the
-# layouts are part of the container format (docs/FORMAT.md, "Dtype codes").
-PAIR_LAYOUTS: dict[str, PairLayout] = {
-    # BF16: the 8 exponent bits; raw = sign + 7 mantissa bits.
-    "BF16": PairLayout("BF16", 2, 7),
-    # F16: the high byte (sign, 5 exponent bits, top 2 mantissa bits). Code entropy on the
-    # corpus (bits/element): shift 8 -> 5.544 / 5.563 (MiniLM / MPNet fp16), shift 7 (no sign,
-    # top 3 mantissa bits) -> 5.541 / 5.567, shift 6 -> 6.54: a tie, so the plain high byte.
-    "F16": PairLayout("F16", 2, 8),
-    # F32: the 8 exponent bits (MiniLM f32: 2.614 bits; the high byte, shift 24: 2.692).
-    "F32": PairLayout("F32", 4, 23),
-    # F64: the top 8 of the 11 exponent bits; the low 3 go to raw. Not measured: the corpus
-    # has no f64 weights.
-    "F64": PairLayout("F64", 8, 55),
-    # Whole-byte codes: every 8-bit type, and any byte stream.
-    "BYTES": PairLayout("BYTES", 1, 0),
-}
-
-# Every 1-byte dtype codes its whole byte.
-for _name in ("BOOL", "U8", "I8", "F8_E4M3", "F8_E5M2", "F8_E8M0"):
-    PAIR_LAYOUTS[_name] = PairLayout(_name, 1, 0)
-del _name
-
-
-def layout_for(dtype: str) -> PairLayout:
-    """The coding-pair layout for a dtype, or the whole-byte layout for dtypes without one.
-
-    Integer dtypes wider than a byte (and anything unknown) are coded as a plain byte stream.
-    """
-    return PAIR_LAYOUTS.get(dtype, PAIR_LAYOUTS["BYTES"])
+from .dtypes import PairLayout
 
 
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}

@@ -27,16 +27,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _kernels
-from .coders import (_QLC_TABLE_STATUS, output_array, as_stream_buffer, check_status,
-                     encode_prefix)
-from .errors import CorruptDataError
+from .prefix import encode_prefix
 
 __all__ = ["NAREAS", "PREFIX_BITS", "MAX_AREA_BITS", "QlcTable", "optimal_areas",
-           "expected_bits", "rank_order", "encode", "decode"]
+           "expected_bits", "rank_order", "encode", "TABLE_STATUS"]
 
 NAREAS = 8
 PREFIX_BITS = 3
 MAX_AREA_BITS = 8
+
+#: Nonzero status of the QLC table kernels (``qlc_build_tables``, ``qlc_read_table``) -> what
+#: is wrong with the table.
+TABLE_STATUS = {
+    _kernels.QLC_TABLE_TRUNCATED: "QLC table is truncated",
+    _kernels.QLC_TABLE_BAD_AREA_BITS: "QLC table: area bits must be 8 integers in 0..8",
+    _kernels.QLC_TABLE_REPEATED_SYMBOL: "QLC table: symbols must be distinct",
+    _kernels.QLC_TABLE_TOO_SMALL: "QLC table: areas hold fewer symbols than listed",
+}
 
 
 def _check_counts(counts) -> np.ndarray:
@@ -106,16 +113,15 @@ class QlcTable:
     order: np.ndarray
 
     def __post_init__(self):
-        try:
-            bits = _check_area_bits(self.area_bits)
-        except ValueError as e:
-            raise CorruptDataError(f"QLC table: {e}") from None
+        bits = _check_area_bits(self.area_bits)
         order = np.ascontiguousarray(self.order, dtype=np.uint8)
         if order.ndim != 1:
-            raise CorruptDataError(_QLC_TABLE_STATUS[_kernels.QLC_TABLE_REPEATED_SYMBOL])
-        status, _, _ = _kernels.qlc_build_tables(bits.astype(np.int64), as_stream_buffer(order))
+            raise ValueError(TABLE_STATUS[_kernels.QLC_TABLE_REPEATED_SYMBOL])
+        readonly = order.view()
+        readonly.flags.writeable = False  # the one array type the kernel is compiled for
+        status, _, _ = _kernels.qlc_build_tables(bits.astype(np.int64), readonly)
         if status:  # the checks of streams' tables: distinct symbols that fit the areas
-            raise CorruptDataError(_QLC_TABLE_STATUS[status])
+            raise ValueError(TABLE_STATUS[status])
         object.__setattr__(self, "area_bits", bits)
         object.__setattr__(self, "order", order)
 
@@ -135,43 +141,12 @@ class QlcTable:
             length[syms] = PREFIX_BITS + b
         return code, length
 
-    def decode_tables(self) -> tuple[np.ndarray, np.ndarray]:
-        """(lut uint32[256], rank-to-symbol uint16[capacity]) for ``_kernels.qlc_decode``.
-
-        Built by ``_kernels.qlc_build_tables``, which shares its checks and fill with
-        ``qlc_read_table``, the kernel that decoding streams uses.
-        """
-        status, lut, order = _kernels.qlc_build_tables(self.area_bits.astype(np.int64),
-                                                       as_stream_buffer(self.order))
-        if status:  # validated when the table was made, unless edited in place since
-            raise CorruptDataError(_QLC_TABLE_STATUS[status])
-        return lut, order
-
     def to_bytes(self) -> bytes:
         if self.order.size == 0:
             raise ValueError("an empty QLC table has no serialized form")
         b = self.area_bits
         nib = bytes(int(b[2 * k]) | int(b[2 * k + 1]) << 4 for k in range(NAREAS // 2))
         return nib + bytes([self.order.size - 1]) + self.order.tobytes()
-
-    @classmethod
-    def read(cls, buf) -> tuple["QlcTable", int]:
-        """Parse a table from the start of ``buf``; returns (table, bytes used)."""
-        mv = memoryview(buf).cast("B")
-        if len(mv) < 5:
-            raise CorruptDataError(_QLC_TABLE_STATUS[_kernels.QLC_TABLE_TRUNCATED])
-        bits = np.array([(mv[k // 2] >> (4 * (k % 2))) & 15 for k in range(NAREAS)], np.int64)
-        n = mv[4] + 1
-        if len(mv) < 5 + n:
-            raise CorruptDataError(_QLC_TABLE_STATUS[_kernels.QLC_TABLE_TRUNCATED])
-        return cls(bits, np.frombuffer(mv, np.uint8, n, 5).copy()), 5 + n
-
-    @classmethod
-    def from_bytes(cls, buf) -> "QlcTable":
-        table, used = cls.read(buf)
-        if used != len(memoryview(buf).cast("B")):
-            raise CorruptDataError("QLC table has trailing bytes")
-        return table
 
 
 def encode(symbols, table: QlcTable) -> tuple[np.ndarray, int]:
@@ -181,21 +156,3 @@ def encode(symbols, table: QlcTable) -> tuple[np.ndarray, int]:
     """
     code, length = table.code_table()
     return encode_prefix(symbols, code, length)
-
-
-def decode(buf, n: int, table: QlcTable, out: np.ndarray | None = None) -> np.ndarray:
-    """Decode ``n`` symbols from the bytes made by :func:`encode`; CorruptDataError if bad.
-
-    The stream must end exactly in its last byte with zero padding bits.
-    """
-    if not isinstance(table, QlcTable):
-        raise TypeError("table must be a QlcTable")
-    data = as_stream_buffer(buf)
-    out = output_array(out, n)
-    if n and table.order.size == 0:
-        raise CorruptDataError("QLC table has no symbols")
-    if data.size > n * (PREFIX_BITS + MAX_AREA_BITS) // 8 + 1:
-        raise CorruptDataError("QLC stream is longer than n codes can be")
-    lut, order = table.decode_tables()
-    check_status(_kernels.qlc_decode(data, lut, order, out), "QLC")
-    return out

@@ -41,10 +41,13 @@ Decisions:
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable
+from typing import Any
 
 from . import _numba_env  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
-from .container import ContainerFile, decode_record
+from ._io import PositionalFile
+from ._pool import ordered_map, resolve_threads
+from .chunks import decode_record
+from .container import ContainerFile
 from .errors import AnszError, CorruptDataError, FormatError
 
 __all__ = ["open", "load_file", "AnszFile"]
@@ -100,21 +103,20 @@ class AnszFile:
     """An open container (see :func:`open`); safe_open's ``keys``/``metadata``/``get_tensor``."""
 
     def __init__(self, path, framework: str = "np", *, threads: int | None = None):
-        from . import api
-
         if framework not in _FRAMEWORKS:
             raise AnszError(f"unknown framework {framework!r}; use 'np' or 'pt'")
         self._framework = _FRAMEWORKS[framework]
         if self._framework == "pt":
             _torch()  # fail now, not at the first tensor
-        self._nthreads = api._threads(threads)
+        self._nthreads = resolve_threads(threads)
         self.path = os.fspath(path)
-        self._file = api.PositionalFile(self.path)
+        self._file = PositionalFile(self.path)
         self._chunk_starts: list[int] | None = None
         try:
             if not self._file.regular:
                 raise AnszError(f"{self.path} is not a regular file")
-            self._cf = api._container_file(self._file)
+            self._cf = ContainerFile(self._file.read_at, self._file.size,
+                                     read_record=self._file.read_scratch)
             self._open_header()
         except BaseException:
             self._file.close()
@@ -248,8 +250,6 @@ class AnszFile:
 
         import numpy as np
 
-        from .api import _ordered_map
-
         chunks = self._cf.index.chunks
         if self._chunk_starts is None:
             self._chunk_starts = [c.original_offset for c in chunks]
@@ -277,7 +277,7 @@ class AnszFile:
                 bufs[k][a - start:b - start] = data[a - lo:b - lo]
 
         threads = min(self._nthreads, len(users))
-        for _ in _ordered_map(work, sorted(users), threads):
+        for _ in ordered_map(work, sorted(users), threads):
             pass
         return bufs
 

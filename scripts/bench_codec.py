@@ -24,7 +24,8 @@ import numpy as np
 import zstandard
 
 from ansz import rans
-from ansz.pairs import PAIR_LAYOUTS, join_pairs, split_pairs
+from ansz.dtypes import PAIR_LAYOUTS
+from ansz.pairs import join_pairs, split_pairs
 
 DTYPES = {"BF16": ml_dtypes.bfloat16, "F16": np.float16, "F32": np.float32,
           "F8_E4M3": ml_dtypes.float8_e4m3fn}

@@ -4,7 +4,7 @@
 Usage: python scripts/bench_coders.py [--elements N] [--repeat R] [--file model.safetensors]
 
 Code stream: the exponent bytes of Gaussian N(0, 0.02) weights cast to bf16 (default), or of
-every BF16 tensor of --file. Sizes are ansz.coders.coder_costs (bits per symbol, tables
+every BF16 tensor of --file. Sizes are ansz.stats.coder_costs (bits per symbol, tables
 included); speeds are MB/s of symbols, single core, best of R runs, in one process.
 """
 
@@ -17,7 +17,7 @@ import ml_dtypes
 import numpy as np
 
 from ansz import huffman, qlc, rans
-from ansz.coders import coder_costs
+from ansz.stats import coder_costs
 
 
 def best(fn, repeat: int) -> float:

@@ -8,7 +8,7 @@ mood of the moment, each best of R runs with the variants interleaved:
 
 * ``zstd-3``: ``zstandard`` level 3 on the whole file in memory, one thread (the baseline
   of issue 4's targets);
-* for levels 2 and 1: the ratio; ``chunks T1`` / ``chunks T2``, ``codec.decode_chunk`` over
+* for levels 2 and 1: the ratio; ``chunks T1`` / ``chunks T2``, ``chunks.decode_chunk`` over
   every chunk of the container in memory, on one thread and split over two plain threads
   (no reader, no writer: what the decoder itself can do); ``file T2``,
   ``ansz.compress_file`` / ``ansz.decompress_file`` with 2 threads between files in
@@ -29,7 +29,7 @@ import numpy as np
 import zstandard
 
 import ansz
-from ansz import codec, container
+from ansz import chunks, container
 
 
 def timed(fn) -> float:
@@ -47,7 +47,7 @@ def chunk_decoder(blob: bytes, threads: int):
 
     def part(k: int) -> None:
         for (rec, payload), out in list(zip(items, bufs))[k::threads]:
-            codec.decode_chunk(payload, rec.dtype, rec.decoded_length, out,
+            chunks.decode_chunk(payload, rec.dtype, rec.decoded_length, out,
                                fielded=rec.fielded)
 
     def run() -> None:

@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 import ansz
-from ansz import codec, container
+from ansz import container, dtypes, streams
 
 STEPS = ("plain", "varint", "fielded", "auto", "zindex")
 
@@ -37,22 +37,22 @@ STEPS = ("plain", "varint", "fielded", "auto", "zindex")
 @contextlib.contextmanager
 def step(name: str):
     """Switch off the modelling steps after ``name`` while the block runs."""
-    saved = (codec.RANS, codec.varint_table, dict(container._CODE_OF), container.index_record)
+    saved = (streams.RANS, streams.varint_table, dict(dtypes._CODE_OF), container.index_record)
     try:
         if STEPS.index(name) < STEPS.index("varint"):
-            codec.RANS = codec.RANS_U16
-            codec.varint_table = lambda f: np.asarray(f).astype("<u2").tobytes()
+            streams.RANS = streams.RANS_U16
+            streams.varint_table = lambda f: np.asarray(f).astype("<u2").tobytes()
         if STEPS.index(name) < STEPS.index("fielded"):
-            for code, d in container.DTYPE_CODES.items():
-                if not d.fielded and d.name in container._CODE_OF:
-                    container._CODE_OF[d.name] = min(container._CODE_OF[d.name], code)
+            for code, d in dtypes.DTYPE_CODES.items():
+                if not d.fielded and d.name in dtypes._CODE_OF:
+                    dtypes._CODE_OF[d.name] = min(dtypes._CODE_OF[d.name], code)
         if STEPS.index(name) < STEPS.index("zindex"):
             container.index_record = lambda text, offset: (container.INDEX, text)
         yield "rans" if STEPS.index(name) < STEPS.index("auto") else "auto"
     finally:
-        codec.RANS, codec.varint_table, container.index_record = saved[0], saved[1], saved[3]
-        container._CODE_OF.clear()
-        container._CODE_OF.update(saved[2])
+        streams.RANS, streams.varint_table, container.index_record = saved[0], saved[1], saved[3]
+        dtypes._CODE_OF.clear()
+        dtypes._CODE_OF.update(saved[2])
 
 
 def main() -> None:

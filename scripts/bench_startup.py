@@ -25,11 +25,11 @@ if sys.argv[1:] == ["cli"]:
     from ansz._numba_env import skip_optional_numba_imports
     skip_optional_numba_imports()
 import numpy as np
-from ansz import codec
+from ansz import chunks
 t1 = time.perf_counter()
 for dt, npdt in (("BF16", np.uint16), ("F32", np.float32), ("BYTES", np.uint8)):
     data = (np.arange(10000) % 7).astype(npdt).tobytes()
-    assert codec.decode_chunk(codec.encode_chunk(data, dt), dt, len(data)).tobytes() == data
+    assert chunks.decode_chunk(chunks.encode_chunk(data, dt), dt, len(data)).tobytes() == data
 t2 = time.perf_counter()
 print(f"{t1 - t0:.3f} {t2 - t1:.3f}")
 """

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from ansz import api, codec
+from ansz import _io, api, chunks, streams
+from ansz.formats import detect
 from ansz import container as c
 from ansz.errors import AnszError, CorruptDataError, FormatError, UnsupportedError
 
@@ -277,7 +278,7 @@ def test_level_1_round_trips_every_dtype_and_decodes_with_pairs(tmp_path, dtype)
                              fast.stat().st_size)
         methods = {bytes(cf.chunk(i)[1])[12] for i in range(len(cf.index.chunks))
                    if cf.index.chunks[i].decoded_length >= 1 << 18}
-        assert methods == {codec.RANS_PAIRS}
+        assert methods == {streams.RANS_PAIRS}
 
 
 def test_bad_arguments():
@@ -309,7 +310,7 @@ def _leftovers(directory, keep):
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
 def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch, threads, error):
     src = make_safetensors(tmp_path / "m.safetensors", ml_dtypes.bfloat16, n=200_000)
-    real, calls = codec.encode_chunk, []
+    real, calls = chunks.encode_chunk, []
 
     def flaky(data, dtype, **kw):
         calls.append(1)
@@ -317,7 +318,7 @@ def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch, threads, error)
             raise error("simulated failure")
         return real(data, dtype, **kw)
 
-    monkeypatch.setattr(codec, "encode_chunk", flaky)
+    monkeypatch.setattr(chunks, "encode_chunk", flaky)
     with pytest.raises(error):
         api.compress_file(src, tmp_path / "m.ansz", chunk_size=CHUNK, threads=threads)
     assert _leftovers(tmp_path, {"m.safetensors"}) == []
@@ -461,16 +462,16 @@ def test_file_stats_against_a_hand_computation(tmp_path):
     save_file({"u": u8, "w": bf}, str(src))
     fs = api.file_stats(src)
     assert fs.format == "safetensors" and fs.file_size == src.stat().st_size
-    stats = {t.name: t for t in fs.tensors}
-    assert stats["u"].code_entropy == pytest.approx(1.0)
-    assert stats["u"].bound_bytes == pytest.approx(0.5)
-    assert stats["u"].predicted_ratio == pytest.approx(0.5 / 4)
+    by_name = {t.name: t for t in fs.tensors}
+    assert by_name["u"].code_entropy == pytest.approx(1.0)
+    assert by_name["u"].bound_bytes == pytest.approx(0.5)
+    assert by_name["u"].predicted_ratio == pytest.approx(0.5 / 4)
     # bf16 code = exponent byte: 1.0,1.5,1.0,1.0,-1.0 -> 127 (5x); 2.0 -> 128; 0.5 -> 126; 4.0 -> 129
     p = np.array([5, 1, 1, 1]) / 8
     h = float(-(p * np.log2(p)).sum())
-    assert stats["w"].code_entropy == pytest.approx(h)
-    assert stats["w"].bound_bytes == pytest.approx(8 * (h + 8) / 8)
-    assert stats["w"].shape == (8,) and stats["w"].dtype == "BF16" and stats["w"].nbytes == 16
+    assert by_name["w"].code_entropy == pytest.approx(h)
+    assert by_name["w"].bound_bytes == pytest.approx(8 * (h + 8) / 8)
+    assert by_name["w"].shape == (8,) and by_name["w"].dtype == "BF16" and by_name["w"].nbytes == 16
     assert fs.other_bytes == fs.file_size - 4 - 16
     assert fs.bound_bytes == pytest.approx(0.5 + 8 * (h + 8) / 8 + fs.other_bytes)
     assert fs.predicted_ratio == pytest.approx(fs.bound_bytes / fs.file_size)
@@ -598,7 +599,7 @@ def test_chunks_never_split_an_element(tmp_path):
 
 def test_stream_with_a_huge_safetensors_header_falls_back(tmp_path, monkeypatch):
     data = make_safetensors(tmp_path / "m.safetensors", np.float32, n=1000).read_bytes()
-    monkeypatch.setattr(api, "STREAM_HEADER_LIMIT", 16)
+    monkeypatch.setattr(detect, "STREAM_HEADER_LIMIT", 16)
     out = io.BytesIO()
     report = api.compress_stream(Pipe(data), out)
     assert report.format == "bytes" and "too large to buffer" in report.fallback_reason
@@ -611,7 +612,7 @@ def test_stream_with_a_huge_safetensors_header_falls_back(tmp_path, monkeypatch)
 def test_file_hash_covers_the_whole_file_in_windows(tmp_path, monkeypatch, window):
     # A regular file is hashed by its own thread, window by window (here several windows,
     # one of them partial); the container records the sha256 of every byte.
-    monkeypatch.setattr(api._FileSha256, "WINDOW", window)
+    monkeypatch.setattr(_io.FileSha256, "WINDOW", window)
     src = make_safetensors(tmp_path / "m.safetensors", np.float32, n=40_000)
     api.compress_file(src, tmp_path / "m.ansz", chunk_size=CHUNK)
     assert api.read_info(tmp_path / "m.ansz").sha256 == hashlib.sha256(
@@ -622,7 +623,7 @@ def test_file_hash_covers_the_whole_file_in_windows(tmp_path, monkeypatch, windo
 def test_file_hash_stops_when_compression_fails(tmp_path, monkeypatch):
     src = make_safetensors(tmp_path / "m.safetensors", np.float32, n=40_000)
     hashers = []
-    real_init = api._FileSha256.__init__
+    real_init = _io.FileSha256.__init__
 
     def init(self, *args):
         real_init(self, *args)
@@ -631,7 +632,7 @@ def test_file_hash_stops_when_compression_fails(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("coder failed")
 
-    monkeypatch.setattr(api._FileSha256, "__init__", init)
+    monkeypatch.setattr(_io.FileSha256, "__init__", init)
     monkeypatch.setattr(api, "encode_payload", fail)
     with pytest.raises(RuntimeError, match="coder failed"):
         api.compress_file(src, tmp_path / "m.ansz", chunk_size=CHUNK)
@@ -644,8 +645,8 @@ def test_file_hash_stops_when_compression_fails(tmp_path, monkeypatch):
 def test_file_hash_stays_within_its_lead_of_the_pipeline(tmp_path, monkeypatch):
     # The hasher reads at most LEAD bytes past what the pipeline has read (allow), so a
     # file larger than memory is not read from disk twice; closing lifts the limit.
-    monkeypatch.setattr(api._FileSha256, "WINDOW", 4096)
-    monkeypatch.setattr(api._FileSha256, "LEAD", 0)
+    monkeypatch.setattr(_io.FileSha256, "WINDOW", 4096)
+    monkeypatch.setattr(_io.FileSha256, "LEAD", 0)
     data = os.urandom(3 * 4096 + 100)
     path = tmp_path / "f.bin"
     path.write_bytes(data)
@@ -660,8 +661,8 @@ def test_file_hash_stays_within_its_lead_of_the_pipeline(tmp_path, monkeypatch):
         def hexdigest(self):
             return self.sha.hexdigest()
 
-    with api.PositionalFile(str(path)) as f:
-        h = api._FileSha256(f)
+    with _io.PositionalFile(str(path)) as f:
+        h = _io.FileSha256(f)
         h._sha = rec = Recorder()  # the thread is parked before its first update
         h._thread.join(0.2)
         assert h._thread.is_alive() and rec.fed == 0  # nothing allowed yet

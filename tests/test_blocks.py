@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ansz import blocks, codec, container
+from ansz import blocks, chunks, dtypes, streams
 from ansz.errors import CorruptDataError
 
 gguf = pytest.importorskip("gguf")
@@ -28,8 +28,9 @@ def quantized(qtype: str, rows: int = 64, cols: int = 512, seed: int = 0) -> byt
 def test_layout_matches_ggml(qtype):
     bt = blocks.BLOCK_TYPES[qtype]
     assert gguf.GGML_QUANT_SIZES[T[qtype]] == (bt.block_elems, bt.block_bytes)
-    code = container.dtype_code_for(qtype)
-    assert code >= 32 and tuple(container.DTYPE_CODES[code])[:3] == (qtype, bt.block_bytes, 0)
+    code = dtypes.dtype_code_for(qtype)
+    d = dtypes.DTYPE_CODES[code]
+    assert code >= 32 and (d.name, d.width, d.code_shift) == (qtype, bt.block_bytes, 0)
 
 
 @pytest.mark.parametrize("qtype", TYPES)
@@ -39,23 +40,23 @@ def test_random_blocks_round_trip(qtype, nb):
     bt = blocks.BLOCK_TYPES[qtype]
     planes = bt.split(np.frombuffer(data, np.uint8).reshape(nb, -1))
     assert [p.shape for p in planes] == [(nb, k) for _, k in bt.planes]
-    blob = codec.encode_chunk(data, qtype)
+    blob = chunks.encode_chunk(data, qtype)
     assert len(blob) <= len(data) + 6  # the whole-chunk fallback bounds the payload
-    assert codec.decode_chunk(blob, qtype, len(data)).tobytes() == data
+    assert chunks.decode_chunk(blob, qtype, len(data)).tobytes() == data
 
 
 @pytest.mark.parametrize("qtype", ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "MXFP4"])
 def test_quantized_weights_compress_and_round_trip(qtype):
     data = quantized(qtype)
-    blob = codec.encode_chunk(data, qtype)
+    blob = chunks.encode_chunk(data, qtype)
     assert len(blob) < 0.97 * len(data)
     out = np.zeros(len(data), np.uint8)
-    assert codec.decode_chunk(blob, qtype, len(data), out) is out
+    assert chunks.decode_chunk(blob, qtype, len(data), out) is out
     assert out.tobytes() == data
     # fast (level 1): the planes are coded with rANS alone, never a prefix coder
-    fast = codec.encode_chunk(data, qtype, fast=True)
-    assert codec.decode_chunk(fast, qtype, len(data)).tobytes() == data
-    assert fast == codec.encode_chunk(data, qtype, coder="rans")
+    fast = chunks.encode_chunk(data, qtype, fast=True)
+    assert chunks.decode_chunk(fast, qtype, len(data)).tobytes() == data
+    assert fast == chunks.encode_chunk(data, qtype, coder="rans")
 
 
 def _block(qtype: str, d_fields: dict[int, int], nb: int = 8, seed: int = 1) -> np.ndarray:
@@ -102,36 +103,36 @@ def test_k4_scales_unpack_like_ggml():
 
 def test_damaged_payloads_fail_cleanly():
     data = quantized("Q4_1")
-    blob = codec.encode_chunk(data, "Q4_1")
+    blob = chunks.encode_chunk(data, "Q4_1")
     step = max(1, len(blob) // 200)
     for cut in range(0, len(blob), step):
         with pytest.raises(CorruptDataError):
-            codec.decode_chunk(blob[:cut], "Q4_1", len(data))
+            chunks.decode_chunk(blob[:cut], "Q4_1", len(data))
     rng = np.random.default_rng(0)
     for _ in range(200):
         bad = bytearray(blob)
         bad[int(rng.integers(len(bad)))] ^= 1 << int(rng.integers(8))
         try:
-            codec.decode_chunk(bytes(bad), "Q4_1", len(data))
+            chunks.decode_chunk(bytes(bad), "Q4_1", len(data))
         except CorruptDataError:
             pass  # a flip that decodes to other bytes is caught by the chunk's checksum
     with pytest.raises(CorruptDataError):
-        codec.decode_chunk(blob + b"\0\0\0\0", "Q4_1", len(data))  # an extra empty stream
+        chunks.decode_chunk(blob + b"\0\0\0\0", "Q4_1", len(data))  # an extra empty stream
     with pytest.raises(CorruptDataError):
-        codec.decode_chunk(blob, "Q4_1", len(data) - 1)  # not whole blocks
+        chunks.decode_chunk(blob, "Q4_1", len(data) - 1)  # not whole blocks
     with pytest.raises(CorruptDataError):
-        codec.decode_chunk(blob, "Q4_1", len(data) + 20)  # planes too short
+        chunks.decode_chunk(blob, "Q4_1", len(data) + 20)  # planes too short
 
 
 def test_stream_count_is_checked():
     data = random_blocks("Q8_0", 4)
-    one = codec.frame_streams([codec.encode_stream(np.frombuffer(data, np.uint8))])
-    assert codec.decode_chunk(one, "Q8_0", len(data)).tobytes() == data  # the fallback form
-    two = codec.frame_streams([codec.encode_stream(np.zeros(4, np.uint8))] * 2)
+    one = streams.frame_streams([streams.encode_stream(np.frombuffer(data, np.uint8))])
+    assert chunks.decode_chunk(one, "Q8_0", len(data)).tobytes() == data  # the fallback form
+    two = streams.frame_streams([streams.encode_stream(np.zeros(4, np.uint8))] * 2)
     with pytest.raises(CorruptDataError, match="streams"):
-        codec.decode_chunk(two, "Q8_0", len(data))
+        chunks.decode_chunk(two, "Q8_0", len(data))
     with pytest.raises(CorruptDataError):
-        codec.decode_chunk(b"\x10\x00\x00\x00" * 100, "Q8_0", len(data))
+        chunks.decode_chunk(b"\x10\x00\x00\x00" * 100, "Q8_0", len(data))
 
 
 def test_unknown_type_is_refused():

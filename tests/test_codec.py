@@ -7,9 +7,10 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansz import codec, rans
+from ansz import _kernels, chunks, options, rans, streams
 from ansz.errors import CorruptDataError
-from ansz.pairs import FIELD_TOPS, PAIR_LAYOUTS, Field, choose_field
+from ansz.dtypes import PAIR_LAYOUTS
+from ansz.pairs import FIELD_TOPS, Field, choose_field
 
 NP_DTYPES = {"BF16": ml_dtypes.bfloat16, "F16": np.float16, "F32": np.float32, "F64": np.float64,
              "F8_E4M3": ml_dtypes.float8_e4m3fn, "F8_E5M2": ml_dtypes.float8_e5m2}
@@ -17,21 +18,21 @@ NP_DTYPES = {"BF16": ml_dtypes.bfloat16, "F16": np.float16, "F32": np.float32, "
 
 def stream_rt(symbols, **kw):
     symbols = np.asarray(symbols, np.uint8)
-    blob = codec.encode_stream(symbols, **kw)
-    np.testing.assert_array_equal(codec.decode_stream(blob, symbols.size), symbols)
+    blob = streams.encode_stream(symbols, **kw)
+    np.testing.assert_array_equal(streams.decode_stream(blob, symbols.size), symbols)
     return blob
 
 
 def test_empty_and_constant_streams_cost_almost_nothing():
     assert len(stream_rt(np.zeros(0, np.uint8))) == 1
     blob = stream_rt(np.full(10_000_000, 7, np.uint8))
-    assert blob[0] == codec.CONSTANT and len(blob) == 2
+    assert blob[0] == streams.CONSTANT and len(blob) == 2
 
 
 def test_uniform_bytes_are_stored():
     s = np.random.default_rng(0).integers(0, 256, 100_000).astype(np.uint8)
     blob = stream_rt(s)
-    assert blob[0] == codec.STORED and len(blob) == s.size + 1
+    assert blob[0] == streams.STORED and len(blob) == s.size + 1
 
 
 def test_high_entropy_bytes_get_14_bit_tables_and_exponents_keep_12():
@@ -39,18 +40,18 @@ def test_high_entropy_bytes_get_14_bit_tables_and_exponents_keep_12():
     fp8 = ((rng.standard_normal(200_000) * 0.02 / 0.08 * 448)
            .astype(ml_dtypes.float8_e4m3fn).view(np.uint8))
     blob = stream_rt(fp8)
-    assert blob[0] == codec.RANS and blob[1] == 14
+    assert blob[0] == streams.RANS and blob[1] == 14
     exps = ((rng.standard_normal(200_000) * 0.02).astype(ml_dtypes.bfloat16)
             .view(np.uint16) >> 7).astype(np.uint8)
     blob = stream_rt(exps)
-    assert blob[0] == codec.RANS and blob[1] == 12
+    assert blob[0] == streams.RANS and blob[1] == 12
 
 
 def test_skewed_bytes_use_rans_and_text_uses_zstd():
     s = np.random.default_rng(0).choice(4, 100_000, p=[0.7, 0.2, 0.05, 0.05]).astype(np.uint8)
-    assert stream_rt(s)[0] == codec.RANS
+    assert stream_rt(s)[0] == streams.RANS
     text = np.frombuffer(b'{"model.layers.0.weight": {"dtype": "BF16"}}' * 2000, np.uint8)
-    assert stream_rt(text, try_zstd=True)[0] == codec.ZSTD
+    assert stream_rt(text, try_zstd=True)[0] == streams.ZSTD
 
 
 def test_bf16_code_stream_within_0_3_percent_of_entropy_tables_included():
@@ -69,8 +70,8 @@ def test_chunk_roundtrip_any_bytes(name, data):
     width = PAIR_LAYOUTS[name].width
     n = data.draw(st.integers(0, 2000))
     blob = data.draw(st.binary(min_size=n * width, max_size=n * width))
-    enc = codec.encode_chunk(blob, name)
-    assert codec.decode_chunk(enc, name, len(blob)).tobytes() == blob
+    enc = chunks.encode_chunk(blob, name)
+    assert chunks.decode_chunk(enc, name, len(blob)).tobytes() == blob
 
 
 @pytest.mark.parametrize("name", sorted(NP_DTYPES))
@@ -80,38 +81,38 @@ def test_chunk_roundtrip_weights_and_special_values(name):
     x[:6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-42]
     with np.errstate(over="ignore", invalid="ignore"):
         data = x.astype(NP_DTYPES[name]).tobytes()
-    enc = codec.encode_chunk(data, name)
-    assert codec.decode_chunk(enc, name, len(data)).tobytes() == data
+    enc = chunks.encode_chunk(data, name)
+    assert chunks.decode_chunk(enc, name, len(data)).tobytes() == data
     assert len(enc) < len(data)
 
 
 def test_fp32_from_bf16_costs_little_more_than_bf16():
     x = (np.random.default_rng(0).standard_normal(100_000) * 0.02).astype(ml_dtypes.bfloat16)
     f32 = x.astype(np.float32).tobytes()
-    enc32 = codec.encode_chunk(f32, "F32")
-    enc16 = codec.encode_chunk(x.tobytes(), "BF16")
+    enc32 = chunks.encode_chunk(f32, "F32")
+    enc16 = chunks.encode_chunk(x.tobytes(), "BF16")
     assert len(enc32) < len(enc16) + 100  # the two zero mantissa planes are constant streams
 
 
 def test_integer_chunks_roundtrip_through_generic_bytes():
     data = np.arange(100_000, dtype=np.int64).tobytes()
-    enc = codec.encode_chunk(data, "I64")
-    assert codec.decode_chunk(enc, "I64", len(data)).tobytes() == data
+    enc = chunks.encode_chunk(data, "I64")
+    assert chunks.decode_chunk(enc, "I64", len(data)).tobytes() == data
     assert len(enc) < len(data) // 4
 
 
 def test_decode_into_unaligned_output():
     data = np.arange(1000, dtype=np.float32).tobytes()
-    enc = codec.encode_chunk(data, "F32")
+    enc = chunks.encode_chunk(data, "F32")
     buf = np.zeros(len(data) + 1, np.uint8)
-    codec.decode_chunk(enc, "F32", len(data), buf[1:])
+    chunks.decode_chunk(enc, "F32", len(data), buf[1:])
     assert buf[1:].tobytes() == data
 
 
 def valid_chunk():
     x = (np.random.default_rng(0).standard_normal(20_000) * 0.02).astype(ml_dtypes.bfloat16)
     data = x.tobytes()
-    return data, codec.encode_chunk(data, "BF16")
+    return data, chunks.encode_chunk(data, "BF16")
 
 
 @pytest.mark.parametrize("mutate", [
@@ -128,27 +129,27 @@ def valid_chunk():
 def test_malformed_chunks_raise_corrupt_data(mutate):
     data, enc = valid_chunk()
     with pytest.raises(CorruptDataError):
-        codec.decode_chunk(mutate(enc), "BF16", len(data))
+        chunks.decode_chunk(mutate(enc), "BF16", len(data))
 
 
 def test_wrong_sizes_raise_corrupt_data():
     data, enc = valid_chunk()
     with pytest.raises(CorruptDataError):
-        codec.decode_chunk(enc, "BF16", len(data) - 2)
+        chunks.decode_chunk(enc, "BF16", len(data) - 2)
     with pytest.raises(CorruptDataError):
-        codec.decode_chunk(enc, "BF16", len(data) - 1)
+        chunks.decode_chunk(enc, "BF16", len(data) - 1)
     with pytest.raises(CorruptDataError):
-        codec.decode_stream(bytes([codec.STORED]) + b"abc", 4)
+        streams.decode_stream(bytes([streams.STORED]) + b"abc", 4)
     with pytest.raises(CorruptDataError):
-        codec.decode_stream(b"", 4)
+        streams.decode_stream(b"", 4)
 
 
 def test_zstd_stream_cannot_expand_past_the_declared_size():
-    bomb = bytes([codec.ZSTD]) + zstandard.ZstdCompressor().compress(bytes(10_000_000))
+    bomb = bytes([streams.ZSTD]) + zstandard.ZstdCompressor().compress(bytes(10_000_000))
     with pytest.raises(CorruptDataError):
-        codec.decode_stream(bomb, 1000)
+        streams.decode_stream(bomb, 1000)
     with pytest.raises(CorruptDataError):
-        codec.decode_stream(bytes([codec.ZSTD]) + b"garbage", 1000)
+        streams.decode_stream(bytes([streams.ZSTD]) + b"garbage", 1000)
 
 
 # ---------------------------------------------------------------------------- fielded chunks
@@ -181,9 +182,9 @@ def test_fielded_chunk_roundtrips_with_every_field_width(name, bits, n):
     base = int(fv.min()) if n and bits > 8 else 0
     assert n == 0 or int(fv.max()) - base <= 255
     field = Field(top - bits, bits, base)
-    enc = codec.encode_chunk(data, name, fielded=True, field=field)
+    enc = chunks.encode_chunk(data, name, fielded=True, field=field)
     assert enc[:4] == bytes([top - bits, bits]) + base.to_bytes(2, "little")
-    assert codec.decode_chunk(enc, name, len(data), fielded=True).tobytes() == data
+    assert chunks.decode_chunk(enc, name, len(data), fielded=True).tobytes() == data
 
 
 def spec_packed_plane(vals: np.ndarray, w: int) -> bytes:
@@ -203,10 +204,10 @@ def spec_packed_plane(vals: np.ndarray, w: int) -> bytes:
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 7, 8, 9, 15, 17, 1000, 1001, 4099])
 def test_packed_plane_is_the_specified_layout_and_padding_is_checked(w, n):
     vals = np.random.default_rng(n * 10 + w).integers(0, 1 << w, n, dtype=np.uint8)
-    packed = codec._pack_plane(vals, w).tobytes()
+    packed = chunks._pack_plane(vals, w).tobytes()
     assert packed == spec_packed_plane(vals, w)
     back = np.empty(n, np.uint8)
-    codec._unpack_plane(bytes([codec.STORED]) + packed, n, w, back)
+    chunks._unpack_plane(bytes([streams.STORED]) + packed, n, w, back)
     assert np.array_equal(back, vals)
     start = 0  # a padding bit set in any sub-plane's last byte is corrupt
     for k in [4] + ([2] if w >= 6 else []) + ([1] if w % 2 else []):
@@ -215,7 +216,7 @@ def test_packed_plane_is_the_specified_layout_and_padding_is_checked(w, n):
             bad = bytearray(packed)
             bad[start + size - 1] |= 0x80
             with pytest.raises(CorruptDataError, match="padding"):
-                codec._unpack_plane(bytes([codec.STORED]) + bytes(bad), n, w, back)
+                chunks._unpack_plane(bytes([streams.STORED]) + bytes(bad), n, w, back)
         start += size
 
 
@@ -225,8 +226,8 @@ def test_fielded_chunk_roundtrip_any_bytes(name, data):
     width = PAIR_LAYOUTS[name].width
     n = data.draw(st.integers(0, 2000))
     blob = data.draw(st.binary(min_size=n * width, max_size=n * width))
-    enc = codec.encode_chunk(blob, name, fielded=True)
-    assert codec.decode_chunk(enc, name, len(blob), fielded=True).tobytes() == blob
+    enc = chunks.encode_chunk(blob, name, fielded=True)
+    assert chunks.decode_chunk(enc, name, len(blob), fielded=True).tobytes() == blob
 
 
 @pytest.mark.parametrize("name", FLOATS)
@@ -236,9 +237,9 @@ def test_fielded_weights_and_special_values_roundtrip_and_beat_plain_pairs(name)
     x[:6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-42]
     with np.errstate(over="ignore", invalid="ignore"):
         data = x.astype(NP_DTYPES[name]).tobytes()
-    enc = codec.encode_chunk(data, name, fielded=True)
-    assert codec.decode_chunk(enc, name, len(data), fielded=True).tobytes() == data
-    plain = codec.encode_chunk(data, name)
+    enc = chunks.encode_chunk(data, name, fielded=True)
+    assert chunks.decode_chunk(enc, name, len(data), fielded=True).tobytes() == data
+    plain = chunks.encode_chunk(data, name)
     # Gaussian weights: the top mantissa bits are skewed inside each octave, which the
     # plain pair stores raw. F16's plain pair already holds 2 of them (and the sign): a tie.
     if name == "F16":
@@ -261,15 +262,15 @@ def test_one_signed_tensors_take_the_sign_into_the_field(name):
     data = x.astype(NP_DTYPES[name]).tobytes()
     field, _ = choose_field(data, PAIR_LAYOUTS[name])
     assert field.shift + field.bits == 16
-    enc = codec.encode_chunk(data, name, fielded=True)
-    assert codec.decode_chunk(enc, name, len(data), fielded=True).tobytes() == data
-    assert len(enc) < len(codec.encode_chunk(data, name))
+    enc = chunks.encode_chunk(data, name, fielded=True)
+    assert chunks.decode_chunk(enc, name, len(data), fielded=True).tobytes() == data
+    assert len(enc) < len(chunks.encode_chunk(data, name))
 
 
 def fielded_chunk():
     x = (np.random.default_rng(0).standard_normal(20_001) * 0.02).astype(ml_dtypes.bfloat16)
     data = x.tobytes()
-    enc = codec.encode_chunk(data, "BF16", fielded=True)
+    enc = chunks.encode_chunk(data, "BF16", fielded=True)
     assert enc[1] < 13 and enc[1] > 8  # a packed last plane
     return data, enc
 
@@ -286,14 +287,14 @@ def fielded_chunk():
 def test_malformed_fielded_chunks_raise_corrupt_data(mutate):
     data, enc = fielded_chunk()
     with pytest.raises(CorruptDataError):
-        codec.decode_chunk(mutate(enc), "BF16", len(data), fielded=True)
+        chunks.decode_chunk(mutate(enc), "BF16", len(data), fielded=True)
 
 
 def test_fielded_is_only_for_float_dtypes():
     with pytest.raises(CorruptDataError):
-        codec.decode_chunk(b"\0" * 16, "U8", 4, fielded=True)
+        chunks.decode_chunk(b"\0" * 16, "U8", 4, fielded=True)
     with pytest.raises(ValueError):
-        codec.encode_chunk(b"\0" * 4, "I8", fielded=True)
+        chunks.encode_chunk(b"\0" * 4, "I8", fielded=True)
 
 
 def chunk_with_escapes():
@@ -304,26 +305,26 @@ def chunk_with_escapes():
     x[rng.choice(x.size, 1000, replace=False)] = 0.0
     x[:3] = [np.inf, -np.inf, 1e-40]
     data = x.astype(ml_dtypes.bfloat16).tobytes()
-    enc = codec.encode_chunk(data, "BF16", fielded=True)
+    enc = chunks.encode_chunk(data, "BF16", fielded=True)
     return data, enc
 
 
 def test_zeros_and_infinities_escape_from_a_wide_field():
     data, enc = chunk_with_escapes()
-    shift, bits, base, escapes = codec._FIELD_HEAD.unpack_from(enc)
+    shift, bits, base, escapes = chunks._FIELD_HEAD.unpack_from(enc)
     assert bits > 8 and escapes >= 1003
-    assert codec.decode_chunk(enc, "BF16", len(data), fielded=True).tobytes() == data
-    plain = codec.encode_chunk(data, "BF16")
+    assert chunks.decode_chunk(enc, "BF16", len(data), fielded=True).tobytes() == data
+    plain = chunks.encode_chunk(data, "BF16")
     assert len(enc) < len(plain)
 
 
 @pytest.mark.parametrize("delta", [-1, 1, 10**6])
 def test_escape_count_must_match_the_escape_codes(delta):
     data, enc = chunk_with_escapes()
-    shift, bits, base, escapes = codec._FIELD_HEAD.unpack_from(enc)
-    bad = codec._FIELD_HEAD.pack(shift, bits, base, escapes + delta) + enc[codec._FIELD_HEAD.size:]
+    shift, bits, base, escapes = chunks._FIELD_HEAD.unpack_from(enc)
+    bad = chunks._FIELD_HEAD.pack(shift, bits, base, escapes + delta) + enc[chunks._FIELD_HEAD.size:]
     with pytest.raises(CorruptDataError):
-        codec.decode_chunk(bad, "BF16", len(data), fielded=True)
+        chunks.decode_chunk(bad, "BF16", len(data), fielded=True)
 
 
 def test_an_escape_code_without_escapes_is_corrupt():
@@ -340,11 +341,11 @@ def test_an_escape_code_without_escapes_is_corrupt():
 @given(st.lists(st.integers(0, (1 << 14) - 1), min_size=1, max_size=256))
 def test_varint_table_roundtrips(freqs):
     f = np.array(freqs, np.uint32)
-    blob = codec.varint_table(f)
+    blob = streams.varint_table(f)
     assert len(blob) % 2 == 0 and len(blob) <= 2 * f.size + 1
     mv = memoryview(b"head" + blob + b"words")
     out = np.zeros(f.size, np.uint32)
-    assert codec.read_varint_table(mv, 4, out) == 4 + len(blob)
+    assert streams.read_varint_table(mv, 4, out) == 4 + len(blob)
     np.testing.assert_array_equal(out, f)
 
 
@@ -352,15 +353,15 @@ def test_varint_tables_are_smaller_than_u16_ones():
     x = (np.random.default_rng(3).standard_normal(1 << 18) * 0.02).astype(ml_dtypes.bfloat16)
     codes = (x.view(np.uint16) >> 7).astype(np.uint8)
     blob = stream_rt(codes)
-    assert blob[0] == codec.RANS
+    assert blob[0] == streams.RANS
     first, last = blob[2], blob[3]
     freq = np.zeros(256, np.uint32)
-    end = codec.read_varint_table(memoryview(blob), 4, freq[first:last + 1])
+    end = streams.read_varint_table(memoryview(blob), 4, freq[first:last + 1])
     assert end - 4 < 2 * (last - first + 1)
     # The same words behind a u16 table: a RANS_U16 stream, as earlier versions wrote it.
-    legacy = (bytes([codec.RANS_U16]) + blob[1:4] + freq[first:last + 1].astype("<u2").tobytes()
+    legacy = (bytes([streams.RANS_U16]) + blob[1:4] + freq[first:last + 1].astype("<u2").tobytes()
               + blob[end:])
-    np.testing.assert_array_equal(codec.decode_stream(legacy, codes.size), codes)
+    np.testing.assert_array_equal(streams.decode_stream(legacy, codes.size), codes)
 
 
 @pytest.mark.parametrize("table", [
@@ -369,13 +370,13 @@ def test_varint_tables_are_smaller_than_u16_ones():
     b"\x05\x7f\x01",      # odd length without its pad byte (then words)
 ])
 def test_malformed_varint_tables_raise_corrupt_data(table):
-    blob = bytes([codec.RANS, 12, 0, 2]) + table
+    blob = bytes([streams.RANS, 12, 0, 2]) + table
     with pytest.raises(CorruptDataError):
-        codec.decode_stream(blob, 10)
+        streams.decode_stream(blob, 10)
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.sampled_from(sorted(FIELD_TOPS)), st.sampled_from(codec.CODERS),
+@given(st.sampled_from(sorted(FIELD_TOPS)), st.sampled_from(options.CODERS),
        st.integers(1, 3000), st.floats(0.0, 0.5), st.integers(0, 2**32 - 1))
 def test_small_fielded_chunks_stay_within_the_payload_slack(name, coder, n, outliers, seed):
     # Property over small tensors like biases and norms (a few hundred values, some far from
@@ -388,9 +389,9 @@ def test_small_fielded_chunks_stay_within_the_payload_slack(name, coder, n, outl
     wild = rng.random(n) < outliers
     x[wild] = rng.standard_normal(int(wild.sum())) * 30
     data = x.astype(NP_DTYPES[name]).tobytes()
-    enc = codec.encode_chunk(data, name, fielded=True, coder=coder)
+    enc = chunks.encode_chunk(data, name, fielded=True, coder=coder)
     assert len(enc) <= len(data) + PAYLOAD_SLACK
-    assert codec.decode_chunk(enc, name, len(data), fielded=True).tobytes() == data
+    assert chunks.decode_chunk(enc, name, len(data), fielded=True).tobytes() == data
 
 
 @pytest.mark.parametrize("name", sorted(FIELD_TOPS))
@@ -403,13 +404,13 @@ def test_a_mispriced_field_falls_back_to_the_plain_field(monkeypatch, name, n):
 
     top = FIELD_TOPS[name][0]
     layout = PAIR_LAYOUTS[name]
-    monkeypatch.setattr(codec, "choose_field",
+    monkeypatch.setattr(chunks, "choose_field",
                         lambda d, lay: (Field(top - 12, 12, (1 << 12) - 255), 0.0))
     data = np.random.default_rng(n).integers(0, 256, n * layout.width, np.uint8).tobytes()
-    enc = codec.encode_chunk(data, name, fielded=True, coder="rans")
+    enc = chunks.encode_chunk(data, name, fielded=True, coder="rans")
     assert len(enc) <= len(data) + PAYLOAD_SLACK
     assert enc[:4] == bytes([layout.code_shift, 8, 0, 0])
-    assert codec.decode_chunk(enc, name, len(data), fielded=True).tobytes() == data
+    assert chunks.decode_chunk(enc, name, len(data), fielded=True).tobytes() == data
 
 
 # ------------------------------------------------------------------- pair streams (--fast)
@@ -428,10 +429,10 @@ def test_pair_stream_roundtrips_and_costs_little_more(n):
     paired = stream_rt(codes, pairs=True)
     # The pair table (~200 entries, ~500 bytes) is 15% of a 4096-symbol stream, 1.1% at
     # 100K, 0.4% at 300K: pairs are kept from there on.
-    assert (paired[0] == codec.RANS_PAIRS) == (n >= 300_000)
-    assert len(paired) <= len(plain) * (1 + codec.PAIR_SLACK)
+    assert (paired[0] == streams.RANS_PAIRS) == (n >= 300_000)
+    assert len(paired) <= len(plain) * (1 + streams.PAIR_SLACK)
     out = np.zeros(n + 1, np.uint8)  # an odd address: decoded through an aligned scratch
-    codec.decode_stream(paired, n, out[1:])
+    streams.decode_stream(paired, n, out[1:])
     assert out[0] == 0 and np.array_equal(out[1:], codes)
 
 
@@ -443,60 +444,60 @@ def test_pair_stream_roundtrips_any_small_alphabet(data):
     codes = np.asarray(data.draw(st.lists(st.integers(0, 255), min_size=k, max_size=k,
                                           unique=True)), np.uint8)
     symbols = codes[np.random.default_rng(n).integers(0, k, n)]
-    plan = codec._pair_plan(np.concatenate([symbols, np.tile(codes, 4096 // k + 1)]))[0]
+    plan = streams._pair_plan(np.concatenate([symbols, np.tile(codes, 4096 // k + 1)]))[0]
     assert plan is not None  # a long stream of these symbols takes pairs
-    old = codec.PAIRS_MIN
+    old = streams.PAIRS_MIN
     try:
-        codec.PAIRS_MIN = 2
-        plan = codec._pair_plan(symbols)[0]
+        streams.PAIRS_MIN = 2
+        plan = streams._pair_plan(symbols)[0]
         if plan is None:  # one distinct pair: the coder needs two
             assert np.unique(symbols[: n - n % 2].view(np.uint16)).size == 1
             return
-        blob = b"".join(codec._pairs_stream(symbols, plan))
+        blob = b"".join(streams._pairs_stream(symbols, plan))
     finally:
-        codec.PAIRS_MIN = old
-    assert np.array_equal(codec.decode_stream(blob, n), symbols)
+        streams.PAIRS_MIN = old
+    assert np.array_equal(streams.decode_stream(blob, n), symbols)
 
 
 def test_pairs_are_not_tried_on_short_or_many_valued_streams():
-    assert codec._pair_plan(exponent_stream(codec.PAIRS_MIN - 1))[0] is None
+    assert streams._pair_plan(exponent_stream(streams.PAIRS_MIN - 1))[0] is None
     sixty = np.random.default_rng(0).integers(0, 60, 1 << 16, dtype=np.uint8)
-    assert codec._pair_plan(sixty)[0] is None  # ~3600 distinct pairs
-    assert codec.encode_stream(sixty, pairs=True)[0] == codec.RANS
+    assert streams._pair_plan(sixty)[0] is None  # ~3600 distinct pairs
+    assert streams.encode_stream(sixty, pairs=True)[0] == streams.RANS
 
 
-@pytest.mark.parametrize("n", [codec.PAIRS_MIN, codec.PAIRS_MIN + 1, 100_001])
+@pytest.mark.parametrize("n", [streams.PAIRS_MIN, streams.PAIRS_MIN + 1, 100_001])
 def test_pair_plan_byte_counts_are_the_byte_histogram(n):
     # The pair histogram's byte counts replace rans.byte_histogram on pair streams, with an
     # odd last symbol outside every pair; also where there are too many pairs for a plan.
     for symbols in (exponent_stream(n, seed=n),
                     np.random.default_rng(n).integers(0, 60, n, dtype=np.uint8)):
-        plan, counts = codec._pair_plan(symbols)
+        plan, counts = streams._pair_plan(symbols)
         assert np.array_equal(counts, rans.byte_histogram(symbols))
     assert plan is None  # the second stream: ~3600 distinct pairs
-    assert codec._pair_plan(exponent_stream(codec.PAIRS_MIN - 1)) == (None, None)
+    assert streams._pair_plan(exponent_stream(streams.PAIRS_MIN - 1)) == (None, None)
 
 
 def test_pair_streams_with_14_bit_tables(monkeypatch):
-    monkeypatch.setattr(codec, "HIGH_SCALE_MIN_GAIN", -1.0)  # always the 14-bit table
+    monkeypatch.setattr(streams, "HIGH_SCALE_MIN_GAIN", -1.0)  # always the 14-bit table
     codes = exponent_stream(300_001, seed=5)
     blob = stream_rt(codes, pairs=True)
-    assert blob[0] == codec.RANS_PAIRS and blob[1] == 14
+    assert blob[0] == streams.RANS_PAIRS and blob[1] == 14
     with pytest.raises(CorruptDataError):
-        codec.decode_stream(blob[:-2], codes.size)
+        streams.decode_stream(blob[:-2], codes.size)
 
 
 def pair_blob():
     """A RANS_PAIRS stream of 5001 codes (made directly: encode_stream would keep method 6
     for a stream this short)."""
     codes = exponent_stream(5001)
-    return codes, b"".join(codec._pairs_stream(codes, codec._pair_plan(codes)[0]))
+    return codes, b"".join(streams._pairs_stream(codes, streams._pair_plan(codes)[0]))
 
 
 def table_end(blob) -> int:
     """Where a pair stream's table ends, before its pad byte if any."""
     ids = np.empty(blob[2] | blob[3] << 8, np.uint16)
-    return int(codec._kernels().read_pair_table(np.frombuffer(blob, np.uint8), np.int64(6), ids,
+    return int(_kernels.read_pair_table(np.frombuffer(blob, np.uint8), np.int64(6), ids,
                                                 np.empty(ids.size, np.uint32)))
 
 
@@ -530,22 +531,22 @@ def test_malformed_pair_streams_raise_corrupt_data(mutate, message):
     codes, blob = pair_blob()
     assert blob[1] == 12
     n = codes.size - 1  # even
-    assert np.array_equal(codec.decode_stream(blob[:4] + b"\0" + blob[5:], n), codes[:n])
+    assert np.array_equal(streams.decode_stream(blob[:4] + b"\0" + blob[5:], n), codes[:n])
     with pytest.raises(CorruptDataError, match=message):
-        codec.decode_stream(mutate(blob[:4] + b"\0" + blob[5:]), n)
+        streams.decode_stream(mutate(blob[:4] + b"\0" + blob[5:]), n)
 
 
 def test_pair_table_pad_byte_must_be_zero():
     for seed in range(50):  # a table of an odd number of bytes, so followed by a pad byte
         codes = exponent_stream(5001, seed)
-        blob = b"".join(codec._pairs_stream(codes, codec._pair_plan(codes)[0]))
+        blob = b"".join(streams._pairs_stream(codes, streams._pair_plan(codes)[0]))
         end = table_end(blob)
         if end % 2:
             break
     assert end % 2 and blob[end] == 0
-    assert np.array_equal(codec.decode_stream(blob, codes.size), codes)
+    assert np.array_equal(streams.decode_stream(blob, codes.size), codes)
     with pytest.raises(CorruptDataError, match="padding"):
-        codec.decode_stream(blob[:end] + b"\1" + blob[end + 1:], codes.size)
+        streams.decode_stream(blob[:end] + b"\1" + blob[end + 1:], codes.size)
 
 
 @pytest.mark.parametrize("name", list(NP_DTYPES) + ["I8", "BOOL", "BYTES"])
@@ -557,10 +558,10 @@ def test_fast_chunks_roundtrip_and_use_pairs_on_bf16_weights(name):
         data = rng.integers(0, 3, 300_001, dtype=np.uint8).tobytes()
         data = data[: len(data) - len(data) % PAIR_LAYOUTS[name].width]
     fielded = name in FIELD_TOPS
-    enc = codec.encode_chunk(data, name, fielded=fielded, fast=True)
-    assert codec.decode_chunk(enc, name, len(data), fielded=fielded).tobytes() == data
+    enc = chunks.encode_chunk(data, name, fielded=fielded, fast=True)
+    assert chunks.decode_chunk(enc, name, len(data), fielded=fielded).tobytes() == data
     if name == "BF16":
         assert enc[:4] == bytes([7, 8, 0, 0])  # the plain field, no search, no escapes
-        assert enc[12] == codec.RANS_PAIRS
-        best = codec.encode_chunk(data, name, fielded=True)
+        assert enc[12] == streams.RANS_PAIRS
+        best = chunks.encode_chunk(data, name, fielded=True)
         assert len(best) <= len(enc) <= len(best) * 1.01

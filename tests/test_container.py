@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from ansz import container as c
 from ansz.errors import AnszError, CorruptDataError, UnsupportedError
-from ansz.pairs import FIELD_TOPS, layout_for
+from ansz.dtypes import layout_for
+from ansz.pairs import FIELD_TOPS
+from ansz import chunks, dtypes
 
 MAX_CHUNK = 1024
 H, R, T = c.FILE_HEADER.size, c.RECORD_HEADER.size, c.TRAILER.size
@@ -40,10 +42,10 @@ def _make(seed=0, tail=b"trailing"):
         # BF16 as code 8, the plain pairs older files hold (still read), and rANS: equal-sized
         # BF16 records (the swap tests need two), where fielded chunks choose their own field
         # per chunk and auto may pick a prefix code of another size for each small chunk.
-        code = 8 if dtype == "BF16" else c.dtype_code_for(dtype)
+        code = 8 if dtype == "BF16" else dtypes.dtype_code_for(dtype)
         for k in range(0, len(data), MAX_CHUNK):
             piece = data[k:k + MAX_CHUNK]
-            payload, h = c.encode_payload(piece, code, coder="rans")
+            payload, h = chunks.encode_payload(piece, code, coder="rans")
             w.add_chunk(si, code, payload, len(piece), h)
         shape = None if name is None else (len(data) // 4,)
         segments.append(c.Segment(name, dtype, shape, pos, pos + len(data)))
@@ -68,12 +70,12 @@ def _bytes_reader(blob):
 def decode_file(blob):
     """Everything a seekable reader does: open, then every chunk."""
     cf = c.ContainerFile(_bytes_reader(blob), len(blob))
-    return b"".join(c.decode_record(*cf.chunk(i)).tobytes() for i in range(len(cf.index.chunks)))
+    return b"".join(chunks.decode_record(*cf.chunk(i)).tobytes() for i in range(len(cf.index.chunks)))
 
 
 def decode_stream(blob):
     r = c.StreamReader(io.BytesIO(blob))
-    out = b"".join(c.decode_record(rec, p).tobytes() for rec, p in r.records())
+    out = b"".join(chunks.decode_record(rec, p).tobytes() for rec, p in r.records())
     assert r.index is not None
     return out
 
@@ -154,16 +156,32 @@ def test_empty_original():
     assert decode_file(blob) == b"" and decode_stream(blob) == b""
 
 
-def test_dtype_codes_pin_the_codec_layouts():
-    """A code's meaning is part of the format: the codec must still split each the same way."""
-    for code, d in c.DTYPE_CODES.items():
-        if code >= 32:  # block-quantized GGML types: pinned in test_blocks.py
-            continue
-        layout = layout_for(d.name)
-        assert (layout.name, layout.width, layout.code_shift) == (d.name, d.width, d.code_shift)
+#: What every Dtype_Code means (docs/FORMAT.md, "Dtype codes"): part of the format, so
+#: written out here rather than derived from the table under test.
+PINNED_CODES = {
+    0: ("BYTES", 1, 0, False), 1: ("BOOL", 1, 0, False), 2: ("U8", 1, 0, False),
+    3: ("I8", 1, 0, False), 4: ("F8_E4M3", 1, 0, False), 5: ("F8_E5M2", 1, 0, False),
+    6: ("F8_E8M0", 1, 0, False), 7: ("F16", 2, 8, False), 8: ("BF16", 2, 7, False),
+    9: ("F32", 4, 23, False), 10: ("F64", 8, 55, False), 11: ("F16", 2, 8, True),
+    12: ("BF16", 2, 7, True), 13: ("F32", 4, 23, True), 14: ("F64", 8, 55, True),
+    32: ("Q4_0", 18, 0, False), 33: ("Q4_1", 20, 0, False), 34: ("Q5_0", 22, 0, False),
+    35: ("Q5_1", 24, 0, False), 36: ("Q8_0", 34, 0, False), 37: ("Q2_K", 84, 0, False),
+    38: ("Q3_K", 110, 0, False), 39: ("Q4_K", 144, 0, False), 40: ("Q5_K", 176, 0, False),
+    41: ("Q6_K", 210, 0, False), 42: ("IQ4_NL", 18, 0, False), 43: ("MXFP4", 17, 0, False),
+}
+
+
+def test_dtype_codes_mean_what_the_format_says():
+    got = {code: (d.name, d.width, d.code_shift, d.fielded)
+           for code, d in dtypes.DTYPE_CODES.items()}
+    assert got == PINNED_CODES
+    for code, d in dtypes.DTYPE_CODES.items():
         assert not d.fielded or d.name in FIELD_TOPS
-    assert c.dtype_code_for("I32") == c.dtype_code_for("F4") == c.dtype_code_for(None) == c.BYTES
-    assert c.DTYPE_CODES[c.dtype_code_for("BF16")] == ("BF16", 2, 7, True)
+        if code < 32:  # the coding-pair layout the codec splits with
+            assert layout_for(d.name)[1:] == (d.width, d.code_shift)
+    assert (dtypes.dtype_code_for("I32") == dtypes.dtype_code_for("F4")
+            == dtypes.dtype_code_for(None) == dtypes.BYTES)
+    assert dtypes.dtype_code_for("BF16") == 12 and dtypes.dtype_code_for("Q4_K") == 39
 
 
 def test_writer_refuses_what_readers_would_reject():
@@ -171,7 +189,7 @@ def test_writer_refuses_what_readers_would_reject():
     with pytest.raises(ValueError):
         w.add_chunk(0, c.BYTES, b"x", MAX_CHUNK + 1, 0)
     with pytest.raises(ValueError):
-        w.add_chunk(0, c.dtype_code_for("F32"), b"x", 6, 0)  # not whole elements
+        w.add_chunk(0, dtypes.dtype_code_for("F32"), b"x", 6, 0)  # not whole elements
     w.add_chunk(1, c.BYTES, b"x", 1, 0)
     with pytest.raises(ValueError):
         w.add_chunk(0, c.BYTES, b"x", 1, 0)  # segments go backwards
@@ -186,7 +204,7 @@ def _empty_segments_container(n, name=lambda i: f"model.layers.{i}.zero"):
 
     out = io.BytesIO()
     w = c.ContainerWriter(out, MAX_CHUNK)
-    payload, h = c.encode_payload(b"abcd", c.BYTES)
+    payload, h = chunks.encode_payload(b"abcd", c.BYTES)
     w.add_chunk(0, c.BYTES, payload, 4, h)
     segments = [c.Segment(None, None, None, 0, 4)]
     segments += [c.Segment(name(i), "F32", (0,), 4, 4) for i in range(n)]
@@ -545,7 +563,7 @@ def test_zstd_frame_with_a_damaged_content_size_is_corrupt():
     bad = bytearray(payload)
     bad[9] ^= 0x80  # Frame_Header_Descriptor: Frame_Content_Size_Flag
     with pytest.raises(AnszError):
-        c.decode_record(rec, bytes(bad))
+        chunks.decode_record(rec, bytes(bad))
 
 
 # derandomize: the suite stays reproducible; scripts can run these with more examples

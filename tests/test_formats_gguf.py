@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import ansz
-from ansz import container
+from ansz import container, dtypes
 from ansz.cli import cli
 from ansz.errors import FormatError
 from ansz.formats import gguf as g
@@ -98,7 +98,7 @@ def roundtrip(tmp_path: Path, data: bytes, name="m.gguf", **kw):
 
 
 def test_type_table_agrees_with_the_gguf_package():
-    for tid, (name, elems, size) in g.GGML_TYPES.items():
+    for tid, (name, elems, size) in dtypes.GGML_TYPES.items():
         assert T(tid).name == name
         assert gguf.GGML_QUANT_SIZES[T(tid)] == (elems, size)
 

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import save, save_file
 
+from ansz.dtypes import SAFETENSORS_BYTES as SAFETENSORS_DTYPES
+from ansz.dtypes import SUBBYTE_BITS as SUBBYTE_DTYPE_BITS
 from ansz.errors import FormatError
 from ansz.formats.safetensors import (
-    SAFETENSORS_DTYPES,
-    SUBBYTE_DTYPE_BITS,
     SafetensorsLayout,
     TensorSpan,
     looks_like_safetensors,

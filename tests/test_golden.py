@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 
 import ansz
-from ansz import api, blocks, codec, container
+from ansz import api, blocks, container, dtypes, options, streams
 from ansz.errors import AnszError
 from ansz.pairs import FIELD_TOPS, MAX_FIELD_BITS, MIN_FIELD_BITS
 
@@ -182,10 +182,10 @@ def test_golden_files_cover_the_format():
         if set(wanted) - set(have):
             problems.append(f"{what}: none covers {sorted(set(wanted) - set(have), key=str)}")
 
-    need("dtype codes", container.DTYPE_CODES, union("dtype_codes"))
+    need("dtype codes", dtypes.DTYPE_CODES, union("dtype_codes"))
     # Every stream method the codec knows; both table scales of each rANS method.
-    assert set(gs.METHODS) == {codec.STORED, codec.CONSTANT, codec.RANS_U16, codec.ZSTD,
-                               codec.HUFFMAN, codec.QLC, codec.RANS, codec.RANS_PAIRS}, \
+    assert set(gs.METHODS) == {streams.STORED, streams.CONSTANT, streams.RANS_U16, streams.ZSTD,
+                               streams.HUFFMAN, streams.QLC, streams.RANS, streams.RANS_PAIRS}, \
         "golden_survey.METHODS no longer lists the codec's stream methods"
     methods = [n for m, n in gs.METHODS.items() if m not in gs.SCALED]
     methods += ["RANS/12", "RANS/14", "RANS_PAIRS/12", "RANS_PAIRS/14", "RANS_U16/12"]
@@ -200,10 +200,10 @@ def test_golden_files_cover_the_format():
     need("index record types", container.INDEXES, union("index_record_type"))
     need("formats", ["bytes", "safetensors", "gguf"], union("format"))
     need("empty originals", [0], union("chunk_count"))
-    options = [e["options"] for e in FILES.values() if e["writer_reproduces"]]
-    need("levels", api.LEVELS, {o["level"] for o in options})
-    need("coders", codec.CODERS, {o["coder"] for o in options})
-    need("APIs", ["compress_file", "compress_stream"], {o["api"] for o in options})
+    written = [e["options"] for e in FILES.values() if e["writer_reproduces"]]
+    need("levels", options.LEVELS, {o["level"] for o in written})
+    need("coders", options.CODERS, {o["coder"] for o in written})
+    need("APIs", ["compress_file", "compress_stream"], {o["api"] for o in written})
     assert not problems, ("the golden files no longer cover the format: " + "; ".join(problems)
                           + ". Add a golden file to tests/golden/make_golden.py and regenerate.")
 

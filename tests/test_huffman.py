@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansz import huffman
-from ansz.coders import entropy_bits
 from ansz.errors import CorruptDataError
+from ansz.streams import HUFFMAN, decode_prefix_stream, encode_prefix_stream, entropy_bits
 
 
 def sample(seed, k, skew, n):
@@ -29,9 +29,12 @@ def round_trip(s, limit=huffman.DEFAULT_LIMIT):
     buf, nbits = huffman.encode(s, table)
     assert nbits == huffman.expected_bits(np.bincount(s, minlength=256), table.lengths)
     assert buf.size == (nbits + 7) // 8
-    table = huffman.HuffmanTable.from_bytes(table.to_bytes())
-    assert np.array_equal(huffman.decode(buf.tobytes(), s.size, table), s)
-    assert np.array_equal(huffman.decode(buf, s.size, table), s)  # array input too
+    stream = encode_prefix_stream(s, table)
+    assert stream == bytes([HUFFMAN]) + table.to_bytes() + buf.tobytes()
+    assert np.array_equal(decode_prefix_stream(stream, s.size), s)
+    out = np.empty(s.size, np.uint8)  # into a given array too
+    assert decode_prefix_stream(memoryview(stream), s.size, out) is out
+    assert np.array_equal(out, s)
 
 
 @settings(max_examples=60, deadline=None)
@@ -131,28 +134,31 @@ def test_limit_too_small_is_refused():
         huffman.code_lengths(np.ones(256, np.int64), 7)
 
 
-def test_bad_tables_are_corrupt():
+def test_bad_tables_are_refused():
     over = np.zeros(256, np.uint8)
     over[:3] = 1  # Kraft sum 3/2
-    with pytest.raises(CorruptDataError):
+    with pytest.raises(ValueError):  # an encoder's table: a bug, not bad input
         huffman.HuffmanTable(over)
-    with pytest.raises(CorruptDataError):
+    with pytest.raises(ValueError):
         huffman.HuffmanTable(np.full(256, 16))
-    with pytest.raises(CorruptDataError):
+    with pytest.raises(ValueError):
         huffman.HuffmanTable(np.zeros(256, np.uint8))
-    for data in [b"", b"\x05", b"\x05\x04", b"\x00\x03\x11", b"\x00\x01\x11\x00",
-                 b"\x00\x02\x11\x10", b"\x00\x00\x01\x00", b"\x00\x01\x10"]:
-        with pytest.raises(CorruptDataError):
-            huffman.HuffmanTable.from_bytes(data)
+    # in a stream: truncated, empty range, range not starting/ending at symbols, nonzero pad
+    # nibble, over-subscribed
+    for table in [b"", b"\x05", b"\x05\x04", b"\x00\x03\x11", b"\x00\x02\x11\x10",
+                  b"\x00\x00\x00", b"\x00\x01\x10", b"\x00\x02\x11\x01"]:
+        with pytest.raises(CorruptDataError, match="Huffman table"):
+            decode_prefix_stream(bytes([HUFFMAN]) + table, 1)
 
 
 def test_incomplete_code_rejects_the_unused_half():
     table = huffman.HuffmanTable.from_counts(np.bincount([9, 9], minlength=256))
-    assert huffman.decode(b"\x00", 8, table).tolist() == [9] * 8
+    head = bytes([HUFFMAN]) + table.to_bytes()
+    assert decode_prefix_stream(head + b"\x00", 8).tolist() == [9] * 8
     with pytest.raises(CorruptDataError):
-        huffman.decode(b"\x80", 8, table)
+        decode_prefix_stream(head + b"\x80", 8)
     with pytest.raises(CorruptDataError):
-        huffman.decode(b"\x00" * 40, 300, table)  # fast-loop path
+        decode_prefix_stream(head + b"\x00" * 40, 300)  # fast-loop path
 
 
 def damaged_outcomes(rng, trials=300):
@@ -179,7 +185,7 @@ def damaged_outcomes(rng, trials=300):
             tb = bytearray(tblob)
             tb[int(rng.integers(0, len(tb)))] = int(rng.integers(0, 256))
         try:
-            huffman.decode(bytes(b), s.size, huffman.HuffmanTable.from_bytes(bytes(tb)))
+            decode_prefix_stream(bytes([HUFFMAN]) + bytes(tb) + bytes(b), s.size)
         except CorruptDataError:
             corrupt += 1
     return corrupt
@@ -201,8 +207,7 @@ def test_binding_limit_on_large_skewed_alphabets(limit):
     assert depth > limit and huffman.expected_bits(counts, lengths) >= cost
     s = np.repeat(np.arange(256, dtype=np.uint8), np.minimum(counts, 50))
     table = huffman.HuffmanTable(lengths)
-    buf, _ = huffman.encode(s, table)
-    assert np.array_equal(huffman.decode(buf, s.size, table), s)
+    assert np.array_equal(decode_prefix_stream(encode_prefix_stream(s, table), s.size), s)
 
 
 @settings(max_examples=200, deadline=None)

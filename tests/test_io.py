@@ -20,7 +20,7 @@ import pytest
 from safetensors.numpy import save_file
 
 import ansz
-from ansz import _io, api
+from ansz import api, _io
 
 ANSZ = shutil.which("ansz")
 

@@ -14,7 +14,7 @@ import pytest
 from safetensors.numpy import save
 
 import ansz
-from ansz import api
+from ansz import api, chunks
 from ansz import container as c
 
 
@@ -123,21 +123,21 @@ ZERO_PAYLOAD = bytes.fromhex("020000000100")  # one CONSTANT stream of byte 0: a
 MEMORY_CAP = 1 << 30  # address space of the capped subprocess (ansz + numba need ~0.4 GB)
 
 
-def _crafted(path, chunks, segments, *, fmt="bytes", max_chunk=64 << 20, index=None):
-    """Write a container of ``chunks`` ((data or length of zeros, segment) pairs) and
-    ``segments`` with the real writer; ``index`` may replace the index record's JSON."""
+def _crafted(path, records, segments, *, fmt="bytes", max_chunk=64 << 20):
+    """Write a container of ``records`` ((data or length of zeros, segment) pairs) and
+    ``segments`` with the real writer."""
     import hashlib
 
     import xxhash
 
     with open(path, "wb") as fh:
         w = c.ContainerWriter(fh, max_chunk)
-        for data, segment in chunks:
+        for data, segment in records:
             if isinstance(data, int):
                 w.add_chunk(segment, c.BYTES, ZERO_PAYLOAD, data,
                             xxhash.xxh3_64_intdigest(bytes(data)))
             else:
-                payload, h = c.encode_payload(data, c.BYTES)
+                payload, h = chunks.encode_payload(data, c.BYTES)
                 w.add_chunk(segment, c.BYTES, payload, len(data), h)
         w.finish(segments, fmt=fmt, sha256=hashlib.sha256(b"").hexdigest())
     return path

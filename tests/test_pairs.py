@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansz.pairs import PAIR_LAYOUTS, join_pairs, layout_for, split_pairs
+from ansz.dtypes import PAIR_LAYOUTS, layout_for
+from ansz.pairs import join_pairs, split_pairs
 
 ALL = sorted(PAIR_LAYOUTS)
 

@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansz import qlc
-from ansz.coders import coder_costs, entropy_bits
 from ansz.errors import CorruptDataError
+from ansz.stats import coder_costs
+from ansz.streams import QLC, decode_prefix_stream, encode_prefix_stream, entropy_bits
 
 
 def sample(seed, k, skew, n):
@@ -26,10 +27,10 @@ def round_trip(s):
     buf, nbits = qlc.encode(s, table)
     assert nbits == qlc.expected_bits(counts, table.area_bits)
     assert buf.size == (nbits + 7) // 8
-    if table.order.size:
-        table = qlc.QlcTable.from_bytes(table.to_bytes())
-    out = qlc.decode(buf.tobytes(), s.size, table)
-    assert np.array_equal(out, s)
+    if table.order.size:  # (a stream never prefix-codes zero symbols)
+        stream = encode_prefix_stream(s, table)
+        assert stream == bytes([QLC]) + table.to_bytes() + buf.tobytes()
+        assert np.array_equal(decode_prefix_stream(stream, s.size), s)
 
 
 @settings(max_examples=60, deadline=None)
@@ -56,7 +57,7 @@ def test_zero_symbols_with_a_table():
     table = qlc.QlcTable.from_counts(np.bincount([1, 2, 2], minlength=256))
     buf, nbits = qlc.encode(np.zeros(0, np.uint8), table)
     assert nbits == 0 and buf.size == 0
-    assert qlc.decode(b"", 0, table).size == 0
+    assert decode_prefix_stream(bytes([QLC]) + table.to_bytes(), 0).size == 0
 
 
 def test_symbol_outside_table_is_refused():
@@ -140,12 +141,13 @@ def test_areas_are_optimal_vs_all_area_multisets(seed):
     assert qlc.expected_bits(counts, bits) == greedy_best(counts)
 
 
-def test_bad_tables_are_corrupt():
+def test_bad_tables_are_refused():
+    # in a stream: truncated (twice), area bits > 8, repeated symbol, more symbols than fit
     for data in [b"", b"\x00" * 4, b"\x99\x00\x00\x00\x00\x05", b"\x00\x00\x00\x00\x01\x05\x05",
-                 b"\x00\x00\x00\x00\x09" + bytes(range(10)), b"\x00\x00\x00\x00\x00\x01\x02"]:
-        with pytest.raises(CorruptDataError):
-            qlc.QlcTable.from_bytes(data)
-    with pytest.raises(CorruptDataError):
+                 b"\x00\x00\x00\x00\x09" + bytes(range(10))]:
+        with pytest.raises(CorruptDataError, match="QLC table"):
+            decode_prefix_stream(bytes([QLC]) + data, 1)
+    with pytest.raises(ValueError):  # an encoder's table: a bug, not bad input
         qlc.QlcTable(np.full(8, 9), np.zeros(1, np.uint8))
 
 
@@ -153,8 +155,8 @@ def damaged_outcomes(rng, trials=300):
     """Decode damaged streams; every outcome must be a result or CorruptDataError."""
     s = sample(5, 40, 0.3, 4000)
     table = qlc.QlcTable.from_counts(np.bincount(s, minlength=256))
-    buf, _ = qlc.encode(s, table)
-    blob = buf.tobytes()
+    head = bytes([QLC]) + table.to_bytes()
+    blob = qlc.encode(s, table)[0].tobytes()
     corrupt = 0
     for t in range(trials):
         b = bytearray(blob)
@@ -168,7 +170,7 @@ def damaged_outcomes(rng, trials=300):
         else:
             b = b + bytes(int(rng.integers(1, 4)))
         try:
-            qlc.decode(bytes(b), s.size, table)
+            decode_prefix_stream(head + bytes(b), s.size)
         except CorruptDataError:
             corrupt += 1
     return corrupt
@@ -323,34 +325,18 @@ def table_bytes(draw):
 @settings(max_examples=400, deadline=None)
 @given(blob=table_bytes())
 def test_read_table_kernel_checks_and_builds_what_the_numpy_version_did(blob):
-    """qlc_read_table (streams) and QlcTable.read + decode_tables (the class) both agree with
-    the numpy reference: same error message, or the same tables and length."""
+    """qlc_read_table, which every QLC stream is decoded with, agrees with the numpy
+    reference: the same error message, or the same tables and length."""
     from ansz._kernels import qlc_read_table
-
-    from ansz.coders import _QLC_TABLE_STATUS
 
     buf = np.frombuffer(blob, np.uint8)
     status, used, lut, order = qlc_read_table(buf)
     try:
         ref_lut, ref_order, ref_used = read_table_numpy(blob)
     except CorruptDataError as e:
-        assert status != 0 and _QLC_TABLE_STATUS[status] == str(e)
-        with pytest.raises(CorruptDataError, match=str(e)):
-            qlc.QlcTable.read(blob)
+        assert status != 0 and qlc.TABLE_STATUS[status] == str(e)
         return
     assert (status, used) == (0, ref_used)
     assert lut.dtype == np.uint32 and order.dtype == np.uint16
     np.testing.assert_array_equal(lut, ref_lut)
     np.testing.assert_array_equal(order, ref_order)
-    table, used = qlc.QlcTable.read(blob)
-    assert used == ref_used
-    lut, order = table.decode_tables()
-    np.testing.assert_array_equal(lut, ref_lut)
-    np.testing.assert_array_equal(order, ref_order)
-
-
-def test_empty_table_decode_tables():
-    """A table with no symbols (from all-zero counts) still has decoder tables: every rank unused."""
-    table = qlc.QlcTable.from_counts(np.zeros(256, np.int64))
-    lut, order = table.decode_tables()
-    assert lut.shape == (256,) and (order == 0xFFFF).all() and order.size == 8

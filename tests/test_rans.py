@@ -125,7 +125,8 @@ def test_roundtrip_all_256_symbols_and_extreme_skew():
 def test_coded_size_within_0_3_percent_of_entropy_on_bf16_like_exponents():
     rng = np.random.default_rng(1)
     import ml_dtypes
-    from ansz.pairs import PAIR_LAYOUTS, split_pairs
+    from ansz.dtypes import PAIR_LAYOUTS
+    from ansz.pairs import split_pairs
 
     w = (rng.standard_normal(1_000_000) * 0.02).astype(ml_dtypes.bfloat16)
     codes, _ = split_pairs(w.tobytes(), PAIR_LAYOUTS["BF16"])

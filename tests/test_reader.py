@@ -12,7 +12,7 @@ import pytest
 from safetensors.numpy import save_file
 
 import ansz
-from ansz import api, codec, reader
+from ansz import api, chunks, reader
 from ansz.formats.safetensors import read_layout
 from ansz.container import RECORD_HEADER, ContainerFile
 from ansz.errors import AnszError, CorruptDataError, FormatError
@@ -102,7 +102,7 @@ def test_load_file_returns_every_tensor(model):
 
 def test_get_tensor_decodes_only_that_tensors_chunks(model, monkeypatch):
     read, decoded = [], []
-    real_chunk, real_decode = ContainerFile.chunk, codec.decode_chunk
+    real_chunk, real_decode = ContainerFile.chunk, chunks.decode_chunk
 
     def chunk(self, i):
         read.append(i)
@@ -113,13 +113,13 @@ def test_get_tensor_decodes_only_that_tensors_chunks(model, monkeypatch):
         return real_decode(*args, **kw)
 
     monkeypatch.setattr(ContainerFile, "chunk", chunk)
-    monkeypatch.setattr(codec, "decode_chunk", decode_chunk)
+    monkeypatch.setattr(chunks, "decode_chunk", decode_chunk)
     info = api.read_info(model)
     segs = {s["name"]: s for s in info.segments}
     header = info.segments[0]
     layout = read_layout(model.with_suffix(""))  # the original, beside the container
     spans = {t.name: t for t in layout.tensors}
-    chunks = ContainerFile(lambda o, n: model.read_bytes()[o:o + n], model.stat().st_size).index.chunks
+    entries = ContainerFile(lambda o, n: model.read_bytes()[o:o + n], model.stat().st_size).index.chunks
     with ansz.open(model, threads=2) as f:
         # opening decodes the safetensors header segment and nothing else
         assert sorted(read) == list(range(header["first_chunk"],
@@ -131,10 +131,10 @@ def test_get_tensor_decodes_only_that_tensors_chunks(model, monkeypatch):
             t = spans[name]
             # exactly the chunks holding its bytes: its own segment's, or for a small tensor
             # the chunk of the run it shares; none for a zero-size tensor
-            want = [i for i, c in enumerate(chunks) if c.original_offset < t.end
+            want = [i for i, c in enumerate(entries) if c.original_offset < t.end
                     and t.start < c.original_offset + c.decoded_length]
             assert sorted(read) == want and len(want) == {"I8.empty": 0, "BF16.scalar": 1}.get(name, len(want))
-            assert sorted(decoded) == sorted(chunks[i].decoded_length for i in want)
+            assert sorted(decoded) == sorted(entries[i].decoded_length for i in want)
             if name in segs:
                 seg = segs[name]
                 assert want == list(range(seg["first_chunk"], seg["first_chunk"] + seg["chunk_count"]))

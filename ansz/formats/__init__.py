@@ -1,4 +1,5 @@
-"""Parsers for the model-file formats ansz understands (each returns a layout; none reads tensor data)."""
+"""Parsers for the model-file formats ansz understands (each returns a layout; none reads
+tensor data); :mod:`ansz.formats.detect` tells which format an input is."""
 
 from __future__ import annotations
 

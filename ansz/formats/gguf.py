@@ -33,6 +33,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from ansz.dtypes import GGML_TYPES
 from ansz.errors import FormatError
 from ansz.formats import TensorSpan
 
@@ -43,27 +44,6 @@ MAX_DIMS = 4  #: GGML_MAX_DIMS
 MAX_NAME_BYTES = 65535  #: tensor names (llama.cpp allows 63; real files stay far below this)
 _U64_MAX = 2**64 - 1
 _I64_MAX = 2**63 - 1
-
-#: GGML type id -> (name, elements per block, bytes per block), from ggml's type traits
-#: (``ggml/src/ggml.c``). Dtype names of the non-quantized types follow safetensors' spelling.
-#: Q8_1 (9) is left out: it is never stored in files, and ggml (36 bytes) and the gguf
-#: package (40) disagree on its size. A tensor of a type not listed makes the file invalid
-#: (it is then coded as generic bytes).
-GGML_TYPES: dict[int, tuple[str, int, int]] = {
-    0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20),
-    6: ("Q5_0", 32, 22), 7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34),
-    10: ("Q2_K", 256, 84), 11: ("Q3_K", 256, 110), 12: ("Q4_K", 256, 144),
-    13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210), 15: ("Q8_K", 256, 292),
-    16: ("IQ2_XXS", 256, 66), 17: ("IQ2_XS", 256, 74), 18: ("IQ3_XXS", 256, 98),
-    19: ("IQ1_S", 256, 50), 20: ("IQ4_NL", 32, 18), 21: ("IQ3_S", 256, 110),
-    22: ("IQ2_S", 256, 82), 23: ("IQ4_XS", 256, 136), 24: ("I8", 1, 1), 25: ("I16", 1, 2),
-    26: ("I32", 1, 4), 27: ("I64", 1, 8), 28: ("F64", 1, 8), 29: ("IQ1_M", 256, 56),
-    30: ("BF16", 1, 2), 34: ("TQ1_0", 256, 54), 35: ("TQ2_0", 256, 66),
-    39: ("MXFP4", 32, 17),
-}
-
-#: dtype name -> bytes per block (per element for the non-quantized types).
-BLOCK_BYTES: dict[str, int] = {name: size for name, _, size in GGML_TYPES.values()}
 
 # GGUF value types: id -> fixed size (None: string 8, array 9).
 _SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}

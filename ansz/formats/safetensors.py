@@ -26,10 +26,10 @@ Where ansz departs from the reference loader (``safetensors/src/tensor.rs``) and
 - Header length cap: 100 MB, as the reference (:func:`_header_len_cap`), and a header
   whose brackets outnumber what its tensor entries can hold is refused before it is parsed
   (:func:`_decode_header`), so parsing costs a bounded multiple of N in memory.
-- Sub-byte dtypes (``F4``, ``F6_E2M3``, ``F6_E3M2``, see :data:`SUBBYTE_DTYPE_BITS`) are
+- Sub-byte dtypes (``F4``, ``F6_E2M3``, ``F6_E3M2``, see :data:`SUBBYTE_BITS`) are
   validated like the others (their bit count must fill whole bytes) but are reported in
   ``SafetensorsLayout.subbyte_tensors``, not ``tensors``. So every span in ``tensors`` has a
-  dtype in :data:`SAFETENSORS_DTYPES`, and packed sub-byte data is treated like any other
+  dtype in :data:`SAFETENSORS_BYTES`, and packed sub-byte data is treated like any other
   non-tensor bytes (kept verbatim).
 """
 
@@ -41,34 +41,9 @@ import struct
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from ansz.dtypes import SAFETENSORS_BYTES, SUBBYTE_BITS
 from ansz.errors import FormatError
 from ansz.formats import TensorSpan
-
-#: Element size in bytes of every whole-byte dtype the safetensors library (0.8) knows.
-SAFETENSORS_DTYPES: dict[str, int] = {
-    "BOOL": 1,
-    "U8": 1,
-    "I8": 1,
-    "F8_E5M2": 1,
-    "F8_E4M3": 1,
-    "F8_E8M0": 1,
-    "F8_E4M3FNUZ": 1,
-    "F8_E5M2FNUZ": 1,
-    "I16": 2,
-    "U16": 2,
-    "F16": 2,
-    "BF16": 2,
-    "I32": 4,
-    "U32": 4,
-    "F32": 4,
-    "I64": 8,
-    "U64": 8,
-    "F64": 8,
-    "C64": 8,
-}
-
-#: Element size in bits of the packed sub-byte dtypes (OCP MX formats); see the module docstring.
-SUBBYTE_DTYPE_BITS: dict[str, int] = {"F4": 4, "F6_E2M3": 6, "F6_E3M2": 6}
 
 _LENGTH_PREFIX = 8  # the u64 LE header length
 #: The largest header accepted, as the reference loader's MAX_HEADER_SIZE.
@@ -122,8 +97,8 @@ def parse_header(prefix: bytes, file_size: int) -> SafetensorsLayout:
         data_start=data_start,
         file_size=file_size,
         metadata=metadata,
-        tensors=tuple(s for s in spans if s.dtype in SAFETENSORS_DTYPES),
-        subbyte_tensors=tuple(s for s in spans if s.dtype in SUBBYTE_DTYPE_BITS),
+        tensors=tuple(s for s in spans if s.dtype in SAFETENSORS_BYTES),
+        subbyte_tensors=tuple(s for s in spans if s.dtype in SUBBYTE_BITS),
     )
 
 
@@ -291,10 +266,10 @@ def _parse_entry(name: str, entry: Any, data_start: int, data_len: int) -> Tenso
     dtype = entry["dtype"]
     if not isinstance(dtype, str):
         raise FormatError(f"{where}: dtype must be a string, got {_json_type(dtype)}")
-    if dtype in SAFETENSORS_DTYPES:
-        element_bits = 8 * SAFETENSORS_DTYPES[dtype]
-    elif dtype in SUBBYTE_DTYPE_BITS:
-        element_bits = SUBBYTE_DTYPE_BITS[dtype]
+    if dtype in SAFETENSORS_BYTES:
+        element_bits = 8 * SAFETENSORS_BYTES[dtype]
+    elif dtype in SUBBYTE_BITS:
+        element_bits = SUBBYTE_BITS[dtype]
     else:
         raise FormatError(f"{where}: unknown dtype {_quote(dtype)}")
 

@@ -54,7 +54,7 @@ sys.path.insert(0, str(HERE))
 import golden_survey as gs  # noqa: E402
 
 import ansz  # noqa: E402
-from ansz import blocks, codec, container  # noqa: E402
+from ansz import blocks, chunks, container, dtypes, streams  # noqa: E402
 from ansz.pairs import Field  # noqa: E402
 
 THREADS = 1
@@ -476,7 +476,7 @@ def gguf_original() -> bytes:
 
 def gguf_expect(fast: bool) -> dict[str, Expect]:
     out = {}
-    codes = {t.name: code for code, t in container.DTYPE_CODES.items() if code >= 32}
+    codes = {t.name: code for code, t in dtypes.DTYPE_CODES.items() if code >= 32}
     for qt in ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "MXFP4", *SYNTHETIC_PLANES):
         name = "token_embd.weight" if qt == "Q8_0" else f"blk.0.{qt.lower()}.weight"
         out[name] = Expect(dtype_code=codes[qt], block_form=None if fast else "planes",
@@ -538,7 +538,7 @@ def goldens() -> list[Golden]:
                            "F32, F16, BF16, I8 and I32 tensors",
                tensors=gguf_expect(False),
                require={"format": ["gguf"],
-                        "dtype_codes": sorted(c for c in container.DTYPE_CODES if c >= 32)}),
+                        "dtype_codes": sorted(c for c in dtypes.DTYPE_CODES if c >= 32)}),
         Golden("model_fast.gguf.ansz", "model.gguf", gguf_original, 2048, level=1,
                description="the GGUF file at level 1", tensors=gguf_expect(True),
                require={"format": ["gguf"]}),
@@ -583,22 +583,22 @@ def earlier_writer(step: str | None):
     if step is None:
         yield
         return
-    saved = (codec.RANS, codec.varint_table, dict(container._CODE_OF), container.index_record)
+    saved = (streams.RANS, streams.varint_table, dict(dtypes._CODE_OF), container.index_record)
     try:
         if step == "u16":
-            codec.RANS = codec.RANS_U16
-            codec.varint_table = lambda f: np.asarray(f).astype("<u2").tobytes()
+            streams.RANS = streams.RANS_U16
+            streams.varint_table = lambda f: np.asarray(f).astype("<u2").tobytes()
         elif step != "varint":
             raise ValueError(step)
-        for code, d in container.DTYPE_CODES.items():
-            if not d.fielded and d.name in container._CODE_OF:
-                container._CODE_OF[d.name] = min(container._CODE_OF[d.name], code)
+        for code, d in dtypes.DTYPE_CODES.items():
+            if not d.fielded and d.name in dtypes._CODE_OF:
+                dtypes._CODE_OF[d.name] = min(dtypes._CODE_OF[d.name], code)
         container.index_record = lambda text, offset: (container.INDEX, text)
         yield
     finally:
-        codec.RANS, codec.varint_table, container.index_record = saved[0], saved[1], saved[3]
-        container._CODE_OF.clear()
-        container._CODE_OF.update(saved[2])
+        streams.RANS, streams.varint_table, container.index_record = saved[0], saved[1], saved[3]
+        dtypes._CODE_OF.clear()
+        dtypes._CODE_OF.update(saved[2])
 
 
 def options(g: Golden) -> dict:
@@ -707,8 +707,8 @@ def build_container(g: Golden, workdir: Path) -> tuple[bytes, bytes, dict]:
 
 @dataclass
 class Vector:
-    """One byte-exact payload: ``kind`` "stream" (codec.encode_stream), "chunk"
-    (codec.encode_chunk) or "block" (blocks.encode_block_chunk)."""
+    """One byte-exact payload: ``kind`` "stream" (streams.encode_stream), "chunk"
+    (chunks.encode_chunk) or "block" (blocks.encode_block_chunk)."""
 
     name: str
     kind: str
@@ -727,18 +727,18 @@ def patched(patch: str | None):
     if patch is None:
         yield
         return
-    saved = (codec.RANS, codec.varint_table, codec.HIGH_SCALE_MIN_GAIN)
+    saved = (streams.RANS, streams.varint_table, streams.HIGH_SCALE_MIN_GAIN)
     try:
         if patch == "u16_tables":
-            codec.RANS = codec.RANS_U16
-            codec.varint_table = lambda f: np.asarray(f).astype("<u2").tobytes()
+            streams.RANS = streams.RANS_U16
+            streams.varint_table = lambda f: np.asarray(f).astype("<u2").tobytes()
         elif patch == "high_scale":
-            codec.HIGH_SCALE_MIN_GAIN = -1.0
+            streams.HIGH_SCALE_MIN_GAIN = -1.0
         else:
             raise ValueError(patch)
         yield
     finally:
-        codec.RANS, codec.varint_table, codec.HIGH_SCALE_MIN_GAIN = saved
+        streams.RANS, streams.varint_table, streams.HIGH_SCALE_MIN_GAIN = saved
 
 
 def encode_entry(e: dict) -> bytes:
@@ -746,22 +746,22 @@ def encode_entry(e: dict) -> bytes:
     data, opts = bytes.fromhex(e["input"]), dict(e["options"])
     with patched(e["patch"]):
         if e["kind"] == "stream":
-            return codec.encode_stream(np.frombuffer(data, np.uint8), **opts)
+            return streams.encode_stream(np.frombuffer(data, np.uint8), **opts)
         if e["kind"] == "block":
             return blocks.encode_block_chunk(data, e["dtype"], **opts)
         if "field" in opts:
             opts["field"] = Field(*opts["field"])
-        return codec.encode_chunk(data, e["dtype"], **opts)
+        return chunks.encode_chunk(data, e["dtype"], **opts)
 
 
 def decode_entry(e: dict, payload: bytes) -> bytes:
     """What today's decoder makes of a vector's payload (no patch: readers read every form)."""
     n = len(e["input"]) // 2
     if e["kind"] == "stream":
-        return codec.decode_stream(payload, n).tobytes()
+        return streams.decode_stream(payload, n).tobytes()
     if e["kind"] == "block":
         return blocks.decode_block_chunk(payload, e["dtype"], n).tobytes()
-    return codec.decode_chunk(payload, e["dtype"], n,
+    return chunks.decode_chunk(payload, e["dtype"], n,
                               fielded=e["options"].get("fielded", False)).tobytes()
 
 

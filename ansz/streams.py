@@ -1,4 +1,4 @@
-"""Byte streams and chunks: choose a coder per stream, frame the result, and undo it.
+"""Streams: a run of uint8 symbols coded by the method that makes it smallest, and framing.
 
 A *stream* is a run of uint8 symbols whose length the caller knows. It is coded as one of
 (docs/FORMAT.md, "Stream"):
@@ -9,7 +9,7 @@ A *stream* is a run of uint8 symbols whose length the caller knows. It is coded 
   ``RANS_U16``, the same with a table of u16, is still read;
 * ``RANS_PAIRS`` rANS over pairs of symbols (a sparse table of the pairs present): each
   decode step yields two symbols, so a low-entropy code stream decodes ~1.7x faster, for a
-  larger table (written by ``fast`` chunks, see :func:`encode_chunk`);
+  larger table (written by level-1 chunks, see :func:`ansz.chunks.encode_chunk`);
 * ``ZSTD``     a zstd frame (offered for generic byte data, where LZ matches can win);
 * ``HUFFMAN``  a length-limited canonical Huffman table and code bytes (:mod:`ansz.huffman`);
 * ``QLC``      a Quad Length Codes table and code bytes (:mod:`ansz.qlc`).
@@ -18,12 +18,10 @@ The entropy coder is chosen per stream: ``coder="auto"`` takes whichever of rANS
 and QLC gives the fewest bytes; ``"rans"``, ``"huffman"`` or ``"qlc"`` forces one (STORED and
 CONSTANT are still used where they win, and zstd is still tried for generic bytes).
 
-A *chunk* is a run of whole elements of one dtype. It is split into coding pairs
-(:mod:`ansz.pairs`): the code stream plus ``width - 1`` raw byte planes, each coded as a
-stream on its own, so a constant or skewed plane (zero low mantissa bytes of an fp32 model
-trained in bf16, say) costs almost nothing while a uniform one is stored.
+Streams are framed into a chunk payload by :func:`frame_streams` (each ``u32 length``, the
+stream, a zero byte if the length is odd) and read back by :func:`framed_streams`.
 
-This layer knows bytes and dtypes, nothing of files or containers.
+This layer knows symbols and bytes, nothing of dtypes, files or containers.
 """
 
 from __future__ import annotations
@@ -33,24 +31,22 @@ import threading
 
 import numpy as np
 
-from . import rans
-from .blocks import BLOCK_TYPES, decode_block_chunk, encode_block_chunk
-from .coders import (HUFFMAN, QLC, decode_prefix_stream, encode_prefix_stream, entropy_bits,
-                     prefix_stream_size, prefix_table)
+from . import _kernels, huffman, qlc, rans
 from .errors import CorruptDataError
-from .pairs import (FIELD_TOPS, Field, PairLayout, choose_field, escaped_values, join_pairs,
-                    layout_for, patch_escapes, plain_field, split_pairs)
+from .options import CODERS
+from .prefix import DECODE_STATUS
 
+#: Stream methods (docs/FORMAT.md, "Stream"): the first byte of every stream.
 STORED = 0
 CONSTANT = 1
 RANS_U16 = 2  #: rANS with a u16 frequency table (written by earlier versions; still read)
+ZSTD = 3
+HUFFMAN = 4
+QLC = 5
 RANS = 6  #: rANS with a LEB128 frequency table (what the encoder writes)
 RANS_PAIRS = 7  #: rANS over symbol pairs with a sparse LEB128 table (fast chunks)
-ZSTD = 3
-# HUFFMAN = 4 and QLC = 5 come from ansz.coders.
-
-#: Values of the ``coder`` argument: "auto" picks the smallest stream.
-CODERS = ("auto", "rans", "huffman", "qlc")
+METHODS = (STORED, CONSTANT, RANS_U16, ZSTD, HUFFMAN, QLC, RANS, RANS_PAIRS)
+PREFIX_CODERS = ("huffman", "qlc")
 
 #: An entropy-coded stream must be at least this much smaller than storing it (1/64 =
 #: 1.6%), or it is stored: decoding a near-uniform plane costs time for nothing.
@@ -80,7 +76,7 @@ _U32 = struct.Struct("<I")
 _scratch_store = threading.local()
 
 
-def _scratch(name: str, size: int, dtype=np.uint8) -> np.ndarray:
+def scratch(name: str, size: int, dtype=np.uint8) -> np.ndarray:
     """A per-thread reusable array of ``size`` elements (contents undefined).
 
     Chunk coding needs several chunk-sized temporaries; fresh ones cost a page fault per
@@ -103,7 +99,7 @@ def rans_plan(counts: np.ndarray) -> tuple[int, np.ndarray, float]:
     symbols (fp8 bytes, wide float fields), while plain bf16 exponents keep 12 bits and the
     decoder's slot tables stay in L1. Needs at least two present symbols.
     """
-    k = _kernels()
+    k = _kernels
     counts = np.ascontiguousarray(counts, np.int64)
     freq = rans.normalize_counts(counts, rans.SCALE_BITS)
     cost, scale = k.coded_bits(counts, freq, np.int64(rans.SCALE_BITS)), rans.SCALE_BITS
@@ -141,14 +137,14 @@ def varint_table(freq: np.ndarray) -> bytes:
         raise ValueError("varint_table: frequencies must be in [0, 2^14)")
     f = np.ascontiguousarray(f, np.uint32)
     out = np.empty(2 * f.size + 1, np.uint8)
-    return out[:_kernels().write_varints(f, out)].tobytes()
+    return out[:_kernels.write_varints(f, out)].tobytes()
 
 
 def read_varint_table(mv: memoryview, start: int, freq: np.ndarray) -> int:
     """Read ``freq.size`` varints written by :func:`varint_table` from ``mv[start:]`` into
     ``freq`` (uint32); returns where the rANS words start. CorruptDataError on a varint
     longer than 2 bytes, a truncated table or a nonzero pad byte."""
-    end = int(_kernels().read_varints(np.frombuffer(mv, np.uint8), np.int64(start), freq))
+    end = int(_kernels.read_varints(np.frombuffer(mv, np.uint8), np.int64(start), freq))
     if end == -2:
         raise CorruptDataError("rANS table has a varint longer than 2 bytes")
     if end < 0:
@@ -229,7 +225,7 @@ def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: s
                 return paired
         if words_bytes + table_bytes < budget:
             words = rans.encode_symbols(symbols, freq,
-                                        _scratch("words", n + 2 * rans.NSTATES, np.uint16),
+                                        scratch("words", n + 2 * rans.NSTATES, np.uint16),
                                         scale_bits)
             head = _RANS_HEAD.pack(RANS, scale_bits, first, last)
             blob = b"".join((head, varint_table(freq[first:last + 1]),
@@ -243,9 +239,7 @@ def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: s
         # payload: QLC codes are prefix codes of at most 3 + 8 = 11 bits, and the Huffman
         # table is the best such code (huffman.DEFAULT_LIMIT = 11). This skips most of the
         # costly QLC area searches on large streams (they were a third of bf16 compress time).
-        from ._kernels import huffman_payload_bits
-
-        payload = (int(huffman_payload_bits(counts)) + 7) // 8
+        payload = (int(_kernels.huffman_payload_bits(counts)) + 7) // 8
         prefix = [("huffman", 2 + (last - first + 2) // 2), ("qlc", 5 + present.size)]
     else:
         prefix = [(coder, 0)] if coder in ("huffman", "qlc") else []
@@ -327,6 +321,8 @@ def decode_stream(blob, count: int, out: np.ndarray | None = None) -> np.ndarray
     elif method == HUFFMAN or method == QLC:
         decode_prefix_stream(mv, count, out)
     else:
+        # A writer that uses a method this document does not define says so in the file
+        # header's Flags, which readers check first (docs/FORMAT.md, "File_Header").
         raise CorruptDataError(f"unknown stream method {method}")
     return out
 
@@ -339,7 +335,7 @@ class _PairPlan:
         self.values, self.ids = values, ids
         self.scale_bits, self.freq, words_bytes = rans_plan(counts)
         table = np.empty(5 * ids.size + 1, np.uint8)
-        self.table = table[:_kernels().write_pair_table(ids, self.freq, table)]
+        self.table = table[:_kernels.write_pair_table(ids, self.freq, table)]
         self.size = _PAIRS_HEAD.size + self.table.size + words_bytes
 
 
@@ -355,10 +351,10 @@ def _pair_plan(symbols: np.ndarray) -> tuple[_PairPlan | None, np.ndarray | None
         return None, None
     # Pair i is symbols 2i + 256 * symbols 2i+1 (a little-endian host, as numba's).
     values = np.require(symbols[:n - n % 2].view(np.uint16), requirements=["A"])
-    ids = _scratch("pair_ids", 1 << 16, np.uint16)
-    counts = _scratch("pair_counts", 1 << 16, np.int64)
+    ids = scratch("pair_ids", 1 << 16, np.uint16)
+    counts = scratch("pair_counts", 1 << 16, np.int64)
     byte_counts = np.zeros(256, np.int64)
-    k = int(_kernels().pair_histogram(values, _pair_zeros(), ids, counts, byte_counts))
+    k = int(_kernels.pair_histogram(values, _pair_zeros(), ids, counts, byte_counts))
     if n % 2:
         byte_counts[symbols[-1]] += 1
     if not 2 <= k <= PAIRS_MAX:
@@ -380,11 +376,11 @@ def _pairs_stream(symbols: np.ndarray, plan: _PairPlan) -> list:
     The words piece is this thread's scratch memory: join the pieces before the next
     :func:`_pairs_stream` call on this thread (as encode_stream_parts' caller does)."""
     m = plan.values.size
-    ranks = _scratch("pair_ranks", m, np.uint16)
-    _kernels().pair_ranks(plan.values, plan.ids, _scratch("pair_rank_of", 1 << 16, np.uint16),
+    ranks = scratch("pair_ranks", m, np.uint16)
+    _kernels.pair_ranks(plan.values, plan.ids, scratch("pair_rank_of", 1 << 16, np.uint16),
                           ranks)
     words = rans.encode_symbols(ranks, plan.freq,
-                                _scratch("pair_words", m + 2 * rans.NSTATES, np.uint16),
+                                scratch("pair_words", m + 2 * rans.NSTATES, np.uint16),
                                 plan.scale_bits)
     last = int(symbols[-1]) if symbols.size % 2 else 0
     head = _PAIRS_HEAD.pack(RANS_PAIRS, plan.scale_bits, plan.ids.size, last, 0)
@@ -404,7 +400,7 @@ def _decode_pairs(mv: memoryview, count: int, out: np.ndarray) -> None:
         raise CorruptDataError("rANS pair table is truncated")
     ids = np.empty(npairs, np.uint16)
     freq = np.empty(npairs, np.uint32)
-    end = int(_kernels().read_pair_table(np.frombuffer(mv, np.uint8), np.int64(_PAIRS_HEAD.size),
+    end = int(_kernels.read_pair_table(np.frombuffer(mv, np.uint8), np.int64(_PAIRS_HEAD.size),
                                          ids, freq))
     if end < 0:
         raise CorruptDataError({-1: "rANS pair table is truncated",
@@ -413,7 +409,7 @@ def _decode_pairs(mv: memoryview, count: int, out: np.ndarray) -> None:
     words = _word_stream(mv, _past_pad(mv, end, "rANS pair"), "rANS pair")
     even = count - count % 2
     aligned = out.ctypes.data % 2 == 0  # a raw plane can start at an odd address
-    target = out[:even] if aligned else _scratch("pairs", even)
+    target = out[:even] if aligned else scratch("pairs", even)
     rans.decode_sparse(words, ids, freq, target.view(np.uint16), scale_bits)
     if not aligned:
         out[:even] = target
@@ -421,133 +417,19 @@ def _decode_pairs(mv: memoryview, count: int, out: np.ndarray) -> None:
         out[count - 1] = last
 
 
-_FIELD_HEAD = struct.Struct("<BBHI")  # Field_Shift, Field_Bits, Code_Base, Escape_Count
-
-
-def _packed_size(n: int, w: int) -> int:
-    """Bytes of a last raw plane of n values of w < 8 bits, packed as sliced sub-planes
-    (docs/FORMAT.md, "Packed raw plane"): bits 0-3, then 4-5 if w >= 6, then the odd bit."""
-    return (n + 1) // 2 + ((n + 3) // 4 if w >= 6 else 0) + ((n + 7) // 8 if w in (5, 7) else 0)
-
-
-def _pack_plane(top: np.ndarray, w: int) -> np.ndarray:
-    """The w-bit values of ``top`` (uint8) packed (a scratch array)."""
-    packed = _scratch("packed", _packed_size(top.size, w))
-    _kernels().pack_top(top, np.int64(w), packed)
-    return packed
-
-
-def _unpack_plane(blob, n: int, w: int, top: np.ndarray) -> None:
-    """Decode the packed last raw plane stream ``blob`` into ``top`` (n uint8 values)."""
-    size = _packed_size(n, w)
-    if len(blob) == size + 1 and blob[0] == STORED:
-        packed = np.frombuffer(blob, np.uint8, size, 1)
-    else:
-        packed = decode_stream(blob, size, _scratch("packed", size))
-    if _kernels().unpack_top(packed, np.int64(w), top):
-        raise CorruptDataError("packed raw plane has nonzero padding bits")
-
-
-def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto",
-                 field: Field | None = None, fast: bool = False) -> bytes:
-    """Code a chunk (bytes-like, a whole number of ``dtype`` elements) as framed streams.
-
-    Layout: for the code stream and then each raw plane, ``u32 length`` + stream + one zero
-    byte of padding if the length is odd (so rANS words stay 2-byte aligned when the chunk
-    starts 2-byte aligned). Generic byte data (dtype ``BYTES`` and dtypes without a coding
-    pair) also tries zstd.
-
-    ``fielded`` (float dtypes only, see :data:`pairs.FIELD_TOPS`): choose the chunk's code
-    field with :func:`pairs.choose_field` and write it first as an 8-byte Field_Header;
-    the last raw plane is packed at ``16 - bits`` bits per element, and the escaped field
-    values follow as one more stream of u16 (docs/FORMAT.md, "Fielded chunk payload"). When
-    the chosen field is wider than 8 bits and the chunk is under 64 KiB, or the field made
-    it larger than its input, the chunk is also coded with the plain 8-bit field (which
-    never escapes) and the smaller kept: the payload never exceeds the container's
-    Decoded_Length + PAYLOAD_SLACK. ``field`` (with ``fielded``) forces that field instead,
-    with no fallback: for tests and experiments. ``coder`` is passed to
-    :func:`encode_stream` for every stream. Block-quantized GGML types
-    (:mod:`ansz.blocks`) are coded field by field instead.
-
-    ``fast`` trades a little ratio for decoding (and coding) speed: a fielded chunk takes
-    the plain 8-bit field without searching (no escapes, a stored last plane), its code
-    stream is offered as symbol pairs (``encode_stream(pairs=True)``), and with "auto" no
-    stream tries the prefix coders. The chunk stays an ordinary one: decoders need nothing
-    but the RANS_PAIRS stream method.
-    """
-    if dtype in BLOCK_TYPES:
-        return encode_block_chunk(data, dtype, coder="rans" if fast and coder == "auto" else coder)
-    layout = layout_for(dtype)
-    if field is not None and not fielded:
-        raise ValueError("encode_chunk: a forced field needs fielded=True")
-    if not fielded:
-        return _encode_pairs(data, layout, None, coder, fast)
-    if layout.name not in FIELD_TOPS:
-        raise ValueError(f"{dtype} has no fielded layout")
-    if field is not None or fast:
-        return _encode_pairs(data, layout, field or plain_field(layout), coder, fast)
-    field, _ = choose_field(data, layout)
-    payload = _encode_pairs(data, layout, field, coder)
-    nbytes = len(memoryview(data).cast("B"))
-    if field.bits > 8 and (nbytes < _SMALL_FIELDED or len(payload) > nbytes):
-        # The field's price misses the fixed costs of small streams (escapes, tables, final
-        # states): on a small chunk also try the plain 8-bit field, which never escapes and
-        # stores what does not compress, so the payload stays within Decoded_Length + a
-        # few framing bytes (the container's PAYLOAD_SLACK).
-        plain = _encode_pairs(data, layout, plain_field(layout), coder)
-        if len(plain) <= len(payload):
-            payload = plain
-    return payload
-
-
-#: Fielded chunks below this many bytes are also coded with the plain field (see encode_chunk).
-_SMALL_FIELDED = 1 << 16
-
-
-def _encode_pairs(data, layout: PairLayout, field: Field | None, coder: str,
-                  fast: bool = False) -> bytes:
-    """The streams of encode_chunk for a coding-pair layout, with ``field`` (fielded: the
-    Field_Header first) or without (None: plain pairs); ``fast`` as for encode_chunk."""
-    n = len(memoryview(data).cast("B")) // layout.width
-    codes, raw = split_pairs(data, layout, _scratch("codes", n),
-                             _scratch("raw", n * layout.raw_width), field)
-    generic = layout.name == "BYTES"
-    parts = []
-    streams = [codes] + [raw[b * n:(b + 1) * n] for b in range(layout.raw_width)]
-    if field is not None:
-        escaped = escaped_values(data, layout, codes, field)
-        parts.append(_FIELD_HEAD.pack(field.shift, field.bits, field.base, escaped.size))
-        if field.top_bits < 8:
-            streams[-1] = _pack_plane(streams[-1], field.top_bits)
-        if escaped.size:
-            streams.append(escaped.astype("<u2").view(np.uint8))
-    if fast and coder == "auto":
-        coder = "rans"  # what "auto" with pairs keeps for the code stream, too
-    for k, s in enumerate(streams):
-        parts.extend(_framed(encode_stream_parts(s, try_zstd=generic, coder=coder,
-                                                 pairs=fast and k == 0 and not generic)))
-    return b"".join(parts)  # the one copy of stored planes (see encode_stream_parts)
-
-
 def frame_streams(blobs) -> bytes:
     """Stream blobs framed as a chunk payload: each ``u32 length`` + blob + a zero byte if
     the length is odd (docs/FORMAT.md, "Chunk payload")."""
     parts = []
     for blob in blobs:
-        parts.extend(_framed([blob]))
+        parts.extend(framed_pieces([blob]))
     return b"".join(parts)
 
 
-def _framed(pieces: list) -> list:
+def framed_pieces(pieces: list) -> list:
     """One stream, given as bytes-like pieces, framed as :func:`frame_streams` frames it."""
     length = sum(memoryview(p).nbytes for p in pieces)
     return [_U32.pack(length), *pieces] + ([b"\0"] if length % 2 else [])
-
-
-def _kernels():
-    from . import _kernels as k
-
-    return k
 
 
 def framed_streams(mv: memoryview, nstreams: int | None, pos: int = 0, *,
@@ -576,70 +458,110 @@ def framed_streams(mv: memoryview, nstreams: int | None, pos: int = 0, *,
         raise CorruptDataError("chunk payload has trailing bytes")
 
 
-def _read_field(mv: memoryview, layout: PairLayout, n: int) -> tuple[Field, int]:
-    """The Field_Header at the start of a fielded payload of n elements, checked
-    (CorruptDataError): ``(field, escape count)``."""
-    if len(mv) < _FIELD_HEAD.size:
-        raise CorruptDataError("chunk payload is truncated (field header)")
-    shift, bits, base, escapes = _FIELD_HEAD.unpack_from(mv)
-    field = Field(shift, bits, base)
-    if not field.check(layout.width):
-        raise CorruptDataError(f"chunk field (shift {field.shift}, bits {field.bits}, base "
-                               f"{field.base}) does not fit {layout.name}")
-    if escapes > (0 if field.lim == 256 else n):
-        raise CorruptDataError(f"chunk field declares {escapes} escapes for {n} elements")
-    return field, escapes
+def entropy_bits(counts: np.ndarray) -> float:
+    """Order-0 entropy of the counts times their total, in bits (no table)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return 0.0
+    p = counts[counts > 0] / total
+    return float(-(p * np.log2(p)).sum() * total)
 
 
-def decode_chunk(blob, dtype: str, nbytes: int, out: np.ndarray | None = None, *,
-                 fielded: bool = False) -> np.ndarray:
-    """Decode a chunk made by :func:`encode_chunk` into ``nbytes`` bytes (uint8 array).
+# ---------------------------------------------------------------------------------------------
+# Prefix-coded streams (methods HUFFMAN and QLC)
 
-    ``out``, if given, is a writable uint8 array of ``nbytes`` entries. ``fielded`` must
-    be what the encoder was given (the container records it in the dtype code).
-    Allocations are bounded by ``nbytes``, which the caller has validated.
-    """
-    if dtype in BLOCK_TYPES:
-        return decode_block_chunk(blob, dtype, nbytes, out)
-    layout: PairLayout = layout_for(dtype)
-    if nbytes % layout.width:
-        raise CorruptDataError(f"chunk of {nbytes} bytes is not a whole number of {dtype} elements")
-    if fielded and layout.name not in FIELD_TOPS:
-        raise CorruptDataError(f"{dtype} has no fielded layout")
+
+def output_array(out: np.ndarray | None, n: int) -> np.ndarray:
+    """``out`` checked to be a contiguous uint8 array of ``n`` entries, or a new one."""
     if out is None:
-        out = np.empty(nbytes, np.uint8)
-    n = nbytes // layout.width
-    mv = memoryview(blob).cast("B")
-    field, escapes = _read_field(mv, layout, n) if fielded else (None, 0)
-    streams = framed_streams(mv, layout.width + (escapes > 0), _FIELD_HEAD.size if fielded else 0)
-    if layout.width == 1:
-        decode_stream(next(streams), n, out)
-        for _ in streams:  # runs the trailing-bytes check
-            pass
-        return out
-    codes = decode_stream(next(streams), n, _scratch("codes", n))
-    planes = list(streams)
-    if escapes:
-        escaped = decode_stream(planes.pop(), 2 * escapes).view("<u2")
-    top_bits = 8 if field is None else field.top_bits
-    aligned = out.ctypes.data % layout.width == 0
-    if top_bits == 8 and len(planes) == 1 and len(planes[0]) == n + 1 and planes[0][0] == STORED:
-        raw = np.frombuffer(planes[0], np.uint8, n, 1)  # the common bf16/f16 case: no copy
+        return np.empty(n, np.uint8)
+    if out.size != n or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        raise ValueError("out must be a contiguous uint8 array of n entries")
+    return out
+
+
+def check_status(status: int, what: str) -> None:
+    """Raise CorruptDataError for a nonzero decoder status."""
+    if status != _kernels.DECODE_OK:
+        raise CorruptDataError(f"{what} stream {DECODE_STATUS.get(status, f'failed ({status})')}")
+
+
+def prefix_table(counts, coder: str):
+    """The table ``coder`` ("huffman" or "qlc") builds for a histogram (int64[256]).
+
+    Huffman lengths are limited to ``huffman.DEFAULT_LIMIT`` (11) bits; QLC areas are the
+    optimal ones. Needs at least one present symbol.
+    """
+    if coder == "huffman":
+        return huffman.HuffmanTable.from_counts(counts)
+    if coder == "qlc":
+        return qlc.QlcTable.from_counts(counts)
+    raise ValueError(f"unknown prefix coder {coder!r}")
+
+
+def prefix_stream_size(counts, table) -> int:
+    """Exact bytes :func:`encode_prefix_stream` writes for symbols with these counts."""
+    if isinstance(table, huffman.HuffmanTable):
+        bits = huffman.expected_bits(counts, table.lengths)
     else:
-        raw = _scratch("raw", n * layout.raw_width)
-        for b, s in enumerate(planes[:-1]):
-            decode_stream(s, n, raw[b * n:(b + 1) * n])
-        top = raw[(layout.raw_width - 1) * n:]
-        if top_bits == 8:
-            decode_stream(planes[-1], n, top)
-        else:
-            _unpack_plane(planes[-1], n, top_bits, top)
-    dst = out if aligned else _scratch("unaligned", nbytes)
-    join_pairs(codes, raw, layout, dst, field)
-    if field is not None and field.lim == 255:
-        if not patch_escapes(codes, escaped if escapes else np.zeros(0, np.uint16), layout,
-                             dst, field):
-            raise CorruptDataError(f"chunk has a number of escape codes other than {escapes}")
-    if not aligned:
-        out[:] = dst
+        bits = qlc.expected_bits(counts, table.area_bits)
+    return 1 + len(table.to_bytes()) + (bits + 7) // 8
+
+
+def encode_prefix_stream(symbols: np.ndarray, table) -> bytes:
+    """A HUFFMAN or QLC stream (by the table's type): method byte, table, code bytes.
+
+    Every symbol must have a code in the table (ValueError otherwise).
+    """
+    if isinstance(table, huffman.HuffmanTable):
+        method, (data, _) = HUFFMAN, huffman.encode(symbols, table)
+    elif isinstance(table, qlc.QlcTable):
+        method, (data, _) = QLC, qlc.encode(symbols, table)
+    else:
+        raise TypeError("table must be a HuffmanTable or a QlcTable")
+    return b"".join((bytes([method]), table.to_bytes(), data.data))
+
+
+#: Longest QLC codeword: 3 prefix bits + 8 suffix bits.
+_QLC_MAX_CODE_BITS = 11
+
+
+def decode_prefix_stream(blob, count: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Decode a HUFFMAN or QLC stream (method byte included) into ``count`` uint8 symbols.
+
+    The table is parsed and validated first (Huffman: lengths <= 15, Kraft sum <= 1, range
+    starting and ending at coded symbols, zero pad nibble; QLC: area bits <= 8, distinct
+    symbols that fit the areas); then the code bytes must hold exactly ``count`` valid codes
+    and end in zero padding bits, with no byte after the last code. Any failure raises
+    CorruptDataError. ``out``, if given, is a contiguous uint8 array of ``count`` entries.
+    """
+    mv = memoryview(blob).cast("B")
+    if len(mv) == 0:
+        raise CorruptDataError("empty stream")
+    method = mv[0]
+    if method == HUFFMAN:  # table parsed and built in one kernel: small streams are common
+        buf = np.frombuffer(mv, np.uint8, len(mv) - 1, 1)
+        buf.flags.writeable = False  # one kernel type whatever the buffer's owner
+        status, used, T, table = _kernels.huffman_read_table(buf)
+        if status:
+            raise CorruptDataError(f"Huffman table {huffman.TABLE_STATUS[status]}")
+        data = buf[used:]
+        if data.size > count * T // 8 + 1:
+            raise CorruptDataError("Huffman stream is longer than n codes can be")
+        out = output_array(out, count)
+        check_status(_kernels.huffman_decode(data, table, np.int64(T), out), "Huffman")
+        return out
+    if method != QLC:
+        raise CorruptDataError(f"stream method {method} is not a prefix code")
+    buf = np.frombuffer(mv, np.uint8, len(mv) - 1, 1)
+    buf.flags.writeable = False  # one kernel type whatever the buffer's owner
+    status, used, lut, order = _kernels.qlc_read_table(buf)  # as for HUFFMAN, one kernel
+    if status:
+        raise CorruptDataError(qlc.TABLE_STATUS[status])
+    data = buf[used:]
+    if data.size > count * _QLC_MAX_CODE_BITS // 8 + 1:
+        raise CorruptDataError("QLC stream is longer than n codes can be")
+    out = output_array(out, count)
+    check_status(_kernels.qlc_decode(data, lut, order, out), "QLC")
     return out
