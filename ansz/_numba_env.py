@@ -45,21 +45,24 @@ def kernel_cache_dir() -> str:
 
 
 def kernel_cache_is_cold() -> bool:
-    """True if the cache holds no kernel compiled from this ``_kernels.py`` (no index file
-    ``*/_kernels.*.nbi`` at least as new as it): the next kernel call compiles them all,
-    ~25-30 s on 2 cores. A heuristic for the CLI's first-run notice: numba itself decides
-    per kernel, and a partly filled cache counts as warm. Reads directory entries only."""
+    """True if the cache holds no kernel compiled from the current kernel sources (no index
+    file ``_kernels_*/<module>.*.nbi`` at least as new as ``ansz/_kernels/<module>.py``): the
+    next kernel call compiles them all, ~25-30 s on 2 cores. A heuristic for the CLI's
+    first-run notice: numba itself decides per kernel, and a partly filled cache counts as
+    warm. Reads directory entries only."""
+    kernel_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_kernels")
     try:
-        stamp = os.stat(os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                     "_kernels.py")).st_mtime
+        stamps = {f.name[:-3]: f.stat().st_mtime for f in os.scandir(kernel_dir)
+                  if f.name.endswith(".py") and f.name != "__init__.py"}
         with os.scandir(kernel_cache_dir()) as dirs:
-            for d in dirs:
-                if not d.is_dir():
+            for d in dirs:  # numba names a cache directory after the source's directory
+                if not (d.name.startswith("_kernels_") and d.is_dir()):
                     continue
                 with os.scandir(d.path) as files:
                     for f in files:
-                        if (f.name.startswith("_kernels.") and f.name.endswith(".nbi")
-                                and f.stat().st_mtime >= stamp):
+                        module = f.name.split(".", 1)[0]
+                        if (module in stamps and f.name.endswith(".nbi")
+                                and f.stat().st_mtime >= stamps[module]):
                             return False
     except OSError:  # no cache directory yet (or unreadable): nothing cached
         pass

@@ -10,7 +10,7 @@ decoder tables have ``2^max_length`` uint16 entries (4 KiB at 11 bits).
 
 Codes are canonical (deflate's rule): symbols sorted by (length, symbol) get consecutive
 codes, the code shifted left when the length grows. So the lengths alone define the code.
-Bits are written MSB-first, the last byte zero-padded (``ansz._kernels`` "Prefix codes").
+Bits are written MSB-first, the last byte zero-padded (``ansz._kernels.prefix``).
 Decoding looks up the next ``max_length`` bits in a table giving symbol and length.
 
 A single present symbol gets a 1-bit code (an incomplete code: the other half of the code

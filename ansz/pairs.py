@@ -89,8 +89,8 @@ def _as_elements(data, layout: PairLayout) -> np.ndarray:
 
 
 #: choose_field prices one element in every FIELD_SAMPLE_STEP of a chunk of at least
-#: FIELD_SAMPLE_MIN elements, the phase moving every 1024 samples (``_kernels``, "Sampling
-#: for the field choice"): a fixed phase never saw the odd elements of data alternating
+#: FIELD_SAMPLE_MIN elements, the phase moving every 1024 samples (``ansz._kernels.fields``,
+#: "Sampling for the field choice"): a fixed phase never saw the odd elements of data alternating
 #: between two ranges, and a 1 MiB bf16 chunk of such pairs grew 9%. Half the elements
 #: choose as well as all of them (corpus ratios within +-0.00002; 1/4 lost
 #: 0.00003-0.00005) for half of the histogram pass, the largest step of the choice. Smaller

@@ -1,7 +1,7 @@
 """The bit writer that Huffman and QLC share, and what their decoders' status codes mean.
 
-Prefix codes are written MSB-first, the last byte zero-padded (``ansz._kernels``, "Prefix
-codes"); :func:`encode_prefix` writes symbols with any table of codes and lengths.
+Prefix codes are written MSB-first, the last byte zero-padded (``ansz._kernels.prefix``);
+:func:`encode_prefix` writes symbols with any table of codes and lengths.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ symbol of area k costs ``3 + b_k`` bits and area k holds up to ``2^b_k`` symbols
 (``0 <= b_k <= 8``). Symbols ranked by decreasing count (ties: smaller symbol first) fill the
 areas in order, area 0 first; the symbol of rank r in area k (whose first rank is base_k)
 has code ``k << b_k | (r - base_k)``. Bits are written MSB-first, last byte zero-padded
-(``ansz._kernels`` "Prefix codes").
+(``ansz._kernels.prefix``).
 
 :func:`optimal_areas` finds the area sizes that minimize the coded size exactly, by dynamic
 programming over the ranked counts: cost(k areas, first i ranks) + b * weight(ranks i..j),

@@ -1,13 +1,13 @@
 """Interleaved rANS over uint8 symbols, given a normalized frequency table.
 
 This layer knows symbols, frequencies and 16-bit words, nothing of files or tensors. The
-kernels and their invariants are in :mod:`ansz._kernels`; this module builds the per-symbol
+kernels and their invariants are in :mod:`ansz._kernels.rans`; this module builds the per-symbol
 tables and normalizes arrays at the Python boundary so each kernel compiles once.
 
 Contract: ``freq`` is uint32[256], sums to ``M = 2**scale_bits`` with ``scale_bits`` one of
 ``SCALE_BITS_CHOICES`` (12, the default, or 14), has at least two nonzero entries (a
 single-symbol stream needs no coder) and is nonzero for every symbol that is encoded. Why
-only those two: see :mod:`ansz._kernels`.
+only those two: see :mod:`ansz._kernels.rans`.
 
 A *sparse* alphabet of up to 65536 symbols (byte pairs, say) is coded the same way over
 dense ids: the encoder takes uint16 ids ``0 .. A-1`` and ``freq`` of ``A`` entries; the

@@ -868,7 +868,7 @@ def test_no_progress_when_stderr_is_not_a_tty(tmp_path, api):
 
 def test_first_run_notice_only_with_a_cold_cache_and_progress(tmp_path, api):
     # numba compiles every kernel on the first run (~30 s): the CLI says so when it shows
-    # progress and the cache holds nothing compiled from this _kernels.py.
+    # progress and the cache holds nothing compiled from the current kernel sources.
     src = make_model(tmp_path / "m.safetensors", "bf16")
     cache = tmp_path / "cache"
     env = {"NUMBA_CACHE_DIR": str(cache)}  # read by the check only: numba is loaded
@@ -877,8 +877,8 @@ def test_first_run_notice_only_with_a_cold_cache_and_progress(tmp_path, api):
     assert str(cache) in r.stderr
     r = invoke(["compress", "-f", "--no-progress", src], env=env)
     assert r.exit_code == 0 and "first run" not in r.stderr
-    (cache / "ansz_x").mkdir(parents=True)
-    (cache / "ansz_x" / "_kernels.rans_encode-1.py311.nbi").write_bytes(b"")
+    (cache / "_kernels_x").mkdir(parents=True)
+    (cache / "_kernels_x" / "rans.rans_encode-1.py311.nbi").write_bytes(b"")
     r = invoke(["decompress", "-f", "--progress", str(src) + ".ansz"], env=env)
     assert r.exit_code == 0 and "first run" not in r.stderr
 
