@@ -18,7 +18,7 @@ import struct
 
 import numpy as np
 
-from . import _kernels
+from . import kernels
 from .blocks import decode_block_chunk, encode_block_chunk
 from .container import Record, content_hash
 from .dtypes import BLOCK_TYPE_NAMES, DTYPE_CODES, PairLayout, layout_for
@@ -66,7 +66,7 @@ def _packed_size(n: int, w: int) -> int:
 def _pack_plane(top: np.ndarray, w: int) -> np.ndarray:
     """The w-bit values of ``top`` (uint8) packed (a scratch array)."""
     packed = scratch("packed", _packed_size(top.size, w))
-    _kernels.pack_top(top, np.int64(w), packed)
+    kernels.pack_top(top, np.int64(w), packed)
     return packed
 
 
@@ -77,7 +77,7 @@ def _unpack_plane(blob, n: int, w: int, top: np.ndarray) -> None:
         packed = np.frombuffer(blob, np.uint8, size, 1)
     else:
         packed = decode_stream(blob, size, scratch("packed", size))
-    if _kernels.unpack_top(packed, np.int64(w), top):
+    if kernels.unpack_top(packed, np.int64(w), top):
         raise CorruptDataError("packed raw plane has nonzero padding bits")
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _kernels
+from . import kernels
 from .prefix import encode_prefix
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "code_lengths", "canonical_codes", "expected_bits",
@@ -37,7 +37,7 @@ __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "code_lengths", "canonical_codes", "exp
 DEFAULT_LIMIT = 11
 MAX_LIMIT = 15
 
-#: Nonzero status of ``_kernels.huffman_read_table`` -> what is wrong with the table.
+#: Nonzero status of ``kernels.huffman_read_table`` -> what is wrong with the table.
 TABLE_STATUS = {1: "is truncated", 2: "symbol range is empty", 3: "has a nonzero pad nibble",
                 4: "range does not start and end at symbols",
                 5: "is over-subscribed (Kraft sum > 1)"}
@@ -53,7 +53,7 @@ def _check_counts(counts) -> np.ndarray:
 def code_lengths(counts, limit: int = DEFAULT_LIMIT) -> np.ndarray:
     """Optimal code lengths (uint8[256], 0 for absent symbols) with every length <= limit.
 
-    Package-merge (``_kernels.package_merge``): item lists for depths limit..1, each the
+    Package-merge (``kernels.package_merge``): item lists for depths limit..1, each the
     leaves merged (stably, leaves first on ties) with the pairs ("packages") of the list
     below; the first 2m - 2 items of the last list are chosen and a symbol's length is the
     number of chosen items holding it.
@@ -70,7 +70,7 @@ def code_lengths(counts, limit: int = DEFAULT_LIMIT) -> np.ndarray:
     if not 1 <= limit <= MAX_LIMIT or (1 << limit) < m:
         raise ValueError(f"cannot code {m} symbols with lengths <= {limit}")
     idx = np.argsort(counts[present], kind="stable")  # ties: the smaller symbol first
-    lengths[present[idx]] = _kernels.package_merge(counts[present][idx], np.int64(limit))
+    lengths[present[idx]] = kernels.package_merge(counts[present][idx], np.int64(limit))
     return lengths
 
 

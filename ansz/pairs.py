@@ -122,12 +122,12 @@ def field_histogram(data, layout: PairLayout, step: int = 1) -> np.ndarray:
     FIELD_SAMPLE_STEP); histograms of several pieces of a tensor add up. For 16-bit floats,
     of every 16-bit value (int64[65536]); otherwise of the 12 bits below each of
     ``FIELD_TOPS[layout.name]`` (int64[tops, 4096])."""
-    from . import _kernels
+    from . import kernels
 
     elems = np.ascontiguousarray(_as_elements(data, layout))
     if layout.width == 2:
-        return _kernels.field_histogram(elems, np.uint32(0), np.int64(16), np.int64(step))
-    return np.stack([_kernels.field_histogram(elems, np.uint32(top - MAX_FIELD_BITS),
+        return kernels.field_histogram(elems, np.uint32(0), np.int64(16), np.int64(step))
+    return np.stack([kernels.field_histogram(elems, np.uint32(top - MAX_FIELD_BITS),
                                               np.int64(MAX_FIELD_BITS), np.int64(step))
                      for top in FIELD_TOPS[layout.name]])
 
@@ -137,10 +137,10 @@ def _fold(hist: np.ndarray, layout: PairLayout) -> tuple[np.ndarray, np.ndarray 
     from a :func:`field_histogram`; the raw-byte ones only for 16-bit floats."""
     if layout.width != 2:
         return hist, None
-    from . import _kernels
+    from . import kernels
 
     tops = np.array(FIELD_TOPS[layout.name], np.int64)
-    return _kernels.fold_u16_histogram(np.ascontiguousarray(hist, np.int64), tops)
+    return kernels.fold_u16_histogram(np.ascontiguousarray(hist, np.int64), tops)
 
 
 def best_field(hist: np.ndarray, layout: PairLayout) -> tuple[Field, float]:
@@ -148,16 +148,16 @@ def best_field(hist: np.ndarray, layout: PairLayout) -> tuple[Field, float]:
 
     For 16-bit floats the 8-bit field's raw byte is priced coded where that pays (norm
     weights and other narrow tensors have skewed mantissas); one kernel call
-    (``_kernels.choose_field``) prices every candidate.
+    (``kernels.choose_field``) prices every candidate.
     """
-    from . import _kernels
+    from . import kernels
 
     tops, raws = _fold(hist, layout)
     tops = np.ascontiguousarray(tops, np.int64)
     raw_coded = raws is not None
     if not raw_coded:
         raws = np.zeros((tops.shape[0], 256), np.int64)
-    t, k, base, cost = _kernels.choose_field(tops, raws, raw_coded)
+    t, k, base, cost = kernels.choose_field(tops, raws, raw_coded)
     bits = MIN_FIELD_BITS + k
     return Field(FIELD_TOPS[layout.name][t] - bits, bits, int(base)), float(cost)
 
@@ -201,14 +201,14 @@ def split_pairs(data, layout: PairLayout, codes: np.ndarray | None = None,
     if layout.width == 1:
         codes[:] = elems
         return codes, raw
-    from . import _kernels
+    from . import kernels
 
     field = field or plain_field(layout)
     if not field.check(layout.width) or (field.bits == 8 and field.base):
         raise ValueError(f"split_pairs: {field} does not fit {layout.name} (an 8-bit field "
                          "has base 0: its codes are the values)")
     e = np.ascontiguousarray(elems, dtype=_UINT[layout.width])
-    split = {2: _kernels.split_pairs16, 4: _kernels.split_pairs32}.get(layout.width, _kernels.split_pairs)
+    split = {2: kernels.split_pairs16, 4: kernels.split_pairs32}.get(layout.width, kernels.split_pairs)
     split(e, np.uint32(field.shift), np.uint32(field.bits), np.uint32(field.base), codes, raw)
     return codes, raw
 
@@ -217,11 +217,11 @@ def escaped_values(data, layout: PairLayout, codes: np.ndarray, field: Field) ->
     """The field values (uint16, in element order) of the elements whose code escaped."""
     if field.lim == 256:
         return np.zeros(0, np.uint16)
-    from . import _kernels
+    from . import kernels
 
     elems = np.ascontiguousarray(_as_elements(data, layout), dtype=_UINT[layout.width])
     escaped = np.empty(elems.size, np.uint16)  # only the pages written are touched
-    count = _kernels.gather_escapes(_codes(codes, elems.size), elems, np.uint32(field.shift),
+    count = kernels.gather_escapes(_codes(codes, elems.size), elems, np.uint32(field.shift),
                                     np.uint32(field.bits), escaped)
     return escaped[:count].copy()
 
@@ -232,10 +232,10 @@ def patch_escapes(codes: np.ndarray, escaped: np.ndarray, layout: PairLayout, ou
 
     Returns False if ``codes`` holds a different number of escape codes than ``escaped``.
     """
-    from . import _kernels
+    from . import kernels
 
     elems = out.view(_UINT[layout.width])
-    count = _kernels.patch_escapes(_codes(codes, elems.size),
+    count = kernels.patch_escapes(_codes(codes, elems.size),
                                    np.ascontiguousarray(escaped, np.uint16),
                                    np.uint32(field.shift), np.uint32(field.bits), elems)
     return count == escaped.size
@@ -261,11 +261,11 @@ def join_pairs(codes: np.ndarray, raw: np.ndarray, layout: PairLayout, out: np.n
     if layout.width == 1:
         out[:] = codes
         return
-    from . import _kernels
+    from . import kernels
 
     field = field or plain_field(layout)
     if not field.check(layout.width):
         raise ValueError(f"join_pairs: {field} does not fit {layout.name}")
     e = out.view(_UINT[layout.width])
-    join = {2: _kernels.join_pairs16, 4: _kernels.join_pairs32}.get(layout.width, _kernels.join_pairs)
+    join = {2: kernels.join_pairs16, 4: kernels.join_pairs32}.get(layout.width, kernels.join_pairs)
     join(codes, raw, np.uint32(field.shift), np.uint32(field.bits), np.uint32(field.base), e)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _kernels
+from . import kernels
 
 
 def encode_prefix(symbols: np.ndarray, code: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, int]:
@@ -24,7 +24,7 @@ def encode_prefix(symbols: np.ndarray, code: np.ndarray, length: np.ndarray) -> 
     if maxlen > 16 or (code >= (np.uint64(1) << length.astype(np.uint64))).any():
         raise ValueError("prefix code table is invalid")
     out = np.zeros((symbols.size * maxlen + 7) // 8 + 4, np.uint8)
-    nbits = int(_kernels.prefix_encode(symbols, code, length, out))
+    nbits = int(kernels.prefix_encode(symbols, code, length, out))
     if nbits < 0:
         raise ValueError("a symbol has no code in this table")
     return out[:(nbits + 7) // 8], nbits
@@ -32,8 +32,8 @@ def encode_prefix(symbols: np.ndarray, code: np.ndarray, length: np.ndarray) -> 
 
 #: Nonzero status of the prefix decoding kernels -> what is wrong with the stream.
 DECODE_STATUS = {
-    _kernels.DECODE_TRUNCATED: "is truncated",
-    _kernels.DECODE_TRAILING: "has trailing bytes",
-    _kernels.DECODE_BAD_CODE: "holds an invalid code",
-    _kernels.DECODE_BAD_PADDING: "has nonzero padding bits",
+    kernels.DECODE_TRUNCATED: "is truncated",
+    kernels.DECODE_TRAILING: "has trailing bytes",
+    kernels.DECODE_BAD_CODE: "holds an invalid code",
+    kernels.DECODE_BAD_PADDING: "has nonzero padding bits",
 }

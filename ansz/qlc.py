@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _kernels
+from . import kernels
 from .prefix import encode_prefix
 
 __all__ = ["NAREAS", "PREFIX_BITS", "MAX_AREA_BITS", "QlcTable", "optimal_areas",
@@ -39,10 +39,10 @@ MAX_AREA_BITS = 8
 #: Nonzero status of the QLC table kernels (``qlc_build_tables``, ``qlc_read_table``) -> what
 #: is wrong with the table.
 TABLE_STATUS = {
-    _kernels.QLC_TABLE_TRUNCATED: "QLC table is truncated",
-    _kernels.QLC_TABLE_BAD_AREA_BITS: "QLC table: area bits must be 8 integers in 0..8",
-    _kernels.QLC_TABLE_REPEATED_SYMBOL: "QLC table: symbols must be distinct",
-    _kernels.QLC_TABLE_TOO_SMALL: "QLC table: areas hold fewer symbols than listed",
+    kernels.QLC_TABLE_TRUNCATED: "QLC table is truncated",
+    kernels.QLC_TABLE_BAD_AREA_BITS: "QLC table: area bits must be 8 integers in 0..8",
+    kernels.QLC_TABLE_REPEATED_SYMBOL: "QLC table: symbols must be distinct",
+    kernels.QLC_TABLE_TOO_SMALL: "QLC table: areas hold fewer symbols than listed",
 }
 
 
@@ -64,9 +64,9 @@ def optimal_areas(counts) -> tuple[np.ndarray, np.ndarray]:
     """Area bits (uint8[8]) minimizing the coded size of ``counts``, and the symbol order.
 
     Areas left without symbols come last and get 0 bits. With no symbols present every area
-    is empty. The dynamic program (module docstring) runs in ``_kernels.qlc_optimal_areas``.
+    is empty. The dynamic program (module docstring) runs in ``kernels.qlc_optimal_areas``.
     """
-    return _kernels.qlc_optimal_areas(_check_counts(counts))
+    return kernels.qlc_optimal_areas(_check_counts(counts))
 
 
 def _area_layout(area_bits: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -116,10 +116,10 @@ class QlcTable:
         bits = _check_area_bits(self.area_bits)
         order = np.ascontiguousarray(self.order, dtype=np.uint8)
         if order.ndim != 1:
-            raise ValueError(TABLE_STATUS[_kernels.QLC_TABLE_REPEATED_SYMBOL])
+            raise ValueError(TABLE_STATUS[kernels.QLC_TABLE_REPEATED_SYMBOL])
         readonly = order.view()
         readonly.flags.writeable = False  # the one array type the kernel is compiled for
-        status, _, _ = _kernels.qlc_build_tables(bits.astype(np.int64), readonly)
+        status, _, _ = kernels.qlc_build_tables(bits.astype(np.int64), readonly)
         if status:  # the checks of streams' tables: distinct symbols that fit the areas
             raise ValueError(TABLE_STATUS[status])
         object.__setattr__(self, "area_bits", bits)

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _kernels
-from ._kernels import NSTATES, SCALE_BITS, SCALE_BITS_CHOICES, SCALE_BITS_HIGH
+from . import kernels
+from .kernels import NSTATES, SCALE_BITS, SCALE_BITS_CHOICES, SCALE_BITS_HIGH
 from .errors import CorruptDataError
 
 __all__ = ["SCALE_BITS", "SCALE_BITS_HIGH", "SCALE_BITS_CHOICES", "NSTATES", "encode_symbols",
@@ -30,7 +30,7 @@ __all__ = ["SCALE_BITS", "SCALE_BITS_HIGH", "SCALE_BITS_CHOICES", "NSTATES", "en
 
 def byte_histogram(data: np.ndarray) -> np.ndarray:
     """Counts (int64[256]) of each value in a uint8 array."""
-    return _kernels.byte_histogram(np.ascontiguousarray(data, dtype=np.uint8))
+    return kernels.byte_histogram(np.ascontiguousarray(data, dtype=np.uint8))
 
 
 def normalize_counts(counts: np.ndarray, scale_bits: int = SCALE_BITS) -> np.ndarray:
@@ -48,7 +48,7 @@ def normalize_counts(counts: np.ndarray, scale_bits: int = SCALE_BITS) -> np.nda
         raise ValueError("scale_bits must be in [1, 16]")
     if present < 2 or present > (1 << scale_bits):
         raise ValueError(f"cannot normalize {present} present symbols to 2**{scale_bits}")
-    return _kernels.normalize_counts(counts, np.int64(scale_bits))
+    return kernels.normalize_counts(counts, np.int64(scale_bits))
 
 
 def check_freq_table(freq: np.ndarray, scale_bits: int = SCALE_BITS, size: int = 256) -> None:
@@ -85,15 +85,15 @@ def encode_symbols(symbols: np.ndarray, freq: np.ndarray, out: np.ndarray | None
         out = np.empty(symbols.size + 2 * NSTATES, np.uint16)
     elif out.size != symbols.size + 2 * NSTATES or out.dtype != np.uint16:
         raise ValueError("out must hold symbols.size + 2 * NSTATES uint16 words")
-    start = _kernels.rans_encode(symbols, _kernels.encoder_table(freq, np.int64(scale_bits)),
+    start = kernels.rans_encode(symbols, kernels.encoder_table(freq, np.int64(scale_bits)),
                                  out)
     return out[start:]
 
 
 _DECODE_ERRORS = {
-    _kernels.DECODE_TRUNCATED: "rANS stream is truncated",
-    _kernels.DECODE_BAD_STATE: "rANS stream is corrupt (bad state)",
-    _kernels.DECODE_TRAILING: "rANS stream has trailing words",
+    kernels.DECODE_TRUNCATED: "rANS stream is truncated",
+    kernels.DECODE_BAD_STATE: "rANS stream is corrupt (bad state)",
+    kernels.DECODE_TRAILING: "rANS stream has trailing words",
 }
 
 
@@ -102,7 +102,7 @@ _BYTES = np.arange(256, dtype=np.uint8)
 
 
 def _check_status(status: int) -> None:
-    if status != _kernels.DECODE_OK:
+    if status != kernels.DECODE_OK:
         raise CorruptDataError(_DECODE_ERRORS.get(status, f"rANS decode failed ({status})"))
 
 
@@ -154,7 +154,7 @@ def _decode(words: np.ndarray, ids: np.ndarray, freq: np.ndarray, out: np.ndarra
     validated ``freq`` and decode ``out.size`` symbols into ``out``."""
     sym_of_slot = np.empty(1 << scale_bits, ids.dtype)
     dec_of_slot = np.empty(1 << scale_bits, np.uint32)
-    _kernels.build_decoder_tables(ids, freq, sym_of_slot, dec_of_slot)
-    decode = _kernels.rans_decode12 if scale_bits == SCALE_BITS else _kernels.rans_decode14
+    kernels.build_decoder_tables(ids, freq, sym_of_slot, dec_of_slot)
+    decode = kernels.rans_decode12 if scale_bits == SCALE_BITS else kernels.rans_decode14
     _check_status(decode(words, sym_of_slot, dec_of_slot, out))
     return out

@@ -31,7 +31,7 @@ import threading
 
 import numpy as np
 
-from . import _kernels, huffman, qlc, rans
+from . import huffman, kernels, qlc, rans
 from .errors import CorruptDataError
 from .options import CODERS
 from .prefix import DECODE_STATUS
@@ -99,7 +99,7 @@ def rans_plan(counts: np.ndarray) -> tuple[int, np.ndarray, float]:
     symbols (fp8 bytes, wide float fields), while plain bf16 exponents keep 12 bits and the
     decoder's slot tables stay in L1. Needs at least two present symbols.
     """
-    k = _kernels
+    k = kernels
     counts = np.ascontiguousarray(counts, np.int64)
     freq = rans.normalize_counts(counts, rans.SCALE_BITS)
     cost, scale = k.coded_bits(counts, freq, np.int64(rans.SCALE_BITS)), rans.SCALE_BITS
@@ -137,14 +137,14 @@ def varint_table(freq: np.ndarray) -> bytes:
         raise ValueError("varint_table: frequencies must be in [0, 2^14)")
     f = np.ascontiguousarray(f, np.uint32)
     out = np.empty(2 * f.size + 1, np.uint8)
-    return out[:_kernels.write_varints(f, out)].tobytes()
+    return out[:kernels.write_varints(f, out)].tobytes()
 
 
 def read_varint_table(mv: memoryview, start: int, freq: np.ndarray) -> int:
     """Read ``freq.size`` varints written by :func:`varint_table` from ``mv[start:]`` into
     ``freq`` (uint32); returns where the rANS words start. CorruptDataError on a varint
     longer than 2 bytes, a truncated table or a nonzero pad byte."""
-    end = int(_kernels.read_varints(np.frombuffer(mv, np.uint8), np.int64(start), freq))
+    end = int(kernels.read_varints(np.frombuffer(mv, np.uint8), np.int64(start), freq))
     if end == -2:
         raise CorruptDataError("rANS table has a varint longer than 2 bytes")
     if end < 0:
@@ -239,7 +239,7 @@ def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: s
         # payload: QLC codes are prefix codes of at most 3 + 8 = 11 bits, and the Huffman
         # table is the best such code (huffman.DEFAULT_LIMIT = 11). This skips most of the
         # costly QLC area searches on large streams (they were a third of bf16 compress time).
-        payload = (int(_kernels.huffman_payload_bits(counts)) + 7) // 8
+        payload = (int(kernels.huffman_payload_bits(counts)) + 7) // 8
         prefix = [("huffman", 2 + (last - first + 2) // 2), ("qlc", 5 + present.size)]
     else:
         prefix = [(coder, 0)] if coder in ("huffman", "qlc") else []
@@ -335,7 +335,7 @@ class _PairPlan:
         self.values, self.ids = values, ids
         self.scale_bits, self.freq, words_bytes = rans_plan(counts)
         table = np.empty(5 * ids.size + 1, np.uint8)
-        self.table = table[:_kernels.write_pair_table(ids, self.freq, table)]
+        self.table = table[:kernels.write_pair_table(ids, self.freq, table)]
         self.size = _PAIRS_HEAD.size + self.table.size + words_bytes
 
 
@@ -354,7 +354,7 @@ def _pair_plan(symbols: np.ndarray) -> tuple[_PairPlan | None, np.ndarray | None
     ids = scratch("pair_ids", 1 << 16, np.uint16)
     counts = scratch("pair_counts", 1 << 16, np.int64)
     byte_counts = np.zeros(256, np.int64)
-    k = int(_kernels.pair_histogram(values, _pair_zeros(), ids, counts, byte_counts))
+    k = int(kernels.pair_histogram(values, _pair_zeros(), ids, counts, byte_counts))
     if n % 2:
         byte_counts[symbols[-1]] += 1
     if not 2 <= k <= PAIRS_MAX:
@@ -377,7 +377,7 @@ def _pairs_stream(symbols: np.ndarray, plan: _PairPlan) -> list:
     :func:`_pairs_stream` call on this thread (as encode_stream_parts' caller does)."""
     m = plan.values.size
     ranks = scratch("pair_ranks", m, np.uint16)
-    _kernels.pair_ranks(plan.values, plan.ids, scratch("pair_rank_of", 1 << 16, np.uint16),
+    kernels.pair_ranks(plan.values, plan.ids, scratch("pair_rank_of", 1 << 16, np.uint16),
                           ranks)
     words = rans.encode_symbols(ranks, plan.freq,
                                 scratch("pair_words", m + 2 * rans.NSTATES, np.uint16),
@@ -400,7 +400,7 @@ def _decode_pairs(mv: memoryview, count: int, out: np.ndarray) -> None:
         raise CorruptDataError("rANS pair table is truncated")
     ids = np.empty(npairs, np.uint16)
     freq = np.empty(npairs, np.uint32)
-    end = int(_kernels.read_pair_table(np.frombuffer(mv, np.uint8), np.int64(_PAIRS_HEAD.size),
+    end = int(kernels.read_pair_table(np.frombuffer(mv, np.uint8), np.int64(_PAIRS_HEAD.size),
                                          ids, freq))
     if end < 0:
         raise CorruptDataError({-1: "rANS pair table is truncated",
@@ -483,7 +483,7 @@ def output_array(out: np.ndarray | None, n: int) -> np.ndarray:
 
 def check_status(status: int, what: str) -> None:
     """Raise CorruptDataError for a nonzero decoder status."""
-    if status != _kernels.DECODE_OK:
+    if status != kernels.DECODE_OK:
         raise CorruptDataError(f"{what} stream {DECODE_STATUS.get(status, f'failed ({status})')}")
 
 
@@ -543,25 +543,25 @@ def decode_prefix_stream(blob, count: int, out: np.ndarray | None = None) -> np.
     if method == HUFFMAN:  # table parsed and built in one kernel: small streams are common
         buf = np.frombuffer(mv, np.uint8, len(mv) - 1, 1)
         buf.flags.writeable = False  # one kernel type whatever the buffer's owner
-        status, used, T, table = _kernels.huffman_read_table(buf)
+        status, used, T, table = kernels.huffman_read_table(buf)
         if status:
             raise CorruptDataError(f"Huffman table {huffman.TABLE_STATUS[status]}")
         data = buf[used:]
         if data.size > count * T // 8 + 1:
             raise CorruptDataError("Huffman stream is longer than n codes can be")
         out = output_array(out, count)
-        check_status(_kernels.huffman_decode(data, table, np.int64(T), out), "Huffman")
+        check_status(kernels.huffman_decode(data, table, np.int64(T), out), "Huffman")
         return out
     if method != QLC:
         raise CorruptDataError(f"stream method {method} is not a prefix code")
     buf = np.frombuffer(mv, np.uint8, len(mv) - 1, 1)
     buf.flags.writeable = False  # one kernel type whatever the buffer's owner
-    status, used, lut, order = _kernels.qlc_read_table(buf)  # as for HUFFMAN, one kernel
+    status, used, lut, order = kernels.qlc_read_table(buf)  # as for HUFFMAN, one kernel
     if status:
         raise CorruptDataError(qlc.TABLE_STATUS[status])
     data = buf[used:]
     if data.size > count * _QLC_MAX_CODE_BITS // 8 + 1:
         raise CorruptDataError("QLC stream is longer than n codes can be")
     out = output_array(out, count)
-    check_status(_kernels.qlc_decode(data, lut, order, out), "QLC")
+    check_status(kernels.qlc_decode(data, lut, order, out), "QLC")
     return out

@@ -866,9 +866,13 @@ def test_no_progress_when_stderr_is_not_a_tty(tmp_path, api):
     assert r.exit_code == 0 and "\x1b[" in r.stderr
 
 
-def test_first_run_notice_only_with_a_cold_cache_and_progress(tmp_path, api):
-    # numba compiles every kernel on the first run (~30 s): the CLI says so when it shows
-    # progress and the cache holds nothing compiled from the current kernel sources.
+def test_first_run_notice_only_with_a_cold_cache_and_progress(tmp_path, api, monkeypatch):
+    # Without the kernel library numba compiles every kernel on the first run (~30 s): the
+    # CLI says so when it shows progress and the cache holds nothing compiled from the
+    # current kernel sources.
+    from ansz import kernels
+
+    monkeypatch.setattr(kernels, "uses_library", lambda: False)
     src = make_model(tmp_path / "m.safetensors", "bf16")
     cache = tmp_path / "cache"
     env = {"NUMBA_CACHE_DIR": str(cache)}  # read by the check only: numba is loaded
@@ -881,6 +885,18 @@ def test_first_run_notice_only_with_a_cold_cache_and_progress(tmp_path, api):
     (cache / "_kernels_x" / "rans.rans_encode-1.py311.nbi").write_bytes(b"")
     r = invoke(["decompress", "-f", "--progress", str(src) + ".ansz"], env=env)
     assert r.exit_code == 0 and "first run" not in r.stderr
+
+
+def test_no_first_run_notice_with_the_kernel_library(tmp_path, api):
+    # The library's kernels need no compiling: no notice, even with an empty numba cache.
+    from ansz import kernels
+
+    if not kernels.uses_library():
+        pytest.skip(f"the kernel library is not in use: {kernels.fallback_reason()}")
+    src = make_model(tmp_path / "m.safetensors", "bf16")
+    r = invoke(["compress", "-f", "--progress", src],
+               env={"NUMBA_CACHE_DIR": str(tmp_path / "cache")})
+    assert r.exit_code == 0 and "first run" not in r.stderr and "\x1b[" in r.stderr
 
 
 # -------------------------------------------------------------------------------------------
