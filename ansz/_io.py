@@ -365,12 +365,13 @@ class FileSha256(BackgroundSha256):
 
     The pipeline's own reads hash nothing (:meth:`update` ignores them): this thread reads the
     file front to back in windows of its own. Starting at once lets the hash use the second
-    core while the first kernel call loads numba (~0.5 s of the command's start-up), instead
-    of waiting for chunks the pipeline has not read yet. It stays at most :attr:`LEAD` bytes
-    ahead of what the pipeline has read (:meth:`allow`), so a file larger than memory is not
-    read from disk twice (pages the hasher brought in would otherwise be evicted before the
-    pipeline reached them). The file's bytes are those the pipeline codes unless the file
-    changes meanwhile, which ``compress_file`` checks at the end.
+    core while the pipeline starts (without the kernel library, the first kernel call loads
+    numba: ~0.5 s), instead of waiting for chunks the pipeline has not read yet. It stays at
+    most :attr:`LEAD` bytes ahead of what the pipeline has read (:meth:`allow`), so a file
+    larger than memory is not read from disk twice (pages the hasher brought in would
+    otherwise be evicted before the pipeline reached them). The file's bytes are those the
+    pipeline codes unless the file changes meanwhile, which ``compress_file`` checks at the
+    end.
     """
 
     WINDOW = 4 << 20
