@@ -7,6 +7,7 @@ Environment: ANSZ_AOT=0 skips the library; ANSZ_AOT_CPU picks the CPU it is comp
 ("host", the default: this machine's; "x86-64-v3" for a wheel meant for other machines).
 """
 
+import importlib.util
 import json
 import os
 import shutil
@@ -56,19 +57,23 @@ class BuildKernelLibrary(build_ext):
         print(f"ansz: kernel library built in {time.perf_counter() - start:.1f} s: {target}")
 
     def _build_library(self, target, binding):
+        numba = importlib.util.find_spec("numba")
+        if numba is None:
+            raise RuntimeError("numba is not installed where the package is built")
         work = os.path.abspath(os.path.join(self.build_temp, "ansz-kernels"))
         shutil.rmtree(work, ignore_errors=True)
+        # numba's runtime first: without a compiler this fails at once, not after the kernels.
+        unix = self.compiler.compiler_type == "unix"
+        runtime = self.compiler.compile(
+            [RUNTIME_SOURCE], output_dir=work,
+            include_dirs=[os.path.join(numba.submodule_search_locations[0], "core", "runtime")],
+            extra_postargs=["-O2", "-fvisibility=hidden"] if unix else ["/O2", "/EHsc"])
         cmd = [sys.executable, "-m", "ansz._aot.build", work, "--library",
                os.path.basename(target), "--cpu", os.environ.get("ANSZ_AOT_CPU", "host")]
         if subprocess.run(cmd, cwd=ROOT).returncode != 0:
             raise RuntimeError("compiling the kernels failed (see above)")
         with open(os.path.join(work, "build.json")) as f:
             built = json.load(f)
-        unix = self.compiler.compiler_type == "unix"
-        runtime = self.compiler.compile(
-            [RUNTIME_SOURCE], output_dir=work,
-            include_dirs=[built["numba_runtime"]],
-            extra_postargs=["-O2", "-fvisibility=hidden"] if unix else ["/O2", "/EHsc"])
         os.makedirs(os.path.dirname(target), exist_ok=True)
         self.compiler.link_shared_object(
             built["objects"] + runtime, target, libraries=["m"] if unix else [],

@@ -5,9 +5,9 @@
 Run from the repository root by setup.py's build_ext, which then compiles ``runtime.cpp``
 (numba's runtime) and links everything into the library FILENAME. Writes into WORKDIR:
 ``kernels<i>.o`` (one per worker), ``_kernels_aot.py`` (the binding, see :mod:`ansz._aot`)
-and ``build.json`` (``objects``, ``exports``: the symbols the library must export,
-``numba_runtime``: the directory of numba's ``nrt.cpp``, ``seconds``). Exits non-zero, with
-a message, if anything fails; the caller then installs without the library.
+and ``build.json`` (``objects``, ``binding``, ``exports``: the symbols the library must
+export, ``seconds``). Exits non-zero, with a message, if anything fails; the caller then
+installs without the library.
 
 The kernels stay written once, as the @njit functions of :mod:`ansz._kernels`. For each
 signature of :mod:`.spec` a generated *entry* takes raw pointers and sizes, wraps them with
@@ -24,7 +24,6 @@ Needs numba and llvmlite here, none at run time.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import inspect
 import json
 import os
@@ -460,19 +459,15 @@ def build(workdir: str, library: str, cpu: str = "host", jobs: int = 2) -> dict:
     for obj in objects:
         with open(obj + ".json") as f:
             parts.append(json.load(f))
-    constants: dict = {}
-    for part in parts:
-        for k, v in part["constants"].items():
-            constants[k] = tuple(v) if isinstance(v, list) else v
+    constants = {k: tuple(v) if isinstance(v, list) else v  # JSON made tuples lists
+                 for k, v in parts[0]["constants"].items()}
     records = [r for part in parts for r in part["records"]]
-    numba_dir = importlib.util.find_spec("numba").submodule_search_locations[0]
     info = {"numba": _numba_version(), "cpu": cpu, "cpu_flags": cpu_flags(cpu),
             "library": library, "source_digest": kernel_source_digest()}
     with open(os.path.join(workdir, BINDING_MODULE + ".py"), "w") as f:
         f.write(binding_source(records, constants, info))
     result = {"objects": objects, "binding": os.path.join(workdir, BINDING_MODULE + ".py"),
               "exports": [INIT_SYMBOL] + [r["symbol"] for r in records],
-              "numba_runtime": os.path.join(numba_dir, "core", "runtime"),
               "entries": len(records), "seconds": time.perf_counter() - t0,
               "workers": [p["seconds"] for p in parts]}
     with open(os.path.join(workdir, "build.json"), "w") as f:
@@ -491,7 +486,8 @@ def _numba_version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ansz._aot.build", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m ansz._aot.build",
+                                 description=__doc__.split("\n")[0])
     ap.add_argument("workdir")
     ap.add_argument("--library", help="the library's file name (recorded in the binding)")
     ap.add_argument("--cpu", default="host",
