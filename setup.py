@@ -19,8 +19,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-LIBRARY_EXTENSION = "ansz._kernels_aot_lib"  # as ansz/_aot/__init__.py
-BINDING = "_kernels_aot.py"  # written beside the library
+LIBRARY_EXTENSION = "ansz._kernels_aot_lib"  # the library (ansz/_aot/__init__.py)
+BINDING = "_kernels_aot.py"  # its binding, beside it: ansz._aot.BINDING_MODULE
 RUNTIME_SOURCE = os.path.join("ansz", "_aot", "runtime.cpp")
 
 

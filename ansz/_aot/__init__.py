@@ -24,9 +24,8 @@ import os
 #: Changes whenever the binding's interface above changes; the loader refuses other versions.
 BINDING_VERSION = 1
 
-#: The generated binding module (in ``ansz``) and the extension name of the library.
+#: The generated binding module, in ``ansz`` (setup.py writes it under this name).
 BINDING_MODULE = "_kernels_aot"
-LIBRARY_EXTENSION = "ansz._kernels_aot_lib"
 
 _KERNEL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "_kernels")
