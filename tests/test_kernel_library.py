@@ -5,9 +5,10 @@
   byte-identical, for every golden original (every dtype, GGML block type, stream method,
   field width; levels 1 and 2; every coder) and a larger file at both levels with every
   coder; each decodes with the other.
-- Every kernel call those round trips make is served by the library: no call goes to the
-  JIT, every call matches a signature of ansz._aot.spec, no argument declared read-only
-  changes, and every signature of the spec is used.
+- Every kernel call those round trips (and ``ansz stats``, ``ansz.load_file``) make is
+  served by the library: no call goes to the JIT, every call matches a signature of
+  ansz._aot.spec, no argument declared read-only changes, and every signature of the spec
+  is used.
 - A process without the library (absent, stale, for another CPU, ANSZ_NO_AOT=1) falls back
   to the JIT and gives the same bytes; with the library, compressing and decompressing
   never imports numba.
@@ -248,6 +249,12 @@ def test_every_kernel_call_is_served_by_the_library(corpus, tmp_path, monkeypatc
     for job in corpus:
         original = Path(job["original"]).read_bytes()
         assert decompress(compress_job(job, tmp_path)) == original, job["name"]
+    # ansz stats and the per-tensor reader, on the larger file
+    medium = tmp_path / "medium.safetensors"
+    medium.write_bytes(medium_original())
+    assert ansz.api.file_stats(medium).tensors
+    ansz.compress_file(medium, tmp_path / "medium.safetensors.ansz", chunk_size=1 << 18)
+    assert len(ansz.load_file(tmp_path / "medium.safetensors.ansz")) == 8
     assert not problems, "\n".join(sorted(set(problems)))
     assert kernels.jit_calls() == before, "calls the library passed to the JIT"
     unused = {(k, s) for k, sigs in spec.SIGNATURES.items() for s in sigs} - used
