@@ -105,7 +105,8 @@ def command_table(repeat: int) -> None:
                     t0 = time.perf_counter()
                     subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
                     times[c, mode].append(time.perf_counter() - t0)
-    print(f"\n{'ansz ... (8 KB file)':<22}{'library median/min s':>22}{'JIT warm median/min s':>24}")
+    print(f"\n{'ansz ... (8 KB file)':<22}{'library median/min s':>22}"
+          f"{'JIT warm median/min s':>24}")
     for c in commands:
         cells = [f"{statistics.median(times[c, m]):.3f} / {min(times[c, m]):.3f}"
                  for m in ("library", "JIT")]

@@ -73,7 +73,7 @@ def test_kernel_modules_are_self_contained():
         tree = ast.parse(path.read_text())
         defined = set(dir(builtins))
         for node in tree.body:
-            if isinstance(node, ast.ImportFrom):  # from numba import njit; from .. import _numba_env
+            if isinstance(node, ast.ImportFrom):  # from numba / from .. import _numba_env
                 assert (node.level, node.module) in ((0, "numba"), (2, None)), ast.dump(node)
                 assert node.level == 0 or [a.name for a in node.names] == ["_numba_env"]
                 defined |= {a.asname or a.name for a in node.names}
