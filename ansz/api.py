@@ -42,7 +42,7 @@ from . import container
 from ._io import (FileRange, FileSource, PositionalFile, StreamSource, open_regular, stream_name,
                   write_all)
 from ._pool import BufferPool, ordered_map, resolve_threads
-from .chunks import decode_record, encode_payload
+from .chunks import container_flags, decode_record, encode_payload
 from .container import ContainerFile, ContainerWriter, Segment, StreamReader
 from .dtypes import BYTES, DTYPE_CODES, ELEMENT_BYTES, dtype_code_for
 from .errors import AnszError, CorruptDataError
@@ -269,7 +269,7 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
     """Code ``source`` into ``ofh``: ``(original size, container size, format, reason)``."""
     layout, reason = detect(source)
     plan = _plan_segments(layout, source.size)
-    writer = ContainerWriter(ofh, chunk_size)
+    writer = ContainerWriter(ofh, chunk_size, container_flags(chunk_size))
     ends: dict[int, int] = {}  # segment -> where its data actually ended
     with source.hasher(2 * nthreads + 2) as sha:
         items = _chunk_items(source, plan, chunk_size, sha, ends)

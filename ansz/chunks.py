@@ -20,14 +20,20 @@ import numpy as np
 
 from . import kernels
 from .blocks import decode_block_chunk, encode_block_chunk
-from .container import Record, content_hash
+from .container import FLAG_WIDE_RANS, Record, content_hash
 from .dtypes import BLOCK_TYPE_NAMES, DTYPE_CODES, PairLayout, layout_for
 from .errors import CorruptDataError
 from .options import DEFAULT_LEVEL, FAST_LEVEL
 from .pairs import (FIELD_TOPS, Field, choose_field, escaped_values, join_pairs,
                     patch_escapes, plain_field, split_pairs)
-from .streams import (STORED, decode_stream, encode_stream_parts, framed_pieces, framed_streams,
-                      scratch)
+from .streams import (STORED, WIDE_MIN, decode_stream, encode_stream_parts, framed_pieces,
+                      framed_streams, scratch)
+
+
+def container_flags(chunk_size: int) -> int:
+    """The File_Header Flags for chunks of at most ``chunk_size`` bytes: the features their
+    payloads may use (a stream of WIDE_MIN symbols needs a chunk at least that long)."""
+    return FLAG_WIDE_RANS if chunk_size >= WIDE_MIN else 0
 
 
 def encode_payload(data, dtype_code: int, *, coder: str = "auto",

@@ -40,6 +40,9 @@ from .options import MAX_CHUNK_SIZE
 MAGIC = b"\x89ANSZ\r\n\x1a"
 TRAILER_MAGIC = MAGIC[::-1]
 FORMAT_VERSION = 1
+#: File_Header Flags bits: features a file may use that a reader must know (docs/FORMAT.md).
+FLAG_WIDE_RANS = 0x0001  #: stream method 8 (RANS_WIDE)
+KNOWN_FLAGS = FLAG_WIDE_RANS
 
 FILE_HEADER = struct.Struct("<8sHHIII")  # magic, version, flags, max_chunk_size, reserved, crc
 RECORD_HEADER = struct.Struct("<BBHIQIIQQII")  # see Record below; crc last
@@ -116,13 +119,14 @@ class Record:
 
 
 
-def pack_file_header(max_chunk_size: int) -> bytes:
-    head = FILE_HEADER.pack(MAGIC, FORMAT_VERSION, 0, max_chunk_size, 0, 0)[:-4]
+def pack_file_header(max_chunk_size: int, flags: int = 0) -> bytes:
+    head = FILE_HEADER.pack(MAGIC, FORMAT_VERSION, flags, max_chunk_size, 0, 0)[:-4]
     return head + struct.pack("<I", zlib.crc32(head))
 
 
 def parse_file_header(buf) -> int:
-    """Check a file header (at least its first 24 bytes) and return Max_Chunk_Size."""
+    """Check a file header (at least its first 24 bytes) and return Max_Chunk_Size. Flags
+    outside :data:`KNOWN_FLAGS` are unsupported (a newer writer's features)."""
     buf = bytes(buf[:FILE_HEADER.size])
     if not buf:
         raise CorruptDataError("not an ansz container (empty input)")
@@ -136,8 +140,9 @@ def parse_file_header(buf) -> int:
     if version != FORMAT_VERSION:
         raise UnsupportedError(f"container format version {version} is not supported "
                                f"(this ansz reads version {FORMAT_VERSION})")
-    if flags or reserved:
-        raise UnsupportedError(f"container uses reserved header flags {flags:#06x}/{reserved:#x}")
+    if flags & ~KNOWN_FLAGS or reserved:
+        raise UnsupportedError(f"container uses features this ansz does not know (header flags "
+                               f"{flags:#06x}, reserved {reserved:#x}); a newer ansz wrote it")
     if max_chunk == 0:
         raise CorruptDataError("file header declares a maximum chunk size of 0")
     if max_chunk > MAX_CHUNK_SIZE_LIMIT:
@@ -458,16 +463,18 @@ class ContainerWriter:
     Call :meth:`add_chunk` for each chunk in original-file order, then :meth:`finish`.
     """
 
-    def __init__(self, fh: BinaryIO, max_chunk_size: int):
+    def __init__(self, fh: BinaryIO, max_chunk_size: int, flags: int = 0):
         if not 1 <= max_chunk_size <= MAX_CHUNK_SIZE_LIMIT:
             raise ValueError(f"max_chunk_size must be in [1, {MAX_CHUNK_SIZE_LIMIT}]")
+        if flags & ~KNOWN_FLAGS:
+            raise ValueError(f"unknown header flags {flags:#06x}")
         self._fh = fh
         self.max_chunk_size = max_chunk_size
         self.offset = 0  #: bytes written so far
         self.original_size = 0  #: original bytes covered by the chunks so far
         self.chunks: list[ChunkEntry] = []
         self._segments: list[int] = []
-        self._write(pack_file_header(max_chunk_size))
+        self._write(pack_file_header(max_chunk_size, flags))
 
     def add_chunk(self, segment: int, dtype_code: int, payload: bytes, decoded_length: int,
                   chash: int) -> None:

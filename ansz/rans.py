@@ -9,6 +9,10 @@ Contract: ``freq`` is uint32[256], sums to ``M = 2**scale_bits`` with ``scale_bi
 single-symbol stream needs no coder) and is nonzero for every symbol that is encoded. Why
 only those two: see :mod:`ansz._kernels.rans`.
 
+*Wide* streams (:func:`encode_symbols_wide`) interleave 32 or 64 states instead of
+``NSTATES``, which lets the kernels step 16 states at once (vector instructions); their
+words are laid out the same way.
+
 A *sparse* alphabet of up to 65536 symbols (byte pairs, say) is coded the same way over
 dense ids: the encoder takes uint16 ids ``0 .. A-1`` and ``freq`` of ``A`` entries; the
 decoder takes the increasing symbol values ``ids`` (uint16[A]) with their frequencies and
@@ -20,12 +24,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernels
-from .kernels import NSTATES, SCALE_BITS, SCALE_BITS_CHOICES, SCALE_BITS_HIGH
+from .kernels import NSTATES, SCALE_BITS, SCALE_BITS_CHOICES, SCALE_BITS_HIGH, WIDE_STATES
 from .errors import CorruptDataError
 
-__all__ = ["SCALE_BITS", "SCALE_BITS_HIGH", "SCALE_BITS_CHOICES", "NSTATES", "encode_symbols",
-           "decode_symbols", "decode_sparse", "normalize_counts",
-           "byte_histogram", "check_freq_table"]
+__all__ = ["SCALE_BITS", "SCALE_BITS_HIGH", "SCALE_BITS_CHOICES", "NSTATES", "WIDE_STATES",
+           "encode_symbols", "decode_symbols", "decode_sparse", "encode_symbols_wide",
+           "decode_symbols_wide", "normalize_counts", "byte_histogram", "check_freq_table"]
 
 
 def byte_histogram(data: np.ndarray) -> np.ndarray:
@@ -157,4 +161,45 @@ def _decode(words: np.ndarray, ids: np.ndarray, freq: np.ndarray, out: np.ndarra
     kernels.build_decoder_tables(ids, freq, sym_of_slot, dec_of_slot)
     decode = kernels.rans_decode12 if scale_bits == SCALE_BITS else kernels.rans_decode14
     _check_status(decode(words, sym_of_slot, dec_of_slot, out))
+    return out
+
+
+def encode_symbols_wide(symbols: np.ndarray, freq: np.ndarray, nstates: int,
+                        out: np.ndarray | None = None, scale_bits: int = SCALE_BITS) -> np.ndarray:
+    """:func:`encode_symbols` for uint8 ``symbols`` with ``nstates`` (one of WIDE_STATES)
+    interleaved states; ``out``, if given, holds exactly ``symbols.size + 2 * nstates``
+    words."""
+    if nstates not in WIDE_STATES:
+        raise ValueError(f"nstates must be one of {WIDE_STATES}")
+    symbols = np.ascontiguousarray(symbols, dtype=np.uint8)
+    freq = np.ascontiguousarray(freq, dtype=np.uint32)
+    check_freq_table(freq, scale_bits)
+    if out is None:
+        out = np.empty(symbols.size + 2 * nstates, np.uint16)
+    elif out.size != symbols.size + 2 * nstates or out.dtype != np.uint16:
+        raise ValueError("out must hold symbols.size + 2 * nstates uint16 words")
+    sb = np.int64(scale_bits)
+    start = kernels.rans_encode_wide(symbols, kernels.encoder_table(freq, sb),
+                                     kernels.encoder_table_lanes(freq, sb), out,
+                                     np.int64(nstates))
+    return out[start:]
+
+
+def decode_symbols_wide(words: np.ndarray, count: int, freq: np.ndarray, nstates: int,
+                        out: np.ndarray | None = None, scale_bits: int = SCALE_BITS
+                        ) -> np.ndarray:
+    """Decode ``count`` symbols from a stream made by :func:`encode_symbols_wide` with
+    ``nstates`` states; as :func:`decode_symbols` otherwise."""
+    if nstates not in WIDE_STATES:
+        raise CorruptDataError(f"wide rANS stream of {nstates} states")
+    words, freq = _words(words, freq, scale_bits)
+    if out is None:
+        out = np.empty(count, np.uint8)
+    elif out.size != count or out.dtype != np.uint8:
+        raise ValueError("out must be a uint8 array of count entries")
+    sym_of_slot = np.zeros((1 << scale_bits) + 3, np.uint8)  # 3 bytes read past the last slot
+    dec_of_slot = np.empty(1 << scale_bits, np.uint32)
+    kernels.build_decoder_tables(_BYTES, freq, sym_of_slot[:1 << scale_bits], dec_of_slot)
+    decode = kernels.rans_decode_wide12 if scale_bits == SCALE_BITS else kernels.rans_decode_wide14
+    _check_status(decode(words, sym_of_slot, dec_of_slot, out, np.int64(nstates)))
     return out

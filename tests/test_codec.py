@@ -37,11 +37,11 @@ def test_uniform_bytes_are_stored():
 
 def test_high_entropy_bytes_get_14_bit_tables_and_exponents_keep_12():
     rng = np.random.default_rng(0)
-    fp8 = ((rng.standard_normal(200_000) * 0.02 / 0.08 * 448)
+    fp8 = ((rng.standard_normal(100_000) * 0.02 / 0.08 * 448)
            .astype(ml_dtypes.float8_e4m3fn).view(np.uint8))
     blob = stream_rt(fp8)
     assert blob[0] == streams.RANS and blob[1] == 14
-    exps = ((rng.standard_normal(200_000) * 0.02).astype(ml_dtypes.bfloat16)
+    exps = ((rng.standard_normal(100_000) * 0.02).astype(ml_dtypes.bfloat16)
             .view(np.uint16) >> 7).astype(np.uint8)
     blob = stream_rt(exps)
     assert blob[0] == streams.RANS and blob[1] == 12
@@ -350,7 +350,7 @@ def test_varint_table_roundtrips(freqs):
 
 
 def test_varint_tables_are_smaller_than_u16_ones():
-    x = (np.random.default_rng(3).standard_normal(1 << 18) * 0.02).astype(ml_dtypes.bfloat16)
+    x = (np.random.default_rng(3).standard_normal(1 << 16) * 0.02).astype(ml_dtypes.bfloat16)
     codes = (x.view(np.uint16) >> 7).astype(np.uint8)
     blob = stream_rt(codes)
     assert blob[0] == streams.RANS
@@ -565,3 +565,126 @@ def test_fast_chunks_roundtrip_and_use_pairs_on_bf16_weights(name):
         assert enc[12] == streams.RANS_PAIRS
         best = chunks.encode_chunk(data, name, fielded=True)
         assert len(best) <= len(enc) <= len(best) * 1.01
+
+
+# --- wide rANS streams (method 8) -----------------------------------------------------------
+
+
+def exponent_codes(n, seed=0):
+    x = (np.random.default_rng(seed).standard_normal(n) * 0.02).astype(ml_dtypes.bfloat16)
+    return (x.view(np.uint16) >> 7).astype(np.uint8)
+
+
+def test_long_rans_streams_are_wide_and_short_ones_are_not():
+    codes = exponent_codes(streams.WIDE_MIN)
+    wide = stream_rt(codes)
+    assert wide[0] == streams.RANS_WIDE and wide[4] == 5 and wide[5] == 0  # 32 states
+    narrow = stream_rt(codes[:-1])
+    assert narrow[0] == streams.RANS
+    # 24 more states of 4 bytes and 2 more header bytes, a table of about half the bytes
+    assert abs(len(wide) - len(narrow)) < 4 * 24 + 2
+
+
+@pytest.mark.parametrize("nstates", rans.WIDE_STATES)
+@pytest.mark.parametrize("scale_bits", rans.SCALE_BITS_CHOICES)
+@pytest.mark.parametrize("n", [2, 15, 16, 17, 63, 64, 65, 1000, 4096 + 31, 100_001])
+def test_wide_symbols_round_trip_at_every_group_boundary(nstates, scale_bits, n):
+    codes = exponent_codes(max(n, 1000), seed=n)[:n]
+    codes[0] = 100  # at least two symbols whatever n
+    freq = rans.normalize_counts(rans.byte_histogram(codes), scale_bits)
+    words = rans.encode_symbols_wide(codes, freq, nstates, scale_bits=scale_bits)
+    assert words.size >= 2 * nstates
+    np.testing.assert_array_equal(
+        rans.decode_symbols_wide(words, n, freq, nstates, scale_bits=scale_bits), codes)
+
+
+def wide_stream(codes, nstates, scale_bits=12):
+    """A RANS_WIDE stream of ``nstates`` states, made by hand (the encoder writes 64)."""
+    counts = rans.byte_histogram(codes)
+    present = np.flatnonzero(counts)
+    first, last = int(present[0]), int(present[-1])
+    freq = rans.normalize_counts(counts, scale_bits)
+    words = rans.encode_symbols_wide(codes, freq, nstates, scale_bits=scale_bits)
+    head = bytes([streams.RANS_WIDE, scale_bits, first, last, nstates.bit_length() - 1, 0])
+    return head + streams.bitlen_table(freq[first:last + 1]) + words.astype("<u2").tobytes()
+
+
+def test_a_64_state_stream_decodes():
+    codes = exponent_codes(50_000, seed=5)
+    np.testing.assert_array_equal(streams.decode_stream(wide_stream(codes, 64), codes.size),
+                                  codes)
+
+
+@pytest.mark.parametrize("kind", ["small", "dense", "wide", "huge"])
+def test_bitlen_tables_round_trip_and_are_smaller_than_varints(kind):
+    rng = np.random.default_rng(len(kind))
+    n = 200
+    freq = {"small": rng.integers(0, 3, n), "dense": rng.integers(0, 100, n),
+            "wide": rng.integers(0, 1 << 14, n), "huge": rng.integers(0, 1 << 15, n)}[kind]
+    freq = freq.astype(np.uint32)
+    blob = streams.bitlen_table(freq)
+    got = np.zeros(n, np.uint32)
+    assert streams.read_bitlen_table(memoryview(blob), 0, got) == len(blob) and len(blob) % 2 == 0
+    np.testing.assert_array_equal(got, freq)
+    codes = exponent_codes(1 << 16)
+    real = rans.normalize_counts(rans.byte_histogram(codes), 12)
+    present = np.flatnonzero(real)
+    table = real[present[0]:present[-1] + 1]
+    assert len(streams.bitlen_table(table)) < 0.7 * len(streams.varint_table(table))
+
+
+@pytest.mark.parametrize("blob, size, message", [
+    (b"", 1, "truncated"),                    # no bit at all
+    (b"\xe0", 1, "truncated"),                # "111" and only 5 of the 4 + mantissa bits
+    (b"\xfe\x00\x04", 2, "malformed"),        # length 15 (14 zero bits), then "100": 16
+    (b"\x00", 1, "truncated"),                # f = 0 in one byte: the pad byte is missing
+    (b"\x41\x00", 1, "malformed"),            # nonzero padding bits
+    (b"\x00\x01", 1, "malformed"),            # nonzero pad byte
+])
+def test_malformed_bitlen_tables_raise_corrupt_data(blob, size, message):
+    with pytest.raises(CorruptDataError, match=message):
+        streams.read_bitlen_table(memoryview(blob), 0, np.zeros(size, np.uint32))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda b: b[:5], "header is truncated"),
+    (lambda b: b[:4] + b"\x04" + b[5:], "header is invalid"),  # 16 states
+    (lambda b: b[:4] + b"\x07" + b[5:], "header is invalid"),  # 128 states
+    (lambda b: b[:5] + b"\x01" + b[6:], "header is invalid"),  # reserved byte
+    (lambda b: b[:2] + b[3:4] + b[2:3] + b[4:], "invalid|table"),  # last < first
+    (lambda b: b[:-1], "truncated"),  # odd word bytes
+    (lambda b: b[:-2], "truncated|corrupt"),
+    (lambda b: b + b"\0\0", "trailing|corrupt"),
+])
+def test_malformed_wide_streams_raise_corrupt_data(edit, message):
+    codes = exponent_codes(20_000, seed=7)
+    blob = edit(wide_stream(codes, 32))
+    with pytest.raises(CorruptDataError, match=message):
+        streams.decode_stream(blob, codes.size)
+
+
+def test_damaged_wide_words_are_caught_or_harmless():
+    """Bit flips, truncation and garbage in the words of a wide stream: the lane loop never
+    reads past the words (it stops a group short of their end), so every outcome is a
+    result or CorruptDataError; a result that differs is left to the chunk's checksum."""
+    rng = np.random.default_rng(11)
+    codes = exponent_codes(40_000, seed=11)
+    blob = wide_stream(codes, 32, 14)
+    caught = 0
+    for t in range(300):
+        b = bytearray(blob)
+        k = t % 4
+        if k == 0:
+            b = b[:int(rng.integers(6, len(b)))]
+        elif k == 1:
+            b[int(rng.integers(8, len(b)))] ^= 1 << int(rng.integers(0, 8))
+        elif k == 2:
+            i = int(rng.integers(8, len(b) - 64))
+            b[i:i + 64] = rng.integers(0, 256, 64, dtype=np.uint8).tobytes()
+        else:
+            b = b[:8] + rng.integers(0, 256, len(b) - 8, dtype=np.uint8).tobytes()
+        try:
+            streams.decode_stream(bytes(b), codes.size)
+        except CorruptDataError:
+            caught += 1
+    assert caught >= 250

@@ -51,6 +51,12 @@ SIGNATURES: dict[str, list[tuple[str, ...]]] = {
     "rans_encode": [(U8, U64, OUT_U16), (U16, U64, OUT_U16)],
     "rans_decode12": [(U16, U8, U32, OUT_U8), (U16, U16, U32, OUT_U16)],
     "rans_decode14": [(U16, U8, U32, OUT_U8), (U16, U16, U32, OUT_U16)],
+    "encoder_table_lanes": [(U32, "i64")],
+    "write_bitlen_table": [(U32, OUT_U8)],
+    "read_bitlen_table": [(U8, "i64", OUT_U32)],
+    "rans_encode_wide": [(U8, U64, U32, OUT_U16, "i64")],
+    "rans_decode_wide12": [(U16, U8, U32, OUT_U8, "i64")],
+    "rans_decode_wide14": [(U16, U8, U32, OUT_U8, "i64")],
     "build_decoder_tables": [(U8, U32, OUT_U8, OUT_U32), (U16, U32, OUT_U16, OUT_U32)],
     # prefix codes (ansz._kernels.prefix)
     "prefix_encode": [(U8, U32, U8, OUT_U8)],
@@ -70,6 +76,7 @@ RESULT_CAPACITY: dict[str, tuple[str, ...]] = {
     "byte_histogram": ("256",),
     "normalize_counts": ("counts.size",),
     "encoder_table": ("freq.size * 8",),
+    "encoder_table_lanes": ("freq.size * 4",),
     "package_merge": ("weights.size",),
     "huffman_read_table": ("1 << 15",),  # the table has 2^T entries, T <= 15
     "qlc_optimal_areas": ("8", "counts.size"),

@@ -19,7 +19,9 @@ rANS parameters (ryg_rans's rans_byte.h scheme with 16-bit words):
 from .. import _numba_env  # noqa: F401  (sets NUMBA_CACHE_DIR before numba loads)
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 RANS_L = 1 << 15
 NSTATES = 8
@@ -497,3 +499,454 @@ def build_decoder_tables(ids, freq, sym_of_slot, dec_of_slot):
             sym_of_slot[k] = s
             dec_of_slot[k] = (f << np.uint32(16)) | np.uint32(r)
             k += 1
+
+
+# --------------------------------------------------------------------------- wide rANS
+#
+# The same coder with 32 or 64 states (RANS_WIDE streams): symbol i belongs to state
+# i % nstates and the words are consumed group by group, lane by lane, exactly as above. So
+# many independent states let the decoder and encoder step 16 of them at once in vector
+# registers: per 16 symbols a gather of the slot entries (and of the symbols), a multiply,
+# and for the states that renormalize an expanding load of the next words (a compressing
+# store when encoding), as in Giesen's "Interleaved entropy coders" (2014). The vector code
+# is LLVM's generic masked gather / expand / compress intrinsics, emitted below through
+# numba's @intrinsic; LLVM lowers them to AVX-512 instructions where the CPU has them (and to
+# slower equivalent code where it does not). Measured on 1 MiB of bf16 codes, one core:
+# 64 states decode at ~2.1-2.2 Gsym/s against ~0.83 for the 8-state loop above.
+
+LANES = 16  # states stepped together: one 512-bit vector of uint32
+WIDE_STATES = (32, 64)  # the state counts RANS_WIDE streams may use
+
+
+def _declare(module, name, fnty):
+    fn = module.globals.get(name)
+    return fn if fn is not None else ir.Function(module, fnty, name=name)
+
+
+def _vector_tools(builder):
+    """(i1, i8, i16, i32, i64, vec, const, splat) for 16-lane LLVM IR in ``builder``."""
+    i1, i8, i16, i32, i64 = (ir.IntType(b) for b in (1, 8, 16, 32, 64))
+
+    def vec(t):
+        return ir.VectorType(t, LANES)
+
+    def const(t, c):
+        return ir.Constant(vec(t), [c] * LANES)
+
+    def splat(value, t):
+        u = builder.insert_element(ir.Constant(vec(t), ir.Undefined), value, ir.Constant(i32, 0))
+        return builder.shuffle_vector(u, ir.Constant(vec(t), ir.Undefined),
+                                      ir.Constant(vec(i32), [0] * LANES))
+
+    return i1, i8, i16, i32, i64, vec, const, splat
+
+
+def _gather32(builder, addresses):
+    """16 uint32 loaded from 16 byte addresses (a vector of i64)."""
+    i1, _, _, i32, _, vec, const, _ = _vector_tools(builder)
+    ptr = ir.PointerType(i32)
+    gather = _declare(builder.module, "llvm.masked.gather.v16i32.v16p0",
+                      ir.FunctionType(vec(i32), [vec(ptr), i32, vec(i1), vec(i32)]))
+    return builder.call(gather, [builder.inttoptr(addresses, vec(ptr)), ir.Constant(i32, 1),
+                                 const(i1, 1), const(i32, 0)])
+
+
+def _popcount16(builder, mask):
+    """The number of true lanes of a 16-lane i1 vector, as an i64."""
+    i16, i64 = ir.IntType(16), ir.IntType(64)
+    ctpop = _declare(builder.module, "llvm.ctpop.i16", ir.FunctionType(i16, [i16]))
+    return builder.zext(builder.call(ctpop, [builder.bitcast(mask, i16)]), i64)
+
+
+def _lanes_decoder(nvec):
+    """An intrinsic: the fast loop of a decoder of 16 * nvec states.
+
+    ``(words, dec_of_slot, sym_of_slot, out, st, ptr, ngroups, scale_bits) -> (groups, ptr)``
+    decodes whole groups of 16 * nvec symbols, states from and back to ``st`` (uint32), while
+    a group's worth of words remains (``ptr + 16 * nvec <= words.size``, so the expanding
+    loads stay inside ``words``) and fewer than ``ngroups`` groups are done. The caller
+    guarantees ``ngroups * 16 * nvec <= out.size``, ``dec_of_slot.size >= M`` and
+    ``sym_of_slot.size >= M + 3`` (a symbol is read as 4 bytes at its own address), with
+    ``M = 2^scale_bits``, and tables built from a valid frequency table, so each state
+    stays in [RANS_L, 2^31) and each slot below M.
+    """
+
+    @intrinsic
+    def decode_groups(typingctx, words, dec_of_slot, sym_of_slot, out, st, ptr0, ngroups,
+                      scale_bits):
+        sig = types.UniTuple(types.int64, 2)(words, dec_of_slot, sym_of_slot, out, st, ptr0,
+                                             ngroups, scale_bits)
+
+        def codegen(context, builder, signature, args):
+            arrays = [context.make_array(t)(context, builder, a)
+                      for t, a in zip(signature.args[:5], args[:5])]
+            wp, dp, sp, op, stp = (a.data for a in arrays)
+            nw = arrays[0].nitems
+            ptr0_v, ng_v, sb_v = args[5:]
+            i1, i8, i16, i32, i64, vec, const, splat = _vector_tools(builder)
+            expand = _declare(builder.module, "llvm.masked.expandload.v16i16",
+                              ir.FunctionType(vec(i16), [ir.PointerType(i16), vec(i1), vec(i16)]))
+            sb = splat(builder.trunc(sb_v, i32), i32)
+            slot_mask = builder.sub(builder.shl(const(i32, 1), sb), const(i32, 1))
+            dbase = splat(builder.ptrtoint(dp, i64), i64)
+            sbase = splat(builder.ptrtoint(sp, i64), i64)
+            state_ptrs = [builder.bitcast(builder.gep(stp, [ir.Constant(i64, LANES * k)]),
+                                          ir.PointerType(vec(i32))) for k in range(nvec)]
+            initial = [builder.load(p, align=4) for p in state_ptrs]
+            entry = builder.basic_block
+            head = builder.append_basic_block("lanes.head")
+            body = builder.append_basic_block("lanes.body")
+            done = builder.append_basic_block("lanes.done")
+            builder.branch(head)
+            builder.position_at_end(head)
+            g, p = builder.phi(i64), builder.phi(i64)
+            xs = [builder.phi(vec(i32)) for _ in range(nvec)]
+            g.add_incoming(ir.Constant(i64, 0), entry)
+            p.add_incoming(ptr0_v, entry)
+            for x, x0 in zip(xs, initial):
+                x.add_incoming(x0, entry)
+            room = builder.icmp_signed("<=", builder.add(p, ir.Constant(i64, LANES * nvec)), nw)
+            builder.cbranch(builder.and_(builder.icmp_signed("<", g, ng_v), room), body, done)
+            builder.position_at_end(body)
+            first = builder.mul(g, ir.Constant(i64, LANES * nvec))
+            pc, new = p, []
+            for k, x in enumerate(xs):
+                slot = builder.zext(builder.and_(x, slot_mask), vec(i64))
+                e = _gather32(builder, builder.add(dbase, builder.shl(slot, const(i64, 2))))
+                s = _gather32(builder, builder.add(sbase, slot))
+                at = builder.gep(op, [builder.add(first, ir.Constant(i64, LANES * k))])
+                builder.store(builder.trunc(s, vec(i8)),
+                              builder.bitcast(at, ir.PointerType(vec(i8))), align=1)
+                x = builder.add(builder.mul(builder.lshr(e, const(i32, 16)), builder.lshr(x, sb)),
+                                builder.and_(e, const(i32, 0xFFFF)))
+                low = builder.icmp_unsigned("<", x, const(i32, RANS_L))
+                w = builder.call(expand, [builder.gep(wp, [pc]), low, const(i16, 0)])
+                x = builder.select(low, builder.or_(builder.shl(x, const(i32, 16)),
+                                                    builder.zext(w, vec(i32))), x)
+                pc = builder.add(pc, _popcount16(builder, low))
+                new.append(x)
+            g.add_incoming(builder.add(g, ir.Constant(i64, 1)), body)
+            p.add_incoming(pc, body)
+            for x, nx in zip(xs, new):
+                x.add_incoming(nx, body)
+            builder.branch(head)
+            builder.position_at_end(done)
+            for x, sp_ in zip(xs, state_ptrs):
+                builder.store(x, sp_, align=4)
+            return context.make_tuple(builder, signature.return_type, [g, p])
+
+        return sig, codegen
+
+    return decode_groups
+
+
+def _lanes_encoder(nvec):
+    """An intrinsic: the whole groups of an encoder of 16 * nvec states.
+
+    ``(codes, enc_lanes, out, st, ptr, ngroups) -> ptr`` encodes groups ``ngroups - 1`` down
+    to 0 (of 16 * nvec codes each, lanes last to first), states from and back to ``st``
+    (uint32), writing words below ``out[ptr]`` as rans_encode does: the states that
+    renormalize store their low 16 bits with one compressing store. enc_lanes is
+    encoder_table_lanes'; the caller guarantees every code has a row with freq >= 1,
+    ``ngroups * 16 * nvec <= codes.size`` and ``ptr`` at least one word per code of room.
+    """
+
+    @intrinsic
+    def encode_groups(typingctx, codes, enc_lanes, out, st, ptr0, ngroups):
+        sig = types.int64(codes, enc_lanes, out, st, ptr0, ngroups)
+
+        def codegen(context, builder, signature, args):
+            arrays = [context.make_array(t)(context, builder, a)
+                      for t, a in zip(signature.args[:4], args[:4])]
+            cp, ep, op, stp = (a.data for a in arrays)
+            ptr0_v, ng_v = args[4:]
+            i1, i8, i16, i32, i64, vec, const, splat = _vector_tools(builder)
+            compress = _declare(builder.module, "llvm.masked.compressstore.v16i16",
+                                ir.FunctionType(ir.VoidType(), [vec(i16), ir.PointerType(i16), vec(i1)]))
+            ebase = splat(builder.ptrtoint(ep, i64), i64)
+            state_ptrs = [builder.bitcast(builder.gep(stp, [ir.Constant(i64, LANES * k)]),
+                                          ir.PointerType(vec(i32))) for k in range(nvec)]
+            initial = [builder.load(p, align=4) for p in state_ptrs]
+            entry = builder.basic_block
+            head = builder.append_basic_block("lanes.head")
+            body = builder.append_basic_block("lanes.body")
+            done = builder.append_basic_block("lanes.done")
+            builder.branch(head)
+            builder.position_at_end(head)
+            g, p = builder.phi(i64), builder.phi(i64)
+            xs = [builder.phi(vec(i32)) for _ in range(nvec)]
+            g.add_incoming(ng_v, entry)
+            p.add_incoming(ptr0_v, entry)
+            for x, x0 in zip(xs, initial):
+                x.add_incoming(x0, entry)
+            builder.cbranch(builder.icmp_signed(">", g, ir.Constant(i64, 0)), body, done)
+            builder.position_at_end(body)
+            g1 = builder.sub(g, ir.Constant(i64, 1))
+            first = builder.mul(g1, ir.Constant(i64, LANES * nvec))
+            pc, new = p, [None] * nvec
+            for k in reversed(range(nvec)):
+                x = xs[k]
+                src = builder.gep(cp, [builder.add(first, ir.Constant(i64, LANES * k))])
+                code = builder.load(builder.bitcast(src, ir.PointerType(vec(i8))), align=1)
+                row = builder.add(ebase, builder.shl(builder.zext(code, vec(i64)), const(i64, 4)))
+                x_max, rcp, packed, bias = (_gather32(builder, builder.add(row, const(i64, off)))
+                                            for off in (0, 4, 8, 12))
+                big = builder.icmp_unsigned(">=", x, x_max)
+                pc = builder.sub(pc, _popcount16(builder, big))
+                builder.call(compress, [builder.trunc(x, vec(i16)), builder.gep(op, [pc]), big])
+                x = builder.select(big, builder.lshr(x, const(i32, 16)), x)
+                q = builder.trunc(builder.lshr(builder.mul(builder.zext(x, vec(i64)),
+                                                           builder.zext(rcp, vec(i64))),
+                                               const(i64, 32)), vec(i32))
+                q = builder.lshr(q, builder.and_(packed, const(i32, 0xFF)))
+                new[k] = builder.add(builder.add(x, bias),
+                                     builder.mul(q, builder.lshr(packed, const(i32, 8))))
+            g.add_incoming(g1, body)
+            p.add_incoming(pc, body)
+            for x, nx in zip(xs, new):
+                x.add_incoming(nx, body)
+            builder.branch(head)
+            builder.position_at_end(done)
+            for x, sp_ in zip(xs, state_ptrs):
+                builder.store(x, sp_, align=4)
+            return p
+
+        return sig, codegen
+
+    return encode_groups
+
+
+_decode_groups32 = _lanes_decoder(2)
+_decode_groups64 = _lanes_decoder(4)
+_encode_groups32 = _lanes_encoder(2)
+_encode_groups64 = _lanes_encoder(4)
+
+
+@njit(cache=True, nogil=True)
+def encoder_table_lanes(freq, scale_bits):
+    """uint32[A * 4]: symbol s at [4s, 4s+4) = (x_max, rcp_freq, (cmpl_freq << 8) |
+    rcp_shift, bias), encoder_table's row packed into 16 bytes for the lane encoder
+    (every value fits: x_max < 2^31, rcp_freq < 2^32, cmpl_freq <= 2^14, rcp_shift < 14,
+    bias < 2^15)."""
+    enc = encoder_table(freq, scale_bits)
+    out = np.empty(freq.size * 4, np.uint32)
+    for s in range(freq.size):
+        out[4 * s] = np.uint32(enc[8 * s])
+        out[4 * s + 1] = np.uint32(enc[8 * s + 1])
+        out[4 * s + 2] = np.uint32((enc[8 * s + 4] << np.uint64(8)) | enc[8 * s + 2])
+        out[4 * s + 3] = np.uint32(enc[8 * s + 3])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def rans_encode_wide(codes, enc, enc_lanes, out, nstates):
+    """rans_encode with nstates (32 or 64) states: codes (uint8) into out (uint16[::1], at
+    least codes.size + 2 * nstates words), words written backwards from its end; returns the
+    index of the first word. enc and enc_lanes are encoder_table's and encoder_table_lanes'
+    for the same frequencies (every code's >= 1). The codes past the last whole group go
+    first, one by one; the whole groups then 16 states at a time. Returns -1 (nothing
+    written) for another nstates or too small an out."""
+    if (nstates != 32 and nstates != 64) or out.size < codes.size + 2 * nstates:
+        return -1
+    n = np.uint64(codes.size)
+    ns = np.uint64(nstates)
+    ptr = np.uint64(out.size)
+    states = np.full(nstates, np.uint64(RANS_L), np.uint64)
+    full = (n // ns) * ns
+    i = n
+    while i > full:
+        i -= np.uint64(1)
+        j = i - full
+        states[j], ptr = _enc_put(states[j], codes[i], enc, out, ptr)
+    st = np.empty(nstates, np.uint32)
+    for j in range(nstates):
+        st[j] = np.uint32(states[j])
+    if nstates == 32:
+        p = _encode_groups32(codes, enc_lanes, out, st, np.int64(ptr), np.int64(full // ns))
+    else:
+        p = _encode_groups64(codes, enc_lanes, out, st, np.int64(ptr), np.int64(full // ns))
+    p -= 2 * nstates
+    for j in range(nstates):
+        out[p + 2 * j] = np.uint16(st[j] & np.uint32(0xFFFF))
+        out[p + 2 * j + 1] = np.uint16(st[j] >> np.uint32(16))
+    return p
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _rans_decode_wide(words, sym_of_slot, dec_of_slot, out, nstates, scale_bits):
+    """_rans_decode for a stream of nstates (32 or 64) states: the lane loop while a group's
+    words remain, then a careful loop checking every read. sym_of_slot (uint8) must have
+    M + 3 entries (the lane loop reads a symbol as 4 bytes); the rest as _rans_decode.
+    Returns a DECODE_* status; a table of the wrong size is DECODE_TRUNCATED."""
+    n = out.size
+    nw = words.size
+    if nstates != 32 and nstates != 64:
+        return DECODE_BAD_STATE
+    if sym_of_slot.size < (1 << scale_bits) + 3 or dec_of_slot.size < (1 << scale_bits):
+        return DECODE_TRUNCATED
+    if nw < 2 * nstates:
+        return DECODE_TRUNCATED
+    st = np.empty(nstates, np.uint32)
+    for j in range(nstates):
+        xj = np.uint32(words[2 * j]) | (np.uint32(words[2 * j + 1]) << np.uint32(16))
+        if xj < np.uint32(RANS_L) or xj >= np.uint32(1 << 31):
+            return DECODE_BAD_STATE
+        st[j] = xj
+    ptr = np.int64(2 * nstates)
+    if nstates == 32:
+        groups, ptr = _decode_groups32(words, dec_of_slot, sym_of_slot, out, st, ptr,
+                                       np.int64(n // 32), np.int64(scale_bits))
+    else:
+        groups, ptr = _decode_groups64(words, dec_of_slot, sym_of_slot, out, st, ptr,
+                                       np.int64(n // 64), np.int64(scale_bits))
+    mask = np.uint32((1 << scale_bits) - 1)
+    sb = np.uint32(scale_bits)
+    for i in range(groups * nstates, n):
+        j = i % nstates
+        xj = st[j]
+        slot = xj & mask
+        out[i] = sym_of_slot[slot]
+        e = dec_of_slot[slot]
+        xj = (e >> np.uint32(16)) * (xj >> sb) + (e & np.uint32(0xFFFF))
+        if xj < np.uint32(RANS_L):
+            if ptr >= nw:
+                return DECODE_TRUNCATED
+            xj = (xj << np.uint32(16)) | np.uint32(words[ptr])
+            ptr += 1
+        st[j] = np.uint32(xj)
+    if ptr != nw:
+        return DECODE_TRAILING
+    for j in range(nstates):
+        if st[j] != np.uint32(RANS_L):
+            return DECODE_BAD_STATE
+    return DECODE_OK
+
+
+@njit(cache=True, nogil=True)
+def rans_decode_wide12(words, sym_of_slot, dec_of_slot, out, nstates):
+    """_rans_decode_wide with M = 2^12."""
+    return _rans_decode_wide(words, sym_of_slot, dec_of_slot, out, nstates, 12)
+
+
+@njit(cache=True, nogil=True)
+def rans_decode_wide14(words, sym_of_slot, dec_of_slot, out, nstates):
+    """_rans_decode_wide with M = 2^14."""
+    return _rans_decode_wide(words, sym_of_slot, dec_of_slot, out, nstates, 14)
+
+
+# --------------------------------------------------------------------------- compact tables
+#
+# RANS_WIDE streams code their frequency table by bit lengths: for each entry f, its bit
+# length b (0 for f = 0) as a change from the previous entry's (a prefix code: "0" same,
+# "10s" +-1, "110s" +-2 with s = 1 for a decrease, "111" then b in 4 bits), then the b - 1
+# bits of f below its leading 1. Bits go MSB-first; the last byte is zero-padded, and a zero
+# byte follows if the table takes an odd number of bytes. Neighbouring symbols of a weight
+# histogram have frequencies of similar size, so this takes about half the bytes of varints.
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put_bits(out, p, acc, nacc, value, nbits):
+    """Append the low nbits of value to the bit accumulator (acc, nacc < 8 bits pending),
+    flushing whole bytes to out[p:]; returns (p, acc, nacc)."""
+    acc = (acc << np.uint64(nbits)) | np.uint64(value)
+    nacc += nbits
+    while nacc >= 8:
+        nacc -= 8
+        out[p] = np.uint8((acc >> np.uint64(nacc)) & np.uint64(0xFF))
+        p += 1
+    acc &= (np.uint64(1) << np.uint64(nacc)) - np.uint64(1)
+    return p, acc, nacc
+
+
+@njit(cache=True, nogil=True)
+def write_bitlen_table(freq, out):
+    """Write freq (uint32, each < 2^15) as the compact table above into out (uint8, at least
+    3 * freq.size + 2 bytes). Returns the bytes written, padding included."""
+    p = 0
+    acc = np.uint64(0)
+    nacc = 0
+    prev = 0
+    for i in range(freq.size):
+        f = np.int64(freq[i])
+        b = 0
+        while (np.int64(1) << b) <= f:
+            b += 1
+        d = b - prev
+        if d == 0:
+            p, acc, nacc = _put_bits(out, p, acc, nacc, 0, 1)
+        elif d == 1 or d == -1:
+            p, acc, nacc = _put_bits(out, p, acc, nacc, 4 | np.int64(d < 0), 3)
+        elif d == 2 or d == -2:
+            p, acc, nacc = _put_bits(out, p, acc, nacc, 12 | np.int64(d < 0), 4)
+        else:
+            p, acc, nacc = _put_bits(out, p, acc, nacc, (7 << 4) | b, 7)
+        if b >= 2:
+            p, acc, nacc = _put_bits(out, p, acc, nacc, f - (np.int64(1) << (b - 1)), b - 1)
+        prev = b
+    if nacc:
+        p, acc, nacc = _put_bits(out, p, acc, nacc, 0, 8 - nacc)
+    return _pad_even(out, p)
+
+
+@njit(cache=True, nogil=True)
+def read_bitlen_table(buf, start, freq):
+    """Read freq.size entries written by write_bitlen_table from buf[start:] into freq
+    (uint32). Returns where the table ends (after its padding), -1 if buf ends first, -2 for
+    a bit length above 15 or nonzero padding bits or byte. Every read is checked."""
+    pos = np.int64(start) * 8  # bit position
+    end = np.int64(buf.size) * 8
+    prev = 0
+    for i in range(freq.size):
+        # the change of bit length: up to 7 bits
+        if pos >= end:
+            return -1
+        bit = (buf[pos >> 3] >> (7 - (pos & 7))) & 1
+        pos += 1
+        if bit == 0:
+            b = prev
+        else:
+            code = 0
+            for _ in range(2):
+                if pos >= end:
+                    return -1
+                code = (code << 1) | ((buf[pos >> 3] >> (7 - (pos & 7))) & 1)
+                pos += 1
+            if code < 2:  # "10s"
+                b = prev - 1 if code == 1 else prev + 1
+            elif code == 2:  # "110s"
+                if pos >= end:
+                    return -1
+                s = (buf[pos >> 3] >> (7 - (pos & 7))) & 1
+                pos += 1
+                b = prev - 2 if s else prev + 2
+            else:  # "111" then 4 bits
+                b = 0
+                for _ in range(4):
+                    if pos >= end:
+                        return -1
+                    b = (b << 1) | ((buf[pos >> 3] >> (7 - (pos & 7))) & 1)
+                    pos += 1
+        if b < 0 or b > 15:
+            return -2
+        f = np.int64(0)
+        if b >= 1:
+            f = np.int64(1)
+            for _ in range(b - 1):
+                if pos >= end:
+                    return -1
+                f = (f << 1) | np.int64((buf[pos >> 3] >> (7 - (pos & 7))) & 1)
+                pos += 1
+        freq[i] = np.uint32(f)
+        prev = b
+    while pos & 7:  # padding bits: zero
+        if (buf[pos >> 3] >> (7 - (pos & 7))) & 1:
+            return -2
+        pos += 1
+    p = pos >> 3
+    if p % 2:
+        if p >= buf.size:
+            return -1
+        if buf[p] != 0:
+            return -2
+        p += 1
+    return p
