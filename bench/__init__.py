@@ -27,6 +27,11 @@ and add it to :data:`BENCHMARKS` (and to :data:`SCOREBOARD` if BENCHMARKS.md sho
 BENCHMARKS = {
     "speed": "bench.speed",
     "corpus": "bench.corpus",
+    "levels": "bench.levels",
+    "memory": "bench.memory",
+    "codec": "bench.codec",
+    "coders": "bench.coders",
+    "modelling": "bench.modelling",
     # "stats": "bench.stats_accuracy",  -- planned: how close `ansz stats` predicts the ratio
 }
 

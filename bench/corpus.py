@@ -270,7 +270,6 @@ def run(session: h.Session, args) -> list[Table]:
             ratios.setdefault(name, {})[r.tool.split(" (")[0]] = r.ratio
         if any(r.ok is False for r in rows):
             raise h.BenchError(f"{name}: a tool did not round-trip byte for byte")
-        del data
 
     cols = ["ansz", "ansz --fast", "ZipNN", "zstd-3", "zstd-19", "coding-pair bound"]
     summary = Table("Ratio (compressed / original), smaller is better",

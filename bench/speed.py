@@ -35,7 +35,6 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from . import harness as h
 from .harness import Case, Table, fmt_s, fmt_seconds, fmt_times
@@ -421,9 +420,9 @@ def build_tables(rounds: h.Rounds, args, tiny_size: int, model_label: str, size:
         "ansz: median (min–max) of the timed runs; peer: its median; ansz vs peer: the median "
         "(min–max) of the per-round ratios, ansz's time over the peer's (\"the time\") or the "
         "peer's over ansz's (\"the speed\"); met: the median against the target.",
-        f"In process: whole files in memory for ZipNN; `compress_file` from the page cache to "
-        f"tmpfs, `decompress_stream` from tmpfs into a sink that discards the bytes. "
-        f"MB/s = 10^6 bytes of original per second.",
+        "In process: whole files in memory for ZipNN; `compress_file` from the page cache to "
+        "tmpfs, `decompress_stream` from tmpfs into a sink that discards the bytes. "
+        "MB/s = 10^6 bytes of original per second.",
         "Command rows run on tmpfs (input and output), every writer creating a new file.",
     ]
     if zipnn_note:
