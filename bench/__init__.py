@@ -37,4 +37,4 @@ BENCHMARKS = {
 
 #: The benchmarks whose tables make BENCHMARKS.md's scoreboard, run in this order by
 #: ``python -m bench scoreboard``.
-SCOREBOARD = ("speed", "corpus")
+SCOREBOARD = ("speed", "corpus", "memory")

@@ -772,6 +772,11 @@ def fmt_s(t: float, unit: bool = True) -> str:
     return text + " s" if unit else text
 
 
+def fmt_mb(nbytes: int) -> str:
+    """A size in MB (10^6 bytes): ``219 MB``, ``8.42 MB``."""
+    return f"{nbytes / 1e6:.0f} MB" if nbytes >= 1e7 else f"{nbytes / 1e6:.2f} MB"
+
+
 def fmt_range(values: Sequence[float], fmt: Callable[[float], str],
               bare: Callable[[float], str] | None = None) -> str:
     """``median (min–max)`` of ``values``; ``bare`` formats the range (default ``fmt``)."""

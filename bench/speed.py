@@ -114,34 +114,46 @@ def time_row(table: Table, rounds: h.Rounds, what: str, case: str, peer: str, pe
              target: Target | None = None, on_ratio: bool = True) -> None:
     """A row comparing wall times: ``case``'s time as a multiple of ``peer``'s (per round);
     the target is on that multiple (``on_ratio``) or on ``case``'s median seconds."""
-    if case not in rounds.timings or peer not in rounds.timings:
-        table.add(what, "—", peer_label, "unavailable", target.text if target else "—", "—")
+    target_text = target.text if target else "—"
+    if case not in rounds.timings:
+        table.add(what, "—", peer_label, "unavailable", target_text, "—")
         return
-    a, b = rounds[case], rounds[peer]
+    a = rounds[case]
+    if peer not in rounds.timings:
+        value = None if on_ratio else a.median
+        table.add(what, fmt_seconds(a.times), f"{peer_label}: unavailable", "—", target_text,
+                  target.met(value) if target else "—")
+        return
+    b = rounds[peer]
     r = rounds.ratio(case, peer)
     value = r.median if on_ratio else a.median
     table.add(what, fmt_seconds(a.times), f"{peer_label}: {fmt_s(b.median)}",
-              f"{fmt_times(r.values)} the time",
-              target.text if target else "—", target.met(value) if target else "—")
+              f"{fmt_times(r.values)} the time", target_text,
+              target.met(value) if target else "—")
 
 
 def speed_row(table: Table, rounds: h.Rounds, what: str, case: str, peer: str,
               peer_label: str, nbytes: int, target: Target | None = None) -> None:
     """A row comparing speeds: MB/s of ``nbytes`` per run, and how many times faster ``case``
     ran than ``peer`` (per round); the target is on that multiple."""
-    if case not in rounds.timings or peer not in rounds.timings:
-        table.add(what, "—", peer_label, "unavailable", target.text if target else "—", "—")
+    target_text = target.text if target else "—"
+    if case not in rounds.timings:
+        table.add(what, "—", peer_label, "unavailable", target_text, "—")
         return
-    a, b = rounds[case], rounds[peer]
-    r = rounds.speedup(case, peer)
+    a = rounds[case]
 
     def mbs(t: float) -> str:
         return f"{nbytes / 1e6 / t:.0f}"
     figure = (f"{mbs(a.median)} MB/s ({mbs(a.max)}–{mbs(a.min)})" if len(a.times) > 1
               else f"{mbs(a.median)} MB/s")
+    if peer not in rounds.timings:
+        table.add(what, figure, f"{peer_label}: unavailable", "—", target_text, "—")
+        return
+    b = rounds[peer]
+    r = rounds.speedup(case, peer)
     table.add(what, figure, f"{peer_label}: {mbs(b.median)} MB/s",
-              f"{fmt_times(r.values)} the speed",
-              target.text if target else "—", target.met(r.median) if target else "—")
+              f"{fmt_times(r.values)} the speed", target_text,
+              target.met(r.median) if target else "—")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,7 +240,7 @@ def run(session: h.Session, args) -> list[Table]:
     else:
         shutil.copyfile(file_src, model)
         size = model.stat().st_size
-        model_label = f"{file_name} ({size / 1e6:.0f} MB)"
+        model_label = f"{file_name} ({h.fmt_mb(size)})"
     model_sha = h.sha256_file(model)
     level_files = {2: work / "model.l2.ansz", 1: work / "model.l1.ansz"}
     for level, out in level_files.items():
@@ -387,14 +399,10 @@ def build_tables(rounds: h.Rounds, args, tiny_size: int, model_label: str, size:
               "decompress -T2", "decompress -T1", "`-T 1`", size)
     for name, _, n, _, _, _, blob, _ in datasets:
         for verb, what, case in (("compress", "compress_file", "compress_file"),
-                                 ("decompress", "decompress_stream to a null sink",
+                                 ("decompress", "decompress_stream",
                                   "decompress_stream")):
-            if blob is None:
-                t.add(f"in process: `{what}` of {name}, default level", "—", "ZipNN",
-                      zipnn_note or "no ZipNN byte grouping for this dtype",
-                      INPROCESS_TARGET.text, "—")
-                continue
-            speed_row(t, rounds, f"in process: `{what}` of {name}, default level, "
+            sink = " to a null sink" if verb == "decompress" else ""
+            speed_row(t, rounds, f"in process: `{what}`{sink} of {name}, default level, "
                                  f"threads={T}", f"{case} {name}", f"ZipNN {verb} {name}",
                       f"ZipNN threads={T}", n, INPROCESS_TARGET)
     for level, flag in ((2, ""), (1, " --fast")):
@@ -427,6 +435,9 @@ def build_tables(rounds: h.Rounds, args, tiny_size: int, model_label: str, size:
     ]
     if zipnn_note:
         t.notes.append(f"ZipNN: {zipnn_note}.")
+    else:
+        t.notes += [f"ZipNN: no byte grouping for {d[0]}'s dtype." for d in datasets
+                    if d[6] is None]
 
     r = Table("Compression ratio (compressed / original) of the same files",
               ["file", "ansz (default)", "ansz --fast", "ZipNN", "zstd -3"])

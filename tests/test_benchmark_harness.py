@@ -9,6 +9,7 @@ import importlib.util
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -489,3 +490,39 @@ def test_list_and_errors(tmp_path):
     assert err.startswith("bench: error: no corpus file in") and len(err.splitlines()) == 1
     err = run_bench("speed", "--file", "no-such-model", "-q", expect=1).stderr
     assert err.startswith("bench: error: no corpus file 'no-such-model'")
+
+
+@pytest.mark.skipif(shutil.which("zstd") is None, reason="needs the zstd command")
+def test_speed_benchmark_end_to_end(tmp_path):
+    """Every row of the speed benchmark on a small generated model, one round, no ZipNN
+    and no cold start (those take minutes): the commands run and their figures land."""
+    rng = np.random.default_rng(3)
+    model = tmp_path / "small.safetensors"
+    save_file({f"l{i}.w": (rng.standard_normal((128, 256)) * 0.02).astype(ml_dtypes.bfloat16)
+               for i in range(6)}, str(model))
+    out = run_bench("speed", "--file", str(model), "--inprocess", str(model), "--runs", "1",
+                    "--warmup", "0", "--cold-runs", "0", "--no-zipnn", "--tmp-dir",
+                    str(tmp_path), "-q").stdout
+    rows = {}
+    for line in out.split("### Compression ratio")[0].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] not in ("measurement", "---"):
+            rows.setdefault(cells[0], []).append(cells)
+    # 3 fixed costs, the cold start, 2 threads, 2 in process (one file), 6 command, 2 floors,
+    # 2 --fast
+    assert len(sum(rows.values(), [])) == 18, out
+    help_row = next(r for k, r in rows.items() if "`ansz --help`" in k)[0]
+    assert re.fullmatch(r"0\.\d{3} s", help_row[1]) and help_row[4] == "≤ 0.15 s"
+    assert help_row[5] in ("yes", "**no**")
+    for key, found in rows.items():
+        for r in found:
+            if key.startswith("command:") or key.startswith("floor:"):
+                assert re.match(r"\d+\.\d+ s", r[1]) and re.match(r"\d+\.\d\d× the time", r[3]), r
+            if key.startswith("in process:"):
+                assert re.fullmatch(r"\d+ MB/s", r[1]) and r[2] == "ZipNN threads=2: unavailable"
+    assert "left out (--cold-runs 0)" in out and "ZipNN: left out (--no-zipnn)." in out
+    ratios = re.search(r"\| small \| (0\.\d{4}) \| (0\.\d{4}) \| — \| (0\.\d{4}) \|", out)
+    assert ratios and float(ratios[1]) < float(ratios[3]), out   # ansz below zstd -3
+    for case in ("tiny decompress", "compress -T1", "decompress --fast", "zstd -d", "dd"):
+        assert re.search(rf"^\| {re.escape(case)} \| \d", out, re.M), case
+    assert not list(tmp_path.glob("ansz-bench-*"))
