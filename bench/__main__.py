@@ -53,8 +53,10 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def run_one(name: str, args: argparse.Namespace, command: str) -> str:
-    """Run benchmark ``name`` with ``args``; returns its report (and writes it if asked)."""
+def run_one(name: str, args: argparse.Namespace, command: str,
+            git: tuple[str, bool | None]) -> str:
+    """Run benchmark ``name`` with ``args``; returns its report (and writes it if asked).
+    ``git``: the commit and tree state when the command started."""
     mod = _module(name)
     need = mod.space_needed(args) if hasattr(mod, "space_needed") else 0
     tmp = h.choose_tmpdir(args.tmp_dir, need_bytes=need)
@@ -62,7 +64,7 @@ def run_one(name: str, args: argparse.Namespace, command: str) -> str:
     warmup = args.warmup if args.warmup is not None else mod.WARMUP
     if runs < 1 or warmup < 0:
         raise h.BenchError("--runs must be at least 1 and --warmup at least 0")
-    info = h.machine_info()
+    info = h.machine_info(git=git)
     with h.workdir_in(tmp) as work:
         session = h.Session(command, info, h.models_dir(args.models), tmp, work, runs, warmup,
                             args.quiet)
@@ -84,15 +86,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'scoreboard':<10} runs {', '.join(SCOREBOARD)}: BENCHMARKS.md's tables")
         return 0
     command = shlex.join(["python", "-m", "bench", *argv])
+    git = h.git_state()  # before --write changes BENCHMARKS.md
     try:
         if args.name == "scoreboard":
             for name in SCOREBOARD:
                 defaults = ap.parse_args([name])
                 for opt in ("runs", "warmup", "models", "tmp_dir", "write", "quiet"):
                     setattr(defaults, opt, getattr(args, opt))
-                print(run_one(name, defaults, command), flush=True)
+                print(run_one(name, defaults, command, git), flush=True)
         else:
-            print(run_one(args.name, args, command), flush=True)
+            print(run_one(args.name, args, command, git), flush=True)
     except h.BenchError as e:
         print(f"bench: error: {e}", file=sys.stderr)
         return 1

@@ -44,9 +44,7 @@ def space_needed(args) -> int:
 
 def code_stream(args, models: Path) -> tuple[np.ndarray, str]:
     if args.stream_file:
-        p = Path(args.stream_file)
-        if not p.is_file():
-            p = h.corpus_path(args.stream_file, models)
+        _, p = h.resolve_input(args.stream_file, models)
         mm = np.memmap(p, dtype=np.uint8, mode="r")
         codes = np.concatenate([(np.frombuffer(mm[t.start:t.end], np.uint16) >> 7)
                                 .astype(np.uint8)
@@ -103,10 +101,7 @@ def files_table(session: h.Session, args, files: list[str]) -> Table:
               align="llrrrr")
     out = session.path("coders.out")
     for spec in files:
-        p = Path(spec)
-        if not p.is_file():
-            p = h.corpus_path(spec, session.models)
-        name = p.name.removesuffix(".safetensors")
+        name, p = h.resolve_input(spec, session.models)
         packed = {c: session.path(f"{name}.{c}.ansz") for c in CODERS}
         reports = {c: ansz.compress_file(p, packed[c], coder=c, threads=args.threads,
                                          overwrite=True) for c in CODERS}

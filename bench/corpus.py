@@ -38,8 +38,6 @@ DESCRIPTION = "ratio and speed on every corpus file beside zstd, ZipNN and the c
 RUNS = 3
 WARMUP = 0
 TOOLS = ("zstd", "zipnn", "ansz", "bound")
-ZIPNN_DTYPES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32",
-                "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
 
 
 def add_arguments(p) -> None:
@@ -119,13 +117,8 @@ def resolve_files(session: h.Session, spec: str | None) -> list[tuple[str, Path,
     if spec:
         out = []
         for s in (x.strip() for x in spec.split(",") if x.strip()):
-            p = Path(s)
-            if p.is_file():
-                fmt = "gguf" if p.suffix == ".gguf" else "safetensors"
-                out.append((p.name.removesuffix(".safetensors"), p, fmt))
-            else:
-                f = h.corpus_file(s)
-                out.append((f.name, h.corpus_path(s, session.models), f.format))
+            name, p = h.resolve_input(s, session.models)
+            out.append((name, p, "gguf" if p.suffix == ".gguf" else "safetensors"))
         return out
     present, missing = h.present_corpus(session.models)
     if not present:
@@ -134,13 +127,6 @@ def resolve_files(session: h.Session, spec: str | None) -> list[tuple[str, Path,
     for f in missing:
         session.progress(f"{f.filename} missing (run {f.fetch}): left out")
     return [(f.name, f.path(session.models), f.format) for f in present]
-
-
-def dominant_dtype(path: Path) -> str:
-    share: dict[str, int] = {}
-    for t in h.safetensors_tensors(path):
-        share[t.dtype] = share.get(t.dtype, 0) + t.end - t.start
-    return max(share, key=share.get) if share else "U8"
 
 
 @dataclass
@@ -166,11 +152,9 @@ def run(session: h.Session, args) -> list[Table]:
     notes: list[str] = []
     ZipNN = None
     if "zipnn" in tools:
-        try:
-            from zipnn import ZipNN
-        except Exception as e:  # ImportError, or torch failing to load
-            notes.append(f"ZipNN unavailable ({type(e).__name__}: {e}; install: "
-                         f"{h.ZIPNN_INSTALL})")
+        ZipNN, why = h.load_zipnn()
+        if ZipNN is None:
+            notes.append(f"ZipNN {why}")
 
     full = Table("Ratio and speed per tool, in process", [
         "file", "size MB", "tool", "ratio", "comp MB/s", "decomp MB/s", "comp ×zstd-3",
@@ -205,7 +189,7 @@ def run(session: h.Session, args) -> list[Table]:
             zstd_rows("zstd-19", 19, 0, once=True)
 
         if ZipNN is not None and fmt == "safetensors":
-            zdtype = ZIPNN_DTYPES.get(dominant_dtype(path))
+            zdtype = h.ZIPNN_DTYPES.get(h.dominant_dtype(path))
             if zdtype is None:
                 notes.append(f"{name}: no ZipNN byte grouping for its dtype")
             else:

@@ -98,6 +98,15 @@ def corpus_path(name: str, models: Path) -> Path:
     return p
 
 
+def resolve_input(spec: str, models: Path) -> tuple[str, Path]:
+    """(name, path) of a corpus name or a file path given on the command line; the name is
+    the file's without ``.safetensors``."""
+    p = Path(spec)
+    if p.is_file():
+        return p.name.removesuffix(".safetensors"), p
+    return corpus_file(spec).name, corpus_path(spec, models)
+
+
 def present_corpus(models: Path) -> tuple[list[CorpusFile], list[CorpusFile]]:
     """(corpus files present in ``models``, those missing)."""
     present = [f for f in CORPUS if f.path(models).is_file()]
@@ -127,6 +136,29 @@ def safetensors_tensors(path: str | os.PathLike) -> list[TensorSpan]:
                         base + meta["data_offsets"][0], base + meta["data_offsets"][1])
              for name, meta in header.items() if name != "__metadata__"]
     return sorted(spans, key=lambda t: t.start)
+
+
+def dominant_dtype(path: str | os.PathLike) -> str:
+    """The dtype holding the most tensor bytes of a safetensors file."""
+    share: dict[str, int] = {}
+    for t in safetensors_tensors(path):
+        share[t.dtype] = share.get(t.dtype, 0) + t.end - t.start
+    return max(share, key=share.get) if share else "U8"
+
+
+#: ZipNN's byte grouping (``bytearray_dtype``) for a safetensors dtype.
+ZIPNN_DTYPES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32",
+                "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
+
+
+def load_zipnn() -> tuple[Any, str]:
+    """(the ZipNN class, "") or (None, why it cannot be had). ZipNN is a benchmark peer, not
+    an ansz dependency; importing it loads torch."""
+    try:
+        from zipnn import ZipNN
+    except Exception as e:  # ImportError, or torch failing to load
+        return None, f"unavailable ({type(e).__name__}: {e}; install: {ZIPNN_INSTALL})"
+    return ZipNN, ""
 
 
 def replicate_tensors(src: str | os.PathLike, dst: str | os.PathLike, target_bytes: int,
@@ -339,12 +371,6 @@ def interleave(cases: Sequence[Case], *, runs: int = 5, warmup: int = 1,
     return Rounds(timings, order, round_times)
 
 
-def time_call(fn: Callable[[], Any], *, runs: int = 5, warmup: int = 1,
-              name: str = "call") -> Timing:
-    """Time one function alone: ``warmup`` untimed calls, then ``runs`` timed ones."""
-    return interleave([Case(name, fn)], runs=runs, warmup=warmup)[name]
-
-
 # ---------------------------------------------------------------------------------------------
 # Commands
 
@@ -477,7 +503,9 @@ class MachineInfo:
         return (f"{self.cpu}, {self.cores}; {self.system}; Python {self.python}; {v}")
 
 
-def machine_info(repo: Path = REPO) -> MachineInfo:
+def machine_info(repo: Path = REPO, git: tuple[str, bool | None] | None = None) -> MachineInfo:
+    """The machine now; ``git``: the (commit, dirty) to record instead of asking git (a
+    command that writes BENCHMARKS.md section by section records the tree as it started)."""
     versions: dict[str, str | None] = {}
     for dist in ("numpy", "numba", "zstandard"):
         versions[dist] = package_version(dist)
@@ -490,7 +518,7 @@ def machine_info(repo: Path = REPO) -> MachineInfo:
     versions["zstd CLI"] = zstd_cli_version()
     versions["ZipNN"] = package_version("zipnn")
     versions["ansz"] = package_version("ansz")
-    commit, dirty = git_state(repo)
+    commit, dirty = git or git_state(repo)
     return MachineInfo(cpu_model(), core_count(), f"{platform.system()} {platform.release()}",
                        platform.python_version(), versions, commit, dirty,
                        _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

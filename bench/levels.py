@@ -78,14 +78,13 @@ def chunk_decoder(items: list, threads: int):
     return run, bufs
 
 
-def measure(session: h.Session, path: Path) -> Table:
+def measure(session: h.Session, name: str, path: Path) -> Table:
     import zstandard
 
     import ansz
 
     data = path.read_bytes()
     n = len(data)
-    name = path.name.removesuffix(".safetensors")
     zc, zd = zstandard.ZstdCompressor(level=3), zstandard.ZstdDecompressor()
     frame = zc.compress(data)
     out = session.path(f"{name}.out")
@@ -134,8 +133,5 @@ def measure(session: h.Session, path: Path) -> Table:
 def run(session: h.Session, args) -> list[Table]:
     tables = []
     for spec in args.files:
-        p = Path(spec)
-        if not p.is_file():
-            p = h.corpus_path(spec, session.models)
-        tables.append(measure(session, p))
+        tables.append(measure(session, *h.resolve_input(spec, session.models)))
     return tables

@@ -11,7 +11,6 @@ with 2 threads.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from . import harness as h
 from .harness import Case, Table, fmt_s
@@ -39,9 +38,7 @@ def space_needed(args) -> int:
 
 def run(session: h.Session, args) -> list[Table]:
     A = h.ansz_command(args.ansz)
-    src = Path(args.file)
-    if not src.is_file():
-        src = h.corpus_path(args.file, session.models)
+    name, src = h.resolve_input(args.file, session.models)
     model = session.path("model.safetensors")
     size = h.replicate_tensors(src, model, int(args.gb * 1e9))
     sha = h.sha256_file(model)
@@ -60,7 +57,7 @@ def run(session: h.Session, args) -> list[Table]:
     # later round that starts with a decompress reads the previous round's container (the
     # same bytes: the output does not depend on timing).
     rounds = session.interleave(cases)
-    t = Table(f"{src.name}'s bf16 tensors to {size / 1e9:.2f} GB, `-T {T}`",
+    t = Table(f"{name}'s bf16 tensors to {size / 1e9:.2f} GB, `-T {T}`",
               ["chunk", "ratio", "compress", "MB/s", "peak RSS MiB", "decompress", "MB/s",
                "peak RSS MiB", f"≤ {BUDGET_MIB} MiB"])
     for cs in sizes:

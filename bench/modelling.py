@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from pathlib import Path
 
 from . import harness as h
 from .harness import Case, Table
@@ -73,10 +72,7 @@ def run(session: h.Session, args) -> list[Table]:
               align="llrrrr")
     out = session.path("modelling.out")
     for spec in args.files:
-        p = Path(spec)
-        if not p.is_file():
-            p = h.corpus_path(spec, session.models)
-        name = p.name.removesuffix(".safetensors")
+        name, p = h.resolve_input(spec, session.models)
         size = p.stat().st_size
         packed = {s: session.path(f"{name}.{s}.ansz") for s in STEPS}
 

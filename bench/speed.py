@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -46,7 +47,6 @@ RUNS = 5
 WARMUP = 1
 
 TINY_BYTES = 8000
-ZIPNN_DTYPES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}
 
 
 def add_arguments(p) -> None:
@@ -160,43 +160,6 @@ def speed_row(table: Table, rounds: h.Rounds, what: str, case: str, peer: str,
 # Inputs
 
 
-def resolve(spec: str, models: Path) -> tuple[str, Path]:
-    """(name, path) of a corpus name or a file path."""
-    p = Path(spec)
-    if p.is_file():
-        return p.name.removesuffix(".safetensors"), p
-    return h.corpus_file(spec).name, h.corpus_path(spec, models)
-
-
-def dominant_dtype(path: Path) -> str:
-    share: dict[str, int] = {}
-    for t in h.safetensors_tensors(path):
-        share[t.dtype] = share.get(t.dtype, 0) + t.end - t.start
-    return max(share, key=share.get) if share else "U8"
-
-
-def load_zipnn(session: h.Session, wanted: bool):
-    """The ZipNN class, or (None, reason)."""
-    if not wanted:
-        return None, "left out (--no-zipnn)"
-    try:
-        from zipnn import ZipNN
-    except Exception as e:  # ImportError, or torch failing to load
-        return None, f"unavailable ({type(e).__name__}: {e}; install: {h.ZIPNN_INSTALL})"
-    session.progress(f"ZipNN {h.package_version('zipnn')}")
-    return ZipNN, ""
-
-
-class Commands:
-    """The command lines measured, and a runner that checks each."""
-
-    def __init__(self, ansz: list[str], zstd: str, env: dict[str, str] | None = None):
-        self.ansz, self.zstd, self.env = ansz, zstd, env
-
-    def run(self, args: list, stdout=None, env=None) -> h.ProcessStats:
-        return h.run_command(args, stdout=stdout, env=env or self.env)
-
-
 def unlink(*paths: Path) -> None:
     for p in paths:
         p.unlink(missing_ok=True)
@@ -221,9 +184,10 @@ def run(session: h.Session, args) -> list[Table]:
     work = session.workdir
     null = os.devnull
 
-    file_name, file_src = resolve(args.file, session.models)
-    inproc = [resolve(s.strip(), session.models) for s in args.inprocess.split(",") if s.strip()]
-    ZipNN, zipnn_note = load_zipnn(session, not args.no_zipnn)
+    file_name, file_src = h.resolve_input(args.file, session.models)
+    inproc = [h.resolve_input(s.strip(), session.models)
+              for s in args.inprocess.split(",") if s.strip()]
+    ZipNN, zipnn_note = h.load_zipnn() if not args.no_zipnn else (None, "left out (--no-zipnn)")
 
     # --- inputs, containers and reference outputs (untimed) ---
     session.progress("preparing inputs on " + str(work))
@@ -268,7 +232,7 @@ def run(session: h.Session, args) -> list[Table]:
             if sink.sha.digest() != hashlib.sha256(data).digest():
                 raise h.BenchError(f"{name}: level {level} does not round-trip")
             containers[level] = c
-        zdtype = ZIPNN_DTYPES.get(dominant_dtype(path))
+        zdtype = h.ZIPNN_DTYPES.get(h.dominant_dtype(path))
         blob = None
         if ZipNN is not None and zdtype is not None:
             blob = ZipNN(bytearray_dtype=zdtype, threads=args.threads).compress(bytearray(data))
@@ -389,7 +353,7 @@ def build_tables(rounds: h.Rounds, args, tiny_size: int, model_label: str, size:
         t.add("first run, empty kernel caches: `ansz compress -c` + `ansz decompress -c` of the "
               "tiny file", fmt_seconds(cold.times), f"warm caches: {fmt_s(warm.median)}",
               f"+{fmt_seconds(extra)}", COLD_TARGET.text,
-              COLD_TARGET.met(sorted(extra)[len(extra) // 2]))
+              COLD_TARGET.met(statistics.median(extra)))
     else:
         t.add("first run, empty kernel caches", "—", "—", "left out (--cold-runs 0)",
               COLD_TARGET.text, "—")

@@ -214,6 +214,8 @@ def test_git_state_sees_a_dirty_tree(tmp_path):
     (tmp_path / "f").write_text("2")
     assert harness.git_state(tmp_path) == (commit, True)
     assert harness.git_state(tmp_path / "nowhere") == ("unknown", None)
+    # A command writing BENCHMARKS.md section by section stamps the state it started with.
+    assert harness.machine_info(git=(commit, False)).commit_label == commit
 
 
 def sample_info(**kw) -> harness.MachineInfo:
