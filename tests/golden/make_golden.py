@@ -21,9 +21,9 @@ found by parsing.
 
 Two containers imitate earlier writers that ansz no longer is: dtype codes 7-10 (plain
 coding pairs), stream method 2 (rANS with u16 tables) and an uncoded (type 2) index
-record. They are written by today's writer with the module state patched as
-``scripts/bench_modelling.py`` does for its ``plain`` and ``varint`` steps; the tests check
-that they decode, not that the writer reproduces them.
+record. They are written by today's writer with the module state patched
+(``writer_patches.py``, which the modelling benchmark's ``plain`` and ``varint`` steps use
+too); the tests check that they decode, not that the writer reproduces them.
 
 vectors.json holds byte-exact chunk payloads and streams for small inputs, each with the
 options that produce it (a few with patched encoder constants, listed in the vector).
@@ -52,9 +52,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import golden_survey as gs  # noqa: E402
+from writer_patches import patched_writer  # noqa: E402
 
 import ansz  # noqa: E402
-from ansz import blocks, chunks, container, dtypes, streams  # noqa: E402
+from ansz import blocks, chunks, dtypes, streams  # noqa: E402
 from ansz.pairs import Field  # noqa: E402
 
 THREADS = 1
@@ -575,30 +576,16 @@ EARLIER_WRITERS = {
 }
 
 
-@contextlib.contextmanager
 def earlier_writer(step: str | None):
-    """Today's writer patched into an earlier one (as scripts/bench_modelling.py's ``plain``
-    and ``varint`` steps): float dtypes get the plain codes 7-10, the index record is written
-    uncoded (type 2), and with ``"u16"`` rANS streams are method 2 with u16 tables."""
+    """Today's writer patched into an earlier one (writer_patches, as the modelling
+    benchmark's ``plain`` and ``varint`` steps): float dtypes get the plain codes 7-10, the
+    index record is written uncoded (type 2), and with ``"u16"`` rANS streams are method 2
+    with u16 tables."""
     if step is None:
-        yield
-        return
-    saved = (streams.RANS, streams.varint_table, dict(dtypes._CODE_OF), container.index_record)
-    try:
-        if step == "u16":
-            streams.RANS = streams.RANS_U16
-            streams.varint_table = lambda f: np.asarray(f).astype("<u2").tobytes()
-        elif step != "varint":
-            raise ValueError(step)
-        for code, d in dtypes.DTYPE_CODES.items():
-            if not d.fielded and d.name in dtypes._CODE_OF:
-                dtypes._CODE_OF[d.name] = min(dtypes._CODE_OF[d.name], code)
-        container.index_record = lambda text, offset: (container.INDEX, text)
-        yield
-    finally:
-        streams.RANS, streams.varint_table, container.index_record = saved[0], saved[1], saved[3]
-        dtypes._CODE_OF.clear()
-        dtypes._CODE_OF.update(saved[2])
+        return contextlib.nullcontext()
+    if step not in EARLIER_WRITERS:
+        raise ValueError(step)
+    return patched_writer(u16_tables=step == "u16", plain_codes=True, raw_index=True)
 
 
 def options(g: Golden) -> dict:
@@ -720,25 +707,16 @@ class Vector:
     field_expect: tuple | None = None
 
 
-@contextlib.contextmanager
 def patched(patch: str | None):
-    """Encoder constants a vector was made with: ``u16_tables``, rANS streams as method 2
-    with u16 tables (earlier writers); ``high_scale``, 14-bit rANS tables always."""
+    """Encoder constants a vector was made with (writer_patches): ``u16_tables``, rANS
+    streams as method 2 with u16 tables (earlier writers); ``high_scale``, 14-bit rANS
+    tables always."""
     if patch is None:
-        yield
-        return
-    saved = (streams.RANS, streams.varint_table, streams.HIGH_SCALE_MIN_GAIN)
-    try:
-        if patch == "u16_tables":
-            streams.RANS = streams.RANS_U16
-            streams.varint_table = lambda f: np.asarray(f).astype("<u2").tobytes()
-        elif patch == "high_scale":
-            streams.HIGH_SCALE_MIN_GAIN = -1.0
-        else:
-            raise ValueError(patch)
-        yield
-    finally:
-        streams.RANS, streams.varint_table, streams.HIGH_SCALE_MIN_GAIN = saved
+        return contextlib.nullcontext()
+    if patch not in ("u16_tables", "high_scale"):
+        raise ValueError(patch)
+    return patched_writer(u16_tables=patch == "u16_tables",
+                          always_high_scale=patch == "high_scale")
 
 
 def encode_entry(e: dict) -> bytes:
