@@ -1028,8 +1028,9 @@ def atomic_output(dst, *, overwrite: bool = False, like: os.stat_result | None =
                   sync: bool = False) -> Iterator[BinaryIO]:
     """A file object whose contents appear at ``dst`` only if the ``with`` block completes.
 
-    Writes a temporary file (mode 0600) next to ``dst``, gives it ``like``'s permission bits
-    and times (or the umask's default mode), and renames it into place. Without
+    Writes a temporary file (mode 0600) next to ``dst``, named ``.NAME.XXXXXXXX.tmp`` with
+    NAME cut (at a character boundary) to keep it within 255 bytes, gives it ``like``'s
+    permission bits and times (or the umask's default mode), and renames it into place. Without
     ``overwrite`` the rename is a hard link, which fails rather than replace a file that
     appeared meanwhile. An existing ``dst`` that is not a regular file (``/dev/null``, a
     FIFO) is never replaced: write to it as a stream. With ``sync`` the data and the
@@ -1042,8 +1043,16 @@ def atomic_output(dst, *, overwrite: bool = False, like: os.stat_result | None =
         raise AnszError(f"{dst} is not a regular file; refusing to replace it "
                         "(write to it as a stream instead)")
     directory = os.path.dirname(os.path.abspath(dst))
+    # NAME_MAX is 255 bytes on Linux's file systems; mkstemp adds 8 random characters (16
+    # are kept for them) to the prefix and suffix.
+    name = os.fsencode(os.path.basename(dst))
+    room = 255 - len(b"..tmp") - 16
+    if len(name) > room:
+        while room > 0 and (name[room] & 0xC0) == 0x80:  # not inside a UTF-8 character
+            room -= 1
+        name = name[:room]
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(dst)}.",
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.fsdecode(name)}.",
                                    suffix=".tmp")
     except OSError as e:  # name the file the user asked for, not the temporary one
         raise OSError(e.errno, e.strerror, dst) from None

@@ -1,0 +1,114 @@
+"""The ``ansz`` command where its surroundings fail or push: file names at the length limit,
+ownership of outputs, a full disk, a race for the same output, usage errors, standard output
+full or closed, and signals that land where Python swallows them.
+
+Most tests run the installed ``ansz`` in a subprocess: these are properties of the process
+(its standard streams, its signal handling, the interpreter's exit), not of click.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from safetensors.numpy import save_file
+
+from ansz import cli as cli_module
+from ansz.cli import cli
+
+ANSZ = shutil.which("ansz")
+
+
+@pytest.fixture
+def api():
+    return pytest.importorskip("ansz.api")
+
+
+def make_model(path: Path, seed: int = 0) -> Path:
+    r = np.random.default_rng(seed)
+    w = (r.standard_normal((128, 96)) * 0.02).astype(np.float32)
+    save_file({"w": w.astype(ml_dtypes.bfloat16), "b": w[0]}, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    """A small model and its container (shared: tests must not change them)."""
+    d = tmp_path_factory.mktemp("model")
+    src = make_model(d / "m.safetensors")
+    assert subprocess.run([ANSZ, "compress", "-q", src]).returncode == 0
+    return src
+
+
+def run(args, **kw) -> subprocess.CompletedProcess:
+    assert ANSZ, "the ansz console script is not installed (pip install -e .)"
+    kw.setdefault("stdout", subprocess.PIPE)
+    return subprocess.run([ANSZ, *map(str, args)], stderr=subprocess.PIPE, timeout=120, **kw)
+
+
+def run_stdout_closed(args, stdin=None) -> subprocess.CompletedProcess:
+    """``ansz ARGS >&-``: descriptor 1 closed, as the shell does it."""
+    return subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", ANSZ, *map(str, args)],
+                          stdin=stdin, stderr=subprocess.PIPE, timeout=120)
+
+
+def invoke(args, **kw):
+    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="ansz", **kw)
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+# -------------------------------------------------------------------------------------------
+# Output names at the length limit (NAME_MAX: 255 bytes)
+
+
+def test_255_byte_names_round_trip(tmp_path):
+    # 2-byte characters at odd offsets: cutting the name for the temporary file at a fixed
+    # byte count would split one.
+    stem = "x" + "é" * 120 + "abcd"
+    assert len(os.fsencode(stem)) == 245
+    name = stem + ".safetensors"[:5]  # 250 bytes: its container's name is 255
+    src = tmp_path / name
+    make_model(src)
+    original = src.read_bytes()
+    p = run(["compress", "-q", src])
+    assert p.returncode == 0, p.stderr.decode()
+    container = tmp_path / (name + ".ansz")
+    assert len(os.fsencode(container.name)) == 255
+    src.unlink()
+    p = run(["decompress", "-q", container])
+    assert p.returncode == 0, p.stderr.decode()
+    assert src.read_bytes() == original
+    longest = tmp_path / ("y" + "é" * 127)  # 255 bytes, from -o
+    p = run(["decompress", "-q", "-o", longest, container])
+    assert p.returncode == 0, p.stderr.decode()
+    assert longest.read_bytes() == original
+    assert leftovers(tmp_path) == []
+
+
+def test_temporary_name_fits_and_is_whole_characters(tmp_path, api):
+    for name in ("a" + "é" * 127, "ab" + "é" * 126 + "c", "€" * 85, "short"):
+        dst = tmp_path / name
+        with api.atomic_output(dst) as fh:
+            fh.write(b"data")
+            (tmp,) = [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+            assert len(os.fsencode(tmp)) <= 255
+            assert tmp.startswith("." + name[:10]) and "\udcc3" not in tmp
+            os.fsencode(tmp).decode("utf-8")  # no split character
+        assert dst.read_bytes() == b"data"
+        dst.unlink()
