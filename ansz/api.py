@@ -1030,7 +1030,8 @@ def atomic_output(dst, *, overwrite: bool = False, like: os.stat_result | None =
 
     Writes a temporary file (mode 0600) next to ``dst``, named ``.NAME.XXXXXXXX.tmp`` with
     NAME cut (at a character boundary) to keep it within 255 bytes, gives it ``like``'s
-    permission bits and times (or the umask's default mode), and renames it into place. Without
+    owner and group where permitted (as zstd does; otherwise the caller's), permission bits
+    and times (or the umask's default mode), and renames it into place. Without
     ``overwrite`` the rename is a hard link, which fails rather than replace a file that
     appeared meanwhile. An existing ``dst`` that is not a regular file (``/dev/null``, a
     FIFO) is never replaced: write to it as a stream. With ``sync`` the data and the
@@ -1063,6 +1064,13 @@ def atomic_output(dst, *, overwrite: bool = False, like: os.stat_result | None =
             if sync:
                 os.fsync(fh.fileno())
         if like is not None:
+            try:  # first: chown may clear the set-id bits that chmod sets
+                os.chown(tmp, like.st_uid, like.st_gid)
+            except PermissionError:
+                try:  # not root: the group alone, if the caller is in it
+                    os.chown(tmp, -1, like.st_gid)
+                except PermissionError:
+                    pass
             os.chmod(tmp, stat.S_IMODE(like.st_mode) & 0o777)
             os.utime(tmp, ns=(like.st_atime_ns, like.st_mtime_ns))
         else:

@@ -112,3 +112,39 @@ def test_temporary_name_fits_and_is_whole_characters(tmp_path, api):
             os.fsencode(tmp).decode("utf-8")  # no split character
         assert dst.read_bytes() == b"data"
         dst.unlink()
+
+
+# -------------------------------------------------------------------------------------------
+# Ownership
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away needs root")
+def test_output_keeps_the_input_owner_and_group(tmp_path):
+    src = make_model(tmp_path / "m.safetensors")
+    os.chown(src, 1234, 5678)
+    os.chmod(src, 0o640)
+    assert run(["compress", "-q", src]).returncode == 0
+    st = os.stat(tmp_path / "m.safetensors.ansz")
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (1234, 5678, 0o640)
+    os.chown(tmp_path / "m.safetensors.ansz", 4321, 8765)
+    assert run(["decompress", "-q", "-f", tmp_path / "m.safetensors.ansz"]).returncode == 0
+    st = os.stat(src)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (4321, 8765, 0o640)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make the other user's file")
+def test_owner_not_permitted_is_not_an_error(tmp_path, api, monkeypatch):
+    """Where chown is refused (not root), the output is written with the caller's ids."""
+    src = make_model(tmp_path / "m.safetensors")
+    os.chown(src, 1234, 5678)
+    calls = []
+
+    def refuse(path, uid, gid):
+        calls.append((uid, gid))
+        raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), path)
+
+    monkeypatch.setattr(os, "chown", refuse)
+    api.compress_file(src, tmp_path / "m.ansz")
+    st = os.stat(tmp_path / "m.ansz")
+    assert (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid())
+    assert calls == [(1234, 5678), (-1, 5678)]
