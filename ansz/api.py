@@ -1037,8 +1037,11 @@ def atomic_output(dst, *, overwrite: bool = False, like: os.stat_result | None =
     FIFO) is never replaced: write to it as a stream. With ``sync`` the data and the
     directory entry are fsync'ed before returning: callers that are about to delete the
     source ask for it (it costs about as much as decoding, so it is not the default; a crash
-    without it can lose only the new output, never the source).
+    without it can lose only the new output, never the source). An OSError from writing,
+    or about the temporary file, names ``dst`` (``filename``).
     """
+    import errno
+
     dst = os.fspath(dst)
     if os.path.exists(dst) and not os.path.isfile(dst):
         raise AnszError(f"{dst} is not a regular file; refusing to replace it "
@@ -1057,12 +1060,23 @@ def atomic_output(dst, *, overwrite: bool = False, like: os.stat_result | None =
                                    suffix=".tmp")
     except OSError as e:  # name the file the user asked for, not the temporary one
         raise OSError(e.errno, e.strerror, dst) from None
+    written = False
     try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            if sync:
-                os.fsync(fh.fileno())
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                yield fh
+                written = True
+                fh.flush()
+                if sync:
+                    os.fsync(fh.fileno())
+        except OSError as e:
+            # An error of writing has no file name, and the caller would name its input.
+            # Inside the block only the errors that nothing but writing raises are surely
+            # this file's; after it, flushing and syncing are.
+            if e.filename is None and (written or e.errno in (errno.ENOSPC, errno.EDQUOT,
+                                                              errno.EFBIG)):
+                e.filename = dst
+            raise
         if like is not None:
             try:  # first: chown may clear the set-id bits that chmod sets
                 os.chown(tmp, like.st_uid, like.st_gid)
@@ -1076,11 +1090,13 @@ def atomic_output(dst, *, overwrite: bool = False, like: os.stat_result | None =
         else:
             os.chmod(tmp, 0o666 & ~_umask())
         _publish(tmp, dst, overwrite)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and e.filename == tmp:
+            e.filename, e.filename2 = dst, None
         raise
     if sync:
         _fsync_directory(directory)

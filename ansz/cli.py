@@ -71,6 +71,34 @@ class _Skip(Exception):
     """This input is not processed; the message is reported as ``ansz: NAME: message``."""
 
 
+class _NamedOutput:
+    """A binary output stream whose write errors carry its name: an OSError raised by
+    ``write`` has no file name, and the reporter would name the input instead."""
+
+    def __init__(self, fh: BinaryIO, name: str) -> None:
+        self._fh = fh
+        self.name = name
+
+    def write(self, data: Any) -> int | None:
+        try:
+            return self._fh.write(data)
+        except OSError as e:
+            if e.filename is None:
+                e.filename = self.name
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._fh.flush()
+        except OSError as e:
+            if e.filename is None:
+                e.filename = self.name
+            raise
+
+    def fileno(self) -> int:
+        return self._fh.fileno()
+
+
 # --------------------------------------------------------------------------------------------
 # Argument parsing
 
@@ -684,8 +712,8 @@ def _open_output(dst: Operand, replace: bool, sync: bool) -> Iterator[BinaryIO]:
         yield out
         out.flush()
     elif _is_device_or_fifo(dst):  # /dev/null, a FIFO: write through, never replace it
-        with open(dst, "wb") as fh:
-            yield fh
+        with open(dst, "wb", buffering=0) as fh:  # unbuffered: no write left for close()
+            yield _NamedOutput(fh, dst)
     else:
         with _api().atomic_output(dst, overwrite=replace, sync=sync) as fh:
             yield fh

@@ -148,3 +148,38 @@ def test_owner_not_permitted_is_not_an_error(tmp_path, api, monkeypatch):
     st = os.stat(tmp_path / "m.ansz")
     assert (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid())
     assert calls == [(1234, 5678), (-1, 5678)]
+# -------------------------------------------------------------------------------------------
+# A full disk is reported under the output's name
+
+
+class _FullDisk(io.FileIO):
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("command", ["compress", "decompress", "compress-stdin"])
+def test_disk_full_names_the_output(command, tmp_path, monkeypatch, api):
+    src = make_model(tmp_path / "m.safetensors")
+    api.compress_file(src, tmp_path / "m.ansz")
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen",
+                        lambda fd, mode="r", *a, **kw: _FullDisk(fd, "w") if "w" in mode
+                        else real_fdopen(fd, mode, *a, **kw))
+    out = tmp_path / "out"
+    if command == "compress":
+        r = invoke(["compress", "-o", out, src])
+    elif command == "decompress":
+        r = invoke(["decompress", "-o", out, tmp_path / "m.ansz"])
+    else:
+        r = invoke(["compress", "-o", out], input=src.read_bytes())
+    assert r.exit_code == 1
+    assert r.stderr == f"ansz: {out}: No space left on device\n"
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", ["compress", "decompress"])
+def test_disk_full_device_names_the_device(command, model):
+    src = model if command == "compress" else f"{model}.ansz"
+    p = run([command, "-f", "-o", "/dev/full", src])
+    assert (p.returncode, p.stderr.decode()) == (1,
+                                                  "ansz: /dev/full: No space left on device\n")
