@@ -635,7 +635,9 @@ class _Job:
                 raise _Skip("compressed data not written to a terminal (use -f to force)")
             replace = False
         else:
-            replace = _check_output(src, dst, self.force, rep)
+            # -f means overwrite even a file that appears after this check (another process
+            # writing the same output): the API's publish must not refuse it then.
+            replace = _check_output(src, dst, self.force, rep) or self.force
         if (src is STDIN and not self.compressing and not self.force
                 and _isatty(sys.stdin)):
             raise _Skip("compressed data not read from a terminal (use -f to force)")

@@ -183,3 +183,42 @@ def test_disk_full_device_names_the_device(command, model):
     p = run([command, "-f", "-o", "/dev/full", src])
     assert (p.returncode, p.stderr.decode()) == (1,
                                                   "ansz: /dev/full: No space left on device\n")
+
+
+# -------------------------------------------------------------------------------------------
+# Two processes writing the same output with -f
+
+
+def _output_appears_after_the_check(monkeypatch):
+    """Another writer creates the output between the CLI's check and the API's publish."""
+    real = cli_module._check_output
+
+    def check_then_race(src, dst, force, rep):
+        decision = real(src, dst, force, rep)
+        Path(dst).write_bytes(b"the other writer's output")
+        return decision
+
+    monkeypatch.setattr(cli_module, "_check_output", check_then_race)
+
+
+@pytest.mark.parametrize("stdin", [False, True])
+def test_force_overwrites_an_output_that_appeared_meanwhile(stdin, tmp_path, monkeypatch, api):
+    src = make_model(tmp_path / "m.safetensors")
+    out = tmp_path / "out.ansz"
+    _output_appears_after_the_check(monkeypatch)
+    args = ["compress", "-f", "-o", out] + ([] if stdin else [src])
+    r = invoke(args, input=src.read_bytes() if stdin else None)
+    assert r.exit_code == 0, r.stderr
+    restored = tmp_path / "restored"
+    api.decompress_file(out, restored)
+    assert restored.read_bytes() == src.read_bytes()
+    assert leftovers(tmp_path) == []
+
+
+def test_without_force_an_output_that_appeared_meanwhile_is_kept(tmp_path, monkeypatch, api):
+    src = make_model(tmp_path / "m.safetensors")
+    _output_appears_after_the_check(monkeypatch)
+    r = invoke(["compress", src])
+    assert r.exit_code == 1 and "already exists" in r.stderr
+    assert (tmp_path / "m.safetensors.ansz").read_bytes() == b"the other writer's output"
+    assert leftovers(tmp_path) == []
