@@ -111,6 +111,14 @@ class _Command(click.Command):
         ctx.meta["ansz.literal_operands"] = _operands_after_double_dash(self, ctx, args)
         return super().parse_args(ctx, args)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as e:  # raised by a command's own checks: say which command
+            if e.ctx is None:
+                e.ctx, e.cmd = ctx, ctx.command
+            raise
+
 
 def _operands_after_double_dash(cmd: click.Command, ctx: click.Context, args: list[str]) -> int:
     takes_value = set()
@@ -452,10 +460,68 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP via _Terminated
-            raise click.exceptions.Exit(getattr(e, "exit_code", EXIT_INTERRUPTED)) from None
+            raise click.exceptions.Exit(_interrupted_status(e)) from None
         except BrokenPipeError:  # the reader went away (``| head``): stop quietly
             _silence_stdout()
             raise click.exceptions.Exit(EXIT_FAILURE) from None
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        """click's ``main`` with ansz's conventions (CliRunner comes through here too): a usage
+        error is one line on stderr (status 2); an interrupt exits 128 + the signal number.
+        Always exits (SystemExit), unless ``standalone_mode`` is false: then click's own."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            try:
+                status = super().main(args, prog_name, complete_var, False, **extra)
+                status = status if type(status) is int else EXIT_OK
+            except click.exceptions.Exit as e:
+                status = e.exit_code
+            except _NO_ARGS_IS_HELP as e:  # "ansz" alone: the help, on stderr
+                e.show()
+                status = e.exit_code
+            except click.UsageError as e:
+                click.echo(_usage_error_line(e), err=True)
+                status = e.exit_code
+            except click.ClickException as e:
+                click.echo(f"ansz: {_one_line(e.format_message())}", err=True)
+                status = e.exit_code
+            except click.Abort as e:  # click turns an interrupt while parsing into Abort
+                cause = e.__cause__ or e.__context__
+                if isinstance(cause, KeyboardInterrupt):
+                    status = _interrupted_status(cause)
+                else:
+                    click.echo("ansz: aborted", err=True)
+                    status = EXIT_FAILURE
+            except KeyboardInterrupt as e:
+                status = _interrupted_status(e)
+        except KeyboardInterrupt as e:  # a second signal while reporting the first
+            status = _interrupted_status(e)
+        sys.exit(status)
+
+
+#: click >= 8.2 raises this for a bare ``ansz``; its message is the whole help text.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _usage_error_line(e: click.UsageError) -> str:
+    """``ansz: compress: no such option '-x' (see 'ansz compress --help')``."""
+    msg = _one_line(e.format_message())
+    if msg[:1].isupper() and msg[1:2].islower():  # "No such option" but not "ANSZ_THREADS"
+        msg = msg[0].lower() + msg[1:]
+    if msg.endswith(".") and not msg.endswith(".."):
+        msg = msg[:-1]
+    ctx = e.ctx
+    if ctx is None:
+        return f"ansz: {msg}"
+    command = f"{ctx.info_name}: " if ctx.parent is not None else ""
+    return f"ansz: {command}{msg} (see '{ctx.command_path} --help')"
+
+
+def _interrupted_status(e: BaseException) -> int:
+    return getattr(e, "exit_code", EXIT_INTERRUPTED)
 
 
 def _silence_stdout() -> None:

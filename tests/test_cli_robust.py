@@ -222,3 +222,32 @@ def test_without_force_an_output_that_appeared_meanwhile_is_kept(tmp_path, monke
     assert r.exit_code == 1 and "already exists" in r.stderr
     assert (tmp_path / "m.safetensors.ansz").read_bytes() == b"the other writer's output"
     assert leftovers(tmp_path) == []
+
+
+# -------------------------------------------------------------------------------------------
+# Usage errors: one line, status 2, through CliRunner as through the command
+
+
+@pytest.mark.parametrize("args, line", [
+    (["compress", "-x"], r"ansz: compress: no such option:? '?-x'?"
+                         r" \(see 'ansz compress --help'\)"),
+    (["frobnicate"], r"ansz: no such command:? '?frobnicate'? \(see 'ansz --help'\)"),
+    (["-x"], r"ansz: no such option:? '?-x'? \(see 'ansz --help'\)"),
+    (["verify"], r"ansz: verify: missing argument '?FILE.ansz'? \(see 'ansz verify --help'\)"),
+    (["compress", "-c", "-o", "x", "a"],
+     r"ansz: compress: -o/--output and -c/--stdout exclude each other"
+     r" \(see 'ansz compress --help'\)"),
+    (["info", "-"], r"ansz: info: info needs seekable files, not standard input"
+                    r" \(see 'ansz info --help'\)"),
+    (["compress", "--chunk-size", "1"], r"ansz: compress: invalid value for '--chunk-size': "
+                                        r"'1': size must be 1 KiB to 64 MiB"
+                                        r" \(see 'ansz compress --help'\)"),
+])
+def test_usage_error_is_one_line(args, line, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = invoke(args)
+    assert r.exit_code == 2 and r.stdout == ""
+    assert re.fullmatch(line + "\n", r.stderr), r.stderr
+    p = run(args, cwd=tmp_path)
+    assert p.returncode == 2 and p.stdout == b""
+    assert p.stderr.decode() == r.stderr
