@@ -23,6 +23,8 @@ the commands that need them.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import re
 import stat
@@ -69,6 +71,62 @@ Operand = Union[str, _StdioMark]
 
 class _Skip(Exception):
     """This input is not processed; the message is reported as ``ansz: NAME: message``."""
+
+
+class _StdoutError(OSError):
+    """Writing to standard output failed, other than by a broken pipe: reported on one line
+    (``ansz: error writing to standard output: REASON``), and the command stops with status
+    1 whatever it was doing."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        if cause.errno == errno.EBADF:
+            self.message = "standard output is closed"
+        else:
+            self.message = f"error writing to standard output: {_os_message(cause)}"
+
+
+def _stdout_failure(e: OSError) -> OSError:
+    """The exception to raise for ``e``, raised while writing to standard output: a broken
+    pipe stays one (the reader went away: stop quietly)."""
+    if isinstance(e, (BrokenPipeError, _StdoutError)):
+        return e
+    return _StdoutError(e)
+
+
+class _StdoutBuffer(io.BufferedWriter):
+    """``sys.stdout.buffer`` of the command's own process (see :func:`_claim_standard_streams`):
+    a failed write or flush raises :class:`_StdoutError`."""
+
+    def write(self, data: Any) -> int:
+        try:
+            return super().write(data)
+        except OSError as e:
+            raise _stdout_failure(e) from None
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as e:
+            raise _stdout_failure(e) from None
+
+
+class _StdoutText(io.TextIOWrapper):
+    """``sys.stdout`` of the command's own process, over a :class:`_StdoutBuffer`; its own
+    write and flush raise :class:`_StdoutError` too (click, rich and the interpreter's final
+    flush all come through here)."""
+
+    def write(self, text: str) -> int:
+        try:
+            return super().write(text)
+        except OSError as e:
+            raise _stdout_failure(e) from None
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as e:
+            raise _stdout_failure(e) from None
 
 
 class _NamedOutput:
@@ -320,7 +378,7 @@ class _Reporter:
         """Run one input's work; report its failure and carry on with the next input."""
         try:
             fn()
-        except BrokenPipeError:
+        except (BrokenPipeError, _StdoutError):  # stops the command: see _Group.main
             raise
         except _Skip as e:
             self.error(name, str(e))
@@ -403,6 +461,8 @@ def _stdin() -> BinaryIO:
 
 
 def _stdout() -> BinaryIO:
+    if sys.stdout is None:  # descriptor 1 closed, outside the command's own process
+        raise _StdoutError(OSError(errno.EBADF, os.strerror(errno.EBADF)))
     return sys.stdout.buffer
 
 
@@ -469,7 +529,9 @@ class _Group(click.Group):
              complete_var: str | None = None, standalone_mode: bool = True,
              **extra: Any) -> Any:
         """click's ``main`` with ansz's conventions (CliRunner comes through here too): a usage
-        error is one line on stderr (status 2); an interrupt exits 128 + the signal number.
+        error is one line on stderr (status 2); a failure to write standard output is one line
+        (status 1), a broken pipe none; an interrupt exits 128 + the signal number; standard
+        output is flushed here, so that the interpreter's exit has nothing left to fail on.
         Always exits (SystemExit), unless ``standalone_mode`` is false: then click's own."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
@@ -477,6 +539,8 @@ class _Group(click.Group):
             try:
                 status = super().main(args, prog_name, complete_var, False, **extra)
                 status = status if type(status) is int else EXIT_OK
+                if sys.stdout is not None:
+                    sys.stdout.flush()
             except click.exceptions.Exit as e:
                 status = e.exit_code
             except _NO_ARGS_IS_HELP as e:  # "ansz" alone: the help, on stderr
@@ -495,6 +559,13 @@ class _Group(click.Group):
                 else:
                     click.echo("ansz: aborted", err=True)
                     status = EXIT_FAILURE
+            except _StdoutError as e:
+                click.echo(f"ansz: {e.message}", err=True)
+                _silence_stdout()
+                status = EXIT_FAILURE
+            except BrokenPipeError:  # the reader went away (``| head``): stop quietly
+                _silence_stdout()
+                status = EXIT_FAILURE
             except KeyboardInterrupt as e:
                 status = _interrupted_status(e)
         except KeyboardInterrupt as e:  # a second signal while reporting the first
@@ -525,9 +596,12 @@ def _interrupted_status(e: BaseException) -> int:
 
 
 def _silence_stdout() -> None:
+    """After a write to standard output failed: point descriptor 1 at /dev/null, so that
+    what is still buffered goes nowhere instead of failing again at exit."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     except (OSError, ValueError, AttributeError):
         pass
 
@@ -1038,6 +1112,38 @@ def _raise_terminated(signum: int, frame: Any) -> None:
     raise _Terminated(signum)
 
 
+def _claim_standard_streams() -> None:
+    """For the command's own process. A closed descriptor 0, 1 or 2 is held open on
+    /dev/null, so that no file opened later takes its number (anything writing to "standard
+    output" would write into it); 0 and 1 are held the wrong way round (write-only,
+    read-only), so that reading or writing them fails (EBADF) as on a closed descriptor.
+    ``sys.stdout`` becomes a :class:`_StdoutText`: every failed write to standard output,
+    through click, rich or the binary buffer, raises :class:`_StdoutError`."""
+    for fd, flags in ((0, os.O_WRONLY), (1, os.O_RDONLY), (2, os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+        except OSError:
+            held = os.open(os.devnull, flags)
+            if held != fd:
+                os.dup2(held, fd)
+                os.close(held)
+    if sys.stdin is None:
+        sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)))
+    if sys.stderr is None:
+        sys.stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)),
+                                      errors="backslashreplace", line_buffering=True)
+    old = sys.stdout
+    if old is not None:
+        try:
+            old.flush()
+        except (OSError, ValueError):
+            pass
+    sys.stdout = _StdoutText(_StdoutBuffer(io.FileIO(1, "w", closefd=False)),
+                             encoding=getattr(old, "encoding", None) or "utf-8",
+                             errors=getattr(old, "errors", None) or "strict",
+                             line_buffering=bool(getattr(old, "line_buffering", False)))
+
+
 def main(argv: list[str] | None = None, prog_name: str | None = "ansz") -> Any:
     """Console-script entry point (``ansz``); ``python -m ansz`` calls it too."""
     import signal
@@ -1046,6 +1152,7 @@ def main(argv: list[str] | None = None, prog_name: str | None = "ansz") -> Any:
 
     if argv is None:  # the ansz command's own process: -0.35 s where scipy is installed
         skip_optional_numba_imports()
+        _claim_standard_streams()
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_terminated)
     try:

@@ -251,3 +251,74 @@ def test_usage_error_is_one_line(args, line, tmp_path, monkeypatch):
     p = run(args, cwd=tmp_path)
     assert p.returncode == 2 and p.stdout == b""
     assert p.stderr.decode() == r.stderr
+
+
+# -------------------------------------------------------------------------------------------
+# Standard output that fails: one line on stderr, status 1, never a traceback
+
+FULL = "ansz: error writing to standard output: No space left on device\n"
+
+
+@pytest.mark.parametrize("args", [
+    ["--help"],
+    ["--version"],
+    ["compress", "--help"],
+    ["verify", "{c}"],
+    ["verify", "--json", "{c}"],
+    ["stats", "{m}"],
+    ["stats", "--json", "{m}"],
+    ["info", "{c}"],
+    ["info", "--json", "{c}"],
+    ["decompress", "-c", "{c}"],
+    ["compress", "-c", "{m}"],
+])
+def test_stdout_full_is_one_line(args, model):
+    args = [a.format(m=model, c=f"{model}.ansz") for a in args]
+    with open("/dev/full", "wb") as full:
+        p = run(args, stdout=full)
+    assert (p.returncode, p.stderr.decode()) == (1, FULL)
+
+
+@pytest.mark.parametrize("args, stdin", [
+    (["--version"], None),
+    (["verify", "{c}"], None),
+    (["stats", "--json", "{m}"], None),
+    (["decompress", "-c", "{c}"], None),
+    (["decompress"], "{c}"),  # standard input to standard output
+])
+def test_stdout_closed_is_one_line(args, stdin, model):
+    names = {"m": model, "c": f"{model}.ansz"}
+    args = [a.format(**names) for a in args]
+    with open(stdin.format(**names) if stdin else os.devnull, "rb") as fh:
+        p = run_stdout_closed(args, stdin=fh)
+    assert (p.returncode, p.stderr.decode()) == (1, "ansz: standard output is closed\n")
+
+
+def test_stdout_closed_does_not_matter_when_unused(model, tmp_path):
+    """Descriptor 1 closed is held on /dev/null: the output file does not take its number,
+    and the command writes its file as usual."""
+    out = tmp_path / "out.ansz"
+    p = run_stdout_closed(["compress", "-q", "-o", out, model])
+    assert (p.returncode, p.stderr) == (0, b"")
+    p = run(["decompress", "-c", out])
+    assert p.returncode == 0 and p.stdout == model.read_bytes()
+
+
+def test_stdin_closed_is_an_error_not_empty_input(tmp_path):
+    p = subprocess.run(["sh", "-c", 'exec "$@" <&-', "sh", ANSZ, "compress", "-o",
+                        tmp_path / "x.ansz"], stderr=subprocess.PIPE, timeout=120)
+    assert p.returncode == 1
+    assert p.stderr.decode() == "ansz: (stdin): Bad file descriptor\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_broken_pipe_stays_quiet(model):
+    """A reader that goes away is not an error worth a message (``| head``)."""
+    big = model.parent / "big.bin"
+    big.write_bytes(np.random.default_rng(1).integers(0, 4, 8 << 20, dtype=np.uint8))
+    comp = model.parent / "big.bin.ansz"
+    assert run(["compress", "-q", "-f", big]).returncode == 0
+    p = subprocess.run(f'"{ANSZ}" decompress -c "{comp}" | head -c 10 >/dev/null; '
+                       'echo "status ${PIPESTATUS[0]}" >&2', shell=True, executable="bash",
+                       stderr=subprocess.PIPE, timeout=120)
+    assert p.stderr.decode() == "status 1\n"
