@@ -23,20 +23,41 @@ the commands that need them.
 
 from __future__ import annotations
 
-import errno
-import io
 import os
-import re
-import stat
+import signal
 import sys
-import time
-from contextlib import contextmanager
-from typing import Any, BinaryIO, Callable, Iterator, Union
 
-import click
 
-from . import __version__
-from .errors import AnszError
+def _imported_by_the_command() -> bool:
+    """True while the ``ansz`` console script or ``python -m ansz`` imports this module: the
+    process is the command's own, not a library user's or a test runner's."""
+    main_module = sys.modules.get("__main__")
+    spec = getattr(main_module, "__spec__", None)
+    if spec is not None:
+        return spec.name == "ansz.__main__"
+    return os.path.basename(getattr(main_module, "__file__", None) or "") == "ansz"
+
+
+#: Whether the import below put SIGINT back to its default action; :func:`main` restores
+#: Python's handler. Until then Ctrl-C ends the process at once, as the kernel does, instead
+#: of printing a KeyboardInterrupt traceback out of an import (nothing is written yet).
+_SIGINT_DEFAULTED = (_imported_by_the_command()
+                     and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+if _SIGINT_DEFAULTED:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+import errno  # noqa: E402  (after the signal set-up above, which must come first)
+import io  # noqa: E402
+import re  # noqa: E402
+import stat  # noqa: E402
+import time  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from typing import Any, BinaryIO, Callable, Iterator, Union  # noqa: E402
+
+import click  # noqa: E402
+
+from . import __version__  # noqa: E402
+from .errors import AnszError  # noqa: E402
 
 SUFFIX = ".ansz"
 MODEL_SUFFIX = ".safetensors"  #: what -r looks for in a directory (with SUFFIX to decompress)
@@ -487,8 +508,13 @@ def _check_output(src: Operand, dst: str, force: bool, rep: _Reporter) -> bool:
         return True
     if (src is not STDIN and rep.level >= 2 and _isatty(sys.stdin)
             and _isatty(sys.stderr)):
-        if click.confirm(f"ansz: {dst} already exists; overwrite?", default=False, err=True):
-            return True
+        try:
+            if click.confirm(f"ansz: {dst} already exists; overwrite?", default=False,
+                             err=True):
+                return True
+        except click.Abort as e:  # end of input, or a signal while asking
+            if isinstance(e.__context__, KeyboardInterrupt):
+                raise e.__context__ from None
         raise _Skip(f"{dst} not overwritten")
     raise _Skip(f"{dst} already exists (use -f to overwrite)")
 
@@ -1105,11 +1131,52 @@ class _Terminated(KeyboardInterrupt):
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
+        self.signum = signum
         self.exit_code = 128 + signum
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:
     raise _Terminated(signum)
+
+
+def _redeliver_swallowed_interrupts(previous: Callable[[Any], Any]) -> Callable[[Any], None]:
+    """A ``sys.unraisablehook``. A signal's exception raised where Python cannot propagate it
+    (in a ``__del__``, a weakref or ctypes callback: numba loading kernels runs many) is
+    "ignored": printed with a traceback and dropped, and the run would go on to exit 0.
+    This hook drops the noise instead and has the same signal delivered to the main thread
+    again (:func:`_thread.interrupt_main` simulates its arrival), so that it stops the run at
+    the next point where it can. Other unraisable exceptions go to ``previous``.
+
+    The new delivery comes from a helper thread once the hook has returned: delivered
+    inside the hook, the handler's exception would be swallowed again. The helper waits for
+    the flag that the hook clears as its last statement (no signal is handled between that
+    and its return), and it needs the main thread to let go of the GIL first, which the main
+    thread does only where it checks for signals."""
+    import _thread
+    import threading
+
+    inside = [False]
+
+    def deliver(signum: int) -> None:
+        while inside[0]:
+            time.sleep(0.001)
+        _thread.interrupt_main(signum)
+
+    def hook(unraisable: Any) -> None:
+        inside[0] = True
+        exc_type = unraisable.exc_type
+        if isinstance(exc_type, type) and issubclass(exc_type, KeyboardInterrupt):
+            signum = getattr(unraisable.exc_value, "signum", signal.SIGINT)
+            try:
+                threading.Thread(target=deliver, args=(signum,), daemon=True,
+                                 name="ansz-signal").start()
+            except RuntimeError:  # the interpreter is exiting: nothing left to stop
+                pass
+        else:
+            previous(unraisable)
+        inside[0] = False
+
+    return hook
 
 
 def _claim_standard_streams() -> None:
@@ -1145,26 +1212,52 @@ def _claim_standard_streams() -> None:
 
 
 def main(argv: list[str] | None = None, prog_name: str | None = "ansz") -> Any:
-    """Console-script entry point (``ansz``); ``python -m ansz`` calls it too."""
-    import signal
-
-    from ._numba_env import skip_optional_numba_imports
-
-    if argv is None:  # the ansz command's own process: -0.35 s where scipy is installed
-        skip_optional_numba_imports()
-        _claim_standard_streams()
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_terminated)
+    """Console-script entry point (``ansz``); ``python -m ansz`` calls it too. Without
+    ``argv`` the process is the command's own: its standard streams, signal handling and
+    unraisable hook are set up for it. Always exits (SystemExit)."""
+    own_process = argv is None
+    handled: list[int] = []  # signals given a handler here, that raise KeyboardInterrupt
     try:
-        return cli.main(args=argv, prog_name=prog_name)
-    finally:
-        if argv is None:
-            # The interpreter's exit collects garbage over numba's object graph (millions
-            # of objects): 0.25-0.35 s of every run here. Frozen objects are skipped; the
-            # exit is otherwise unchanged (atexit, flushing, module teardown).
-            import gc
+        try:
+            if own_process:
+                from ._numba_env import skip_optional_numba_imports
 
-            gc.freeze()
+                skip_optional_numba_imports()  # -0.35 s where scipy is installed
+                _claim_standard_streams()
+                sys.unraisablehook = _redeliver_swallowed_interrupts(sys.unraisablehook)
+                if _SIGINT_DEFAULTED and signal.getsignal(signal.SIGINT) == signal.SIG_DFL:
+                    signal.signal(signal.SIGINT, signal.default_int_handler)
+                if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                    handled.append(signal.SIGINT)
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                if signal.getsignal(sig) != signal.SIG_IGN:  # nohup's SIGHUP stays ignored
+                    signal.signal(sig, _raise_terminated)
+                    handled.append(sig)
+            return cli.main(args=argv, prog_name=prog_name)
+        except KeyboardInterrupt as e:  # while setting up, or after the command proper
+            sys.exit(_interrupted_status(e))
+    finally:
+        if own_process:
+            try:
+                _end_of_run(handled)
+            except KeyboardInterrupt as e:  # landed just before its handler was reset
+                _end_of_run(handled)
+                sys.exit(_interrupted_status(e))
+
+
+def _end_of_run(handled: list[int]) -> None:
+    """The command's own process, once the run is over (outputs published or removed).
+
+    A signal from now on ends the process by its default action (the shell still sees 128 +
+    its number) instead of raising in the interpreter's exit. And the exit would collect
+    garbage over numba's object graph (millions of objects): 0.25-0.35 s of every run here;
+    frozen objects are skipped, the exit is otherwise unchanged (atexit, flushing, teardown).
+    """
+    import gc
+
+    for sig in handled:
+        signal.signal(sig, signal.SIG_DFL)
+    gc.freeze()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -322,3 +322,75 @@ def test_broken_pipe_stays_quiet(model):
                        'echo "status ${PIPESTATUS[0]}" >&2', shell=True, executable="bash",
                        stderr=subprocess.PIPE, timeout=120)
     assert p.stderr.decode() == "status 1\n"
+
+
+# -------------------------------------------------------------------------------------------
+# Signals that land where Python swallows them
+
+SIGNAL_IN_DEL = textwrap.dedent("""
+    import signal, sys
+
+    import ansz.container as container
+    from ansz import cli
+
+    SIG = signal.{sig}
+    real_write_all = container.write_all
+    raised = []
+
+    class Bomb:
+        def __del__(self):  # an exception here is "ignored" by Python: printed, dropped
+            signal.raise_signal(SIG)
+
+    def write_all(fh, data):
+        if not raised:  # the first write: the temporary output exists
+            raised.append(True)
+            Bomb()
+        return real_write_all(fh, data)
+
+    container.write_all = write_all
+    sys.argv = ["ansz", *sys.argv[1:]]
+    cli.main()
+""")
+
+
+@pytest.mark.parametrize("sig, status", [("SIGTERM", 143), ("SIGINT", 130), ("SIGHUP", 129)])
+def test_signal_raised_inside_del_still_stops_the_run(sig, status, tmp_path):
+    src = make_model(tmp_path / "m.safetensors")
+    p = subprocess.run([sys.executable, "-c", SIGNAL_IN_DEL.format(sig=sig), "compress", src],
+                       capture_output=True, timeout=120)
+    err = p.stderr.decode()
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert p.returncode == status, err
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["m.safetensors"]
+
+
+def test_other_unraisable_exceptions_are_still_reported(tmp_path):
+    src = make_model(tmp_path / "m.safetensors")
+    script = SIGNAL_IN_DEL.format(sig="SIGTERM").replace(
+        "signal.raise_signal(SIG)", "raise ValueError('not a signal')")
+    p = subprocess.run([sys.executable, "-c", script, "compress", "-q", src],
+                       capture_output=True, timeout=120)
+    assert p.returncode == 0
+    assert "Exception ignored" in p.stderr.decode() and "not a signal" in p.stderr.decode()
+    assert (tmp_path / "m.safetensors.ansz").exists()
+
+
+def test_unraisable_interrupt_is_delivered_again(monkeypatch):
+    """The hook itself: the signal is sent to the main thread again, once the hook has
+    returned, and nothing is printed; other exceptions go to the previous hook."""
+    sent = queue.Queue()
+    monkeypatch.setattr("_thread.interrupt_main", sent.put)
+    previous = []
+    hook = cli_module._redeliver_swallowed_interrupts(previous.append)
+
+    class Unraisable:
+        def __init__(self, exc):
+            self.exc_type, self.exc_value = type(exc), exc
+
+    hook(Unraisable(cli_module._Terminated(signal.SIGHUP)))
+    assert sent.get(timeout=10) == signal.SIGHUP
+    hook(Unraisable(KeyboardInterrupt()))
+    assert sent.get(timeout=10) == signal.SIGINT
+    other = Unraisable(ValueError("x"))
+    hook(other)
+    assert previous == [other] and sent.empty()
