@@ -508,15 +508,21 @@ def _check_output(src: Operand, dst: str, force: bool, rep: _Reporter) -> bool:
         return True
     if (src is not STDIN and rep.level >= 2 and _isatty(sys.stdin)
             and _isatty(sys.stderr)):
-        try:
-            if click.confirm(f"ansz: {dst} already exists; overwrite?", default=False,
-                             err=True):
-                return True
-        except click.Abort as e:  # end of input, or a signal while asking
-            if isinstance(e.__context__, KeyboardInterrupt):
-                raise e.__context__ from None
+        if _ask(f"ansz: {dst} already exists; overwrite?"):
+            return True
         raise _Skip(f"{dst} not overwritten")
     raise _Skip(f"{dst} already exists (use -f to overwrite)")
+
+
+def _ask(question: str) -> bool:
+    """Ask on stderr and read the answer from stdin: True for y or yes, False for anything
+    else or end of input. Not click.confirm: it reads with input(), which discards an
+    exception raised while it flushes standard output, such as a signal's (the process
+    would then wait for an answer after SIGTERM); and it turns a signal into click's Abort.
+    """
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def _remove_source(src: Operand, dst: Operand, compressing: bool, threads: int | None,
@@ -1219,14 +1225,14 @@ def main(argv: list[str] | None = None, prog_name: str | None = "ansz") -> Any:
     handled: list[int] = []  # signals given a handler here, that raise KeyboardInterrupt
     try:
         try:
+            if _SIGINT_DEFAULTED and signal.getsignal(signal.SIGINT) == signal.SIG_DFL:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
             if own_process:
                 from ._numba_env import skip_optional_numba_imports
 
                 skip_optional_numba_imports()  # -0.35 s where scipy is installed
                 _claim_standard_streams()
                 sys.unraisablehook = _redeliver_swallowed_interrupts(sys.unraisablehook)
-                if _SIGINT_DEFAULTED and signal.getsignal(signal.SIGINT) == signal.SIG_DFL:
-                    signal.signal(signal.SIGINT, signal.default_int_handler)
                 if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
                     handled.append(signal.SIGINT)
             for sig in (signal.SIGTERM, signal.SIGHUP):

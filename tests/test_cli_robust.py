@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import pty
 import queue
 import re
 import shutil
@@ -18,6 +19,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import ml_dtypes
@@ -26,6 +28,7 @@ import pytest
 from click.testing import CliRunner
 from safetensors.numpy import save_file
 
+from ansz import __version__
 from ansz import cli as cli_module
 from ansz.cli import cli
 
@@ -394,3 +397,68 @@ def test_unraisable_interrupt_is_delivered_again(monkeypatch):
     other = Unraisable(ValueError("x"))
     hook(other)
     assert previous == [other] and sent.empty()
+
+
+def test_an_ignored_sighup_stays_ignored(model, tmp_path):
+    """nohup: a SIGHUP ignored by the parent is not turned into an interrupt."""
+    out = tmp_path / "out.ansz"
+    proc = subprocess.Popen([ANSZ, "compress", "-q", "-o", out, model], stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:  # SIGHUP all along the run
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    assert proc.returncode == 0 and proc.stderr.read() == b""
+    assert out.read_bytes() == Path(f"{model}.ansz").read_bytes()
+
+
+def test_signal_at_the_overwrite_prompt_is_an_interrupt(model, tmp_path):
+    src = tmp_path / "m.safetensors"
+    shutil.copyfile(model, src)
+    (tmp_path / "m.safetensors.ansz").write_bytes(b"keep me")
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([ANSZ, "compress", src], stdin=slave, stderr=slave,
+                                stdout=subprocess.PIPE)
+        os.close(slave)
+        slave = -1
+        seen = b""
+        while b"overwrite?" not in seen:
+            chunk = os.read(master, 1024)
+            assert chunk, seen
+            seen += chunk
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+        os.set_blocking(master, False)
+        try:
+            seen += os.read(master, 4096)
+        except OSError:  # nothing more, or the terminal is gone
+            pass
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    assert proc.returncode == 143, seen
+    assert b"internal error" not in seen and b"Traceback" not in seen
+    assert (tmp_path / "m.safetensors.ansz").read_bytes() == b"keep me"
+
+
+def test_sigint_keeps_its_default_action_while_the_command_imports():
+    """Until main() runs, Ctrl-C ends the command at once rather than as a traceback out of
+    an import; main() gives SIGINT back to Python."""
+    script = textwrap.dedent("""
+        import signal, sys
+        sys.modules["__main__"].__file__ = "/usr/bin/ansz"  # as the console script
+        import ansz.cli
+        print(signal.getsignal(signal.SIGINT) == signal.SIG_DFL)
+        try:
+            ansz.cli.main(["--version"])
+        except SystemExit:
+            pass
+        print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    """)
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=60)
+    assert p.stdout.splitlines() == ["True", f"ansz {__version__}", "True"], p.stdout + p.stderr
