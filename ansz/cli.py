@@ -477,6 +477,19 @@ def _api():
     return api
 
 
+def _codec_api():
+    """:func:`_api`, with every module that the API's worker threads import on first use
+    imported here first, in the main thread. A signal's exception raised in the main thread
+    while it waits for a module that a worker is importing can leave importlib's module
+    lock held for good: the worker then waits forever, and so does the main thread, for the
+    worker, on its way out."""
+    import zstandard  # noqa: F401
+
+    from . import blocks, codec, coders, huffman, pairs, qlc  # noqa: F401 (numpy, numba)
+
+    return _api()
+
+
 def _stdin() -> BinaryIO:
     return sys.stdin.buffer
 
@@ -532,7 +545,7 @@ def _remove_source(src: Operand, dst: Operand, compressing: bool, threads: int |
     if src is STDIN or dst is STDOUT:
         return
     container, original = (dst, src) if compressing else (src, dst)
-    report = _api().verify_file(container, original, threads=threads)
+    report = _codec_api().verify_file(container, original, threads=threads)
     if not report.ok:
         raise AnszError(f"not removed: {container} does not verify against {original} "
                         f"({report.message})")
@@ -814,7 +827,7 @@ class _Job:
                 and _isatty(sys.stdin)):
             raise _Skip("compressed data not read from a terminal (use -f to force)")
 
-        api = _api()
+        api = _codec_api()
         kw: dict[str, Any] = {"threads": self.threads}
         if self.compressing:
             kw["chunk_size"] = self.chunk_size
@@ -916,7 +929,7 @@ def verify(ctx: click.Context, file: str, original: str | None, threads: int, as
         _check_input(file)
         if original is not None:
             _check_input(original)
-        r = _api().verify_file(file, original, threads=threads or None)
+        r = _codec_api().verify_file(file, original, threads=threads or None)
         known = bool(r.sha256)  # "" when the container's index is unreadable
         result.update(ok=bool(r.ok), original_size=r.original_size if known else None,
                       sha256=r.sha256 or None, first_bad=r.first_bad, message=r.message)
@@ -971,7 +984,7 @@ def stats(ctx: click.Context, file: str, as_json: bool, top: int | None) -> None
 
     def work() -> None:
         _check_input(file)
-        out.append(_api().file_stats(file))
+        out.append(_codec_api().file_stats(file))
 
     rep.run(file, work)
     if rep.failed:
