@@ -838,15 +838,20 @@ class _Job:
         # The *_file functions map the input; a pipe or device (``<(cmd)``, /dev/stdin) has no
         # size to map and must be read as a stream.
         regular = st is not None and stat.S_ISREG(st.st_mode)
-        with rep.progress_bar(label, total) as cb:
-            kw["progress"] = cb
-            if regular and dst is not STDOUT and not _is_device_or_fifo(dst):
-                fn = api.compress_file if self.compressing else api.decompress_file
-                report = fn(src, dst, overwrite=replace, sync=self.remove, **kw)
-            else:
-                stream = api.compress_stream if self.compressing else api.decompress_stream
-                with _open_input(src) as ifh, _open_output(dst, replace, self.remove) as ofh:
-                    report = stream(ifh, ofh, **kw)
+        _OUTPUTS_IN_PROGRESS.append(dst)
+        try:
+            with rep.progress_bar(label, total) as cb:
+                kw["progress"] = cb
+                if regular and dst is not STDOUT and not _is_device_or_fifo(dst):
+                    fn = api.compress_file if self.compressing else api.decompress_file
+                    report = fn(src, dst, overwrite=replace, sync=self.remove, **kw)
+                else:
+                    stream = api.compress_stream if self.compressing else api.decompress_stream
+                    with _open_input(src) as ifh, \
+                            _open_output(dst, replace, self.remove) as ofh:
+                        report = stream(ifh, ofh, **kw)
+        finally:
+            _OUTPUTS_IN_PROGRESS.remove(dst)
         self.summary(src, dst, report)
         if self.remove and regular:
             _remove_source(src, dst, self.compressing, self.threads, rep)
@@ -1198,6 +1203,81 @@ def _redeliver_swallowed_interrupts(previous: Callable[[Any], Any]) -> Callable[
     return hook
 
 
+#: Outputs being written now (see :func:`_watch_for_a_stuck_stop`).
+_OUTPUTS_IN_PROGRESS: list[Operand] = []
+
+#: Seconds a run may take to stop after SIGINT/SIGTERM/SIGHUP before it is ended anyway.
+STOP_DEADLINE = 2.0
+
+
+def _watch_for_a_stuck_stop(deadline: float = STOP_DEADLINE) -> None:
+    """For the command's own process: a run must stop within ``deadline`` seconds of a
+    signal, wherever the signal lands. Normally its exception unwinds the main thread, which
+    removes the temporary output and exits in milliseconds. But the main thread handles a
+    signal only between bytecodes, so a long call into compiled code (numba compiling
+    kernels: seconds) delays it; code that discards exceptions can drop it; and an
+    exception raised while waiting for a module that a worker thread imports can leave the
+    import lock held, and the exit waits for that worker for ever.
+
+    A daemon thread learns of the signal at once, from the wakeup file descriptor that the
+    C-level handler writes to. If the process still runs ``deadline`` seconds later, the
+    thread removes the temporary files of the outputs in progress and ends the process
+    with status 128 + the signal number."""
+    import threading
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        stops = {int(signal.SIGINT), int(signal.SIGTERM), int(signal.SIGHUP)}
+        signum = 0
+        while signum not in stops:
+            data = os.read(r, 64)
+            signum = next((n for n in data if n in stops), 0)
+        time.sleep(deadline)
+        try:
+            _remove_temporary_outputs()
+        finally:
+            os._exit(128 + signum)
+
+    threading.Thread(target=watch, daemon=True, name="ansz-stop-watch").start()
+
+
+#: ``atomic_output``'s temporary names: ``.NAME.XXXXXXXX.tmp`` (tempfile's random part).
+_TEMPORARY_NAME = re.compile(r"\..*\.[a-z0-9_]{8}\.tmp", re.DOTALL)
+
+
+def _remove_temporary_outputs() -> None:
+    """Remove the temporary files of the outputs in progress: in each output's directory,
+    the files named like ``atomic_output``'s temporary files that this process holds open
+    for writing (a file it does not hold open so is another writer's, or an input)."""
+    held = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            with open(f"/proc/self/fdinfo/{name}") as info:
+                flags = next(int(line.split()[1], 8) for line in info
+                             if line.startswith("flags:"))
+            st = os.fstat(int(name))
+        except (OSError, ValueError, StopIteration):
+            continue
+        if (flags & os.O_ACCMODE) != os.O_RDONLY and stat.S_ISREG(st.st_mode):
+            held.add((st.st_dev, st.st_ino))
+    for dst in list(_OUTPUTS_IN_PROGRESS):
+        if dst is STDOUT:
+            continue
+        try:
+            with os.scandir(os.path.dirname(os.path.abspath(dst))) as entries:
+                for entry in entries:
+                    if not _TEMPORARY_NAME.fullmatch(entry.name):
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                    if (st.st_dev, st.st_ino) in held:
+                        os.unlink(entry.path)
+        except OSError:
+            continue
+
+
 def _claim_standard_streams() -> None:
     """For the command's own process. A closed descriptor 0, 1 or 2 is held open on
     /dev/null, so that no file opened later takes its number (anything writing to "standard
@@ -1246,6 +1326,7 @@ def main(argv: list[str] | None = None, prog_name: str | None = "ansz") -> Any:
                 skip_optional_numba_imports()  # -0.35 s where scipy is installed
                 _claim_standard_streams()
                 sys.unraisablehook = _redeliver_swallowed_interrupts(sys.unraisablehook)
+                _watch_for_a_stuck_stop()
                 if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
                     handled.append(signal.SIGINT)
             for sig in (signal.SIGTERM, signal.SIGHUP):

@@ -367,6 +367,48 @@ def test_signal_raised_inside_del_still_stops_the_run(sig, status, tmp_path):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["m.safetensors"]
 
 
+STUCK = textwrap.dedent("""
+    import sys, time
+
+    import ansz.container as container
+    from ansz import cli
+
+    def write_all(fh, data):  # code that discards every interrupt: the run never stops
+        while True:
+            try:
+                time.sleep(60)
+            except KeyboardInterrupt:
+                pass
+
+    container.write_all = write_all
+    sys.argv = ["ansz", *sys.argv[1:]]
+    cli.main()
+""")
+
+
+def test_a_run_that_does_not_stop_is_ended_at_the_deadline(tmp_path):
+    # An input named like a temporary file, next to the output: it must survive.
+    src = make_model(tmp_path / ".m.abcdefgh.tmp")
+    original = src.read_bytes()
+    proc = subprocess.Popen([sys.executable, "-c", STUCK, "compress", src],
+                            stderr=subprocess.PIPE)
+    try:
+        give_up = time.monotonic() + 120
+        while len(leftovers(tmp_path)) < 2:  # the input and the temporary output
+            assert proc.poll() is None and time.monotonic() < give_up
+            time.sleep(0.02)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 143 and proc.stderr.read() == b""
+    assert cli_module.STOP_DEADLINE <= took < cli_module.STOP_DEADLINE + 10
+    assert os.listdir(tmp_path) == [src.name] and src.read_bytes() == original
+
+
 def test_other_unraisable_exceptions_are_still_reported(tmp_path):
     src = make_model(tmp_path / "m.safetensors")
     script = SIGNAL_IN_DEL.format(sig="SIGTERM").replace(
