@@ -47,6 +47,7 @@ if _SIGINT_DEFAULTED:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 import errno  # noqa: E402  (after the signal set-up above, which must come first)
+import functools  # noqa: E402
 import io  # noqa: E402
 import re  # noqa: E402
 import stat  # noqa: E402
@@ -398,6 +399,7 @@ class _Reporter:
     def run(self, name: Operand, fn: Callable[[], None]) -> None:
         """Run one input's work; report its failure and carry on with the next input."""
         try:
+            _stop_if_signalled()
             fn()
         except (BrokenPipeError, _StdoutError):  # stops the command: see _Group.main
             raise
@@ -584,6 +586,7 @@ class _Group(click.Group):
             try:
                 status = super().main(args, prog_name, complete_var, False, **extra)
                 status = status if type(status) is int else EXIT_OK
+                _stop_if_signalled()  # never status 0 once a stop signal was handled
                 if sys.stdout is not None:
                     sys.stdout.flush()
             except click.exceptions.Exit as e:
@@ -841,7 +844,7 @@ class _Job:
         _OUTPUTS_IN_PROGRESS.append(dst)
         try:
             with rep.progress_bar(label, total) as cb:
-                kw["progress"] = cb
+                kw["progress"] = functools.partial(_progress, cb)
                 if regular and dst is not STDOUT and not _is_device_or_fifo(dst):
                     fn = api.compress_file if self.compressing else api.decompress_file
                     report = fn(src, dst, overwrite=replace, sync=self.remove, **kw)
@@ -882,6 +885,13 @@ class _Job:
             detail = f"  format {report.format}" + (
                 f" ({report.fallback_reason})" if report.fallback_reason else "") + "," + detail[1:]
         self.rep.info(detail, level=3)
+
+
+def _progress(bar: Callable[[int], None] | None, done: int) -> None:
+    """The API's progress callback: called in the main thread after each chunk."""
+    _stop_if_signalled()
+    if bar is not None:
+        bar(done)
 
 
 @contextmanager
@@ -1150,8 +1160,9 @@ def _info_one(path: str, as_json: bool) -> Any:
 
 
 class _Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised in the main thread so that temporary outputs are removed
-    on the way out, as for Ctrl-C; exits with 128 + the signal number."""
+    """SIGTERM or SIGHUP (and SIGINT in the command's own process), raised in the main
+    thread so that temporary outputs are removed on the way out, as for Ctrl-C; exits with
+    128 + the signal number."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -1159,8 +1170,23 @@ class _Terminated(KeyboardInterrupt):
         self.exit_code = 128 + signum
 
 
+#: The stop signal whose handler has run in this process, 0 if none.
+_stop_signal = 0
+
+
 def _raise_terminated(signum: int, frame: Any) -> None:
+    global _stop_signal
+    _stop_signal = _stop_signal or signum
     raise _Terminated(signum)
+
+
+def _stop_if_signalled() -> None:
+    """Raise the stop signal's exception again if its handler has run and yet the run goes
+    on: the exception was discarded on its way (C code that clears errors, a callback
+    whose exceptions are ignored). Called where the run may stop: between inputs, after
+    each chunk."""
+    if _stop_signal:
+        raise _Terminated(_stop_signal)
 
 
 def _redeliver_swallowed_interrupts(previous: Callable[[Any], Any]) -> Callable[[Any], None]:
@@ -1328,6 +1354,7 @@ def main(argv: list[str] | None = None, prog_name: str | None = "ansz") -> Any:
                 sys.unraisablehook = _redeliver_swallowed_interrupts(sys.unraisablehook)
                 _watch_for_a_stuck_stop()
                 if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                    signal.signal(signal.SIGINT, _raise_terminated)  # remembered, as these:
                     handled.append(signal.SIGINT)
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 if signal.getsignal(sig) != signal.SIG_IGN:  # nohup's SIGHUP stays ignored

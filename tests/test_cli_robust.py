@@ -367,6 +367,43 @@ def test_signal_raised_inside_del_still_stops_the_run(sig, status, tmp_path):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["m.safetensors"]
 
 
+SWALLOWED = textwrap.dedent("""
+    import signal, sys
+
+    import ansz.container as container
+    from ansz import cli
+
+    real_write_all = container.write_all
+    swallowed = []
+
+    def write_all(fh, data):
+        if not swallowed:  # code that discards the signal's exception: the run goes on
+            swallowed.append(True)
+            try:
+                signal.raise_signal(signal.{sig})
+            except KeyboardInterrupt:
+                pass
+        return real_write_all(fh, data)
+
+    container.write_all = write_all
+    sys.argv = ["ansz", *sys.argv[1:]]
+    cli.main()
+""")
+
+
+@pytest.mark.parametrize("sig, status", [("SIGINT", 130), ("SIGTERM", 143)])
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_discarded_signal_still_stops_the_run(sig, status, stream, tmp_path):
+    """The run stops after the chunk it was coding, not with status 0 at its end."""
+    src = make_model(tmp_path / "m.safetensors")
+    args = ["compress", "-o", tmp_path / "out.ansz"] + ([] if stream else [src])
+    with open(src, "rb") as fh:
+        p = subprocess.run([sys.executable, "-c", SWALLOWED.format(sig=sig), *args],
+                           stdin=fh, capture_output=True, timeout=120)
+    assert (p.returncode, p.stderr) == (status, b"")
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["m.safetensors"]
+
+
 STUCK = textwrap.dedent("""
     import sys, time
 
