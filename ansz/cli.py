@@ -399,8 +399,12 @@ class _Reporter:
     def run(self, name: Operand, fn: Callable[[], None]) -> None:
         """Run one input's work; report its failure and carry on with the next input."""
         try:
-            _stop_if_signalled()
-            fn()
+            try:
+                _stop_if_signalled()
+                fn()
+            except Exception:  # after a stop signal, a failure is the signal's doing:
+                _stop_if_signalled()  # C code may turn its exception into another one
+                raise
         except (BrokenPipeError, _StdoutError):  # stops the command: see _Group.main
             raise
         except _Skip as e:
@@ -616,6 +620,10 @@ class _Group(click.Group):
                 status = EXIT_FAILURE
             except KeyboardInterrupt as e:
                 status = _interrupted_status(e)
+            except Exception:
+                if not _stop_signal:
+                    raise
+                status = 128 + _stop_signal  # the signal's doing (see _Reporter.run)
         except KeyboardInterrupt as e:  # a second signal while reporting the first
             status = _interrupted_status(e)
         sys.exit(status)
@@ -1304,6 +1312,19 @@ def _remove_temporary_outputs() -> None:
             continue
 
 
+def _quiet_interrupts(previous: Callable[..., Any]) -> Callable[..., None]:
+    """A ``sys.excepthook`` that prints nothing for a signal's exception. C code that
+    cannot propagate an exception prints it with PyErr_Print, which calls this hook (numba
+    does so, then raises ImportError, when a signal lands while it imports a C extension):
+    the run stops all the same, by :func:`_stop_if_signalled`."""
+
+    def hook(exc_type: Any, exc: Any, tb: Any) -> None:
+        if not (isinstance(exc_type, type) and issubclass(exc_type, KeyboardInterrupt)):
+            previous(exc_type, exc, tb)
+
+    return hook
+
+
 def _claim_standard_streams() -> None:
     """For the command's own process. A closed descriptor 0, 1 or 2 is held open on
     /dev/null, so that no file opened later takes its number (anything writing to "standard
@@ -1352,6 +1373,7 @@ def main(argv: list[str] | None = None, prog_name: str | None = "ansz") -> Any:
                 skip_optional_numba_imports()  # -0.35 s where scipy is installed
                 _claim_standard_streams()
                 sys.unraisablehook = _redeliver_swallowed_interrupts(sys.unraisablehook)
+                sys.excepthook = _quiet_interrupts(sys.excepthook)
                 _watch_for_a_stuck_stop()
                 if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
                     signal.signal(signal.SIGINT, _raise_terminated)  # remembered, as these:

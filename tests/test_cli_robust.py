@@ -404,6 +404,23 @@ def test_a_discarded_signal_still_stops_the_run(sig, status, stream, tmp_path):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["m.safetensors"]
 
 
+CONVERTED = SWALLOWED.replace("""        except KeyboardInterrupt:
+            pass""", """        except KeyboardInterrupt:  # as numba's C code does: PyErr_Print, then raise
+            sys.excepthook(*sys.exc_info())  # another exception
+            raise ImportError("numba._devicearray failed to import")""")
+assert CONVERTED != SWALLOWED
+
+
+@pytest.mark.parametrize("sig, status", [("SIGINT", 130), ("SIGHUP", 129)])
+def test_a_signal_turned_into_another_error_still_stops_the_run_quietly(sig, status,
+                                                                          tmp_path):
+    src = make_model(tmp_path / "m.safetensors")
+    p = subprocess.run([sys.executable, "-c", CONVERTED.format(sig=sig), "compress", src],
+                       capture_output=True, timeout=120)
+    assert (p.returncode, p.stderr) == (status, b"")
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["m.safetensors"]
+
+
 STUCK = textwrap.dedent("""
     import sys, time
 
