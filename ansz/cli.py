@@ -1359,8 +1359,11 @@ def _claim_standard_streams() -> None:
 
 def main(argv: list[str] | None = None, prog_name: str | None = "ansz") -> Any:
     """Console-script entry point (``ansz``); ``python -m ansz`` calls it too. Without
-    ``argv`` the process is the command's own: its standard streams, signal handling and
-    unraisable hook are set up for it. Always exits (SystemExit)."""
+    ``argv`` the process is the command's own: its standard streams, signal handling,
+    hooks for exceptions that cannot propagate and stop deadline are set up for it. Always
+    exits (SystemExit)."""
+    global _stop_signal
+    _stop_signal = 0  # a new run
     own_process = argv is None
     handled: list[int] = []  # signals given a handler here, that raise KeyboardInterrupt
     try:
