@@ -523,42 +523,75 @@ def atomic_output(dst, *, overwrite: bool = False, like: os.stat_result | None =
                   sync: bool = False) -> Iterator[BinaryIO]:
     """A file object whose contents appear at ``dst`` only if the ``with`` block completes.
 
-    Writes a temporary file (mode 0600) next to ``dst``, gives it ``like``'s permission bits
+    Writes a temporary file (mode 0600) next to ``dst``, named ``.NAME.XXXXXXXX.tmp`` with
+    NAME cut (at a character boundary) to keep it within 255 bytes, gives it ``like``'s
+    owner and group where permitted (as zstd does; otherwise the caller's), permission bits
     and times (or the umask's default mode), and renames it into place. Without
     ``overwrite`` the rename is a hard link, which fails rather than replace a file that
     appeared meanwhile. An existing ``dst`` that is not a regular file (``/dev/null``, a
     FIFO) is never replaced: write to it as a stream. With ``sync`` the data and the
     directory entry are fsync'ed before returning: callers that are about to delete the
     source ask for it (it costs about as much as decoding, so it is not the default; a crash
-    without it can lose only the new output, never the source).
+    without it can lose only the new output, never the source). An OSError from writing,
+    or about the temporary file, names ``dst`` (``filename``).
     """
+    import errno
+
     dst = os.fspath(dst)
     if os.path.exists(dst) and not os.path.isfile(dst):
         raise AnszError(f"{dst} is not a regular file; refusing to replace it "
                         "(write to it as a stream instead)")
     directory = os.path.dirname(os.path.abspath(dst))
+    # NAME_MAX is 255 bytes on Linux's file systems; mkstemp adds 8 random characters (16
+    # are kept for them) to the prefix and suffix.
+    name = os.fsencode(os.path.basename(dst))
+    room = 255 - len(b"..tmp") - 16
+    if len(name) > room:
+        while room > 0 and (name[room] & 0xC0) == 0x80:  # not inside a UTF-8 character
+            room -= 1
+        name = name[:room]
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(dst)}.",
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.fsdecode(name)}.",
                                    suffix=".tmp")
     except OSError as e:  # name the file the user asked for, not the temporary one
         raise OSError(e.errno, e.strerror, dst) from None
+    written = False
     try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            if sync:
-                os.fsync(fh.fileno())
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                yield fh
+                written = True
+                fh.flush()
+                if sync:
+                    os.fsync(fh.fileno())
+        except OSError as e:
+            # An error of writing has no file name, and the caller would name its input.
+            # Inside the block only the errors that nothing but writing raises are surely
+            # this file's; after it, flushing and syncing are.
+            if e.filename is None and (written or e.errno in (errno.ENOSPC, errno.EDQUOT,
+                                                              errno.EFBIG)):
+                e.filename = dst
+            raise
         if like is not None:
+            try:  # first: chown may clear the set-id bits that chmod sets
+                os.chown(tmp, like.st_uid, like.st_gid)
+            except PermissionError:
+                try:  # not root: the group alone, if the caller is in it
+                    os.chown(tmp, -1, like.st_gid)
+                except PermissionError:
+                    pass
             os.chmod(tmp, stat.S_IMODE(like.st_mode) & 0o777)
             os.utime(tmp, ns=(like.st_atime_ns, like.st_mtime_ns))
         else:
             os.chmod(tmp, 0o666 & ~_umask())
         _publish(tmp, dst, overwrite)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and e.filename == tmp:
+            e.filename, e.filename2 = dst, None
         raise
     if sync:
         _fsync_directory(directory)

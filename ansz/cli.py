@@ -24,18 +24,42 @@ the commands that need them.
 from __future__ import annotations
 
 import os
-import re
-import stat
+import signal
 import sys
-import time
-from contextlib import contextmanager
-from typing import Any, BinaryIO, Callable, Iterator, Union
 
-import click
 
-from . import __version__
-from .errors import AnszError
-from .options import CODERS, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
+def _imported_by_the_command() -> bool:
+    """True while the ``ansz`` console script or ``python -m ansz`` imports this module: the
+    process is the command's own, not a library user's or a test runner's."""
+    main_module = sys.modules.get("__main__")
+    spec = getattr(main_module, "__spec__", None)
+    if spec is not None:
+        return spec.name == "ansz.__main__"
+    return os.path.basename(getattr(main_module, "__file__", None) or "") == "ansz"
+
+
+#: Whether the import below put SIGINT back to its default action; :func:`main` restores
+#: Python's handler. Until then Ctrl-C ends the process at once, as the kernel does, instead
+#: of printing a KeyboardInterrupt traceback out of an import (nothing is written yet).
+_SIGINT_DEFAULTED = (_imported_by_the_command()
+                     and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+if _SIGINT_DEFAULTED:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+import errno  # noqa: E402  (after the signal set-up above, which must come first)
+import functools  # noqa: E402
+import io  # noqa: E402
+import re  # noqa: E402
+import stat  # noqa: E402
+import time  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from typing import Any, BinaryIO, Callable, Iterator, Union  # noqa: E402
+
+import click  # noqa: E402
+
+from . import __version__  # noqa: E402
+from .errors import AnszError  # noqa: E402
+from .options import CODERS, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE  # noqa: E402
 
 SUFFIX = ".ansz"
 MODEL_SUFFIX = ".safetensors"  #: what -r looks for in a directory (with SUFFIX to decompress)
@@ -72,6 +96,90 @@ class _Skip(Exception):
     """This input is not processed; the message is reported as ``ansz: NAME: message``."""
 
 
+class _StdoutError(OSError):
+    """Writing to standard output failed, other than by a broken pipe: reported on one line
+    (``ansz: error writing to standard output: REASON``), and the command stops with status
+    1 whatever it was doing."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        if cause.errno == errno.EBADF:
+            self.message = "standard output is closed"
+        else:
+            self.message = f"error writing to standard output: {_os_message(cause)}"
+
+
+def _stdout_failure(e: OSError) -> OSError:
+    """The exception to raise for ``e``, raised while writing to standard output: a broken
+    pipe stays one (the reader went away: stop quietly)."""
+    if isinstance(e, (BrokenPipeError, _StdoutError)):
+        return e
+    return _StdoutError(e)
+
+
+class _StdoutBuffer(io.BufferedWriter):
+    """``sys.stdout.buffer`` of the command's own process (see :func:`_claim_standard_streams`):
+    a failed write or flush raises :class:`_StdoutError`."""
+
+    def write(self, data: Any) -> int:
+        try:
+            return super().write(data)
+        except OSError as e:
+            raise _stdout_failure(e) from None
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as e:
+            raise _stdout_failure(e) from None
+
+
+class _StdoutText(io.TextIOWrapper):
+    """``sys.stdout`` of the command's own process, over a :class:`_StdoutBuffer`; its own
+    write and flush raise :class:`_StdoutError` too (click, rich and the interpreter's final
+    flush all come through here)."""
+
+    def write(self, text: str) -> int:
+        try:
+            return super().write(text)
+        except OSError as e:
+            raise _stdout_failure(e) from None
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as e:
+            raise _stdout_failure(e) from None
+
+
+class _NamedOutput:
+    """A binary output stream whose write errors carry its name: an OSError raised by
+    ``write`` has no file name, and the reporter would name the input instead."""
+
+    def __init__(self, fh: BinaryIO, name: str) -> None:
+        self._fh = fh
+        self.name = name
+
+    def write(self, data: Any) -> int | None:
+        try:
+            return self._fh.write(data)
+        except OSError as e:
+            if e.filename is None:
+                e.filename = self.name
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._fh.flush()
+        except OSError as e:
+            if e.filename is None:
+                e.filename = self.name
+            raise
+
+    def fileno(self) -> int:
+        return self._fh.fileno()
+
+
 # --------------------------------------------------------------------------------------------
 # Argument parsing
 
@@ -83,6 +191,14 @@ class _Command(click.Command):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["ansz.literal_operands"] = _operands_after_double_dash(self, ctx, args)
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as e:  # raised by a command's own checks: say which command
+            if e.ctx is None:
+                e.ctx, e.cmd = ctx, ctx.command
+            raise
 
 
 def _operands_after_double_dash(cmd: click.Command, ctx: click.Context, args: list[str]) -> int:
@@ -278,8 +394,13 @@ class _Reporter:
     def run(self, name: Operand, fn: Callable[[], None]) -> None:
         """Run one input's work; report its failure and carry on with the next input."""
         try:
-            fn()
-        except BrokenPipeError:
+            try:
+                _stop_if_signalled()
+                fn()
+            except Exception:  # after a stop signal, a failure is the signal's doing:
+                _stop_if_signalled()  # C code may turn its exception into another one
+                raise
+        except (BrokenPipeError, _StdoutError):  # stops the command: see _Group.main
             raise
         except _Skip as e:
             self.error(name, str(e))
@@ -357,11 +478,28 @@ def _api():
     return api
 
 
+def _codec_api():
+    """:func:`_api`, with every module that the API's worker threads import on first use
+    imported here first, in the main thread. A signal's exception raised in the main thread
+    while it waits for a module that a worker is importing can leave importlib's module
+    lock held for good: the worker then waits forever, and so does the main thread, for the
+    worker, on its way out."""
+    import zstandard  # noqa: F401
+
+    from . import blocks, chunks, huffman, kernels, pairs, qlc, streams  # noqa: F401 (numpy)
+
+    if not kernels.uses_library():  # the JIT kernels: numba, imported at the first call
+        from . import _kernels  # noqa: F401
+    return _api()
+
+
 def _stdin() -> BinaryIO:
     return sys.stdin.buffer
 
 
 def _stdout() -> BinaryIO:
+    if sys.stdout is None:  # descriptor 1 closed, outside the command's own process
+        raise _StdoutError(OSError(errno.EBADF, os.strerror(errno.EBADF)))
     return sys.stdout.buffer
 
 
@@ -386,10 +524,21 @@ def _check_output(src: Operand, dst: str, force: bool, rep: _Reporter) -> bool:
         return True
     if (src is not STDIN and rep.level >= 2 and _isatty(sys.stdin)
             and _isatty(sys.stderr)):
-        if click.confirm(f"ansz: {dst} already exists; overwrite?", default=False, err=True):
+        if _ask(f"ansz: {dst} already exists; overwrite?"):
             return True
         raise _Skip(f"{dst} not overwritten")
     raise _Skip(f"{dst} already exists (use -f to overwrite)")
+
+
+def _ask(question: str) -> bool:
+    """Ask on stderr and read the answer from stdin: True for y or yes, False for anything
+    else or end of input. Not click.confirm: it reads with input(), which discards an
+    exception raised while it flushes standard output, such as a signal's (the process
+    would then wait for an answer after SIGTERM); and it turns a signal into click's Abort.
+    """
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def _remove_source(src: Operand, dst: Operand, compressing: bool, threads: int | None,
@@ -399,7 +548,7 @@ def _remove_source(src: Operand, dst: Operand, compressing: bool, threads: int |
     if src is STDIN or dst is STDOUT:
         return
     container, original = (dst, src) if compressing else (src, dst)
-    report = _api().verify_file(container, original, threads=threads)
+    report = _codec_api().verify_file(container, original, threads=threads)
     if not report.ok:
         raise AnszError(f"not removed: {container} does not verify against {original} "
                         f"({report.message})")
@@ -419,16 +568,93 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP via _Terminated
-            raise click.exceptions.Exit(getattr(e, "exit_code", EXIT_INTERRUPTED)) from None
+            raise click.exceptions.Exit(_interrupted_status(e)) from None
         except BrokenPipeError:  # the reader went away (``| head``): stop quietly
             _silence_stdout()
             raise click.exceptions.Exit(EXIT_FAILURE) from None
 
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        """click's ``main`` with ansz's conventions (CliRunner comes through here too): a usage
+        error is one line on stderr (status 2); a failure to write standard output is one line
+        (status 1), a broken pipe none; an interrupt exits 128 + the signal number; standard
+        output is flushed here, so that the interpreter's exit has nothing left to fail on.
+        Always exits (SystemExit), unless ``standalone_mode`` is false: then click's own."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            try:
+                status = super().main(args, prog_name, complete_var, False, **extra)
+                status = status if type(status) is int else EXIT_OK
+                _stop_if_signalled()  # never status 0 once a stop signal was handled
+                if sys.stdout is not None:
+                    sys.stdout.flush()
+            except click.exceptions.Exit as e:
+                status = e.exit_code
+            except _NO_ARGS_IS_HELP as e:  # "ansz" alone: the help, on stderr
+                e.show()
+                status = e.exit_code
+            except click.UsageError as e:
+                click.echo(_usage_error_line(e), err=True)
+                status = e.exit_code
+            except click.ClickException as e:
+                click.echo(f"ansz: {_one_line(e.format_message())}", err=True)
+                status = e.exit_code
+            except click.Abort as e:  # click turns an interrupt while parsing into Abort
+                cause = e.__cause__ or e.__context__
+                if isinstance(cause, KeyboardInterrupt):
+                    status = _interrupted_status(cause)
+                else:
+                    click.echo("ansz: aborted", err=True)
+                    status = EXIT_FAILURE
+            except _StdoutError as e:
+                click.echo(f"ansz: {e.message}", err=True)
+                _silence_stdout()
+                status = EXIT_FAILURE
+            except BrokenPipeError:  # the reader went away (``| head``): stop quietly
+                _silence_stdout()
+                status = EXIT_FAILURE
+            except KeyboardInterrupt as e:
+                status = _interrupted_status(e)
+            except Exception:
+                if not _stop_signal:
+                    raise
+                status = 128 + _stop_signal  # the signal's doing (see _Reporter.run)
+        except KeyboardInterrupt as e:  # a second signal while reporting the first
+            status = _interrupted_status(e)
+        sys.exit(status)
+
+
+#: click >= 8.2 raises this for a bare ``ansz``; its message is the whole help text.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _usage_error_line(e: click.UsageError) -> str:
+    """``ansz: compress: no such option '-x' (see 'ansz compress --help')``."""
+    msg = _one_line(e.format_message())
+    if msg[:1].isupper() and msg[1:2].islower():  # "No such option" but not "ANSZ_THREADS"
+        msg = msg[0].lower() + msg[1:]
+    if msg.endswith(".") and not msg.endswith(".."):
+        msg = msg[:-1]
+    ctx = e.ctx
+    if ctx is None:
+        return f"ansz: {msg}"
+    command = f"{ctx.info_name}: " if ctx.parent is not None else ""
+    return f"ansz: {command}{msg} (see '{ctx.command_path} --help')"
+
+
+def _interrupted_status(e: BaseException) -> int:
+    return getattr(e, "exit_code", EXIT_INTERRUPTED)
+
 
 def _silence_stdout() -> None:
+    """After a write to standard output failed: point descriptor 1 at /dev/null, so that
+    what is still buffered goes nowhere instead of failing again at exit."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     except (OSError, ValueError, AttributeError):
         pass
 
@@ -602,12 +828,14 @@ class _Job:
                 raise _Skip("compressed data not written to a terminal (use -f to force)")
             replace = False
         else:
-            replace = _check_output(src, dst, self.force, rep)
+            # -f means overwrite even a file that appears after this check (another process
+            # writing the same output): the API's publish must not refuse it then.
+            replace = _check_output(src, dst, self.force, rep) or self.force
         if (src is STDIN and not self.compressing and not self.force
                 and _isatty(sys.stdin)):
             raise _Skip("compressed data not read from a terminal (use -f to force)")
 
-        api = _api()
+        api = _codec_api()
         kw: dict[str, Any] = {"threads": self.threads}
         if self.compressing:
             kw["chunk_size"] = self.chunk_size
@@ -618,15 +846,20 @@ class _Job:
         # The *_file functions map the input; a pipe or device (``<(cmd)``, /dev/stdin) has no
         # size to map and must be read as a stream.
         regular = st is not None and stat.S_ISREG(st.st_mode)
-        with rep.progress_bar(label, total) as cb:
-            kw["progress"] = cb
-            if regular and dst is not STDOUT and not _is_device_or_fifo(dst):
-                fn = api.compress_file if self.compressing else api.decompress_file
-                report = fn(src, dst, overwrite=replace, sync=self.remove, **kw)
-            else:
-                stream = api.compress_stream if self.compressing else api.decompress_stream
-                with _open_input(src) as ifh, _open_output(dst, replace, self.remove) as ofh:
-                    report = stream(ifh, ofh, **kw)
+        _OUTPUTS_IN_PROGRESS.append(dst)
+        try:
+            with rep.progress_bar(label, total) as cb:
+                kw["progress"] = functools.partial(_progress, cb)
+                if regular and dst is not STDOUT and not _is_device_or_fifo(dst):
+                    fn = api.compress_file if self.compressing else api.decompress_file
+                    report = fn(src, dst, overwrite=replace, sync=self.remove, **kw)
+                else:
+                    stream = api.compress_stream if self.compressing else api.decompress_stream
+                    with _open_input(src) as ifh, \
+                            _open_output(dst, replace, self.remove) as ofh:
+                        report = stream(ifh, ofh, **kw)
+        finally:
+            _OUTPUTS_IN_PROGRESS.remove(dst)
         self.summary(src, dst, report)
         if self.remove and regular:
             _remove_source(src, dst, self.compressing, self.threads, rep)
@@ -659,6 +892,13 @@ class _Job:
         self.rep.info(detail, level=3)
 
 
+def _progress(bar: Callable[[int], None] | None, done: int) -> None:
+    """The API's progress callback: called in the main thread after each chunk."""
+    _stop_if_signalled()
+    if bar is not None:
+        bar(done)
+
+
 @contextmanager
 def _open_input(src: Operand) -> Iterator[BinaryIO]:
     if src is STDIN:
@@ -679,8 +919,8 @@ def _open_output(dst: Operand, replace: bool, sync: bool) -> Iterator[BinaryIO]:
         yield out
         out.flush()
     elif _is_device_or_fifo(dst):  # /dev/null, a FIFO: write through, never replace it
-        with open(dst, "wb") as fh:
-            yield fh
+        with open(dst, "wb", buffering=0) as fh:  # unbuffered: no write left for close()
+            yield _NamedOutput(fh, dst)
     else:
         with _api().atomic_output(dst, overwrite=replace, sync=sync) as fh:
             yield fh
@@ -709,7 +949,7 @@ def verify(ctx: click.Context, file: str, original: str | None, threads: int, as
         _check_input(file)
         if original is not None:
             _check_input(original)
-        r = _api().verify_file(file, original, threads=threads or None)
+        r = _codec_api().verify_file(file, original, threads=threads or None)
         known = bool(r.sha256)  # "" when the container's index is unreadable
         result.update(ok=bool(r.ok), original_size=r.original_size if known else None,
                       sha256=r.sha256 or None, first_bad=r.first_bad, message=r.message)
@@ -764,7 +1004,7 @@ def stats(ctx: click.Context, file: str, as_json: bool, top: int | None) -> None
 
     def work() -> None:
         _check_input(file)
-        out.append(_api().file_stats(file))
+        out.append(_codec_api().file_stats(file))
 
     rep.run(file, work)
     if rep.failed:
@@ -925,38 +1165,248 @@ def _info_one(path: str, as_json: bool) -> Any:
 
 
 class _Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised in the main thread so that temporary outputs are removed
-    on the way out, as for Ctrl-C; exits with 128 + the signal number."""
+    """SIGTERM or SIGHUP (and SIGINT in the command's own process), raised in the main
+    thread so that temporary outputs are removed on the way out, as for Ctrl-C; exits with
+    128 + the signal number."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
+        self.signum = signum
         self.exit_code = 128 + signum
 
 
+#: The stop signal whose handler has run in this process, 0 if none.
+_stop_signal = 0
+
+
 def _raise_terminated(signum: int, frame: Any) -> None:
+    global _stop_signal
+    _stop_signal = _stop_signal or signum
     raise _Terminated(signum)
 
 
+def _stop_if_signalled() -> None:
+    """Raise the stop signal's exception again if its handler has run and yet the run goes
+    on: the exception was discarded on its way (C code that clears errors, a callback
+    whose exceptions are ignored). Called where the run may stop: between inputs, after
+    each chunk."""
+    if _stop_signal:
+        raise _Terminated(_stop_signal)
+
+
+def _redeliver_swallowed_interrupts(previous: Callable[[Any], Any]) -> Callable[[Any], None]:
+    """A ``sys.unraisablehook``. A signal's exception raised where Python cannot propagate it
+    (in a ``__del__``, a weakref or ctypes callback: numba loading kernels runs many) is
+    "ignored": printed with a traceback and dropped, and the run would go on to exit 0.
+    This hook drops the noise instead and has the same signal delivered to the main thread
+    again (:func:`_thread.interrupt_main` simulates its arrival), so that it stops the run at
+    the next point where it can. Other unraisable exceptions go to ``previous``.
+
+    The new delivery comes from a helper thread once the hook has returned: delivered
+    inside the hook, the handler's exception would be swallowed again. The helper waits for
+    the flag that the hook clears as its last statement (no signal is handled between that
+    and its return), and it needs the main thread to let go of the GIL first, which the main
+    thread does only where it checks for signals."""
+    import _thread
+    import threading
+
+    inside = [False]
+
+    def deliver(signum: int) -> None:
+        while inside[0]:
+            time.sleep(0.001)
+        _thread.interrupt_main(signum)
+
+    def hook(unraisable: Any) -> None:
+        inside[0] = True
+        exc_type = unraisable.exc_type
+        if isinstance(exc_type, type) and issubclass(exc_type, KeyboardInterrupt):
+            signum = getattr(unraisable.exc_value, "signum", signal.SIGINT)
+            try:
+                threading.Thread(target=deliver, args=(signum,), daemon=True,
+                                 name="ansz-signal").start()
+            except RuntimeError:  # the interpreter is exiting: nothing left to stop
+                pass
+        else:
+            previous(unraisable)
+        inside[0] = False
+
+    return hook
+
+
+#: Outputs being written now (see :func:`_watch_for_a_stuck_stop`).
+_OUTPUTS_IN_PROGRESS: list[Operand] = []
+
+#: Seconds a run may take to stop after SIGINT/SIGTERM/SIGHUP before it is ended anyway.
+STOP_DEADLINE = 2.0
+
+
+def _watch_for_a_stuck_stop(deadline: float = STOP_DEADLINE) -> None:
+    """For the command's own process: a run must stop within ``deadline`` seconds of a
+    signal, wherever the signal lands. Normally its exception unwinds the main thread, which
+    removes the temporary output and exits in milliseconds. But the main thread handles a
+    signal only between bytecodes, so a long call into compiled code (numba compiling
+    kernels: seconds) delays it; code that discards exceptions can drop it; and an
+    exception raised while waiting for a module that a worker thread imports can leave the
+    import lock held, and the exit waits for that worker for ever.
+
+    A daemon thread learns of the signal at once, from the wakeup file descriptor that the
+    C-level handler writes to. If the process still runs ``deadline`` seconds later, the
+    thread removes the temporary files of the outputs in progress and ends the process
+    with status 128 + the signal number."""
+    import threading
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        stops = {int(signal.SIGINT), int(signal.SIGTERM), int(signal.SIGHUP)}
+        signum = 0
+        while signum not in stops:
+            data = os.read(r, 64)
+            signum = next((n for n in data if n in stops), 0)
+        time.sleep(deadline)
+        try:
+            _remove_temporary_outputs()
+        finally:
+            os._exit(128 + signum)
+
+    threading.Thread(target=watch, daemon=True, name="ansz-stop-watch").start()
+
+
+#: ``atomic_output``'s temporary names: ``.NAME.XXXXXXXX.tmp`` (tempfile's random part).
+_TEMPORARY_NAME = re.compile(r"\..*\.[a-z0-9_]{8}\.tmp", re.DOTALL)
+
+
+def _remove_temporary_outputs() -> None:
+    """Remove the temporary files of the outputs in progress: in each output's directory,
+    the files named like ``atomic_output``'s temporary files that this process holds open
+    for writing (a file it does not hold open so is another writer's, or an input)."""
+    held = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            with open(f"/proc/self/fdinfo/{name}") as info:
+                flags = next(int(line.split()[1], 8) for line in info
+                             if line.startswith("flags:"))
+            st = os.fstat(int(name))
+        except (OSError, ValueError, StopIteration):
+            continue
+        if (flags & os.O_ACCMODE) != os.O_RDONLY and stat.S_ISREG(st.st_mode):
+            held.add((st.st_dev, st.st_ino))
+    for dst in list(_OUTPUTS_IN_PROGRESS):
+        if dst is STDOUT:
+            continue
+        try:
+            with os.scandir(os.path.dirname(os.path.abspath(dst))) as entries:
+                for entry in entries:
+                    if not _TEMPORARY_NAME.fullmatch(entry.name):
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                    if (st.st_dev, st.st_ino) in held:
+                        os.unlink(entry.path)
+        except OSError:
+            continue
+
+
+def _quiet_interrupts(previous: Callable[..., Any]) -> Callable[..., None]:
+    """A ``sys.excepthook`` that prints nothing for a signal's exception. C code that
+    cannot propagate an exception prints it with PyErr_Print, which calls this hook (numba
+    does so, then raises ImportError, when a signal lands while it imports a C extension):
+    the run stops all the same, by :func:`_stop_if_signalled`."""
+
+    def hook(exc_type: Any, exc: Any, tb: Any) -> None:
+        if not (isinstance(exc_type, type) and issubclass(exc_type, KeyboardInterrupt)):
+            previous(exc_type, exc, tb)
+
+    return hook
+
+
+def _claim_standard_streams() -> None:
+    """For the command's own process. A closed descriptor 0, 1 or 2 is held open on
+    /dev/null, so that no file opened later takes its number (anything writing to "standard
+    output" would write into it); 0 and 1 are held the wrong way round (write-only,
+    read-only), so that reading or writing them fails (EBADF) as on a closed descriptor.
+    ``sys.stdout`` becomes a :class:`_StdoutText`: every failed write to standard output,
+    through click, rich or the binary buffer, raises :class:`_StdoutError`."""
+    for fd, flags in ((0, os.O_WRONLY), (1, os.O_RDONLY), (2, os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+        except OSError:
+            held = os.open(os.devnull, flags)
+            if held != fd:
+                os.dup2(held, fd)
+                os.close(held)
+    if sys.stdin is None:
+        sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)))
+    if sys.stderr is None:
+        sys.stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "w", closefd=False)),
+                                      errors="backslashreplace", line_buffering=True)
+    old = sys.stdout
+    if old is not None:
+        try:
+            old.flush()
+        except (OSError, ValueError):
+            pass
+    sys.stdout = _StdoutText(_StdoutBuffer(io.FileIO(1, "w", closefd=False)),
+                             encoding=getattr(old, "encoding", None) or "utf-8",
+                             errors=getattr(old, "errors", None) or "strict",
+                             line_buffering=bool(getattr(old, "line_buffering", False)))
+
+
 def main(argv: list[str] | None = None, prog_name: str | None = "ansz") -> Any:
-    """Console-script entry point (``ansz``); ``python -m ansz`` calls it too."""
-    import signal
-
-    from ._numba_env import skip_optional_numba_imports
-
-    if argv is None:  # the ansz command's own process: -0.35 s where scipy is installed
-        skip_optional_numba_imports()
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_terminated)
+    """Console-script entry point (``ansz``); ``python -m ansz`` calls it too. Without
+    ``argv`` the process is the command's own: its standard streams, signal handling,
+    hooks for exceptions that cannot propagate and stop deadline are set up for it. Always
+    exits (SystemExit)."""
+    global _stop_signal
+    _stop_signal = 0  # a new run
+    own_process = argv is None
+    handled: list[int] = []  # signals given a handler here, that raise KeyboardInterrupt
     try:
-        return cli.main(args=argv, prog_name=prog_name)
-    finally:
-        if argv is None:
-            # The interpreter's exit collects garbage over numba's object graph (millions
-            # of objects): 0.25-0.35 s of every run here. Frozen objects are skipped; the
-            # exit is otherwise unchanged (atexit, flushing, module teardown).
-            import gc
+        try:
+            if _SIGINT_DEFAULTED and signal.getsignal(signal.SIGINT) == signal.SIG_DFL:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+            if own_process:
+                from ._numba_env import skip_optional_numba_imports
 
-            gc.freeze()
+                skip_optional_numba_imports()  # -0.35 s where scipy is installed
+                _claim_standard_streams()
+                sys.unraisablehook = _redeliver_swallowed_interrupts(sys.unraisablehook)
+                sys.excepthook = _quiet_interrupts(sys.excepthook)
+                _watch_for_a_stuck_stop()
+                if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                    signal.signal(signal.SIGINT, _raise_terminated)  # remembered, as these:
+                    handled.append(signal.SIGINT)
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                if signal.getsignal(sig) != signal.SIG_IGN:  # nohup's SIGHUP stays ignored
+                    signal.signal(sig, _raise_terminated)
+                    handled.append(sig)
+            return cli.main(args=argv, prog_name=prog_name)
+        except KeyboardInterrupt as e:  # while setting up, or after the command proper
+            sys.exit(_interrupted_status(e))
+    finally:
+        if own_process:
+            try:
+                _end_of_run(handled)
+            except KeyboardInterrupt as e:  # landed just before its handler was reset
+                _end_of_run(handled)
+                sys.exit(_interrupted_status(e))
+
+
+def _end_of_run(handled: list[int]) -> None:
+    """The command's own process, once the run is over (outputs published or removed).
+
+    A signal from now on ends the process by its default action (the shell still sees 128 +
+    its number) instead of raising in the interpreter's exit. And the exit would collect
+    garbage over numba's object graph (millions of objects): 0.25-0.35 s of every run here;
+    frozen objects are skipped, the exit is otherwise unchanged (atexit, flushing, teardown).
+    """
+    import gc
+
+    for sig in handled:
+        signal.signal(sig, signal.SIG_DFL)
+    gc.freeze()
 
 
 if __name__ == "__main__":  # pragma: no cover

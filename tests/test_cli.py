@@ -203,7 +203,8 @@ def test_usage_errors_exit_2(args, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = invoke(args)
     assert r.exit_code == 2, (args, r.stderr)
-    assert "Usage:" in r.stderr and r.stdout == ""
+    assert r.stdout == "" and len(r.stderr.splitlines()) == 1, r.stderr
+    assert re.fullmatch(r"ansz: .+ \(see '\S+( \w+)? --help'\)\n", r.stderr), r.stderr
 
 
 def test_bad_threads_env_is_a_usage_error():

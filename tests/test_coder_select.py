@@ -285,7 +285,7 @@ def test_cli_unknown_coder_is_a_usage_error(tmp_path):
     src.write_bytes(b"abc")
     r = CliRunner().invoke(cli, ["compress", "--coder", "fse", str(src)])
     assert r.exit_code == 2
-    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("Error")]
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("ansz: ")]
     assert len(errors) == 1 and "fse" in errors[0]
     assert not (tmp_path / "x.bin.ansz").exists()
 
