@@ -45,16 +45,12 @@ def kernel_cache_dir() -> str:
 
 
 def kernel_cache_is_cold() -> bool:
-    """True if the first kernel call will compile them all (~25-30 s on 2 cores): the
-    ahead-of-time library is not in use (:func:`ansz.kernels.uses_library`) and the cache
-    holds no kernel compiled from the current kernel sources (no index file
-    ``_kernels_*/<module>.*.nbi`` at least as new as ``ansz/_kernels/<module>.py``). A
-    heuristic for the CLI's first-run notice: numba itself decides per kernel, and a partly
-    filled cache counts as warm. Imports ansz.kernels (numpy); reads directory entries only."""
-    from . import kernels
-
-    if kernels.uses_library():
-        return False
+    """True if numba's cache holds no kernel compiled from the current kernel sources (no
+    index file ``_kernels_*/<module>.*.nbi`` at least as new as ``ansz/_kernels/<module>.py``):
+    a first JIT kernel call compiles them all (~25-30 s on 2 cores), unless the
+    ahead-of-time library serves them (``ansz.kernels.uses_library``, which the caller
+    asks). A heuristic for the CLI's first-run notice: numba itself decides per kernel, and a
+    partly filled cache counts as warm. Reads directory entries only."""
     kernel_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_kernels")
     try:
         stamps = {f.name[:-3]: f.stat().st_mtime for f in os.scandir(kernel_dir)

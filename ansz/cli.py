@@ -744,7 +744,11 @@ def _first_run_notice(rep: _Reporter) -> None:
     progress is shown; otherwise stay silent, like progress."""
     from ._numba_env import kernel_cache_dir, kernel_cache_is_cold
 
-    if rep.show_progress() and kernel_cache_is_cold():
+    if not rep.show_progress():
+        return
+    from . import kernels  # numpy, not numba: is the ahead-of-time library in use?
+
+    if not kernels.uses_library() and kernel_cache_is_cold():
         rep.info(f"ansz: first run: compiling kernels for this machine (about 30 s, once; "
                  f"cached in {kernel_cache_dir()})")
 
