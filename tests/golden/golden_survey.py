@@ -29,9 +29,9 @@ CHUNK, INDEX, ZINDEX = 1, 2, 3
 
 #: Stream methods (docs/FORMAT.md, "Stream").
 METHODS = {0: "STORED", 1: "CONSTANT", 2: "RANS_U16", 3: "ZSTD", 4: "HUFFMAN", 5: "QLC",
-           6: "RANS", 7: "RANS_PAIRS"}
+           6: "RANS", 7: "RANS_PAIRS", 8: "RANS_WIDE"}
 #: Methods whose second byte is the table's Scale_Bits; they are reported as "NAME/bits".
-SCALED = {2, 6, 7}
+SCALED = {2, 6, 7, 8}
 
 #: Dtype codes (docs/FORMAT.md, "Dtype codes"): code -> (name, width, fielded).
 PAIR_CODES = {

@@ -349,6 +349,21 @@ def fast_original() -> bytes:
     return safetensors_file(fast_entries())
 
 
+# --- safetensors: streams long enough to be wide (method 8) ---
+
+WIDE_CHUNK = 1 << 17  # streams.WIDE_MIN symbols of one byte each
+
+
+def wide_original() -> bytes:
+    r = lambda k: rng(9, k)  # noqa: E731
+    return safetensors_file([
+        ("codes.u8", "U8", (WIDE_CHUNK,), skewed_bytes(r(1), WIDE_CHUNK, 0.2).tobytes()),
+        # scaled as real fp8 weights are: high-entropy bytes, a 14-bit table
+        ("w.f8", "F8_E4M3", (WIDE_CHUNK,), (r(2).standard_normal(WIDE_CHUNK) * 0.02 / 0.08
+                                            * 448).astype(ml_dtypes.float8_e4m3fn).tobytes()),
+    ])
+
+
 # --- safetensors: a small mixed file (coders, earlier writers, a truncated stream) ---
 
 
@@ -534,6 +549,12 @@ def goldens() -> list[Golden]:
                  require={"stream_methods": m})
           for c, m in (("rans", ["RANS/12", "RANS/14"]), ("huffman", ["HUFFMAN"]),
                        ("qlc", ["QLC"]))),
+        Golden("wide.safetensors.ansz", "wide.safetensors", wide_original, WIDE_CHUNK,
+               description="chunks of 2^17 symbols: wide rANS streams (method 8), header "
+                           "flag 1",
+               tensors={"codes.u8": Expect(dtype_code=2, chunks=1, methods=("RANS_WIDE/12",)),
+                        "w.f8": Expect(dtype_code=4, chunks=1, methods=("RANS_WIDE/14",))},
+               require={"stream_methods": ["RANS_WIDE/12", "RANS_WIDE/14"]}),
         Golden("model.gguf.ansz", "model.gguf", gguf_original, 2048,
                description="GGUF with every block type (planes, and whole for random blocks), "
                            "F32, F16, BF16, I8 and I32 tensors",
