@@ -58,7 +58,7 @@ import numpy as np
 
 from .dtypes import BLOCK_TYPE_NAMES, GGML_BLOCKS
 from .errors import CorruptDataError
-from .streams import decode_stream, encode_stream, frame_streams, framed_streams
+from .streams import WIDE_STATES, decode_stream, encode_stream, frame_streams, framed_streams
 
 _AR4 = np.arange(4, dtype=np.uint8)
 
@@ -373,24 +373,26 @@ def block_type(qtype: str) -> BlockType:
 # Chunk payloads
 
 
-def encode_block_chunk(data, qtype: str, *, coder: str = "auto") -> bytes:
+def encode_block_chunk(data, qtype: str, *, coder: str = "auto",
+                       wide_states: int = WIDE_STATES) -> bytes:
     """Code a chunk of whole ``qtype`` blocks (bytes-like) as framed plane streams.
 
     The payload is the type's planes in order, each framed as in a chunk payload (``u32``
     length, the stream, a zero byte if the length is odd). If that is larger than the chunk
     itself (random data whose unpacked planes do not compress), the payload is instead a
     single framed stream of the chunk's bytes, so a payload never exceeds ``len(data) + 6``.
-    ``coder`` is passed to :func:`ansz.streams.encode_stream` for every stream.
+    ``coder`` and ``wide_states`` are passed to :func:`ansz.streams.encode_stream` for every
+    stream.
     """
     bt = block_type(qtype)
     buf = np.frombuffer(data, np.uint8)
     if buf.size % bt.block_bytes:
         raise ValueError(f"{buf.size} bytes is not a whole number of {qtype} blocks")
     b = buf.reshape(-1, bt.block_bytes)
-    blob = frame_streams([encode_stream(np.ascontiguousarray(p).reshape(-1), coder=coder)
-                   for p in bt.split(b)])
+    blob = frame_streams([encode_stream(np.ascontiguousarray(p).reshape(-1), coder=coder,
+                                        wide_states=wide_states) for p in bt.split(b)])
     if len(blob) > buf.size:
-        whole = frame_streams([encode_stream(buf, coder=coder)])
+        whole = frame_streams([encode_stream(buf, coder=coder, wide_states=wide_states)])
         if len(whole) < len(blob):
             return whole
     return blob

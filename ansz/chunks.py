@@ -26,8 +26,8 @@ from .errors import CorruptDataError
 from .options import DEFAULT_LEVEL, FAST_LEVEL
 from .pairs import (FIELD_TOPS, Field, choose_field, escaped_values, join_pairs,
                     patch_escapes, plain_field, split_pairs)
-from .streams import (STORED, WIDE_MIN, decode_stream, encode_stream_parts, framed_pieces,
-                      framed_streams, scratch)
+from .streams import (FAST_WIDE_STATES, STORED, WIDE_MIN, WIDE_STATES, decode_stream,
+                      encode_stream_parts, framed_pieces, framed_streams, scratch)
 
 
 def container_flags(chunk_size: int) -> int:
@@ -109,13 +109,15 @@ def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto"
     (:mod:`ansz.blocks`) are coded field by field instead.
 
     ``fast`` trades a little ratio for decoding (and coding) speed: a fielded chunk takes
-    the plain 8-bit field without searching (no escapes, a stored last plane), its code
-    stream is offered as symbol pairs (``encode_stream(pairs=True)``), and with "auto" no
-    stream tries the prefix coders. The chunk stays an ordinary one: decoders need nothing
-    but the RANS_PAIRS stream method.
+    the plain 8-bit field without searching (no escapes, a stored last plane), its wide
+    rANS streams have 64 states (FAST_WIDE_STATES) instead of 32, and with "auto" no stream
+    tries the prefix coders. The chunk stays an ordinary one.
     """
     if dtype in BLOCK_TYPE_NAMES:
-        return encode_block_chunk(data, dtype, coder="rans" if fast and coder == "auto" else coder)
+        if fast:
+            return encode_block_chunk(data, dtype, coder="rans" if coder == "auto" else coder,
+                                      wide_states=FAST_WIDE_STATES)
+        return encode_block_chunk(data, dtype, coder=coder)
     layout = layout_for(dtype)
     if field is not None and not fielded:
         raise ValueError("encode_chunk: a forced field needs fielded=True")
@@ -161,10 +163,11 @@ def _encode_pairs(data, layout: PairLayout, field: Field | None, coder: str,
         if escaped.size:
             streams.append(escaped.astype("<u2").view(np.uint8))
     if fast and coder == "auto":
-        coder = "rans"  # what "auto" with pairs keeps for the code stream, too
-    for k, s in enumerate(streams):
+        coder = "rans"  # the prefix coders decode slower than rANS
+    wide = FAST_WIDE_STATES if fast else WIDE_STATES
+    for s in streams:
         parts.extend(framed_pieces(encode_stream_parts(s, try_zstd=generic, coder=coder,
-                                                 pairs=fast and k == 0 and not generic)))
+                                                       wide_states=wide)))
     return b"".join(parts)  # the one copy of stored planes (see encode_stream_parts)
 
 

@@ -7,11 +7,11 @@ A *stream* is a run of uint8 symbols whose length the caller knows. It is coded 
 * ``CONSTANT`` one symbol repeated (two bytes, whatever the length);
 * ``RANS``     a frequency table (LEB128 varints) and interleaved rANS words (:mod:`ansz.rans`);
   ``RANS_U16``, the same with a table of u16, is still read;
-* ``RANS_PAIRS`` rANS over pairs of symbols (a sparse table of the pairs present): each
-  decode step yields two symbols, so a low-entropy code stream decodes ~1.7x faster, for a
-  larger table (written by level-1 chunks, see :func:`ansz.chunks.encode_chunk`);
-* ``RANS_WIDE`` the ``RANS`` coder with 32 (or 64) interleaved states instead of 8, which
-  the kernels step 16 at a time, and a compact table (what large streams are coded with);
+* ``RANS_PAIRS`` rANS over pairs of symbols (a sparse table of the pairs present), which
+  earlier versions wrote for level 1; still read;
+* ``RANS_WIDE`` the ``RANS`` coder with 32 (64 at level 1) interleaved states instead of 8,
+  which the kernels step 16 at a time, and a compact table (what large streams are coded
+  with);
 * ``ZSTD``     a zstd frame (offered for generic byte data, where LZ matches can win);
 * ``HUFFMAN``  a length-limited canonical Huffman table and code bytes (:mod:`ansz.huffman`);
 * ``QLC``      a Quad Length Codes table and code bytes (:mod:`ansz.qlc`).
@@ -73,16 +73,10 @@ _WIDE_HEAD = struct.Struct("<BBBBBB")  # as _RANS_HEAD, then log2(states), a zer
 #: 0.65839 before wide streams, 0.65837 with 32).
 WIDE_MIN = 1 << 17
 WIDE_STATES = 32
+#: What level 1 (decoding speed first) uses: 64 states decode ~1.5x as fast as 32.
+FAST_WIDE_STATES = 64
 _PAIRS_HEAD = struct.Struct("<BBHBB")  # method, scale_bits, pair count, odd last symbol, 0
 
-#: Pair coding is tried on streams of at least PAIRS_MIN symbols whose pairs take at most
-#: PAIRS_MAX values (beyond that the 14-bit table's quantization and size cost more than
-#: pairs gain), and kept when it costs at most PAIR_SLACK more than coding single symbols:
-#: it is offered for speed. bf16 exponent streams take ~230-280 pairs and cost 0.3-0.5%
-#: more with pairs, tables included (docs/FORMAT.md, "rANS pair stream").
-PAIRS_MIN = 1 << 12
-PAIRS_MAX = 1024
-PAIR_SLACK = 0.01
 _U32 = struct.Struct("<I")
 
 
@@ -206,13 +200,14 @@ def _word_stream(mv: memoryview, start: int, what: str) -> np.ndarray:
 
 
 def encode_stream(symbols: np.ndarray, *, try_zstd: bool = False, coder: str = "auto",
-                  pairs: bool = False) -> bytes:
+                  wide_states: int = WIDE_STATES) -> bytes:
     """:func:`encode_stream_parts`, joined."""
-    return b"".join(encode_stream_parts(symbols, try_zstd=try_zstd, coder=coder, pairs=pairs))
+    return b"".join(encode_stream_parts(symbols, try_zstd=try_zstd, coder=coder,
+                                        wide_states=wide_states))
 
 
 def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: str = "auto",
-                        pairs: bool = False) -> list:
+                        wide_states: int = WIDE_STATES) -> list:
     """Code a uint8 array as the smallest of STORED / CONSTANT / the entropy coder(s) (/ ZSTD).
 
     ``coder`` (one of :data:`CODERS`) selects the entropy coder: "auto" tries rANS, Huffman
@@ -223,17 +218,14 @@ def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: s
     zstd is kept if smaller. The result does not record the symbol count:
     :func:`decode_stream` is told it.
 
-    ``pairs`` prefers decoding speed: with "auto" or "rans", a RANS_PAIRS stream is kept
-    when its predicted size is at most :data:`PAIR_SLACK` above the single-symbol rANS
-    stream's estimate (words plus a u16 table), and "auto" then tries no prefix coder
-    (they decode slower than rANS).
+    A rANS stream of at least :data:`WIDE_MIN` symbols is RANS_WIDE with ``wide_states``
+    states (one of ``rans.WIDE_STATES``: 32 by default, 64 where decoding speed comes
+    first).
 
     Returns the stream as a list of bytes-like pieces to concatenate. A STORED stream's
-    second piece is ``symbols``' own memory (not a copy), and a RANS_PAIRS stream's words
-    are this thread's scratch: the caller joins the pieces before changing ``symbols`` or
-    coding another stream with ``pairs`` on this thread. A chunk's stored planes and pair
-    words are so copied once, into the payload, rather than three times (fresh memory
-    costs a page fault per 4 KiB here: a quarter of a level-1 bf16 chunk's coding time).
+    second piece is ``symbols``' own memory (not a copy): the caller joins the pieces before
+    changing ``symbols``. A chunk's stored planes are so copied once, into the payload,
+    rather than twice (fresh memory costs a page fault per 4 KiB here).
     """
     if coder not in CODERS:
         raise ValueError(f"unknown coder {coder!r}; expected one of {', '.join(CODERS)}")
@@ -244,9 +236,7 @@ def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: s
     budget = n * (1 - MIN_GAIN)
     if not try_zstd and n >= _SAMPLE_MIN and _looks_incompressible(symbols):
         return [bytes([STORED]), symbols.data]
-    plan, counts = _pair_plan(symbols) if pairs and coder in ("auto", "rans") else (None, None)
-    if counts is None:
-        counts = rans.byte_histogram(symbols)
+    counts = rans.byte_histogram(symbols)
     present = np.flatnonzero(counts)
     if present.size == 1:
         return [bytes([CONSTANT, int(present[0])])]
@@ -255,19 +245,15 @@ def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: s
     if coder in ("auto", "rans"):
         scale_bits, freq, words_bytes = rans_plan(counts)
         table_bytes = 2 * (last - first + 1)
-        if plan is not None and plan.size <= (words_bytes + table_bytes) * (1 + PAIR_SLACK):
-            paired = _pairs_stream(symbols, plan)
-            if sum(memoryview(p).nbytes for p in paired) < budget:
-                return paired
         if n >= WIDE_MIN:
-            words_bytes += 4 * (WIDE_STATES - rans.NSTATES)
+            words_bytes += 4 * (wide_states - rans.NSTATES)
         if words_bytes + table_bytes < budget:
             if n >= WIDE_MIN:
                 words = rans.encode_symbols_wide(
-                    symbols, freq, WIDE_STATES,
-                    scratch("words", n + 2 * WIDE_STATES, np.uint16), scale_bits)
+                    symbols, freq, wide_states,
+                    scratch("words", n + 2 * wide_states, np.uint16), scale_bits)
                 head = _WIDE_HEAD.pack(RANS_WIDE, scale_bits, first, last,
-                                       WIDE_STATES.bit_length() - 1, 0)
+                                       wide_states.bit_length() - 1, 0)
             else:
                 words = rans.encode_symbols(symbols, freq,
                                             scratch("words", n + 2 * rans.NSTATES, np.uint16),
@@ -277,7 +263,7 @@ def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: s
             blob = b"".join((head, table, words.astype("<u2", copy=False).data))
             if len(blob) < budget:
                 best = blob
-    if coder == "auto" and not pairs:
+    if coder == "auto":
         # Each prefix stream is at least its method byte, its smallest possible table and
         # a payload bound; build only the ones that could still win. The bound is the
         # unlimited-Huffman payload, and for QLC, once Huffman is built, Huffman's own
@@ -380,66 +366,6 @@ def decode_stream(blob, count: int, out: np.ndarray | None = None) -> np.ndarray
         # header's Flags, which readers check first (docs/FORMAT.md, "File_Header").
         raise CorruptDataError(f"unknown stream method {method}")
     return out
-
-
-class _PairPlan:
-    """How :func:`_pairs_stream` would code a stream: the pairs present, their table and
-    the predicted stream size (header, table, words)."""
-
-    def __init__(self, values: np.ndarray, ids: np.ndarray, counts: np.ndarray):
-        self.values, self.ids = values, ids
-        self.scale_bits, self.freq, words_bytes = rans_plan(counts)
-        table = np.empty(5 * ids.size + 1, np.uint8)
-        self.table = table[:kernels.write_pair_table(ids, self.freq, table)]
-        self.size = _PAIRS_HEAD.size + self.table.size + words_bytes
-
-
-def _pair_plan(symbols: np.ndarray) -> tuple[_PairPlan | None, np.ndarray | None]:
-    """``(plan, byte counts)`` for coding ``symbols`` (uint8) in pairs.
-
-    The plan is None when pairs do not apply (fewer than PAIRS_MIN symbols, fewer than 2
-    or more than PAIRS_MAX distinct pairs). The byte counts (int64[256], as
-    ``rans.byte_histogram(symbols)``) come from the pair histogram for free, and are None
-    only when that was not built (fewer than PAIRS_MIN symbols)."""
-    n = symbols.size
-    if n < PAIRS_MIN:
-        return None, None
-    # Pair i is symbols 2i + 256 * symbols 2i+1 (a little-endian host, as numba's).
-    values = np.require(symbols[:n - n % 2].view(np.uint16), requirements=["A"])
-    ids = scratch("pair_ids", 1 << 16, np.uint16)
-    counts = scratch("pair_counts", 1 << 16, np.int64)
-    byte_counts = np.zeros(256, np.int64)
-    k = int(kernels.pair_histogram(values, _pair_zeros(), ids, counts, byte_counts))
-    if n % 2:
-        byte_counts[symbols[-1]] += 1
-    if not 2 <= k <= PAIRS_MAX:
-        return None, byte_counts
-    return _PairPlan(values, ids[:k].copy(), counts[:k].copy()), byte_counts
-
-
-def _pair_zeros() -> np.ndarray:
-    """pair_histogram's per-thread counts, zero between calls (the kernel clears them)."""
-    zeros = getattr(_scratch_store, "pair_zeros", None)
-    if zeros is None:
-        zeros = _scratch_store.pair_zeros = np.zeros(1 << 16, np.uint32)
-    return zeros
-
-
-def _pairs_stream(symbols: np.ndarray, plan: _PairPlan) -> list:
-    """``symbols`` (uint8) as the RANS_PAIRS stream ``plan`` describes, as pieces to join.
-
-    The words piece is this thread's scratch memory: join the pieces before the next
-    :func:`_pairs_stream` call on this thread (as encode_stream_parts' caller does)."""
-    m = plan.values.size
-    ranks = scratch("pair_ranks", m, np.uint16)
-    kernels.pair_ranks(plan.values, plan.ids, scratch("pair_rank_of", 1 << 16, np.uint16),
-                          ranks)
-    words = rans.encode_symbols(ranks, plan.freq,
-                                scratch("pair_words", m + 2 * rans.NSTATES, np.uint16),
-                                plan.scale_bits)
-    last = int(symbols[-1]) if symbols.size % 2 else 0
-    head = _PAIRS_HEAD.pack(RANS_PAIRS, plan.scale_bits, plan.ids.size, last, 0)
-    return [head, plan.table.data, words.astype("<u2", copy=False).data]
 
 
 def _decode_pairs(mv: memoryview, count: int, out: np.ndarray) -> None:

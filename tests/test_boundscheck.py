@@ -77,13 +77,15 @@ for bits in range(8, 13):
     f = pairs.Field(15 - bits, bits, int(bases[bits - 8]))
     o, c = damage("BF16", zb, chunks.encode_chunk(zb, "BF16", fielded=True, field=f), 60, True)
     field_ok, field_corrupt = field_ok + o, field_corrupt + c
-# Fast chunks: bf16 and f16 whose code streams are RANS_PAIRS (7), damaged anywhere.
+# Level-1 chunks as earlier versions wrote them: bf16 and f16 whose code streams are
+# RANS_PAIRS (7), damaged anywhere.
+from tests.golden.writer_patches import pair_stream, patched_writer
 pair_ok = pair_corrupt = 0
-streams.PAIR_SLACK = 1.0  # take pairs however small the chunk (their table costs ~1%)
 wide = rng.standard_normal(9001) * 0.02
 for name, dt in (("BF16", ml_dtypes.bfloat16), ("F16", np.float16)):
     data = (wide * (1 if name == "BF16" else 1e-3)).astype(dt).tobytes()
-    blob = chunks.encode_chunk(data, name, fielded=True, fast=True)
+    with patched_writer(pair_streams=True):
+        blob = chunks.encode_chunk(data, name, fielded=True, fast=True)
     assert blob[12] == 7, (name, blob[12])
     o, c = damage(name, data, blob, 100, True)
     pair_ok, pair_corrupt = pair_ok + o, pair_corrupt + c
@@ -92,7 +94,7 @@ gain = streams.HIGH_SCALE_MIN_GAIN
 for scale in (12, 14):
     streams.HIGH_SCALE_MIN_GAIN = gain if scale == 12 else -1.0  # -1: always 14 bits
     syms = ((wide[:5001].astype(ml_dtypes.bfloat16).view(np.uint16) >> 7) & 255).astype(np.uint8)
-    blob = b"".join(streams._pairs_stream(syms, streams._pair_plan(syms)[0]))
+    blob = pair_stream(syms)
     assert blob[0] == 7 and blob[1] == scale, blob[:2]
     assert np.array_equal(streams.decode_stream(blob, syms.size), syms)
     for trial in range(100):

@@ -329,11 +329,11 @@ def test_roundtrip_compresses_bf16(tmp_path, api):
 
 
 @pytest.mark.parametrize("kind", ["bf16", "mixed"])
-def test_fast_roundtrips_and_codes_bf16_exponents_in_pairs(kind, tmp_path, api):
+def test_fast_roundtrips_and_codes_bf16_exponents_in_64_state_streams(kind, tmp_path, api):
     from safetensors.numpy import save_file
 
     src = tmp_path / "w.safetensors"
-    if kind == "bf16":  # 1.2 MB of weights: a whole 1 MiB chunk, where pairs pay
+    if kind == "bf16":  # 1.2 MB of weights: a whole 1 MiB chunk, long enough to be wide
         save_file({"w": weights((600, 1000), ml_dtypes.bfloat16, 3)}, str(src))
     else:
         make_model(src, kind)
@@ -348,7 +348,8 @@ def test_fast_roundtrips_and_codes_bf16_exponents_in_pairs(kind, tmp_path, api):
 
         cf = container.ContainerFile(lambda o, n: memoryview(fast)[o:o + n], len(fast))
         i = next(i for i, e in enumerate(cf.index.chunks) if e.decoded_length == 1 << 20)
-        assert bytes(cf.chunk(i)[1])[12] == streams.RANS_PAIRS  # the code stream's method
+        code = bytes(cf.chunk(i)[1])[12:17]  # the code stream's method, ..., its states
+        assert code[0] == streams.RANS_WIDE and code[4] == 6
         assert len(best) < len(fast) < 1.01 * len(best)
     r = invoke(["decompress", "--fast", tmp_path / "fast.ansz"])
     assert r.exit_code == 2 and "--fast" in r.stderr  # a compress option only

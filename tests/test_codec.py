@@ -8,6 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansz import _kernels, chunks, options, rans, streams
+from tests.golden import writer_patches
+from tests.golden.writer_patches import pair_stream
 from ansz.errors import CorruptDataError
 from ansz.dtypes import PAIR_LAYOUTS
 from ansz.pairs import FIELD_TOPS, Field, choose_field
@@ -422,76 +424,54 @@ def exponent_stream(n, seed=0):
     return ((x.view(np.uint16) >> 7) & 0xFF).astype(np.uint8)
 
 
+# RANS_PAIRS streams (method 7) are what level 1 wrote before wide streams; today's writer
+# no longer makes them, the reader still reads them. tests/golden/writer_patches.py keeps
+# the encoder they were made with.
+
+
 @pytest.mark.parametrize("n", [1 << 12, 100_001, 300_000, (1 << 19) + 1])
-def test_pair_stream_roundtrips_and_costs_little_more(n):
+def test_pair_streams_decode(n):
     codes = exponent_stream(n, seed=n)
-    plain = stream_rt(codes, coder="rans")
-    paired = stream_rt(codes, pairs=True)
-    # The pair table (~200 entries, ~500 bytes) is 15% of a 4096-symbol stream, 1.1% at
-    # 100K, 0.4% at 300K: pairs are kept from there on.
-    assert (paired[0] == streams.RANS_PAIRS) == (n >= 300_000)
-    assert len(paired) <= len(plain) * (1 + streams.PAIR_SLACK)
+    paired = pair_stream(codes)
+    assert paired[0] == streams.RANS_PAIRS
     out = np.zeros(n + 1, np.uint8)  # an odd address: decoded through an aligned scratch
     streams.decode_stream(paired, n, out[1:])
     assert out[0] == 0 and np.array_equal(out[1:], codes)
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.data())
+@given(data=st.data())
 def test_pair_stream_roundtrips_any_small_alphabet(data):
     n = data.draw(st.integers(2, 3000))
     k = data.draw(st.integers(2, 12))
     codes = np.asarray(data.draw(st.lists(st.integers(0, 255), min_size=k, max_size=k,
                                           unique=True)), np.uint8)
     symbols = codes[np.random.default_rng(n).integers(0, k, n)]
-    plan = streams._pair_plan(np.concatenate([symbols, np.tile(codes, 4096 // k + 1)]))[0]
-    assert plan is not None  # a long stream of these symbols takes pairs
-    old = streams.PAIRS_MIN
+    saved, writer_patches.PAIR_MIN = writer_patches.PAIR_MIN, 2  # pairs for short streams too
     try:
-        streams.PAIRS_MIN = 2
-        plan = streams._pair_plan(symbols)[0]
-        if plan is None:  # one distinct pair: the coder needs two
-            assert np.unique(symbols[: n - n % 2].view(np.uint16)).size == 1
-            return
-        blob = b"".join(streams._pairs_stream(symbols, plan))
+        blob = pair_stream(symbols)
     finally:
-        streams.PAIRS_MIN = old
+        writer_patches.PAIR_MIN = saved
+    if blob is None:  # one distinct pair: the coder needs two
+        assert np.unique(symbols[: n - n % 2].view(np.uint16)).size == 1
+        return
     assert np.array_equal(streams.decode_stream(blob, n), symbols)
-
-
-def test_pairs_are_not_tried_on_short_or_many_valued_streams():
-    assert streams._pair_plan(exponent_stream(streams.PAIRS_MIN - 1))[0] is None
-    sixty = np.random.default_rng(0).integers(0, 60, 1 << 16, dtype=np.uint8)
-    assert streams._pair_plan(sixty)[0] is None  # ~3600 distinct pairs
-    assert streams.encode_stream(sixty, pairs=True)[0] == streams.RANS
-
-
-@pytest.mark.parametrize("n", [streams.PAIRS_MIN, streams.PAIRS_MIN + 1, 100_001])
-def test_pair_plan_byte_counts_are_the_byte_histogram(n):
-    # The pair histogram's byte counts replace rans.byte_histogram on pair streams, with an
-    # odd last symbol outside every pair; also where there are too many pairs for a plan.
-    for symbols in (exponent_stream(n, seed=n),
-                    np.random.default_rng(n).integers(0, 60, n, dtype=np.uint8)):
-        plan, counts = streams._pair_plan(symbols)
-        assert np.array_equal(counts, rans.byte_histogram(symbols))
-    assert plan is None  # the second stream: ~3600 distinct pairs
-    assert streams._pair_plan(exponent_stream(streams.PAIRS_MIN - 1)) == (None, None)
 
 
 def test_pair_streams_with_14_bit_tables(monkeypatch):
     monkeypatch.setattr(streams, "HIGH_SCALE_MIN_GAIN", -1.0)  # always the 14-bit table
     codes = exponent_stream(300_001, seed=5)
-    blob = stream_rt(codes, pairs=True)
+    blob = pair_stream(codes)
     assert blob[0] == streams.RANS_PAIRS and blob[1] == 14
+    np.testing.assert_array_equal(streams.decode_stream(blob, codes.size), codes)
     with pytest.raises(CorruptDataError):
         streams.decode_stream(blob[:-2], codes.size)
 
 
 def pair_blob():
-    """A RANS_PAIRS stream of 5001 codes (made directly: encode_stream would keep method 6
-    for a stream this short)."""
+    """A RANS_PAIRS stream of 5001 codes."""
     codes = exponent_stream(5001)
-    return codes, b"".join(streams._pairs_stream(codes, streams._pair_plan(codes)[0]))
+    return codes, pair_stream(codes)
 
 
 def table_end(blob) -> int:
@@ -539,7 +519,7 @@ def test_malformed_pair_streams_raise_corrupt_data(mutate, message):
 def test_pair_table_pad_byte_must_be_zero():
     for seed in range(50):  # a table of an odd number of bytes, so followed by a pad byte
         codes = exponent_stream(5001, seed)
-        blob = b"".join(streams._pairs_stream(codes, streams._pair_plan(codes)[0]))
+        blob = pair_stream(codes)
         end = table_end(blob)
         if end % 2:
             break
@@ -550,7 +530,7 @@ def test_pair_table_pad_byte_must_be_zero():
 
 
 @pytest.mark.parametrize("name", list(NP_DTYPES) + ["I8", "BOOL", "BYTES"])
-def test_fast_chunks_roundtrip_and_use_pairs_on_bf16_weights(name):
+def test_fast_chunks_roundtrip_and_use_64_state_streams_on_bf16_weights(name):
     rng = np.random.default_rng(7)
     if name in NP_DTYPES:
         data = (rng.standard_normal(300_001) * 0.02).astype(NP_DTYPES[name]).tobytes()
@@ -562,7 +542,7 @@ def test_fast_chunks_roundtrip_and_use_pairs_on_bf16_weights(name):
     assert chunks.decode_chunk(enc, name, len(data), fielded=fielded).tobytes() == data
     if name == "BF16":
         assert enc[:4] == bytes([7, 8, 0, 0])  # the plain field, no search, no escapes
-        assert enc[12] == streams.RANS_PAIRS
+        assert enc[12] == streams.RANS_WIDE and enc[16] == 6  # 64 states
         best = chunks.encode_chunk(data, name, fielded=True)
         assert len(best) <= len(enc) <= len(best) * 1.01
 

@@ -188,7 +188,7 @@ def test_golden_files_cover_the_format():
         "golden_survey.METHODS no longer lists the codec's stream methods"
     methods = [n for m, n in gs.METHODS.items() if m not in gs.SCALED]
     methods += ["RANS/12", "RANS/14", "RANS_PAIRS/12", "RANS_PAIRS/14", "RANS_U16/12",
-                "RANS_WIDE/12", "RANS_WIDE/14"]
+                "RANS_WIDE/12x32", "RANS_WIDE/14x32", "RANS_WIDE/12x64", "RANS_WIDE/14x64"]
     need("stream methods", methods, union("stream_methods"))
     need("fields", [f"{d}/{b}@{t}" for d, tops in FIELD_TOPS.items() for t in tops
                     for b in range(MIN_FIELD_BITS, MAX_FIELD_BITS + 1)

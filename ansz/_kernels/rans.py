@@ -232,52 +232,6 @@ def _pad_even(out, p):
     return p
 
 
-@njit(cache=True, nogil=True)
-def pair_histogram(values, counts, ids, cnt, bytes_cnt):
-    """The distinct values of ``values`` (uint16) in increasing order into ids (uint16) and
-    their counts into cnt (int64), both of 65536 entries; returns how many. Adds to
-    bytes_cnt (int64[256]) the counts of the values' low and high bytes. counts is
-    uint32[65536] scratch, all zero on entry and again on return."""
-    for i in range(values.size):
-        counts[values[i]] += np.uint32(1)
-    k = 0
-    for v in range(65536):
-        c = counts[v]
-        if c:
-            ids[k] = np.uint16(v)
-            cnt[k] = np.int64(c)
-            bytes_cnt[v & 255] += np.int64(c)
-            bytes_cnt[v >> 8] += np.int64(c)
-            counts[v] = 0
-            k += 1
-    return k
-
-
-@njit(cache=True, nogil=True)
-def pair_ranks(values, ids, rank, out):
-    """out[i] = the index of values[i] in ids (uint16, increasing; every value is in ids).
-    rank is uint16[65536] scratch."""
-    for i in range(ids.size):
-        rank[ids[i]] = np.uint16(i)
-    for i in range(values.size):
-        out[i] = rank[values[i]]
-
-
-@njit(cache=True, nogil=True)
-def write_pair_table(ids, freq, out):
-    """Write a sparse table as LEB128 varints into out (uint8, >= 5 * ids.size + 1 bytes):
-    for each entry, ids[i] - ids[i-1] - 1 (ids[-1] = -1; ids uint16, increasing), then
-    freq[i] (< 2^14); then a zero byte if the count so far is odd. Returns the bytes
-    written."""
-    p = 0
-    prev = np.int64(-1)
-    for i in range(ids.size):
-        p = _write_varint(np.int64(ids[i]) - prev - np.int64(1), out, p)
-        p = _write_varint(np.int64(freq[i]), out, p)
-        prev = np.int64(ids[i])
-    return _pad_even(out, p)
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _read_varint(buf, p, max_bytes):
     """(value, next offset) of the LEB128 varint at buf[p:], or (-1, -1) if buf ends first
@@ -296,7 +250,8 @@ def _read_varint(buf, p, max_bytes):
 
 @njit(cache=True, nogil=True)
 def read_pair_table(buf, start, ids, freq):
-    """Read ids.size entries written by write_pair_table from buf[start:] into ids (uint16)
+    """Read ids.size entries of a RANS_PAIRS stream's table (each two LEB128 varints: the
+    gap to the previous value minus one, then the frequency) from buf[start:] into ids (uint16)
     and freq (uint32). Returns the offset after them, -1 if buf ends first, -2 for an
     over-long varint, -3 for a symbol value past 65535. Every read is checked."""
     p = start

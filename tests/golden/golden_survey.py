@@ -75,12 +75,15 @@ def streams(payload: bytes, pos: int = 0) -> list[bytes]:
 
 
 def stream_kind(stream: bytes) -> str:
-    """A stream's method name, with the table's scale bits for rANS methods ("RANS/12")."""
+    """A stream's method name, with the table's scale bits for rANS methods ("RANS/12"),
+    and the number of states for wide ones ("RANS_WIDE/12x32")."""
     if not stream:
         raise SurveyError("empty stream")
     method = stream[0]
     if method not in METHODS:
         raise SurveyError(f"unknown stream method {method}")
+    if method == 8 and len(stream) > 4:  # RANS_WIDE: the state count too ("RANS_WIDE/12x32")
+        return f"{METHODS[method]}/{stream[1]}x{1 << stream[4]}"
     if method in SCALED:
         return f"{METHODS[method]}/{stream[1]}"
     return METHODS[method]

@@ -52,7 +52,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import golden_survey as gs  # noqa: E402
-from writer_patches import patched_writer  # noqa: E402
+from writer_patches import pair_stream, patched_writer  # noqa: E402
 
 import ansz  # noqa: E402
 from ansz import blocks, chunks, dtypes, streams  # noqa: E402
@@ -203,7 +203,7 @@ class Golden:
     level: int = 2
     coder: str = "auto"
     api: str = "compress_file"  #: or "compress_stream"
-    earlier_writer: str | None = None  #: None, or "u16" / "varint" (see earlier_writer())
+    earlier_writer: str | None = None  #: None, or a key of EARLIER_WRITERS (see earlier_writer())
     description: str = ""
     tensors: dict[str, Expect] = field(default_factory=dict)
     require: dict = field(default_factory=dict)  #: covers key -> values that must be present
@@ -539,7 +539,12 @@ def goldens() -> list[Golden]:
                            "choose, some with escapes",
                tensors=fields_expect()),
         Golden("model_fast.safetensors.ansz", "model_fast.safetensors", fast_original, 16384,
-               level=1, description="level 1 (--fast): plain fields, pair streams",
+               level=1, description="level 1 (--fast): plain fields, rANS only",
+               tensors={"layers.norm.weight": Expect(dtype_code=12, field=(8, 15), chunks=1)}),
+        Golden("earlier_pairs.safetensors.ansz", "model_fast.safetensors", fast_original, 16384,
+               level=1, earlier_writer="pairs",
+               description="level 1 as written before wide streams: code streams as rANS "
+                           "pair streams (method 7)",
                tensors={"layers.norm.weight": Expect(dtype_code=12, field=(8, 15), chunks=1,
                                                      methods=("RANS_PAIRS/12",)),
                         "codes.u8": Expect(dtype_code=2, chunks=1, methods=("RANS_PAIRS/14",))},
@@ -552,9 +557,15 @@ def goldens() -> list[Golden]:
         Golden("wide.safetensors.ansz", "wide.safetensors", wide_original, WIDE_CHUNK,
                description="chunks of 2^17 symbols: wide rANS streams (method 8), header "
                            "flag 1",
-               tensors={"codes.u8": Expect(dtype_code=2, chunks=1, methods=("RANS_WIDE/12",)),
-                        "w.f8": Expect(dtype_code=4, chunks=1, methods=("RANS_WIDE/14",))},
-               require={"stream_methods": ["RANS_WIDE/12", "RANS_WIDE/14"]}),
+               tensors={"codes.u8": Expect(dtype_code=2, chunks=1, methods=("RANS_WIDE/12x32",)),
+                        "w.f8": Expect(dtype_code=4, chunks=1, methods=("RANS_WIDE/14x32",))},
+               require={"stream_methods": ["RANS_WIDE/12x32", "RANS_WIDE/14x32"]}),
+        Golden("wide_fast.safetensors.ansz", "wide.safetensors", wide_original, WIDE_CHUNK,
+               level=1, description="level 1 with chunks of 2^17 symbols: wide rANS streams of "
+                                    "64 states",
+               tensors={"codes.u8": Expect(dtype_code=2, chunks=1, methods=("RANS_WIDE/12x64",)),
+                        "w.f8": Expect(dtype_code=4, chunks=1, methods=("RANS_WIDE/14x64",))},
+               require={"stream_methods": ["RANS_WIDE/12x64", "RANS_WIDE/14x64"]}),
         Golden("model.gguf.ansz", "model.gguf", gguf_original, 2048,
                description="GGUF with every block type (planes, and whole for random blocks), "
                            "F32, F16, BF16, I8 and I32 tensors",
@@ -590,6 +601,7 @@ def goldens() -> list[Golden]:
 
 #: The earlier writers imitated, as recorded in MANIFEST.json.
 EARLIER_WRITERS = {
+    "pairs": "code streams of level-1 chunks as rANS pair streams (method 7)",
     "u16": "dtype codes 7-10 (plain coding pairs), rANS streams as method 2 (u16 tables), "
            "an uncoded (type 2) index record",
     "varint": "dtype codes 7-10 (plain coding pairs), rANS streams as method 6 (varint "
@@ -606,6 +618,8 @@ def earlier_writer(step: str | None):
         return contextlib.nullcontext()
     if step not in EARLIER_WRITERS:
         raise ValueError(step)
+    if step == "pairs":
+        return patched_writer(pair_streams=True)
     return patched_writer(u16_tables=step == "u16", plain_codes=True, raw_index=True)
 
 
@@ -724,7 +738,7 @@ class Vector:
     options: dict
     expect: list  #: stream kinds the payload must have, in order (checked here)
     dtype: str | None = None
-    patch: str | None = None  #: "u16_tables" or "high_scale" (see patched())
+    patch: str | None = None  #: None or a patch of patched(): "u16_tables", "high_scale", "pairs"...
     field_expect: tuple | None = None
 
 
@@ -734,16 +748,18 @@ def patched(patch: str | None):
     tables always."""
     if patch is None:
         return contextlib.nullcontext()
-    if patch not in ("u16_tables", "high_scale"):
+    if patch not in ("u16_tables", "high_scale", "pairs", "pairs+high_scale"):
         raise ValueError(patch)
     return patched_writer(u16_tables=patch == "u16_tables",
-                          always_high_scale=patch == "high_scale")
+                          always_high_scale=patch.endswith("high_scale"))
 
 
 def encode_entry(e: dict) -> bytes:
     """The payload a vectors.json entry describes, as today's encoder writes it."""
     data, opts = bytes.fromhex(e["input"]), dict(e["options"])
     with patched(e["patch"]):
+        if e["kind"] == "stream" and (e["patch"] or "").startswith("pairs"):
+            return pair_stream(np.frombuffer(data, np.uint8))  # as level 1 once wrote them
         if e["kind"] == "stream":
             return streams.encode_stream(np.frombuffer(data, np.uint8), **opts)
         if e["kind"] == "block":
@@ -800,11 +816,11 @@ def vectors() -> list[Vector]:
         Vector("stream_auto", "stream", skew, {}, None),
         Vector("stream_zstd", "stream", text_bytes(r(5), 400), {"try_zstd": True}, ["ZSTD"]),
         Vector("stream_pairs12", "stream", paired_bytes(r(6), 4096, 0.95).tobytes(),
-               {"pairs": True}, ["RANS_PAIRS/12"]),
+               {}, ["RANS_PAIRS/12"], patch="pairs"),
         Vector("stream_pairs12_odd", "stream", paired_bytes(r(7), 4098, 0.95)[:4097].tobytes(),
-               {"pairs": True}, ["RANS_PAIRS/12"]),
+               {}, ["RANS_PAIRS/12"], patch="pairs"),
         Vector("stream_pairs14", "stream", paired_bytes(r(8), 4096, 0.95).tobytes(),
-               {"pairs": True}, ["RANS_PAIRS/14"], patch="high_scale"),
+               {}, ["RANS_PAIRS/14"], patch="pairs+high_scale"),
         # Chunks: plain coding pairs (dtype codes 7-10, fielded=False) ...
         Vector("chunk_bytes_zstd", "chunk", text_bytes(r(9), 600), {}, ["ZSTD"], dtype="BYTES"),
         Vector("chunk_u8", "chunk", skew, {}, None, dtype="U8"),
@@ -838,7 +854,7 @@ def vectors() -> list[Vector]:
                           {"fielded": True, "field": [fld.shift, fld.bits, fld.base]},
                           None, dtype=dtype, field_expect=(bits, shift + bits)))
     out.append(Vector("chunk_bf16_fast", "chunk", stacked_norms(r(13), 8, 512).tobytes(),
-                      {"fielded": True, "fast": True}, ["RANS_PAIRS/12", "RANS/12"], dtype="BF16",
+                      {"fielded": True, "fast": True}, ["RANS/12", "RANS/12"], dtype="BF16",
                       field_expect=(8, 15)))
     # Block chunks: each type's planes, and the whole-chunk form.
     for i, qt in enumerate(blocks.BLOCK_TYPES):

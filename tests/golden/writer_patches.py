@@ -14,11 +14,59 @@ the work inside the block may use threads.
 from __future__ import annotations
 
 import contextlib
+import struct
 from typing import Iterator
 
 import numpy as np
 
-from ansz import container, dtypes, streams
+from ansz import chunks, container, dtypes, rans, streams
+
+#: RANS_PAIRS streams (stream method 7) were written for streams of at least PAIR_MIN
+#: symbols whose pairs take 2 to PAIR_MAX values.
+PAIR_MIN, PAIR_MAX = 1 << 12, 1024
+
+
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while v >= 128:
+        out.append((v & 127) | 128)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def pair_stream(symbols: np.ndarray) -> bytes | None:
+    """``symbols`` (uint8) as a RANS_PAIRS stream, as level 1 wrote its code streams before
+    wide streams (docs/FORMAT.md, "rANS pair stream"); None where pairs do not apply."""
+    symbols = np.ascontiguousarray(symbols, np.uint8)
+    n = symbols.size
+    if n < PAIR_MIN:
+        return None
+    values = symbols[:n - n % 2].view("<u2")
+    ids, ranks, counts = np.unique(values, return_inverse=True, return_counts=True)
+    if not 2 <= ids.size <= PAIR_MAX:
+        return None
+    scale_bits, freq, _ = streams.rans_plan(counts)
+    words = rans.encode_symbols(ranks.astype(np.uint16), freq, scale_bits=scale_bits)
+    gaps = np.diff(ids.astype(np.int64), prepend=-1) - 1
+    table = b"".join(_varint(int(g)) + _varint(int(f)) for g, f in zip(gaps, freq))
+    table += b"\0" * (len(table) % 2)
+    last = int(symbols[-1]) if n % 2 else 0
+    return (struct.pack("<BBHBB", streams.RANS_PAIRS, scale_bits, ids.size, last, 0) + table
+            + words.astype("<u2").tobytes())
+
+
+def _pair_parts(today):
+    """encode_stream_parts that codes every stream pairs apply to as a RANS_PAIRS stream."""
+
+    def parts(symbols, *, try_zstd=False, coder="auto", **kw):
+        if not try_zstd and coder in ("auto", "rans"):
+            paired = pair_stream(symbols)
+            if paired is not None and len(paired) < len(symbols):
+                return [paired]
+        return today(symbols, try_zstd=try_zstd, coder=coder, **kw)
+
+    return parts
 
 
 def _u16_table(freq) -> bytes:
@@ -31,7 +79,8 @@ def _raw_index(text: bytes, offset: int) -> tuple[int, bytes]:
 
 @contextlib.contextmanager
 def patched_writer(*, u16_tables: bool = False, plain_codes: bool = False,
-                   raw_index: bool = False, always_high_scale: bool = False) -> Iterator[None]:
+                   raw_index: bool = False, always_high_scale: bool = False,
+                   pair_streams: bool = False) -> Iterator[None]:
     """While the block runs, the writer:
 
     * ``u16_tables``: writes rANS streams as stream method 2 (RANS_U16), frequency tables
@@ -41,12 +90,15 @@ def patched_writer(*, u16_tables: bool = False, plain_codes: bool = False,
     * ``raw_index``: writes the index record uncoded (record type 2) instead of
       zstd-coded (type 3);
     * ``always_high_scale``: builds the 14-bit rANS table even when the 12-bit one is as
-      good (``HIGH_SCALE_MIN_GAIN = -1``).
+      good (``HIGH_SCALE_MIN_GAIN = -1``);
+    * ``pair_streams``: codes every chunk stream of at least PAIR_MIN symbols with 2 to
+      PAIR_MAX distinct pairs as a RANS_PAIRS stream (:func:`pair_stream`), as level 1
+      coded its code streams before wide streams.
 
     Everything is restored on exit, also after an exception.
     """
     saved = (streams.RANS, streams.varint_table, streams.HIGH_SCALE_MIN_GAIN,
-             dict(dtypes._CODE_OF), container.index_record)
+             dict(dtypes._CODE_OF), container.index_record, chunks.encode_stream_parts)
     try:
         if u16_tables:
             streams.RANS = streams.RANS_U16
@@ -59,9 +111,12 @@ def patched_writer(*, u16_tables: bool = False, plain_codes: bool = False,
             container.index_record = _raw_index
         if always_high_scale:
             streams.HIGH_SCALE_MIN_GAIN = -1.0
+        if pair_streams:
+            chunks.encode_stream_parts = _pair_parts(chunks.encode_stream_parts)
         yield
     finally:
         streams.RANS, streams.varint_table, streams.HIGH_SCALE_MIN_GAIN = saved[:3]
         dtypes._CODE_OF.clear()
         dtypes._CODE_OF.update(saved[3])
         container.index_record = saved[4]
+        chunks.encode_stream_parts = saved[5]
