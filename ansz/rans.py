@@ -181,7 +181,7 @@ def encode_symbols_wide(symbols: np.ndarray, freq: np.ndarray, nstates: int,
     sb = np.int64(scale_bits)
     start = kernels.rans_encode_wide(symbols, kernels.encoder_table(freq, sb),
                                      kernels.encoder_table_lanes(freq, sb), out,
-                                     np.int64(nstates))
+                                     np.int64(nstates), sb)
     return out[start:]
 
 

@@ -38,6 +38,8 @@ SIGNATURES: dict[str, list[tuple[str, ...]]] = {
     "pack_top": [(U8, "i64", OUT_U8)],
     "unpack_top": [(U8, "i64", OUT_U8)],
     "byte_histogram": [(U8,)],
+    "entropy_bits": [(I64,)],
+    "sampled_entropy": [(U8, "i64")],
     # rANS (ansz._kernels.rans)
     "normalize_counts": [(I64, "i64")],
     "encoder_table": [(U32, "i64")],
@@ -51,7 +53,7 @@ SIGNATURES: dict[str, list[tuple[str, ...]]] = {
     "encoder_table_lanes": [(U32, "i64")],
     "write_bitlen_table": [(U32, OUT_U8)],
     "read_bitlen_table": [(U8, "i64", OUT_U32)],
-    "rans_encode_wide": [(U8, U64, U32, OUT_U16, "i64")],
+    "rans_encode_wide": [(U8, U64, U32, OUT_U16, "i64", "i64")],
     "rans_decode_wide12": [(U16, U8, U32, OUT_U8, "i64")],
     "rans_decode_wide14": [(U16, U8, U32, OUT_U8, "i64")],
     "build_decoder_tables": [(U8, U32, OUT_U8, OUT_U32), (U16, U32, OUT_U16, OUT_U32)],

@@ -485,3 +485,33 @@ def byte_histogram(data):
     for s in range(256):
         out[s] = h[0, s] + h[1, s] + h[2, s] + h[3, s]
     return out
+
+
+@njit(cache=True, nogil=True)
+def entropy_bits(counts):
+    """Order-0 entropy of counts (int64[A], none negative) times their total, in bits:
+    sum(c * log2(total / c)) over the nonzero counts; 0.0 for an empty histogram."""
+    total = np.int64(0)
+    for c in counts:
+        total += c
+    if total == 0:
+        return 0.0
+    t = np.float64(total)
+    acc = 0.0
+    for c in counts:
+        if c > 0:
+            p = np.float64(c) / t
+            acc -= p * np.log2(p)
+    return acc * t
+
+
+@njit(cache=True, nogil=True)
+def sampled_entropy(data, step):
+    """(entropy_bits of the histogram of data[::step], the sample's size) for a uint8[::1]
+    array and step >= 1: how compressible a plane looks, without a full histogram."""
+    h = np.zeros(256, np.int64)
+    n = 0
+    for i in range(0, data.size, step):
+        h[data[i]] += 1
+        n += 1
+    return entropy_bits(h), n

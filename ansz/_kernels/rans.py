@@ -598,7 +598,8 @@ def _lanes_decoder(nvec):
 def _lanes_encoder(nvec):
     """An intrinsic: the whole groups of an encoder of 16 * nvec states.
 
-    ``(codes, enc_lanes, out, st, ptr, ngroups) -> ptr`` encodes groups ``ngroups - 1`` down
+    ``(codes, enc_lanes, out, st, ptr, ngroups, scale_bits) -> ptr`` encodes groups
+    ``ngroups - 1`` down
     to 0 (of 16 * nvec codes each, lanes last to first), states from and back to ``st``
     (uint32), writing words below ``out[ptr]`` as rans_encode does: the states that
     renormalize store their low 16 bits with one compressing store. enc_lanes is
@@ -607,15 +608,18 @@ def _lanes_encoder(nvec):
     """
 
     @intrinsic
-    def encode_groups(typingctx, codes, enc_lanes, out, st, ptr0, ngroups):
-        sig = types.int64(codes, enc_lanes, out, st, ptr0, ngroups)
+    def encode_groups(typingctx, codes, enc_lanes, out, st, ptr0, ngroups, scale_bits):
+        sig = types.int64(codes, enc_lanes, out, st, ptr0, ngroups, scale_bits)
 
         def codegen(context, builder, signature, args):
             arrays = [context.make_array(t)(context, builder, a)
                       for t, a in zip(signature.args[:4], args[:4])]
             cp, ep, op, stp = (a.data for a in arrays)
-            ptr0_v, ng_v = args[4:]
+            ptr0_v, ng_v, sb_v = args[4:]
             i1, i8, i16, i32, i64, vec, const, splat = _vector_tools(builder)
+            sb = splat(builder.trunc(sb_v, i32), i32)
+            m = builder.shl(const(i32, 1), sb)
+            x_max_shift = builder.sub(const(i32, 31), sb)
             compress = _declare(builder.module, "llvm.masked.compressstore.v16i16",
                                 ir.FunctionType(ir.VoidType(), [vec(i16), ir.PointerType(i16), vec(i1)]))
             ebase = splat(builder.ptrtoint(ep, i64), i64)
@@ -644,8 +648,11 @@ def _lanes_encoder(nvec):
                 src = builder.gep(cp, [builder.add(first, ir.Constant(i64, LANES * k))])
                 code = builder.load(builder.bitcast(src, ir.PointerType(vec(i8))), align=1)
                 row = builder.add(ebase, builder.shl(builder.zext(code, vec(i64)), const(i64, 4)))
-                x_max, rcp, packed, bias = (_gather32(builder, builder.add(row, const(i64, off)))
-                                            for off in (0, 4, 8, 12))
+                rcp, packed, bias = (_gather32(builder, builder.add(row, const(i64, off)))
+                                     for off in (4, 8, 12))
+                # x_max = ((RANS_L >> scale_bits) << 16) * freq, freq = M - cmpl_freq: no gather
+                cmpl = builder.lshr(packed, const(i32, 8))
+                x_max = builder.shl(builder.sub(m, cmpl), x_max_shift)
                 big = builder.icmp_unsigned(">=", x, x_max)
                 pc = builder.sub(pc, _popcount16(builder, big))
                 builder.call(compress, [builder.trunc(x, vec(i16)), builder.gep(op, [pc]), big])
@@ -654,8 +661,7 @@ def _lanes_encoder(nvec):
                                                            builder.zext(rcp, vec(i64))),
                                                const(i64, 32)), vec(i32))
                 q = builder.lshr(q, builder.and_(packed, const(i32, 0xFF)))
-                new[k] = builder.add(builder.add(x, bias),
-                                     builder.mul(q, builder.lshr(packed, const(i32, 8))))
+                new[k] = builder.add(builder.add(x, bias), builder.mul(q, cmpl))
             g.add_incoming(g1, body)
             p.add_incoming(pc, body)
             for x, nx in zip(xs, new):
@@ -694,11 +700,11 @@ def encoder_table_lanes(freq, scale_bits):
 
 
 @njit(cache=True, nogil=True)
-def rans_encode_wide(codes, enc, enc_lanes, out, nstates):
+def rans_encode_wide(codes, enc, enc_lanes, out, nstates, scale_bits):
     """rans_encode with nstates (32 or 64) states: codes (uint8) into out (uint16[::1], at
     least codes.size + 2 * nstates words), words written backwards from its end; returns the
     index of the first word. enc and enc_lanes are encoder_table's and encoder_table_lanes'
-    for the same frequencies (every code's >= 1). The codes past the last whole group go
+    for the same frequencies (every code's >= 1) at scale_bits. The codes past the last whole group go
     first, one by one; the whole groups then 16 states at a time. Returns -1 (nothing
     written) for another nstates or too small an out."""
     if (nstates != 32 and nstates != 64) or out.size < codes.size + 2 * nstates:
@@ -716,10 +722,11 @@ def rans_encode_wide(codes, enc, enc_lanes, out, nstates):
     st = np.empty(nstates, np.uint32)
     for j in range(nstates):
         st[j] = np.uint32(states[j])
+    sb = np.int64(scale_bits)
     if nstates == 32:
-        p = _encode_groups32(codes, enc_lanes, out, st, np.int64(ptr), np.int64(full // ns))
+        p = _encode_groups32(codes, enc_lanes, out, st, np.int64(ptr), np.int64(full // ns), sb)
     else:
-        p = _encode_groups64(codes, enc_lanes, out, st, np.int64(ptr), np.int64(full // ns))
+        p = _encode_groups64(codes, enc_lanes, out, st, np.int64(ptr), np.int64(full // ns), sb)
     p -= 2 * nstates
     for j in range(nstates):
         out[p + 2 * j] = np.uint16(st[j] & np.uint32(0xFFFF))
