@@ -25,7 +25,9 @@ from click.testing import CliRunner
 from safetensors.numpy import save_file
 
 from ansz import __version__
-from ansz.cli import _Size, cli, human_size
+from ansz.cli import cli
+from ansz.cli.args import Size
+from ansz.cli.report import human_size
 
 ROOT = Path(__file__).resolve().parents[1]
 MAN = ROOT / "man" / "ansz.1"
@@ -217,7 +219,7 @@ def test_bad_threads_env_is_a_usage_error():
     ("4MB", 4 << 20), ("4 MiB", 4 << 20), ("1G", 1 << 30), ("100B", 100),
 ])
 def test_size_parser(text, n):
-    assert _Size().convert(text, None, None) == n
+    assert Size().convert(text, None, None) == n
 
 
 @pytest.mark.parametrize("text", ["", "M", "4Q", "-1", "1.5M", "4iB", "0", "4Mi B"])
@@ -225,7 +227,7 @@ def test_size_parser_rejects(text):
     import click
 
     with pytest.raises(click.BadParameter):
-        _Size().convert(text, None, None)
+        Size().convert(text, None, None)
 
 
 def test_human_size():

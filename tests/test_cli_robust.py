@@ -29,8 +29,7 @@ from click.testing import CliRunner
 from safetensors.numpy import save_file
 
 from ansz import __version__
-from ansz import cli as cli_module
-from ansz.cli import cli
+from ansz.cli import cli, jobs, signals
 
 ANSZ = shutil.which("ansz")
 
@@ -194,14 +193,14 @@ def test_disk_full_device_names_the_device(command, model):
 
 def _output_appears_after_the_check(monkeypatch):
     """Another writer creates the output between the CLI's check and the API's publish."""
-    real = cli_module._check_output
+    real = jobs.check_output
 
     def check_then_race(src, dst, force, rep):
         decision = real(src, dst, force, rep)
         Path(dst).write_bytes(b"the other writer's output")
         return decision
 
-    monkeypatch.setattr(cli_module, "_check_output", check_then_race)
+    monkeypatch.setattr(jobs, "check_output", check_then_race)
 
 
 @pytest.mark.parametrize("stdin", [False, True])
@@ -459,7 +458,7 @@ def test_a_run_that_does_not_stop_is_ended_at_the_deadline(tmp_path):
         proc.kill()
         proc.wait()
     assert proc.returncode == 143 and proc.stderr.read() == b""
-    assert cli_module.STOP_DEADLINE <= took < cli_module.STOP_DEADLINE + 10
+    assert signals.STOP_DEADLINE <= took < signals.STOP_DEADLINE + 10
     assert os.listdir(tmp_path) == [src.name] and src.read_bytes() == original
 
 
@@ -480,13 +479,13 @@ def test_unraisable_interrupt_is_delivered_again(monkeypatch):
     sent = queue.Queue()
     monkeypatch.setattr("_thread.interrupt_main", sent.put)
     previous = []
-    hook = cli_module._redeliver_swallowed_interrupts(previous.append)
+    hook = signals.redeliver_swallowed_interrupts(previous.append)
 
     class Unraisable:
         def __init__(self, exc):
             self.exc_type, self.exc_value = type(exc), exc
 
-    hook(Unraisable(cli_module._Terminated(signal.SIGHUP)))
+    hook(Unraisable(signals.Terminated(signal.SIGHUP)))
     assert sent.get(timeout=10) == signal.SIGHUP
     hook(Unraisable(KeyboardInterrupt()))
     assert sent.get(timeout=10) == signal.SIGINT
