@@ -17,7 +17,8 @@ from safetensors.numpy import save_file
 from ansz import _io, api, chunks, streams
 from ansz.formats import detect
 from ansz import container as c
-from ansz.errors import AnszError, CorruptDataError, FormatError, UnsupportedError
+from ansz.errors import (AnszError, CorruptDataError, FormatError, OutputExistsError,
+                         UnsupportedError)
 
 CHUNK = 64 << 10
 RNG = np.random.default_rng(0)
@@ -239,17 +240,17 @@ def test_overwrite_same_file_and_directory_refusals(tmp_path):
     src.write_bytes(b"abc" * 1000)
     dst = tmp_path / "a.ansz"
     dst.write_bytes(b"keep me")
-    with pytest.raises(AnszError, match="already exists; use --force"):
+    with pytest.raises(OutputExistsError, match=r"a.ansz already exists \(overwrite=True "):
         api.compress_file(src, dst)
     assert dst.read_bytes() == b"keep me"
     api.compress_file(src, dst, overwrite=True)
     assert dst.read_bytes()[:8] == c.MAGIC
     with pytest.raises(AnszError, match="already exists"):
         api.decompress_file(dst, src)
-    with pytest.raises(AnszError, match="input file itself"):
+    with pytest.raises(AnszError, match="input and output are the same file"):
         api.compress_file(src, src, overwrite=True)
     os.link(src, tmp_path / "hardlink")
-    with pytest.raises(AnszError, match="input file itself"):
+    with pytest.raises(AnszError, match="input and output are the same file"):
         api.compress_file(src, tmp_path / "hardlink", overwrite=True)
     (tmp_path / "dir").mkdir()
     with pytest.raises(AnszError, match="directory"):

@@ -25,6 +25,7 @@ from click.testing import CliRunner
 from safetensors.numpy import save_file
 
 from ansz import __version__
+from ansz.errors import AnszError
 from ansz.cli import cli
 from ansz.cli.args import Size
 from ansz.cli.report import human_size
@@ -599,6 +600,24 @@ def test_rm_syncs_and_verifies_before_removing(tmp_path, api, monkeypatch):
     r = invoke(["compress", "--rm", src])
     assert r.exit_code == 1 and src.exists() and "does not verify" in r.stderr
     assert synced == [False, True]
+
+
+def test_the_command_and_the_api_refuse_the_same_outputs_alike(tmp_path, api):
+    """One overwrite policy: the command says what the API says, with -f for overwrite=True."""
+    src = make_bytes(tmp_path / "a.bin")
+    existing = tmp_path / "old.ansz"
+    existing.write_bytes(b"keep me")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "link").symlink_to(src)
+    for dst, force in [(existing, False), (src, True), (tmp_path / "link", True),
+                       (tmp_path / "dir", True)]:
+        with pytest.raises(AnszError) as refused:
+            api.compress_file(src, dst, overwrite=force)
+        r = invoke(["compress", *(["-f"] if force else []), "-o", dst, src])
+        said = str(refused.value).replace("overwrite=True replaces it", "use -f to overwrite")
+        assert (r.exit_code, error_lines(r.stderr)) == (1, [f"ansz: {src}: {said}"])
+    assert existing.read_bytes() == b"keep me" and (tmp_path / "dir").is_dir()
+    assert leftovers(tmp_path) == []
 
 
 def test_unknown_suffix_on_decompress(tmp_path, api):

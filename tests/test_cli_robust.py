@@ -221,8 +221,10 @@ def test_without_force_an_output_that_appeared_meanwhile_is_kept(tmp_path, monke
     src = make_model(tmp_path / "m.safetensors")
     _output_appears_after_the_check(monkeypatch)
     r = invoke(["compress", src])
-    assert r.exit_code == 1 and "already exists" in r.stderr
-    assert (tmp_path / "m.safetensors.ansz").read_bytes() == b"the other writer's output"
+    dst = tmp_path / "m.safetensors.ansz"
+    assert r.exit_code == 1  # with the command line's wording, not the API's
+    assert r.stderr == f"ansz: {src}: {dst} already exists (use -f to overwrite)\n"
+    assert dst.read_bytes() == b"the other writer's output"
     assert leftovers(tmp_path) == []
 
 

@@ -22,7 +22,7 @@ import sys
 from contextlib import contextmanager
 from typing import Any, BinaryIO, Callable, Iterator
 
-from ..errors import AnszError
+from ..errors import AnszError, OutputExistsError
 from . import signals, stdio
 from .args import STDIN, STDOUT, CodecOptions, Operand
 from .report import Reporter, Skip, human_size, isatty, os_message, percent
@@ -63,22 +63,25 @@ def check_input(src: Operand) -> os.stat_result | None:
     return st
 
 
+#: How the command line says that an output exists (with OutputExistsError's wording).
+FORCE_HINT = "use -f to overwrite"
+
+
 def check_output(src: Operand, dst: str, force: bool, rep: Reporter) -> bool:
-    """Returns whether ``dst`` may be replaced; raises :class:`Skip` if it must not be."""
-    if not os.path.lexists(dst):
-        return False
-    if src is not STDIN and os.path.exists(dst) and os.path.samefile(src, dst):
-        raise Skip(f"input and output are the same file ({dst})")
-    if os.path.isdir(dst):
-        raise Skip(f"output {dst} is a directory")
-    if force:
+    """Returns whether ``dst`` may be replaced: the API's policy (:func:`ansz._io.check_output`),
+    plus a question on a terminal before an existing output is replaced without ``-f``.
+    Raises :class:`Skip` if it must not be."""
+    from .._io import check_output as policy
+
+    try:
+        return policy(dst, None if src is STDIN else src, overwrite=force, hint=FORCE_HINT)
+    except OutputExistsError:
+        if not (src is not STDIN and rep.level >= 2 and isatty(sys.stdin)
+                and isatty(sys.stderr)):
+            raise
+    if ask(f"ansz: {dst} already exists; overwrite?"):
         return True
-    if (src is not STDIN and rep.level >= 2 and isatty(sys.stdin)
-            and isatty(sys.stderr)):
-        if ask(f"ansz: {dst} already exists; overwrite?"):
-            return True
-        raise Skip(f"{dst} not overwritten")
-    raise Skip(f"{dst} already exists (use -f to overwrite)")
+    raise Skip(f"{dst} not overwritten")
 
 
 def ask(question: str) -> bool:
@@ -181,13 +184,16 @@ class Job:
         regular = st is not None and stat.S_ISREG(st.st_mode)
         with signals.writing(dst), rep.progress_bar(label, total) as cb:
             kw["progress"] = functools.partial(_progress, cb)
-            if regular and dst is not STDOUT and not is_device_or_fifo(dst):
-                fn = api.compress_file if o.compressing else api.decompress_file
-                report = fn(src, dst, overwrite=replace, sync=o.remove, **kw)
-            else:
-                stream = api.compress_stream if o.compressing else api.decompress_stream
-                with open_input(src) as ifh, open_output(dst, replace, o.remove) as ofh:
-                    report = stream(ifh, ofh, **kw)
+            try:
+                if regular and dst is not STDOUT and not is_device_or_fifo(dst):
+                    fn = api.compress_file if o.compressing else api.decompress_file
+                    report = fn(src, dst, overwrite=replace, sync=o.remove, **kw)
+                else:
+                    stream = api.compress_stream if o.compressing else api.decompress_stream
+                    with open_input(src) as ifh, open_output(dst, replace, o.remove) as ofh:
+                        report = stream(ifh, ofh, **kw)
+            except OutputExistsError as e:  # it appeared meanwhile: say it as the CLI does
+                raise OutputExistsError(e.path, FORCE_HINT) from None
         self.summary(src, dst, report)
         if o.remove and regular:
             remove_source(src, dst, o.compressing, o.threads, rep)
@@ -251,7 +257,9 @@ def open_output(dst: Operand, replace: bool, sync: bool) -> Iterator[BinaryIO]:
         with open(dst, "wb", buffering=0) as fh:  # unbuffered: no write left for close()
             yield stdio.NamedOutput(fh, dst)
     else:
-        with api().atomic_output(dst, overwrite=replace, sync=sync) as fh:
+        from .._io import atomic_output
+
+        with atomic_output(dst, overwrite=replace, sync=sync) as fh:
             yield fh
 
 

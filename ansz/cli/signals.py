@@ -213,7 +213,8 @@ def watch_for_a_stuck_stop(deadline: float = STOP_DEADLINE) -> None:
     threading.Thread(target=watch, daemon=True, name="ansz-stop-watch").start()
 
 
-#: ``atomic_output``'s temporary names: ``.NAME.XXXXXXXX.tmp`` (tempfile's random part).
+#: The temporary names of :func:`ansz._io.atomic_output`: ``.NAME.XXXXXXXX.tmp`` (tempfile's
+#: random part). Written out here: importing ansz._io would slow ``ansz --help`` (hashlib).
 _TEMPORARY_NAME = re.compile(r"\..*\.[a-z0-9_]{8}\.tmp", re.DOTALL)
 
 
