@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 from safetensors.numpy import save_file
 
-from ansz import __version__
+from ansz import __version__, container
 from ansz.errors import AnszError
 from ansz.cli import cli
 from ansz.cli.args import Size
@@ -685,6 +685,55 @@ def test_verify_json(tmp_path, api):
     r = invoke(["verify", "--json", tmp_path / "nope.ansz"])
     assert r.exit_code == 1 and json.loads(r.stdout)["ok"] is False
     assert len(error_lines(r.stderr)) == 1
+
+
+def _from_a_newer_ansz(tmp_path: Path, api, flags: int = 0x8000) -> Path:
+    """A sound container whose file header sets a flag this ansz does not know (its CRC
+    fixed): what a newer writer's feature looks like."""
+    src = make_model(tmp_path / "m.safetensors", "mixed")
+    packed = tmp_path / "m.safetensors.ansz"
+    api.compress_file(src, packed)
+    src.unlink()
+    blob = packed.read_bytes()
+    head = container.pack_file_header(container.parse_file_header(blob), flags=flags)
+    packed.write_bytes(head + blob[len(head):])
+    return packed
+
+
+@pytest.mark.parametrize("args", [["decompress"], ["decompress", "-c"], ["verify"],
+                                  ["verify", "--json"], ["info"], ["info", "--json"]])
+def test_a_container_from_a_newer_ansz_exits_3(args, tmp_path, api):
+    packed = _from_a_newer_ansz(tmp_path, api)
+    r = invoke([*args, packed])
+    assert r.exit_code == 3
+    (line,) = error_lines(r.stderr)
+    assert line.startswith(f"ansz: {packed}: needs a newer ansz than {__version__}: ")
+    assert "header flags 0x8000" in line
+    if "--json" in args and args[0] == "verify":
+        doc = json.loads(r.stdout)
+        assert doc["ok"] is False and "needs a newer ansz" in doc["message"]
+    else:
+        assert r.stdout == ""  # neither restored bytes, nor "OK", nor "FAILED"
+    assert not (tmp_path / "m.safetensors").exists() and leftovers(tmp_path) == []
+
+
+def test_newer_and_corrupt_containers_are_told_apart(tmp_path, api):
+    newer = _from_a_newer_ansz(tmp_path, api)
+    corrupt = tmp_path / "corrupt.ansz"
+    blob = bytearray(newer.read_bytes())
+    blob[10] ^= 0x01  # the flags again, without fixing the header's CRC: corrupt, not newer
+    corrupt.write_bytes(bytes(blob))
+    r = invoke(["decompress", "-c", corrupt])
+    assert r.exit_code == 1 and "needs a newer" not in r.stderr and "checksum" in r.stderr
+    # With several inputs: 3 only if every failure is for want of a newer ansz.
+    good = tmp_path / "good.ansz"
+    api.compress_file(make_bytes(tmp_path / "x.bin"), good)
+    assert invoke(["info", good, newer]).exit_code == 3
+    assert invoke(["info", newer, corrupt, good]).exit_code == 1
+    # ... and through the installed command, from standard input too.
+    assert run(["decompress", "-c"], input=newer.read_bytes()).returncode == 3
+    p = run(["verify", newer])
+    assert p.returncode == 3 and p.stdout == b""
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "middle"])

@@ -15,7 +15,8 @@ reports (docs: ``man/ansz.1``):
 
 This module holds the ``ansz`` group and :func:`main`, the console-script entry point
 (``python -m ansz`` calls it too). Exit status: 0 ok, 1 failure (bad input, verify
-mismatch, I/O error), 2 usage error, 128 + N when stopped by signal N. One line per error
+mismatch, I/O error), 2 usage error, 3 when the only failures are inputs that need a newer
+ansz (format version, header flags, dtype codes), 128 + N when stopped by signal N. One line per error
 on stderr (``ansz: FILE: message``), never a traceback.
 
 Start-up matters (``ansz --help`` within 0.15 s), so the package imports only click and the
@@ -157,7 +158,8 @@ def cli() -> None:
       ansz verify model.safetensors.ansz
       cat m.safetensors | ansz compress -c > m.ansz
 
-    Exit status: 0 ok, 1 failure, 2 usage error. See man ansz.
+    Exit status: 0 ok, 1 failure, 2 usage error, 3 an input needs a newer ansz.
+    See man ansz.
     """
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from ..errors import AnszError, UnsupportedError
 from .args import (STDIN, CodecOptions, Command, codec_options, common_options, operands,
                    threads_option)
 from .jobs import MODEL_SUFFIX, SUFFIX, Job, api, check_input, codec_api, expand_directories
@@ -95,7 +96,11 @@ def verify(ctx: click.Context, file: str, original: str | None, threads: int, as
         check_input(file)
         if original is not None:
             check_input(original)
-        reports.append(codec_api().verify_file(file, original, threads=threads or None))
+        api = codec_api()
+        report = api.verify_file(file, original, threads=threads or None)
+        if not report.ok and not report.sha256:  # its index was not even read: say whether
+            _raise_if_unsupported(api, file)  # that is for want of a newer ansz (status 3)
+        reports.append(report)
 
     rep.run(file, work)
     if rep.failed:  # could not even run (missing file, not a container...)
@@ -109,6 +114,17 @@ def verify(ctx: click.Context, file: str, original: str | None, threads: int, as
         print_verify(result, rep)
     if not result["ok"]:
         ctx.exit(EXIT_FAILURE)
+
+
+def _raise_if_unsupported(api: Any, path: str) -> None:
+    """Raise UnsupportedError if the container's header, trailer or index needs a newer
+    ansz; any other problem is left to the verify report that found it."""
+    try:
+        api.read_info(path)
+    except UnsupportedError:
+        raise
+    except AnszError:
+        pass
 
 
 @click.command(cls=Command, short_help="Per-tensor entropy, bound and predicted ratio.")

@@ -17,13 +17,16 @@ from typing import Any, Callable, Iterator
 
 import click
 
-from ..errors import AnszError
+from .. import __version__
+from ..errors import AnszError, UnsupportedError
 from . import signals
 from .stdio import StdoutError
 
 #: Exit statuses (documented in man/ansz.1, EXIT STATUS). A run stopped by signal N exits
 #: with 128 + N (130 for SIGINT).
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: EXIT_UNSUPPORTED: the input may well be sound, but this ansz cannot read it (a newer
+#: format version, header flags or dtype codes): a newer ansz can.
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_UNSUPPORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 #: Seconds of work before the progress bar appears ("operations longer than ~1 s").
 PROGRESS_DELAY = 1.0
@@ -42,16 +45,22 @@ class Reporter:
         self.level = level
         self.progress = progress
         self.failed = False
+        self.failed_otherwise = False  #: a failure other than "needs a newer ansz"
         self.last_error = ""
 
     @property
     def status(self) -> int:
-        """:data:`EXIT_OK` if nothing failed, else :data:`EXIT_FAILURE`."""
-        return EXIT_FAILURE if self.failed else EXIT_OK
+        """:data:`EXIT_OK` if nothing failed; :data:`EXIT_UNSUPPORTED` if every failure was
+        an input that needs a newer ansz; else :data:`EXIT_FAILURE`."""
+        if not self.failed:
+            return EXIT_OK
+        return EXIT_FAILURE if self.failed_otherwise else EXIT_UNSUPPORTED
 
-    def error(self, name: Any, msg: str) -> None:
-        """Report a failure, ``ansz: NAME: msg`` (``name`` None: ``ansz: msg``)."""
+    def error(self, name: Any, msg: str, *, unsupported: bool = False) -> None:
+        """Report a failure, ``ansz: NAME: msg`` (``name`` None: ``ansz: msg``);
+        ``unsupported``: the input needs a newer ansz."""
         self.failed = True
+        self.failed_otherwise = self.failed_otherwise or not unsupported
         self.last_error = msg
         if self.level >= 1:
             click.echo(f"ansz: {name}: {msg}" if name is not None else f"ansz: {msg}", err=True)
@@ -119,6 +128,8 @@ class Reporter:
             raise
         except Skip as e:
             self.error(name, str(e))
+        except UnsupportedError as e:
+            self.error(name, unsupported_message(e, name), unsupported=True)
         except AnszError as e:
             self.error(name, without_name(one_line(str(e)), name) or type(e).__name__)
         except OSError as e:
@@ -130,6 +141,13 @@ class Reporter:
                 raise
             self.error(name, f"internal error: {type(e).__name__}: {one_line(str(e))} "
                              "(set ANSZ_DEBUG=1 for a traceback, and please report it)")
+
+
+def unsupported_message(e: UnsupportedError, name: Any) -> str:
+    """``needs a newer ansz than 0.1.0: container format version 2 is not supported ...``:
+    unlike a corrupt input, this one may be sound; this ansz cannot read it."""
+    detail = without_name(one_line(str(e)), name) or type(e).__name__
+    return f"needs a newer ansz than {__version__}: {detail}"
 
 
 def without_name(msg: str, name: Any) -> str:
