@@ -149,8 +149,8 @@ def usage_error_line(e: click.UsageError) -> str:
 @click.version_option(__version__, "-V", "--version", prog_name="ansz",
                       message="%(prog)s %(version)s")
 def cli() -> None:
-    """Lossless compression of neural-network model files (safetensors; any other file is
-    compressed as plain bytes).
+    """Lossless compression of neural-network model files (safetensors and GGUF, tensor by
+    tensor; any other file is compressed as plain bytes).
 
     \b
       ansz compress model.safetensors        -> model.safetensors.ansz

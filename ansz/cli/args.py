@@ -138,7 +138,8 @@ def threads_option(f: Callable) -> Callable:
 
 def codec_options(compress: bool) -> Callable[[Callable], Callable]:
     """The options of ``compress`` (``compress=True``) or ``decompress``."""
-    verb = "compression" if compress else "decompression"
+    allow = ("write compressed data to a terminal; compress FILE.ansz again" if compress
+             else "read compressed data from a terminal")
 
     def deco(f: Callable) -> Callable:
         opts = [
@@ -147,7 +148,7 @@ def codec_options(compress: bool) -> Callable[[Callable], Callable]:
             click.option("-c", "--stdout", "to_stdout", is_flag=True,
                          help="Write to standard output; keep the input."),
             click.option("-f", "--force", is_flag=True,
-                         help=f"Overwrite existing output; allow {verb} to/from a terminal."),
+                         help=f"Overwrite existing output; {allow}."),
             click.option("-k", "--keep", "remove", flag_value=False, default=False,
                          help="Keep the input file (the default)."),
             click.option("--rm", "remove", flag_value=True,

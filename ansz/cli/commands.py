@@ -134,9 +134,9 @@ def _raise_if_unsupported(api: Any, path: str) -> None:
               help="Only the N largest tensors (the total still counts all).")
 @click.pass_context
 def stats(ctx: click.Context, file: str, as_json: bool, top: int | None) -> None:
-    """Predict how well FILE (a .safetensors file, or any file) compresses: per tensor the
-    dtype, shape, size, code entropy, coding-pair bound and predicted ratio, the ratio under
-    each coder (rANS, Huffman, QLC) and zstd-3 on a sample, largest first."""
+    """Predict how well FILE (a .safetensors or .gguf file, or any file) compresses: per
+    tensor the dtype, shape, size, code entropy, coding-pair bound and predicted ratio, the
+    ratio under each coder (rANS, Huffman, QLC) and zstd-3 on a sample, largest first."""
     if operands(ctx, [file])[0] is STDIN:
         raise click.UsageError("stats needs a file, not standard input")
     rep = Reporter()
