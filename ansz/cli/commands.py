@@ -103,7 +103,7 @@ def verify(ctx: click.Context, file: str, original: str | None, threads: int, as
         reports.append(report)
 
     rep.run(file, work)
-    if rep.failed:  # could not even run (missing file, not a container...)
+    if rep.failed:  # could not even run (a missing file, a device, a newer container)
         if as_json:
             print_json(verify_json(file, message=rep.last_error))
         ctx.exit(rep.status)

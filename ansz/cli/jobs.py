@@ -68,9 +68,11 @@ FORCE_HINT = "use -f to overwrite"
 
 
 def check_output(src: Operand, dst: str, force: bool, rep: Reporter) -> bool:
-    """Returns whether ``dst`` may be replaced: the API's policy (:func:`ansz._io.check_output`),
-    plus a question on a terminal before an existing output is replaced without ``-f``.
-    Raises :class:`Skip` if it must not be."""
+    """Returns whether ``dst`` exists and may be replaced: the API's policy
+    (:func:`ansz._io.check_output`), which raises AnszError for the input itself or a
+    directory and OutputExistsError ("X already exists (use -f to overwrite)") for another
+    existing output without ``-f``; unless stdin and stderr are terminals, then the user is
+    asked first, and :class:`Skip` is raised if the answer is no."""
     from .._io import check_output as policy
 
     try:
