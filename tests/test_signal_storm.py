@@ -82,8 +82,7 @@ def test_judge(storm, tmp_path):
         assert in_ansz.outcome == "VIOLATION", frame
 
 
-@pytest.mark.slow
-def test_short_storm(tmp_path):
+def test_short_storm(tmp_path):  # 8 short runs: a few seconds, so not behind ANSZ_SLOW_TESTS
     env = dict(os.environ, TMPDIR=str(tmp_path))
     p = subprocess.run([sys.executable, SCRIPT, "--runs", "8", "--seed", "3", "--size-mb", "4",
                         "--ignore-startup"], capture_output=True, text=True, env=env,
