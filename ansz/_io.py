@@ -12,22 +12,27 @@
 - :class:`FileSource` and :class:`StreamSource`: an input to compress, a regular file read
   where each chunk is coded or a stream read in order, each with the sha256 of everything
   (:class:`FileSha256`, :class:`BackgroundSha256`: on a thread of their own).
+- :func:`check_output` and :func:`atomic_output`: the one policy for writing an output file
+  (never over the input or a directory, over another file only when asked) and the atomic
+  write itself (a temporary file renamed into place when complete).
 
 Nothing here knows containers or models.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import select
 import stat
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
 from typing import Any, BinaryIO, Iterator
 
-from .errors import AnszError
+from .errors import AnszError, OutputExistsError
 
 
 def _wait(fh: Any, *, write: bool) -> None:
@@ -431,3 +436,152 @@ class FileSha256(BackgroundSha256):
                 self._stop = True
                 self._cond.notify()
         self.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs
+
+
+def check_output(dst: str, src: str | None = None, *, overwrite: bool = False,
+                 hint: str | None = None) -> bool:
+    """The overwrite policy, checked before anything is written to ``dst``; the API and the
+    command line both apply it. Returns whether ``dst`` exists (it may then be replaced:
+    ``overwrite`` was given).
+
+    Never replaced, even with ``overwrite``: the input ``src`` itself (under any name: a
+    hard link, a symbolic link) and a directory (:class:`AnszError`). Any other existing
+    ``dst`` (a file, a symbolic link, a device) only with ``overwrite``: else
+    :class:`OutputExistsError`, whose message ends with ``hint`` if given (the command
+    line's "use -f to overwrite"). :func:`atomic_output` keeps to the same rule when it
+    publishes, for a file that appeared after this check.
+    """
+    if not os.path.lexists(dst):
+        return False
+    if src is not None:
+        try:
+            same = os.path.samefile(src, dst)
+        except OSError:
+            same = False
+        if same:
+            raise AnszError(f"input and output are the same file ({dst})")
+    if os.path.isdir(dst):
+        raise AnszError(f"output {dst} is a directory")
+    if not overwrite:
+        raise OutputExistsError(dst) if hint is None else OutputExistsError(dst, hint)
+    return True
+
+
+@contextmanager
+def atomic_output(dst, *, overwrite: bool = False, like: os.stat_result | None = None,
+                  sync: bool = False) -> Iterator[BinaryIO]:
+    """A file object whose contents appear at ``dst`` only if the ``with`` block completes.
+
+    Writes a temporary file (mode 0600) next to ``dst``, named ``.NAME.XXXXXXXX.tmp`` with
+    NAME cut (at a character boundary) to keep it within 255 bytes, gives it ``like``'s
+    owner and group where permitted (as zstd does; otherwise the caller's), permission bits
+    and times (or the umask's default mode), and renames it into place. Without
+    ``overwrite`` the rename is a hard link, which fails rather than replace a file that
+    appeared meanwhile. An existing ``dst`` that is not a regular file (``/dev/null``, a
+    FIFO) is never replaced: write to it as a stream. With ``sync`` the data and the
+    directory entry are fsync'ed before returning: callers that are about to delete the
+    source ask for it (it costs about as much as decoding, so it is not the default; a crash
+    without it can lose only the new output, never the source). An OSError from writing,
+    or about the temporary file, names ``dst`` (``filename``).
+    """
+    dst = os.fspath(dst)
+    if os.path.exists(dst) and not os.path.isfile(dst):
+        raise AnszError(f"{dst} is not a regular file; refusing to replace it "
+                        "(write to it as a stream instead)")
+    directory = os.path.dirname(os.path.abspath(dst))
+    # NAME_MAX is 255 bytes on Linux's file systems; mkstemp adds 8 random characters (16
+    # are kept for them) to the prefix and suffix.
+    name = os.fsencode(os.path.basename(dst))
+    room = 255 - len(b"..tmp") - 16
+    if len(name) > room:
+        while room > 0 and (name[room] & 0xC0) == 0x80:  # not inside a UTF-8 character
+            room -= 1
+        name = name[:room]
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.fsdecode(name)}.",
+                                   suffix=".tmp")
+    except OSError as e:  # name the file the user asked for, not the temporary one
+        raise OSError(e.errno, e.strerror, dst) from None
+    written = False
+    try:
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                yield fh
+                written = True
+                fh.flush()
+                if sync:
+                    os.fsync(fh.fileno())
+        except OSError as e:
+            # An error of writing has no file name, and the caller would name its input.
+            # Inside the block only the errors that nothing but writing raises are surely
+            # this file's; after it, flushing and syncing are.
+            if e.filename is None and (written or e.errno in (errno.ENOSPC, errno.EDQUOT,
+                                                              errno.EFBIG)):
+                e.filename = dst
+            raise
+        if like is not None:
+            try:  # first: chown may clear the set-id bits that chmod sets
+                os.chown(tmp, like.st_uid, like.st_gid)
+            except PermissionError:
+                try:  # not root: the group alone, if the caller is in it
+                    os.chown(tmp, -1, like.st_gid)
+                except PermissionError:
+                    pass
+            os.chmod(tmp, stat.S_IMODE(like.st_mode) & 0o777)
+            os.utime(tmp, ns=(like.st_atime_ns, like.st_mtime_ns))
+        else:
+            os.chmod(tmp, 0o666 & ~_umask())
+        _publish(tmp, dst, overwrite)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(e, OSError) and e.filename == tmp:
+            e.filename, e.filename2 = dst, None
+        raise
+    if sync:
+        _fsync_directory(directory)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish(tmp: str, dst: str, overwrite: bool) -> None:
+    """Give the complete temporary file ``tmp`` the name ``dst``. Without ``overwrite`` by a
+    hard link, which fails (OutputExistsError) if ``dst`` appeared since
+    :func:`check_output`, instead of replacing it."""
+    if overwrite:
+        os.replace(tmp, dst)
+        return
+    try:
+        os.link(tmp, dst)
+    except FileExistsError:
+        raise OutputExistsError(dst) from None
+    except OSError:  # no hard links here (some network or FAT file systems)
+        if os.path.lexists(dst):
+            raise OutputExistsError(dst) from None
+        os.replace(tmp, dst)
+        return
+    os.unlink(tmp)
+
+
+def _fsync_directory(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+

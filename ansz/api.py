@@ -13,11 +13,14 @@ Conventions shared by every function:
   meanwhile is an AnszError, not a SIGBUS. At most ``4 * threads`` chunks are in flight, so
   memory stays bounded whatever the file size. A compressed input that changed while it was
   read (size, mtime or ctime) fails rather than give a container with a wrong sha256.
-- Output files are written atomically (:func:`atomic_output`): a temporary file in the
+- Output files are written atomically (:func:`ansz._io.atomic_output`): a temporary file in the
   destination's directory, renamed over ``dst`` only when complete (and fsync'ed first when
   ``sync=True``, which callers about to delete the source pass). On any error or KeyboardInterrupt
-  the temporary file is removed and nothing exists under ``dst``. The output gets the
-  input's permission bits and atime/mtime (like zstd). The input is never modified.
+  the temporary file is removed and nothing exists under ``dst``. An existing ``dst`` is
+  replaced only with ``overwrite=True`` (else :class:`~ansz.errors.OutputExistsError`), and
+  never if it is the input itself or a directory (:func:`ansz._io.check_output`, the policy
+  the command line applies too). The output gets the input's permission bits and
+  atime/mtime (like zstd). The input is never modified.
 - ``threads=None`` (or 0) uses ``os.cpu_count()`` threads. The output does not depend on the
   thread count.
 - ``progress``, if given, is called in the calling thread with the cumulative number of
@@ -31,16 +34,14 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Iterator
 
 from . import _numba_env  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
 from . import container
-from ._io import (FileRange, FileSource, PositionalFile, StreamSource, open_regular, stream_name,
-                  write_all)
+from ._io import (FileRange, FileSource, PositionalFile, StreamSource, atomic_output,
+                  check_output, open_regular, stream_name, write_all)
 from ._pool import BufferPool, ordered_map, resolve_threads
 from .chunks import container_flags, decode_record, encode_payload
 from .container import ContainerFile, ContainerWriter, Segment, StreamReader
@@ -135,7 +136,7 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
     level = check_level(level)
     src, dst = os.fspath(src), os.fspath(dst)
     with PositionalFile(src) as f:
-        _check_output_path(src, dst, overwrite)
+        check_output(dst, src, overwrite=overwrite)
         source = FileSource(f) if f.regular else StreamSource(f.fh, src)
         with atomic_output(dst, overwrite=overwrite, like=f.stat if f.regular else None,
                            sync=sync) as out:
@@ -179,7 +180,7 @@ def decompress_file(src, dst, *, threads: int | None = None, overwrite: bool = F
     nthreads = resolve_threads(threads)
     src, dst = os.fspath(src), os.fspath(dst)
     with PositionalFile(src) as f:
-        _check_output_path(src, dst, overwrite)
+        check_output(dst, src, overwrite=overwrite)
         if not f.regular:  # a pipe or device: decode front to back
             with atomic_output(dst, overwrite=overwrite, sync=sync) as out:
                 sizes = _decode_stream(f.fh, out, nthreads, progress)
@@ -498,136 +499,3 @@ def _chunk_label(index: container.Index, segment_of: list[int], i: int) -> str:
     if seg.dtype is not None:  # a run of small tensors
         return f"{seg.dtype} tensors [{seg.start}, {seg.end}) chunk {j}"
     return f"bytes [{seg.start}, {seg.end}) chunk {j}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Helpers: threads, files, sources
-
-
-def _check_output_path(src: str, dst: str, overwrite: bool) -> None:
-    if os.path.lexists(dst):
-        try:
-            same = os.path.samefile(src, dst)
-        except OSError:
-            same = False
-        if same:
-            raise AnszError(f"{dst} is the input file itself; refusing to overwrite it")
-        if os.path.isdir(dst):
-            raise AnszError(f"{dst} is a directory")
-        if not overwrite:
-            raise AnszError(f"{dst} already exists; use --force to overwrite")
-
-
-@contextmanager
-def atomic_output(dst, *, overwrite: bool = False, like: os.stat_result | None = None,
-                  sync: bool = False) -> Iterator[BinaryIO]:
-    """A file object whose contents appear at ``dst`` only if the ``with`` block completes.
-
-    Writes a temporary file (mode 0600) next to ``dst``, named ``.NAME.XXXXXXXX.tmp`` with
-    NAME cut (at a character boundary) to keep it within 255 bytes, gives it ``like``'s
-    owner and group where permitted (as zstd does; otherwise the caller's), permission bits
-    and times (or the umask's default mode), and renames it into place. Without
-    ``overwrite`` the rename is a hard link, which fails rather than replace a file that
-    appeared meanwhile. An existing ``dst`` that is not a regular file (``/dev/null``, a
-    FIFO) is never replaced: write to it as a stream. With ``sync`` the data and the
-    directory entry are fsync'ed before returning: callers that are about to delete the
-    source ask for it (it costs about as much as decoding, so it is not the default; a crash
-    without it can lose only the new output, never the source). An OSError from writing,
-    or about the temporary file, names ``dst`` (``filename``).
-    """
-    import errno
-
-    dst = os.fspath(dst)
-    if os.path.exists(dst) and not os.path.isfile(dst):
-        raise AnszError(f"{dst} is not a regular file; refusing to replace it "
-                        "(write to it as a stream instead)")
-    directory = os.path.dirname(os.path.abspath(dst))
-    # NAME_MAX is 255 bytes on Linux's file systems; mkstemp adds 8 random characters (16
-    # are kept for them) to the prefix and suffix.
-    name = os.fsencode(os.path.basename(dst))
-    room = 255 - len(b"..tmp") - 16
-    if len(name) > room:
-        while room > 0 and (name[room] & 0xC0) == 0x80:  # not inside a UTF-8 character
-            room -= 1
-        name = name[:room]
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.fsdecode(name)}.",
-                                   suffix=".tmp")
-    except OSError as e:  # name the file the user asked for, not the temporary one
-        raise OSError(e.errno, e.strerror, dst) from None
-    written = False
-    try:
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                yield fh
-                written = True
-                fh.flush()
-                if sync:
-                    os.fsync(fh.fileno())
-        except OSError as e:
-            # An error of writing has no file name, and the caller would name its input.
-            # Inside the block only the errors that nothing but writing raises are surely
-            # this file's; after it, flushing and syncing are.
-            if e.filename is None and (written or e.errno in (errno.ENOSPC, errno.EDQUOT,
-                                                              errno.EFBIG)):
-                e.filename = dst
-            raise
-        if like is not None:
-            try:  # first: chown may clear the set-id bits that chmod sets
-                os.chown(tmp, like.st_uid, like.st_gid)
-            except PermissionError:
-                try:  # not root: the group alone, if the caller is in it
-                    os.chown(tmp, -1, like.st_gid)
-                except PermissionError:
-                    pass
-            os.chmod(tmp, stat.S_IMODE(like.st_mode) & 0o777)
-            os.utime(tmp, ns=(like.st_atime_ns, like.st_mtime_ns))
-        else:
-            os.chmod(tmp, 0o666 & ~_umask())
-        _publish(tmp, dst, overwrite)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(e, OSError) and e.filename == tmp:
-            e.filename, e.filename2 = dst, None
-        raise
-    if sync:
-        _fsync_directory(directory)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _publish(tmp: str, dst: str, overwrite: bool) -> None:
-    if overwrite:
-        os.replace(tmp, dst)
-        return
-    try:
-        os.link(tmp, dst)
-    except FileExistsError:
-        raise AnszError(f"{dst} already exists; use --force to overwrite") from None
-    except OSError:  # no hard links here (some network or FAT file systems)
-        if os.path.lexists(dst):
-            raise AnszError(f"{dst} already exists; use --force to overwrite") from None
-        os.replace(tmp, dst)
-        return
-    os.unlink(tmp)
-
-
-def _fsync_directory(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-

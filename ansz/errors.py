@@ -20,3 +20,12 @@ class FormatError(AnszError):
 
 class UnsupportedError(AnszError):
     """Valid data that this version of ansz cannot handle (a newer format version, say)."""
+
+
+class OutputExistsError(AnszError):
+    """The output file exists and replacing it was not asked for (``overwrite=True``; the
+    command line's ``-f``). ``path`` is the output's name."""
+
+    def __init__(self, path: str, hint: str = "overwrite=True replaces it") -> None:
+        super().__init__(f"{path} already exists ({hint})")
+        self.path = path

@@ -60,8 +60,9 @@ SIGNALS = {"INT": signal.SIGINT, "TERM": signal.SIGTERM, "HUP": signal.SIGHUP,
 OUTCOMES = ("ended first", "exit 128+N", "died of signal", "finished", "start-up",
             "VIOLATION")
 
-#: A frame in the ansz package (not the editable install's finder in site-packages).
-ANSZ_FRAME = re.compile(r'File "[^"]*[/\\]ansz[/\\][^"/\\]+\.py"')
+#: A frame in the ansz package or one of its subpackages (ansz/cli/...), not the editable
+#: install's finder in site-packages.
+ANSZ_FRAME = re.compile(r'File "[^"]*[/\\]ansz[/\\](?:\w+[/\\])?[^"/\\]+\.py"')
 
 
 # -------------------------------------------------------------------------------------------

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import gguf
 import numpy as np
 import pytest
+from gguf import GGMLQuantizationType as T
 
 from ansz import blocks, chunks, dtypes, streams
 from ansz.errors import CorruptDataError
-
-gguf = pytest.importorskip("gguf")
-from gguf import GGMLQuantizationType as T  # noqa: E402
 
 TYPES = sorted(blocks.BLOCK_TYPES)
 

@@ -21,103 +21,21 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from safetensors.numpy import save_file
 
-from ansz import __version__
-from ansz.cli import _Size, cli, human_size
+from ansz import __version__, api, container
+from ansz.cli import cli
+from ansz.cli.args import Size
+from ansz.cli.report import human_size
+from ansz.errors import AnszError
+
+from helpers import (ANSZ, error_lines, invoke, leftovers, make_bytes, make_model, run,
+                     sha256_of, weights)
 
 ROOT = Path(__file__).resolve().parents[1]
 MAN = ROOT / "man" / "ansz.1"
-ANSZ = shutil.which("ansz")
 
 # -------------------------------------------------------------------------------------------
-# Helpers
-
-
-@pytest.fixture
-def api():
-    """The end-to-end tests need the real ansz.api."""
-    return pytest.importorskip("ansz.api")
-
-
-def invoke(args, input=None, env=None):
-    result = CliRunner().invoke(cli, [str(a) for a in args], input=input, env=env)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert "Traceback" not in result.stderr
-    return result
-
-
-def run(args, input=b"", cwd=None, env=None, **kw):
-    """The installed ``ansz`` in a subprocess (stdin/stdout/stderr are pipes, not terminals)."""
-    assert ANSZ, "the ansz console script is not installed (pip install -e .)"
-    proc = subprocess.run([ANSZ, *map(str, args)], input=input, capture_output=True, cwd=cwd,
-                          env=env, timeout=120, **kw)
-    assert b"Traceback" not in proc.stderr, proc.stderr.decode()
-    return proc
-
-
-def error_lines(stderr: str) -> list[str]:
-    return [ln for ln in stderr.splitlines() if ln.startswith("ansz: ")]
-
-
-def rng(seed=0):
-    return np.random.default_rng(seed)
-
-
-def weights(shape, dtype, seed=0):
-    return (rng(seed).standard_normal(shape) * 0.02).astype(np.float32).astype(dtype)
-
-
-def make_model(path: Path, kind: str = "mixed", seed: int = 0) -> Path:
-    """A small but realistic safetensors file written by the safetensors library."""
-    r = rng(seed)
-    if kind == "mixed":
-        tensors = {
-            "embed.weight": weights((96, 64), ml_dtypes.bfloat16, seed),
-            "layer.0.attn.weight": weights((64, 64), ml_dtypes.bfloat16, seed + 1),
-            "layer.0.attn.bias": weights((64,), np.float32, seed + 2),
-            "layer.0.fp8.weight": weights((64, 48), ml_dtypes.float8_e4m3fn, seed + 3),
-            "position_ids": np.arange(128, dtype=np.int64).reshape(1, 128),
-            "mask": r.random((32, 32)) < 0.3,
-        }
-    else:
-        tensors = {"t": {
-            "bf16": lambda: weights((128, 96), ml_dtypes.bfloat16, seed),
-            "f16": lambda: weights((128, 96), np.float16, seed),
-            "f32": lambda: weights((96, 64), np.float32, seed),
-            "f64": lambda: weights((48, 32), np.float64, seed),
-            "f8e4m3": lambda: weights((128, 96), ml_dtypes.float8_e4m3fn, seed),
-            "f8e5m2": lambda: weights((128, 96), ml_dtypes.float8_e5m2, seed),
-            "i8": lambda: r.integers(-128, 128, (64, 64)).astype(np.int8),
-            "u8": lambda: r.integers(0, 256, (64, 64)).astype(np.uint8),
-            "i32": lambda: r.integers(-1000, 1000, (64, 64)).astype(np.int32),
-            "i64": lambda: np.arange(4096, dtype=np.int64),
-            "bool": lambda: r.random((64, 64)) < 0.5,
-        }[kind]()}
-    save_file(tensors, str(path), metadata={"format": "pt"})
-    return path
-
-
-def make_bytes(path: Path, n: int = 50_000, seed: int = 0) -> Path:
-    """Not a safetensors file: text-ish bytes with some repetition."""
-    words = [b"alpha ", b"beta ", b"gamma\n", b"\x00\x01\x02", b"delta "]
-    r = rng(seed)
-    path.write_bytes(b"".join(words[i] for i in r.integers(0, len(words), n // 5))[:n])
-    return path
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
-
-
-# -------------------------------------------------------------------------------------------
-# Start-up, version, help: no API needed
+# Start-up, version, help
 
 
 def test_import_cli_loads_neither_numpy_nor_numba():
@@ -217,7 +135,7 @@ def test_bad_threads_env_is_a_usage_error():
     ("4MB", 4 << 20), ("4 MiB", 4 << 20), ("1G", 1 << 30), ("100B", 100),
 ])
 def test_size_parser(text, n):
-    assert _Size().convert(text, None, None) == n
+    assert Size().convert(text, None, None) == n
 
 
 @pytest.mark.parametrize("text", ["", "M", "4Q", "-1", "1.5M", "4iB", "0", "4Mi B"])
@@ -225,7 +143,7 @@ def test_size_parser_rejects(text):
     import click
 
     with pytest.raises(click.BadParameter):
-        _Size().convert(text, None, None)
+        Size().convert(text, None, None)
 
 
 def test_human_size():
@@ -301,14 +219,14 @@ def test_man_page_renders_without_warnings():
 
 
 # -------------------------------------------------------------------------------------------
-# Round trips (need ansz.api)
+# Round trips
 
 KINDS = ["bf16", "f16", "f32", "f64", "f8e4m3", "f8e5m2", "i8", "u8", "i32", "i64", "bool",
          "mixed"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_roundtrip_safetensors_every_dtype(kind, tmp_path, api):
+def test_roundtrip_safetensors_every_dtype(kind, tmp_path):
     src = make_model(tmp_path / f"{kind}.safetensors", kind)
     original = src.read_bytes()
     r = invoke(["compress", src])
@@ -322,14 +240,14 @@ def test_roundtrip_safetensors_every_dtype(kind, tmp_path, api):
     assert leftovers(tmp_path) == []
 
 
-def test_roundtrip_compresses_bf16(tmp_path, api):
+def test_roundtrip_compresses_bf16(tmp_path):
     src = make_model(tmp_path / "w.safetensors", "bf16")
     assert invoke(["compress", "-q", src]).exit_code == 0
     assert (tmp_path / "w.safetensors.ansz").stat().st_size < 0.9 * src.stat().st_size
 
 
 @pytest.mark.parametrize("kind", ["bf16", "mixed"])
-def test_fast_roundtrips_and_codes_bf16_exponents_in_64_state_streams(kind, tmp_path, api):
+def test_fast_roundtrips_and_codes_bf16_exponents_in_64_state_streams(kind, tmp_path):
     from safetensors.numpy import save_file
 
     src = tmp_path / "w.safetensors"
@@ -356,7 +274,7 @@ def test_fast_roundtrips_and_codes_bf16_exponents_in_64_state_streams(kind, tmp_
 
 
 @pytest.mark.parametrize("maker", ["bytes", "empty", "tiny", "random"])
-def test_roundtrip_not_safetensors(maker, tmp_path, api):
+def test_roundtrip_not_safetensors(maker, tmp_path):
     src = tmp_path / "data.bin"
     if maker == "bytes":
         make_bytes(src)
@@ -365,7 +283,7 @@ def test_roundtrip_not_safetensors(maker, tmp_path, api):
     elif maker == "tiny":
         src.write_bytes(b"x")
     else:
-        src.write_bytes(rng(3).integers(0, 256, 70_000, dtype=np.uint8).tobytes())
+        src.write_bytes(np.random.default_rng(3).integers(0, 256, 70_000, dtype=np.uint8).tobytes())
     original = src.read_bytes()
     assert invoke(["compress", src]).exit_code == 0
     out = tmp_path / "restored.bin"
@@ -374,7 +292,7 @@ def test_roundtrip_not_safetensors(maker, tmp_path, api):
     assert out.read_bytes() == original
 
 
-def test_summary_line_like_zstd(tmp_path, api):
+def test_summary_line_like_zstd(tmp_path):
     src = make_model(tmp_path / "model.safetensors", "bf16")
     r = invoke(["compress", src])
     line = r.stderr.strip()
@@ -388,7 +306,7 @@ def test_summary_line_like_zstd(tmp_path, api):
     assert "format safetensors" in r.stderr
 
 
-def test_empty_file_summary_and_info(tmp_path, api):
+def test_empty_file_summary_and_info(tmp_path):
     src = tmp_path / "empty"
     src.write_bytes(b"")
     r = invoke(["compress", src])
@@ -398,7 +316,7 @@ def test_empty_file_summary_and_info(tmp_path, api):
     assert info["sha256"] == hashlib.sha256(b"").hexdigest()
 
 
-def test_output_gets_input_mode_and_mtime(tmp_path, api):
+def test_output_gets_input_mode_and_mtime(tmp_path):
     src = make_bytes(tmp_path / "a.bin")
     os.chmod(src, 0o640)
     os.utime(src, (1_600_000_000, 1_600_000_000))
@@ -407,7 +325,7 @@ def test_output_gets_input_mode_and_mtime(tmp_path, api):
     assert (st.st_mode & 0o777, int(st.st_mtime)) == (0o640, 1_600_000_000)
 
 
-def test_threads_do_not_change_the_bytes(tmp_path, api):
+def test_threads_do_not_change_the_bytes(tmp_path):
     src = make_model(tmp_path / "m.safetensors", "bf16", seed=5)
     outs = []
     for t in ("1", "2"):
@@ -423,7 +341,7 @@ def test_threads_do_not_change_the_bytes(tmp_path, api):
     assert invoke(["verify", "-T", "2", tmp_path / "t2.ansz", src]).exit_code == 0
 
 
-def test_stdin_stdout_in_process(tmp_path, api):
+def test_stdin_stdout_in_process(tmp_path):
     data = make_model(tmp_path / "m.safetensors", "mixed").read_bytes()
     packed = invoke(["compress"], input=data)
     assert packed.exit_code == 0 and packed.stderr == ""  # summary muted on stdout
@@ -439,7 +357,7 @@ def test_stdin_stdout_in_process(tmp_path, api):
     assert "(stdout)" in r.stderr  # -v shows the summary even when writing to stdout
 
 
-def test_pipeline_through_installed_command(tmp_path, api):
+def test_pipeline_through_installed_command(tmp_path):
     src = make_model(tmp_path / "m.safetensors", "mixed")
     data = src.read_bytes()
     packed = run(["compress", "-c"], input=data)  # cat m.safetensors | ansz compress -c > m.ansz
@@ -447,19 +365,19 @@ def test_pipeline_through_installed_command(tmp_path, api):
     (tmp_path / "m.ansz").write_bytes(packed.stdout)
     # ansz decompress -c m.ansz | sha256sum
     out = run(["decompress", "-c", "m.ansz"], cwd=tmp_path)
-    assert out.returncode == 0 and hashlib.sha256(out.stdout).hexdigest() == sha(src)
+    assert out.returncode == 0 and hashlib.sha256(out.stdout).hexdigest() == sha256_of(src)
     back = run(["decompress"], input=packed.stdout)
     assert back.returncode == 0 and back.stdout == data
     # a real shell pipeline, with a closed reader at the end (| head) ending quietly
     sh = subprocess.run(f"cat m.safetensors | {ANSZ} compress | {ANSZ} decompress | sha256sum",
                         shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert sh.stdout.split()[0] == sha(src) and sh.stderr == ""
+    assert sh.stdout.split()[0] == sha256_of(src) and sh.stderr == ""
     sh = subprocess.run(f"{ANSZ} decompress -c m.ansz | head -c 10 >/dev/null",
                         shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert "Traceback" not in sh.stderr and "Error" not in sh.stderr
 
 
-def test_file_named_dash_after_double_dash(tmp_path, monkeypatch, api):
+def test_file_named_dash_after_double_dash(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("-").write_bytes(b"a file called dash\n" * 50)
     r = invoke(["compress", "--", "-"])
@@ -487,7 +405,7 @@ def _feed_fifo(path: Path, data: bytes):
     return t
 
 
-def test_named_pipe_input_is_read_as_a_stream(tmp_path, api):
+def test_named_pipe_input_is_read_as_a_stream(tmp_path):
     """``ansz compress -o x.ansz <(cmd)``: a pipe has no size to map; it must not come out as
     an empty container."""
     data = make_model(tmp_path / "m.safetensors", "mixed").read_bytes()
@@ -504,7 +422,7 @@ def test_named_pipe_input_is_read_as_a_stream(tmp_path, api):
     assert (tmp_path / "y").read_bytes() == data
 
 
-def test_multiple_files_one_missing(tmp_path, api):
+def test_multiple_files_one_missing(tmp_path):
     a = make_bytes(tmp_path / "a.bin", seed=1)
     b = make_model(tmp_path / "b.safetensors", "f32")
     missing = tmp_path / "missing.bin"
@@ -525,7 +443,7 @@ def test_multiple_files_one_missing(tmp_path, api):
     assert error_lines(p.stderr.decode()) == [f"ansz: {missing}: No such file or directory"]
 
 
-def test_never_overwrite_without_force(tmp_path, api):
+def test_never_overwrite_without_force(tmp_path):
     src = make_bytes(tmp_path / "a.bin")
     dst = tmp_path / "a.bin.ansz"
     dst.write_bytes(b"precious")
@@ -544,7 +462,7 @@ def test_never_overwrite_without_force(tmp_path, api):
     assert leftovers(tmp_path) == []
 
 
-def test_rm_removes_source_only_on_success(tmp_path, api):
+def test_rm_removes_source_only_on_success(tmp_path):
     src = make_bytes(tmp_path / "a.bin")
     data = src.read_bytes()
     (tmp_path / "a.bin.ansz").write_bytes(b"in the way")
@@ -571,7 +489,7 @@ def test_rm_removes_source_only_on_success(tmp_path, api):
     assert packed.exists() and not src.exists() and leftovers(tmp_path) == []
 
 
-def test_output_to_dev_null_writes_through_and_keeps_the_device(tmp_path, api):
+def test_output_to_dev_null_writes_through_and_keeps_the_device(tmp_path):
     src = make_bytes(tmp_path / "a.bin")
     assert invoke(["compress", "-f", "-o", "/dev/null", src]).exit_code == 0
     packed = tmp_path / "a.ansz"
@@ -580,7 +498,7 @@ def test_output_to_dev_null_writes_through_and_keeps_the_device(tmp_path, api):
     assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
 
 
-def test_rm_syncs_and_verifies_before_removing(tmp_path, api, monkeypatch):
+def test_rm_syncs_and_verifies_before_removing(tmp_path, monkeypatch):
     src = make_bytes(tmp_path / "a.bin")
     synced = []
     real_atomic = api.atomic_output
@@ -600,7 +518,25 @@ def test_rm_syncs_and_verifies_before_removing(tmp_path, api, monkeypatch):
     assert synced == [False, True]
 
 
-def test_unknown_suffix_on_decompress(tmp_path, api):
+def test_the_command_and_the_api_refuse_the_same_outputs_alike(tmp_path):
+    """One overwrite policy: the command says what the API says, with -f for overwrite=True."""
+    src = make_bytes(tmp_path / "a.bin")
+    existing = tmp_path / "old.ansz"
+    existing.write_bytes(b"keep me")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "link").symlink_to(src)
+    for dst, force in [(existing, False), (src, True), (tmp_path / "link", True),
+                       (tmp_path / "dir", True)]:
+        with pytest.raises(AnszError) as refused:
+            api.compress_file(src, dst, overwrite=force)
+        r = invoke(["compress", *(["-f"] if force else []), "-o", dst, src])
+        said = str(refused.value).replace("overwrite=True replaces it", "use -f to overwrite")
+        assert (r.exit_code, error_lines(r.stderr)) == (1, [f"ansz: {src}: {said}"])
+    assert existing.read_bytes() == b"keep me" and (tmp_path / "dir").is_dir()
+    assert leftovers(tmp_path) == []
+
+
+def test_unknown_suffix_on_decompress(tmp_path):
     src = make_bytes(tmp_path / "a.bin")
     r = invoke(["decompress", src])
     assert r.exit_code == 1
@@ -623,7 +559,7 @@ def _corrupt_middle(path: Path) -> None:
     path.write_bytes(bytes(blob))
 
 
-def test_verify_ok_and_failed(tmp_path, api):
+def test_verify_ok_and_failed(tmp_path):
     src = make_model(tmp_path / "m.safetensors", "mixed")
     invoke(["compress", "-q", src])
     packed = tmp_path / "m.safetensors.ansz"
@@ -649,14 +585,14 @@ def test_verify_ok_and_failed(tmp_path, api):
     assert p.returncode == 1 and b"FAILED" in p.stdout
 
 
-def test_verify_json(tmp_path, api):
+def test_verify_json(tmp_path):
     src = make_model(tmp_path / "m.safetensors", "bf16")
     invoke(["compress", "-q", src])
     packed = tmp_path / "m.safetensors.ansz"
     r = invoke(["verify", "--json", packed])
     doc = json.loads(r.stdout)
     assert set(doc) == {"path", "ok", "original_size", "sha256", "first_bad", "message"}
-    assert doc["ok"] is True and doc["sha256"] == sha(src)
+    assert doc["ok"] is True and doc["sha256"] == sha256_of(src)
     assert doc["original_size"] == src.stat().st_size
     _corrupt_middle(packed)
     r = invoke(["verify", "--json", packed])
@@ -667,8 +603,57 @@ def test_verify_json(tmp_path, api):
     assert len(error_lines(r.stderr)) == 1
 
 
+def _from_a_newer_ansz(tmp_path: Path, flags: int = 0x8000) -> Path:
+    """A sound container whose file header sets a flag this ansz does not know (its CRC
+    fixed): what a newer writer's feature looks like."""
+    src = make_model(tmp_path / "m.safetensors", "mixed")
+    packed = tmp_path / "m.safetensors.ansz"
+    api.compress_file(src, packed)
+    src.unlink()
+    blob = packed.read_bytes()
+    head = container.pack_file_header(container.parse_file_header(blob), flags=flags)
+    packed.write_bytes(head + blob[len(head):])
+    return packed
+
+
+@pytest.mark.parametrize("args", [["decompress"], ["decompress", "-c"], ["verify"],
+                                  ["verify", "--json"], ["info"], ["info", "--json"]])
+def test_a_container_from_a_newer_ansz_exits_3(args, tmp_path):
+    packed = _from_a_newer_ansz(tmp_path)
+    r = invoke([*args, packed])
+    assert r.exit_code == 3
+    (line,) = error_lines(r.stderr)
+    assert line.startswith(f"ansz: {packed}: needs a newer ansz than {__version__}: ")
+    assert "header flags 0x8000" in line
+    if "--json" in args and args[0] == "verify":
+        doc = json.loads(r.stdout)
+        assert doc["ok"] is False and "needs a newer ansz" in doc["message"]
+    else:
+        assert r.stdout == ""  # neither restored bytes, nor "OK", nor "FAILED"
+    assert not (tmp_path / "m.safetensors").exists() and leftovers(tmp_path) == []
+
+
+def test_newer_and_corrupt_containers_are_told_apart(tmp_path):
+    newer = _from_a_newer_ansz(tmp_path)
+    corrupt = tmp_path / "corrupt.ansz"
+    blob = bytearray(newer.read_bytes())
+    blob[10] ^= 0x01  # the flags again, without fixing the header's CRC: corrupt, not newer
+    corrupt.write_bytes(bytes(blob))
+    r = invoke(["decompress", "-c", corrupt])
+    assert r.exit_code == 1 and "needs a newer" not in r.stderr and "checksum" in r.stderr
+    # With several inputs: 3 only if every failure is for want of a newer ansz.
+    good = tmp_path / "good.ansz"
+    api.compress_file(make_bytes(tmp_path / "x.bin"), good)
+    assert invoke(["info", good, newer]).exit_code == 3
+    assert invoke(["info", newer, corrupt, good]).exit_code == 1
+    # ... and through the installed command, from standard input too.
+    assert run(["decompress", "-c"], input=newer.read_bytes()).returncode == 3
+    p = run(["verify", newer])
+    assert p.returncode == 3 and p.stdout == b""
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "middle"])
-def test_bad_containers_one_line_no_traceback(damage, tmp_path, api):
+def test_bad_containers_one_line_no_traceback(damage, tmp_path):
     src = make_model(tmp_path / "m.safetensors", "mixed")
     invoke(["compress", "-q", src])
     packed = tmp_path / "m.safetensors.ansz"
@@ -691,7 +676,7 @@ def test_bad_containers_one_line_no_traceback(damage, tmp_path, api):
     assert p.returncode == 1 and len(error_lines(p.stderr.decode())) == 1
 
 
-def test_info_json_and_text(tmp_path, api):
+def test_info_json_and_text(tmp_path):
     src = make_model(tmp_path / "m.safetensors", "mixed")
     b = make_bytes(tmp_path / "b.bin")
     invoke(["compress", "-q", src, b])
@@ -707,7 +692,7 @@ def test_info_json_and_text(tmp_path, api):
     assert d["format"] == "safetensors" and docs[1]["format"] == "bytes"
     assert d["original_size"] == src.stat().st_size
     assert d["compressed_size"] == packed.stat().st_size
-    assert d["sha256"] == sha(src) and d["chunk_count"] >= 1 and d["segment_count"] >= 1
+    assert d["sha256"] == sha256_of(src) and d["chunk_count"] >= 1 and d["segment_count"] >= 1
     assert d["ratio"] == pytest.approx(d["compressed_size"] / d["original_size"])
     seg_keys = {"name", "dtype", "shape", "start", "end", "nbytes", "chunk_count",
                 "compressed_size"}
@@ -717,14 +702,14 @@ def test_info_json_and_text(tmp_path, api):
     assert sum(seg["nbytes"] for seg in d["segments"]) == d["original_size"]
     assert len(d["segments"]) == d["segment_count"]
     r = invoke(["info", packed])
-    assert r.exit_code == 0 and sha(src) in r.stdout and "format version" in r.stdout
+    assert r.exit_code == 0 and sha256_of(src) in r.stdout and "format version" in r.stdout
     r = invoke(["info", packed, tmp_path / "b.bin.ansz"])
     assert r.stdout.splitlines()[-1].startswith("total: 2 files, ")
     r = invoke(["info", packed, tmp_path / "missing.ansz"])
-    assert r.exit_code == 1 and sha(src) in r.stdout and len(error_lines(r.stderr)) == 1
+    assert r.exit_code == 1 and sha256_of(src) in r.stdout and len(error_lines(r.stderr)) == 1
 
 
-def test_stats_json_and_table(tmp_path, api):
+def test_stats_json_and_table(tmp_path):
     src = make_model(tmp_path / "m.safetensors", "mixed")
     r = invoke(["stats", "--json", src])
     assert r.exit_code == 0, r.stderr
@@ -763,7 +748,7 @@ def test_stats_json_and_table(tmp_path, api):
     assert r.exit_code == 1 and len(error_lines(r.stderr)) == 1
 
 
-def test_io_errors_are_one_line(tmp_path, api):
+def test_io_errors_are_one_line(tmp_path):
     src = make_bytes(tmp_path / "a.bin")
     r = invoke(["compress", "-o", tmp_path / "no" / "such" / "dir.ansz", src])
     assert r.exit_code == 1 and len(error_lines(r.stderr)) == 1
@@ -776,7 +761,7 @@ def test_io_errors_are_one_line(tmp_path, api):
         assert r.exit_code == 1 and "Permission denied" in r.stderr
 
 
-def test_interrupt_exits_130_quietly(tmp_path, monkeypatch, api):
+def test_interrupt_exits_130_quietly(tmp_path, monkeypatch):
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
@@ -785,7 +770,7 @@ def test_interrupt_exits_130_quietly(tmp_path, monkeypatch, api):
     assert r.exit_code == 130 and r.stderr == ""
 
 
-def test_internal_error_is_one_line(tmp_path, monkeypatch, api):
+def test_internal_error_is_one_line(tmp_path, monkeypatch):
     def bug(*a, **k):
         raise RuntimeError("boom\nsecond line")
 
@@ -818,7 +803,7 @@ def _run_with_tty(args, tty_fd: str, input=b""):
         os.close(master)
 
 
-def test_refuse_compressed_data_to_or_from_a_terminal(tmp_path, api):
+def test_refuse_compressed_data_to_or_from_a_terminal(tmp_path):
     src = make_bytes(tmp_path / "a.bin", n=2000)
     code, _, err = _run_with_tty(["compress", "-c", src], "stdout")
     assert code == 1
@@ -830,7 +815,7 @@ def test_refuse_compressed_data_to_or_from_a_terminal(tmp_path, api):
     assert code == 1 and "not read from a terminal" in err
 
 
-def test_existing_output_prompt_on_a_terminal(tmp_path, api):
+def test_existing_output_prompt_on_a_terminal(tmp_path):
     """With stdin and stderr on a terminal, ask before overwriting; anything but yes keeps it."""
     src = make_bytes(tmp_path / "a.bin", n=1000)
     (tmp_path / "a.bin.ansz").write_bytes(b"keep me")
@@ -855,7 +840,7 @@ def test_existing_output_prompt_on_a_terminal(tmp_path, api):
     assert (tmp_path / "a.bin.ansz").read_bytes() == b"keep me"
 
 
-def test_no_progress_when_stderr_is_not_a_tty(tmp_path, api):
+def test_no_progress_when_stderr_is_not_a_tty(tmp_path):
     src = make_model(tmp_path / "m.safetensors", "bf16")
     p = run(["compress", src])
     assert p.returncode == 0
@@ -868,7 +853,7 @@ def test_no_progress_when_stderr_is_not_a_tty(tmp_path, api):
     assert r.exit_code == 0 and "\x1b[" in r.stderr
 
 
-def test_first_run_notice_only_with_a_cold_cache_and_progress(tmp_path, api, monkeypatch):
+def test_first_run_notice_only_with_a_cold_cache_and_progress(tmp_path, monkeypatch):
     # Without the kernel library numba compiles every kernel on the first run (~30 s): the
     # CLI says so when it shows progress and the cache holds nothing compiled from the
     # current kernel sources.
@@ -889,7 +874,7 @@ def test_first_run_notice_only_with_a_cold_cache_and_progress(tmp_path, api, mon
     assert r.exit_code == 0 and "first run" not in r.stderr
 
 
-def test_no_first_run_notice_with_the_kernel_library(tmp_path, api):
+def test_no_first_run_notice_with_the_kernel_library(tmp_path):
     # The library's kernels need no compiling: no notice, even with an empty numba cache.
     from ansz import kernels
 
@@ -927,7 +912,7 @@ def _tree(d: Path) -> dict[str, bytes]:
     return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
-def test_directory_round_trip_with_rm_is_byte_identical(tmp_path, api):
+def test_directory_round_trip_with_rm_is_byte_identical(tmp_path):
     d = _model_dir(tmp_path)
     before = _tree(d)
     shards = sorted(k for k in before if k.endswith(".safetensors"))
@@ -950,7 +935,7 @@ def test_directory_round_trip_with_rm_is_byte_identical(tmp_path, api):
     assert not leftovers(d) and not leftovers(d / "extra")
 
 
-def test_directory_round_trip_keeping_inputs(tmp_path, api):
+def test_directory_round_trip_keeping_inputs(tmp_path):
     d = _model_dir(tmp_path)
     copy = tmp_path / "copy"
     assert invoke(["compress", "-r", d]).exit_code == 0
@@ -967,7 +952,7 @@ def test_directory_round_trip_keeping_inputs(tmp_path, api):
     assert r.exit_code == 1 and len(error_lines(r.stderr)) == 4
 
 
-def test_directory_without_r_is_refused(tmp_path, api):
+def test_directory_without_r_is_refused(tmp_path):
     d = _model_dir(tmp_path)
     before = _tree(d)
     for cmd in ("compress", "decompress"):
@@ -977,7 +962,7 @@ def test_directory_without_r_is_refused(tmp_path, api):
     assert _tree(d) == before
 
 
-def test_directory_with_output_or_stdout_is_a_usage_error(tmp_path, api):
+def test_directory_with_output_or_stdout_is_a_usage_error(tmp_path):
     d = _model_dir(tmp_path)
     for extra in (["-o", tmp_path / "x"], ["-c"]):
         r = invoke(["compress", "-r", *extra, d])
@@ -985,7 +970,7 @@ def test_directory_with_output_or_stdout_is_a_usage_error(tmp_path, api):
     assert not list(d.rglob("*.ansz"))
 
 
-def test_directory_bad_file_does_not_stop_the_others(tmp_path, api):
+def test_directory_bad_file_does_not_stop_the_others(tmp_path):
     d = _model_dir(tmp_path)
     before = _tree(d)
     assert invoke(["compress", "-r", "--rm", d]).exit_code == 0
@@ -1003,7 +988,7 @@ def test_directory_bad_file_does_not_stop_the_others(tmp_path, api):
             assert (d / k).read_bytes() == v
 
 
-def test_directory_walk_skips_links_and_warns_when_empty(tmp_path, api):
+def test_directory_walk_skips_links_and_warns_when_empty(tmp_path):
     d = tmp_path / "d"
     d.mkdir()
     r = invoke(["compress", "-r", d])

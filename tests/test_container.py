@@ -9,7 +9,7 @@ import zlib
 import ml_dtypes
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from ansz import container as c
@@ -17,6 +17,8 @@ from ansz.errors import AnszError, CorruptDataError, UnsupportedError
 from ansz.dtypes import layout_for
 from ansz.pairs import FIELD_TOPS
 from ansz import chunks, dtypes
+
+from helpers import fuzz
 
 MAX_CHUNK = 1024
 H, R, T = c.FILE_HEADER.size, c.RECORD_HEADER.size, c.TRAILER.size
@@ -570,9 +572,8 @@ def test_zstd_frame_with_a_damaged_content_size_is_corrupt():
         chunks.decode_record(rec, bytes(bad))
 
 
-# derandomize: the suite stays reproducible; scripts can run these with more examples
-@settings(max_examples=150, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the suite stays reproducible; ANSZ_SLOW_TESTS runs many more examples
+@fuzz(150, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(0, len(BLOB) - 1), st.integers(1, 255)), min_size=1,
                 max_size=8))
 def test_random_byte_mutations(edits):
@@ -584,7 +585,7 @@ def test_random_byte_mutations(edits):
         assert got is None or got == ORIGINAL
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
+@fuzz(150, derandomize=True)
 @given(st.binary(max_size=400))
 def test_random_bytes(data):
     for blob in (data, c.MAGIC + data, BLOB[:H] + data, BLOB[:H] + data + BLOB[-T:]):

@@ -1,4 +1,4 @@
-"""Faults from outside: a process killed mid-write, a full disk, and the long fuzzer's smoke run.
+"""Faults from outside: a process killed mid-write, a full disk, and the long fuzzer's runs.
 
 Each test runs the installed ``ansz`` command (or the fuzz script) in a subprocess, as a user
 would, and checks that nothing is lost: no partial file under the final name, no temporary
@@ -7,7 +7,6 @@ that is byte for byte what it was.
 """
 
 import hashlib
-import os
 import resource
 import signal
 import subprocess
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from helpers import leftovers
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,15 +29,11 @@ def big_input(path: Path, mb: int = 96) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def temp_files(d: Path) -> list[str]:
-    return sorted(p.name for p in d.iterdir() if p.name.endswith(".tmp"))
-
-
 def wait_for_temp(d: Path, proc: subprocess.Popen, timeout: float = 60.0) -> bool:
     """Wait until ansz has started writing its temporary output."""
     end = time.monotonic() + timeout
     while time.monotonic() < end and proc.poll() is None:
-        if temp_files(d):
+        if leftovers(d):
             return True
         time.sleep(0.01)
     return False
@@ -59,7 +56,7 @@ def test_signal_mid_write_leaves_no_output_and_the_source_intact(tmp_path, sig):
     assert hashlib.sha256(src.read_bytes()).hexdigest() == digest
     assert b"Traceback" not in err
     if sig != signal.SIGKILL:  # a catchable signal: the temporary file is removed too
-        assert temp_files(out_dir) == []
+        assert leftovers(out_dir) == []
 
 
 def _limit_file_size():
@@ -87,7 +84,7 @@ def test_full_disk_is_a_one_line_error_and_loses_nothing(tmp_path, command):
     lines = proc.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ansz: "), proc.stderr
     assert "too large" in lines[0].lower() or "space" in lines[0].lower()
-    assert not dst.exists() and temp_files(tmp_path) == []
+    assert not dst.exists() and leftovers(tmp_path) == []
     assert {p.name: p.read_bytes() for p in (src, packed)} == before
 
 
@@ -103,9 +100,11 @@ def test_unwritable_output_directory_is_a_one_line_error(tmp_path):
     assert src.read_bytes() == b"weights" * 1000
 
 
-def test_fuzz_script_smoke_run(tmp_path):
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "fuzz.py"), "--seconds", "3",
-                           "--seed", "1"], capture_output=True, text=True, timeout=300,
-                          cwd=tmp_path)
+@pytest.mark.parametrize("seconds", [3, pytest.param(600, marks=pytest.mark.slow)])
+def test_fuzz_script_run(tmp_path, seconds):
+    """scripts/fuzz.py: a smoke run by default, ten minutes with ANSZ_SLOW_TESTS."""
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "fuzz.py"), "--seconds",
+                           str(seconds), "--seed", "1"], capture_output=True, text=True,
+                          timeout=300 + 2 * seconds, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "violations: 0" in proc.stdout

@@ -6,18 +6,17 @@ import io
 import struct
 from pathlib import Path
 
+import gguf
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from gguf import GGMLQuantizationType as T
 
 import ansz
 from ansz import container, dtypes
-from ansz.cli import cli
 from ansz.errors import FormatError
 from ansz.formats import gguf as g
 
-gguf = pytest.importorskip("gguf")
-from gguf import GGMLQuantizationType as T  # noqa: E402
+from helpers import invoke, roundtrip_file
 
 
 # --- files ---------------------------------------------------------------------------------
@@ -86,12 +85,10 @@ def sample(seed=0) -> bytes:
 
 
 def roundtrip(tmp_path: Path, data: bytes, name="m.gguf", **kw):
-    src, dst, back = tmp_path / name, tmp_path / (name + ".ansz"), tmp_path / "back"
+    """``data``, written to tmp_path/NAME, through compress_file and back: (report, container)."""
+    src, dst = tmp_path / name, tmp_path / (name + ".ansz")
     src.write_bytes(data)
-    report = ansz.compress_file(src, dst, threads=2, overwrite=True, **kw)
-    ansz.decompress_file(dst, back, threads=2, overwrite=True)
-    assert back.read_bytes() == data
-    return report, dst
+    return roundtrip_file(src, dst, threads=2, **kw), dst
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -281,13 +278,12 @@ def test_named_gguf_that_is_not_gguf(tmp_path):
 
 def test_cli_round_trip(tmp_path):
     path = write_with_gguf(tmp_path / "w.gguf", seed=3)
-    runner = CliRunner()
-    res = runner.invoke(cli, ["compress", "-q", str(path)])
+    res = invoke(["compress", "-q", path])
     assert res.exit_code == 0, res.output
     original = path.read_bytes()
     path.unlink()
-    res = runner.invoke(cli, ["decompress", "-q", str(path) + ".ansz"])
+    res = invoke(["decompress", "-q", str(path) + ".ansz"])
     assert res.exit_code == 0, res.output
     assert path.read_bytes() == original
-    res = runner.invoke(cli, ["info", str(path) + ".ansz"])
+    res = invoke(["info", str(path) + ".ansz"])
     assert res.exit_code == 0 and "gguf" in res.output

@@ -9,7 +9,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 import safetensors
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from safetensors.numpy import save, save_file
 
@@ -24,7 +24,9 @@ from ansz.formats.safetensors import (
     read_layout,
 )
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+from helpers import fuzz
+
+FUZZ = fuzz(150, suppress_health_check=[HealthCheck.too_slow])
 
 
 def build(header, data: bytes = b"") -> bytes:

@@ -5,19 +5,14 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from ansz import huffman
+from ansz import huffman, kernels
 from ansz.errors import CorruptDataError
 from ansz.streams import HUFFMAN, decode_prefix_stream, encode_prefix_stream, entropy_bits
 
-
-def sample(seed, k, skew, n):
-    rng = np.random.default_rng(seed)
-    syms = rng.choice(256, k, replace=False)
-    w = np.exp(-skew * np.arange(k)) * rng.uniform(0.5, 1.5, k)
-    return syms[rng.choice(k, n, p=w / w.sum())].astype(np.uint8)
+from helpers import damaged_prefix_streams, fuzz, symbols
 
 
 def round_trip(s, limit=huffman.DEFAULT_LIMIT):
@@ -37,11 +32,11 @@ def round_trip(s, limit=huffman.DEFAULT_LIMIT):
     assert np.array_equal(out, s)
 
 
-@settings(max_examples=60, deadline=None)
+@fuzz(60)
 @given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 256), skew=st.floats(0, 8),
        n=st.integers(0, 3000), limit=st.integers(8, 15))
 def test_round_trip_hypothesis(seed, k, skew, n, limit):
-    round_trip(sample(seed, k, skew, n), limit)
+    round_trip(symbols(seed, k, skew, n), limit)
 
 
 @pytest.mark.parametrize("s", [
@@ -75,7 +70,7 @@ counts_strategy = st.dictionaries(st.integers(0, 255), st.integers(1, 10**6), mi
     lambda d: [d.get(s, 0) for s in range(256)])
 
 
-@settings(max_examples=80, deadline=None)
+@fuzz(80)
 @given(counts=counts_strategy, limit=st.integers(8, 15))
 def test_lengths_are_valid_and_optimal(counts, limit):
     counts = np.array(counts, np.int64)
@@ -115,7 +110,7 @@ def test_length_limited_is_optimal_vs_brute_force(seed):
     assert huffman.expected_bits(counts, huffman.code_lengths(counts, limit)) == best
 
 
-@settings(max_examples=40, deadline=None)
+@fuzz(40)
 @given(counts=counts_strategy, limit=st.integers(8, 12))
 def test_canonical_codes_are_prefix_free(counts, limit):
     lengths = huffman.code_lengths(np.array(counts, np.int64), limit)
@@ -161,38 +156,12 @@ def test_incomplete_code_rejects_the_unused_half():
         decode_prefix_stream(head + b"\x00" * 40, 300)  # fast-loop path
 
 
-def damaged_outcomes(rng, trials=300):
-    """Decode damaged streams; every outcome must be a result or CorruptDataError."""
-    s = sample(5, 60, 0.2, 4000)
-    counts = np.bincount(s, minlength=256)
-    table = huffman.HuffmanTable.from_counts(counts)
-    blob = huffman.encode(s, table)[0].tobytes()
-    tblob = table.to_bytes()
-    corrupt = 0
-    for t in range(trials):
-        b = bytearray(blob)
-        tb = tblob
-        kind = t % 5
-        if kind == 0:
-            b = b[: int(rng.integers(0, len(b)))]
-        elif kind == 1:
-            b[int(rng.integers(0, len(b)))] ^= 1 << int(rng.integers(0, 8))
-        elif kind == 2:
-            b = bytes(rng.integers(0, 256, int(rng.integers(0, 6000)), dtype=np.uint8))
-        elif kind == 3:
-            b = b + bytes(int(rng.integers(1, 4)))
-        else:
-            tb = bytearray(tblob)
-            tb[int(rng.integers(0, len(tb)))] = int(rng.integers(0, 256))
-        try:
-            decode_prefix_stream(bytes([HUFFMAN]) + bytes(tb) + bytes(b), s.size)
-        except CorruptDataError:
-            corrupt += 1
-    return corrupt
-
-
-def test_damaged_streams_fail_cleanly():
-    assert damaged_outcomes(np.random.default_rng(7)) >= 150
+@pytest.mark.parametrize("trials", [3000, pytest.param(300_000, marks=pytest.mark.slow)])
+def test_damaged_streams_fail_cleanly(trials):
+    outcomes = damaged_prefix_streams("huffman", np.random.default_rng(7), trials)
+    assert outcomes.total_ok + outcomes.total_corrupt == trials
+    assert outcomes.ok["truncate"] == 0  # a cut stream never decodes
+    assert outcomes.total_corrupt >= trials // 2
 
 
 @pytest.mark.parametrize("limit", [8, 11, 12, 15])
@@ -210,12 +179,10 @@ def test_binding_limit_on_large_skewed_alphabets(limit):
     assert np.array_equal(decode_prefix_stream(encode_prefix_stream(s, table), s.size), s)
 
 
-@settings(max_examples=200, deadline=None)
+@fuzz(200)
 @given(st.lists(st.integers(0, 10**9), min_size=0, max_size=256))
 def test_huffman_payload_bits_matches_a_heap_huffman(counts):
     """The two-queue kernel that prunes auto's coder search equals the textbook heap merge."""
-    from ansz._kernels import huffman_payload_bits
-
     heap = [c for c in counts if c > 0]
     heapq.heapify(heap)
     total = 0
@@ -223,22 +190,20 @@ def test_huffman_payload_bits_matches_a_heap_huffman(counts):
         w = heapq.heappop(heap) + heapq.heappop(heap)
         total += w
         heapq.heappush(heap, w)
-    assert huffman_payload_bits(np.array(counts, np.int64).reshape(-1)) == total
+    assert kernels.huffman_payload_bits(np.array(counts, np.int64).reshape(-1)) == total
 
 
-@settings(max_examples=150, deadline=None)
+@fuzz(150)
 @given(st.lists(st.integers(0, 1000), min_size=2, max_size=256))
 def test_stream_table_kernel_builds_what_the_table_class_builds(counts):
     """The one-kernel parse + build used when decoding equals a table filled from the
     canonical codes the encoder uses: each code's window of 2^(T - len) entries."""
-    from ansz._kernels import huffman_read_table
-
     counts = np.array(counts + [0] * (256 - len(counts)), np.int64)
     if np.count_nonzero(counts) == 0:
         return
     t = huffman.HuffmanTable.from_counts(counts)
     blob = t.to_bytes()
-    status, used, T, table = huffman_read_table(np.frombuffer(blob + b"\x55", np.uint8))
+    status, used, T, table = kernels.huffman_read_table(np.frombuffer(blob + b"\x55", np.uint8))
     assert (status, used, T) == (0, len(blob), t.max_length)
     code, length = t.code_table()
     expected = np.zeros(1 << T, np.uint16)

@@ -8,32 +8,17 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
 import subprocess
 import sys
 import threading
 import time
 
-import ml_dtypes
-import numpy as np
 import pytest
-from safetensors.numpy import save_file
 
 import ansz
-from ansz import api, _io
+from ansz import _io, api
 
-ANSZ = shutil.which("ansz")
-
-
-def _model(path, n=600_000, seed=0):
-    r = np.random.default_rng(seed)
-    save_file({f"w{i}": (r.standard_normal(n // 4) * 0.02).astype(ml_dtypes.bfloat16)
-               for i in range(4)}, str(path))
-    return path
-
-
-def _no_temp_files(directory) -> bool:
-    return not [p for p in os.listdir(directory) if p.endswith(".tmp")]
+from helpers import ANSZ, leftovers, make_model
 
 
 # --- non-blocking standard input ---------------------------------------------------------------
@@ -66,7 +51,7 @@ def _run_with_nonblocking_stdin(args, data: bytes) -> subprocess.CompletedProces
 
 
 def test_compress_and_decompress_read_a_nonblocking_stdin_to_its_end(tmp_path):
-    data = _model(tmp_path / "m.safetensors").read_bytes()
+    data = make_model(tmp_path / "m.safetensors", "layers").read_bytes()
     proc = _run_with_nonblocking_stdin(["compress", "-c"], data)
     assert proc.returncode == 0, proc.stderr
     back = io.BytesIO()
@@ -153,15 +138,12 @@ try:
             f.get_tensor("w1")
     elif mode == "verify":
         victim = src
-        real = api._chunk_decoder
-        def decoder(cf, pool=None):
-            decode = real(cf, pool)
-            def first_then_truncate(i):
-                out = decode(i)
-                truncate_after_first(0)
-                return out
-            return first_then_truncate
-        api._chunk_decoder = decoder
+        real = api.decode_record
+        def first_then_truncate(*args):
+            out = real(*args)
+            truncate_after_first(0)
+            return out
+        api.decode_record = first_then_truncate
         r = api.verify_file(src, threads=1)
         print(r.ok, r.message)
         sys.exit(0 if not r.ok else 3)
@@ -174,7 +156,7 @@ sys.exit(2)
 
 @pytest.mark.parametrize("mode", ["compress", "decompress", "open", "verify"])
 def test_a_file_truncated_while_it_is_read_is_an_error_not_a_crash(tmp_path, mode):
-    model = _model(tmp_path / "m.safetensors", n=2_000_000)
+    model = make_model(tmp_path / "m.safetensors", "layers", n=2_000_000)
     src, dst = model, tmp_path / "out"
     if mode != "compress":
         src = tmp_path / "m.ansz"
@@ -185,11 +167,11 @@ def test_a_file_truncated_while_it_is_read_is_an_error_not_a_crash(tmp_path, mod
     assert proc.returncode in (0, 1), (proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr
     assert "shrank" in proc.stdout or "truncated" in proc.stdout, proc.stdout
-    assert not dst.exists() and _no_temp_files(tmp_path)
+    assert not dst.exists() and leftovers(tmp_path) == []
 
 
 def test_an_input_rewritten_while_it_is_compressed_fails(tmp_path):
-    src = _model(tmp_path / "m.safetensors", n=2_000_000)
+    src = make_model(tmp_path / "m.safetensors", "layers", n=2_000_000)
     dst = tmp_path / "m.ansz"
     size = src.stat().st_size
 
@@ -201,14 +183,14 @@ def test_an_input_rewritten_while_it_is_compressed_fails(tmp_path):
 
     with pytest.raises(_io.FileChangedError, match="changed while it was being read"):
         api.compress_file(src, dst, threads=1, chunk_size=1 << 16, progress=rewrite_in_place)
-    assert not dst.exists() and _no_temp_files(tmp_path)
+    assert not dst.exists() and leftovers(tmp_path) == []
 
 
 # --- closing while another thread reads ----------------------------------------------------------
 
 
 def test_close_while_get_tensor_runs_in_another_thread(tmp_path):
-    model = _model(tmp_path / "m.safetensors", n=2_000_000)
+    model = make_model(tmp_path / "m.safetensors", "layers", n=2_000_000)
     path = tmp_path / "m.ansz"
     api.compress_file(model, path, chunk_size=1 << 16)
     want = hashlib.sha256(ansz.load_file(path)["w2"].tobytes()).hexdigest()

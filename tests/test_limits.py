@@ -4,7 +4,6 @@ memory or time. Each test builds its own input."""
 
 from __future__ import annotations
 
-import io
 import json
 import struct
 
@@ -17,14 +16,7 @@ import ansz
 from ansz import api, chunks
 from ansz import container as c
 
-
-def _roundtrip(data: bytes, **kw) -> tuple[bytes, api.CompressReport]:
-    out = io.BytesIO()
-    report = api.compress_stream(io.BytesIO(data), out, threads=1, **kw)
-    back = io.BytesIO()
-    api.decompress_stream(io.BytesIO(out.getvalue()), back)
-    assert back.getvalue() == data
-    return out.getvalue(), report
+from helpers import roundtrip_stream
 
 
 def _file(tmp_path, name: str, data: bytes):
@@ -45,7 +37,7 @@ def _safetensors(header: dict, data: bytes) -> bytes:
 def test_thousands_of_zero_size_tensors(tmp_path):
     tensors = {f"model.layers.{i}.empty_bias": np.zeros((0,), np.float32) for i in range(2000)}
     tensors["w"] = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
-    blob, report = _roundtrip(save(tensors))
+    blob, report = roundtrip_stream(save(tensors))
     assert report.format == "safetensors"
     path = _file(tmp_path, "z.ansz", blob)
     info = api.read_info(path)  # zero-size tensors take no segment: the index stays small
@@ -65,14 +57,14 @@ def test_gguf_with_thousands_of_zero_size_tensors(tmp_path):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    blob, report = _roundtrip(path.read_bytes())
+    blob, report = roundtrip_stream(path.read_bytes())
     assert report.format == "gguf"
     assert api.verify_file(_file(tmp_path, "z.ansz", blob)).ok
 
 
 def test_tensor_names_of_a_hundred_thousand_characters(tmp_path):
     tensors = {"n" * 100_000 + str(i): np.ones(400, np.float32) for i in range(3)}
-    blob, report = _roundtrip(save(tensors))
+    blob, report = roundtrip_stream(save(tensors))
     assert report.format == "safetensors"
     with ansz.open(_file(tmp_path, "n.ansz", blob)) as f:
         assert f.get_tensor("n" * 100_000 + "1").tobytes() == tensors["n" * 100_000 + "1"].tobytes()
@@ -84,7 +76,7 @@ def test_a_tensor_with_more_dimensions_than_the_index_describes(tmp_path):
     w = np.random.default_rng(0).standard_normal(300).astype(np.float32)
     data = _safetensors({"deep": {"dtype": "F32", "shape": shape, "data_offsets": [0, 1200]}},
                         w.tobytes())
-    blob, report = _roundtrip(data)
+    blob, report = roundtrip_stream(data)
     assert report.format == "safetensors"
     with ansz.open(_file(tmp_path, "d.ansz", blob)) as f:
         assert f.shape("deep") == tuple(shape)
@@ -96,7 +88,7 @@ def test_a_shape_numpy_cannot_hold_is_an_ansz_error(tmp_path):
     data = _safetensors({"huge": {"dtype": "F32", "shape": [0, 2**63], "data_offsets": [0, 0]},
                          "w": {"dtype": "F32", "shape": [300], "data_offsets": [0, 1200]}},
                         np.ones(300, np.float32).tobytes())
-    blob, _ = _roundtrip(data)
+    blob, _ = roundtrip_stream(data)
     with ansz.open(_file(tmp_path, "s.ansz", blob)) as f:
         assert f.shape("huge") == (0, 2**63)
         with pytest.raises(ansz.AnszError, match="numpy cannot represent"):
@@ -107,7 +99,7 @@ def test_many_tiny_tensors_share_chunks(tmp_path):
     # 20 000 four-byte tensors were 20 000 chunk records (~0.2 ms and ~100 bytes each)
     tensors = {f"t{i}": np.full(1, i, np.float32) for i in range(20_000)}
     data = save(tensors)
-    blob, report = _roundtrip(data)
+    blob, report = roundtrip_stream(data)
     path = _file(tmp_path, "t.ansz", blob)
     info = api.read_info(path)
     assert info.chunk_count < 20 and report.compressed_size < len(data) / 2

@@ -3,11 +3,13 @@
 import ml_dtypes
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ansz.dtypes import PAIR_LAYOUTS, layout_for
 from ansz.pairs import join_pairs, split_pairs
+
+from helpers import fuzz
 
 ALL = sorted(PAIR_LAYOUTS)
 
@@ -22,7 +24,7 @@ def roundtrip(data: bytes, name: str) -> bytes:
     return out.tobytes()
 
 
-@settings(max_examples=60, deadline=None)
+@fuzz(60)
 @given(name=st.sampled_from(ALL), data=st.data())
 def test_split_join_is_exact_for_any_bits(name, data):
     width = PAIR_LAYOUTS[name].width
@@ -74,7 +76,7 @@ def test_partial_element_is_rejected():
         split_pairs(b"\x00\x01\x02", PAIR_LAYOUTS["BF16"])
 
 
-@settings(max_examples=200, deadline=None)
+@fuzz(200)
 @given(st.integers(0, 70), st.data())
 def test_escape_gather_and_patch_match_a_plain_scan(n, data):
     # The kernels skip 8-code words without a 255; escapes anywhere (word edges, the

@@ -4,21 +4,15 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from ansz import qlc
+from ansz import kernels, qlc
 from ansz.errors import CorruptDataError
 from ansz.stats import coder_costs
 from ansz.streams import QLC, decode_prefix_stream, encode_prefix_stream, entropy_bits
 
-
-def sample(seed, k, skew, n):
-    """n symbols from k random distinct symbols with geometric-ish weights (skew 0 = uniform)."""
-    rng = np.random.default_rng(seed)
-    syms = rng.choice(256, k, replace=False)
-    w = np.exp(-skew * np.arange(k)) * rng.uniform(0.5, 1.5, k)
-    return syms[rng.choice(k, n, p=w / w.sum())].astype(np.uint8)
+from helpers import damaged_prefix_streams, fuzz, symbols
 
 
 def round_trip(s):
@@ -33,11 +27,11 @@ def round_trip(s):
         assert np.array_equal(decode_prefix_stream(stream, s.size), s)
 
 
-@settings(max_examples=60, deadline=None)
+@fuzz(60)
 @given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 256), skew=st.floats(0, 8),
        n=st.integers(0, 3000))
 def test_round_trip_hypothesis(seed, k, skew, n):
-    round_trip(sample(seed, k, skew, n))
+    round_trip(symbols(seed, k, skew, n))
 
 
 @pytest.mark.parametrize("s", [
@@ -70,7 +64,7 @@ counts_strategy = st.dictionaries(st.integers(0, 255), st.integers(1, 10**6)).ma
     lambda d: [d.get(s, 0) for s in range(256)])
 
 
-@settings(max_examples=60, deadline=None)
+@fuzz(60)
 @given(counts=counts_strategy)
 def test_expected_length_is_at_least_the_entropy(counts):
     counts = np.array(counts, np.int64)
@@ -151,33 +145,12 @@ def test_bad_tables_are_refused():
         qlc.QlcTable(np.full(8, 9), np.zeros(1, np.uint8))
 
 
-def damaged_outcomes(rng, trials=300):
-    """Decode damaged streams; every outcome must be a result or CorruptDataError."""
-    s = sample(5, 40, 0.3, 4000)
-    table = qlc.QlcTable.from_counts(np.bincount(s, minlength=256))
-    head = bytes([QLC]) + table.to_bytes()
-    blob = qlc.encode(s, table)[0].tobytes()
-    corrupt = 0
-    for t in range(trials):
-        b = bytearray(blob)
-        kind = t % 4
-        if kind == 0:
-            b = b[: int(rng.integers(0, len(b)))]
-        elif kind == 1:
-            b[int(rng.integers(0, len(b)))] ^= 1 << int(rng.integers(0, 8))
-        elif kind == 2:
-            b = bytes(rng.integers(0, 256, int(rng.integers(0, 6000)), dtype=np.uint8))
-        else:
-            b = b + bytes(int(rng.integers(1, 4)))
-        try:
-            decode_prefix_stream(head + bytes(b), s.size)
-        except CorruptDataError:
-            corrupt += 1
-    return corrupt
-
-
-def test_damaged_streams_fail_cleanly():
-    assert damaged_outcomes(np.random.default_rng(7)) >= 150
+@pytest.mark.parametrize("trials", [3000, pytest.param(300_000, marks=pytest.mark.slow)])
+def test_damaged_streams_fail_cleanly(trials):
+    outcomes = damaged_prefix_streams("qlc", np.random.default_rng(7), trials)
+    assert outcomes.total_ok + outcomes.total_corrupt == trials
+    assert outcomes.ok["truncate"] == 0  # a cut stream never decodes
+    assert outcomes.total_corrupt >= trials // 2
 
 
 def bf16_exponents(n, seed=0):
@@ -255,7 +228,7 @@ dp_counts = st.one_of(
 ).map(lambda d: np.array([d.get(s, 0) for s in range(256)], np.int64))
 
 
-@settings(max_examples=300, deadline=None)
+@fuzz(300)
 @given(counts=dp_counts)
 def test_optimal_areas_kernel_matches_the_numpy_dp(counts):
     bits, order = qlc.optimal_areas(counts)
@@ -322,15 +295,13 @@ def table_bytes(draw):
     return blob[:end] + bytes(draw(st.integers(0, 3)))
 
 
-@settings(max_examples=400, deadline=None)
+@fuzz(400)
 @given(blob=table_bytes())
 def test_read_table_kernel_checks_and_builds_what_the_numpy_version_did(blob):
     """qlc_read_table, which every QLC stream is decoded with, agrees with the numpy
     reference: the same error message, or the same tables and length."""
-    from ansz._kernels import qlc_read_table
-
     buf = np.frombuffer(blob, np.uint8)
-    status, used, lut, order = qlc_read_table(buf)
+    status, used, lut, order = kernels.qlc_read_table(buf)
     try:
         ref_lut, ref_order, ref_used = read_table_numpy(blob)
     except CorruptDataError as e:

@@ -5,11 +5,13 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ansz import rans
 from ansz.errors import CorruptDataError
+
+from helpers import fuzz
 
 
 def cross_entropy_bits(counts, freq, scale_bits):
@@ -26,7 +28,7 @@ counts_strategy = st.lists(st.integers(0, 10**6), min_size=256, max_size=256).fi
     lambda c: sum(1 for v in c if v) >= 2)
 
 
-@settings(max_examples=80, deadline=None)
+@fuzz(80)
 @given(counts=counts_strategy, scale_bits=st.integers(8, 16))
 def test_normalize_counts_contract(counts, scale_bits):
     counts = np.array(counts, np.int64)
@@ -88,7 +90,7 @@ def roundtrip(symbols, scale_bits=rans.SCALE_BITS):
     return words
 
 
-@settings(max_examples=60, deadline=None)
+@fuzz(60)
 @given(data=st.data())
 def test_roundtrip_random_distributions(data):
     k = data.draw(st.integers(2, 256))

@@ -1,0 +1,280 @@
+"""One ``compress`` or ``decompress`` run, input by input: naming each output, refusing
+what must not be done, opening inputs and outputs, calling the API and ``--rm``.
+
+- ``compress X`` writes ``X.ansz``; ``decompress X.ansz`` writes ``X``; any other suffix is
+  an error unless ``-o``/``-c`` names the output.
+- Never overwrite without ``-f`` (a terminal is asked first); never write compressed data
+  to a terminal or read it from one without ``-f``.
+- ``--rm`` deletes an input only after its output is complete, synced and verified
+  (:func:`remove_source`), and never when writing to standard output.
+- ``-r``: a directory operand stands for the model files under it (:func:`expand_directories`).
+
+numpy and numba come in with :mod:`ansz.api`, imported only when a job runs
+(:func:`codec_api`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import stat
+import sys
+from contextlib import contextmanager
+from typing import Any, BinaryIO, Callable, Iterator
+
+from ..errors import AnszError, OutputExistsError
+from . import signals, stdio
+from .args import STDIN, STDOUT, CodecOptions, Operand
+from .report import Reporter, Skip, human_size, isatty, os_message, percent
+
+SUFFIX = ".ansz"
+MODEL_SUFFIX = ".safetensors"  #: what -r looks for in a directory (with SUFFIX to decompress)
+
+
+def api():
+    """:mod:`ansz.api`: numpy + numba, only when a command really runs."""
+    from .. import api
+
+    return api
+
+
+def codec_api():
+    """:func:`api`, with every module that the API's worker threads import on first use
+    imported here first, in the main thread. A signal's exception raised in the main thread
+    while it waits for a module that a worker is importing can leave importlib's module
+    lock held for good: the worker then waits forever, and so does the main thread, for the
+    worker, on its way out."""
+    import zstandard  # noqa: F401
+
+    from .. import blocks, chunks, huffman, kernels, pairs, qlc, streams  # noqa: F401 (numpy)
+
+    if not kernels.uses_library():  # the JIT kernels: numba, imported at the first call
+        from .. import _kernels  # noqa: F401
+    return api()
+
+
+def check_input(src: Operand) -> os.stat_result | None:
+    """The input's status (None for standard input); :class:`Skip` for a directory."""
+    if src is STDIN:
+        return None
+    st = os.stat(src)
+    if stat.S_ISDIR(st.st_mode):
+        raise Skip("is a directory -- ignored")
+    return st
+
+
+#: How the command line says that an output exists (with OutputExistsError's wording).
+FORCE_HINT = "use -f to overwrite"
+
+
+def check_output(src: Operand, dst: str, force: bool, rep: Reporter) -> bool:
+    """Returns whether ``dst`` exists and may be replaced: the API's policy
+    (:func:`ansz._io.check_output`), which raises AnszError for the input itself or a
+    directory and OutputExistsError ("X already exists (use -f to overwrite)") for another
+    existing output without ``-f``; unless stdin and stderr are terminals, then the user is
+    asked first, and :class:`Skip` is raised if the answer is no."""
+    from .._io import check_output as policy
+
+    try:
+        return policy(dst, None if src is STDIN else src, overwrite=force, hint=FORCE_HINT)
+    except OutputExistsError:
+        if not (src is not STDIN and rep.level >= 2 and isatty(sys.stdin)
+                and isatty(sys.stderr)):
+            raise
+    if ask(f"ansz: {dst} already exists; overwrite?"):
+        return True
+    raise Skip(f"{dst} not overwritten")
+
+
+def ask(question: str) -> bool:
+    """Ask on stderr and read the answer from stdin: True for y or yes, False for anything
+    else or end of input. Not click.confirm: it reads with input(), which discards an
+    exception raised while it flushes standard output, such as a signal's (the process
+    would then wait for an answer after SIGTERM); and it turns a signal into click's Abort.
+    """
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def expand_directories(inputs: list[Operand], suffix: str, rep: Reporter) -> list[Operand]:
+    """``-r``: replace each directory operand by the files under it whose names end in
+    ``suffix``: a directory's own files in sorted order, then its subdirectories likewise.
+    Symbolic links found while walking are skipped with a warning, files and directories
+    alike (zstd does the same without -f): ``--rm`` would remove only the link. A directory
+    named as an operand is followed even if it is a link. Unreadable directories are
+    reported as errors; the others go on."""
+    out: list[Operand] = []
+    for src in inputs:
+        if src is STDIN or not os.path.isdir(src):
+            out.append(src)  # a file, or a missing operand that Job.one will report
+            continue
+        found: list[str] = []
+
+        def failed(e: OSError) -> None:
+            rep.error(e.filename if e.filename is not None else src, os_message(e))
+
+        for top, dirs, names in os.walk(src, onerror=failed):
+            for d in list(dirs):
+                if os.path.islink(os.path.join(top, d)):
+                    rep.warn(f"{os.path.join(top, d)}: is a symbolic link -- ignored")
+                    dirs.remove(d)
+            dirs.sort()
+            for name in sorted(names):
+                if not name.endswith(suffix) or name == suffix:
+                    continue
+                path = os.path.join(top, name)
+                if os.path.islink(path):
+                    rep.warn(f"{path}: is a symbolic link -- ignored")
+                elif os.path.isfile(path):
+                    found.append(path)
+        if not found:
+            rep.warn(f"{src}: no *{suffix} files in this directory -- nothing to do")
+        out.extend(found)
+    return out
+
+
+class Job:
+    """One compress/decompress invocation; :meth:`one` handles one input."""
+
+    def __init__(self, opts: CodecOptions, rep: Reporter) -> None:
+        self.opts = opts
+        self.rep = rep
+
+    def destination(self, src: Operand) -> Operand:
+        """The output for ``src``: a path or :data:`STDOUT`; :class:`Skip` if it has none."""
+        o = self.opts
+        if o.writes_stdout:
+            return STDOUT
+        if o.output is not None:
+            return o.output
+        if src is STDIN:
+            return STDOUT
+        if o.compressing:
+            if src.endswith(SUFFIX) and not o.force:
+                raise Skip(f"already has {SUFFIX} suffix -- ignored (use -f to compress "
+                           "it again, or -o)")
+            return src + SUFFIX
+        base = os.path.basename(src)
+        if not base.endswith(SUFFIX) or len(base) == len(SUFFIX):
+            raise Skip(f"unknown suffix (expected {SUFFIX}) -- use -o FILE or -c")
+        return src[: -len(SUFFIX)]
+
+    def one(self, src: Operand) -> None:
+        o, rep = self.opts, self.rep
+        st = check_input(src)
+        dst = self.destination(src)
+        if dst is STDOUT:
+            if o.compressing and not o.force and isatty(stdio.stdout()):
+                raise Skip("compressed data not written to a terminal (use -f to force)")
+            replace = False
+        else:
+            # -f means overwrite even a file that appears after this check (another process
+            # writing the same output): the API's publish must not refuse it then.
+            replace = check_output(src, dst, o.force, rep) or o.force
+        if src is STDIN and not o.compressing and not o.force and isatty(sys.stdin):
+            raise Skip("compressed data not read from a terminal (use -f to force)")
+
+        api = codec_api()
+        kw: dict[str, Any] = {"threads": o.threads}
+        if o.compressing:
+            kw.update(chunk_size=o.chunk_size, coder=o.coder, level=o.level)
+        total = self.progress_total(api, src, st) if rep.show_progress() else None
+        label = os.path.basename(src) if src is not STDIN else str(src)
+        # The *_file functions map the input; a pipe or device (``<(cmd)``, /dev/stdin) has no
+        # size to map and must be read as a stream.
+        regular = st is not None and stat.S_ISREG(st.st_mode)
+        with signals.writing(dst), rep.progress_bar(label, total) as cb:
+            kw["progress"] = functools.partial(_progress, cb)
+            try:
+                if regular and dst is not STDOUT and not is_device_or_fifo(dst):
+                    fn = api.compress_file if o.compressing else api.decompress_file
+                    report = fn(src, dst, overwrite=replace, sync=o.remove, **kw)
+                else:
+                    stream = api.compress_stream if o.compressing else api.decompress_stream
+                    with open_input(src) as ifh, open_output(dst, replace, o.remove) as ofh:
+                        report = stream(ifh, ofh, **kw)
+            except OutputExistsError as e:  # it appeared meanwhile: say it as the CLI does
+                raise OutputExistsError(e.path, FORCE_HINT) from None
+        self.summary(src, dst, report)
+        if o.remove and regular:
+            remove_source(src, dst, o.compressing, o.threads, rep)
+
+    def progress_total(self, api: Any, src: Operand, st: os.stat_result | None) -> int | None:
+        """The API reports progress in original (uncompressed) bytes."""
+        if st is None or not stat.S_ISREG(st.st_mode):
+            return None
+        if self.opts.compressing:
+            return st.st_size
+        try:
+            return api.read_info(src).original_size  # footer only; cheap
+        except (AnszError, OSError):
+            return None  # decompression will report the problem
+
+    def summary(self, src: Operand, dst: Operand, report: Any) -> None:
+        level = 3 if dst is STDOUT else 2
+        orig, comp = report.original_size, report.compressed_size
+        if self.opts.compressing:
+            line = (f"{src} : {percent(comp, orig)} "
+                    f"({human_size(orig)} => {human_size(comp)}, {dst})")
+        else:
+            line = f"{src} : {human_size(comp)} => {human_size(orig)}, {dst}"
+        self.rep.info(line, level=level)
+        secs = max(float(report.seconds), 1e-9)
+        detail = f"  {human_size(orig / secs)}/s, {report.seconds:.2f} s"
+        if self.opts.compressing:
+            detail = f"  format {report.format}" + (
+                f" ({report.fallback_reason})" if report.fallback_reason else "") + "," + detail[1:]
+        self.rep.info(detail, level=3)
+
+
+def _progress(bar: Callable[[int], None] | None, done: int) -> None:
+    """The API's progress callback: called in the main thread after each chunk."""
+    signals.stop_if_signalled()
+    if bar is not None:
+        bar(done)
+
+
+@contextmanager
+def open_input(src: Operand) -> Iterator[BinaryIO]:
+    if src is STDIN:
+        yield stdio.stdin()
+    else:
+        with open(src, "rb") as fh:
+            yield fh
+
+
+def is_device_or_fifo(path: str) -> bool:
+    return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
+
+
+@contextmanager
+def open_output(dst: Operand, replace: bool, sync: bool) -> Iterator[BinaryIO]:
+    """Standard output; a device or FIFO, written through; or a file written atomically."""
+    if dst is STDOUT:
+        out = stdio.stdout()
+        yield out
+        out.flush()
+    elif is_device_or_fifo(dst):  # /dev/null, a FIFO: write through, never replace it
+        with open(dst, "wb", buffering=0) as fh:  # unbuffered: no write left for close()
+            yield stdio.NamedOutput(fh, dst)
+    else:
+        from .._io import atomic_output
+
+        with atomic_output(dst, overwrite=replace, sync=sync) as fh:
+            yield fh
+
+
+def remove_source(src: Operand, dst: Operand, compressing: bool, threads: int | None,
+                  rep: Reporter) -> None:
+    """Delete ``src`` after proving ``dst`` restores it: the output was fsync'ed when written
+    (``sync=True``), and is now decoded again and compared byte for byte with the source."""
+    if src is STDIN or dst is STDOUT:
+        return
+    container, original = (dst, src) if compressing else (src, dst)
+    report = codec_api().verify_file(container, original, threads=threads)
+    if not report.ok:
+        raise AnszError(f"not removed: {container} does not verify against {original} "
+                        f"({report.message})")
+    os.unlink(src)
+    rep.info(f"ansz: removed {src}", level=3)
