@@ -515,7 +515,8 @@ def _check_output_path(src: str, dst: str, overwrite: bool) -> None:
         if os.path.isdir(dst):
             raise AnszError(f"{dst} is a directory")
         if not overwrite:
-            raise AnszError(f"{dst} already exists; use --force to overwrite")
+            # The Python API's own check: the keyword, not the command line's -f/--force.
+            raise AnszError(f"{dst} already exists; pass overwrite=True to replace it")
 
 
 @contextmanager

@@ -239,12 +239,12 @@ def test_overwrite_same_file_and_directory_refusals(tmp_path):
     src.write_bytes(b"abc" * 1000)
     dst = tmp_path / "a.ansz"
     dst.write_bytes(b"keep me")
-    with pytest.raises(AnszError, match="already exists; use --force"):
-        api.compress_file(src, dst)
+    with pytest.raises(AnszError, match=r"already exists; pass overwrite=True to replace it$"):
+        api.compress_file(src, dst)  # the Python keyword, not the command line's --force
     assert dst.read_bytes() == b"keep me"
     api.compress_file(src, dst, overwrite=True)
     assert dst.read_bytes()[:8] == c.MAGIC
-    with pytest.raises(AnszError, match="already exists"):
+    with pytest.raises(AnszError, match="already exists; pass overwrite=True"):
         api.decompress_file(dst, src)
     with pytest.raises(AnszError, match="input file itself"):
         api.compress_file(src, src, overwrite=True)
