@@ -20,3 +20,8 @@ class FormatError(AnszError):
 
 class UnsupportedError(AnszError):
     """Valid data that this version of ansz cannot handle (a newer format version, say)."""
+
+
+class AnszIndexError(AnszError, IndexError):
+    """An index a tensor slice cannot take (out of range, too many, or of a kind not
+    supported), with numpy's message; an IndexError too, as numpy raises."""
