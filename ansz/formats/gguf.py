@@ -140,7 +140,7 @@ def _read_growing(head, file_size: int | None, limit: int | None, parse):
             if limit is not None and n > limit:
                 if e.need > limit:
                     raise FormatError(f"header of more than {limit} bytes is too large to "
-                                      "buffer from a stream") from None
+                                      "buffer") from None
                 n = limit
 
 
