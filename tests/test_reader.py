@@ -279,7 +279,12 @@ def test_import_ansz_stays_light():
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
     assert ansz.open is reader.open and ansz.load_file is reader.load_file
-    assert "open" not in ansz.__all__ and "load_file" in ansz.__all__
+    assert ansz.load is reader.load and ansz.load_model_dir is reader.load_model_dir
+    from ansz import writer
+
+    assert ansz.save_file is writer.save_file and ansz.save is writer.save
+    assert "open" not in ansz.__all__
+    assert {"load_file", "load", "load_model_dir", "save_file", "save"} <= set(ansz.__all__)
 
 
 # --- get_slice -------------------------------------------------------------------------------
