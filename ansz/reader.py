@@ -100,6 +100,10 @@ _TORCH_VIEWS = {
 #: one (or a slice of step 1 or -1) decodes the rows' covering range.
 _MAX_ROW_RANGES = 4096
 
+#: A covering range of rows is decoded at most this many bytes at a time (whole rows; at
+#: least one row), each block indexed into the result before the next is decoded.
+_SLICE_BLOCK = 32 << 20
+
 #: The largest ``*.safetensors.index.json`` :func:`load_model_dir` reads (a real one for a
 #: model of hundreds of billions of parameters is well under 10 MB).
 MAX_MODEL_INDEX = 100_000_000
@@ -324,7 +328,7 @@ class AnszFile:
         return self._entry(name)[1]
 
     def __contains__(self, name: object) -> bool:
-        return name in self._tensors
+        return isinstance(name, str) and name in self._tensors
 
     def __len__(self) -> int:
         return len(self._tensors)
@@ -398,29 +402,45 @@ class AnszFile:
         return _to_torch(arr, dtype) if self._framework == "pt" else arr
 
     def _slice(self, name: str, key) -> Any:
-        """``tensor[key]`` for a basic numpy index ``key``, decoding only the rows it touches."""
+        """``tensor[key]`` for a basic numpy index ``key``, decoding only the rows it touches;
+        a long range of rows is decoded a block of at most :data:`_SLICE_BLOCK` bytes at a
+        time, each block indexed into the result, so memory is the result plus one block."""
         import numpy as np
 
         self._check_open()
         dtype, _, start, _ = self._entry(name)
         npdtype, shape = self._array_layout(name)
-        key = _check_key(key, name, shape)
-        rows_key, rows = _first_axis(key, shape)
+        key, out_shape = _check_key(key, name, shape)
         row_bytes = npdtype.itemsize * _product(shape[1:])
-        if rows is None:  # a 0-d tensor: its one element
-            ranges, dims = [(start, start + npdtype.itemsize)], ()
-        elif isinstance(rows, range):  # single rows
-            ranges = [(start + i * row_bytes, start + (i + 1) * row_bytes) for i in rows]
-            dims = (len(rows), *shape[1:])
-        else:  # a covering range of rows
-            lo, hi = rows
-            ranges, dims = [(start + lo * row_bytes, start + hi * row_bytes)], (hi - lo, *shape[1:])
-        bufs = self._decode(ranges)
-        flat = bufs[0] if len(bufs) == 1 else np.concatenate(bufs)
-        block = flat.view(npdtype).reshape(dims)
-        out = np.asarray(block[rows_key])
-        if out.base is not None and out.nbytes < block.nbytes:
-            out = out.copy()  # do not keep the rows' whole block alive for a part of it
+
+        def rows_block(ranges: list[tuple[int, int]]):
+            bufs = self._decode([(start + a * row_bytes, start + b * row_bytes) for a, b in ranges])
+            flat = bufs[0] if len(bufs) == 1 else np.concatenate([np.empty(0, np.uint8), *bufs])
+            return flat.view(npdtype).reshape((sum(b - a for a, b in ranges), *shape[1:]))
+
+        if not shape:  # a 0-d tensor: its one element
+            block = self._decode([(start, start + npdtype.itemsize)])[0].view(npdtype).reshape(())
+            out = block[key]
+        else:
+            pos, rows, axis = _first_axis(key, shape)
+            if pos is not None and not isinstance(key[pos], slice):  # one row
+                out = rows_block([(rows[0], rows[0] + 1)])[_replace(key, pos, 0)]
+            elif abs(rows.step) > 1 and len(rows) <= _MAX_ROW_RANGES:  # single rows
+                block = rows_block([(i, i + 1) for i in rows])
+                out = block[_replace(key, pos, slice(None))]
+            else:  # covering ranges of rows, a block at a time
+                out = np.empty(out_shape, npdtype)
+                per = max(1, _SLICE_BLOCK // max(1, row_bytes * abs(rows.step)))
+                for b in range(0, len(rows), per):
+                    part = rows[b:b + per]
+                    lo, hi = min(part[0], part[-1]), max(part[0], part[-1]) + 1
+                    stop = part.start - lo + part.step * len(part)
+                    within = slice(part.start - lo, stop if stop >= 0 else None, part.step)
+                    where = (slice(None),) * axis + (slice(b, b + len(part)),)
+                    out[where] = rows_block([(lo, hi)])[_replace(key, pos, within)]
+        out = np.asarray(out)
+        if out.base is not None:
+            out = out.copy()  # do not keep the decoded rows alive for a part of them
         return _to_torch(out, dtype) if self._framework == "pt" else out
 
     def _decode(self, ranges: list[tuple[int, int]]) -> list:
@@ -471,8 +491,10 @@ class TensorSlice:
     results and errors (:class:`~ansz.errors.AnszIndexError`, an IndexError); lists and
     arrays of indices are refused. It decodes only the chunks holding the rows the first
     axis selects (the covering range of rows for a slice of step 1 or -1 or a long strided
-    one). ``get_shape()`` is the shape of the array indexed (for a GGUF block-quantized
-    tensor its raw uint8 blocks: see :mod:`ansz.reader`), ``get_dtype()`` the dtype name.
+    one), 32 MiB of rows at a time, so a column slice of a large tensor needs the result
+    and one block, not the tensor. ``get_shape()`` is the shape of the array indexed (for
+    a GGUF block-quantized tensor its raw uint8 blocks: see :mod:`ansz.reader`),
+    ``get_dtype()`` the dtype name.
     """
 
     def __init__(self, file: AnszFile, name: str):
@@ -621,9 +643,10 @@ class _MemoryFile:
         pass
 
 
-def _check_key(key, name: str, shape: tuple[int, ...]) -> tuple:
-    """``key`` as a tuple, checked as numpy checks a basic index on ``shape`` (numpy's own
-    message on failure), without allocating anything of the tensor's size."""
+def _check_key(key, name: str, shape: tuple[int, ...]) -> tuple[tuple, tuple[int, ...]]:
+    """``(key as a tuple, the result's shape)``, ``key`` checked as numpy checks a basic
+    index on ``shape`` (numpy's own message on failure), without allocating anything of the
+    tensor's size."""
     import numpy as np
 
     key = key if isinstance(key, tuple) else (key,)
@@ -646,45 +669,37 @@ def _check_key(key, name: str, shape: tuple[int, ...]) -> tuple:
         raise AnszError(f"tensor {_quote(name)} has shape {_quote(list(shape))}, which numpy "
                         "cannot represent") from None
     try:
-        dummy[key]
+        return key, np.shape(dummy[key])
     except (IndexError, TypeError, ValueError) as e:
         raise AnszIndexError(f"tensor {_quote(name)} of shape {tuple(shape)}: {e}") from None
-    return key
 
 
-def _first_axis(key: tuple, shape: tuple[int, ...]):
-    """``(key for the decoded rows, rows)``: which rows of a (checked) basic index ``key``
-    needs -- ``range`` of single rows to gather, ``(lo, hi)`` a covering range, or None
-    for a 0-d tensor -- and the index to apply to the array of those rows."""
-    if not shape:
-        return key, None
-    consumed = sum(1 for k in key if k is not None and k is not Ellipsis)
-    pos = None
-    for i, k in enumerate(key):
-        if k is None:
-            continue
-        if k is Ellipsis:
-            if len(shape) > consumed:  # the first axis is inside the ellipsis
-                break
-            continue
-        pos = i
-        break
+def _first_axis(key: tuple, shape: tuple[int, ...]) -> tuple[int | None, range, int]:
+    """For a checked basic index ``key`` on an array of ``shape`` (at least 1-d):
+    ``(position in key of the index of the first axis, or None if an ellipsis (or nothing)
+    covers it; the rows it selects, in the result's order; the result's axis they make)``.
+    An integer index selects one row and makes no axis."""
     n = shape[0]
-    if pos is None:
-        return key, (0, n)
-    k = key[pos]
-    if not isinstance(k, slice):  # an integer, already in range
-        i = k + n if k < 0 else k
-        return key[:pos] + (0,) + key[pos + 1:], (i, i + 1)
-    r = range(*k.indices(n))
-    if not r:
-        return key[:pos] + (slice(0, 0),) + key[pos + 1:], (0, 0)
-    if abs(r.step) > 1 and len(r) <= _MAX_ROW_RANGES:
-        return key[:pos] + (slice(None),) + key[pos + 1:], r
-    lo, hi = min(r[0], r[-1]), max(r[0], r[-1]) + 1
-    stop = r.start - lo + r.step * len(r)
-    part = slice(r.start - lo, stop if stop >= 0 else None, r.step)
-    return key[:pos] + (part,) + key[pos + 1:], (lo, hi)
+    consumed = sum(1 for k in key if k is not None and k is not Ellipsis)
+    nones = 0
+    for pos, k in enumerate(key):
+        if k is None:
+            nones += 1
+        elif k is Ellipsis:
+            if len(shape) > consumed:  # the ellipsis covers the first axis
+                return None, range(n), nones
+        elif isinstance(k, slice):
+            return pos, range(*k.indices(n)), nones
+        else:  # an integer, already checked to be in range
+            row = k + n if k < 0 else k
+            return pos, range(row, row + 1), nones
+    return None, range(n), nones  # nothing indexes it: all of it, after the Nones
+
+
+def _replace(key: tuple, pos: int | None, part) -> tuple:
+    """``key`` with the index of the first axis (at ``pos``) replaced by ``part``; with
+    ``pos`` None (an ellipsis covers the first axis) ``key`` itself."""
+    return key if pos is None else key[:pos] + (part,) + key[pos + 1:]
 
 
 def _product(dims) -> int:

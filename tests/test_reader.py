@@ -327,8 +327,11 @@ def _key_for(key, ndim):
     return sum(1 for k in key if k is not None and k is not E) <= ndim
 
 
+@pytest.mark.parametrize("block", [None, 1, 1000])
 @pytest.mark.parametrize("name", sorted(TALL))
-def test_get_slice_equals_numpy_indexing(tall, name):
+def test_get_slice_equals_numpy_indexing(tall, name, block, monkeypatch):
+    if block is not None:  # ranges of rows decoded a row, or a few, at a time
+        monkeypatch.setattr(reader, "_SLICE_BLOCK", block)
     want_full = TALL[name]
     with ansz.open(tall, threads=2) as f:
         sl = f.get_slice(name)
@@ -384,6 +387,27 @@ def test_get_slice_decodes_only_the_chunks_of_the_rows_asked_for(tall, monkeypat
         read.clear()
         f.get_tensor("F32.tall")
         assert sorted(read) == whole
+
+
+def test_a_column_slice_decodes_a_block_of_rows_at_a_time(tmp_path, monkeypatch):
+    import tracemalloc
+
+    w = (RNG.standard_normal((4096, 1024)) * 0.02).astype(np.float32)  # 16 MiB
+    save_file({"w": w}, str(tmp_path / "w.safetensors"))
+    api.compress_file(tmp_path / "w.safetensors", tmp_path / "w.ansz", chunk_size=1 << 16)
+    monkeypatch.setattr(reader, "_SLICE_BLOCK", 1 << 20)
+    with ansz.open(tmp_path / "w.ansz", threads=2) as f:
+        sl = f.get_slice("w")
+        _same(sl[:8, :4], w[:8, :4])  # the kernels' first use, outside the measure
+        tracemalloc.start()
+        try:
+            for key in [(slice(None), slice(100, 104)), (E, 7), (slice(None, None, -1), 3)]:
+                tracemalloc.reset_peak()
+                _same(sl[key], w[key])
+                peak = tracemalloc.get_traced_memory()[1]
+                assert peak < 4 << 20, (key, peak)  # a block and the result, not 16 MiB
+        finally:
+            tracemalloc.stop()
 
 
 def test_get_slice_refuses_indices_numpy_refuses_or_it_does_not_take(tall):
