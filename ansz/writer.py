@@ -172,6 +172,9 @@ def _from_torch(name: str, t):
     from .reader import _TORCH_VIEWS, _numpy_dtype
 
     t = t.detach()
+    if t.device.type == "meta" or t.layout != torch.strided:
+        raise AnszError(f"tensor {_quote(name)} has no dense data to save (device "
+                        f"{t.device.type}, layout {str(t.layout).removeprefix('torch.')})")
     if t.device.type != "cpu":
         t = t.cpu()
     t = t.contiguous()

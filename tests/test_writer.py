@@ -254,6 +254,12 @@ def test_torch_tensors_decode_to_safetensors_torch_bytes(tmp_path):
     assert _decoded(ansz.save({"t": transposed})) == torch_save({"t": transposed.contiguous()})
     with pytest.raises(AnszError, match="torch.complex128, which safetensors does not store"):
         ansz.save({"w": torch.zeros(2, dtype=torch.complex128)})
+    with pytest.raises(AnszError, match="no dense data to save .device meta"):
+        ansz.save({"w": torch.zeros(2, device="meta")})
+    with pytest.raises(AnszError, match="layout sparse_coo"):
+        ansz.save({"w": torch.zeros(2).to_sparse()})
+    grad = torch.ones(3, requires_grad=True)
+    assert _decoded(ansz.save({"g": grad})) == torch_save({"g": grad.detach()})
     back = ansz.load_file(path, framework="pt")
     assert sorted(back) == sorted(tensors)
     for name, t in tensors.items():
