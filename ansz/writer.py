@@ -223,7 +223,8 @@ def _library_order(arrays: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
     for name, arr in arrays.items():
         if arr.dtype not in labels:
             try:
-                labels[arr.dtype] = _header_of(library_save({"t": np.zeros(0, arr.dtype)}))["t"]["dtype"]
+                blob = library_save({"t": np.zeros(0, arr.dtype)})
+                labels[arr.dtype] = _header_of(blob)["t"]["dtype"]
             except Exception:  # the library's SafetensorError, or its TypeError
                 raise AnszError(f"tensor {_quote(name)} has dtype {arr.dtype}, which safetensors "
                                 "does not store") from None
