@@ -1,8 +1,10 @@
 """ansz: lossless compression of neural-network model files with rANS over coding pairs.
 
-The public API lives in :mod:`ansz.api` (files and streams) and :mod:`ansz.reader` (lazy
-per-tensor reading: ``open``, ``load_file``) and is re-exported here lazily, so that importing
-``ansz`` (and running ``ansz --help``) loads neither numpy nor numba.
+The public API lives in :mod:`ansz.api` (files and streams), :mod:`ansz.reader` (lazy
+per-tensor reading: ``open``, ``load_file``, ``load``, ``load_model_dir``) and
+:mod:`ansz.writer` (``save_file``, ``save``: containers straight from arrays) and is
+re-exported here lazily, so that importing ``ansz`` (and running ``ansz --help``) loads
+neither numpy nor numba.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ _API = {
     "verify_file", "file_stats", "read_info",
 }
 
-_READER = {"open", "load_file"}
+_READER = {"open", "load_file", "load", "load_model_dir"}
+
+_WRITER = {"save_file", "save"}
 
 # ``ansz.open`` is left out of ``__all__`` so that ``from ansz import *`` cannot shadow the
 # builtin ``open``; use it qualified, as ``ansz.open(...)``.
-__all__ = sorted(_API | (_READER - {"open"}) | {"AnszError", "CorruptDataError", "FormatError", "__version__"})
+__all__ = sorted(_API | (_READER - {"open"}) | _WRITER
+                 | {"AnszError", "CorruptDataError", "FormatError", "__version__"})
 
 from .errors import AnszError, CorruptDataError, FormatError  # noqa: E402  (light: no numpy)
 
@@ -32,4 +37,8 @@ def __getattr__(name: str):
         from . import reader
 
         return getattr(reader, name)
+    if name in _WRITER:
+        from . import writer
+
+        return getattr(writer, name)
     raise AttributeError(f"module 'ansz' has no attribute {name!r}")

@@ -29,3 +29,8 @@ class OutputExistsError(AnszError):
     def __init__(self, path: str, hint: str = "overwrite=True replaces it") -> None:
         super().__init__(f"{path} already exists ({hint})")
         self.path = path
+
+
+class AnszIndexError(AnszError, IndexError):
+    """An index a tensor slice cannot take (out of range, too many, or of a kind not
+    supported), with numpy's message; an IndexError too, as numpy raises."""

@@ -1,4 +1,4 @@
-"""Lazy random access to the tensors of a compressed safetensors file, like ``safe_open``.
+"""Lazy random access to the tensors of a compressed model file, like safetensors' ``safe_open``.
 
 ::
 
@@ -6,28 +6,44 @@
         names = f.keys()                                # sorted, as safetensors' safe_open
         meta = f.metadata()                             # the original "__metadata__", or None
         w = f.get_tensor("model.embed_tokens.weight")   # decodes only this tensor's chunks
+        rows = f.get_slice("lm_head.weight")[0:128]     # ... or only the chunks of these rows
+        some = f.get_tensors(["a", "b"])                # several, on one thread pool
 
     tensors = ansz.load_file("model.safetensors.ansz")  # {name: numpy array}
+    state = ansz.load_model_dir("path/to/model", framework="pt")  # sharded, with its index
 
 How it works: the container's index (``docs/FORMAT.md``) lists every chunk with the original
 bytes it holds. Opening decodes the first segment, which for a safetensors original is the
 original file's 8-byte length and JSON header (its length checked against the 100 MB cap
 before the rest is decoded), and parses it with :func:`ansz.formats.safetensors.parse_header`;
-the header, not the index's descriptive name/dtype/shape fields, is the authority on tensors,
-and the segments the index does name must agree with it (else
-:class:`~ansz.errors.CorruptDataError`). ``get_tensor`` then reads and decodes exactly the
-chunks that hold the tensor's bytes (each checked against its xxh3 checksum), in parallel
-over chunks on a thread pool when there are several, straight into the returned array; small
-tensors share chunks, which are decoded once and copied out.
+for a GGUF original it is the GGUF header, decoded in growing prefixes only as far as
+:func:`ansz.formats.gguf.read_layout` needs (at most 256 MiB, as the writer). The header,
+not the index's descriptive name/dtype/shape fields, is the authority on tensors, and the
+segments the index does name must agree with it (else :class:`~ansz.errors.CorruptDataError`).
+``get_tensor`` then reads and decodes exactly the chunks that hold the tensor's bytes (each
+checked against its xxh3 checksum), in parallel over chunks on a thread pool when there are
+several, straight into the returned array; small tensors share chunks, which are decoded
+once and copied out.
 
 Decisions:
 
-- Only containers whose original was a safetensors file can be opened: any other container
-  (format ``"bytes"``, including a ``.safetensors`` file whose header was invalid and so was
-  stored as plain bytes) raises :class:`~ansz.errors.FormatError` on :func:`open`, as
-  ``safe_open`` refuses a file that is not safetensors. Use :func:`ansz.decompress_file`.
-- ``metadata()`` is the original ``__metadata__`` dict (str -> str), or ``None`` when the
-  header has none (as ``safe_open``).
+- Containers whose original was a safetensors or a GGUF file can be opened: any other
+  container (format ``"bytes"``, including a ``.safetensors`` file whose header was invalid
+  and so was stored as plain bytes) raises :class:`~ansz.errors.FormatError` on
+  :func:`open`, as ``safe_open`` refuses a file that is not safetensors. Use
+  :func:`ansz.decompress_file`. A file that is not a container at all is refused with its
+  name in the message.
+- safetensors: ``metadata()`` is the original ``__metadata__`` dict (str -> str), or
+  ``None`` when the header has none (as ``safe_open``). ``dtype()`` is the safetensors
+  dtype name.
+- GGUF: ``metadata()`` is the file's key-value pairs (:func:`ansz.formats.gguf.read_metadata`:
+  str -> int, float, bool, str, a list of str, or a read-only numpy array for an array of
+  numbers), parsed at the first call. ``dtype()`` is the GGML type name (``"Q4_K"``,
+  ``"F16"``...), ``shape()`` the tensor's shape in numpy order (GGUF's ``ne`` reversed).
+  F32, F16, BF16, F64 and I8-I64 tensors are arrays of that type and shape; a
+  block-quantized tensor is its raw block bytes, a uint8 array of shape ``shape[:-1] +
+  (shape[-1] // block_elements * block_bytes,)`` (the gguf package's ``GGUFReader``
+  convention: one row of blocks per row).
 - Dtypes map to numpy, with ml_dtypes for BF16 and the 8-bit floats (F8_E4M3 -> float8_e4m3fn,
   F8_E5M2 -> float8_e5m2, F8_E8M0 -> float8_e8m0fnu, F8_E4M3FNUZ/F8_E5M2FNUZ -> the fnuz
   types). Sub-byte dtypes (F4, F6_E2M3, F6_E3M2) have no numpy type: ``get_tensor`` raises
@@ -36,21 +52,26 @@ Decisions:
   array; torch is imported only then, and is not a dependency of ansz.
 - Arrays are freshly decoded, writable and owned by the caller; they stay valid after the file
   is closed.
+- :meth:`AnszFile.close` may be called while other threads read: their reads end with an
+  AnszError ("file is closed") or complete.
 """
 
 from __future__ import annotations
 
+import builtins
+import json
+import operator
 import os
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 from . import _numba_env  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
 from ._io import PositionalFile
 from ._pool import ordered_map, resolve_threads
 from .chunks import decode_record
-from .container import ContainerFile
-from .errors import AnszError, CorruptDataError, FormatError
+from .container import MAGIC, ContainerFile
+from .errors import AnszError, AnszIndexError, CorruptDataError, FormatError
 
-__all__ = ["open", "load_file", "AnszFile"]
+__all__ = ["open", "load_file", "load", "load_model_dir", "AnszFile", "TensorSlice"]
 
 _FRAMEWORKS = {"np": "np", "numpy": "np", "pt": "pt", "torch": "pt", "pytorch": "pt"}
 
@@ -75,67 +96,133 @@ _TORCH_VIEWS = {
     "F8_E5M2FNUZ": "float8_e5m2fnuz", "U16": "uint16", "U32": "uint32", "U64": "uint64",
 }
 
+#: A strided slice of at most this many rows decodes only the chunks of those rows; a longer
+#: one (or a slice of step 1 or -1) decodes the rows' covering range.
+_MAX_ROW_RANGES = 4096
+
+#: A covering range of rows is decoded at most this many bytes at a time (whole rows; at
+#: least one row), each block indexed into the result before the next is decoded.
+_SLICE_BLOCK = 32 << 20
+
+#: The largest ``*.safetensors.index.json`` :func:`load_model_dir` reads (a real one for a
+#: model of hundreds of billions of parameters is well under 10 MB).
+MAX_MODEL_INDEX = 100_000_000
+
 
 def open(path, framework: str = "np", *, threads: int | None = None) -> "AnszFile":  # noqa: A001
-    """Open a ``.safetensors.ansz`` container for lazy, per-tensor reading.
+    """Open a ``.safetensors.ansz`` or ``.gguf.ansz`` container for lazy, per-tensor reading.
 
-    Reads and checks the container's header, trailer and index, and decodes the original
-    safetensors header; no tensor data is decoded until :meth:`AnszFile.get_tensor`.
-    ``framework`` is ``"np"`` (numpy arrays) or ``"pt"`` (torch tensors). ``threads``: as in
-    :mod:`ansz.api` (``None`` or 0 = all cores), used to decode a tensor's chunks in parallel.
-    Use as a context manager (or call :meth:`AnszFile.close`).
+    Reads and checks the container's header, trailer and index, and decodes the original's
+    header; no tensor data is decoded until :meth:`AnszFile.get_tensor` (or ``get_slice``,
+    ``get_tensors``). ``framework`` is ``"np"`` (numpy arrays) or ``"pt"`` (torch tensors).
+    ``threads``: as in :mod:`ansz.api` (``None`` or 0 = all cores), used to decode a
+    tensor's chunks in parallel. Use as a context manager (or call :meth:`AnszFile.close`).
     """
     return AnszFile(path, framework, threads=threads)
 
 
 def load_file(path, framework: str = "np", *, threads: int | None = None) -> dict[str, Any]:
-    """Every tensor of a ``.safetensors.ansz`` container, ``{name: array}`` in file order.
+    """Every tensor of a container, ``{name: array}`` in file order.
 
-    Like ``safetensors.numpy.load_file``. Decodes all tensor chunks on one thread pool (so many
-    small tensors decode in parallel too). Raises AnszError for a sub-byte tensor, which numpy
-    cannot represent.
+    Like ``safetensors.numpy.load_file`` (``safetensors.torch.load_file`` with
+    ``framework="pt"``: the dict is a state dict ``torch.nn.Module.load_state_dict``
+    takes). Decodes all tensor chunks on one thread pool (so many small tensors decode in
+    parallel too). Raises AnszError for a sub-byte tensor, which numpy cannot represent.
     """
     with AnszFile(path, framework, threads=threads) as f:
-        return f._get_many(f._names_in_file_order())
+        return f.get_tensors()
+
+
+def load(data, framework: str = "np", *, threads: int | None = None) -> dict[str, Any]:
+    """Every tensor of a container held in memory (``bytes``, ``bytearray`` or a buffer),
+    as :func:`load_file`; like ``safetensors.numpy.load``."""
+    f = AnszFile.__new__(AnszFile)
+    f._setup(_MemoryFile(data), "<bytes>", framework, threads)
+    with f:
+        return f.get_tensors()
 
 
 class AnszFile:
-    """An open container (see :func:`open`); safe_open's ``keys``/``metadata``/``get_tensor``."""
+    """An open container (see :func:`open`): safe_open's ``keys``, ``offset_keys``,
+    ``metadata``, ``get_tensor``, ``get_tensors`` and ``get_slice``, plus ``dtype``,
+    ``shape``, ``len(f)``, ``name in f`` and ``for name in f`` (names sorted, as ``keys``)."""
 
     def __init__(self, path, framework: str = "np", *, threads: int | None = None):
-        if framework not in _FRAMEWORKS:
-            raise AnszError(f"unknown framework {framework!r}; use 'np' or 'pt'")
-        self._framework = _FRAMEWORKS[framework]
-        if self._framework == "pt":
-            _torch()  # fail now, not at the first tensor
-        self._nthreads = resolve_threads(threads)
-        self.path = os.fspath(path)
-        self._file = PositionalFile(self.path)
-        self._chunk_starts: list[int] | None = None
+        path = os.fspath(path)
+        self._setup(PositionalFile(path), path, framework, threads)
+
+    def _setup(self, file, path: str, framework: str, threads: int | None) -> None:
+        self._closed = True
+        self._file = file
+        self.path = path
         try:
-            if not self._file.regular:
-                raise AnszError(f"{self.path} is not a regular file")
-            self._cf = ContainerFile(self._file.read_at, self._file.size,
-                                     read_record=self._file.read_scratch)
+            if framework not in _FRAMEWORKS:
+                raise AnszError(f"unknown framework {framework!r}; use 'np' or 'pt'")
+            self._framework = _FRAMEWORKS[framework]
+            if self._framework == "pt":
+                _torch()  # fail now, not at the first tensor
+            self._nthreads = resolve_threads(threads)
+            self._chunk_starts: list[int] | None = None
+            if not file.regular:
+                raise AnszError(f"{path} is not a regular file")
+            try:
+                self._cf = ContainerFile(file.read_at, file.size, read_record=file.read_scratch)
+            except AnszError as e:
+                raise type(e)(f"{path}: {e}{self._what_it_is()}") from None
             self._open_header()
         except BaseException:
-            self._file.close()
+            file.close()
             raise
         self._closed = False
 
+    def _what_it_is(self) -> str:
+        """For a file that is not a container: what it looks like, if anything."""
+        from .formats import gguf
+        from .formats.safetensors import looks_like_safetensors
+
+        try:
+            prefix = bytes(self._file.read_at(0, 9))
+        except (OSError, AnszError):
+            return ""
+        if prefix[:len(MAGIC)] == MAGIC[:len(prefix)]:
+            return ""
+        if looks_like_safetensors(prefix, self._file.size):
+            return "; it looks like a plain safetensors file (open it with safetensors.safe_open)"
+        if gguf.looks_like_gguf(prefix):
+            return "; it looks like a plain GGUF file"
+        return ""
+
     def _open_header(self) -> None:
+        index = self._cf.index
+        self.format = index.format  #: the original's format: "safetensors" or "gguf"
+        if index.format not in ("safetensors", "gguf"):
+            raise FormatError(f"{self.path}: the original is neither a safetensors nor a GGUF "
+                              f"file (format {index.format!r}); use ansz.decompress_file")
+        segments = index.segments
+        if not segments or segments[0].name is not None or segments[0].start != 0:
+            raise CorruptDataError(f"{self.path}: index has no {index.format} header segment")
+        if index.format == "safetensors":
+            spans = self._open_safetensors(segments[0].end)
+        else:
+            spans = self._open_gguf(segments[0].end)
+        # The header is the authority on tensors; the index names only the larger ones
+        # (small tensors share unnamed segments), and those must agree with it.
+        by_name = {t.name: t for t in spans}
+        for seg in segments:
+            t = by_name.get(seg.name) if seg.name is not None else None
+            if seg.name is not None and (t is None or (seg.dtype, seg.shape, seg.start, seg.end)
+                                         != (t.dtype, tuple(t.shape), t.start, t.end)):
+                raise CorruptDataError(f"{self.path}: index disagrees with the {index.format} "
+                                       f"header on tensor {_quote(seg.name)}")
+        self._tensors: dict[str, tuple[str, tuple[int, ...], int, int]] = {
+            t.name: (t.dtype, tuple(t.shape), t.start, t.end) for t in by_name.values()}
+
+    def _open_safetensors(self, end: int) -> list:
         from .formats.safetensors import MAX_HEADER_SIZE, parse_header
 
         index = self._cf.index
-        if index.format != "safetensors":
-            raise FormatError(f"{self.path}: the original is not a safetensors file (format "
-                              f"{index.format!r}); use ansz.decompress_file")
-        segments = index.segments
-        if not segments or segments[0].name is not None or segments[0].start != 0:
-            raise CorruptDataError(f"{self.path}: index has no safetensors header segment")
         # The first chunk alone, and the header's length checked, before the rest: a hostile
         # index cannot make us decode a huge "header".
-        end = segments[0].end
         first = self._decode([(0, min(end, index.chunks[0].decoded_length))])[0].tobytes()
         size = int.from_bytes(first[:8], "little")
         if end != 8 + size or size > MAX_HEADER_SIZE:
@@ -149,18 +236,34 @@ class AnszFile:
             raise CorruptDataError(f"{self.path}: stored safetensors header is invalid: "
                                    f"{e}") from None
         del head
-        # The header is the authority on tensors; the index names only the larger ones
-        # (small tensors share unnamed segments), and those must agree with it.
-        spans = {t.name: t for t in layout.tensors + layout.subbyte_tensors}
-        for seg in segments:
-            t = spans.get(seg.name) if seg.name is not None else None
-            if seg.name is not None and (t is None or (seg.dtype, seg.shape, seg.start, seg.end)
-                                         != (t.dtype, tuple(t.shape), t.start, t.end)):
-                raise CorruptDataError(f"{self.path}: index disagrees with the safetensors "
-                                       f"header on tensor {_quote(seg.name)}")
-        self._tensors: dict[str, tuple[str, tuple[int, ...], int, int]] = {
-            t.name: (t.dtype, tuple(t.shape), t.start, t.end) for t in spans.values()}
         self._metadata = None if layout.metadata is None else dict(layout.metadata)
+        return list(layout.tensors + layout.subbyte_tensors)
+
+    def _open_gguf(self, end: int) -> list:
+        from .formats import gguf
+
+        layout = self._gguf_header(gguf.read_layout)
+        if layout.data_start != end:
+            raise CorruptDataError(f"{self.path}: stored GGUF header ends at byte "
+                                   f"{layout.data_start}, its segment at {end}")
+        self._metadata = None  # parsed at the first metadata() call
+        return list(layout.tensors)
+
+    def _gguf_header(self, read):
+        """``read(head, size, limit)`` of :mod:`ansz.formats.gguf` on the stored header:
+        decodes growing prefixes, never past the header segment nor the writer's limit."""
+        from .formats.detect import STREAM_HEADER_LIMIT
+
+        index = self._cf.index
+        end = index.segments[0].end
+
+        def head(n: int):
+            return self._decode([(0, min(n, end))])[0]
+
+        try:
+            return read(head, index.original_size, STREAM_HEADER_LIMIT)
+        except FormatError as e:
+            raise CorruptDataError(f"{self.path}: stored GGUF header is invalid: {e}") from None
 
     # -- safe_open's API ---------------------------------------------------------------------
 
@@ -169,9 +272,21 @@ class AnszFile:
         self._check_open()
         return sorted(self._tensors)
 
-    def metadata(self) -> dict[str, str] | None:
-        """The original header's ``__metadata__`` (a new dict each call), or None if absent."""
+    def offset_keys(self) -> list[str]:
+        """Tensor names in the order of their data in the file (as ``safe_open``)."""
         self._check_open()
+        return self._names_in_file_order()
+
+    def metadata(self) -> dict[str, Any] | None:
+        """A new dict each call. safetensors: the original header's ``__metadata__`` (str ->
+        str), or None if absent. GGUF: the key-value pairs (see the module docstring)."""
+        self._check_open()
+        if self.format == "gguf":
+            if self._metadata is None:
+                from .formats import gguf
+
+                self._metadata = self._gguf_header(gguf.read_metadata)
+            return {k: list(v) if isinstance(v, list) else v for k, v in self._metadata.items()}
         return None if self._metadata is None else dict(self._metadata)
 
     def get_tensor(self, name: str) -> Any:
@@ -179,8 +294,31 @@ class AnszFile:
         self._check_open()
         return self._get_many([name])[name]
 
+    def get_tensors(self, names: Iterable[str] | None = None) -> dict[str, Any]:
+        """``{name: array}`` for ``names`` (in that order), or every tensor in file order.
+
+        The chunks of all of them are decoded on one thread pool, each chunk once.
+        """
+        self._check_open()
+        if names is None:
+            names = self._names_in_file_order()
+        elif isinstance(names, str):
+            raise AnszError("get_tensors takes a list of names, not one name (use get_tensor)")
+        names = list(names)
+        for name in names:
+            self._entry(name)
+        return self._get_many(list(dict.fromkeys(names)))
+
+    def get_slice(self, name: str) -> "TensorSlice":
+        """A lazy view of one tensor: index it (``sl[0:10, :]``) to decode only the chunks
+        of the rows asked for; ``get_shape()`` and ``get_dtype()`` decode nothing."""
+        self._check_open()
+        self._entry(name)
+        return TensorSlice(self, name)
+
     def dtype(self, name: str) -> str:
-        """The tensor's safetensors dtype name (``"BF16"``, ``"F4"``...), without decoding it."""
+        """The tensor's dtype name (safetensors' ``"BF16"``, GGML's ``"Q4_K"``), without
+        decoding it."""
         self._check_open()
         return self._entry(name)[0]
 
@@ -190,10 +328,13 @@ class AnszFile:
         return self._entry(name)[1]
 
     def __contains__(self, name: object) -> bool:
-        return name in self._tensors
+        return isinstance(name, str) and name in self._tensors
 
     def __len__(self) -> int:
         return len(self._tensors)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
 
     def close(self) -> None:
         if not getattr(self, "_closed", True):
@@ -223,23 +364,84 @@ class AnszFile:
             raise AnszError(f"{self.path}: no tensor named {_quote(name)}")
         return entry
 
+    def _array_layout(self, name: str):
+        """``(numpy dtype, shape)`` of the array a tensor decodes to: a GGUF block-quantized
+        tensor is uint8, one row of blocks per row."""
+        import numpy as np
+
+        dtype, shape, start, end = self._entry(name)
+        if self.format == "gguf":
+            from .dtypes import GGML_BLOCKS
+
+            elements, size = GGML_BLOCKS[dtype]
+            if elements > 1:
+                rows = shape[:-1] if shape else ()
+                return np.dtype(np.uint8), (*rows, (shape[-1] if shape else 1) // elements * size)
+        return _numpy_dtype(name, dtype), shape
+
     def _names_in_file_order(self) -> list[str]:
         return sorted(self._tensors, key=lambda n: (self._tensors[n][2], n))
 
     def _get_many(self, names: list[str]) -> dict[str, Any]:
         entries = [self._entry(n) for n in names]
-        dtypes = [_numpy_dtype(n, dtype) for n, (dtype, _, _, _) in zip(names, entries)]
+        layouts = [self._array_layout(n) for n in names]
         raw = self._decode([(start, end) for _, _, start, end in entries])
         out = {}
-        for name, (dtype, shape, _, _), npdtype, buf in zip(names, entries, dtypes, raw):
-            try:
-                arr = buf.view(npdtype).reshape(shape)
-            except ValueError:  # more dimensions or elements than numpy allows
-                raise AnszError(f"tensor {_quote(name)} has shape {_quote(list(shape))} "
-                                f"({len(shape)} dimensions), which numpy cannot represent"
-                                ) from None
-            out[name] = _to_torch(arr, dtype) if self._framework == "pt" else arr
+        for name, (dtype, _, _, _), (npdtype, shape), buf in zip(names, entries, layouts, raw):
+            out[name] = self._wrap(buf.view(npdtype), name, shape, dtype)
         return out
+
+    def _wrap(self, flat, name: str, shape: tuple[int, ...], dtype: str):
+        """A decoded flat array reshaped, in the file's framework."""
+        try:
+            arr = flat.reshape(shape)
+        except ValueError:  # more dimensions or elements than numpy allows
+            raise AnszError(f"tensor {_quote(name)} has shape {_quote(list(shape))} "
+                            f"({len(shape)} dimensions), which numpy cannot represent"
+                            ) from None
+        return _to_torch(arr, dtype) if self._framework == "pt" else arr
+
+    def _slice(self, name: str, key) -> Any:
+        """``tensor[key]`` for a basic numpy index ``key``, decoding only the rows it touches;
+        a long range of rows is decoded a block of at most :data:`_SLICE_BLOCK` bytes at a
+        time, each block indexed into the result, so memory is the result plus one block."""
+        import numpy as np
+
+        self._check_open()
+        dtype, _, start, _ = self._entry(name)
+        npdtype, shape = self._array_layout(name)
+        key, out_shape = _check_key(key, name, shape)
+        row_bytes = npdtype.itemsize * _product(shape[1:])
+
+        def rows_block(ranges: list[tuple[int, int]]):
+            bufs = self._decode([(start + a * row_bytes, start + b * row_bytes) for a, b in ranges])
+            flat = bufs[0] if len(bufs) == 1 else np.concatenate([np.empty(0, np.uint8), *bufs])
+            return flat.view(npdtype).reshape((sum(b - a for a, b in ranges), *shape[1:]))
+
+        if not shape:  # a 0-d tensor: its one element
+            block = self._decode([(start, start + npdtype.itemsize)])[0].view(npdtype).reshape(())
+            out = block[key]
+        else:
+            pos, rows, axis = _first_axis(key, shape)
+            if pos is not None and not isinstance(key[pos], slice):  # one row
+                out = rows_block([(rows[0], rows[0] + 1)])[_replace(key, pos, 0)]
+            elif abs(rows.step) > 1 and len(rows) <= _MAX_ROW_RANGES:  # single rows
+                block = rows_block([(i, i + 1) for i in rows])
+                out = block[_replace(key, pos, slice(None))]
+            else:  # covering ranges of rows, a block at a time
+                out = np.empty(out_shape, npdtype)
+                per = max(1, _SLICE_BLOCK // max(1, row_bytes * abs(rows.step)))
+                for b in range(0, len(rows), per):
+                    part = rows[b:b + per]
+                    lo, hi = min(part[0], part[-1]), max(part[0], part[-1]) + 1
+                    stop = part.start - lo + part.step * len(part)
+                    within = slice(part.start - lo, stop if stop >= 0 else None, part.step)
+                    where = (slice(None),) * axis + (slice(b, b + len(part)),)
+                    out[where] = rows_block([(lo, hi)])[_replace(key, pos, within)]
+        out = np.asarray(out)
+        if out.base is not None:
+            out = out.copy()  # do not keep the decoded rows alive for a part of them
+        return _to_torch(out, dtype) if self._framework == "pt" else out
 
     def _decode(self, ranges: list[tuple[int, int]]) -> list:
         """The original bytes ``[start, end)`` of each range (uint8 arrays), decoding each
@@ -280,6 +482,231 @@ class AnszFile:
         for _ in ordered_map(work, sorted(users), threads):
             pass
         return bufs
+
+
+class TensorSlice:
+    """One tensor of an open :class:`AnszFile`, decoded only where it is indexed (as
+    safetensors' ``get_slice``). ``sl[key]`` takes numpy's basic indices -- integers
+    (negative from the end), slices (with steps), ``...`` and ``None`` -- with numpy's
+    results and errors (:class:`~ansz.errors.AnszIndexError`, an IndexError); lists and
+    arrays of indices are refused. It decodes only the chunks holding the rows the first
+    axis selects (the covering range of rows for a slice of step 1 or -1 or a long strided
+    one), 32 MiB of rows at a time, so a column slice of a large tensor needs the result
+    and one block, not the tensor. ``get_shape()`` is the shape of the array indexed (for
+    a GGUF block-quantized tensor its raw uint8 blocks: see :mod:`ansz.reader`),
+    ``get_dtype()`` the dtype name.
+    """
+
+    def __init__(self, file: AnszFile, name: str):
+        self._file = file
+        self.name = name
+
+    def get_shape(self) -> list[int]:
+        self._file._check_open()
+        return list(self._file._array_layout(self.name)[1])
+
+    def get_dtype(self) -> str:
+        return self._file.dtype(self.name)
+
+    def __getitem__(self, key) -> Any:
+        return self._file._slice(self.name, key)
+
+    def __repr__(self) -> str:
+        return f"<ansz.TensorSlice {self.name!r} of {self._file.path!r}>"
+
+
+def load_model_dir(directory, framework: str = "np", *,
+                   threads: int | None = None) -> dict[str, Any]:
+    """Every tensor of a model directory in one dict (a state dict with ``framework="pt"``).
+
+    With one ``*.safetensors.index.json`` in ``directory`` (as Hugging Face writes for
+    sharded models), its ``weight_map`` says which shard holds each tensor: exactly those
+    tensors are read, each from ``SHARD.ansz`` if it exists (a container
+    ``ansz compress`` wrote), else from the plain ``SHARD``; a tensor missing from its
+    shard is an AnszError. Without an index, every ``*.safetensors.ansz`` and
+    ``*.safetensors`` file in ``directory`` (not below it) is read, a shard present in both
+    forms once (from the container), and a name in two shards is an AnszError. Shards are
+    read one after another, each on ``threads`` threads.
+    """
+    directory = os.fspath(directory)
+    if framework not in _FRAMEWORKS:
+        raise AnszError(f"unknown framework {framework!r}; use 'np' or 'pt'")
+    names = sorted(os.listdir(directory))
+    indexes = [n for n in names if n.endswith(".safetensors.index.json")]
+    if len(indexes) > 1:
+        raise AnszError(f"{directory}: several index files ({', '.join(indexes)}); load the "
+                        "shards with ansz.load_file")
+    if indexes:
+        wanted = _weight_map(os.path.join(directory, indexes[0]))
+    else:
+        shards = {n[:-len(".ansz")] if n.endswith(".ansz") else n for n in names
+                  if n.endswith((".safetensors", ".safetensors.ansz"))}
+        wanted = {shard: None for shard in sorted(shards)}
+    out: dict[str, Any] = {}
+    for shard, tensors in wanted.items():
+        path = os.path.join(directory, shard)
+        packed = path + ".ansz"
+        if os.path.exists(packed):
+            got = _load_shard(packed, tensors, framework, threads)
+        elif os.path.exists(path):
+            got = _load_plain(path, tensors, framework)
+        else:
+            raise AnszError(f"{directory}: shard {shard} (or {shard}.ansz) is missing")
+        for name, value in got.items():
+            if name in out:
+                raise AnszError(f"{directory}: tensor {_quote(name)} is in more than one shard")
+            out[name] = value
+    return out
+
+
+def _weight_map(path: str) -> dict[str, list[str]]:
+    """shard file name -> its tensor names, from a ``*.safetensors.index.json``."""
+    with builtins.open(path, "rb") as fh:  # (``open`` here is ansz.open)
+        text = fh.read(MAX_MODEL_INDEX + 1)
+    if len(text) > MAX_MODEL_INDEX:
+        raise AnszError(f"{path} is larger than {MAX_MODEL_INDEX} bytes")
+    try:
+        weight_map = json.loads(text).get("weight_map")
+    except (ValueError, AttributeError, RecursionError):
+        raise AnszError(f"{path} is not a JSON object") from None
+    if not isinstance(weight_map, dict):
+        raise AnszError(f"{path} has no weight_map object")
+    shards: dict[str, list[str]] = {}
+    for name, shard in weight_map.items():
+        if (not isinstance(shard, str) or not shard or shard != os.path.basename(shard)
+                or shard in (".", "..")):
+            raise AnszError(f"{path}: tensor {_quote(name)} maps to {_quote(shard)}, which is "
+                            "not a file name in its directory")
+        shards.setdefault(shard, []).append(name)
+    return shards
+
+
+def _load_shard(path: str, names: list[str] | None, framework: str, threads: int | None):
+    with AnszFile(path, framework, threads=threads) as f:
+        missing = [n for n in names or () if n not in f]
+        if missing:
+            raise AnszError(f"{path}: no tensor named {_quote(missing[0])} (the index puts "
+                            "it in this shard)")
+        return f.get_tensors(names)
+
+
+def _load_plain(path: str, names: list[str] | None, framework: str) -> dict[str, Any]:
+    """Tensors of a plain safetensors file, read with ``pread`` into arrays of their own."""
+    import numpy as np
+
+    from .formats.safetensors import read_layout
+
+    layout = read_layout(path)
+    spans = {t.name: t for t in layout.tensors + layout.subbyte_tensors}
+    if names is None:
+        names = [t.name for t in sorted(spans.values(), key=lambda t: (t.start, t.name))]
+    out = {}
+    with PositionalFile(path) as fh:
+        for name in names:
+            t = spans.get(name)
+            if t is None:
+                raise AnszError(f"{path}: no tensor named {_quote(name)} (the index puts it "
+                                "in this shard)")
+            npdtype = _numpy_dtype(name, t.dtype)
+            buf = np.empty(t.nbytes, np.uint8)
+            fh.read_into(t.start, memoryview(buf))
+            try:
+                arr = buf.view(npdtype).reshape(t.shape)
+            except ValueError:
+                raise AnszError(f"tensor {_quote(name)} has shape {_quote(list(t.shape))}, "
+                                "which numpy cannot represent") from None
+            out[name] = _to_torch(arr, t.dtype) if _FRAMEWORKS[framework] == "pt" else arr
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+class _MemoryFile:
+    """A container held in memory, read like :class:`ansz._io.PositionalFile`."""
+
+    regular = True
+
+    def __init__(self, data):
+        import numpy as np
+
+        self._data = np.frombuffer(memoryview(data).cast("B"), np.uint8)
+        self.size = self._data.size
+
+    def read_at(self, offset: int, length: int):
+        return self._data[offset:offset + length]
+
+    read_scratch = read_at
+
+    def close(self) -> None:
+        pass
+
+
+def _check_key(key, name: str, shape: tuple[int, ...]) -> tuple[tuple, tuple[int, ...]]:
+    """``(key as a tuple, the result's shape)``, ``key`` checked as numpy checks a basic
+    index on ``shape`` (numpy's own message on failure), without allocating anything of the
+    tensor's size."""
+    import numpy as np
+
+    key = key if isinstance(key, tuple) else (key,)
+    out = []
+    for k in key:
+        if k is None or k is Ellipsis or isinstance(k, slice):
+            out.append(k)
+            continue
+        try:
+            if isinstance(k, (bool, np.bool_)):
+                raise TypeError
+            out.append(operator.index(k))
+        except TypeError:
+            raise AnszIndexError(f"tensor {_quote(name)}: index {_quote(k)} is not supported; "
+                                 "use integers, slices, ... and None") from None
+    key = tuple(out)
+    try:
+        dummy = np.broadcast_to(np.empty((), np.uint8), shape)  # no memory of its own
+    except (ValueError, OverflowError):
+        raise AnszError(f"tensor {_quote(name)} has shape {_quote(list(shape))}, which numpy "
+                        "cannot represent") from None
+    try:
+        return key, np.shape(dummy[key])
+    except (IndexError, TypeError, ValueError) as e:
+        raise AnszIndexError(f"tensor {_quote(name)} of shape {tuple(shape)}: {e}") from None
+
+
+def _first_axis(key: tuple, shape: tuple[int, ...]) -> tuple[int | None, range, int]:
+    """For a checked basic index ``key`` on an array of ``shape`` (at least 1-d):
+    ``(position in key of the index of the first axis, or None if an ellipsis (or nothing)
+    covers it; the rows it selects, in the result's order; the result's axis they make)``.
+    An integer index selects one row and makes no axis."""
+    n = shape[0]
+    consumed = sum(1 for k in key if k is not None and k is not Ellipsis)
+    nones = 0
+    for pos, k in enumerate(key):
+        if k is None:
+            nones += 1
+        elif k is Ellipsis:
+            if len(shape) > consumed:  # the ellipsis covers the first axis
+                return None, range(n), nones
+        elif isinstance(k, slice):
+            return pos, range(*k.indices(n)), nones
+        else:  # an integer, already checked to be in range
+            row = k + n if k < 0 else k
+            return pos, range(row, row + 1), nones
+    return None, range(n), nones  # nothing indexes it: all of it, after the Nones
+
+
+def _replace(key: tuple, pos: int | None, part) -> tuple:
+    """``key`` with the index of the first axis (at ``pos``) replaced by ``part``; with
+    ``pos`` None (an ellipsis covers the first axis) ``key`` itself."""
+    return key if pos is None else key[:pos] + (part,) + key[pos + 1:]
+
+
+def _product(dims) -> int:
+    out = 1
+    for d in dims:
+        out *= d
+    return out
 
 
 def _numpy_dtype(name: str, dtype: str):
@@ -324,4 +751,3 @@ def _to_torch(arr, dtype: str):
 def _quote(name: Any, limit: int = 80) -> str:
     text = repr(name)
     return text if len(text) <= limit else text[:limit - 4] + "...'"
-

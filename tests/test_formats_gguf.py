@@ -120,6 +120,76 @@ def test_sample_parses():
     assert [t.dtype for t in layout.tensors] == ["Q8_0", "F32", "Q4_K"]
 
 
+def _read_metadata(data: bytes, limit=None):
+    reads = []
+
+    def head(n):
+        reads.append(n)
+        return data[:n]
+
+    return g.read_metadata(head, len(data), limit), reads
+
+
+def test_read_metadata_matches_gguf_reader(tmp_path):
+    path = write_with_gguf(tmp_path / "w.gguf")
+    data = path.read_bytes()
+    got, _ = _read_metadata(data)
+    reader = gguf.GGUFReader(path)
+    want = {f.name: f.contents() for f in reader.fields.values()
+            if not f.name.startswith("GGUF.")}  # the reader's pseudo-fields: version, counts
+    assert list(got) == list(want)
+    assert got == want and got["tokenizer.ggml.tokens"][7] == "tok7"
+
+
+def test_read_metadata_gives_every_value_type():
+    scalars = [(b"u8", 0, b"\xff", 255), (b"i8", 1, b"\xff", -1),
+               (b"u16", 2, struct.pack("<H", 65535), 65535), (b"i16", 3, struct.pack("<h", -2), -2),
+               (b"u32", 4, struct.pack("<I", 2**32 - 1), 2**32 - 1),
+               (b"i32", 5, struct.pack("<i", -3), -3), (b"f32", 6, struct.pack("<f", 0.5), 0.5),
+               (b"yes", 7, b"\1", True), (b"no", 7, b"\0", False),
+               (b"u64", 10, struct.pack("<Q", 2**64 - 1), 2**64 - 1),
+               (b"i64", 11, struct.pack("<q", -2**63), -2**63),
+               (b"f64", 12, struct.pack("<d", 1e300), 1e300),
+               (b"text", 8, _s("h\u00e9llo".encode()), "h\u00e9llo"),
+               (b"raw", 8, _s(b"\xffab"), "\udcffab")]
+    ints = np.arange(-3, 3, dtype="<i2")
+    kvs = [(k, t, v) for k, t, v, _ in scalars] + [
+        (b"ints", 9, struct.pack("<IQ", 3, 6) + ints.tobytes()),
+        (b"flags", 9, struct.pack("<IQ", 7, 3) + b"\1\0\1"),
+        (b"words", 9, struct.pack("<IQ", 8, 3) + _s(b"a") + _s(b"") + _s(b"ccc")),
+        (b"none", 9, struct.pack("<IQ", 6, 0))]
+    data = build(kvs, [(b"w", [4], 0, None, bytes(16))], alignment=64)
+    got, reads = _read_metadata(data)
+    for key, _, _, value in scalars:
+        assert got[key.decode()] == value and type(got[key.decode()]) is type(value), key
+    assert got["raw"].encode("utf-8", "surrogateescape") == b"\xffab"
+    assert got["ints"].dtype == np.dtype("<i2") and got["ints"].tolist() == ints.tolist()
+    assert not got["ints"].flags.writeable
+    assert got["flags"].dtype == np.bool_ and got["flags"].tolist() == [True, False, True]
+    assert got["words"] == ["a", "", "ccc"] and got["none"].dtype == np.float32
+    assert got["general.alignment"] == 64 and len(got) == len(scalars) + 5
+    assert reads == [len(data)]  # a small file: one read
+
+
+def test_read_metadata_reads_only_as_far_as_the_pairs():
+    big = build([(b"k", 8, _s(b"x" * 100_000))],
+                [(b"w", [1 << 20], 0, None, bytes(4 << 20))])
+    got, reads = _read_metadata(big)
+    assert got == {"k": "x" * 100_000} and max(reads) < 1 << 20
+    with pytest.raises(FormatError, match="too large"):
+        _read_metadata(big, limit=1 << 16)
+
+
+@pytest.mark.parametrize("case", ["huge kv count", "huge string value", "huge array",
+                                  "huge string array", "nested array", "unknown value type",
+                                  "repeated key"])
+def test_read_metadata_refuses_hostile_pairs(case):
+    data = HOSTILE[case]()
+    with pytest.raises(FormatError) as e:
+        _read_metadata(data)
+    assert "\n" not in str(e.value)
+
+
 def test_every_truncation_of_the_header_is_a_clean_error():
     data = sample()
     end = g.parse_header(data, len(data)).tensors[-1].end

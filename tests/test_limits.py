@@ -184,6 +184,20 @@ def test_open_checks_the_header_length_before_decoding_the_header(tmp_path):
     assert rc == 1 and "CorruptDataError" in err and "header length" in err, err[-500:]
 
 
+def test_open_decodes_no_more_of_a_gguf_header_than_its_parse_needs(tmp_path):
+    # a "GGUF" original whose header segment is 1 GiB: a string value of 900 MB in it
+    kv = struct.pack("<Q", 1) + b"k" + struct.pack("<IQ", 8, 900 << 20)
+    first = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + kv
+    first += bytes((64 << 20) - len(first))
+    chunks = [(first, 0)] + [(64 << 20, 0)] * 15
+    path = _crafted(tmp_path / "g.ansz", chunks, [c.Segment(None, None, None, 0, 1 << 30)],
+                    fmt="gguf")
+    assert path.stat().st_size < 100_000
+    code = f"import ansz; ansz.open({str(path)!r})"
+    rc, err = _run_capped(code, cap=MEMORY_CAP)
+    assert rc == 1 and "CorruptDataError" in err and "too large to buffer" in err, err[-500:]
+
+
 def test_decoding_keeps_few_buffers_whatever_the_chunk_sizes(tmp_path):
     # chunks of 1, 2, ... 40 MiB: a pool that kept every size it met grew to 820 MiB
     sizes = [k << 20 for k in range(1, 41)]

@@ -17,7 +17,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 import ansz
-from ansz import api, reader, stats
+from ansz import api, reader, stats, writer
 
 from helpers import weights
 
@@ -25,8 +25,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 #: ``from ansz import *`` gives exactly these.
 ALL = ["AnszError", "CorruptDataError", "FormatError", "__version__", "compress_file",
-       "compress_stream", "decompress_file", "decompress_stream", "file_stats", "load_file",
-       "read_info", "verify_file"]
+       "compress_stream", "decompress_file", "decompress_stream", "file_stats", "load",
+       "load_file", "load_model_dir", "read_info", "save", "save_file", "verify_file"]
 
 #: What ansz.api itself defines (file_stats comes from ansz.stats, atomic_output from _io).
 API = ["CompressReport", "ContainerInfo", "DecompressReport", "VerifyReport", "compress_file",
@@ -55,6 +55,8 @@ def test_names_come_from_api_reader_and_errors():
                  "verify_file", "read_info", "file_stats"):
         assert getattr(ansz, name) is getattr(api, name)
     assert ansz.file_stats is stats.file_stats and ansz.load_file is reader.load_file
+    assert ansz.load is reader.load and ansz.load_model_dir is reader.load_model_dir
+    assert ansz.save_file is writer.save_file and ansz.save is writer.save
     assert issubclass(ansz.CorruptDataError, ansz.AnszError)
     assert issubclass(ansz.FormatError, ansz.AnszError)
 
@@ -86,7 +88,8 @@ def test_import_ansz_loads_neither_numpy_nor_numba():
 
 def test_the_readme_python_examples_run(tmp_path, monkeypatch):
     """Every ```python block of the README, run in order in a directory holding the
-    model.safetensors it names."""
+    model.safetensors it names (```py blocks are sketches that need a model at hand, such
+    as the transformers recipe, and are not run)."""
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
     assert len(blocks) >= 2
     used = set()
@@ -94,7 +97,9 @@ def test_the_readme_python_examples_run(tmp_path, monkeypatch):
         used |= set(re.findall(r"\bansz\.(\w+)", block))
     assert used <= set(ALL) | {"open"}, used - set(ALL)
     model = {"model.embed_tokens.weight": weights((64, 32), ml_dtypes.bfloat16),
-             "model.norm.weight": np.ones(32, np.float32)}
+             "model.norm.weight": np.ones(32, np.float32),
+             "lm_head.weight": weights((2048, 8), ml_dtypes.bfloat16),
+             "a.weight": weights((8, 8), np.float32), "a.bias": np.zeros(8, np.float32)}
     save_file(model, str(tmp_path / "model.safetensors"))
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
@@ -104,5 +109,8 @@ def test_the_readme_python_examples_run(tmp_path, monkeypatch):
     assert sorted(tensors) == sorted(model)
     assert tensors["model.embed_tokens.weight"].tobytes() == \
         model["model.embed_tokens.weight"].tobytes()
+    assert namespace["rows"].tobytes() == model["lm_head.weight"][1000:1064].tobytes()
+    assert ansz.load_file(tmp_path / "small.safetensors.ansz").keys() == {"w", "b"}
+    assert ansz.load(namespace["blob"])["w"].tolist() == namespace["arrays"]["w"].tolist()
     assert (tmp_path / "restored.safetensors").read_bytes() == \
         (tmp_path / "model.safetensors").read_bytes()

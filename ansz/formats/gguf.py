@@ -17,7 +17,8 @@ numpy and builds views from the header's counts and lengths as it goes; a hostil
 length surfaces as whatever numpy raises (ValueError, IndexError, a huge allocation of
 ``count`` Python objects), and it needs ``requests``, ``tqdm`` and ``pyyaml`` at run time.
 This parser reads only the header, checks every count, length and offset against the bytes
-that exist before using it, keeps no value but ``general.alignment``, and raises
+that exist before using it, keeps no value but ``general.alignment`` (:func:`read_metadata`,
+for ``ansz.open``, returns them all, with the same checks), and raises
 :class:`~ansz.errors.FormatError` with a one-line message. The GGML type table below is
 checked against the ``gguf`` package in the tests.
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from ansz.dtypes import GGML_TYPES
 from ansz.errors import FormatError
@@ -100,6 +102,26 @@ def read_layout(head, file_size: int | None, limit: int | None = None) -> GGUFLa
     ``file_size`` None means a stream of unknown length: tensor ranges are not checked
     against an end (the caller meets it while reading).
     """
+    return _read_growing(head, file_size, limit, _parse)
+
+
+def read_metadata(head, file_size: int, limit: int | None = None) -> dict[str, Any]:
+    """The metadata key-value pairs of a GGUF file, read through ``head(n)`` as
+    :func:`read_layout` reads the header (only up to the end of the pairs).
+
+    Keys and strings are decoded as UTF-8 (bytes that are not valid UTF-8 become lone
+    surrogates, ``errors="surrogateescape"``, so ``s.encode("utf-8", "surrogateescape")``
+    gives them back). Integers, floats and bools become ``int``, ``float`` and ``bool``; an
+    array of numbers or bools becomes a read-only 1-D numpy array of its little-endian
+    element type (so a vocabulary's scores cost 4 bytes each, not a Python object); an
+    array of strings a ``list`` of ``str``. ``general.alignment`` is included. Memory: the
+    prefix read, plus about 7 times its string data in Python objects at most.
+    """
+    return _read_growing(head, file_size, limit, _parse_metadata)
+
+
+def _read_growing(head, file_size: int | None, limit: int | None, parse):
+    """``parse(prefix, size)`` on growing prefixes of the input until it has enough."""
     n = 1 << 16 if file_size is None else min(1 << 16, file_size)
     if limit is not None:
         n = min(n, limit)
@@ -108,7 +130,7 @@ def read_layout(head, file_size: int | None, limit: int | None = None) -> GGUFLa
         ended = len(prefix) < n
         size = file_size if file_size is not None else (len(prefix) if ended else 2**64)
         try:
-            return _parse(memoryview(prefix).cast("B"), size)
+            return parse(memoryview(prefix).cast("B"), size)
         except _NeedMore as e:
             if ended:  # the input is shorter than it said (a file that shrank)
                 raise FormatError("header truncated") from None
@@ -118,13 +140,14 @@ def read_layout(head, file_size: int | None, limit: int | None = None) -> GGUFLa
             if limit is not None and n > limit:
                 if e.need > limit:
                     raise FormatError(f"header of more than {limit} bytes is too large to "
-                                      "buffer from a stream") from None
+                                      "buffer") from None
                 n = limit
 
 
 class _Cursor:
     def __init__(self, mv: memoryview, file_size: int):
         self.mv, self.pos, self.file_size = mv, 0, file_size
+        self.n_kv = 0
 
     def take(self, n: int, what: str) -> memoryview:
         end = self.pos + n
@@ -153,26 +176,10 @@ class _Cursor:
 
 def _parse(mv: memoryview, file_size: int) -> GGUFLayout:
     c = _Cursor(mv, file_size)
-    if bytes(c.take(4, "magic")) != MAGIC:
-        raise FormatError("not a GGUF file (bad magic)")
-    version = c.u32("version")
-    if version not in VERSIONS:
-        raise FormatError(f"GGUF version {version} is not supported (only 2 and 3)")
-    n_tensors = c.u64("tensor count")
-    n_kv = c.u64("metadata count")
-    # Every tensor info takes at least 8 + 4 + 4 + 8 bytes and every kv at least 8 + 4 + 1:
-    # refuse counts the file cannot hold before looping over them.
-    if n_tensors * 24 + n_kv * 13 > c.remaining():
-        raise FormatError(f"{n_tensors} tensors and {n_kv} metadata entries cannot fit in a "
-                          f"{file_size}-byte file")
+    version, n_tensors = _start(c)
     alignment = DEFAULT_ALIGNMENT
     keys = set()
-    for i in range(n_kv):
-        key = bytes(c.string(f"metadata key {i}"))
-        if key in keys:
-            raise FormatError(f"metadata key {_quote(key)} is repeated")
-        keys.add(key)
-        vtype = c.u32(f"type of metadata {_quote(key)}")
+    for key, vtype in _kv_keys(c, keys):
         if key == _ALIGNMENT_KEY:
             if vtype != _UINT32:
                 raise FormatError("general.alignment must be a uint32")
@@ -243,6 +250,79 @@ def _parse(mv: memoryview, file_size: int) -> GGUFLayout:
             raise FormatError(f"tensors {_quote(previous.name)} and {_quote(t.name)} overlap")
         previous = t
     return GGUFLayout(version, alignment, data_start, file_size, tuple(tensors))
+
+
+def _start(c: _Cursor) -> tuple[int, int]:
+    """Check magic, version and counts: ``(version, tensor count)``; leaves the cursor at
+    the first key-value pair, with ``c.n_kv`` set."""
+    if bytes(c.take(4, "magic")) != MAGIC:
+        raise FormatError("not a GGUF file (bad magic)")
+    version = c.u32("version")
+    if version not in VERSIONS:
+        raise FormatError(f"GGUF version {version} is not supported (only 2 and 3)")
+    n_tensors = c.u64("tensor count")
+    n_kv = c.u64("metadata count")
+    # Every tensor info takes at least 8 + 4 + 4 + 8 bytes and every kv at least 8 + 4 + 1:
+    # refuse counts the file cannot hold before looping over them.
+    if n_tensors * 24 + n_kv * 13 > c.remaining():
+        raise FormatError(f"{n_tensors} tensors and {n_kv} metadata entries cannot fit in a "
+                          f"{c.file_size}-byte file")
+    c.n_kv = n_kv
+    return version, n_tensors
+
+
+def _kv_keys(c: _Cursor, keys: set):
+    """Yield ``(key, value type)`` of each key-value pair, the cursor at its value (which
+    the caller must read or skip before the next); repeated keys are refused."""
+    for i in range(c.n_kv):
+        key = bytes(c.string(f"metadata key {i}"))
+        if key in keys:
+            raise FormatError(f"metadata key {_quote(key)} is repeated")
+        keys.add(key)
+        yield key, c.u32(f"type of metadata {_quote(key)}")
+
+
+def _parse_metadata(mv: memoryview, file_size: int) -> dict[str, Any]:
+    c = _Cursor(mv, file_size)
+    _start(c)
+    out: dict[str, Any] = {}
+    for key, vtype in _kv_keys(c, set()):
+        out[_text(key)] = _read_value(c, vtype, _quote(key))
+    return out
+
+
+#: GGUF scalar value type -> struct format (little-endian).
+_SCALAR_FORMATS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+                   10: "<Q", 11: "<q", 12: "<d"}
+
+
+def _read_value(c: _Cursor, vtype: int, where: str) -> Any:
+    import numpy as np
+
+    if vtype in _SCALAR_SIZES:
+        raw = c.take(_SCALAR_SIZES[vtype], f"value of metadata {where}")
+        return struct.unpack(_SCALAR_FORMATS[vtype], raw)[0]
+    if vtype == _STRING:
+        return _text(c.string(f"value of metadata {where}"))
+    if vtype == _ARRAY:
+        etype = c.u32(f"element type of metadata {where}")
+        count = c.u64(f"length of metadata {where}")
+        if etype in _SCALAR_SIZES:
+            raw = c.take(count * _SCALAR_SIZES[etype], f"array metadata {where}")
+            arr = np.frombuffer(raw, _SCALAR_FORMATS[etype].replace("?", "b1")).copy()
+            arr.flags.writeable = False
+            return arr
+        if etype == _STRING:
+            if count * 8 > c.remaining():
+                raise FormatError(f"array metadata {where} of {count} strings runs past the "
+                                  "end of the file")
+            return [_text(c.string(f"string in metadata {where}")) for _ in range(count)]
+        raise FormatError(f"metadata {where}: arrays of type {etype} are not supported")
+    raise FormatError(f"metadata {where} has unknown value type {vtype}")
+
+
+def _text(raw) -> str:
+    return bytes(raw).decode("utf-8", "surrogateescape")
 
 
 def _skip_value(c: _Cursor, vtype: int, where: str) -> None:
