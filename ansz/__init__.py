@@ -2,7 +2,8 @@
 
 The public API lives in :mod:`ansz.api` (files and streams), :mod:`ansz.reader` (lazy
 per-tensor reading: ``open``, ``load_file``, ``load``, ``load_model_dir``) and
-:mod:`ansz.writer` (``save_file``, ``save``: containers straight from arrays) and is
+:mod:`ansz.writer` (``save_file``, ``save``: containers straight from arrays) and
+:mod:`ansz.benchmark` (``bench_file``, ``sample_files``: what ``ansz bench`` measures), and is
 re-exported here lazily, so that importing ``ansz`` (and running ``ansz --help``) loads
 neither numpy nor numba.
 """

@@ -17,7 +17,7 @@ from typing import Callable
 from . import api
 from ._pool import resolve_threads
 from .errors import AnszError
-from .options import LEVELS, check_level
+from .options import DEFAULT_LEVEL, FAST_LEVEL, check_level
 
 #: The sample weights in ``ansz/data``: one file of each kind of dtype ansz codes differently.
 SAMPLE_FILES = ("sample-bf16.safetensors", "sample-f32.safetensors", "sample-fp8.safetensors")
@@ -38,6 +38,7 @@ class BenchResult:
     compress_seconds: float  #: the fastest compression of the whole input
     decompress_seconds: float  #: the fastest decompression
     runs: int  #: timed runs of each direction
+    threads: int  #: worker threads of both codecs
 
     @property
     def ratio(self) -> float | None:
@@ -64,7 +65,7 @@ def sample_files() -> list[str]:
     return paths
 
 
-def bench_file(path, *, levels: tuple[int, ...] = LEVELS, threads: int | None = None,
+def bench_file(path, *, levels: tuple[int, ...] = (DEFAULT_LEVEL, FAST_LEVEL), threads: int | None = None,
                min_seconds: float = 0.5, max_runs: int = 100,
                progress: Callable[[str], None] | None = None) -> list[BenchResult]:
     """Benchmark the bytes of ``path`` in memory: one result per ansz level (in the order
@@ -116,7 +117,7 @@ def bench_file(path, *, levels: tuple[int, ...] = LEVELS, threads: int | None = 
         back, dt, druns = timed(decompress)
         check(back, f"ansz level {level}")
         results.append(BenchResult(name, "ansz", level, len(data), len(packed), ct, dt,
-                                   min(cruns, druns)))
+                                   min(cruns, druns), nthreads))
         if progress is not None:
             progress(f"{name}: ansz level {level} done")
     zc = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=nthreads if nthreads > 1 else 0)
@@ -125,5 +126,5 @@ def bench_file(path, *, levels: tuple[int, ...] = LEVELS, threads: int | None = 
     back, dt, druns = timed(lambda: zd.decompress(frame, max_output_size=len(data)))
     check(back, f"zstd -{ZSTD_LEVEL}")
     results.append(BenchResult(name, "zstd", ZSTD_LEVEL, len(data), len(frame), ct, dt,
-                               min(cruns, druns)))
+                               min(cruns, druns), nthreads))
     return results

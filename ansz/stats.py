@@ -141,21 +141,22 @@ class FileStats:
 
 
 def file_stats(path, *, level: int | None = None, threads: int | None = None,
-               sample_bytes: int = STATS_SAMPLE) -> FileStats:
+               sample_bytes: int | None = None) -> FileStats:
     """Predict what ``compress_file(path, ..., level=level)`` writes, without writing it.
 
-    Chunks are cut as compression cuts them (default chunk size); a sample of them, at most
-    about ``sample_bytes`` but at least one chunk per segment, spread evenly through each
-    segment, is coded with the real encoder, and each segment's other chunks are predicted at
-    its sampled ratio. Chunk record headers, the file header, the index (built from the
+    Chunks are cut as compression cuts them (default chunk size); a sample of them, about
+    ``sample_bytes`` (None: :data:`STATS_SAMPLE`) but something of every segment, spread
+    evenly through each segment (:func:`_sample`), is coded with the real encoder, and each
+    segment's other chunks are predicted at its sampled ratio. Chunk record headers, the file header, the index (built from the
     predicted chunk sizes and compressed as the writer would) and the trailer are added, so a
     file of at most ``sample_bytes`` gets the exact size. A file whose safetensors or GGUF
     header is invalid is predicted as plain bytes, as compression would store it, with
-    ``fallback_reason`` set. An ansz container is described from its index instead
-    (:func:`container_stats`).
+    ``fallback_reason`` set. An ansz container is described from its index instead: what
+    each segment stores (``is_container``; no zstd figures, no level).
     """
     level = check_level(level)
     nthreads = resolve_threads(threads)
+    budget = STATS_SAMPLE if sample_bytes is None else sample_bytes
     path = os.fspath(path)
     with open_regular(path) as f:
         if f.size >= len(container.MAGIC) and f.read_at(0, len(container.MAGIC)) == container.MAGIC:
@@ -164,7 +165,7 @@ def file_stats(path, *, level: int | None = None, threads: int | None = None,
         layout, reason = detect(source)
         plan = plan_segments(layout, f.size)
         chunks = list(file_chunks(plan, DEFAULT_CHUNK_SIZE))
-        picked = _sample(chunks, f.size, sample_bytes)
+        picked = _sample(chunks, f.size, budget)
         coded = _code_sample(source, [(chunks[i][0], chunks[i][1], start, n)
                                       for i, start, n in picked], plan, level, nthreads)
         zstd3 = _zstd3_size(f, nthreads)
@@ -367,7 +368,8 @@ def _by_dtype(segments: list[SegmentStats]) -> list[DtypeStats]:
 
 
 def _container_stats(path: str, f) -> FileStats:
-    """What a container holds: each segment's stored bytes, from its index."""
+    """What a container holds: each segment's stored bytes, from its index (checked as
+    every reader checks it)."""
     cf = container.ContainerFile(f.read_at, f.size)
     index = cf.index
     segments = []
