@@ -45,13 +45,11 @@ from ._io import (FileRange, FileSource, PositionalFile, StreamSource, atomic_ou
 from ._pool import BufferPool, ordered_map, resolve_threads
 from .chunks import container_flags, decode_record, encode_payload
 from .container import ContainerFile, ContainerWriter, Segment, StreamReader
-from .dtypes import BYTES, DTYPE_CODES, ELEMENT_BYTES, dtype_code_for
 from .errors import AnszError, CorruptDataError
 from .formats.detect import detect, format_name
-from .formats.gguf import GGUFLayout
-from .formats.safetensors import SafetensorsLayout
 from .options import DEFAULT_LEVEL, check_chunk_size, check_coder, check_level
-from .stats import FileStats, TensorStats, file_stats  # noqa: F401  (part of the API)
+from .plan import PlannedSegment, chunk_code, chunk_step, plan_segments
+from .stats import DtypeStats, FileStats, SegmentStats, file_stats  # noqa: F401  (the API)
 
 # ---------------------------------------------------------------------------------------------
 # Reports
@@ -269,7 +267,7 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
               ) -> tuple[int, int, str, str | None]:
     """Code ``source`` into ``ofh``: ``(original size, container size, format, reason)``."""
     layout, reason = detect(source)
-    plan = _plan_segments(layout, source.size)
+    plan = plan_segments(layout, source.size)
     writer = ContainerWriter(ofh, chunk_size, container_flags(chunk_size))
     ends: dict[int, int] = {}  # segment -> where its data actually ended
     with source.hasher(2 * nthreads + 2) as sha:
@@ -294,58 +292,7 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
     return writer.original_size, size, fmt, reason
 
 
-@dataclass
-class _Planned:
-    name: str | None
-    dtype: str | None
-    shape: tuple | None
-    start: int
-    end: int | None  # None: until the end of the stream
-
-
-#: Tensors smaller than this are not segments of their own: a run of them (same dtype, no
-#: bytes between) is one unnamed segment, so it shares chunk records, index entries and code
-#: tables instead of paying ~100 bytes and ~0.2 ms each (100 000 four-byte tensors took
-#: 22 s and came out 20% larger than the input). Readers find every tensor from the
-#: original's own header, so nothing is lost. 1 KiB leaves the corpus's ratios as they were
-#: or better; 4 KiB made mpnet-bf16 6.5 kB larger (its 1.5 kB biases and norm weights
-#: differ in scale, and one table for both costs more than two).
-SMALL_TENSOR = 1 << 10
-
-
-def _plan_segments(layout: SafetensorsLayout | GGUFLayout | None, size: int | None) -> list[_Planned]:
-    """Segments covering the input: the header, each tensor, and the bytes between and after.
-
-    A tensor of at least :data:`SMALL_TENSOR` bytes is a named segment; smaller ones (and any
-    tensor whose shape the index cannot describe) are grouped in runs of one dtype with
-    ``name`` and ``shape`` None; zero-size tensors take no segment at all.
-    """
-    plan: list[_Planned] = []
-    pos = 0
-    if layout is not None:
-        plan.append(_Planned(None, None, None, 0, layout.data_start))
-        pos = layout.data_start
-        spans = sorted(layout.tensors + getattr(layout, "subbyte_tensors", ()),
-                       key=lambda s: (s.start, s.end, s.name))
-        for t in spans:
-            if t.start == t.end:
-                continue
-            if t.start > pos:
-                plan.append(_Planned(None, None, None, pos, t.start))
-            if t.nbytes >= SMALL_TENSOR and container.describable(t.name, t.dtype, t.shape):
-                plan.append(_Planned(t.name, t.dtype, t.shape, t.start, t.end))
-            elif (plan[-1].name is None and plan[-1].dtype == t.dtype
-                  and plan[-1].end == t.start):
-                plan[-1].end = t.end
-            else:
-                plan.append(_Planned(None, t.dtype, None, t.start, t.end))
-            pos = t.end
-    if size is None or size > pos:
-        plan.append(_Planned(None, None, None, pos, size))
-    return plan
-
-
-def _chunk_items(source, plan: list[_Planned], chunk_size: int, sha,
+def _chunk_items(source, plan: list[PlannedSegment], chunk_size: int, sha,
                  ends: dict[int, int]) -> Iterator[tuple[int, int, Any]]:
     """``(segment, dtype code, data)`` for every chunk, in order; runs in the calling thread.
 
@@ -354,17 +301,14 @@ def _chunk_items(source, plan: list[_Planned], chunk_size: int, sha,
     is coded as BYTES.
     """
     for si, seg in enumerate(plan):
-        code = dtype_code_for(seg.dtype)
-        width = ELEMENT_BYTES.get(seg.dtype, 1) if seg.dtype else 1
-        step = chunk_size - chunk_size % width
+        code, step = chunk_step(seg, chunk_size)
         pos = seg.start
         while seg.end is None or pos < seg.end:
             want = step if seg.end is None else min(step, seg.end - pos)
             data = source.read(pos, want)
             if len(data):
                 sha.update(data)
-                whole = len(data) % DTYPE_CODES[code].width == 0
-                yield si, code if whole else BYTES, data
+                yield si, chunk_code(code, len(data)), data
                 pos += len(data)
             if len(data) < want:  # end of a stream
                 ends[si] = pos
@@ -381,7 +325,7 @@ def _encode_item(item: tuple[int, int, Any], coder: str, level: int
     return segment, code, len(data), encode_payload(data, code, coder=coder, level=level)
 
 
-def _final_segments(plan: list[_Planned], ends: dict[int, int]) -> tuple[list[Segment], str | None]:
+def _final_segments(plan: list[PlannedSegment], ends: dict[int, int]) -> tuple[list[Segment], str | None]:
     """The segments as coded, and why the plan could not be followed (a stream ended early)."""
     truncated = None
     segments = []

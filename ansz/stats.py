@@ -1,136 +1,400 @@
-"""How compressible a file is, without compressing it: ``ansz stats``.
+"""How compressible a file is: ``ansz stats``.
 
-:func:`file_stats` predicts per tensor (order-0 entropy of the codes, the coding-pair bound,
-each coder's size with one table per tensor, zstd-3 on a sample); :func:`coder_costs` is
-the size each coder would give one histogram.
+:func:`file_stats` predicts what ``compress_file`` would write by running the real encoder
+on a sample of the very chunks compression would code (spread over every segment: the
+header, each tensor, the bytes between), and zstd level 3 on spread-out windows of the file;
+a file no larger than the sample budget is coded whole, so its figures are exact. On a
+container it reports the sizes actually stored. :func:`coder_costs` is the size each
+entropy coder would give one histogram.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import container
 from ._io import FileSource, open_regular
-from .dtypes import layout_for
-from .errors import FormatError
+from ._pool import ordered_map, resolve_threads
+from .chunks import encode_payload
+from .dtypes import DTYPE_CODES, layout_for
 from .formats.detect import detect, format_name
-from .pairs import FIELD_TOPS, best_field, field_code_counts, field_histogram, split_pairs
+from .options import DEFAULT_CHUNK_SIZE, check_level
+from .pairs import split_pairs
+from .plan import PlannedSegment, file_chunks, plan_segments
 from .streams import (PREFIX_CODERS, entropy_bits, prefix_stream_size, prefix_table,
                       rans_plan, varint_table)
 
-_STATS_PIECE = 4 << 20
+#: Bytes of a file that :func:`file_stats` codes with the real encoder by default. A larger
+#: file has a sample of its chunks coded: at least one per segment, otherwise in proportion
+#: to the segment's size, spread evenly through it.
+STATS_SAMPLE = 32 << 20
 
-#: Bytes of each tensor that ``file_stats`` compresses with zstd-3 for its comparison column.
-STATS_SAMPLE = 1 << 20
+#: The least a segment has coded when its share of the sample is less than a chunk: the
+#: middle MIN_WINDOW bytes of its middle chunk. Code tables cost ~0.05% of that.
+MIN_WINDOW = 256 << 10
+
+#: zstd's column: a file up to ZSTD_WHOLE bytes is compressed whole at level 3; a larger one
+#: in ZSTD_WINDOWS windows of ZSTD_WINDOW bytes spread evenly through it (level 3 keeps a
+#: 2 MiB history, so a 4 MiB window sees what the whole-file run would).
+ZSTD_WHOLE = 64 << 20
+ZSTD_WINDOW = 4 << 20
+ZSTD_WINDOWS = 16
 
 
 @dataclass
-class TensorStats:
-    name: str
-    dtype: str
-    shape: tuple
+class SegmentStats:
+    """One segment of the file as compression codes it: a tensor, or unnamed bytes."""
+
+    label: str  #: the tensor's name, or a description in parentheses ("(header)", ...)
+    name: str | None  #: the tensor's name; None for the header, padding and small-tensor runs
+    dtype: str | None
+    shape: tuple | None
     nbytes: int
-    code_entropy: float  #: bits per element of the code byte (order 0)
-    bound_bytes: float  #: coding-pair bound: elements * (code entropy + raw bits) / 8
-    predicted_ratio: float  #: bound_bytes / nbytes
-    #: predicted ratio per coder of the code stream ("rans", "huffman", "qlc"), one table for
-    #: the whole tensor (ansz.coders.coder_costs), raw bits counted as stored
-    coder_ratios: dict = field(default_factory=dict)
-    zstd3_ratio: float = 1.0  #: zstd level 3 measured on a sample (the first STATS_SAMPLE bytes)
+    #: predicted (or, for a container, stored) bytes of its chunk records, headers included
+    compressed_bytes: int
+    #: zstd -3 on the same sampled chunks, each alone (None for a container)
+    zstd3_bytes: int | None
+    sampled_bytes: int  #: original bytes actually coded to make the prediction
+    #: bits per element of the order-0 entropy of the codes plus the raw bits, on the sample:
+    #: the classic reference the coder is measured against (modelling can beat it); None where
+    #: not measured (containers, empty samples)
+    order0_bits: float | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        return self.compressed_bytes / self.nbytes if self.nbytes else None
+
+    @property
+    def zstd3_ratio(self) -> float | None:
+        if self.zstd3_bytes is None or not self.nbytes:
+            return None
+        return self.zstd3_bytes / self.nbytes
+
+
+@dataclass
+class DtypeStats:
+    """The segments of one dtype added up (dtype None: bytes that are not tensors)."""
+
+    dtype: str | None
+    segments: int
+    nbytes: int
+    compressed_bytes: int
+    zstd3_bytes: int | None
+
+    @property
+    def ratio(self) -> float | None:
+        return self.compressed_bytes / self.nbytes if self.nbytes else None
+
+    @property
+    def zstd3_ratio(self) -> float | None:
+        if self.zstd3_bytes is None or not self.nbytes:
+            return None
+        return self.zstd3_bytes / self.nbytes
 
 
 @dataclass
 class FileStats:
     path: str
-    format: str  #: "safetensors" or "bytes"
-    file_size: int
-    tensors: list[TensorStats]
-    other_bytes: int  #: bytes outside whole-byte tensors (header, padding, sub-byte tensors)
-    bound_bytes: float  #: tensor bounds + other bytes counted as stored
-    predicted_ratio: float
-    coder_ratios: dict = field(default_factory=dict)  #: per coder, over the whole file
-    zstd3_ratio: float = 1.0  #: the tensors' zstd-3 sample ratios weighted by size
+    #: "safetensors", "gguf" or "bytes" (for a container: the format of its original)
+    format: str
+    file_size: int  #: size of the original (for a container: of what it decodes to)
+    segments: list[SegmentStats]
+    #: predicted container size (for a container: its size), file header, index and trailer
+    #: included
+    compressed_bytes: int
+    #: zstd -3 of the whole file, measured (or, for large files, predicted from windows);
+    #: None for a container
+    zstd3_bytes: int | None
+    sampled_bytes: int  #: original bytes coded for the prediction (file_size: exact)
+    level: int | None  #: the compression level predicted (None for a container)
+    is_container: bool = False
+    #: why a file that looks like safetensors or GGUF would be stored as plain bytes
+    fallback_reason: str | None = None
+    tensor_count: int = 0  #: tensors in the file's header (small ones share segments)
+    container_overhead: int = 0  #: file header, index and trailer bytes
+    by_dtype: list[DtypeStats] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float | None:
+        return self.compressed_bytes / self.file_size if self.file_size else None
+
+    @property
+    def zstd3_ratio(self) -> float | None:
+        if self.zstd3_bytes is None or not self.file_size:
+            return None
+        return self.zstd3_bytes / self.file_size
+
+    @property
+    def exact(self) -> bool:
+        """Every chunk was coded: the compressed size is what ``compress`` writes, give or take
+        the index's few bytes of checksums."""
+        return self.is_container or self.sampled_bytes >= self.file_size
+
+    @property
+    def tensors(self) -> list[SegmentStats]:
+        """The named segments: one per tensor of at least ``ansz.plan.SMALL_TENSOR`` bytes."""
+        return [s for s in self.segments if s.name is not None]
 
 
-def file_stats(path) -> FileStats:
-    """Predict how well a file compresses, without compressing it.
+def file_stats(path, *, level: int | None = None, threads: int | None = None,
+               sample_bytes: int | None = None) -> FileStats:
+    """Predict what ``compress_file(path, ..., level=level)`` writes, without writing it.
 
-    For a safetensors file: per whole-byte tensor, the order-0 entropy of its code bytes
-    (:mod:`ansz.pairs`), the coding-pair bound and the predicted ratio, the ratio each coder
-    would reach with one table for the tensor (:func:`ansz.coders.coder_costs`: rANS,
-    Huffman, QLC; raw bits stored; float tensors coded with the tensor's best field, as
-    :func:`ansz.pairs.choose_field` picks per chunk), and zstd-3 measured on the tensor's first
-    :data:`STATS_SAMPLE` bytes; all other bytes (header, padding, sub-byte tensors) count as
-    stored. Any other file is reported as format
-    "bytes" with no tensors. Raises FormatError for an ansz container (use :func:`read_info`)
-    and for a file that looks like safetensors but whose header is invalid.
+    Chunks are cut as compression cuts them (default chunk size); a sample of them, about
+    ``sample_bytes`` (None: :data:`STATS_SAMPLE`) but something of every segment, spread
+    evenly through each segment (:func:`_sample`), is coded with the real encoder, and each
+    segment's other chunks are predicted at its sampled ratio. Chunk record headers, the file header, the index (built from the
+    predicted chunk sizes and compressed as the writer would) and the trailer are added, so a
+    file of at most ``sample_bytes`` gets the exact size. A file whose safetensors or GGUF
+    header is invalid is predicted as plain bytes, as compression would store it, with
+    ``fallback_reason`` set. An ansz container is described from its index instead: what
+    each segment stores (``is_container``; no zstd figures, no level).
     """
+    level = check_level(level)
+    nthreads = resolve_threads(threads)
+    budget = STATS_SAMPLE if sample_bytes is None else sample_bytes
+    path = os.fspath(path)
+    with open_regular(path) as f:
+        if f.size >= len(container.MAGIC) and f.read_at(0, len(container.MAGIC)) == container.MAGIC:
+            return _container_stats(path, f)
+        source = FileSource(f)
+        layout, reason = detect(source)
+        plan = plan_segments(layout, f.size)
+        chunks = list(file_chunks(plan, DEFAULT_CHUNK_SIZE))
+        picked = _sample(chunks, f.size, budget)
+        coded = _code_sample(source, [(chunks[i][0], chunks[i][1], start, n)
+                                      for i, start, n in picked], plan, level, nthreads)
+        zstd3 = _zstd3_size(f, nthreads)
+    fmt = "bytes" if layout is None else format_name(layout)
+    segments, entries = _predict(plan, chunks, {i: (n, *c) for (i, _, n), c in zip(picked, coded)},
+                                 layout)
+    body_size = container.FILE_HEADER.size + sum(container.record_size(e.payload_length)
+                                                 for e in entries)
+    overhead = container.FILE_HEADER.size + _index_and_trailer_size(
+        plan, chunks, entries, fmt, f.size, body_size)
+    total = sum(s.compressed_bytes for s in segments) + overhead
+    tensor_count = 0 if layout is None else len(layout.tensors) + len(
+        getattr(layout, "subbyte_tensors", ()))
+    return FileStats(path, fmt, f.size, segments, total, zstd3,
+                     sum(n for _, _, n in picked), level,
+                     fallback_reason=reason, tensor_count=tensor_count,
+                     container_overhead=overhead, by_dtype=_by_dtype(segments))
+
+
+def _sample(chunks: list[tuple[int, int, int, int]], size: int, budget: int
+            ) -> list[tuple[int, int, int]]:
+    """``(chunk, start, length)`` of the pieces to code: every chunk whole if the file fits
+    the budget; else in each segment ``round(n * budget / size)`` of its ``n`` chunks, at the
+    middles of equal strata, and in a segment whose share of the budget is less than a chunk,
+    the middle :data:`MIN_WINDOW` bytes (or its share, if larger) of its middle chunk."""
+    if size <= budget:
+        return [(i, start, n) for i, (_, _, start, n) in enumerate(chunks)]
+    by_segment: dict[int, list[int]] = {}
+    for i, (si, _, _, _) in enumerate(chunks):
+        by_segment.setdefault(si, []).append(i)
+    picked = []
+    for si in sorted(by_segment):
+        idx = by_segment[si]
+        share = len(idx) * budget / size  # chunks' worth
+        if share >= 0.5:
+            k = min(len(idx), round(share))
+            for j in range(k):
+                i = idx[(2 * j + 1) * len(idx) // (2 * k)]
+                picked.append((i, chunks[i][2], chunks[i][3]))
+            continue
+        i = idx[len(idx) // 2]
+        _, code, start, n = chunks[i]
+        width = DTYPE_CODES[code].width
+        w = min(n, max(MIN_WINDOW, int(share * n)))
+        w -= w % width
+        if w == 0:
+            w = n
+        picked.append((i, start + (n - w) // 2 // width * width, w))
+    return picked
+
+
+def _code_sample(source: FileSource, items: list[tuple[int, int, int, int]],
+                 plan: list[PlannedSegment], level: int, nthreads: int
+                 ) -> list[tuple[int, int, float | None]]:
+    """``(payload bytes, zstd -3 bytes, order-0 bits)`` of each chunk, coded as compression
+    codes it, on ``nthreads`` threads."""
     import zstandard
 
-    zstd = zstandard.ZstdCompressor(level=3)
-    path = os.fspath(path)
-    with open_regular(path) as m:
-        if m.read_at(0, len(container.MAGIC)) == container.MAGIC:
-            raise FormatError(f"{path} is an ansz container; use info")
-        layout, reason = detect(FileSource(m))
-        if reason is not None:
-            raise FormatError(reason)
-        if layout is None:
-            return FileStats(path, "bytes", m.size, [], m.size, float(m.size), 1.0)
-        tensors = []
-        for t in layout.tensors:
-            pl = layout_for(t.dtype)
-            fielded = pl.name in FIELD_TOPS
-            counts = np.zeros(256, np.int64)
-            hist = 0
-            step = _STATS_PIECE - _STATS_PIECE % pl.width
-            for pos in range(t.start, t.end, step):
-                piece = m.read_scratch(pos, min(step, t.end - pos))
-                codes, _ = split_pairs(piece, pl)
-                counts += np.bincount(codes, minlength=256)
-                if fielded:
-                    hist += field_histogram(piece, pl)
-            n = t.nbytes // pl.width
-            entropy = entropy_bits(counts) / n if n else 0.0
-            bound = n * (entropy + 8 * pl.raw_width) / 8
-            raw_bytes = n * pl.raw_width
-            if fielded and n:  # the coders see the codes of the tensor's best field
-                fld, _ = best_field(hist, pl)
-                counts, escaped = field_code_counts(hist, fld, pl)
-                raw_bytes = n * (pl.width - 2) + n * fld.top_bits / 8
-                if escaped.sum():
-                    raw_bytes += (entropy_bits(escaped) + escaped.sum()) / 8
-            costs = coder_costs(counts)
-            ratios = {c: (costs[c] / 8 + raw_bytes) / t.nbytes if t.nbytes else 1.0
-                      for c in ("rans", "huffman", "qlc")}
-            sample = m.read_scratch(t.start, min(t.nbytes, STATS_SAMPLE))
-            z3 = len(zstd.compress(sample)) / len(sample) if len(sample) else 1.0
-            tensors.append(TensorStats(t.name, t.dtype, t.shape, t.nbytes, entropy, bound,
-                                       bound / t.nbytes if t.nbytes else 1.0, ratios, z3))
-    other = m.size - sum(t.nbytes for t in layout.tensors)
-    bound = sum(t.bound_bytes for t in tensors) + other
+    local = threading.local()
 
-    def total(ratio_of) -> float:  # other bytes count as stored
-        size = sum(ratio_of(t) * t.nbytes for t in tensors) + other
-        return size / m.size if m.size else 1.0
+    def code(item):
+        si, code_, start, n = item
+        data = source.read(start, n).load()
+        payload, _ = encode_payload(data, code_, level=level)
+        z = getattr(local, "zstd", None)
+        if z is None:
+            z = local.zstd = zstandard.ZstdCompressor(level=3)
+        return len(payload), len(z.compress(data)), _order0_bits(data, plan[si].dtype)
 
-    return FileStats(path, format_name(layout), m.size, tensors, other, bound,
-                     bound / m.size if m.size else 1.0,
-                     {c: total(lambda t, c=c: t.coder_ratios[c]) for c in ("rans", "huffman", "qlc")},
-                     total(lambda t: t.zstd3_ratio))
+    return list(ordered_map(code, items, nthreads))
+
+
+def _order0_bits(data, dtype: str | None) -> float | None:
+    """Order-0 entropy of the codes plus the raw bits of ``data``, in bits (for its whole
+    elements; the plain coding pair of the dtype, or bytes)."""
+    pl = layout_for(dtype or "BYTES")
+    n = len(data) // pl.width
+    if n == 0:
+        return None
+    codes, _ = split_pairs(memoryview(data)[:n * pl.width], pl)
+    return entropy_bits(np.bincount(codes, minlength=256)) + 8.0 * pl.raw_width * n
+
+
+def _predict(plan: list[PlannedSegment], chunks: list[tuple[int, int, int, int]],
+             coded: dict[int, tuple[int, int, int, float | None]], layout
+             ) -> tuple[list[SegmentStats], list[container.ChunkEntry]]:
+    """Per segment its predicted sizes, and a predicted index entry per chunk (offsets and
+    payload lengths as the writer would set them; content hashes made up). ``coded`` maps a
+    chunk to ``(bytes coded, payload bytes, zstd bytes, order-0 bits)`` of its sampled piece;
+    a chunk coded whole keeps its payload size, any other gets its segment's sampled rate."""
+    rng = np.random.default_rng(0)
+    hashes = rng.integers(0, 2**63, len(chunks), dtype=np.int64)
+    sampled: dict[int, list[int]] = {}
+    for i in coded:
+        sampled.setdefault(chunks[i][0], []).append(i)
+    small = _small_tensor_counts(plan, layout)
+    segments: list[SegmentStats] = []
+    entries: list[container.ChunkEntry] = []
+    offset = container.FILE_HEADER.size
+    seg_bytes: dict[int, int] = {}
+    for i, (si, _, start, n) in enumerate(chunks):
+        if i in coded and coded[i][0] == n:
+            payload = coded[i][1]
+        else:
+            idx = sampled[si]
+            payload = round(n * sum(coded[j][1] for j in idx) / sum(coded[j][0] for j in idx))
+        entries.append(container.ChunkEntry(offset, start, n, payload, int(hashes[i])))
+        offset += container.record_size(payload)
+        seg_bytes[si] = seg_bytes.get(si, 0) + container.record_size(payload)
+    for si, seg in enumerate(plan):
+        got = [coded[j] for j in sampled.get(si, [])]
+        nbytes = seg.end - seg.start
+        done = sum(c[0] for c in got)
+        width = layout_for(seg.dtype or "BYTES").width
+        elems = sum(c[0] // width for c in got)
+        bits = [c[3] for c in got]
+        order0 = sum(bits) / elems if got and None not in bits and elems else None
+        segments.append(SegmentStats(
+            _label(seg, si, len(plan), small.get(si), layout is not None), seg.name,
+            seg.dtype, seg.shape, nbytes, seg_bytes.get(si, 0),
+            round(sum(c[2] for c in got) * nbytes / done) if done else 0, done, order0))
+    return segments, entries
+
+
+def _small_tensor_counts(plan: list[PlannedSegment], layout) -> dict[int, int]:
+    """How many tensors each unnamed segment of a dtype holds."""
+    if layout is None:
+        return {}
+    starts = sorted(t.start for t in [*layout.tensors, *getattr(layout, "subbyte_tensors", ())]
+                    if t.end > t.start)
+    out = {}
+    for si, seg in enumerate(plan):
+        if seg.name is None and seg.dtype is not None:
+            out[si] = sum(1 for s in starts if seg.start <= s < seg.end)
+    return out
+
+
+def _label(seg: PlannedSegment, si: int, count: int, small: int | None, tensors: bool) -> str:
+    """How a segment is shown: the tensor's name, or what the unnamed bytes are (``small``:
+    how many tensors a run of small ones holds, None if unknown; ``tensors``: whether the
+    file was read as tensors)."""
+    if seg.name is not None:
+        return seg.name
+    if seg.dtype is not None:
+        if small is None:
+            return f"(small {seg.dtype} tensors)"
+        return f"({small} small {seg.dtype} tensor{'s' if small != 1 else ''})"
+    if not tensors:
+        return "(file)"
+    if si == 0:
+        return "(header)"
+    return "(padding)" if si < count - 1 else "(bytes after the tensors)"
+
+
+def _index_and_trailer_size(plan: list[PlannedSegment], chunks, entries, fmt: str, size: int,
+                            index_offset: int) -> int:
+    """Bytes of the index record and trailer the writer would add for these chunks."""
+    segments = []
+    first = 0
+    counts: dict[int, int] = {}
+    for si, *_ in chunks:
+        counts[si] = counts.get(si, 0) + 1
+    for si, seg in enumerate(plan):
+        n = counts.get(si, 0)
+        segments.append(container.Segment(seg.name, seg.dtype, seg.shape, seg.start, seg.end,
+                                          first, n))
+        first += n
+    # a made-up digest: 64 hex digits that compress as little as a real one
+    digest = np.random.default_rng(1).bytes(32).hex()
+    body = container.Index(fmt, size, digest, segments, entries).to_json()
+    _, payload = container.index_record(body, index_offset)
+    return container.record_size(len(payload)) + container.TRAILER.size
+
+
+def _zstd3_size(f, nthreads: int) -> int:
+    """zstd -3 of the whole file: measured when it is at most :data:`ZSTD_WHOLE` bytes, else
+    predicted from :data:`ZSTD_WINDOWS` windows spread evenly through it."""
+    import zstandard
+
+    z = zstandard.ZstdCompressor(level=3)
+    if f.size <= ZSTD_WHOLE:
+        return len(z.compress(f.read_at(0, f.size))) if f.size else 0
+    windows = [(2 * j + 1) * f.size // (2 * ZSTD_WINDOWS) - ZSTD_WINDOW // 2
+               for j in range(ZSTD_WINDOWS)]
+    got = sum(len(z.compress(f.read_at(w, ZSTD_WINDOW))) for w in windows)
+    return round(got * f.size / (ZSTD_WINDOWS * ZSTD_WINDOW))
+
+
+def _by_dtype(segments: list[SegmentStats]) -> list[DtypeStats]:
+    """Segments added up per dtype, largest first (bytes that are not tensors last)."""
+    out: dict[str | None, DtypeStats] = {}
+    for s in segments:
+        d = out.setdefault(s.dtype, DtypeStats(s.dtype, 0, 0, 0, 0))
+        d.segments += 1
+        d.nbytes += s.nbytes
+        d.compressed_bytes += s.compressed_bytes
+        d.zstd3_bytes = (None if d.zstd3_bytes is None or s.zstd3_bytes is None
+                         else d.zstd3_bytes + s.zstd3_bytes)
+    return sorted(out.values(), key=lambda d: (d.dtype is None, -d.nbytes, d.dtype or ""))
+
+
+def _container_stats(path: str, f) -> FileStats:
+    """What a container holds: each segment's stored bytes, from its index (checked as
+    every reader checks it)."""
+    cf = container.ContainerFile(f.read_at, f.size)
+    index = cf.index
+    segments = []
+    for si, s in enumerate(index.segments):
+        chunks = index.chunks[s.first_chunk:s.first_chunk + s.chunk_count]
+        seg = PlannedSegment(s.name, s.dtype, s.shape, s.start, s.end)
+        segments.append(SegmentStats(
+            _label(seg, si, len(index.segments), None, index.format != "bytes"),
+            s.name, s.dtype, s.shape, s.nbytes,
+            sum(c.end - c.offset for c in chunks), None, s.nbytes))
+    overhead = f.size - sum(s.compressed_bytes for s in segments)
+    return FileStats(path, index.format, index.original_size, segments, f.size, None,
+                     index.original_size, None, is_container=True,
+                     tensor_count=sum(1 for s in segments if s.name is not None),
+                     container_overhead=overhead, by_dtype=_by_dtype(segments))
 
 
 def coder_costs(counts) -> dict[str, float]:
     """Predicted size in bits of coding a stream with this histogram (int64[256]), per coder.
 
     * ``entropy``: the order-0 bound, sum(c * log2(N / c)); no table.
-    * ``rans``: what :func:`ansz.codec.encode_stream` would write for the RANS method:
+    * ``rans``: what :func:`ansz.streams.encode_stream` would write for the RANS method:
       method/scale/first/last bytes, varint frequencies for first..last, 8 final states
       (32 bytes) and the cross-entropy of the counts under the table
-      :func:`ansz.codec.rans_plan` picks (12 or 14 bits). (A one-symbol stream is CONSTANT,
+      :func:`ansz.streams.rans_plan` picks (12 or 14 bits). (A one-symbol stream is CONSTANT,
       2 bytes; the same 16 bits are given.)
     * ``huffman``: 1 method byte + serialized table (``HuffmanTable.to_bytes``) + the payload
       bits rounded up to bytes, with lengths limited to ``huffman.DEFAULT_LIMIT``.
@@ -154,5 +418,3 @@ def coder_costs(counts) -> dict[str, float]:
     for coder in PREFIX_CODERS:
         out[coder] = 8.0 * prefix_stream_size(counts, prefix_table(counts, coder))
     return out
-
-

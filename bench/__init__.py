@@ -9,7 +9,7 @@ Run from the repository root, in the project's environment::
 Every benchmark prints markdown tables stamped with the commit, the command and the load
 average; ``--write`` also puts them into their section of BENCHMARKS.md.
 
-Adding a benchmark (the stats-accuracy benchmark is the next one planned): write a module
+Adding a benchmark: write a module
 ``bench/NAME.py`` with
 
 * ``DESCRIPTION``: one line for ``--list``;
@@ -32,9 +32,9 @@ BENCHMARKS = {
     "codec": "bench.codec",
     "coders": "bench.coders",
     "modelling": "bench.modelling",
-    # "stats": "bench.stats_accuracy",  -- planned: how close `ansz stats` predicts the ratio
+    "stats": "bench.stats_accuracy",
 }
 
 #: The benchmarks whose tables make BENCHMARKS.md's scoreboard, run in this order by
 #: ``python -m bench scoreboard``.
-SCOREBOARD = ("speed", "corpus", "memory")
+SCOREBOARD = ("speed", "corpus", "memory", "stats")

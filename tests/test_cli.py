@@ -709,45 +709,6 @@ def test_info_json_and_text(tmp_path):
     assert r.exit_code == 1 and sha256_of(src) in r.stdout and len(error_lines(r.stderr)) == 1
 
 
-def test_stats_json_and_table(tmp_path):
-    src = make_model(tmp_path / "m.safetensors", "mixed")
-    r = invoke(["stats", "--json", src])
-    assert r.exit_code == 0, r.stderr
-    doc = json.loads(r.stdout)
-    assert set(doc) == {"path", "format", "file_size", "tensor_count", "other_bytes",
-                        "bound_bytes", "predicted_ratio", "coders", "zstd3_ratio", "tensors"}
-    assert set(doc["coders"]) == {"rans", "huffman", "qlc"}
-    assert doc["format"] == "safetensors" and doc["file_size"] == src.stat().st_size
-    assert doc["tensor_count"] == 6 == len(doc["tensors"])
-    t_keys = {"name", "dtype", "shape", "nbytes", "code_entropy", "bound_bytes",
-              "predicted_ratio", "coders", "zstd3_ratio"}
-    assert all(set(t) == t_keys for t in doc["tensors"])
-    sizes = [t["nbytes"] for t in doc["tensors"]]
-    assert sizes == sorted(sizes, reverse=True)
-    by_name = {t["name"]: t for t in doc["tensors"]}
-    assert by_name["embed.weight"]["dtype"] == "BF16"
-    assert by_name["embed.weight"]["shape"] == [96, 64]
-    assert by_name["embed.weight"]["nbytes"] == 96 * 64 * 2
-    assert sum(sizes) + doc["other_bytes"] == doc["file_size"]
-    top = json.loads(invoke(["stats", "--json", "--top", "2", src]).stdout)
-    assert top["tensor_count"] == 6 and [t["name"] for t in top["tensors"]] == \
-        [t["name"] for t in doc["tensors"][:2]]
-    r = invoke(["stats", src])
-    assert r.exit_code == 0
-    for name in ("embed.weight", "layer.0.fp8.weight", "total", "BF16", "F8_E4M3", "rANS",
-                 "Huffman", "QLC", "zstd-3"):
-        assert name in r.stdout
-    r = invoke(["stats", "--top", "1", src])
-    assert "(5 more tensors)" in r.stdout and "position_ids" not in r.stdout
-    r = invoke(["stats", "--json", make_bytes(tmp_path / "b.bin")])
-    assert r.exit_code == 0 and json.loads(r.stdout)["format"] == "bytes"
-    r = invoke(["stats", tmp_path / "missing"])
-    assert r.exit_code == 1 and len(error_lines(r.stderr)) == 1
-    invoke(["compress", "-q", src])
-    r = invoke(["stats", str(src) + ".ansz"])  # a container: use info
-    assert r.exit_code == 1 and len(error_lines(r.stderr)) == 1
-
-
 def test_io_errors_are_one_line(tmp_path):
     src = make_bytes(tmp_path / "a.bin")
     r = invoke(["compress", "-o", tmp_path / "no" / "such" / "dir.ansz", src])

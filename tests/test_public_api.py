@@ -17,16 +17,17 @@ import numpy as np
 from safetensors.numpy import save_file
 
 import ansz
-from ansz import api, reader, stats, writer
+from ansz import api, benchmark, reader, stats, writer
 
 from helpers import weights
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 #: ``from ansz import *`` gives exactly these.
-ALL = ["AnszError", "CorruptDataError", "FormatError", "__version__", "compress_file",
-       "compress_stream", "decompress_file", "decompress_stream", "file_stats", "load",
-       "load_file", "load_model_dir", "read_info", "save", "save_file", "verify_file"]
+ALL = ["AnszError", "CorruptDataError", "FormatError", "__version__", "bench_file",
+       "compress_file", "compress_stream", "decompress_file", "decompress_stream", "file_stats",
+       "load", "load_file", "load_model_dir", "read_info", "sample_files", "save", "save_file",
+       "verify_file"]
 
 #: What ansz.api itself defines (file_stats comes from ansz.stats, atomic_output from _io).
 API = ["CompressReport", "ContainerInfo", "DecompressReport", "VerifyReport", "compress_file",
@@ -57,6 +58,7 @@ def test_names_come_from_api_reader_and_errors():
     assert ansz.file_stats is stats.file_stats and ansz.load_file is reader.load_file
     assert ansz.load is reader.load and ansz.load_model_dir is reader.load_model_dir
     assert ansz.save_file is writer.save_file and ansz.save is writer.save
+    assert ansz.bench_file is benchmark.bench_file and ansz.sample_files is benchmark.sample_files
     assert issubclass(ansz.CorruptDataError, ansz.AnszError)
     assert issubclass(ansz.FormatError, ansz.AnszError)
 

@@ -1,4 +1,4 @@
-"""The subcommands of ``ansz``: compress, decompress, verify, stats and info.
+"""The subcommands of ``ansz``: compress, decompress, verify, stats, info and bench.
 
 Each parses its operands (:mod:`.args`), calls :mod:`ansz.api` for every input through a
 :class:`~.report.Reporter` (one bad input does not stop the others) and exits with the
@@ -16,9 +16,11 @@ import click
 from ..errors import AnszError, UnsupportedError
 from .args import (STDIN, CodecOptions, Command, codec_options, common_options, operands,
                    threads_option)
-from .jobs import MODEL_SUFFIX, SUFFIX, Job, api, check_input, codec_api, expand_directories
-from .render import (info_json, print_info, print_info_total, print_json, print_stats_table,
-                     print_verify, stats_json, verify_json)
+from .jobs import (MODEL_SUFFIX, SUFFIX, Job, api, benchmark_api, check_input, codec_api,
+                   expand_directories)
+from .render import (bench_json, info_json, print_bench_footer, print_bench_header,
+                     print_bench_rows, print_info, print_info_total, print_json, print_stats,
+                     print_stats_total, print_verify, stats_json, verify_json)
 from .report import EXIT_FAILURE, Reporter
 
 
@@ -127,35 +129,62 @@ def _raise_if_unsupported(api: Any, path: str) -> None:
         pass
 
 
-@click.command(cls=Command, short_help="Per-tensor entropy, bound and predicted ratio.")
-@click.argument("file", metavar="FILE")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see man ansz).")
+@click.command(cls=Command, short_help="How much FILE would shrink: ansz beside zstd -3.")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per file, one per line (see man ansz).")
+@click.option("--fast", is_flag=True, help="Predict level 1 (compress --fast).")
+@click.option("--exact", is_flag=True,
+              help="Code every chunk, not a sample: exact, but as slow as compressing.")
 @click.option("--top", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Only the N largest tensors (the total still counts all).")
+              help="List the N largest tensors (the rest on one row); -v lists them all.")
+@threads_option
+@common_options
 @click.pass_context
-def stats(ctx: click.Context, file: str, as_json: bool, top: int | None) -> None:
-    """Predict how well FILE (a .safetensors or .gguf file, or any file) compresses: per
-    tensor the dtype, shape, size, code entropy, coding-pair bound and predicted ratio, the
-    ratio under each coder (rANS, Huffman, QLC) and zstd-3 on a sample, largest first."""
-    if operands(ctx, [file])[0] is STDIN:
-        raise click.UsageError("stats needs a file, not standard input")
-    rep = Reporter()
-    out: list[Any] = []
+def stats(ctx: click.Context, files: tuple[str, ...], as_json: bool, fast: bool, exact: bool,
+          top: int | None, threads: int, verbose: int, quiet: int) -> None:
+    """Predict how much each FILE (.safetensors, .gguf or any file) shrinks, without writing
+    anything: ansz's size, by running its encoder on chunks spread through the file (every
+    chunk of a file up to 32 MiB), beside zstd -3's, measured the same way; per dtype, and
+    with -v per tensor. On a FILE.ansz, what it stores."""
+    ops = operands(ctx, list(files))
+    if any(op is STDIN for op in ops):
+        raise click.UsageError("stats needs files, not standard input")
+    rep = Reporter(level=2 + verbose - quiet)
+    done: list[Any] = []
+    width = terminal_width()
+    per_tensor = verbose > 0 or top is not None
 
-    def work() -> None:
-        check_input(file)
-        out.append(codec_api().file_stats(file))
+    def one(path: str) -> None:
+        check_input(path)
+        kw = {"sample_bytes": 1 << 62} if exact else {}
+        fs = codec_api().file_stats(path, level=1 if fast else None,
+                                    threads=threads or None, **kw)
+        segments = sorted(fs.segments, key=lambda t: (-t.nbytes, t.label))
+        shown = segments if top is None else segments[:top]
+        if as_json:
+            print_json(stats_json(fs, shown))
+        else:
+            if done:
+                click.echo()
+            print_stats(fs, shown if per_tensor else [],
+                        segments[len(shown):] if per_tensor else [], width)
+        done.append(fs)
 
-    rep.run(file, work)
+    for path in ops:
+        rep.run(path, lambda path=path: one(path))
+    if len(done) > 1 and not as_json:
+        click.echo()
+        print_stats_total(done)
     if rep.failed:
         ctx.exit(rep.status)
-    fs = out[0]
-    tensors = sorted(fs.tensors, key=lambda t: (-t.nbytes, t.name))
-    shown = tensors if top is None else tensors[:top]
-    if as_json:
-        print_json(stats_json(fs, shown, len(tensors)))
-    else:
-        print_stats_table(fs, shown, tensors)
+
+
+def terminal_width() -> int:
+    """Columns to fit the stats report in: $COLUMNS, else the terminal's, else 80."""
+    import shutil
+
+    return max(40, shutil.get_terminal_size((80, 24)).columns)
 
 
 @click.command(cls=Command, short_help="Describe containers without decoding (zstd -l).")
@@ -189,5 +218,51 @@ def info(ctx: click.Context, files: tuple[str, ...], as_json: bool) -> None:
         ctx.exit(rep.status)
 
 
+@click.command(cls=Command, short_help="Benchmark ansz beside zstd -3, in memory (zstd -b).")
+@click.argument("files", nargs=-1, metavar="[FILE]...")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per file and codec, one per line (see man ansz).")
+@click.option("--time", "min_time", type=click.FloatRange(min=0, max=60), default=0.3,
+              show_default=True, metavar="SECONDS",
+              help="Repeat each measurement for at least this long; the fastest run counts.")
+@threads_option
+@common_options
+@click.pass_context
+def bench(ctx: click.Context, files: tuple[str, ...], as_json: bool, min_time: float,
+          threads: int, verbose: int, quiet: int) -> None:
+    """Compress and decompress each FILE in memory with every ansz level and with zstd -3,
+    check the bytes come back, and print ratio and speed side by side (like zstd -b). With
+    no FILE, run on the sample weights shipped with ansz (bf16, f32 and fp8 tensors of
+    all-MiniLM-L6-v2): a first run needs no model at hand."""
+    ops = operands(ctx, list(files))
+    if any(op is STDIN for op in ops):
+        raise click.UsageError("bench needs files, not standard input")
+    rep = Reporter(level=2 + verbose - quiet)
+    results: list[Any] = []
+    bench_api = benchmark_api()
+    paths: list[str] = list(ops)
+    if not paths:
+        rep.run(None, lambda: paths.extend(bench_api.sample_files()))
+
+    def one(path: str) -> None:
+        check_input(path)
+        got = bench_api.bench_file(path, threads=threads or None, min_seconds=min_time)
+        if as_json:
+            for r in got:
+                print_json(bench_json(r, path))
+        else:
+            if not results:
+                print_bench_header(got[0].threads, min_time)
+            print_bench_rows(got)
+        results.extend(got)
+
+    for path in paths:
+        rep.run(path, lambda path=path: one(path))
+    if results and not as_json:
+        print_bench_footer(results, sample=not ops)
+    if rep.failed:
+        ctx.exit(rep.status)
+
+
 #: In the order ``ansz --help`` lists them.
-COMMANDS = (compress, decompress, verify, stats, info)
+COMMANDS = (compress, decompress, verify, stats, info, bench)

@@ -38,6 +38,15 @@ def api():
     return api
 
 
+def benchmark_api():
+    """:mod:`ansz.benchmark` (``bench_file``, ``sample_files``), with :func:`codec_api`'s
+    imports done first."""
+    codec_api()
+    from .. import benchmark
+
+    return benchmark
+
+
 def codec_api():
     """:func:`api`, with every module that the API's worker threads import on first use
     imported here first, in the main thread. A signal's exception raised in the main thread
