@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -166,9 +167,12 @@ def file_stats(path, *, level: int | None = None, threads: int | None = None,
         plan = plan_segments(layout, f.size)
         chunks = list(file_chunks(plan, DEFAULT_CHUNK_SIZE))
         picked = _sample(chunks, f.size, budget)
-        coded = _code_sample(source, [(chunks[i][0], chunks[i][1], start, n)
-                                      for i, start, n in picked], plan, level, nthreads)
-        zstd3 = _zstd3_size(f, nthreads)
+        # zstd's whole-file run (which releases the GIL) overlaps the coding of the sample
+        with ThreadPoolExecutor(1, thread_name_prefix="ansz-zstd") as pool:
+            zstd_job = pool.submit(_zstd3_size, f)
+            coded = _code_sample(source, [(chunks[i][0], chunks[i][1], start, n)
+                                          for i, start, n in picked], plan, level, nthreads)
+            zstd3 = zstd_job.result()
     fmt = "bytes" if layout is None else format_name(layout)
     segments, entries = _predict(plan, chunks, {i: (n, *c) for (i, _, n), c in zip(picked, coded)},
                                  layout)
@@ -340,7 +344,7 @@ def _index_and_trailer_size(plan: list[PlannedSegment], chunks, entries, fmt: st
     return container.record_size(len(payload)) + container.TRAILER.size
 
 
-def _zstd3_size(f, nthreads: int) -> int:
+def _zstd3_size(f) -> int:
     """zstd -3 of the whole file: measured when it is at most :data:`ZSTD_WHOLE` bytes, else
     predicted from :data:`ZSTD_WINDOWS` windows spread evenly through it."""
     import zstandard
