@@ -14,7 +14,8 @@
   (:class:`FileSha256`, :class:`BackgroundSha256`: on a thread of their own).
 - :func:`check_output` and :func:`atomic_output`: the one policy for writing an output file
   (never over the input or a directory, over another file only when asked) and the atomic
-  write itself (a temporary file renamed into place when complete).
+  write itself (a temporary file renamed into place when complete). An output named by a
+  URL goes to :mod:`ansz.remote`, which keeps the same policy; ``file://`` is a local path.
 
 Nothing here knows containers or models.
 """
@@ -455,9 +456,16 @@ def check_output(dst: str, src: str | None = None, *, overwrite: bool = False,
     line's "use -f to overwrite"). :func:`atomic_output` keeps to the same rule when it
     publishes, for a file that appeared after this check.
     """
+    from .remote import is_remote, local_path
+
+    if is_remote(dst):
+        from . import remote
+
+        return remote.check_output(dst, src, overwrite=overwrite, hint=hint)
+    dst, src = local_path(dst), local_path(src)
     if not os.path.lexists(dst):
         return False
-    if src is not None:
+    if src is not None and not is_remote(src):
         try:
             same = os.path.samefile(src, dst)
         except OSError:
@@ -486,24 +494,26 @@ def atomic_output(dst, *, overwrite: bool = False, like: os.stat_result | None =
     directory entry are fsync'ed before returning: callers that are about to delete the
     source ask for it (it costs about as much as decoding, so it is not the default; a crash
     without it can lose only the new output, never the source). An OSError from writing,
-    or about the temporary file, names ``dst`` (``filename``).
+    or about the temporary file, names ``dst`` (``filename``). A URL ``dst`` is written by
+    :func:`ansz.remote.atomic_output` (``like`` and ``sync`` do not apply there).
     """
+    from .remote import is_remote, local_path
+
     dst = os.fspath(dst)
+    if is_remote(dst):  # a temporary object next to it, moved into place
+        from . import remote
+
+        with remote.atomic_output(dst, overwrite=overwrite) as fh:
+            yield fh
+        return
+    dst = local_path(dst)
     if os.path.exists(dst) and not os.path.isfile(dst):
         raise AnszError(f"{dst} is not a regular file; refusing to replace it "
                         "(write to it as a stream instead)")
     directory = os.path.dirname(os.path.abspath(dst))
-    # NAME_MAX is 255 bytes on Linux's file systems; mkstemp adds 8 random characters (16
-    # are kept for them) to the prefix and suffix.
-    name = os.fsencode(os.path.basename(dst))
-    room = 255 - len(b"..tmp") - 16
-    if len(name) > room:
-        while room > 0 and (name[room] & 0xC0) == 0x80:  # not inside a UTF-8 character
-            room -= 1
-        name = name[:room]
+    name = temporary_stem(os.path.basename(dst))
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.fsdecode(name)}.",
-                                   suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
     except OSError as e:  # name the file the user asked for, not the temporary one
         raise OSError(e.errno, e.strerror, dst) from None
     written = False
@@ -546,6 +556,19 @@ def atomic_output(dst, *, overwrite: bool = False, like: os.stat_result | None =
         raise
     if sync:
         _fsync_directory(directory)
+
+
+def temporary_stem(name: str) -> str:
+    """The part of an output's file ``name`` that its temporary's name ``.STEM.XXXXXXXX.tmp``
+    keeps: all of it, or as much as fits in 255 bytes (NAME_MAX on Linux's file systems;
+    mkstemp adds 8 random characters, 16 are kept for them), cut at a character boundary."""
+    raw = os.fsencode(name)
+    room = 255 - len(b"..tmp") - 16
+    if len(raw) > room:
+        while room > 0 and (raw[room] & 0xC0) == 0x80:  # not inside a UTF-8 character
+            room -= 1
+        raw = raw[:room]
+    return os.fsdecode(raw)
 
 
 def _umask() -> int:

@@ -8,7 +8,11 @@ codes on a thread pool (:mod:`ansz._pool`), and :mod:`ansz.container` frames the
 
 Conventions shared by every function:
 
-- Paths are ``str`` or ``os.PathLike``. Regular files are read with ``pread``
+- Paths are ``str`` or ``os.PathLike``, or URLs (``s3://``, ``gs://``, ``hf://``,
+  ``http(s)://``, ``memory://``...) read and written through fsspec (:mod:`ansz.remote`, the
+  ``remote`` extra; ``file://`` is a local path). A remote input is read front to back in
+  large range requests; a remote output is written to a temporary object next to it and
+  moved into place. Regular files are read with ``pread``
   (:class:`ansz._io.PositionalFile`), never mapped: a file truncated by another process
   meanwhile is an AnszError, not a SIGBUS. At most ``4 * threads`` chunks are in flight, so
   memory stays bounded whatever the file size. A compressed input that changed while it was
@@ -49,6 +53,7 @@ from .errors import AnszError, CorruptDataError
 from .formats.detect import detect, format_name
 from .options import DEFAULT_LEVEL, check_chunk_size, check_coder, check_level
 from .plan import PlannedSegment, chunk_code, chunk_step, plan_segments
+from .remote import is_remote, local_path
 from .stats import DtypeStats, FileStats, SegmentStats, file_stats  # noqa: F401  (the API)
 
 # ---------------------------------------------------------------------------------------------
@@ -132,7 +137,16 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
     start = time.perf_counter()
     nthreads, chunk, coder = resolve_threads(threads), check_chunk_size(chunk_size), check_coder(coder)
     level = check_level(level)
-    src, dst = os.fspath(src), os.fspath(dst)
+    src, dst = _name(src), _name(dst)
+    if is_remote(src):  # read once, front to back: the same container as from a local file
+        from . import remote
+
+        check_output(dst, src, overwrite=overwrite)
+        with remote.open_stream(src) as fh, atomic_output(dst, overwrite=overwrite,
+                                                          sync=sync) as out:
+            result = _compress(StreamSource(fh, src), out, nthreads, chunk, progress, coder,
+                               level)
+        return CompressReport(src, dst, *result, time.perf_counter() - start)
     with PositionalFile(src) as f:
         check_output(dst, src, overwrite=overwrite)
         source = FileSource(f) if f.regular else StreamSource(f.fh, src)
@@ -176,15 +190,16 @@ def decompress_file(src, dst, *, threads: int | None = None, overwrite: bool = F
     """
     start = time.perf_counter()
     nthreads = resolve_threads(threads)
-    src, dst = os.fspath(src), os.fspath(dst)
-    with PositionalFile(src) as f:
+    src, dst = _name(src), _name(dst)
+    with _open_input(src) as f:
         check_output(dst, src, overwrite=overwrite)
         if not f.regular:  # a pipe or device: decode front to back
             with atomic_output(dst, overwrite=overwrite, sync=sync) as out:
                 sizes = _decode_stream(f.fh, out, nthreads, progress)
             return DecompressReport(src, dst, *sizes, time.perf_counter() - start)
         cf = _container_file(f)
-        with atomic_output(dst, overwrite=overwrite, like=f.stat, sync=sync) as out:
+        with atomic_output(dst, overwrite=overwrite, like=getattr(f, "stat", None),
+                           sync=sync) as out:
             done = 0
             pool = BufferPool(cf.max_chunk_size, nthreads)
             for data in ordered_map(_chunk_decoder(cf, pool), range(len(cf.index.chunks)),
@@ -222,28 +237,37 @@ def verify_file(path, original=None, *, threads: int | None = None) -> VerifyRep
     ``message`` and, when a chunk is at fault, ``first_bad`` naming it. Raises only OSError
     (missing or unreadable files) and AnszError for a path that is not a regular file.
     """
-    path = os.fspath(path)
+    path = _name(path)
     nthreads = resolve_threads(threads)
-    with open_regular(path) as f:
+    with _open_input(path, regular=True) as f:
         try:
             cf = _container_file(f)
         except AnszError as e:
             return VerifyReport(path, False, 0, "", None, str(e))
         if original is None:
             return _verify(path, cf, None, None, nthreads)
-        with open_regular(os.fspath(original)) as orig:
-            return _verify(path, cf, orig, os.fspath(original), nthreads)
+        original = _name(original)
+        with _open_input(original, regular=True) as orig:
+            return _verify(path, cf, orig, original, nthreads)
 
 
 def read_info(path) -> ContainerInfo:
     """Describe a container from its header, trailer and index only (no chunk is read)."""
-    path = os.fspath(path)
-    with open(path, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise AnszError(f"{path} is not a regular file")
-        size = st.st_size
-        cf = ContainerFile(lambda off, n: os.pread(fh.fileno(), n, off), size)
+    path = _name(path)
+    if is_remote(path):  # the first and last bytes, and the index if it is larger
+        from .remote import RemoteFile
+
+        with RemoteFile(path) as rf:
+            rf.hold_ends()
+            size = rf.size
+            cf = ContainerFile(rf.read_at, size)
+    else:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise AnszError(f"{path} is not a regular file")
+            size = st.st_size
+            cf = ContainerFile(lambda off, n: os.pread(fh.fileno(), n, off), size)
     index = cf.index
     segments = []
     for s in index.segments:
@@ -369,6 +393,27 @@ def _decode_stream(ifh: BinaryIO, ofh: BinaryIO, nthreads: int,
     if reader.index is None or done != reader.index.original_size:  # records() checked both
         raise CorruptDataError("container ended before its index")
     return reader.offset, done
+
+
+#: A container or original read over a network by decompress_file and verify_file is fetched
+#: this many bytes at a time (at least one chunk record), front to back.
+REMOTE_READAHEAD = 16 << 20
+
+
+def _name(path) -> str:
+    """A path or URL as a string, a ``file://`` URL as its local path."""
+    return local_path(os.fspath(path))
+
+
+def _open_input(path: str, *, regular: bool = False):
+    """``path`` opened for positional reads: a :class:`PositionalFile`, or for a URL a
+    :class:`ansz.remote.RemoteFile` fetching :data:`REMOTE_READAHEAD` bytes at a time.
+    With ``regular``, AnszError unless it is a regular file."""
+    if is_remote(path):
+        from .remote import RemoteFile
+
+        return RemoteFile(path, readahead=REMOTE_READAHEAD)
+    return open_regular(path) if regular else PositionalFile(path)
 
 
 def _container_file(f: PositionalFile) -> ContainerFile:

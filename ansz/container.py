@@ -573,14 +573,19 @@ class ContainerFile:
         trailer_offset = size - TRAILER.size
         index_offset, index_length, index_crc = parse_trailer(
             read_at(trailer_offset, TRAILER.size), trailer_offset)
-        rec = parse_record_header(read_at(index_offset, RECORD_HEADER.size),
-                                  self.max_chunk_size, "index record", index_offset)
+        # The index record in one read (one request for a file read over a network); the
+        # trailer's checks bound its length by the file's.
+        record = memoryview(read_at(index_offset, trailer_offset - index_offset)).cast("B")
+        if len(record) != trailer_offset - index_offset:
+            raise CorruptDataError("truncated: the file ends inside the index record")
+        rec = parse_record_header(record[:RECORD_HEADER.size], self.max_chunk_size,
+                                  "index record", index_offset)
         if rec.type not in INDEXES or rec.payload_length != index_length:
             raise CorruptDataError("trailer does not point at the index record")
-        body_at = index_offset + RECORD_HEADER.size
-        body = index_text(rec, read_at(body_at, index_length))
-        _check_padding(read_at(body_at + index_length, pad8(index_length) - index_length),
-                       "index record")
+        body_end = RECORD_HEADER.size + index_length
+        body = index_text(rec, record[RECORD_HEADER.size:body_end])
+        _check_padding(record[body_end:], "index record")
+        del record
         if zlib.crc32(body) != index_crc or content_hash(body) != rec.content_hash:
             raise CorruptDataError("index is corrupt (checksum mismatch)")
         self.index = parse_index(body, max_chunk_size=self.max_chunk_size,

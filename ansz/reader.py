@@ -70,6 +70,7 @@ from ._pool import ordered_map, resolve_threads
 from .chunks import decode_record
 from .container import MAGIC, ContainerFile
 from .errors import AnszError, AnszIndexError, CorruptDataError, FormatError
+from .remote import is_remote, local_path
 
 __all__ = ["open", "load_file", "load", "load_model_dir", "AnszFile", "TensorSlice"]
 
@@ -104,6 +105,10 @@ _MAX_ROW_RANGES = 4096
 #: least one row), each block indexed into the result before the next is decoded.
 _SLICE_BLOCK = 32 << 20
 
+#: A container opened by URL fetches the chunk records of a read in batches of at most this
+#: many bytes (one round trip each): memory holds one batch beside the decoded arrays.
+_PREFETCH_BYTES = 64 << 20
+
 #: The largest ``*.safetensors.index.json`` :func:`load_model_dir` reads (a real one for a
 #: model of hundreds of billions of parameters is well under 10 MB).
 MAX_MODEL_INDEX = 100_000_000
@@ -111,6 +116,12 @@ MAX_MODEL_INDEX = 100_000_000
 
 def open(path, framework: str = "np", *, threads: int | None = None) -> "AnszFile":  # noqa: A001
     """Open a ``.safetensors.ansz`` or ``.gguf.ansz`` container for lazy, per-tensor reading.
+
+    ``path`` may be a URL (``s3://``, ``hf://``, ``https://``..., through fsspec: the
+    ``remote`` extra): opening then fetches the file's first and last 64 KiB in one round
+    trip (and the index, if it is larger, in one more), and each read fetches only the chunk
+    records it decodes, neighbours coalesced, in one round trip per 64 MiB; nothing is kept
+    between reads (:meth:`AnszFile.io_counters` counts the requests).
 
     Reads and checks the container's header, trailer and index, and decodes the original's
     header; no tensor data is decoded until :meth:`AnszFile.get_tensor` (or ``get_slice``,
@@ -148,8 +159,19 @@ class AnszFile:
     ``shape``, ``len(f)``, ``name in f`` and ``for name in f`` (names sorted, as ``keys``)."""
 
     def __init__(self, path, framework: str = "np", *, threads: int | None = None):
-        path = os.fspath(path)
-        self._setup(PositionalFile(path), path, framework, threads)
+        path = local_path(os.fspath(path))
+        if is_remote(path):
+            from .remote import RemoteFile
+
+            file = RemoteFile(path)
+            try:
+                file.hold_ends()  # header, trailer and index: one round trip (two if large)
+            except BaseException:
+                file.close()
+                raise
+        else:
+            file = PositionalFile(path)
+        self._setup(file, path, framework, threads)
 
     def _setup(self, file, path: str, framework: str, threads: int | None) -> None:
         self._closed = True
@@ -478,10 +500,36 @@ class AnszFile:
                 a, b = max(start, lo), min(end, hi)
                 bufs[k][a - start:b - start] = data[a - lo:b - lo]
 
-        threads = min(self._nthreads, len(users))
-        for _ in ordered_map(work, sorted(users), threads):
-            pass
+        prefetch = getattr(self._file, "prefetch", None)
+        order = sorted(users)
+        if prefetch is None:
+            batches = [order]
+        else:  # a file over a network: each batch's records fetched at once, then decoded
+            batches, size = [[]], 0
+            for i in order:
+                n = chunks[i].end - chunks[i].offset
+                if batches[-1] and size + n > _PREFETCH_BYTES:
+                    batches.append([])
+                    size = 0
+                batches[-1].append(i)
+                size += n
+        for batch in batches:
+            threads = min(self._nthreads, len(batch))
+            if prefetch is None:
+                for _ in ordered_map(work, batch, threads):
+                    pass
+                continue
+            with prefetch([(chunks[i].offset, chunks[i].end) for i in batch]):
+                for _ in ordered_map(work, batch, threads):
+                    pass
         return bufs
+
+    def io_counters(self) -> dict[str, int] | None:
+        """For a container opened by URL: ``{"requests", "round_trips", "bytes"}`` asked of
+        the store so far, opening included (see :class:`ansz.remote.RemoteFile`); None for a
+        local file."""
+        counters = getattr(self._file, "counters", None)
+        return None if counters is None else counters()
 
 
 class TensorSlice:
