@@ -46,8 +46,27 @@ ZSTD_WINDOW = 4 << 20
 ZSTD_WINDOWS = 16
 
 
+class _Ratios:
+    """``ratio`` and ``zstd3_ratio`` of anything with ``nbytes``, ``compressed_bytes`` and
+    ``zstd3_bytes`` (None: unknown); both None for no bytes."""
+
+    nbytes: int
+    compressed_bytes: int
+    zstd3_bytes: int | None
+
+    @property
+    def ratio(self) -> float | None:
+        return self.compressed_bytes / self.nbytes if self.nbytes else None
+
+    @property
+    def zstd3_ratio(self) -> float | None:
+        if self.zstd3_bytes is None or not self.nbytes:
+            return None
+        return self.zstd3_bytes / self.nbytes
+
+
 @dataclass
-class SegmentStats:
+class SegmentStats(_Ratios):
     """One segment of the file as compression codes it: a tensor, or unnamed bytes."""
 
     label: str  #: the tensor's name, or a description in parentheses ("(header)", ...)
@@ -65,19 +84,9 @@ class SegmentStats:
     #: not measured (containers, empty samples)
     order0_bits: float | None = None
 
-    @property
-    def ratio(self) -> float | None:
-        return self.compressed_bytes / self.nbytes if self.nbytes else None
-
-    @property
-    def zstd3_ratio(self) -> float | None:
-        if self.zstd3_bytes is None or not self.nbytes:
-            return None
-        return self.zstd3_bytes / self.nbytes
-
 
 @dataclass
-class DtypeStats:
+class DtypeStats(_Ratios):
     """The segments of one dtype added up (dtype None: bytes that are not tensors)."""
 
     dtype: str | None
@@ -85,16 +94,6 @@ class DtypeStats:
     nbytes: int
     compressed_bytes: int
     zstd3_bytes: int | None
-
-    @property
-    def ratio(self) -> float | None:
-        return self.compressed_bytes / self.nbytes if self.nbytes else None
-
-    @property
-    def zstd3_ratio(self) -> float | None:
-        if self.zstd3_bytes is None or not self.nbytes:
-            return None
-        return self.zstd3_bytes / self.nbytes
 
 
 @dataclass
