@@ -42,9 +42,40 @@ STDOUT = StdioMark("(stdout)")
 Operand = Union[str, StdioMark]
 
 
+class PathType(click.ParamType):
+    """A file or directory name: completed by the shell as a file name (click's ``file``
+    completion, in which directories appear too), and passed on as it is written. Nothing is
+    checked here: ansz reports a missing or unreadable file itself, one line per input,
+    without stopping the others (click.Path's checks would make it a usage error)."""
+
+    name = "path"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        return value
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter,
+                       incomplete: str) -> list:
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(incomplete, type="file")]
+
+
+#: The type of every file operand and file option (``-o``, ``--original``).
+PATH = PathType()
+
+
 class Command(click.Command):
     """Records how many positional operands followed ``--``: those are taken literally, so
-    ``ansz compress -- -`` names a file called ``-``, while a bare ``-`` means stdin."""
+    ``ansz compress -- -`` names a file called ``-``, while a bare ``-`` means stdin.
+
+    Every operand of ansz is a file name: a positional argument declared without a type
+    gets :data:`PATH`, so that shells complete file names for it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for p in self.params:
+            if isinstance(p, click.Argument) and p.type is click.STRING:
+                p.type = PATH
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["ansz.literal_operands"] = _operands_after_double_dash(self, ctx, args)
@@ -143,7 +174,7 @@ def codec_options(compress: bool) -> Callable[[Callable], Callable]:
 
     def deco(f: Callable) -> Callable:
         opts = [
-            click.option("-o", "--output", metavar="FILE",
+            click.option("-o", "--output", type=PATH, metavar="FILE",
                          help="Write to FILE (one input only); '-o -' is stdout."),
             click.option("-c", "--stdout", "to_stdout", is_flag=True,
                          help="Write to standard output; keep the input."),

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from ..errors import AnszError, UnsupportedError
-from .args import (STDIN, CodecOptions, Command, codec_options, common_options, operands,
+from .args import (PATH, STDIN, CodecOptions, Command, codec_options, common_options, operands,
                    threads_option)
 from .jobs import MODEL_SUFFIX, SUFFIX, Job, api, check_input, codec_api, expand_directories
 from .render import (info_json, print_info, print_info_total, print_json, print_stats_table,
@@ -23,7 +23,7 @@ from .report import EXIT_FAILURE, Reporter
 
 
 @click.command(cls=Command, short_help="Compress files (FILE -> FILE.ansz).")
-@click.argument("files", nargs=-1, metavar="[FILE]...")
+@click.argument("files", nargs=-1, type=PATH, metavar="[FILE]...")
 @codec_options(compress=True)
 @click.pass_context
 def compress(ctx: click.Context, **params: Any) -> None:
@@ -33,7 +33,7 @@ def compress(ctx: click.Context, **params: Any) -> None:
 
 
 @click.command(cls=Command, short_help="Decompress files (FILE.ansz -> FILE).")
-@click.argument("files", nargs=-1, metavar="[FILE.ansz]...")
+@click.argument("files", nargs=-1, type=PATH, metavar="[FILE.ansz]...")
 @codec_options(compress=False)
 @click.pass_context
 def decompress(ctx: click.Context, **params: Any) -> None:
@@ -75,8 +75,8 @@ def _first_run_notice(rep: Reporter) -> None:
 
 
 @click.command(cls=Command, short_help="Check that a container decodes to its original.")
-@click.argument("file", metavar="FILE.ansz")
-@click.argument("original", required=False, metavar="[ORIGINAL]")
+@click.argument("file", type=PATH, metavar="FILE.ansz")
+@click.argument("original", required=False, type=PATH, metavar="[ORIGINAL]")
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see man ansz).")
 @common_options
@@ -159,7 +159,7 @@ def stats(ctx: click.Context, file: str, as_json: bool, top: int | None) -> None
 
 
 @click.command(cls=Command, short_help="Describe containers without decoding (zstd -l).")
-@click.argument("files", nargs=-1, required=True, metavar="FILE.ansz...")
+@click.argument("files", nargs=-1, required=True, type=PATH, metavar="FILE.ansz...")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object per file, one per line (see man ansz).")
 @click.pass_context
