@@ -110,6 +110,45 @@ def make_model(path: Path, kind: str = "mixed", seed: int = 0, n: int = 600_000)
     return path
 
 
+def make_gguf(path: Path, seed: int = 0) -> Path:
+    """A small GGUF file written by the gguf package: an f32 and an f16 tensor and a token
+    list."""
+    import gguf
+
+    r = np.random.default_rng(seed)
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(1)
+    w.add_token_list([f"tok{i}" for i in range(20)])
+    w.add_tensor("norm.weight", r.standard_normal(300).astype(np.float32))
+    w.add_tensor("embd.weight", (r.standard_normal((16, 64)) * 0.02).astype(np.float16))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def hf_cache_snapshot(root: Path, files: dict[str, bytes], rev: str = "a" * 40) -> Path:
+    """A Hugging Face hub cache entry under ``root``, as ``huggingface_hub`` lays it out:
+    ``models--org--name/blobs/<sha256>`` holds each file's bytes, and
+    ``snapshots/<rev>/<name>`` is a relative symbolic link to its blob
+    (``../../blobs/<sha256>``), ``refs/main`` names the revision. Returns the snapshot
+    directory."""
+    repo = root / "models--org--name"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(rev)
+    snap = repo / "snapshots" / rev
+    snap.mkdir(parents=True)
+    for name, data in files.items():
+        oid = hashlib.sha256(data).hexdigest()
+        (repo / "blobs" / oid).write_bytes(data)
+        link = snap / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(repo / "blobs" / oid, link.parent))
+    return snap
+
+
 def safetensors_dtypes() -> dict:
     """safetensors dtype name -> numpy dtype, for every dtype numpy can hold."""
     import ml_dtypes

@@ -986,21 +986,3 @@ def test_directory_bad_file_does_not_stop_the_others(tmp_path):
     for k, v in before.items():
         if k != "model-00002-of-00003.safetensors":
             assert (d / k).read_bytes() == v
-
-
-def test_directory_walk_skips_links_and_warns_when_empty(tmp_path):
-    d = tmp_path / "d"
-    d.mkdir()
-    r = invoke(["compress", "-r", d])
-    assert r.exit_code == 0 and "nothing to do" in r.stderr
-    outside = make_model(tmp_path / "outside.safetensors", "f32")
-    (d / "link.safetensors").symlink_to(outside)
-    (d / "linked_dir").symlink_to(tmp_path)
-    make_model(d / "real.safetensors", "f32")
-    r = invoke(["compress", "-r", d])
-    assert r.exit_code == 0, r.stderr
-    assert sorted(p.name for p in d.iterdir()) == ["link.safetensors", "linked_dir",
-                                                   "real.safetensors", "real.safetensors.ansz"]
-    assert "link.safetensors: is a symbolic link -- ignored" in r.stderr
-    assert "linked_dir: is a symbolic link -- ignored" in r.stderr
-    assert not (tmp_path / "outside.safetensors.ansz").exists()

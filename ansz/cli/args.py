@@ -184,10 +184,14 @@ def codec_options(compress: bool) -> Callable[[Callable], Callable]:
                          help="Keep the input file (the default)."),
             click.option("--rm", "remove", flag_value=True,
                          help="Delete the input file once the output is complete, synced "
-                              "and verified."),
+                              "and verified; a symbolic link, and the file it points to, "
+                              "are kept."),
             click.option("-r", "--recursive", is_flag=True,
-                         help=f"Operate on every {'*.safetensors' if compress else '*.safetensors.ansz'}"
-                              " file under each directory operand, one file after another."),
+                         help="Operate on every "
+                              + ("*.safetensors and *.gguf" if compress
+                                 else "*.safetensors.ansz and *.gguf.ansz")
+                              + " file under each directory operand, one file after another; "
+                                "symbolic links to files are read through."),
             threads_option,
         ]
         if compress:

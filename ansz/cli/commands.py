@@ -16,7 +16,7 @@ import click
 from ..errors import AnszError, UnsupportedError
 from .args import (PATH, STDIN, CodecOptions, Command, codec_options, common_options, operands,
                    threads_option)
-from .jobs import MODEL_SUFFIX, SUFFIX, Job, api, check_input, codec_api, expand_directories
+from .jobs import MODEL_SUFFIXES, SUFFIX, Job, api, check_input, codec_api, expand_directories
 from .render import (info_json, print_info, print_info_total, print_json, print_stats_table,
                      print_verify, stats_json, verify_json)
 from .report import EXIT_FAILURE, Reporter
@@ -28,7 +28,8 @@ from .report import EXIT_FAILURE, Reporter
 @click.pass_context
 def compress(ctx: click.Context, **params: Any) -> None:
     """Compress each FILE to FILE.ansz (no FILE, or -, reads stdin and writes stdout).
-    With -r, a directory operand stands for every *.safetensors file under it."""
+    safetensors and GGUF files are coded tensor by tensor, any other file as plain bytes.
+    With -r, a directory operand stands for every *.safetensors and *.gguf file under it."""
     run_codec(ctx, CodecOptions.from_context(ctx, compressing=True))
 
 
@@ -38,7 +39,8 @@ def compress(ctx: click.Context, **params: Any) -> None:
 @click.pass_context
 def decompress(ctx: click.Context, **params: Any) -> None:
     """Decompress each FILE.ansz to FILE (no FILE, or -, reads stdin and writes stdout).
-    With -r, a directory operand stands for every *.safetensors.ansz file under it."""
+    With -r, a directory operand stands for every *.safetensors.ansz and *.gguf.ansz file
+    under it."""
     run_codec(ctx, CodecOptions.from_context(ctx, compressing=False))
 
 
@@ -50,12 +52,13 @@ def run_codec(ctx: click.Context, opts: CodecOptions) -> None:
         opts = dataclasses.replace(opts, remove=False)
     inputs = opts.inputs
     if opts.directories:
-        inputs = expand_directories(inputs, MODEL_SUFFIX + (SUFFIX if not opts.compressing
-                                                            else ""), rep)
+        suffixes = tuple(sx + ("" if opts.compressing else SUFFIX) for sx in MODEL_SUFFIXES)
+        inputs = expand_directories(inputs, suffixes, rep)
     job = Job(opts, rep)
     _first_run_notice(rep)
     for src in inputs:
         rep.run(src, lambda src=src: job.one(src))
+    job.warn_kept_links()
     if rep.failed:
         ctx.exit(rep.status)
 
