@@ -161,12 +161,17 @@ def test_human_size():
 
 
 def _cli_options() -> dict[str, set[str]]:
-    """Every option string per (sub)command, from click's command tree."""
+    """Every option string per (sub)command, from click's command tree; zstd's mode
+    options (``-d``, ``--test``...), which are read before click parses, count as the
+    group's."""
     import click
+
+    from ansz.cli.habits import MODES
 
     # context_settings as in a real run (-h/--help); click caches the help option per command
     ctx = click.Context(cli, info_name="ansz", **cli.context_settings)
-    found = {"ansz": {o for p in cli.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}}
+    found = {"ansz": {o for p in cli.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}
+             | set(MODES)}
     for name, cmd in cli.commands.items():
         sub = click.Context(cmd, parent=ctx, info_name=name, **cmd.context_settings)
         found[name] = {o for p in cmd.get_params(sub) if isinstance(p, click.Option)
