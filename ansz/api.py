@@ -31,6 +31,7 @@ Conventions shared by every function:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -46,7 +47,7 @@ from ._pool import BufferPool, ordered_map, resolve_threads
 from .chunks import container_flags, decode_record, encode_payload
 from .container import ContainerFile, ContainerWriter, Segment, StreamReader
 from .dtypes import BYTES, DTYPE_CODES, ELEMENT_BYTES, dtype_code_for
-from .errors import AnszError, CorruptDataError
+from .errors import AnszError, CorruptDataError, UnsupportedError
 from .formats.detect import detect, format_name
 from .formats.gguf import GGUFLayout
 from .formats.safetensors import SafetensorsLayout
@@ -235,6 +236,89 @@ def verify_file(path, original=None, *, threads: int | None = None) -> VerifyRep
             return _verify(path, cf, None, None, nthreads)
         with open_regular(os.fspath(original)) as orig:
             return _verify(path, cf, orig, os.fspath(original), nthreads)
+
+
+def verify_stream(ifh: BinaryIO, original=None, *,
+                  threads: int | None = None) -> VerifyReport:
+    """Decode a container read sequentially from ``ifh`` (a pipe is fine) and check it as
+    :func:`verify_file` does: every record and xxh3 checksum, the index and trailer, the
+    total size and the sha256 of the decoded bytes; with ``original`` (a path), also
+    compare the decoded bytes with that file. Nothing is written.
+
+    Bad data gives ``ok=False`` with a one-line ``message``; it stops at the first bad
+    chunk (``first_bad`` "chunk N"). ``original_size`` and ``sha256`` are the container's,
+    known only once its index (at the end) is read: 0 and "" before. Raises
+    :class:`~ansz.errors.UnsupportedError` for a container whose file header or index needs
+    a newer ansz (the data may be sound), OSError for I/O problems.
+    """
+    name = stream_name(ifh)
+    nthreads = resolve_threads(threads)
+
+    def failed(message: str, first_bad: str | None = None) -> VerifyReport:
+        return VerifyReport(name, False, 0, "", first_bad, message)
+
+    with contextlib.ExitStack() as stack:
+        orig = (stack.enter_context(open_regular(os.fspath(original)))
+                if original is not None else None)
+        try:
+            reader = StreamReader(ifh)
+        except UnsupportedError:
+            raise
+        except AnszError as e:
+            return failed(str(e))
+        pool = BufferPool(reader.max_chunk_size, nthreads)
+
+        def work(item):
+            rec, payload = item
+            try:
+                return decode_record(rec, payload, pool.get(rec.decoded_length)), None
+            except AnszError as e:  # this chunk is bad, whatever the reason: FAILED
+                return None, e
+
+        sha = hashlib.sha256()
+        done, differs = 0, ""
+        try:
+            for i, (data, err) in enumerate(ordered_map(work, reader.records(), nthreads)):
+                if err is not None:
+                    return failed(str(err), f"chunk {i}")
+                sha.update(data)
+                if orig is not None and not differs:
+                    differs = _first_difference(orig, original, done, data)
+                done += data.size
+                pool.put(data)
+        except UnsupportedError:  # the index needs a newer ansz
+            raise
+        except AnszError as e:  # framing, truncation, the index or trailer
+            return failed(str(e))
+        index = reader.index
+        if index is None or done != index.original_size:  # records() checked both
+            return failed("container ended before its index")
+
+        def report(ok: bool, message: str) -> VerifyReport:
+            return VerifyReport(name, ok, index.original_size, index.sha256, None, message)
+
+        if sha.hexdigest() != index.sha256:
+            return report(False, "sha256 of the decoded data does not match the container's")
+        if orig is not None and orig.size != done:
+            return report(False, f"original {original} is {orig.size} bytes, the container "
+                                 f"holds {done}")
+        if differs:
+            return report(False, differs)
+        what = f", identical to {original}" if original is not None else ""
+        return report(True, f"OK: {done} bytes, sha256 {index.sha256}{what}")
+
+
+def _first_difference(orig: PositionalFile, original: Any, offset: int, data: Any) -> str:
+    """"decoded bytes differ from ORIGINAL at byte N" for the first byte of ``data`` (the
+    decoded bytes at ``offset``) that the file ``orig`` does not hold, or ""."""
+    import numpy as np
+
+    theirs = orig.read_scratch(offset, data.size)  # shorter past the original's end
+    n = min(theirs.size, data.size)
+    if n and not np.array_equal(theirs[:n], data[:n]):
+        return (f"decoded bytes differ from {original} at byte "
+                f"{offset + int(np.flatnonzero(theirs[:n] != data[:n])[0])}")
+    return ""
 
 
 def read_info(path) -> ContainerInfo:

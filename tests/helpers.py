@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pty
 import shutil
 import subprocess
 from collections import Counter
@@ -370,6 +371,23 @@ def run(args, input: bytes | None = b"", **kw) -> subprocess.CompletedProcess:
                           timeout=120, **kw)
     assert b"Traceback" not in proc.stderr, proc.stderr.decode()
     return proc
+
+
+def run_with_tty(args, tty_fd: str, input=b""):
+    """Run the installed ``ansz`` with stdin or stdout attached to a pseudo-terminal."""
+    master, slave = pty.openpty()
+    try:
+        kw = {"stdout": slave, "stdin": subprocess.PIPE} if tty_fd == "stdout" else \
+             {"stdin": slave, "stdout": subprocess.PIPE}
+        proc = subprocess.Popen([ANSZ, *map(str, args)], stderr=subprocess.PIPE, **kw)
+        os.close(slave)
+        slave = -1
+        out, err = proc.communicate(input=input if tty_fd == "stdout" else None, timeout=120)
+        return proc.returncode, out, err.decode()
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
 
 
 def error_lines(stderr: str) -> list[str]:

@@ -29,7 +29,7 @@ from ansz.cli.report import human_size
 from ansz.errors import AnszError
 
 from helpers import (ANSZ, error_lines, invoke, leftovers, make_bytes, make_model, run,
-                     sha256_of, weights)
+                     run_with_tty, sha256_of, weights)
 
 ROOT = Path(__file__).resolve().parents[1]
 MAN = ROOT / "man" / "ansz.1"
@@ -109,8 +109,9 @@ def test_console_script_and_python_m():
     ["compress", "-c", "-o", "out", "a"],
     ["compress", "-", "-"],
     ["decompress", "-o", "out", "a.ansz", "b.ansz"],
-    ["verify"],
-    ["verify", "-"],
+    ["verify", "-", "-"],
+    ["verify", "--original", "x", "a.ansz", "b.ansz"],
+    ["verify", "--sha256", "0" * 63, "a.ansz"],
     ["stats"],
     ["stats", "-"],
     ["stats", "--top", "0", "x"],
@@ -791,32 +792,15 @@ def test_internal_error_is_one_line(tmp_path, monkeypatch):
 # Terminals and progress
 
 
-def _run_with_tty(args, tty_fd: str, input=b""):
-    """Run the installed ``ansz`` with stdin or stdout attached to a pseudo-terminal."""
-    master, slave = pty.openpty()
-    try:
-        kw = {"stdout": slave, "stdin": subprocess.PIPE} if tty_fd == "stdout" else \
-             {"stdin": slave, "stdout": subprocess.PIPE}
-        proc = subprocess.Popen([ANSZ, *map(str, args)], stderr=subprocess.PIPE, **kw)
-        os.close(slave)
-        slave = -1
-        out, err = proc.communicate(input=input if tty_fd == "stdout" else None, timeout=120)
-        return proc.returncode, out, err.decode()
-    finally:
-        if slave >= 0:
-            os.close(slave)
-        os.close(master)
-
-
 def test_refuse_compressed_data_to_or_from_a_terminal(tmp_path):
     src = make_bytes(tmp_path / "a.bin", n=2000)
-    code, _, err = _run_with_tty(["compress", "-c", src], "stdout")
+    code, _, err = run_with_tty(["compress", "-c", src], "stdout")
     assert code == 1
     assert error_lines(err) == [
         f"ansz: {src}: compressed data not written to a terminal (use -f to force)"]
-    code, _, err = _run_with_tty(["compress"], "stdout", input=b"data")
+    code, _, err = run_with_tty(["compress"], "stdout", input=b"data")
     assert code == 1 and "not written to a terminal" in err
-    code, _, err = _run_with_tty(["decompress"], "stdin")
+    code, _, err = run_with_tty(["decompress"], "stdin")
     assert code == 1 and "not read from a terminal" in err
 
 

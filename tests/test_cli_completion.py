@@ -34,6 +34,7 @@ def complete(words: str, cwd) -> list[tuple[str, str]]:
     "ansz decompress -o ",
     "ansz verify ",
     "ansz verify x.ansz ",
+    "ansz verify --original ",
     "ansz info ",
     "ansz info a.ansz ",
     "ansz stats ",
