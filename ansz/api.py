@@ -47,7 +47,7 @@ from ._pool import BufferPool, ordered_map, resolve_threads
 from .chunks import container_flags, decode_record, encode_payload
 from .container import ContainerFile, ContainerWriter, Segment, StreamReader
 from .dtypes import BYTES, DTYPE_CODES, ELEMENT_BYTES, dtype_code_for
-from .errors import AnszError, CorruptDataError, UnsupportedError
+from .errors import AnszError, CorruptDataError, FormatError, UnsupportedError
 from .formats.detect import detect, format_name
 from .formats.gguf import GGUFLayout
 from .formats.safetensors import SafetensorsLayout
@@ -118,7 +118,7 @@ class ContainerInfo:
 
 def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | None = None,
                   level: int | None = None, coder: str | None = None, overwrite: bool = False,
-                  sync: bool = False,
+                  sync: bool = False, strict: bool = False,
                   progress: Callable[[int], None] | None = None) -> CompressReport:
     """Compress the file ``src`` into the container ``dst``.
 
@@ -130,7 +130,9 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
     for decoding speed, 2 for the smallest file. ``coder`` picks the entropy coder of every
     coded stream: ``"auto"`` (the default, also for None) keeps whichever of rANS, Huffman
     and QLC is smallest (rANS alone at level 1), ``"rans"``, ``"huffman"`` or ``"qlc"``
-    forces one.
+    forces one. ``strict=True`` raises :class:`~ansz.errors.FormatError` (its message the
+    ``fallback_reason``) instead of coding as bytes a file that looks like, or is named,
+    safetensors or GGUF but does not parse as one; nothing is then created at ``dst``.
     """
     start = time.perf_counter()
     nthreads, chunk, coder = resolve_threads(threads), check_chunk_size(chunk_size), check_coder(coder)
@@ -141,7 +143,7 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
         source = FileSource(f) if f.regular else StreamSource(f.fh, src)
         with atomic_output(dst, overwrite=overwrite, like=f.stat if f.regular else None,
                            sync=sync) as out:
-            result = _compress(source, out, nthreads, chunk, progress, coder, level)
+            result = _compress(source, out, nthreads, chunk, progress, coder, level, strict)
             if f.regular:  # rewritten in place meanwhile: the sha256 may not be of what was coded
                 f.check_unchanged()
     return CompressReport(src, dst, *result, time.perf_counter() - start)
@@ -149,7 +151,7 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
 
 def compress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = None,
                     chunk_size: int | None = None, level: int | None = None,
-                    coder: str | None = None,
+                    coder: str | None = None, strict: bool = False,
                     progress: Callable[[int], None] | None = None) -> CompressReport:
     """Compress everything read from ``ifh`` (read sequentially; a pipe is fine) to ``ofh``.
 
@@ -157,13 +159,16 @@ def compress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = None,
     :data:`STREAM_HEADER_LIMIT` bytes) is buffered to plan the tensors; if the stream then ends
     before the data its header declares, the file is recorded as format "bytes" (with a
     ``fallback_reason``) and still round-trips. ``level`` and ``coder`` as for
-    :func:`compress_file`.
+    :func:`compress_file`. ``strict=True`` raises FormatError instead of falling back to
+    bytes: before anything is written to ``ofh`` for a header that does not parse, and, for
+    a stream that ends early, at its end, when the chunks written to ``ofh`` (without an
+    index: not a container) are to be discarded by the caller.
     """
     start = time.perf_counter()
     nthreads, chunk, coder = resolve_threads(threads), check_chunk_size(chunk_size), check_coder(coder)
     level = check_level(level)
     result = _compress(StreamSource(ifh, stream_name(ifh)), ofh, nthreads, chunk, progress,
-                       coder, level)
+                       coder, level, strict)
     return CompressReport(stream_name(ifh), stream_name(ofh), *result,
                           time.perf_counter() - start)
 
@@ -349,10 +354,13 @@ def read_info(path) -> ContainerInfo:
 
 def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
               progress: Callable[[int], None] | None,
-              coder: str = "auto", level: int = DEFAULT_LEVEL
+              coder: str = "auto", level: int = DEFAULT_LEVEL, strict: bool = False
               ) -> tuple[int, int, str, str | None]:
-    """Code ``source`` into ``ofh``: ``(original size, container size, format, reason)``."""
+    """Code ``source`` into ``ofh``: ``(original size, container size, format, reason)``;
+    ``strict``: FormatError(reason) rather than a fallback to bytes."""
     layout, reason = detect(source)
+    if strict and reason is not None:  # before the writer writes the file header
+        raise FormatError(reason)
     plan = _plan_segments(layout, source.size)
     writer = ContainerWriter(ofh, chunk_size, container_flags(chunk_size))
     ends: dict[int, int] = {}  # segment -> where its data actually ended
@@ -370,6 +378,8 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
                 progress(done)
         digest = sha.hexdigest()
     segments, truncated = _final_segments(plan, ends)
+    if strict and truncated is not None:  # before the index: ofh holds no container
+        raise FormatError(truncated)
     if truncated is not None:
         fmt, reason = "bytes", truncated
     else:
@@ -476,7 +486,7 @@ def _final_segments(plan: list[_Planned], ends: dict[int, int]) -> tuple[list[Se
         if seg.end is not None and end < seg.end:
             what = f"tensor {seg.name!r}" if seg.name is not None else "the header"
             truncated = (f"input ended at byte {end}, before the end of {what} (byte "
-                         f"{seg.end}); stored as generic bytes")
+                         f"{seg.end})")
         if end > seg.start or seg.name is not None:
             segments.append(Segment(seg.name, seg.dtype, seg.shape, seg.start, end))
     if truncated is not None:  # the header promised more than there is: keep no tensor names

@@ -71,9 +71,9 @@ def test_api_defines_what_it_documents():
                 ("compress_file", "compress_stream", "decompress_file", "decompress_stream",
                  "verify_file", "verify_stream", "read_info")}
     assert keywords["compress_file"] == {"src", "dst", "threads", "chunk_size", "level",
-                                         "coder", "overwrite", "sync", "progress"}
+                                         "coder", "overwrite", "sync", "strict", "progress"}
     assert keywords["compress_stream"] == {"ifh", "ofh", "threads", "chunk_size", "level",
-                                           "coder", "progress"}
+                                           "coder", "strict", "progress"}
     assert keywords["decompress_file"] == {"src", "dst", "threads", "overwrite", "sync",
                                            "progress"}
     assert keywords["decompress_stream"] == {"ifh", "ofh", "threads", "progress"}

@@ -265,6 +265,11 @@ def codec_options(compress: bool) -> Callable[[Callable], Callable]:
             opts.append(click.option(
                 "--best", is_flag=True, expose_value=False,
                 help="Level 2, the default: the smallest output."))
+            opts.append(click.option(
+                "--strict", is_flag=True,
+                help="A file that looks like (or is named) safetensors or GGUF but does not "
+                     "parse as one is an error, and nothing is written; by default it is "
+                     "compressed as plain bytes, with a warning."))
         opts += [
             click.option("--progress/--no-progress", default=None,
                          help="Force or forbid the progress bar (default: only if stderr "
@@ -299,6 +304,7 @@ class CodecOptions:
     chunk_size: int | None = None
     coder: str = "auto"
     level: int | None = None  #: None: the API's default; -1/--fast: 1; -2 ... -19: 2
+    strict: bool = False  #: a damaged model file is an error, not plain bytes
 
     @property
     def writes_stdout(self) -> bool:
@@ -330,7 +336,7 @@ class CodecOptions:
         extra: dict[str, Any] = {}
         if compressing:
             level = p["level"]
-            extra = {"chunk_size": p["chunk_size"], "coder": p["coder"],
+            extra = {"chunk_size": p["chunk_size"], "coder": p["coder"], "strict": p["strict"],
                      "level": None if level is None
                      else FAST_LEVEL if level == 1 else DEFAULT_LEVEL}
         return cls(compressing=compressing, inputs=inputs, output=output, to_stdout=to_stdout,

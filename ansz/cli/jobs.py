@@ -25,7 +25,7 @@ import sys
 from contextlib import contextmanager
 from typing import Any, BinaryIO, Callable, Iterator
 
-from ..errors import AnszError, OutputExistsError
+from ..errors import AnszError, FormatError, OutputExistsError
 from . import signals, stdio
 from .args import STDIN, STDOUT, CodecOptions, Operand
 from .report import Reporter, Skip, human_size, isatty, os_message, percent
@@ -191,7 +191,7 @@ class Job:
         api = codec_api()
         kw: dict[str, Any] = {"threads": o.threads}
         if o.compressing:
-            kw.update(chunk_size=o.chunk_size, coder=o.coder, level=o.level)
+            kw.update(chunk_size=o.chunk_size, coder=o.coder, level=o.level, strict=o.strict)
         total = self.progress_total(api, src, st) if rep.show_progress() else None
         label = os.path.basename(src) if src is not STDIN else str(src)
         # The *_file functions map the input; a pipe or device (``<(cmd)``, /dev/stdin) has no
@@ -209,6 +209,12 @@ class Job:
                         report = stream(ifh, ofh, **kw)
             except OutputExistsError as e:  # it appeared meanwhile: say it as the CLI does
                 raise OutputExistsError(e.path, FORCE_HINT) from None
+            except FormatError as e:
+                if not (o.compressing and o.strict):
+                    raise
+                raise FormatError(f"{e}; not compressed (--strict)") from None
+        if o.compressing and report.fallback_reason:
+            rep.warn(f"{report.fallback_reason}; stored as plain bytes, losslessly", src)
         self.summary(src, dst, report)
         if o.remove and regular:
             if os.path.islink(src):
@@ -248,9 +254,8 @@ class Job:
         self.rep.info(line, level=level)
         secs = max(float(report.seconds), 1e-9)
         detail = f"  {human_size(orig / secs)}/s, {report.seconds:.2f} s"
-        if self.opts.compressing:
-            detail = f"  format {report.format}" + (
-                f" ({report.fallback_reason})" if report.fallback_reason else "") + "," + detail[1:]
+        if self.opts.compressing:  # a fallback's reason is a warning of its own
+            detail = f"  format {report.format}," + detail[1:]
         self.rep.info(detail, level=3)
 
 
