@@ -29,7 +29,7 @@ from ansz.cli.report import human_size
 from ansz.errors import AnszError
 
 from helpers import (ANSZ, error_lines, invoke, leftovers, make_bytes, make_model, run,
-                     sha256_of, weights)
+                     run_with_tty, sha256_of, weights)
 
 ROOT = Path(__file__).resolve().parents[1]
 MAN = ROOT / "man" / "ansz.1"
@@ -109,8 +109,9 @@ def test_console_script_and_python_m():
     ["compress", "-c", "-o", "out", "a"],
     ["compress", "-", "-"],
     ["decompress", "-o", "out", "a.ansz", "b.ansz"],
-    ["verify"],
-    ["verify", "-"],
+    ["verify", "-", "-"],
+    ["verify", "--original", "x", "a.ansz", "b.ansz"],
+    ["verify", "--sha256", "0" * 63, "a.ansz"],
     ["stats"],
     ["stats", "-"],
     ["stats", "--top", "0", "x"],
@@ -161,12 +162,17 @@ def test_human_size():
 
 
 def _cli_options() -> dict[str, set[str]]:
-    """Every option string per (sub)command, from click's command tree."""
+    """Every option string per (sub)command, from click's command tree; zstd's mode
+    options (``-d``, ``--test``...), which are read before click parses, count as the
+    group's."""
     import click
+
+    from ansz.cli.habits import MODES
 
     # context_settings as in a real run (-h/--help); click caches the help option per command
     ctx = click.Context(cli, info_name="ansz", **cli.context_settings)
-    found = {"ansz": {o for p in cli.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}}
+    found = {"ansz": {o for p in cli.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}
+             | set(MODES)}
     for name, cmd in cli.commands.items():
         sub = click.Context(cmd, parent=ctx, info_name=name, **cmd.context_settings)
         found[name] = {o for p in cmd.get_params(sub) if isinstance(p, click.Option)
@@ -747,32 +753,15 @@ def test_internal_error_is_one_line(tmp_path, monkeypatch):
 # Terminals and progress
 
 
-def _run_with_tty(args, tty_fd: str, input=b""):
-    """Run the installed ``ansz`` with stdin or stdout attached to a pseudo-terminal."""
-    master, slave = pty.openpty()
-    try:
-        kw = {"stdout": slave, "stdin": subprocess.PIPE} if tty_fd == "stdout" else \
-             {"stdin": slave, "stdout": subprocess.PIPE}
-        proc = subprocess.Popen([ANSZ, *map(str, args)], stderr=subprocess.PIPE, **kw)
-        os.close(slave)
-        slave = -1
-        out, err = proc.communicate(input=input if tty_fd == "stdout" else None, timeout=120)
-        return proc.returncode, out, err.decode()
-    finally:
-        if slave >= 0:
-            os.close(slave)
-        os.close(master)
-
-
 def test_refuse_compressed_data_to_or_from_a_terminal(tmp_path):
     src = make_bytes(tmp_path / "a.bin", n=2000)
-    code, _, err = _run_with_tty(["compress", "-c", src], "stdout")
+    code, _, err = run_with_tty(["compress", "-c", src], "stdout")
     assert code == 1
     assert error_lines(err) == [
         f"ansz: {src}: compressed data not written to a terminal (use -f to force)"]
-    code, _, err = _run_with_tty(["compress"], "stdout", input=b"data")
+    code, _, err = run_with_tty(["compress"], "stdout", input=b"data")
     assert code == 1 and "not written to a terminal" in err
-    code, _, err = _run_with_tty(["decompress"], "stdin")
+    code, _, err = run_with_tty(["decompress"], "stdin")
     assert code == 1 and "not read from a terminal" in err
 
 
@@ -947,21 +936,3 @@ def test_directory_bad_file_does_not_stop_the_others(tmp_path):
     for k, v in before.items():
         if k != "model-00002-of-00003.safetensors":
             assert (d / k).read_bytes() == v
-
-
-def test_directory_walk_skips_links_and_warns_when_empty(tmp_path):
-    d = tmp_path / "d"
-    d.mkdir()
-    r = invoke(["compress", "-r", d])
-    assert r.exit_code == 0 and "nothing to do" in r.stderr
-    outside = make_model(tmp_path / "outside.safetensors", "f32")
-    (d / "link.safetensors").symlink_to(outside)
-    (d / "linked_dir").symlink_to(tmp_path)
-    make_model(d / "real.safetensors", "f32")
-    r = invoke(["compress", "-r", d])
-    assert r.exit_code == 0, r.stderr
-    assert sorted(p.name for p in d.iterdir()) == ["link.safetensors", "linked_dir",
-                                                   "real.safetensors", "real.safetensors.ansz"]
-    assert "link.safetensors: is a symbolic link -- ignored" in r.stderr
-    assert "linked_dir: is a symbolic link -- ignored" in r.stderr
-    assert not (tmp_path / "outside.safetensors.ansz").exists()

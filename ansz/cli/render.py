@@ -60,6 +60,15 @@ def print_verify(result: dict[str, Any], rep: Reporter) -> None:
         click.echo(f"{file}: FAILED ({one_line(reason)})")
 
 
+def print_verify_total(results: list[dict[str, Any]], rep: Reporter) -> None:
+    """After several files: ``total: 3 files, 2 OK, 1 failed`` (muted by -q)."""
+    if rep.level < 2:
+        return
+    ok = sum(bool(r["ok"]) for r in results)
+    bad = len(results) - ok
+    click.echo(f"total: {len(results)} files, {ok} OK" + (f", {bad} failed" if bad else ""))
+
+
 # --------------------------------------------------------------------------------------------
 # stats
 

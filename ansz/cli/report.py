@@ -65,9 +65,12 @@ class Reporter:
         if self.level >= 1:
             click.echo(f"ansz: {name}: {msg}" if name is not None else f"ansz: {msg}", err=True)
 
-    def warn(self, msg: str) -> None:
+    def warn(self, msg: str, name: Any = None) -> None:
+        """``ansz: NAME: warning: msg`` (``name`` None: ``ansz: warning: msg``); silenced
+        by -q. A warning does not change the exit status."""
         if self.level >= 2:
-            click.echo(f"ansz: {msg}", err=True)
+            where = f"{name}: " if name is not None else ""
+            click.echo(f"ansz: {where}warning: {msg}", err=True)
 
     def info(self, msg: str, *, level: int = 2) -> None:
         if self.level >= level:
