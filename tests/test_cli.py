@@ -25,7 +25,7 @@ import pytest
 from ansz import __version__, api, container
 from ansz.cli import cli
 from ansz.cli.args import Size
-from ansz.cli.report import human_size
+from ansz.cli.report import human_size, percent
 from ansz.errors import AnszError
 
 from helpers import (ANSZ, error_lines, invoke, leftovers, make_bytes, make_model, run,
@@ -936,3 +936,26 @@ def test_directory_bad_file_does_not_stop_the_others(tmp_path):
     for k, v in before.items():
         if k != "model-00002-of-00003.safetensors":
             assert (d / k).read_bytes() == v
+
+
+def test_several_files_end_with_a_total_line(tmp_path):
+    a = make_bytes(tmp_path / "a.bin", seed=1)
+    b = make_model(tmp_path / "b.safetensors", "f32")
+    missing = tmp_path / "missing.bin"
+    r = invoke(["compress", a, missing, b])
+    assert r.exit_code == 1
+    comp = [tmp_path / "a.bin.ansz", tmp_path / "b.safetensors.ansz"]
+    orig_total = a.stat().st_size + b.stat().st_size
+    comp_total = sum(p.stat().st_size for p in comp)
+    last = r.stderr.strip().splitlines()[-1]
+    # the files done are counted, the missing one is not
+    assert last == (f"2 files compressed : {percent(comp_total, orig_total)} "
+                    f"({human_size(orig_total)} => {human_size(comp_total)})")
+    r = invoke(["decompress", "-f", *comp])
+    assert r.exit_code == 0
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"2 files decompressed : {human_size(comp_total)} => {human_size(orig_total)}")
+    # one file: no total; -q: nothing at all
+    r = invoke(["decompress", "-f", comp[0]])
+    assert "files decompressed" not in r.stderr
+    assert invoke(["decompress", "-f", "-q", *comp]).stderr == ""

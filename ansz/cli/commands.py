@@ -65,6 +65,7 @@ def run_codec(ctx: click.Context, opts: CodecOptions) -> None:
     for src in inputs:
         rep.run(src, lambda src=src: job.one(src))
     job.warn_kept_links()
+    job.print_total()
     if rep.failed:
         ctx.exit(rep.status)
 

@@ -162,6 +162,8 @@ class Job:
         self.rep = rep
         #: Inputs that --rm did not remove because they are symbolic links.
         self.kept_links: list[str] = []
+        #: Files done so far, and their original and compressed bytes added up.
+        self.files = self.original_bytes = self.compressed_bytes = 0
 
     def destination(self, src: Operand) -> Operand:
         """The output for ``src``: a path or :data:`STDOUT`; :class:`Skip` if it has none."""
@@ -241,6 +243,20 @@ class Job:
         self.rep.warn(f"--rm does not delete symbolic links or the files they point to: "
                       f"{which}; kept")
 
+    def print_total(self) -> None:
+        """After several files, one line adding them up (as zstd: ``3 files compressed :
+        66.1% (1.77 MB => 1.17 MB)``); files that failed or were skipped are not counted."""
+        if self.files < 2:
+            return
+        orig, comp = self.original_bytes, self.compressed_bytes
+        if self.opts.compressing:
+            line = (f"{self.files} files compressed : {percent(comp, orig)} "
+                    f"({human_size(orig)} => {human_size(comp)})")
+        else:
+            line = (f"{self.files} files decompressed : "
+                    f"{human_size(comp)} => {human_size(orig)}")
+        self.rep.info(line, level=3 if self.opts.writes_stdout else 2)
+
     def progress_total(self, api: Any, src: Operand, st: os.stat_result | None) -> int | None:
         """The API reports progress in original (uncompressed) bytes."""
         if st is None or not stat.S_ISREG(st.st_mode):
@@ -255,6 +271,9 @@ class Job:
     def summary(self, src: Operand, dst: Operand, report: Any) -> None:
         level = 3 if dst is STDOUT else 2
         orig, comp = report.original_size, report.compressed_size
+        self.files += 1
+        self.original_bytes += orig
+        self.compressed_bytes += comp
         if self.opts.compressing:
             line = (f"{src} : {percent(comp, orig)} "
                     f"({human_size(orig)} => {human_size(comp)}, {dst})")
