@@ -875,9 +875,10 @@ def test_directory_round_trip_with_rm_is_byte_identical(tmp_path):
                                       "tokenizer.json"])
     for k in ("config.json", "model.safetensors.index.json", "tokenizer.json"):
         assert after[k] == before[k]  # left exactly as they were
-    lines = [ln for ln in r.stderr.splitlines() if " : " in ln]  # one summary per file
+    lines = [ln for ln in r.stderr.splitlines() if " : " in ln][:-1]  # one summary per file
     # a directory's own files first (sorted), then its subdirectories
     order = [s for s in shards if "/" not in s] + ["extra/adapter.safetensors"]
+    assert r.stderr.splitlines()[-1].startswith(f"{len(order)} files compressed : ")
     assert [ln.split(" : ")[0] for ln in lines] == [str(d / s) for s in order]
     r = invoke(["decompress", "-r", "--rm", d])
     assert r.exit_code == 0, r.stderr
