@@ -960,3 +960,48 @@ def test_several_files_end_with_a_total_line(tmp_path):
     r = invoke(["decompress", "-f", comp[0]])
     assert "files decompressed" not in r.stderr
     assert invoke(["decompress", "-f", "-q", *comp]).stderr == ""
+
+
+def test_time_left_is_not_counted_from_before_the_first_chunk(monkeypatch):
+    """A first run compiles kernels for ~30 s before the first chunk is done; the bar's
+    speed and time left start at that chunk, not at the start of the run."""
+    import rich.progress
+
+    from ansz.cli import report
+
+    now = [100.0]
+    monkeypatch.setattr(report, "_clock", lambda: now[0])
+    bars = []
+    real = rich.progress.Progress
+
+    class Spy(real):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            bars.append(self)
+
+    monkeypatch.setattr(rich.progress, "Progress", Spy)
+    rep = report.Reporter(progress=True)
+    with rep.progress_bar("m.safetensors", 100 * 2**20) as update:
+        now[0] += 30.0  # compiling
+        update(1 * 2**20)
+        for i in range(2, 6):  # then 1 MiB every 10 ms
+            now[0] += 0.01
+            update(i * 2**20)
+        task = bars[0].tasks[0]
+        assert task.speed == pytest.approx(100 * 2**20, rel=0.01)
+        assert task.time_remaining == 1  # 95 MiB left, rounded up to whole seconds
+
+
+def test_vv_states_the_settings_in_effect(tmp_path):
+    from ansz import kernels
+
+    src = make_bytes(tmp_path / "a.bin")
+    r = invoke(["compress", "-vv", "-T", "1", "--fast", "--chunk-size", "256K", src])
+    assert r.exit_code == 0, r.stderr
+    first = r.stderr.splitlines()[0]
+    assert first.startswith(f"ansz {__version__}, level 1, coder auto, chunks of 256 KiB, "
+                            "1 thread, kernels: ")
+    assert ("ahead-of-time library" in first) == (kernels.fallback_reason() is None)
+    r = invoke(["decompress", "-vv", "-f", "-T", "2", tmp_path / "a.bin.ansz"])
+    assert r.stderr.splitlines()[0].startswith(f"ansz {__version__}, 2 threads, kernels: ")
+    assert "kernels:" not in invoke(["decompress", "-v", "-f", tmp_path / "a.bin.ansz"]).stderr

@@ -177,7 +177,7 @@ def cli() -> None:
     ansz decompress -c.
 
     Exit status: 0 ok, 1 failure, 2 usage error, 3 an input needs a newer ansz.
-    See man ansz.
+    See man ansz (in a source checkout: man ./man/ansz.1).
     """
 
 

@@ -62,6 +62,8 @@ def run_codec(ctx: click.Context, opts: CodecOptions) -> None:
         inputs = expand_directories(inputs, suffixes, rep)
     job = Job(opts, rep)
     _first_run_notice(rep)
+    if rep.level >= 4:
+        rep.info(job.settings(), level=4)
     for src in inputs:
         rep.run(src, lambda src=src: job.one(src))
     job.warn_kept_links()

@@ -243,6 +243,27 @@ class Job:
         self.rep.warn(f"--rm does not delete symbolic links or the files they point to: "
                       f"{which}; kept")
 
+    def settings(self) -> str:
+        """What ``-vv`` shows before the first file: the version, the settings in effect
+        (defaults filled in) and which kernels run."""
+        from .. import __version__, kernels
+        from .._pool import resolve_threads
+        from ..options import DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL
+
+        o = self.opts
+        parts = [f"ansz {__version__}"]
+        if o.compressing:
+            chunk = o.chunk_size or DEFAULT_CHUNK_SIZE
+            size = next((f"{chunk >> b} {unit}" for b, unit in ((20, "MiB"), (10, "KiB"))
+                         if chunk % (1 << b) == 0), f"{chunk} bytes")
+            parts.append(f"level {o.level or DEFAULT_LEVEL}, coder {o.coder}, chunks of {size}")
+        threads = resolve_threads(o.threads)
+        parts.append(f"{threads} thread{'s' if threads != 1 else ''}")
+        reason = kernels.fallback_reason()
+        parts.append("kernels: ahead-of-time library" if reason is None
+                     else f"kernels: numba JIT ({reason})")
+        return ", ".join(parts)
+
     def print_total(self) -> None:
         """After several files, one line adding them up (as zstd: ``3 files compressed :
         66.1% (1.77 MB => 1.17 MB)``); files that failed or were skipped are not counted."""

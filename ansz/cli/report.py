@@ -31,6 +31,9 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_UNSUPPORTED, EXIT_INTERRUPTED = 0, 1, 2,
 #: Seconds of work before the progress bar appears ("operations longer than ~1 s").
 PROGRESS_DELAY = 1.0
 
+#: The progress bar's clock (seconds, monotonic).
+_clock = time.monotonic
+
 
 class Skip(Exception):
     """This input is not processed; the message is reported as ``ansz: NAME: message``."""
@@ -96,15 +99,17 @@ class Reporter:
                           force_terminal=True if forced else None)
         columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                    TransferSpeedColumn(), TimeRemainingColumn()]
-        bar = Progress(*columns, console=console, transient=True)
+        bar = Progress(*columns, console=console, transient=True, get_time=_clock)
         task = bar.add_task(label, total=total)
-        begun = time.monotonic()
+        begun = _clock()
         shown = False
 
         def update(done: int) -> None:
             nonlocal shown
+            # rich measures speed (so time left) from the first update on: the ~30 s of a
+            # first run's kernel compiling, before the first chunk is done, are not counted.
             bar.update(task, completed=done)
-            if not shown and time.monotonic() - begun >= PROGRESS_DELAY:
+            if not shown and _clock() - begun >= PROGRESS_DELAY:
                 bar.start()  # only for work that lasts: no flicker for small files
                 shown = True
 
