@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 _API = {
     "compress_file", "decompress_file", "compress_stream", "decompress_stream",
-    "verify_file", "file_stats", "read_info",
+    "verify_file", "verify_stream", "file_stats", "read_info",
 }
 
 _READER = {"open", "load_file", "load", "load_model_dir"}

@@ -35,6 +35,7 @@ Conventions shared by every function:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -49,7 +50,7 @@ from ._io import (FileRange, FileSource, PositionalFile, StreamSource, atomic_ou
 from ._pool import BufferPool, ordered_map, resolve_threads
 from .chunks import container_flags, decode_record, encode_payload
 from .container import ContainerFile, ContainerWriter, Segment, StreamReader
-from .errors import AnszError, CorruptDataError
+from .errors import AnszError, CorruptDataError, FormatError, UnsupportedError
 from .formats.detect import detect, format_name
 from .options import DEFAULT_LEVEL, check_chunk_size, check_coder, check_level
 from .plan import PlannedSegment, chunk_code, chunk_step, plan_segments
@@ -120,7 +121,7 @@ class ContainerInfo:
 
 def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | None = None,
                   level: int | None = None, coder: str | None = None, overwrite: bool = False,
-                  sync: bool = False,
+                  sync: bool = False, strict: bool = False,
                   progress: Callable[[int], None] | None = None) -> CompressReport:
     """Compress the file ``src`` into the container ``dst``.
 
@@ -132,7 +133,9 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
     for decoding speed, 2 for the smallest file. ``coder`` picks the entropy coder of every
     coded stream: ``"auto"`` (the default, also for None) keeps whichever of rANS, Huffman
     and QLC is smallest (rANS alone at level 1), ``"rans"``, ``"huffman"`` or ``"qlc"``
-    forces one.
+    forces one. ``strict=True`` raises :class:`~ansz.errors.FormatError` (its message the
+    ``fallback_reason``) instead of coding as bytes a file that looks like, or is named,
+    safetensors or GGUF but does not parse as one; nothing is then created at ``dst``.
     """
     start = time.perf_counter()
     nthreads, chunk, coder = resolve_threads(threads), check_chunk_size(chunk_size), check_coder(coder)
@@ -152,7 +155,7 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
         source = FileSource(f) if f.regular else StreamSource(f.fh, src)
         with atomic_output(dst, overwrite=overwrite, like=f.stat if f.regular else None,
                            sync=sync) as out:
-            result = _compress(source, out, nthreads, chunk, progress, coder, level)
+            result = _compress(source, out, nthreads, chunk, progress, coder, level, strict)
             if f.regular:  # rewritten in place meanwhile: the sha256 may not be of what was coded
                 f.check_unchanged()
     return CompressReport(src, dst, *result, time.perf_counter() - start)
@@ -160,7 +163,7 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
 
 def compress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = None,
                     chunk_size: int | None = None, level: int | None = None,
-                    coder: str | None = None,
+                    coder: str | None = None, strict: bool = False,
                     progress: Callable[[int], None] | None = None) -> CompressReport:
     """Compress everything read from ``ifh`` (read sequentially; a pipe is fine) to ``ofh``.
 
@@ -168,13 +171,16 @@ def compress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = None,
     :data:`STREAM_HEADER_LIMIT` bytes) is buffered to plan the tensors; if the stream then ends
     before the data its header declares, the file is recorded as format "bytes" (with a
     ``fallback_reason``) and still round-trips. ``level`` and ``coder`` as for
-    :func:`compress_file`.
+    :func:`compress_file`. ``strict=True`` raises FormatError instead of falling back to
+    bytes: before anything is written to ``ofh`` for a header that does not parse, and, for
+    a stream that ends early, at its end, when the chunks written to ``ofh`` (without an
+    index: not a container) are to be discarded by the caller.
     """
     start = time.perf_counter()
     nthreads, chunk, coder = resolve_threads(threads), check_chunk_size(chunk_size), check_coder(coder)
     level = check_level(level)
     result = _compress(StreamSource(ifh, stream_name(ifh)), ofh, nthreads, chunk, progress,
-                       coder, level)
+                       coder, level, strict)
     return CompressReport(stream_name(ifh), stream_name(ofh), *result,
                           time.perf_counter() - start)
 
@@ -251,6 +257,89 @@ def verify_file(path, original=None, *, threads: int | None = None) -> VerifyRep
             return _verify(path, cf, orig, original, nthreads)
 
 
+def verify_stream(ifh: BinaryIO, original=None, *,
+                  threads: int | None = None) -> VerifyReport:
+    """Decode a container read sequentially from ``ifh`` (a pipe is fine) and check it as
+    :func:`verify_file` does: every record and xxh3 checksum, the index and trailer, the
+    total size and the sha256 of the decoded bytes; with ``original`` (a path), also
+    compare the decoded bytes with that file. Nothing is written.
+
+    Bad data gives ``ok=False`` with a one-line ``message``; it stops at the first bad
+    chunk (``first_bad`` "chunk N"). ``original_size`` and ``sha256`` are the container's,
+    known only once its index (at the end) is read: 0 and "" before. Raises
+    :class:`~ansz.errors.UnsupportedError` for a container whose file header or index needs
+    a newer ansz (the data may be sound), OSError for I/O problems.
+    """
+    name = stream_name(ifh)
+    nthreads = resolve_threads(threads)
+
+    def failed(message: str, first_bad: str | None = None) -> VerifyReport:
+        return VerifyReport(name, False, 0, "", first_bad, message)
+
+    with contextlib.ExitStack() as stack:
+        orig = (stack.enter_context(open_regular(os.fspath(original)))
+                if original is not None else None)
+        try:
+            reader = StreamReader(ifh)
+        except UnsupportedError:
+            raise
+        except AnszError as e:
+            return failed(str(e))
+        pool = BufferPool(reader.max_chunk_size, nthreads)
+
+        def work(item):
+            rec, payload = item
+            try:
+                return decode_record(rec, payload, pool.get(rec.decoded_length)), None
+            except AnszError as e:  # this chunk is bad, whatever the reason: FAILED
+                return None, e
+
+        sha = hashlib.sha256()
+        done, differs = 0, ""
+        try:
+            for i, (data, err) in enumerate(ordered_map(work, reader.records(), nthreads)):
+                if err is not None:
+                    return failed(str(err), f"chunk {i}")
+                sha.update(data)
+                if orig is not None and not differs:
+                    differs = _first_difference(orig, original, done, data)
+                done += data.size
+                pool.put(data)
+        except UnsupportedError:  # the index needs a newer ansz
+            raise
+        except AnszError as e:  # framing, truncation, the index or trailer
+            return failed(str(e))
+        index = reader.index
+        if index is None or done != index.original_size:  # records() checked both
+            return failed("container ended before its index")
+
+        def report(ok: bool, message: str) -> VerifyReport:
+            return VerifyReport(name, ok, index.original_size, index.sha256, None, message)
+
+        if sha.hexdigest() != index.sha256:
+            return report(False, "sha256 of the decoded data does not match the container's")
+        if orig is not None and orig.size != done:
+            return report(False, f"original {original} is {orig.size} bytes, the container "
+                                 f"holds {done}")
+        if differs:
+            return report(False, differs)
+        what = f", identical to {original}" if original is not None else ""
+        return report(True, f"OK: {done} bytes, sha256 {index.sha256}{what}")
+
+
+def _first_difference(orig: PositionalFile, original: Any, offset: int, data: Any) -> str:
+    """"decoded bytes differ from ORIGINAL at byte N" for the first byte of ``data`` (the
+    decoded bytes at ``offset``) that the file ``orig`` does not hold, or ""."""
+    import numpy as np
+
+    theirs = orig.read_scratch(offset, data.size)  # shorter past the original's end
+    n = min(theirs.size, data.size)
+    if n and not np.array_equal(theirs[:n], data[:n]):
+        return (f"decoded bytes differ from {original} at byte "
+                f"{offset + int(np.flatnonzero(theirs[:n] != data[:n])[0])}")
+    return ""
+
+
 def read_info(path) -> ContainerInfo:
     """Describe a container from its header, trailer and index only (no chunk is read)."""
     path = _name(path)
@@ -287,10 +376,13 @@ def read_info(path) -> ContainerInfo:
 
 def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
               progress: Callable[[int], None] | None,
-              coder: str = "auto", level: int = DEFAULT_LEVEL
+              coder: str = "auto", level: int = DEFAULT_LEVEL, strict: bool = False
               ) -> tuple[int, int, str, str | None]:
-    """Code ``source`` into ``ofh``: ``(original size, container size, format, reason)``."""
+    """Code ``source`` into ``ofh``: ``(original size, container size, format, reason)``;
+    ``strict``: FormatError(reason) rather than a fallback to bytes."""
     layout, reason = detect(source)
+    if strict and reason is not None:  # before the writer writes the file header
+        raise FormatError(reason)
     plan = plan_segments(layout, source.size)
     writer = ContainerWriter(ofh, chunk_size, container_flags(chunk_size))
     ends: dict[int, int] = {}  # segment -> where its data actually ended
@@ -308,6 +400,8 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
                 progress(done)
         digest = sha.hexdigest()
     segments, truncated = _final_segments(plan, ends)
+    if strict and truncated is not None:  # before the index: ofh holds no container
+        raise FormatError(truncated)
     if truncated is not None:
         fmt, reason = "bytes", truncated
     else:
@@ -360,7 +454,7 @@ def _final_segments(plan: list[PlannedSegment], ends: dict[int, int]) -> tuple[l
         if seg.end is not None and end < seg.end:
             what = f"tensor {seg.name!r}" if seg.name is not None else "the header"
             truncated = (f"input ended at byte {end}, before the end of {what} (byte "
-                         f"{seg.end}); stored as generic bytes")
+                         f"{seg.end})")
         if end > seg.start or seg.name is not None:
             segments.append(Segment(seg.name, seg.dtype, seg.shape, seg.start, end))
     if truncated is not None:  # the header promised more than there is: keep no tensor names

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import container
+from .errors import AnszError
 from ._io import FileSource, open_regular
 from ._pool import ordered_map, resolve_threads
 from .chunks import encode_payload
@@ -46,8 +47,27 @@ ZSTD_WINDOW = 4 << 20
 ZSTD_WINDOWS = 16
 
 
+class _Ratios:
+    """``ratio`` and ``zstd3_ratio`` of anything with ``nbytes``, ``compressed_bytes`` and
+    ``zstd3_bytes`` (None: unknown); both None for no bytes."""
+
+    nbytes: int
+    compressed_bytes: int
+    zstd3_bytes: int | None
+
+    @property
+    def ratio(self) -> float | None:
+        return self.compressed_bytes / self.nbytes if self.nbytes else None
+
+    @property
+    def zstd3_ratio(self) -> float | None:
+        if self.zstd3_bytes is None or not self.nbytes:
+            return None
+        return self.zstd3_bytes / self.nbytes
+
+
 @dataclass
-class SegmentStats:
+class SegmentStats(_Ratios):
     """One segment of the file as compression codes it: a tensor, or unnamed bytes."""
 
     label: str  #: the tensor's name, or a description in parentheses ("(header)", ...)
@@ -64,20 +84,13 @@ class SegmentStats:
     #: the classic reference the coder is measured against (modelling can beat it); None where
     #: not measured (containers, empty samples)
     order0_bits: float | None = None
-
-    @property
-    def ratio(self) -> float | None:
-        return self.compressed_bytes / self.nbytes if self.nbytes else None
-
-    @property
-    def zstd3_ratio(self) -> float | None:
-        if self.zstd3_bytes is None or not self.nbytes:
-            return None
-        return self.zstd3_bytes / self.nbytes
+    #: tensors in the segment: 1 for a named one, a run's count for small ones, 0 for other
+    #: bytes; None where unknown (a container whose original header was not read)
+    tensors: int | None = None
 
 
 @dataclass
-class DtypeStats:
+class DtypeStats(_Ratios):
     """The segments of one dtype added up (dtype None: bytes that are not tensors)."""
 
     dtype: str | None
@@ -85,16 +98,7 @@ class DtypeStats:
     nbytes: int
     compressed_bytes: int
     zstd3_bytes: int | None
-
-    @property
-    def ratio(self) -> float | None:
-        return self.compressed_bytes / self.nbytes if self.nbytes else None
-
-    @property
-    def zstd3_ratio(self) -> float | None:
-        if self.zstd3_bytes is None or not self.nbytes:
-            return None
-        return self.zstd3_bytes / self.nbytes
+    tensors: int | None = None  #: None if any segment's count is unknown
 
 
 @dataclass
@@ -265,7 +269,7 @@ def _predict(plan: list[PlannedSegment], chunks: list[tuple[int, int, int, int]]
     sampled: dict[int, list[int]] = {}
     for i in coded:
         sampled.setdefault(chunks[i][0], []).append(i)
-    small = _small_tensor_counts(plan, layout)
+    small = _small_tensor_counts(plan, _layout_tensors(layout))
     segments: list[SegmentStats] = []
     entries: list[container.ChunkEntry] = []
     offset = container.FILE_HEADER.size
@@ -290,21 +294,36 @@ def _predict(plan: list[PlannedSegment], chunks: list[tuple[int, int, int, int]]
         segments.append(SegmentStats(
             _label(seg, si, len(plan), small.get(si), layout is not None), seg.name,
             seg.dtype, seg.shape, nbytes, seg_bytes.get(si, 0),
-            round(sum(c[2] for c in got) * nbytes / done) if done else 0, done, order0))
+            round(sum(c[2] for c in got) * nbytes / done) if done else 0, done, order0,
+            _tensor_count(seg, small.get(si))))
     return segments, entries
 
 
-def _small_tensor_counts(plan: list[PlannedSegment], layout) -> dict[int, int]:
-    """How many tensors each unnamed segment of a dtype holds."""
+def _layout_tensors(layout) -> list | None:
+    """Every tensor span of a safetensors or GGUF layout (None for plain bytes)."""
     if layout is None:
+        return None
+    return [*layout.tensors, *getattr(layout, "subbyte_tensors", ())]
+
+
+def _small_tensor_counts(plan: list[PlannedSegment], tensors: list | None) -> dict[int, int]:
+    """How many of ``tensors`` (spans with ``start`` and ``end``; None: unknown) each
+    unnamed segment of a dtype holds."""
+    if tensors is None:
         return {}
-    starts = sorted(t.start for t in [*layout.tensors, *getattr(layout, "subbyte_tensors", ())]
-                    if t.end > t.start)
+    starts = sorted(t.start for t in tensors if t.end > t.start)
     out = {}
     for si, seg in enumerate(plan):
         if seg.name is None and seg.dtype is not None:
             out[si] = sum(1 for s in starts if seg.start <= s < seg.end)
     return out
+
+
+def _tensor_count(seg: PlannedSegment, small: int | None) -> int | None:
+    """Tensors in a segment: one if it is named, ``small`` for a run of small ones."""
+    if seg.name is not None:
+        return 1
+    return small if seg.dtype is not None else 0
 
 
 def _label(seg: PlannedSegment, si: int, count: int, small: int | None, tensors: bool) -> str:
@@ -362,8 +381,9 @@ def _by_dtype(segments: list[SegmentStats]) -> list[DtypeStats]:
     """Segments added up per dtype, largest first (bytes that are not tensors last)."""
     out: dict[str | None, DtypeStats] = {}
     for s in segments:
-        d = out.setdefault(s.dtype, DtypeStats(s.dtype, 0, 0, 0, 0))
+        d = out.setdefault(s.dtype, DtypeStats(s.dtype, 0, 0, 0, 0, 0))
         d.segments += 1
+        d.tensors = None if d.tensors is None or s.tensors is None else d.tensors + s.tensors
         d.nbytes += s.nbytes
         d.compressed_bytes += s.compressed_bytes
         d.zstd3_bytes = (None if d.zstd3_bytes is None or s.zstd3_bytes is None
@@ -376,19 +396,37 @@ def _container_stats(path: str, f) -> FileStats:
     every reader checks it)."""
     cf = container.ContainerFile(f.read_at, f.size)
     index = cf.index
+    plan = [PlannedSegment(s.name, s.dtype, s.shape, s.start, s.end) for s in index.segments]
+    tensors = _container_tensors(path, index.format)
+    small = _small_tensor_counts(plan, tensors)
     segments = []
-    for si, s in enumerate(index.segments):
+    for si, (s, seg) in enumerate(zip(index.segments, plan)):
         chunks = index.chunks[s.first_chunk:s.first_chunk + s.chunk_count]
-        seg = PlannedSegment(s.name, s.dtype, s.shape, s.start, s.end)
         segments.append(SegmentStats(
-            _label(seg, si, len(index.segments), None, index.format != "bytes"),
+            _label(seg, si, len(index.segments), small.get(si), index.format != "bytes"),
             s.name, s.dtype, s.shape, s.nbytes,
-            sum(c.end - c.offset for c in chunks), None, s.nbytes))
+            sum(c.end - c.offset for c in chunks), None, s.nbytes, None,
+            _tensor_count(seg, small.get(si))))
     overhead = f.size - sum(s.compressed_bytes for s in segments)
     return FileStats(path, index.format, index.original_size, segments, f.size, None,
                      index.original_size, None, is_container=True,
-                     tensor_count=sum(1 for s in segments if s.name is not None),
+                     tensor_count=(len(tensors) if tensors is not None
+                                   else sum(1 for s in segments if s.name is not None)),
                      container_overhead=overhead, by_dtype=_by_dtype(segments))
+
+
+def _container_tensors(path: str, fmt: str) -> list[PlannedSegment] | None:
+    """The tensors of a container's original, from its decoded header (as ``ansz.open``
+    reads them: bounded), for counting the small ones; None if it cannot be read."""
+    if fmt not in ("safetensors", "gguf"):
+        return None
+    from .reader import open as open_container
+
+    try:
+        with open_container(path) as af:
+            return [PlannedSegment(n, *t) for n, t in af._tensors.items()]
+    except AnszError:
+        return None
 
 
 def coder_costs(counts) -> dict[str, float]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pty
 import shutil
 import subprocess
 from collections import Counter
@@ -108,6 +109,45 @@ def make_model(path: Path, kind: str = "mixed", seed: int = 0, n: int = 600_000)
         }[kind]()}
     save_file(tensors, str(path), metadata={"format": "pt"} if kind != "layers" else None)
     return path
+
+
+def make_gguf(path: Path, seed: int = 0) -> Path:
+    """A small GGUF file written by the gguf package: an f32 and an f16 tensor and a token
+    list."""
+    import gguf
+
+    r = np.random.default_rng(seed)
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(1)
+    w.add_token_list([f"tok{i}" for i in range(20)])
+    w.add_tensor("norm.weight", r.standard_normal(300).astype(np.float32))
+    w.add_tensor("embd.weight", (r.standard_normal((16, 64)) * 0.02).astype(np.float16))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def hf_cache_snapshot(root: Path, files: dict[str, bytes], rev: str = "a" * 40) -> Path:
+    """A Hugging Face hub cache entry under ``root``, as ``huggingface_hub`` lays it out:
+    ``models--org--name/blobs/<sha256>`` holds each file's bytes, and
+    ``snapshots/<rev>/<name>`` is a relative symbolic link to its blob
+    (``../../blobs/<sha256>``), ``refs/main`` names the revision. Returns the snapshot
+    directory."""
+    repo = root / "models--org--name"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(rev)
+    snap = repo / "snapshots" / rev
+    snap.mkdir(parents=True)
+    for name, data in files.items():
+        oid = hashlib.sha256(data).hexdigest()
+        (repo / "blobs" / oid).write_bytes(data)
+        link = snap / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(repo / "blobs" / oid, link.parent))
+    return snap
 
 
 def safetensors_dtypes() -> dict:
@@ -331,6 +371,23 @@ def run(args, input: bytes | None = b"", **kw) -> subprocess.CompletedProcess:
                           timeout=120, **kw)
     assert b"Traceback" not in proc.stderr, proc.stderr.decode()
     return proc
+
+
+def run_with_tty(args, tty_fd: str, input=b""):
+    """Run the installed ``ansz`` with stdin or stdout attached to a pseudo-terminal."""
+    master, slave = pty.openpty()
+    try:
+        kw = {"stdout": slave, "stdin": subprocess.PIPE} if tty_fd == "stdout" else \
+             {"stdin": slave, "stdout": subprocess.PIPE}
+        proc = subprocess.Popen([ANSZ, *map(str, args)], stderr=subprocess.PIPE, **kw)
+        os.close(slave)
+        slave = -1
+        out, err = proc.communicate(input=input if tty_fd == "stdout" else None, timeout=120)
+        return proc.returncode, out, err.decode()
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
 
 
 def error_lines(stderr: str) -> list[str]:

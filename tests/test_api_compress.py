@@ -96,6 +96,34 @@ def test_broken_safetensors_header_falls_back_to_bytes(tmp_path):
     assert report.format == "bytes" and "not a valid safetensors file" in report.fallback_reason
 
 
+def test_strict_refuses_a_broken_model_file_before_publishing(tmp_path):
+    from ansz.errors import FormatError
+
+    good = handmade_safetensors([("a", "F32", values(np.float32, 1000))])
+    src = tmp_path / "broken.safetensors"
+    src.write_bytes(good.replace(b'"F33"', b"").replace(b'"F32"', b'"F33"'))
+    dst = tmp_path / "broken.ansz"
+    with pytest.raises(FormatError, match="F33"):
+        api.compress_file(src, dst, strict=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.safetensors"]
+    out = io.BytesIO()
+    with pytest.raises(FormatError, match="F33"):
+        api.compress_stream(io.BytesIO(src.read_bytes()), out, strict=True)
+    assert out.getvalue() == b""  # the header is checked before anything is written
+    out = io.BytesIO()
+    with pytest.raises(FormatError, match="input ended at byte 500"):
+        api.compress_stream(io.BytesIO(good[:500]), out, strict=True)
+    with pytest.raises(AnszError):  # what was written is not a container
+        api.decompress_stream(io.BytesIO(out.getvalue()), io.BytesIO())
+    # A sound file, and a file that is no model at all, are not affected.
+    ok = tmp_path / "ok.safetensors"
+    ok.write_bytes(good)
+    assert api.compress_file(ok, tmp_path / "ok.ansz", strict=True).format == "safetensors"
+    other = tmp_path / "notes.txt"
+    other.write_bytes(b"plain text\n" * 100)
+    assert api.compress_file(other, tmp_path / "notes.ansz", strict=True).format == "bytes"
+
+
 def test_threads_do_not_change_the_output(tmp_path):
     src = make_tensors(tmp_path / "m.safetensors", ml_dtypes.bfloat16, n=300_000)
     outs = []

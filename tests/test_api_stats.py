@@ -151,7 +151,12 @@ def test_stats_of_a_container_are_what_it_stores(tmp_path):
     assert fs.compressed_bytes == size
     assert [s.compressed_bytes for s in fs.segments] == [s["compressed_size"]
                                                          for s in info.segments]
-    assert sorted(s.label for s in fs.segments) == ["(header)", "(small F32 tensors)", "w"]
+    # the container's own header is read to count the small tensors, as in the original
+    assert sorted(s.label for s in fs.segments) == ["(1 small F32 tensor)", "(header)", "w"]
+    orig = ansz.file_stats(src)
+    assert fs.tensor_count == orig.tensor_count == 2
+    assert ([(d.dtype, d.tensors, d.segments) for d in fs.by_dtype]
+            == [(d.dtype, d.tensors, d.segments) for d in orig.by_dtype])
     assert fs.container_overhead == size - sum(s["compressed_size"] for s in info.segments)
 
 
@@ -162,7 +167,8 @@ def test_per_dtype_totals_add_up(tmp_path):
     fs = ansz.file_stats(src)
     assert [d.dtype for d in fs.by_dtype] == ["BF16", "F32", None]
     bf = fs.by_dtype[0]
-    assert bf.segments == 2 and bf.nbytes == 58_000
+    assert bf.segments == bf.tensors == 2 and bf.nbytes == 58_000
+    assert fs.by_dtype[-1].tensors == 0  # the header holds no tensor
     assert sum(d.compressed_bytes for d in fs.by_dtype) == sum(s.compressed_bytes
                                                                for s in fs.segments)
     assert fs.compressed_bytes == (sum(d.compressed_bytes for d in fs.by_dtype)

@@ -106,3 +106,55 @@ def test_read_info(tmp_path):
     assert info.segments[1]["shape"] == (400, 100) and info.segments[2]["nbytes"] == 148
     with pytest.raises(CorruptDataError):
         api.read_info(src)
+
+
+def test_verify_stream(tmp_path):
+    """verify_stream checks what verify_file checks, from a pipe-like object; it stops at
+    the first bad chunk, and knows the size and sha256 only from the index at the end."""
+    import io
+
+    from ansz.errors import UnsupportedError
+
+    src = make_tensors(tmp_path / "m.safetensors", ml_dtypes.bfloat16, n=200_000)
+    dst = tmp_path / "m.ansz"
+    api.compress_file(src, dst, chunk_size=CHUNK)
+    blob = dst.read_bytes()
+    sha = hashlib.sha256(src.read_bytes()).hexdigest()
+    for threads in (1, 2):
+        good = api.verify_stream(io.BytesIO(blob), threads=threads)
+        assert good.ok and good.sha256 == sha and good.original_size == src.stat().st_size
+        assert api.verify_stream(io.BytesIO(blob), src, threads=threads).ok
+    cf = c.ContainerFile(lambda o, n: memoryview(blob)[o:o + n], len(blob))
+    entry = cf.index.chunks[5]
+    bad = bytearray(blob)
+    bad[entry.offset + c.RECORD_HEADER.size + 50] ^= 1
+    r = api.verify_stream(io.BytesIO(bytes(bad)))
+    assert not r.ok and r.first_bad == "chunk 5" and r.sha256 == "" and r.message
+    for cut in (0, 10, len(blob) // 2, len(blob) - 1):
+        r = api.verify_stream(io.BytesIO(blob[:cut]))
+        assert not r.ok and r.message, cut
+    r = api.verify_stream(io.BytesIO(blob + b"\0"))
+    assert not r.ok
+    r = api.verify_stream(io.BytesIO(b"not a container at all" * 10))
+    assert not r.ok
+    other = tmp_path / "other"
+    data = bytearray(src.read_bytes())
+    data[-5] ^= 1
+    other.write_bytes(data)
+    r = api.verify_stream(io.BytesIO(blob), other)
+    assert not r.ok and r.message == (f"decoded bytes differ from {other} at byte "
+                                      f"{len(data) - 5}") and r.sha256 == sha
+    other.write_bytes(data[:-1])
+    r = api.verify_stream(io.BytesIO(blob), other)
+    assert not r.ok and f"is {len(data) - 1} bytes" in r.message
+    other.write_bytes(bytes(src.read_bytes()) + b"more")
+    r = api.verify_stream(io.BytesIO(blob), other)
+    assert not r.ok and f"is {len(data) + 4} bytes" in r.message
+    forged = _replace_index_text(blob, blob_text=lambda t: t.replace(sha.encode(), b"0" * 64))
+    r = api.verify_stream(io.BytesIO(forged))
+    assert not r.ok and "sha256" in r.message
+    head = c.pack_file_header(c.parse_file_header(blob), flags=0x8000)
+    with pytest.raises(UnsupportedError):
+        api.verify_stream(io.BytesIO(head + blob[len(head):]))
+    with pytest.raises(FileNotFoundError):
+        api.verify_stream(io.BytesIO(blob), tmp_path / "missing")

@@ -25,11 +25,11 @@ import pytest
 from ansz import __version__, api, container
 from ansz.cli import cli
 from ansz.cli.args import Size
-from ansz.cli.report import human_size
+from ansz.cli.report import human_size, percent
 from ansz.errors import AnszError
 
 from helpers import (ANSZ, error_lines, invoke, leftovers, make_bytes, make_model, run,
-                     sha256_of, weights)
+                     run_with_tty, sha256_of, weights)
 
 ROOT = Path(__file__).resolve().parents[1]
 MAN = ROOT / "man" / "ansz.1"
@@ -109,8 +109,9 @@ def test_console_script_and_python_m():
     ["compress", "-c", "-o", "out", "a"],
     ["compress", "-", "-"],
     ["decompress", "-o", "out", "a.ansz", "b.ansz"],
-    ["verify"],
-    ["verify", "-"],
+    ["verify", "-", "-"],
+    ["verify", "--original", "x", "a.ansz", "b.ansz"],
+    ["verify", "--sha256", "0" * 63, "a.ansz"],
     ["stats"],
     ["stats", "-"],
     ["stats", "--top", "0", "x"],
@@ -161,12 +162,17 @@ def test_human_size():
 
 
 def _cli_options() -> dict[str, set[str]]:
-    """Every option string per (sub)command, from click's command tree."""
+    """Every option string per (sub)command, from click's command tree; zstd's mode
+    options (``-d``, ``--test``...), which are read before click parses, count as the
+    group's."""
     import click
+
+    from ansz.cli.habits import MODES
 
     # context_settings as in a real run (-h/--help); click caches the help option per command
     ctx = click.Context(cli, info_name="ansz", **cli.context_settings)
-    found = {"ansz": {o for p in cli.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}}
+    found = {"ansz": {o for p in cli.get_params(ctx) for o in (*p.opts, *p.secondary_opts)}
+             | set(MODES)}
     for name, cmd in cli.commands.items():
         sub = click.Context(cmd, parent=ctx, info_name=name, **cmd.context_settings)
         found[name] = {o for p in cmd.get_params(sub) if isinstance(p, click.Option)
@@ -747,32 +753,15 @@ def test_internal_error_is_one_line(tmp_path, monkeypatch):
 # Terminals and progress
 
 
-def _run_with_tty(args, tty_fd: str, input=b""):
-    """Run the installed ``ansz`` with stdin or stdout attached to a pseudo-terminal."""
-    master, slave = pty.openpty()
-    try:
-        kw = {"stdout": slave, "stdin": subprocess.PIPE} if tty_fd == "stdout" else \
-             {"stdin": slave, "stdout": subprocess.PIPE}
-        proc = subprocess.Popen([ANSZ, *map(str, args)], stderr=subprocess.PIPE, **kw)
-        os.close(slave)
-        slave = -1
-        out, err = proc.communicate(input=input if tty_fd == "stdout" else None, timeout=120)
-        return proc.returncode, out, err.decode()
-    finally:
-        if slave >= 0:
-            os.close(slave)
-        os.close(master)
-
-
 def test_refuse_compressed_data_to_or_from_a_terminal(tmp_path):
     src = make_bytes(tmp_path / "a.bin", n=2000)
-    code, _, err = _run_with_tty(["compress", "-c", src], "stdout")
+    code, _, err = run_with_tty(["compress", "-c", src], "stdout")
     assert code == 1
     assert error_lines(err) == [
         f"ansz: {src}: compressed data not written to a terminal (use -f to force)"]
-    code, _, err = _run_with_tty(["compress"], "stdout", input=b"data")
+    code, _, err = run_with_tty(["compress"], "stdout", input=b"data")
     assert code == 1 and "not written to a terminal" in err
-    code, _, err = _run_with_tty(["decompress"], "stdin")
+    code, _, err = run_with_tty(["decompress"], "stdin")
     assert code == 1 and "not read from a terminal" in err
 
 
@@ -886,9 +875,10 @@ def test_directory_round_trip_with_rm_is_byte_identical(tmp_path):
                                       "tokenizer.json"])
     for k in ("config.json", "model.safetensors.index.json", "tokenizer.json"):
         assert after[k] == before[k]  # left exactly as they were
-    lines = [ln for ln in r.stderr.splitlines() if " : " in ln]  # one summary per file
+    lines = [ln for ln in r.stderr.splitlines() if " : " in ln][:-1]  # one summary per file
     # a directory's own files first (sorted), then its subdirectories
     order = [s for s in shards if "/" not in s] + ["extra/adapter.safetensors"]
+    assert r.stderr.splitlines()[-1].startswith(f"{len(order)} files compressed : ")
     assert [ln.split(" : ")[0] for ln in lines] == [str(d / s) for s in order]
     r = invoke(["decompress", "-r", "--rm", d])
     assert r.exit_code == 0, r.stderr
@@ -949,19 +939,69 @@ def test_directory_bad_file_does_not_stop_the_others(tmp_path):
             assert (d / k).read_bytes() == v
 
 
-def test_directory_walk_skips_links_and_warns_when_empty(tmp_path):
-    d = tmp_path / "d"
-    d.mkdir()
-    r = invoke(["compress", "-r", d])
-    assert r.exit_code == 0 and "nothing to do" in r.stderr
-    outside = make_model(tmp_path / "outside.safetensors", "f32")
-    (d / "link.safetensors").symlink_to(outside)
-    (d / "linked_dir").symlink_to(tmp_path)
-    make_model(d / "real.safetensors", "f32")
-    r = invoke(["compress", "-r", d])
+def test_several_files_end_with_a_total_line(tmp_path):
+    a = make_bytes(tmp_path / "a.bin", seed=1)
+    b = make_model(tmp_path / "b.safetensors", "f32")
+    missing = tmp_path / "missing.bin"
+    r = invoke(["compress", a, missing, b])
+    assert r.exit_code == 1
+    comp = [tmp_path / "a.bin.ansz", tmp_path / "b.safetensors.ansz"]
+    orig_total = a.stat().st_size + b.stat().st_size
+    comp_total = sum(p.stat().st_size for p in comp)
+    last = r.stderr.strip().splitlines()[-1]
+    # the files done are counted, the missing one is not
+    assert last == (f"2 files compressed : {percent(comp_total, orig_total)} "
+                    f"({human_size(orig_total)} => {human_size(comp_total)})")
+    r = invoke(["decompress", "-f", *comp])
+    assert r.exit_code == 0
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"2 files decompressed : {human_size(comp_total)} => {human_size(orig_total)}")
+    # one file: no total; -q: nothing at all
+    r = invoke(["decompress", "-f", comp[0]])
+    assert "files decompressed" not in r.stderr
+    assert invoke(["decompress", "-f", "-q", *comp]).stderr == ""
+
+
+def test_time_left_is_not_counted_from_before_the_first_chunk(monkeypatch):
+    """A first run compiles kernels for ~30 s before the first chunk is done; the bar's
+    speed and time left start at that chunk, not at the start of the run."""
+    import rich.progress
+
+    from ansz.cli import report
+
+    now = [100.0]
+    monkeypatch.setattr(report, "_clock", lambda: now[0])
+    bars = []
+    real = rich.progress.Progress
+
+    class Spy(real):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            bars.append(self)
+
+    monkeypatch.setattr(rich.progress, "Progress", Spy)
+    rep = report.Reporter(progress=True)
+    with rep.progress_bar("m.safetensors", 100 * 2**20) as update:
+        now[0] += 30.0  # compiling
+        update(1 * 2**20)
+        for i in range(2, 6):  # then 1 MiB every 10 ms
+            now[0] += 0.01
+            update(i * 2**20)
+        task = bars[0].tasks[0]
+        assert task.speed == pytest.approx(100 * 2**20, rel=0.01)
+        assert task.time_remaining == 1  # 95 MiB left, rounded up to whole seconds
+
+
+def test_vv_states_the_settings_in_effect(tmp_path):
+    from ansz import kernels
+
+    src = make_bytes(tmp_path / "a.bin")
+    r = invoke(["compress", "-vv", "-T", "1", "--fast", "--chunk-size", "256K", src])
     assert r.exit_code == 0, r.stderr
-    assert sorted(p.name for p in d.iterdir()) == ["link.safetensors", "linked_dir",
-                                                   "real.safetensors", "real.safetensors.ansz"]
-    assert "link.safetensors: is a symbolic link -- ignored" in r.stderr
-    assert "linked_dir: is a symbolic link -- ignored" in r.stderr
-    assert not (tmp_path / "outside.safetensors.ansz").exists()
+    first = r.stderr.splitlines()[0]
+    assert first.startswith(f"ansz {__version__}, level 1, coder auto, chunks of 256 KiB, "
+                            "1 thread, kernels: ")
+    assert ("ahead-of-time library" in first) == (kernels.fallback_reason() is None)
+    r = invoke(["decompress", "-vv", "-f", "-T", "2", tmp_path / "a.bin.ansz"])
+    assert r.stderr.splitlines()[0].startswith(f"ansz {__version__}, 2 threads, kernels: ")
+    assert "kernels:" not in invoke(["decompress", "-v", "-f", tmp_path / "a.bin.ansz"]).stderr

@@ -208,7 +208,8 @@ def test_without_force_an_output_that_appeared_meanwhile_is_kept(tmp_path, monke
                          r" \(see 'ansz compress --help'\)"),
     (["frobnicate"], r"ansz: no such command:? '?frobnicate'? \(see 'ansz --help'\)"),
     (["-x"], r"ansz: no such option:? '?-x'? \(see 'ansz --help'\)"),
-    (["verify"], r"ansz: verify: missing argument '?FILE.ansz'? \(see 'ansz verify --help'\)"),
+    (["verify", "--original", "o", "a.ansz", "b.ansz"],
+     r"ansz: verify: --original takes one container \(see 'ansz verify --help'\)"),
     (["compress", "-c", "-o", "x", "a"],
      r"ansz: compress: -o/--output and -c/--stdout exclude each other"
      r" \(see 'ansz compress --help'\)"),

@@ -27,11 +27,12 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 ALL = ["AnszError", "CorruptDataError", "FormatError", "__version__", "bench_file",
        "compress_file", "compress_stream", "decompress_file", "decompress_stream", "file_stats",
        "load", "load_file", "load_model_dir", "read_info", "sample_files", "save", "save_file",
-       "verify_file"]
+       "verify_file", "verify_stream"]
 
 #: What ansz.api itself defines (file_stats comes from ansz.stats, atomic_output from _io).
 API = ["CompressReport", "ContainerInfo", "DecompressReport", "VerifyReport", "compress_file",
-       "compress_stream", "decompress_file", "decompress_stream", "read_info", "verify_file"]
+       "compress_stream", "decompress_file", "decompress_stream", "read_info", "verify_file",
+       "verify_stream"]
 
 
 def test_all_is_pinned():
@@ -53,7 +54,7 @@ def test_open_is_public_but_not_in_all():
 
 def test_names_come_from_api_reader_and_errors():
     for name in ("compress_file", "decompress_file", "compress_stream", "decompress_stream",
-                 "verify_file", "read_info", "file_stats"):
+                 "verify_file", "verify_stream", "read_info", "file_stats"):
         assert getattr(ansz, name) is getattr(api, name)
     assert ansz.file_stats is stats.file_stats and ansz.load_file is reader.load_file
     assert ansz.load is reader.load and ansz.load_model_dir is reader.load_model_dir
@@ -69,15 +70,16 @@ def test_api_defines_what_it_documents():
     assert defined == API
     keywords = {name: set(inspect.signature(getattr(api, name)).parameters) for name in
                 ("compress_file", "compress_stream", "decompress_file", "decompress_stream",
-                 "verify_file", "read_info")}
+                 "verify_file", "verify_stream", "read_info")}
     assert keywords["compress_file"] == {"src", "dst", "threads", "chunk_size", "level",
-                                         "coder", "overwrite", "sync", "progress"}
+                                         "coder", "overwrite", "sync", "strict", "progress"}
     assert keywords["compress_stream"] == {"ifh", "ofh", "threads", "chunk_size", "level",
-                                           "coder", "progress"}
+                                           "coder", "strict", "progress"}
     assert keywords["decompress_file"] == {"src", "dst", "threads", "overwrite", "sync",
                                            "progress"}
     assert keywords["decompress_stream"] == {"ifh", "ofh", "threads", "progress"}
     assert keywords["verify_file"] == {"path", "original", "threads"}
+    assert keywords["verify_stream"] == {"ifh", "original", "threads"}
     assert keywords["read_info"] == {"path"}
 
 

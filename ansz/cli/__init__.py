@@ -38,7 +38,11 @@ def _imported_by_the_command() -> bool:
     spec = getattr(main_module, "__spec__", None)
     if spec is not None:
         return spec.name == "ansz.__main__"
-    return os.path.basename(getattr(main_module, "__file__", None) or "") == "ansz"
+    return os.path.basename(getattr(main_module, "__file__", None) or "") in SCRIPTS
+
+
+#: The console scripts, and the arguments each puts before the command line's own.
+SCRIPTS = {"ansz": (), "unansz": ("decompress",), "anszcat": ("decompress", "-c")}
 
 
 #: Whether the import below put SIGINT back to its default action; :func:`main` restores
@@ -54,7 +58,7 @@ from typing import Any  # noqa: E402  (after the signal set-up above, which must
 import click  # noqa: E402
 
 from .. import __version__  # noqa: E402
-from . import signals, stdio  # noqa: E402
+from . import habits, signals, stdio  # noqa: E402
 from .commands import COMMANDS  # noqa: E402
 from .report import EXIT_FAILURE, EXIT_OK, one_line  # noqa: E402
 
@@ -64,6 +68,16 @@ class Group(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # definition order: compress, decompress, verify, ...
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """zstd's command line (``ansz -d FILE``, ``ansz FILE``) as a subcommand's
+        (:func:`.habits.rewrite`)."""
+        try:
+            args = habits.rewrite(args, self.commands, strict=not ctx.resilient_parsing)
+        except click.UsageError as e:
+            e.ctx = ctx
+            raise
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -158,8 +172,12 @@ def cli() -> None:
       ansz verify model.safetensors.ansz
       cat m.safetensors | ansz compress -c > m.ansz
 
+    zstd's forms work too: ansz FILE (compress), -z, -d (decompress), -t (verify),
+    -l (info), -b (bench), -c, -dc, -19; unansz is ansz decompress, anszcat is
+    ansz decompress -c.
+
     Exit status: 0 ok, 1 failure, 2 usage error, 3 an input needs a newer ansz.
-    See man ansz.
+    See man ansz (in a source checkout: man ./man/ansz.1).
     """
 
 
@@ -167,11 +185,13 @@ for _command in COMMANDS:
     cli.add_command(_command)
 
 
-def main(argv: list[str] | None = None, prog_name: str | None = "ansz") -> Any:
+def main(argv: list[str] | None = None, prog_name: str | None = "ansz",
+         command: tuple[str, ...] = ()) -> Any:
     """Console-script entry point (``ansz``); ``python -m ansz`` calls it too. Without
     ``argv`` the process is the command's own: its standard streams, signal handling,
-    hooks for exceptions that cannot propagate and stop deadline are set up for it. Always
-    exits (SystemExit)."""
+    hooks for exceptions that cannot propagate and stop deadline are set up for it, and the
+    arguments are ``sys.argv[1:]``. ``command`` goes before them (``unansz``). Always exits
+    (SystemExit)."""
     signals.reset()  # a new run
     own_process = argv is None
     handled: list[int] = []  # signals given a handler here, that raise KeyboardInterrupt
@@ -185,7 +205,8 @@ def main(argv: list[str] | None = None, prog_name: str | None = "ansz") -> Any:
                 skip_optional_numba_imports()  # -0.35 s where scipy is installed
                 stdio.claim_standard_streams()
             signals.take_over(own_process, handled)
-            return cli.main(args=argv, prog_name=prog_name)
+            args = list(sys.argv[1:] if argv is None else argv)
+            return cli.main(args=[*command, *args], prog_name=prog_name)
         except KeyboardInterrupt as e:  # while setting up, or after the command proper
             sys.exit(signals.interrupted_status(e))
     finally:
@@ -195,3 +216,13 @@ def main(argv: list[str] | None = None, prog_name: str | None = "ansz") -> Any:
             except KeyboardInterrupt as e:  # landed just before its handler was reset
                 signals.end_of_run(handled)
                 sys.exit(signals.interrupted_status(e))
+
+
+def unansz() -> Any:
+    """The ``unansz`` console script: ``ansz decompress`` (as ``unzstd`` is ``zstd -d``)."""
+    return main(command=SCRIPTS["unansz"])
+
+
+def anszcat() -> Any:
+    """The ``anszcat`` console script: ``ansz decompress -c`` (as ``zstdcat``)."""
+    return main(command=SCRIPTS["anszcat"])

@@ -16,7 +16,7 @@ from typing import Any, Callable, Union
 
 import click
 
-from ..options import CODERS, FAST_LEVEL, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
+from ..options import CODERS, DEFAULT_LEVEL, FAST_LEVEL, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
 from .report import binary_size
 
 
@@ -42,11 +42,47 @@ STDOUT = StdioMark("(stdout)")
 Operand = Union[str, StdioMark]
 
 
+class PathType(click.ParamType):
+    """A file or directory name: completed by the shell as a file name (click's ``file``
+    completion, in which directories appear too), and passed on as it is written. Nothing is
+    checked here: ansz reports a missing or unreadable file itself, one line per input,
+    without stopping the others (click.Path's checks would make it a usage error)."""
+
+    name = "path"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        return value
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter,
+                       incomplete: str) -> list:
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(incomplete, type="file")]
+
+
+#: The type of every file operand and file option (``-o``, ``--original``).
+PATH = PathType()
+
+
 class Command(click.Command):
     """Records how many positional operands followed ``--``: those are taken literally, so
-    ``ansz compress -- -`` names a file called ``-``, while a bare ``-`` means stdin."""
+    ``ansz compress -- -`` names a file called ``-``, while a bare ``-`` means stdin.
+
+    Every operand of ansz is a file name: a positional argument declared without a type
+    gets :data:`PATH`, so that shells complete file names for it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for p in self.params:
+            if isinstance(p, click.Argument) and p.type is click.STRING:
+                p.type = PATH
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            args = spell_levels(self, ctx, args)
+        except click.UsageError as e:
+            e.ctx, e.cmd = ctx, self
+            raise
         ctx.meta["ansz.literal_operands"] = _operands_after_double_dash(self, ctx, args)
         return super().parse_args(ctx, args)
 
@@ -80,6 +116,48 @@ def _operands_after_double_dash(cmd: click.Command, ctx: click.Context, args: li
                     break
         i += 1
     return 0
+
+
+#: zstd's compression levels, -1 to -19 (``ansz compress -19``), and the highest.
+LEVEL_RE = re.compile(r"-(\d+)")
+MAX_LEVEL = 19
+LEVEL_HELP = ("ansz has two levels: -1 (--fast) codes for decoding speed, -2 (--best, the "
+              f"default) for the smallest output; -3 to -{MAX_LEVEL} are accepted, as zstd's "
+              "levels, and equal -2")
+
+
+def spell_levels(cmd: click.Command, ctx: click.Context, args: list[str]) -> list[str]:
+    """``args`` with every spelling of a compression level (``-N``, ``--fast``,
+    ``--best``) written as ``--level=N``, so that the last one wins, as in zstd; before
+    ``--`` and outside option values only. click.UsageError for a level out of range or
+    ``--ultra``, and for a level given to a command without ``--level``."""
+    has_level = any(p.name == "level" for p in cmd.params)
+    takes_value = {o for p in cmd.params if isinstance(p, click.Option) and not p.is_flag
+                   and not p.count for o in p.opts}
+    out = list(args)
+    i = 0
+    while i < len(out):
+        tok = out[i]
+        if tok == "--":
+            break
+        if tok in takes_value:  # "-T -1": -1 is the value of -T
+            i += 2
+            continue
+        m = LEVEL_RE.fullmatch(tok)
+        word = {"--fast": "1", "--best": "2"}.get(tok) if has_level else None
+        if (m or tok == "--ultra") and not ctx.resilient_parsing:
+            if not has_level:
+                raise click.UsageError(f"{tok}: compression levels are options of compress")
+            if tok == "--ultra" or not 1 <= int(m.group(1)) <= MAX_LEVEL:
+                raise click.UsageError(f"{tok}: no such compression level (ansz takes -1 to "
+                                       f"-{MAX_LEVEL}; -2 to -{MAX_LEVEL} all mean its "
+                                       "smallest output)")
+        if m and has_level:
+            out[i] = f"--level={int(m.group(1))}"
+        elif word is not None:
+            out[i] = f"--level={word}"
+        i += 1
+    return out
 
 
 def operands(ctx: click.Context, values: list[str]) -> list[Operand]:
@@ -143,7 +221,7 @@ def codec_options(compress: bool) -> Callable[[Callable], Callable]:
 
     def deco(f: Callable) -> Callable:
         opts = [
-            click.option("-o", "--output", metavar="FILE",
+            click.option("-o", "--output", type=PATH, metavar="FILE",
                          help="Write to FILE (one input only); '-o -' is stdout."),
             click.option("-c", "--stdout", "to_stdout", is_flag=True,
                          help="Write to standard output; keep the input."),
@@ -153,10 +231,14 @@ def codec_options(compress: bool) -> Callable[[Callable], Callable]:
                          help="Keep the input file (the default)."),
             click.option("--rm", "remove", flag_value=True,
                          help="Delete the input file once the output is complete, synced "
-                              "and verified."),
+                              "and verified; a symbolic link, and the file it points to, "
+                              "are kept."),
             click.option("-r", "--recursive", is_flag=True,
-                         help=f"Operate on every {'*.safetensors' if compress else '*.safetensors.ansz'}"
-                              " file under each directory operand, one file after another."),
+                         help="Operate on every "
+                              + ("*.safetensors and *.gguf" if compress
+                                 else "*.safetensors.ansz and *.gguf.ansz")
+                              + " file under each directory operand, one file after another; "
+                                "symbolic links to files are read through."),
             threads_option,
         ]
         if compress:
@@ -170,10 +252,24 @@ def codec_options(compress: bool) -> Callable[[Callable], Callable]:
                 help="Entropy coder: auto keeps the smallest of rans, huffman and qlc per "
                      "stream; the others force one."))
             opts.append(click.option(
-                "--fast", is_flag=True,
-                help="Code for decoding speed (level 1): exponents in plain fields, wider "
-                     "rANS interleaving; bf16 files come out ~0.6% larger, and their chunks "
+                "--level", type=click.IntRange(1, MAX_LEVEL), default=None, metavar="N",
+                help=f"Compression level, also written -N (-1 ... -{MAX_LEVEL}): "
+                     f"{LEVEL_HELP}."))
+            # --fast and --best never reach click: spell_levels writes them as --level, so
+            # that the last level given wins; they are declared for --help and completion.
+            opts.append(click.option(
+                "--fast", is_flag=True, expose_value=False,
+                help="Level 1: code for decoding speed (exponents in plain fields, wider "
+                     "rANS interleaving); bf16 files come out ~0.6% larger, and their chunks "
                      "decode ~1.75x faster."))
+            opts.append(click.option(
+                "--best", is_flag=True, expose_value=False,
+                help="Level 2, the default: the smallest output."))
+            opts.append(click.option(
+                "--strict", is_flag=True,
+                help="A file that looks like (or is named) safetensors or GGUF but does not "
+                     "parse as one is an error, and nothing is written; by default it is "
+                     "compressed as plain bytes, with a warning."))
         opts += [
             click.option("--progress/--no-progress", default=None,
                          help="Force or forbid the progress bar (default: only if stderr "
@@ -207,7 +303,8 @@ class CodecOptions:
     verbosity: int  #: 2 + verbose - quiet (see :class:`~ansz.cli.report.Reporter`)
     chunk_size: int | None = None
     coder: str = "auto"
-    level: int | None = None  #: None: the API's default; --fast: FAST_LEVEL
+    level: int | None = None  #: None: the API's default; -1/--fast: 1; -2 ... -19: 2
+    strict: bool = False  #: a damaged model file is an error, not plain bytes
 
     @property
     def writes_stdout(self) -> bool:
@@ -238,8 +335,10 @@ class CodecOptions:
             raise click.UsageError("-o/--output: empty file name")
         extra: dict[str, Any] = {}
         if compressing:
-            extra = {"chunk_size": p["chunk_size"], "coder": p["coder"],
-                     "level": FAST_LEVEL if p["fast"] else None}
+            level = p["level"]
+            extra = {"chunk_size": p["chunk_size"], "coder": p["coder"], "strict": p["strict"],
+                     "level": None if level is None
+                     else FAST_LEVEL if level == 1 else DEFAULT_LEVEL}
         return cls(compressing=compressing, inputs=inputs, output=output, to_stdout=to_stdout,
                    force=p["force"], remove=p["remove"], directories=directories,
                    threads=p["threads"] or None, progress=p["progress"],

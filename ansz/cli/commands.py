@@ -9,38 +9,44 @@ package's ``__init__`` adds them to the ``ansz`` group.
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
+import sys
 from typing import Any
 
 import click
 
 from ..errors import AnszError, UnsupportedError
-from .args import (STDIN, CodecOptions, Command, codec_options, common_options, operands,
+from .args import (PATH, STDIN, CodecOptions, Command, codec_options, common_options, operands,
                    threads_option)
-from .jobs import (MODEL_SUFFIX, SUFFIX, Job, api, benchmark_api, check_input, codec_api,
+from . import stdio
+from .jobs import (MODEL_SUFFIXES, SUFFIX, Job, api, benchmark_api, check_input, codec_api,
                    expand_directories)
 from .render import (bench_json, info_json, print_bench_footer, print_bench_header,
                      print_bench_rows, print_info, print_info_total, print_json, print_stats,
-                     print_stats_total, print_verify, stats_json, verify_json)
-from .report import EXIT_FAILURE, Reporter
+                     print_stats_total, print_verify, print_verify_total, stats_json, verify_json)
+from .report import EXIT_FAILURE, Reporter, Skip, isatty
 
 
 @click.command(cls=Command, short_help="Compress files (FILE -> FILE.ansz).")
-@click.argument("files", nargs=-1, metavar="[FILE]...")
+@click.argument("files", nargs=-1, type=PATH, metavar="[FILE]...")
 @codec_options(compress=True)
 @click.pass_context
 def compress(ctx: click.Context, **params: Any) -> None:
     """Compress each FILE to FILE.ansz (no FILE, or -, reads stdin and writes stdout).
-    With -r, a directory operand stands for every *.safetensors file under it."""
+    safetensors and GGUF files are coded tensor by tensor, any other file as plain bytes.
+    With -r, a directory operand stands for every *.safetensors and *.gguf file under it."""
     run_codec(ctx, CodecOptions.from_context(ctx, compressing=True))
 
 
 @click.command(cls=Command, short_help="Decompress files (FILE.ansz -> FILE).")
-@click.argument("files", nargs=-1, metavar="[FILE.ansz]...")
+@click.argument("files", nargs=-1, type=PATH, metavar="[FILE.ansz]...")
 @codec_options(compress=False)
 @click.pass_context
 def decompress(ctx: click.Context, **params: Any) -> None:
     """Decompress each FILE.ansz to FILE (no FILE, or -, reads stdin and writes stdout).
-    With -r, a directory operand stands for every *.safetensors.ansz file under it."""
+    With -r, a directory operand stands for every *.safetensors.ansz and *.gguf.ansz file
+    under it."""
     run_codec(ctx, CodecOptions.from_context(ctx, compressing=False))
 
 
@@ -52,12 +58,16 @@ def run_codec(ctx: click.Context, opts: CodecOptions) -> None:
         opts = dataclasses.replace(opts, remove=False)
     inputs = opts.inputs
     if opts.directories:
-        inputs = expand_directories(inputs, MODEL_SUFFIX + (SUFFIX if not opts.compressing
-                                                            else ""), rep)
+        suffixes = tuple(sx + ("" if opts.compressing else SUFFIX) for sx in MODEL_SUFFIXES)
+        inputs = expand_directories(inputs, suffixes, rep)
     job = Job(opts, rep)
     _first_run_notice(rep)
+    if rep.level >= 4:
+        rep.info(job.settings(), level=4)
     for src in inputs:
         rep.run(src, lambda src=src: job.one(src))
+    job.warn_kept_links()
+    job.print_total()
     if rep.failed:
         ctx.exit(rep.status)
 
@@ -76,46 +86,145 @@ def _first_run_notice(rep: Reporter) -> None:
                  f"cached in {kernel_cache_dir()})")
 
 
-@click.command(cls=Command, short_help="Check that a container decodes to its original.")
-@click.argument("file", metavar="FILE.ansz")
-@click.argument("original", required=False, metavar="[ORIGINAL]")
+@click.command(cls=Command, short_help="Check that containers decode to their originals "
+                                         "(zstd -t).")
+@click.argument("files", nargs=-1, type=PATH, metavar="[FILE.ansz]...")
+@click.option("--original", type=PATH, metavar="FILE",
+              help="Also compare the decoded bytes with FILE (one container only).")
+@click.option("--sha256", "expected", metavar="HEX",
+              help="Fail unless the original's sha256 (a Hugging Face LFS oid) is HEX, as the "
+                   "container records it and as the decoded bytes give it (one container "
+                   "only).")
+@click.option("-r", "--recursive", is_flag=True,
+              help="Check every *.ansz file under each directory operand.")
 @threads_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see man ansz).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per file, one per line (see man ansz).")
 @common_options
 @click.pass_context
-def verify(ctx: click.Context, file: str, original: str | None, threads: int, as_json: bool,
-           quiet: int, verbose: int) -> None:
-    """Decode FILE.ansz completely and check every checksum and the sha256 of the result;
-    with ORIGINAL, also compare with that file. Prints "FILE.ansz: OK" or
-    "FILE.ansz: FAILED (reason)"; exit status 0 only if OK."""
-    ops = operands(ctx, [file] + ([original] if original is not None else []))
-    if any(op is STDIN for op in ops):
-        raise click.UsageError("verify needs files, not standard input")
+def verify(ctx: click.Context, files: tuple[str, ...], original: str | None,
+           expected: str | None, recursive: bool, threads: int, as_json: bool, quiet: int,
+           verbose: int) -> None:
+    """Decode each FILE.ansz completely and check every checksum and the sha256 of the
+    result (no FILE, or -, reads stdin). Prints "FILE.ansz: OK" or "FILE.ansz: FAILED
+    (reason)" per file, and a total line after several; exit status 0 only if all are OK."""
     rep = Reporter(level=2 + verbose - quiet)
-    reports: list[Any] = []
+    inputs, original = _verify_inputs(ctx, operands(ctx, list(files)), original, expected,
+                                      recursive, rep)
+    if expected is not None:
+        expected = expected.lower()
+    results: list[dict[str, Any]] = []  # one per input, in order
+    checked_bad = 0  # containers checked and found bad (FAILED); rep counts the others
+    for src in inputs:
+        checked: list[dict[str, Any]] = []
 
-    def work() -> None:
-        check_input(file)
+        def work(src: Any = src) -> None:
+            checked.append(verify_json(str(src),
+                                       _verify_one(src, original, expected, threads or None)))
+
+        rep.run(str(src), work)
+        if checked:
+            result = checked[0]
+            checked_bad += not result["ok"]
+        else:  # it could not even be checked: the error is on stderr, and in JSON
+            result = verify_json(str(src), message=rep.last_error)
+        results.append(result)
+        if as_json:
+            print_json(result)
+        elif checked:
+            print_verify(result, rep)
+    if len(results) > 1 and not as_json:
+        print_verify_total(results, rep)
+    if checked_bad:
+        ctx.exit(EXIT_FAILURE)
+    if rep.failed:
+        ctx.exit(rep.status)
+
+
+def _verify_inputs(ctx: click.Context, ops: list[Any], original: str | None,
+                   expected: str | None, recursive: bool,
+                   rep: Reporter) -> tuple[list[Any], str | None]:
+    """verify's containers and ORIGINAL, checked: standard input when no operand is given
+    and it is not a terminal; ``ansz verify X.ansz ORIGINAL`` (a second operand that is not
+    a container) still means --original, with a warning; -r expands directories.
+    click.UsageError for what cannot be done."""
+    if not ops:
+        if isatty(sys.stdin):
+            raise click.UsageError("missing argument 'FILE.ansz' (standard input is a "
+                                   "terminal)")
+        ops = [STDIN]
+    if sum(op is STDIN for op in ops) > 1:
+        raise click.UsageError("standard input named more than once")
+    if (original is None and len(ops) == 2 and ops[1] is not STDIN
+            and not any(op is not STDIN and os.path.isdir(op) for op in ops)
+            and _is_plain_file(ops[1])):
+        original = ops.pop()
+        rep.warn(f"'ansz verify FILE.ansz ORIGINAL' is deprecated: {original} is not a "
+                 f"container, so it is taken as the original; write 'ansz verify --original "
+                 f"{original} {ops[0]}'")
+    directories = recursive and any(op is not STDIN and os.path.isdir(op) for op in ops)
+    for option, value in (("--original", original), ("--sha256", expected)):
+        if value is not None and (len(ops) != 1 or directories):
+            raise click.UsageError(f"{option} takes one container")
+    if expected is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", expected):
+        raise click.UsageError(f"--sha256: {expected!r} is not a sha256 (64 hex digits)")
+    if original == "-" or original == "":
+        raise click.UsageError("--original needs a file")
+    if directories:
+        ops = expand_directories(ops, (SUFFIX,), rep)
+    return ops, original
+
+
+def _is_plain_file(path: str) -> bool:
+    """Whether ``path`` is a regular file that does not start like an ansz container."""
+    from ..container import MAGIC
+
+    try:
+        with open(path, "rb") as fh:
+            if not os.path.isfile(path):
+                return False
+            return fh.read(len(MAGIC)) != MAGIC
+    except OSError:
+        return False
+
+
+def _verify_one(src: Any, original: str | None, expected: str | None,
+                threads: int | None) -> Any:
+    """The API's VerifyReport for one container (a path or STDIN), failed if ``expected``
+    is not the sha256 it records; raises what Reporter.run reports (a missing file, a
+    device, a container that needs a newer ansz)."""
+    api = codec_api()
+    if src is STDIN:
+        if isatty(sys.stdin):
+            raise Skip("compressed data not read from a terminal")
+        report = api.verify_stream(stdio.stdin(), original, threads=threads)
+    else:
+        check_input(src)
         if original is not None:
             check_input(original)
-        api = codec_api()
-        report = api.verify_file(file, original, threads=threads or None)
+        if expected is not None:  # a wrong file fails at once, without decoding it
+            info = _read_info_or_none(api, src)
+            if info is not None and info.sha256 != expected:
+                return api.VerifyReport(src, False, info.original_size, info.sha256, None,
+                                        _sha256_mismatch(info.sha256, expected))
+        report = api.verify_file(src, original, threads=threads)
         if not report.ok and not report.sha256:  # its index was not even read: say whether
-            _raise_if_unsupported(api, file)  # that is for want of a newer ansz (status 3)
-        reports.append(report)
+            _raise_if_unsupported(api, src)  # that is for want of a newer ansz (status 3)
+    if expected is not None and report.ok and report.sha256 != expected:
+        return dataclasses.replace(report, ok=False,
+                                   message=_sha256_mismatch(report.sha256, expected))
+    return report
 
-    rep.run(file, work)
-    if rep.failed:  # could not even run (a missing file, a device, a newer container)
-        if as_json:
-            print_json(verify_json(file, message=rep.last_error))
-        ctx.exit(rep.status)
-    result = verify_json(file, reports[0])
-    if as_json:
-        print_json(result)
-    else:
-        print_verify(result, rep)
-    if not result["ok"]:
-        ctx.exit(EXIT_FAILURE)
+
+def _read_info_or_none(api: Any, path: str) -> Any:
+    try:
+        return api.read_info(path)
+    except AnszError:  # verify_file says what is wrong
+        return None
+
+
+def _sha256_mismatch(recorded: str, expected: str) -> str:
+    return f"sha256 mismatch: the original's sha256 is {recorded}, expected {expected}"
 
 
 def _raise_if_unsupported(api: Any, path: str) -> None:
@@ -188,7 +297,7 @@ def terminal_width() -> int:
 
 
 @click.command(cls=Command, short_help="Describe containers without decoding (zstd -l).")
-@click.argument("files", nargs=-1, required=True, metavar="FILE.ansz...")
+@click.argument("files", nargs=-1, required=True, type=PATH, metavar="FILE.ansz...")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object per file, one per line (see man ansz).")
 @click.pass_context

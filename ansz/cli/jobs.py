@@ -6,7 +6,10 @@ what must not be done, opening inputs and outputs, calling the API and ``--rm``.
 - Never overwrite without ``-f`` (a terminal is asked first); never write compressed data
   to a terminal or read it from one without ``-f``.
 - ``--rm`` deletes an input only after its output is complete, synced and verified
-  (:func:`remove_source`), and never when writing to standard output.
+  (:func:`remove_source`), never when writing to standard output, and never a symbolic
+  link: removing it would leave the file it points to (a Hugging Face cache's blob) in
+  place, and removing that file could break other links to it; both are kept, and the run
+  ends with one warning (:attr:`Job.kept_links`).
 - ``-r``: a directory operand stands for the model files under it (:func:`expand_directories`).
 
 numpy and numba come in with :mod:`ansz.api`, imported only when a job runs
@@ -22,13 +25,14 @@ import sys
 from contextlib import contextmanager
 from typing import Any, BinaryIO, Callable, Iterator
 
-from ..errors import AnszError, OutputExistsError
+from ..errors import AnszError, FormatError, OutputExistsError
 from . import signals, stdio
 from .args import STDIN, STDOUT, CodecOptions, Operand
 from .report import Reporter, Skip, human_size, isatty, os_message, percent
 
 SUFFIX = ".ansz"
-MODEL_SUFFIX = ".safetensors"  #: what -r looks for in a directory (with SUFFIX to decompress)
+#: What ``compress -r`` looks for in a directory (``decompress -r``: these + SUFFIX).
+MODEL_SUFFIXES = (".safetensors", ".gguf")
 
 
 def api():
@@ -106,12 +110,17 @@ def ask(question: str) -> bool:
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
-def expand_directories(inputs: list[Operand], suffix: str, rep: Reporter) -> list[Operand]:
-    """``-r``: replace each directory operand by the files under it whose names end in
-    ``suffix``: a directory's own files in sorted order, then its subdirectories likewise.
-    Symbolic links found while walking are skipped with a warning, files and directories
-    alike (zstd does the same without -f): ``--rm`` would remove only the link. A directory
-    named as an operand is followed even if it is a link. Unreadable directories are
+def expand_directories(inputs: list[Operand], suffixes: tuple[str, ...],
+                       rep: Reporter) -> list[Operand]:
+    """``-r``: replace each directory operand by the files under it whose names end in one
+    of ``suffixes``: a directory's own files in sorted order, then its subdirectories
+    likewise. A symbolic link to a regular file is taken like the file (it is read through,
+    and its output goes beside the link; ``--rm`` keeps it: see :meth:`Job.one`), wherever
+    it points: a Hugging Face snapshot is a tree of such links. A symbolic link to a
+    directory is not descended into (with a warning), so the walk cannot loop or leave the
+    tree; a directory named as an operand is followed even if it is a link. A broken link
+    is skipped with a warning. A directory with no matching file gives a warning, not an
+    error (as ``gzip -r`` on an empty directory succeeds). Unreadable directories are
     reported as errors; the others go on."""
     out: list[Operand] = []
     for src in inputs:
@@ -126,19 +135,21 @@ def expand_directories(inputs: list[Operand], suffix: str, rep: Reporter) -> lis
         for top, dirs, names in os.walk(src, onerror=failed):
             for d in list(dirs):
                 if os.path.islink(os.path.join(top, d)):
-                    rep.warn(f"{os.path.join(top, d)}: is a symbolic link -- ignored")
+                    rep.warn("is a symbolic link to a directory -- not followed",
+                             os.path.join(top, d))
                     dirs.remove(d)
             dirs.sort()
             for name in sorted(names):
-                if not name.endswith(suffix) or name == suffix:
+                if not any(name.endswith(sx) and name != sx for sx in suffixes):
                     continue
                 path = os.path.join(top, name)
-                if os.path.islink(path):
-                    rep.warn(f"{path}: is a symbolic link -- ignored")
-                elif os.path.isfile(path):
+                if os.path.isfile(path):  # a regular file, or a link to one
                     found.append(path)
+                elif os.path.islink(path) and not os.path.exists(path):
+                    rep.warn("is a broken symbolic link -- ignored", path)
         if not found:
-            rep.warn(f"{src}: no *{suffix} files in this directory -- nothing to do")
+            rep.warn(f"no {' or '.join('*' + sx for sx in suffixes)} files under it -- "
+                     "nothing to do", src)
         out.extend(found)
     return out
 
@@ -149,6 +160,10 @@ class Job:
     def __init__(self, opts: CodecOptions, rep: Reporter) -> None:
         self.opts = opts
         self.rep = rep
+        #: Inputs that --rm did not remove because they are symbolic links.
+        self.kept_links: list[str] = []
+        #: Files done so far, and their original and compressed bytes added up.
+        self.files = self.original_bytes = self.compressed_bytes = 0
 
     def destination(self, src: Operand) -> Operand:
         """The output for ``src``: a path or :data:`STDOUT`; :class:`Skip` if it has none."""
@@ -187,7 +202,7 @@ class Job:
         api = codec_api()
         kw: dict[str, Any] = {"threads": o.threads}
         if o.compressing:
-            kw.update(chunk_size=o.chunk_size, coder=o.coder, level=o.level)
+            kw.update(chunk_size=o.chunk_size, coder=o.coder, level=o.level, strict=o.strict)
         total = self.progress_total(api, src, st) if rep.show_progress() else None
         label = os.path.basename(src) if src is not STDIN else str(src)
         # The *_file functions map the input; a pipe or device (``<(cmd)``, /dev/stdin) has no
@@ -205,9 +220,63 @@ class Job:
                         report = stream(ifh, ofh, **kw)
             except OutputExistsError as e:  # it appeared meanwhile: say it as the CLI does
                 raise OutputExistsError(e.path, FORCE_HINT) from None
+            except FormatError as e:
+                if not (o.compressing and o.strict):
+                    raise
+                raise FormatError(f"{e}; not compressed (--strict)") from None
+        if o.compressing and report.fallback_reason:
+            rep.warn(f"{report.fallback_reason}; stored as plain bytes, losslessly", src)
         self.summary(src, dst, report)
         if o.remove and regular:
-            remove_source(src, dst, o.compressing, o.threads, rep)
+            if os.path.islink(src):
+                self.kept_links.append(src)
+            else:
+                remove_source(src, dst, o.compressing, o.threads, rep)
+
+    def warn_kept_links(self) -> None:
+        """One warning for every symbolic link that --rm kept (not one per file)."""
+        if not self.kept_links:
+            return
+        n = len(self.kept_links)
+        which = (f"{self.kept_links[0]} is" if n == 1
+                 else f"{n} inputs are, the first {self.kept_links[0]}")
+        self.rep.warn(f"--rm does not delete symbolic links or the files they point to: "
+                      f"{which}; kept")
+
+    def settings(self) -> str:
+        """What ``-vv`` shows before the first file: the version, the settings in effect
+        (defaults filled in) and which kernels run."""
+        from .. import __version__, kernels
+        from .._pool import resolve_threads
+        from ..options import DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL
+
+        o = self.opts
+        parts = [f"ansz {__version__}"]
+        if o.compressing:
+            chunk = o.chunk_size or DEFAULT_CHUNK_SIZE
+            size = next((f"{chunk >> b} {unit}" for b, unit in ((20, "MiB"), (10, "KiB"))
+                         if chunk % (1 << b) == 0), f"{chunk} bytes")
+            parts.append(f"level {o.level or DEFAULT_LEVEL}, coder {o.coder}, chunks of {size}")
+        threads = resolve_threads(o.threads)
+        parts.append(f"{threads} thread{'s' if threads != 1 else ''}")
+        reason = kernels.fallback_reason()
+        parts.append("kernels: ahead-of-time library" if reason is None
+                     else f"kernels: numba JIT ({reason})")
+        return ", ".join(parts)
+
+    def print_total(self) -> None:
+        """After several files, one line adding them up (as zstd: ``3 files compressed :
+        66.1% (1.77 MB => 1.17 MB)``); files that failed or were skipped are not counted."""
+        if self.files < 2:
+            return
+        orig, comp = self.original_bytes, self.compressed_bytes
+        if self.opts.compressing:
+            line = (f"{self.files} files compressed : {percent(comp, orig)} "
+                    f"({human_size(orig)} => {human_size(comp)})")
+        else:
+            line = (f"{self.files} files decompressed : "
+                    f"{human_size(comp)} => {human_size(orig)}")
+        self.rep.info(line, level=3 if self.opts.writes_stdout else 2)
 
     def progress_total(self, api: Any, src: Operand, st: os.stat_result | None) -> int | None:
         """The API reports progress in original (uncompressed) bytes."""
@@ -223,6 +292,9 @@ class Job:
     def summary(self, src: Operand, dst: Operand, report: Any) -> None:
         level = 3 if dst is STDOUT else 2
         orig, comp = report.original_size, report.compressed_size
+        self.files += 1
+        self.original_bytes += orig
+        self.compressed_bytes += comp
         if self.opts.compressing:
             line = (f"{src} : {percent(comp, orig)} "
                     f"({human_size(orig)} => {human_size(comp)}, {dst})")
@@ -231,9 +303,8 @@ class Job:
         self.rep.info(line, level=level)
         secs = max(float(report.seconds), 1e-9)
         detail = f"  {human_size(orig / secs)}/s, {report.seconds:.2f} s"
-        if self.opts.compressing:
-            detail = f"  format {report.format}" + (
-                f" ({report.fallback_reason})" if report.fallback_reason else "") + "," + detail[1:]
+        if self.opts.compressing:  # a fallback's reason is a warning of its own
+            detail = f"  format {report.format}," + detail[1:]
         self.rep.info(detail, level=3)
 
 

@@ -60,6 +60,15 @@ def print_verify(result: dict[str, Any], rep: Reporter) -> None:
         click.echo(f"{file}: FAILED ({one_line(reason)})")
 
 
+def print_verify_total(results: list[dict[str, Any]], rep: Reporter) -> None:
+    """After several files: ``total: 3 files, 2 OK, 1 failed`` (muted by -q)."""
+    if rep.level < 2:
+        return
+    ok = sum(bool(r["ok"]) for r in results)
+    bad = len(results) - ok
+    click.echo(f"total: {len(results)} files, {ok} OK" + (f", {bad} failed" if bad else ""))
+
+
 # --------------------------------------------------------------------------------------------
 # stats
 
@@ -87,7 +96,8 @@ def stats_json(fs: Any, shown: list) -> dict[str, Any]:
         "container_overhead": fs.container_overhead,
         "fallback_reason": fs.fallback_reason,
         "tensor_count": fs.tensor_count,
-        "dtypes": [{"dtype": d.dtype, "segments": d.segments, **sizes(d)} for d in fs.by_dtype],
+        "dtypes": [{"dtype": d.dtype, "segments": d.segments, "tensors": d.tensors, **sizes(d)}
+                   for d in fs.by_dtype],
         "segments": [{"label": s.label, "name": s.name, "dtype": s.dtype,
                       "shape": None if s.shape is None else [int(d) for d in s.shape],
                       **sizes(s), "sampled_bytes": s.sampled_bytes,
@@ -140,7 +150,8 @@ def print_stats(fs: Any, shown: list, rest: list, width: int) -> None:
     ours = "ansz" if not fs.is_container else "stored"
     rows = []
     for d in fs.by_dtype:
-        count = f"{d.segments} tensor{'s' if d.segments != 1 else ''}" if d.dtype else ""
+        count = ("" if not d.dtype else f"{d.segments} segment{'s' if d.segments != 1 else ''}"
+                 if d.tensors is None else f"{d.tensors} tensor{'s' if d.tensors != 1 else ''}")
         other = "(file)" if fs.format == "bytes" else "(other bytes)"
         rows.append((d.dtype or other, count, d))
     _table(("dtype", "", "size", ours, "zstd -3"), rows, width, zstd)

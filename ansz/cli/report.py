@@ -31,6 +31,9 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_UNSUPPORTED, EXIT_INTERRUPTED = 0, 1, 2,
 #: Seconds of work before the progress bar appears ("operations longer than ~1 s").
 PROGRESS_DELAY = 1.0
 
+#: The progress bar's clock (seconds, monotonic).
+_clock = time.monotonic
+
 
 class Skip(Exception):
     """This input is not processed; the message is reported as ``ansz: NAME: message``."""
@@ -65,9 +68,12 @@ class Reporter:
         if self.level >= 1:
             click.echo(f"ansz: {name}: {msg}" if name is not None else f"ansz: {msg}", err=True)
 
-    def warn(self, msg: str) -> None:
+    def warn(self, msg: str, name: Any = None) -> None:
+        """``ansz: NAME: warning: msg`` (``name`` None: ``ansz: warning: msg``); silenced
+        by -q. A warning does not change the exit status."""
         if self.level >= 2:
-            click.echo(f"ansz: {msg}", err=True)
+            where = f"{name}: " if name is not None else ""
+            click.echo(f"ansz: {where}warning: {msg}", err=True)
 
     def info(self, msg: str, *, level: int = 2) -> None:
         if self.level >= level:
@@ -93,15 +99,17 @@ class Reporter:
                           force_terminal=True if forced else None)
         columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                    TransferSpeedColumn(), TimeRemainingColumn()]
-        bar = Progress(*columns, console=console, transient=True)
+        bar = Progress(*columns, console=console, transient=True, get_time=_clock)
         task = bar.add_task(label, total=total)
-        begun = time.monotonic()
+        begun = _clock()
         shown = False
 
         def update(done: int) -> None:
             nonlocal shown
+            # rich measures speed (so time left) from the first update on: the ~30 s of a
+            # first run's kernel compiling, before the first chunk is done, are not counted.
             bar.update(task, completed=done)
-            if not shown and time.monotonic() - begun >= PROGRESS_DELAY:
+            if not shown and _clock() - begun >= PROGRESS_DELAY:
                 bar.start()  # only for work that lasts: no flicker for small files
                 shown = True
 
