@@ -148,7 +148,7 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
         with remote.open_stream(src) as fh, atomic_output(dst, overwrite=overwrite,
                                                           sync=sync) as out:
             result = _compress(StreamSource(fh, src), out, nthreads, chunk, progress, coder,
-                               level)
+                               level, strict)
         return CompressReport(src, dst, *result, time.perf_counter() - start)
     with PositionalFile(src) as f:
         check_output(dst, src, overwrite=overwrite)
@@ -277,7 +277,9 @@ def verify_stream(ifh: BinaryIO, original=None, *,
         return VerifyReport(name, False, 0, "", first_bad, message)
 
     with contextlib.ExitStack() as stack:
-        orig = (stack.enter_context(open_regular(os.fspath(original)))
+        if original is not None:
+            original = _name(original)
+        orig = (stack.enter_context(_open_input(original, regular=True))
                 if original is not None else None)
         try:
             reader = StreamReader(ifh)

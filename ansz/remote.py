@@ -312,7 +312,11 @@ class RemoteFile:
                 self._windows.append((offset, data))
         return memoryview(data)[:length]
 
-    read_scratch = read_at
+    def read_scratch(self, offset: int, length: int):
+        """:meth:`read_at` as a read-only uint8 array (what PositionalFile's gives)."""
+        import numpy as np
+
+        return np.frombuffer(self.read_at(offset, length), np.uint8)
 
     def read_into(self, offset: int, view: memoryview) -> None:
         if offset + len(view) > self.size:
