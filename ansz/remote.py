@@ -25,6 +25,7 @@ Nothing here knows containers or models.
 from __future__ import annotations
 
 import errno
+import os
 import re
 import secrets
 import threading
@@ -90,6 +91,10 @@ def _io_error(url: str, e: BaseException) -> OSError:
     """An OSError naming ``url`` for a failure of the store (a network error, a server's
     refusal): the caller may try again, unlike an AnszError about the data."""
     if isinstance(e, OSError):
+        if e.strerror is None:  # fsspec's FileNotFoundError(path): no errno, no message
+            code = errno.ENOENT if isinstance(e, FileNotFoundError) else errno.EIO
+            return type(e)(code, os.strerror(code) if isinstance(e, FileNotFoundError)
+                           else _short(e), url)
         if e.filename is None:
             e.filename = url
         return e
@@ -399,8 +404,6 @@ def remove_temporaries(dst: str) -> list[str]:
     (``.NAME.XXXXXXXX.tmp``, as :func:`atomic_output` and :func:`ansz._io.atomic_output`
     name them; a killed process cannot remove its own). Only for a caller that knows no
     other writer of ``dst`` is at work. Returns what was removed."""
-    import os
-
     if not is_remote(dst):
         dst = local_path(dst)
         directory = os.path.dirname(os.path.abspath(dst))

@@ -162,10 +162,13 @@ def spell_levels(cmd: click.Command, ctx: click.Context, args: list[str]) -> lis
 
 def operands(ctx: click.Context, values: list[str]) -> list[Operand]:
     """Positional values in command-line order, ``-`` replaced by :data:`STDIN` except after
-    ``--`` (click appends everything after ``--`` at the end of the positional list)."""
+    ``--`` (click appends everything after ``--`` at the end of the positional list), and a
+    ``file://`` URL by its local path."""
+    from ..remote import local_path
+
     literal = ctx.meta.get("ansz.literal_operands", 0)
     cut = len(values) - literal
-    return [STDIN if (v == "-" and i < cut) else v for i, v in enumerate(values)]
+    return [STDIN if (v == "-" and i < cut) else local_path(v) for i, v in enumerate(values)]
 
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]?)(i?b?)\s*$", re.IGNORECASE)
@@ -314,11 +317,13 @@ class CodecOptions:
     def from_context(cls, ctx: click.Context, compressing: bool) -> "CodecOptions":
         """The options in ``ctx.params``, as the ``compress``/``decompress`` decorators
         define them; click.UsageError for options that exclude each other."""
+        from ..remote import local_path
+        from .jobs import is_directory
+
         p = ctx.params
         inputs = operands(ctx, list(p["files"])) or [STDIN]
-        output, to_stdout = p["output"], p["to_stdout"]
-        directories = p["recursive"] and any(src is not STDIN and os.path.isdir(src)
-                                             for src in inputs)
+        output, to_stdout = local_path(p["output"]), p["to_stdout"]
+        directories = p["recursive"] and any(is_directory(src) for src in inputs)
         if directories and (output is not None or to_stdout):
             raise click.UsageError("-o/--output and -c/--stdout cannot be used with -r on a "
                                    "directory (each file gets its own output next to it)")

@@ -17,11 +17,12 @@ from typing import Any
 import click
 
 from ..errors import AnszError, UnsupportedError
+from ..remote import is_remote
 from .args import (PATH, STDIN, CodecOptions, Command, codec_options, common_options, operands,
                    threads_option)
 from . import stdio
 from .jobs import (MODEL_SUFFIXES, SUFFIX, Job, api, benchmark_api, check_input, codec_api,
-                   expand_directories)
+                   expand_directories, is_directory)
 from .render import (bench_json, info_json, print_bench_footer, print_bench_header,
                      print_bench_rows, print_info, print_info_total, print_json, print_stats,
                      print_stats_total, print_verify, print_verify_total, stats_json, verify_json)
@@ -156,13 +157,13 @@ def _verify_inputs(ctx: click.Context, ops: list[Any], original: str | None,
     if sum(op is STDIN for op in ops) > 1:
         raise click.UsageError("standard input named more than once")
     if (original is None and len(ops) == 2 and ops[1] is not STDIN
-            and not any(op is not STDIN and os.path.isdir(op) for op in ops)
+            and not any(is_directory(op) for op in ops)
             and _is_plain_file(ops[1])):
         original = ops.pop()
         rep.warn(f"'ansz verify FILE.ansz ORIGINAL' is deprecated: {original} is not a "
                  f"container, so it is taken as the original; write 'ansz verify --original "
                  f"{original} {ops[0]}'")
-    directories = recursive and any(op is not STDIN and os.path.isdir(op) for op in ops)
+    directories = recursive and any(is_directory(op) for op in ops)
     for option, value in (("--original", original), ("--sha256", expected)):
         if value is not None and (len(ops) != 1 or directories):
             raise click.UsageError(f"{option} takes one container")
@@ -170,6 +171,10 @@ def _verify_inputs(ctx: click.Context, ops: list[Any], original: str | None,
         raise click.UsageError(f"--sha256: {expected!r} is not a sha256 (64 hex digits)")
     if original == "-" or original == "":
         raise click.UsageError("--original needs a file")
+    if original is not None:
+        from ..remote import local_path
+
+        original = local_path(original)
     if directories:
         ops = expand_directories(ops, (SUFFIX,), rep)
     return ops, original
@@ -259,6 +264,8 @@ def stats(ctx: click.Context, files: tuple[str, ...], as_json: bool, fast: bool,
     ops = operands(ctx, list(files))
     if any(op is STDIN for op in ops):
         raise click.UsageError("stats needs files, not standard input")
+    if any(is_remote(op) for op in ops):
+        raise click.UsageError("stats needs local files, not URLs")
     rep = Reporter(level=2 + verbose - quiet)
     done: list[Any] = []
     width = terminal_width()
@@ -346,6 +353,8 @@ def bench(ctx: click.Context, files: tuple[str, ...], as_json: bool, min_time: f
     ops = operands(ctx, list(files))
     if any(op is STDIN for op in ops):
         raise click.UsageError("bench needs files, not standard input")
+    if any(is_remote(op) for op in ops):
+        raise click.UsageError("bench needs local files, not URLs")
     rep = Reporter(level=2 + verbose - quiet)
     results: list[Any] = []
     bench_api = benchmark_api()

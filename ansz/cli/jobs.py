@@ -11,6 +11,9 @@ what must not be done, opening inputs and outputs, calling the API and ``--rm``.
   place, and removing that file could break other links to it; both are kept, and the run
   ends with one warning (:attr:`Job.kept_links`).
 - ``-r``: a directory operand stands for the model files under it (:func:`expand_directories`).
+- An operand or output may be a URL (``s3://``, ``hf://``, ``memory://``...: the API reads
+  and writes it through fsspec); ``file://`` URLs are turned into local paths as the
+  command line is parsed (:func:`ansz.remote.local_path`).
 
 numpy and numba come in with :mod:`ansz.api`, imported only when a job runs
 (:func:`codec_api`).
@@ -26,6 +29,7 @@ from contextlib import contextmanager
 from typing import Any, BinaryIO, Callable, Iterator
 
 from ..errors import AnszError, FormatError, OutputExistsError
+from ..remote import is_remote
 from . import signals, stdio
 from .args import STDIN, STDOUT, CodecOptions, Operand
 from .report import Reporter, Skip, human_size, isatty, os_message, percent
@@ -67,9 +71,18 @@ def codec_api():
 
 
 def check_input(src: Operand) -> os.stat_result | None:
-    """The input's status (None for standard input); :class:`Skip` for a directory."""
+    """The input's status (None for standard input); :class:`Skip` for a directory. For a
+    URL, a regular file's status holding the size the store gives (one request)."""
     if src is STDIN:
         return None
+    if is_remote(src):
+        from .. import remote
+
+        meta = remote.info(src)
+        if meta.get("type") == "directory":
+            raise Skip("is a directory -- ignored")
+        return os.stat_result((stat.S_IFREG | 0o644, 0, 0, 1, 0, 0,
+                               int(meta.get("size") or 0), 0, 0, 0))
     st = os.stat(src)
     if stat.S_ISDIR(st.st_mode):
         raise Skip("is a directory -- ignored")
@@ -110,6 +123,21 @@ def ask(question: str) -> bool:
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
+def is_directory(op: Operand) -> bool:
+    """Whether the operand ``op`` names a directory (for a URL, asks the store; a URL
+    that cannot be asked is no directory: the job reports why)."""
+    if op is STDIN:
+        return False
+    if is_remote(op):
+        from .. import remote
+
+        try:
+            return remote.isdir(op)
+        except (AnszError, OSError):
+            return False
+    return os.path.isdir(op)
+
+
 def expand_directories(inputs: list[Operand], suffixes: tuple[str, ...],
                        rep: Reporter) -> list[Operand]:
     """``-r``: replace each directory operand by the files under it whose names end in one
@@ -121,13 +149,28 @@ def expand_directories(inputs: list[Operand], suffixes: tuple[str, ...],
     tree; a directory named as an operand is followed even if it is a link. A broken link
     is skipped with a warning. A directory with no matching file gives a warning, not an
     error (as ``gzip -r`` on an empty directory succeeds). Unreadable directories are
-    reported as errors; the others go on."""
+    reported as errors; the others go on. A directory named by URL lists the store's
+    objects under that prefix, likewise sorted."""
     out: list[Operand] = []
     for src in inputs:
-        if src is STDIN or not os.path.isdir(src):
+        if not is_directory(src):
             out.append(src)  # a file, or a missing operand that Job.one will report
             continue
         found: list[str] = []
+        if is_remote(src):
+            from .. import remote
+
+            try:
+                found = sorted(set().union(*(remote.find(src, sx) for sx in suffixes)),
+                               key=_walk_order(src))
+            except (AnszError, OSError) as e:
+                rep.error(src, str(e) if isinstance(e, AnszError) else os_message(e))
+                continue
+            if not found:
+                rep.warn(f"no {' or '.join('*' + sx for sx in suffixes)} files under it -- "
+                         "nothing to do", src)
+            out.extend(found)
+            continue
 
         def failed(e: OSError) -> None:
             rep.error(e.filename if e.filename is not None else src, os_message(e))
@@ -152,6 +195,18 @@ def expand_directories(inputs: list[Operand], suffixes: tuple[str, ...],
                      "nothing to do", src)
         out.extend(found)
     return out
+
+
+def _walk_order(root: str) -> Callable[[str], Any]:
+    """Sort key of URLs under ``root`` as os.walk gives local files: a directory's own
+    files, then each subdirectory's."""
+    prefix = root.rstrip("/") + "/"
+
+    def key(url: str) -> Any:
+        parts = url[len(prefix):].split("/")
+        return parts[:-1], parts[-1]
+
+    return key
 
 
 class Job:
@@ -319,6 +374,11 @@ def _progress(bar: Callable[[int], None] | None, done: int) -> None:
 def open_input(src: Operand) -> Iterator[BinaryIO]:
     if src is STDIN:
         yield stdio.stdin()
+    elif is_remote(src):  # read front to back in large range requests
+        from .. import remote
+
+        with remote.open_stream(src) as fh:
+            yield fh
     else:
         with open(src, "rb") as fh:
             yield fh
@@ -356,5 +416,10 @@ def remove_source(src: Operand, dst: Operand, compressing: bool, threads: int | 
     if not report.ok:
         raise AnszError(f"not removed: {container} does not verify against {original} "
                         f"({report.message})")
-    os.unlink(src)
+    if is_remote(src):
+        from .. import remote
+
+        remote.remove(src)
+    else:
+        os.unlink(src)
     rep.info(f"ansz: removed {src}", level=3)
