@@ -217,6 +217,16 @@ def threads_option(f: Callable) -> Callable:
         help="Worker threads; 0 (default) uses all cores.")(f)
 
 
+def cluster_option(f: Callable) -> Callable:
+    """--cluster ADDRESS: one task per file on a Dask cluster."""
+    return click.option(
+        "--cluster", metavar="ADDRESS",
+        help="Send one task per file to the Dask cluster whose scheduler is at ADDRESS "
+             "(tcp://HOST:PORT), or start one on this machine: local (a worker per core) or "
+             "local:N. Inputs and outputs must be paths or URLs every worker reaches; an "
+             "output that exists and verifies is skipped. Needs ansz[cluster].")(f)
+
+
 def codec_options(compress: bool) -> Callable[[Callable], Callable]:
     """The options of ``compress`` (``compress=True``) or ``decompress``."""
     allow = ("write compressed data to a terminal; compress FILE.ansz again" if compress
@@ -274,6 +284,10 @@ def codec_options(compress: bool) -> Callable[[Callable], Callable]:
                      "parse as one is an error, and nothing is written; by default it is "
                      "compressed as plain bytes, with a warning."))
         opts += [
+            cluster_option,
+            click.option("--json", "as_json", is_flag=True,
+                         help="With --cluster: print one JSON object per file, then one of "
+                              "totals (see man ansz)."),
             click.option("--progress/--no-progress", default=None,
                          help="Force or forbid the progress bar (default: only if stderr "
                               "is a terminal)."),
@@ -308,6 +322,8 @@ class CodecOptions:
     coder: str = "auto"
     level: int | None = None  #: None: the API's default; -1/--fast: 1; -2 ... -19: 2
     strict: bool = False  #: a damaged model file is an error, not plain bytes
+    cluster: str | None = None  #: --cluster ADDRESS
+    as_json: bool = False  #: --json (with --cluster)
 
     @property
     def writes_stdout(self) -> bool:
@@ -338,6 +354,18 @@ class CodecOptions:
             raise click.UsageError("standard input named more than once")
         if output == "":
             raise click.UsageError("-o/--output: empty file name")
+        cluster = p["cluster"]
+        if p["as_json"] and cluster is None:
+            raise click.UsageError("--json goes with --cluster")
+        if cluster is not None:
+            from .cluster import check_address
+
+            check_address(cluster)
+            for given, what in ((to_stdout or output == "-", "-c/--stdout"),
+                                (any(src is STDIN for src in inputs), "standard input"),
+                                (p["remove"], "--rm")):
+                if given:
+                    raise click.UsageError(f"--cluster cannot be used with {what}")
         extra: dict[str, Any] = {}
         if compressing:
             level = p["level"]
@@ -347,4 +375,5 @@ class CodecOptions:
         return cls(compressing=compressing, inputs=inputs, output=output, to_stdout=to_stdout,
                    force=p["force"], remove=p["remove"], directories=directories,
                    threads=p["threads"] or None, progress=p["progress"],
-                   verbosity=2 + p["verbose"] - p["quiet"], **extra)
+                   verbosity=2 + p["verbose"] - p["quiet"], cluster=cluster,
+                   as_json=p["as_json"], **extra)

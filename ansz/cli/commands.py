@@ -18,8 +18,8 @@ import click
 
 from ..errors import AnszError, UnsupportedError
 from ..remote import is_remote
-from .args import (PATH, STDIN, CodecOptions, Command, codec_options, common_options, operands,
-                   threads_option)
+from .args import (PATH, STDIN, CodecOptions, Command, cluster_option, codec_options,
+                   common_options, operands, threads_option)
 from . import stdio
 from .jobs import (MODEL_SUFFIXES, SUFFIX, Job, api, benchmark_api, check_input, codec_api,
                    expand_directories, is_directory)
@@ -27,6 +27,7 @@ from .render import (bench_json, info_json, print_bench_footer, print_bench_head
                      print_bench_rows, print_info, print_info_total, print_json, print_stats,
                      print_stats_total, print_verify, print_verify_total, stats_json, verify_json)
 from .report import EXIT_FAILURE, Reporter, Skip, isatty
+from .cluster import check_address, run_on_cluster
 
 
 @click.command(cls=Command, short_help="Compress files (FILE -> FILE.ansz).")
@@ -62,6 +63,15 @@ def run_codec(ctx: click.Context, opts: CodecOptions) -> None:
         suffixes = tuple(sx + ("" if opts.compressing else SUFFIX) for sx in MODEL_SUFFIXES)
         inputs = expand_directories(inputs, suffixes, rep)
     job = Job(opts, rep)
+    if opts.cluster is not None:
+        options: dict[str, Any] = {"threads": opts.threads}
+        if opts.compressing:
+            options.update(chunk_size=opts.chunk_size, coder=opts.coder, level=opts.level,
+                           strict=opts.strict)
+        run_on_cluster(ctx, "compress" if opts.compressing else "decompress", opts.cluster,
+                       inputs, job.destination, overwrite=opts.force, options=options,
+                       as_json=opts.as_json, rep=rep)
+        return
     _first_run_notice(rep)
     if rep.level >= 4:
         rep.info(job.settings(), level=4)
@@ -99,13 +109,15 @@ def _first_run_notice(rep: Reporter) -> None:
 @click.option("-r", "--recursive", is_flag=True,
               help="Check every *.ansz file under each directory operand.")
 @threads_option
+@cluster_option
 @click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON object per file, one per line (see man ansz).")
+              help="Print one JSON object per file, one per line (see man ansz); with "
+                   "--cluster, then one of totals.")
 @common_options
 @click.pass_context
 def verify(ctx: click.Context, files: tuple[str, ...], original: str | None,
-           expected: str | None, recursive: bool, threads: int, as_json: bool, quiet: int,
-           verbose: int) -> None:
+           expected: str | None, recursive: bool, threads: int, cluster: str | None,
+           as_json: bool, quiet: int, verbose: int) -> None:
     """Decode each FILE.ansz completely and check every checksum and the sha256 of the
     result (no FILE, or -, reads stdin). Prints "FILE.ansz: OK" or "FILE.ansz: FAILED
     (reason)" per file, and a total line after several; exit status 0 only if all are OK."""
@@ -114,6 +126,16 @@ def verify(ctx: click.Context, files: tuple[str, ...], original: str | None,
                                       recursive, rep)
     if expected is not None:
         expected = expected.lower()
+    if cluster is not None:
+        check_address(cluster)
+        for given, what in ((original is not None, "--original"),
+                            (expected is not None, "--sha256"),
+                            (any(op is STDIN for op in inputs), "standard input")):
+            if given:
+                raise click.UsageError(f"--cluster cannot be used with {what}")
+        run_on_cluster(ctx, "verify", cluster, inputs, lambda src: None, overwrite=False,
+                       options={"threads": threads or None}, as_json=as_json, rep=rep)
+        return
     results: list[dict[str, Any]] = []  # one per input, in order
     checked_bad = 0  # containers checked and found bad (FAILED); rep counts the others
     for src in inputs:
