@@ -213,9 +213,13 @@ class Cluster:
         import logging
 
         self._local = None
+        #: Threads of a task that names none: on a local cluster the cores over its workers
+        #: (None: the worker's cores over its task slots, decided on the worker).
+        self.task_threads: int | None = None
         try:
             if kind == "local":
                 n = n or (os.cpu_count() or 1)
+                self.task_threads = max(1, (os.cpu_count() or 1) // n)
                 self._local = distributed.LocalCluster(
                     n_workers=n, threads_per_worker=1, processes=True,
                     dashboard_address=None, silence_logs=logging.ERROR)
@@ -251,6 +255,10 @@ class Cluster:
         all failed (raised, or its workers died) gives a ``"failed"`` result naming why."""
         distributed = _distributed()
         tasks = list(tasks)
+        if self.task_threads is not None:
+            tasks = [t if t.options.get("threads") else
+                     FileTask(t.operation, t.src, t.dst, t.overwrite,
+                              {**t.options, "threads": self.task_threads}) for t in tasks]
         run_id = uuid.uuid4().hex[:8]
         futures = [self.client.submit(run_task, t, key=f"ansz-{t.operation}-{run_id}-{i}",
                                       retries=retries, pure=False)

@@ -239,3 +239,40 @@ def test_open_url_of_a_truncated_container_is_an_error(tmp_path, mem):
     with pytest.raises(AnszError):
         ansz.open(f"{root}/tiny.ansz")
     assert Path(tmp_path).exists()
+
+
+def test_remote_benchmark_pieces(tmp_path):
+    """The remote benchmark's inputs keep the model's tensors, and its lazy-read table
+    counts what a read fetched (the full benchmark needs the corpus and takes a minute)."""
+    from bench import harness as h
+    from bench.remote import lazy_reads, split_model, tiny_models
+
+    src = make_model(tmp_path / "m.safetensors", "layers", n=400_000)
+    shards = split_model(src, tmp_path / "shards", 3)
+    spans = {t.name: t for t in h.safetensors_tensors(src)}
+    seen = {}
+    for p in shards:
+        for t in h.safetensors_tensors(p):
+            with open(p, "rb") as f:
+                f.seek(t.start)
+                seen[t.name] = f.read(t.end - t.start)
+    data = src.read_bytes()
+    assert {n: data[t.start:t.end] for n, t in spans.items()} == seen
+    (tiny,) = tiny_models(src, tmp_path / "tiny", 1)
+    (one,) = h.safetensors_tensors(tiny)
+    assert tiny.read_bytes()[one.start:one.end] == seen[one.name]
+    container = tmp_path / "m.safetensors.ansz"
+    api.compress_file(src, container, chunk_size=64 << 10)
+
+    class Quiet:
+        def progress(self, msg: str) -> None:
+            pass
+
+    table = lazy_reads(Quiet(), src, container, latency_ms=0)
+    opens = [r for r in table.rows if r[1].startswith("open")]
+    reads = [r for r in table.rows if not r[1].startswith("open")]
+    assert len(opens) == 2 and len(reads) >= 4
+    for r in reads:  # a read fetches no more than the tensor's own records (those in the
+        # file's last 64 KiB are held since open), in one round trip
+        assert int(r[4].replace(",", "")) <= int(r[3].replace(",", "")) and r[7] in "01"
+    assert any(r[3] == r[4] and r[7] == "1" for r in reads)
