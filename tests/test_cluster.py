@@ -172,6 +172,21 @@ def test_a_worker_killed_mid_task_is_retried_and_leaves_nothing(tmp_path, addres
     assert (tmp_path / "back").read_bytes() == real
 
 
+def test_an_io_error_that_lasts_is_a_failed_file(tmp_path, address):
+    """An OSError on a worker is retried by the engine; one that persists ends as that
+    file's failure, naming it, while the other files are done."""
+    good = make_model(tmp_path / "good.safetensors")
+    unreadable = tmp_path / "dir.safetensors"
+    unreadable.mkdir()
+    tasks = [cluster.FileTask("compress", str(unreadable), f"{unreadable}.ansz"),
+             cluster.FileTask("compress", str(good), f"{good}.ansz")]
+    with cluster.Cluster(address) as c:
+        bad, ok = c.run(tasks, retries=1)
+    assert bad.status == "failed" and "Is a directory" in bad.message
+    assert str(unreadable) in bad.message
+    assert ok.status == "done" and not (tmp_path / "dir.safetensors.ansz").exists()
+
+
 def test_command_line_refusals(tmp_path, address):
     p = make_model(tmp_path / "m.safetensors")
     for args, words in (

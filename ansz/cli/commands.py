@@ -37,7 +37,8 @@ from .cluster import check_address, run_on_cluster
 def compress(ctx: click.Context, **params: Any) -> None:
     """Compress each FILE to FILE.ansz (no FILE, or -, reads stdin and writes stdout).
     safetensors and GGUF files are coded tensor by tensor, any other file as plain bytes.
-    With -r, a directory operand stands for every *.safetensors and *.gguf file under it."""
+    With -r, a directory operand stands for every *.safetensors and *.gguf file under it.
+    A FILE or -o may be a URL (s3://, gs://, hf://, https://...; needs ansz[remote])."""
     run_codec(ctx, CodecOptions.from_context(ctx, compressing=True))
 
 
@@ -48,7 +49,8 @@ def compress(ctx: click.Context, **params: Any) -> None:
 def decompress(ctx: click.Context, **params: Any) -> None:
     """Decompress each FILE.ansz to FILE (no FILE, or -, reads stdin and writes stdout).
     With -r, a directory operand stands for every *.safetensors.ansz and *.gguf.ansz file
-    under it."""
+    under it. A FILE or -o may be a URL (s3://, gs://, hf://, https://...; needs
+    ansz[remote])."""
     run_codec(ctx, CodecOptions.from_context(ctx, compressing=False))
 
 
