@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pty
 import re
 import shutil
 import subprocess
@@ -28,8 +27,8 @@ from ansz.cli.args import Size
 from ansz.cli.report import human_size, percent
 from ansz.errors import AnszError
 
-from helpers import (ANSZ, error_lines, invoke, leftovers, make_bytes, make_model, run,
-                     run_with_tty, sha256_of, weights)
+from helpers import (ANSZ, at_overwrite_prompt, error_lines, invoke, leftovers, make_bytes,
+                     make_model, run, run_with_tty, sha256_of, weights)
 
 ROOT = Path(__file__).resolve().parents[1]
 MAN = ROOT / "man" / "ansz.1"
@@ -769,23 +768,9 @@ def test_existing_output_prompt_on_a_terminal(tmp_path):
     """With stdin and stderr on a terminal, ask before overwriting; anything but yes keeps it."""
     src = make_bytes(tmp_path / "a.bin", n=1000)
     (tmp_path / "a.bin.ansz").write_bytes(b"keep me")
-    master, slave = pty.openpty()
-    try:
-        proc = subprocess.Popen([ANSZ, "compress", src], stdin=slave, stderr=slave,
-                                stdout=subprocess.PIPE)
-        os.close(slave)
-        slave = -1
-        seen = b""
-        while b"overwrite?" not in seen:
-            chunk = os.read(master, 1024)
-            assert chunk, seen
-            seen += chunk
+    with at_overwrite_prompt(src) as (proc, master):
         os.write(master, b"n\n")
         proc.communicate(timeout=120)
-    finally:
-        if slave >= 0:
-            os.close(slave)
-        os.close(master)
     assert proc.returncode == 1
     assert (tmp_path / "a.bin.ansz").read_bytes() == b"keep me"
 

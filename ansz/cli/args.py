@@ -168,6 +168,15 @@ def operands(ctx: click.Context, values: list[str]) -> list[Operand]:
     return [STDIN if (v == "-" and i < cut) else v for i, v in enumerate(values)]
 
 
+def file_operands(ctx: click.Context, values: list[str], needs: str) -> list[str]:
+    """:func:`operands` of a command that reads files only: ``-`` is a usage error that says
+    what the command ``needs`` ("files", "seekable files")."""
+    ops = operands(ctx, values)
+    if any(op is STDIN for op in ops):
+        raise click.UsageError(f"needs {needs}, not standard input")
+    return ops
+
+
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]?)(i?b?)\s*$", re.IGNORECASE)
 
 

@@ -17,7 +17,8 @@ from typing import Any
 import click
 
 from ..errors import AnszError, UnsupportedError
-from .args import (PATH, STDIN, CodecOptions, Command, codec_options, common_options, operands,
+from .args import (PATH, STDIN, CodecOptions, Command, codec_options, common_options,
+                   file_operands, operands,
                    threads_option)
 from . import stdio
 from .jobs import (MODEL_SUFFIXES, SUFFIX, Job, api, benchmark_api, check_input, codec_api,
@@ -256,9 +257,7 @@ def stats(ctx: click.Context, files: tuple[str, ...], as_json: bool, fast: bool,
     anything: ansz's size, by running its encoder on chunks spread through the file (every
     chunk of a file up to 32 MiB), beside zstd -3's, measured the same way; per dtype, and
     with -v per tensor. On a FILE.ansz, what it stores."""
-    ops = operands(ctx, list(files))
-    if any(op is STDIN for op in ops):
-        raise click.UsageError("stats needs files, not standard input")
+    ops = file_operands(ctx, list(files), "files")
     rep = Reporter(level=2 + verbose - quiet)
     done: list[Any] = []
     width = terminal_width()
@@ -304,9 +303,7 @@ def terminal_width() -> int:
 def info(ctx: click.Context, files: tuple[str, ...], as_json: bool) -> None:
     """Describe containers without decoding them (zstd -l): format version, sizes, ratio,
     sha256 of the original, segment and chunk counts."""
-    ops = operands(ctx, list(files))
-    if any(op is STDIN for op in ops):
-        raise click.UsageError("info needs seekable files, not standard input")
+    ops = file_operands(ctx, list(files), "seekable files")
     rep = Reporter()
     infos: list[Any] = []
 
@@ -343,9 +340,7 @@ def bench(ctx: click.Context, files: tuple[str, ...], as_json: bool, min_time: f
     check the bytes come back, and print ratio and speed side by side (like zstd -b). With
     no FILE, run on the sample weights shipped with ansz (bf16, f32 and fp8 tensors of
     all-MiniLM-L6-v2): a first run needs no model at hand."""
-    ops = operands(ctx, list(files))
-    if any(op is STDIN for op in ops):
-        raise click.UsageError("bench needs files, not standard input")
+    ops = file_operands(ctx, list(files), "files")
     rep = Reporter(level=2 + verbose - quiet)
     results: list[Any] = []
     bench_api = benchmark_api()
