@@ -97,6 +97,18 @@ def write_all(fh: BinaryIO, data) -> int:
     return total
 
 
+def pwrite_all(fd: int, data, offset: int) -> int:
+    """Write all of ``data`` at ``offset`` of the regular file ``fd`` (``os.pwrite`` may take
+    it in pieces); the file position is not used, so threads can write parts of one file at
+    once. Returns its length."""
+    view = memoryview(data).cast("B")
+    total = len(view)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+    return total
+
+
 class FileChangedError(AnszError):
     """A file changed (shrank, grew or was rewritten) while ansz was reading it."""
 

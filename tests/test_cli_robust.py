@@ -137,6 +137,11 @@ def test_disk_full_names_the_output(command, tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fdopen",
                         lambda fd, mode="r", *a, **kw: _FullDisk(fd, "w") if "w" in mode
                         else real_fdopen(fd, mode, *a, **kw))
+
+    def full_disk_pwrite(fd, data, offset):  # decompress_file's workers write in place
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "pwrite", full_disk_pwrite)
     out = tmp_path / "out"
     if command == "compress":
         r = invoke(["compress", "-o", out, src])
