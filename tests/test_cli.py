@@ -62,18 +62,28 @@ def test_cli_process_skips_numbas_optional_imports(tmp_path):
     code = ("import sys\nfrom ansz.cli import main\n"
             "def run(args):\n    sys.argv = ['ansz', *args]\n    try:\n        main()\n"
             "    except SystemExit as e:\n        assert not e.code, e.code\n"
-            f"run(['compress', '-q', {str(src)!r}])\n"
-            f"run(['decompress', '-q', '-o', {str(tmp_path / 'back')!r}, {str(src) + '.ansz'!r}])\n"
+            f"run(['compress', '-q', '-f', {str(src)!r}])\n"
+            f"run(['decompress', '-q', '-f', '-o', {str(tmp_path / 'back')!r}, {str(src) + '.ansz'!r}])\n"
             "print('BLOCKED', all(sys.modules.get(m, 0) is None for m in ('scipy', 'cffi')))\n"
-            "import gc\nprint('FROZEN', gc.get_freeze_count() > 0)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["BLOCKED", "True", "FROZEN", "True"], out.stdout + out.stderr
+            "import gc\nprint('FROZEN', gc.get_freeze_count() > 0)\n"
+            "import os\nprint('BLAS', os.environ.get('OPENBLAS_NUM_THREADS'), "
+            "os.environ.get('MKL_NUM_THREADS'))")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    # and numpy's BLAS (which ansz never calls) starts no thread pool: one thread
+    assert out.stdout.split() == ["BLOCKED", "True", "FROZEN", "True", "BLAS", "1", "1"], (
+        out.stdout + out.stderr)
     assert (tmp_path / "back").read_bytes() == src.read_bytes()
-    code = ("import sys\nfrom ansz.cli import main\ntry:\n    main(['--version'])\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**env, "OPENBLAS_NUM_THREADS": "3"})
+    assert out.stdout.split()[-3:] == ["BLAS", "3", "1"]  # the user's choice wins
+    code = ("import os, sys\nfrom ansz.cli import main\ntry:\n    main(['--version'])\n"
             "except SystemExit:\n    pass\nprint('LEFT', 'cffi' not in sys.modules or "
-            "sys.modules['cffi'] is not None)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip().endswith("LEFT True"), out.stdout
+            "sys.modules['cffi'] is not None, 'OPENBLAS_NUM_THREADS' not in os.environ)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    assert out.stdout.strip().endswith("LEFT True True"), out.stdout
 
 
 def test_version_and_help():
