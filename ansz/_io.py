@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from typing import Any, BinaryIO, Iterator
 
 from .errors import AnszError, OutputExistsError
+from .remote import is_remote, local_path, temporary_stem
 
 
 def _wait(fh: Any, *, write: bool) -> None:
@@ -95,6 +96,18 @@ def write_all(fh: BinaryIO, data) -> int:
         view = view[n:]
         if view and not n:
             _wait(fh, write=True)
+    return total
+
+
+def pwrite_all(fd: int, data, offset: int) -> int:
+    """Write all of ``data`` at ``offset`` of the regular file ``fd`` (``os.pwrite`` may take
+    it in pieces); the file position is not used, so threads can write parts of one file at
+    once. Returns its length."""
+    view = memoryview(data).cast("B")
+    total = len(view)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
     return total
 
 
@@ -456,8 +469,6 @@ def check_output(dst: str, src: str | None = None, *, overwrite: bool = False,
     line's "use -f to overwrite"). :func:`atomic_output` keeps to the same rule when it
     publishes, for a file that appeared after this check.
     """
-    from .remote import is_remote, local_path
-
     if is_remote(dst):
         from . import remote
 
@@ -497,8 +508,6 @@ def atomic_output(dst, *, overwrite: bool = False, like: os.stat_result | None =
     or about the temporary file, names ``dst`` (``filename``). A URL ``dst`` is written by
     :func:`ansz.remote.atomic_output` (``like`` and ``sync`` do not apply there).
     """
-    from .remote import is_remote, local_path
-
     dst = os.fspath(dst)
     if is_remote(dst):  # a temporary object next to it, moved into place
         from . import remote
@@ -556,19 +565,6 @@ def atomic_output(dst, *, overwrite: bool = False, like: os.stat_result | None =
         raise
     if sync:
         _fsync_directory(directory)
-
-
-def temporary_stem(name: str) -> str:
-    """The part of an output's file ``name`` that its temporary's name ``.STEM.XXXXXXXX.tmp``
-    keeps: all of it, or as much as fits in 255 bytes (NAME_MAX on Linux's file systems;
-    mkstemp adds 8 random characters, 16 are kept for them), cut at a character boundary."""
-    raw = os.fsencode(name)
-    room = 255 - len(b"..tmp") - 16
-    if len(raw) > room:
-        while room > 0 and (raw[room] & 0xC0) == 0x80:  # not inside a UTF-8 character
-            room -= 1
-        raw = raw[:room]
-    return os.fsdecode(raw)
 
 
 def _umask() -> int:

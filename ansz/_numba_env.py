@@ -39,6 +39,19 @@ def skip_optional_numba_imports() -> None:
         sys.modules.setdefault(name, None)
 
 
+#: Thread pools that numpy's BLAS starts when numpy is imported (one thread a core, ~75 ms
+#: of CPU at import on 2 cores, competing with the command's own work); ansz calls no BLAS.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+def single_threaded_blas() -> None:
+    """Ask numpy's BLAS for one thread, unless the user set a number. For the ``ansz``
+    command's own process only (see :func:`skip_optional_numba_imports`); must run before
+    numpy is imported to have an effect."""
+    for name in BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+
+
 def kernel_cache_dir() -> str:
     """Where numba caches ansz's compiled kernels (``NUMBA_CACHE_DIR``, set above)."""
     return os.environ.get("NUMBA_CACHE_DIR") or _user_cache_dir()

@@ -46,7 +46,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 from . import _numba_env  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
 from . import container
 from ._io import (FileRange, FileSource, PositionalFile, StreamSource, atomic_output,
-                  check_output, open_regular, stream_name, write_all)
+                  check_output, open_regular, pwrite_all, stream_name, write_all)
 from ._pool import BufferPool, ordered_map, resolve_threads
 from .chunks import container_flags, decode_record, encode_payload
 from .container import ContainerFile, ContainerWriter, Segment, StreamReader
@@ -208,9 +208,21 @@ def decompress_file(src, dst, *, threads: int | None = None, overwrite: bool = F
                            sync=sync) as out:
             done = 0
             pool = BufferPool(cf.max_chunk_size, nthreads)
-            for data in ordered_map(_chunk_decoder(cf, pool), range(len(cf.index.chunks)),
-                                     nthreads):
-                write_all(out, data)
+            decode, chunks = _chunk_decoder(cf, pool), cf.index.chunks
+            fd = None if is_remote(dst) else out.fileno()  # a store's object: in order
+
+            def decode_and_write(i: int):
+                # Each worker writes its chunk at its place (the index's offsets are checked
+                # to tile the original): the copy into the page cache runs on every thread,
+                # not on the one that collects the results.
+                data = decode(i)
+                if fd is not None:
+                    pwrite_all(fd, data, chunks[i].original_offset)
+                return data
+
+            for data in ordered_map(decode_and_write, range(len(chunks)), nthreads):
+                if fd is None:
+                    write_all(out, data)
                 done += data.size
                 pool.put(data)
                 if progress is not None:

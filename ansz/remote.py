@@ -368,8 +368,6 @@ def check_output(dst: str, src: str | None = None, *, overwrite: bool = False,
 
 def temporary_name(path: str) -> str:
     """A new temporary object's path next to ``path``: ``DIR/.NAME.XXXXXXXX.tmp``."""
-    from ._io import temporary_stem
-
     parent, _, name = path.rpartition("/")
     tmp = f".{temporary_stem(name)}.{secrets.token_hex(4)}.tmp"
     return f"{parent}/{tmp}" if parent or path.startswith("/") else tmp
@@ -440,11 +438,22 @@ def remove_temporaries(dst: str) -> list[str]:
     return gone
 
 
+def temporary_stem(name: str) -> str:
+    """The part of an output's file ``name`` that its temporary's name ``.STEM.XXXXXXXX.tmp``
+    keeps: all of it, or as much as fits in 255 bytes (NAME_MAX on Linux's file systems;
+    mkstemp adds 8 random characters, 16 are kept for them), cut at a character boundary."""
+    raw = os.fsencode(name)
+    room = 255 - len(b"..tmp") - 16
+    if len(raw) > room:
+        while room > 0 and (raw[room] & 0xC0) == 0x80:  # not inside a UTF-8 character
+            room -= 1
+        raw = raw[:room]
+    return os.fsdecode(raw)
+
+
 def _temporary_pattern(name: str) -> "re.Pattern[str]":
     """The names :func:`atomic_output` and :func:`ansz._io.atomic_output` give temporaries of
     an output called ``name`` (a long name cut as the latter cuts it)."""
-    from ._io import temporary_stem
-
     return re.compile(r"\." + re.escape(temporary_stem(name)) + r"\.[A-Za-z0-9_]{8}\.tmp")
 
 

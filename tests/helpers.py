@@ -16,9 +16,10 @@ import pty
 import shutil
 import subprocess
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -393,3 +394,26 @@ def run_with_tty(args, tty_fd: str, input=b""):
 def error_lines(stderr: str) -> list[str]:
     """The ``ansz: ...`` lines of a command's stderr."""
     return [ln for ln in stderr.splitlines() if ln.startswith("ansz: ")]
+
+
+@contextmanager
+def at_overwrite_prompt(src: Path) -> Iterator[tuple[subprocess.Popen, int]]:
+    """``ansz compress src`` run with stdin and stderr on a terminal, stopped at its question
+    whether to overwrite the existing output: yields the process and the terminal's master
+    end (to answer, signal or read more); both ends are closed afterwards."""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([ANSZ, "compress", src], stdin=slave, stderr=slave,
+                                stdout=subprocess.PIPE)
+        os.close(slave)
+        slave = -1
+        seen = b""
+        while b"overwrite?" not in seen:
+            chunk = os.read(master, 1024)
+            assert chunk, seen
+            seen += chunk
+        yield proc, master
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)

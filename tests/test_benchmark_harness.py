@@ -528,3 +528,15 @@ def test_speed_benchmark_end_to_end(tmp_path):
     for case in ("tiny decompress", "compress -T1", "decompress --fast", "zstd -d", "dd"):
         assert re.search(rf"^\| {re.escape(case)} \| \d", out, re.M), case
     assert not list(tmp_path.glob("ansz-bench-*"))
+
+
+def test_the_measured_ansz_is_byte_compiled_as_an_install_would():
+    import ansz
+
+    harness.compile_bytecode()
+    package = Path(ansz.__file__).parent
+    sources = sorted(package.rglob("*.py"))
+    assert len(sources) > 20
+    for src in sources:
+        pyc = Path(importlib.util.cache_from_source(str(src)))
+        assert pyc.exists() and pyc.stat().st_mtime >= src.stat().st_mtime, src

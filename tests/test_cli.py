@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pty
 import re
 import shutil
 import subprocess
@@ -28,8 +27,8 @@ from ansz.cli.args import Size
 from ansz.cli.report import human_size, percent
 from ansz.errors import AnszError
 
-from helpers import (ANSZ, error_lines, invoke, leftovers, make_bytes, make_model, run,
-                     run_with_tty, sha256_of, weights)
+from helpers import (ANSZ, at_overwrite_prompt, error_lines, invoke, leftovers, make_bytes,
+                     make_model, run, run_with_tty, sha256_of, weights)
 
 ROOT = Path(__file__).resolve().parents[1]
 MAN = ROOT / "man" / "ansz.1"
@@ -63,18 +62,28 @@ def test_cli_process_skips_numbas_optional_imports(tmp_path):
     code = ("import sys\nfrom ansz.cli import main\n"
             "def run(args):\n    sys.argv = ['ansz', *args]\n    try:\n        main()\n"
             "    except SystemExit as e:\n        assert not e.code, e.code\n"
-            f"run(['compress', '-q', {str(src)!r}])\n"
-            f"run(['decompress', '-q', '-o', {str(tmp_path / 'back')!r}, {str(src) + '.ansz'!r}])\n"
+            f"run(['compress', '-q', '-f', {str(src)!r}])\n"
+            f"run(['decompress', '-q', '-f', '-o', {str(tmp_path / 'back')!r}, {str(src) + '.ansz'!r}])\n"
             "print('BLOCKED', all(sys.modules.get(m, 0) is None for m in ('scipy', 'cffi')))\n"
-            "import gc\nprint('FROZEN', gc.get_freeze_count() > 0)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["BLOCKED", "True", "FROZEN", "True"], out.stdout + out.stderr
+            "import gc\nprint('FROZEN', gc.get_freeze_count() > 0)\n"
+            "import os\nprint('BLAS', os.environ.get('OPENBLAS_NUM_THREADS'), "
+            "os.environ.get('MKL_NUM_THREADS'))")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    # and numpy's BLAS (which ansz never calls) starts no thread pool: one thread
+    assert out.stdout.split() == ["BLOCKED", "True", "FROZEN", "True", "BLAS", "1", "1"], (
+        out.stdout + out.stderr)
     assert (tmp_path / "back").read_bytes() == src.read_bytes()
-    code = ("import sys\nfrom ansz.cli import main\ntry:\n    main(['--version'])\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**env, "OPENBLAS_NUM_THREADS": "3"})
+    assert out.stdout.split()[-3:] == ["BLAS", "3", "1"]  # the user's choice wins
+    code = ("import os, sys\nfrom ansz.cli import main\ntry:\n    main(['--version'])\n"
             "except SystemExit:\n    pass\nprint('LEFT', 'cffi' not in sys.modules or "
-            "sys.modules['cffi'] is not None)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip().endswith("LEFT True"), out.stdout
+            "sys.modules['cffi'] is not None, 'OPENBLAS_NUM_THREADS' not in os.environ)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    assert out.stdout.strip().endswith("LEFT True True"), out.stdout
 
 
 def test_version_and_help():
@@ -769,23 +778,9 @@ def test_existing_output_prompt_on_a_terminal(tmp_path):
     """With stdin and stderr on a terminal, ask before overwriting; anything but yes keeps it."""
     src = make_bytes(tmp_path / "a.bin", n=1000)
     (tmp_path / "a.bin.ansz").write_bytes(b"keep me")
-    master, slave = pty.openpty()
-    try:
-        proc = subprocess.Popen([ANSZ, "compress", src], stdin=slave, stderr=slave,
-                                stdout=subprocess.PIPE)
-        os.close(slave)
-        slave = -1
-        seen = b""
-        while b"overwrite?" not in seen:
-            chunk = os.read(master, 1024)
-            assert chunk, seen
-            seen += chunk
+    with at_overwrite_prompt(src) as (proc, master):
         os.write(master, b"n\n")
         proc.communicate(timeout=120)
-    finally:
-        if slave >= 0:
-            os.close(slave)
-        os.close(master)
     assert proc.returncode == 1
     assert (tmp_path / "a.bin.ansz").read_bytes() == b"keep me"
 

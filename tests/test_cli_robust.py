@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import io
 import os
-import pty
 import queue
 import re
 import shutil
@@ -28,7 +27,7 @@ import pytest
 from ansz import __version__, api
 from ansz.cli import jobs, signals
 
-from helpers import ANSZ, invoke, leftovers, make_model, run
+from helpers import ANSZ, at_overwrite_prompt, invoke, leftovers, make_model, run
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +137,11 @@ def test_disk_full_names_the_output(command, tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fdopen",
                         lambda fd, mode="r", *a, **kw: _FullDisk(fd, "w") if "w" in mode
                         else real_fdopen(fd, mode, *a, **kw))
+
+    def full_disk_pwrite(fd, data, offset):  # decompress_file's workers write in place
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "pwrite", full_disk_pwrite)
     out = tmp_path / "out"
     if command == "compress":
         r = invoke(["compress", "-o", out, src])
@@ -213,8 +217,12 @@ def test_without_force_an_output_that_appeared_meanwhile_is_kept(tmp_path, monke
     (["compress", "-c", "-o", "x", "a"],
      r"ansz: compress: -o/--output and -c/--stdout exclude each other"
      r" \(see 'ansz compress --help'\)"),
-    (["info", "-"], r"ansz: info: info needs seekable files, not standard input"
+    (["info", "-"], r"ansz: info: needs seekable files, not standard input"
                     r" \(see 'ansz info --help'\)"),
+    (["stats", "x", "-"], r"ansz: stats: needs files, not standard input"
+                          r" \(see 'ansz stats --help'\)"),
+    (["bench", "-"], r"ansz: bench: needs files, not standard input"
+                     r" \(see 'ansz bench --help'\)"),
     (["compress", "--chunk-size", "1"], r"ansz: compress: invalid value for '--chunk-size': "
                                         r"'1': size must be 1 KiB to 64 MiB"
                                         r" \(see 'ansz compress --help'\)"),
@@ -487,28 +495,14 @@ def test_signal_at_the_overwrite_prompt_is_an_interrupt(model, tmp_path):
     src = tmp_path / "m.safetensors"
     shutil.copyfile(model, src)
     (tmp_path / "m.safetensors.ansz").write_bytes(b"keep me")
-    master, slave = pty.openpty()
-    try:
-        proc = subprocess.Popen([ANSZ, "compress", src], stdin=slave, stderr=slave,
-                                stdout=subprocess.PIPE)
-        os.close(slave)
-        slave = -1
-        seen = b""
-        while b"overwrite?" not in seen:
-            chunk = os.read(master, 1024)
-            assert chunk, seen
-            seen += chunk
+    with at_overwrite_prompt(src) as (proc, master):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
         os.set_blocking(master, False)
         try:
-            seen += os.read(master, 4096)
+            seen = os.read(master, 4096)
         except OSError:  # nothing more, or the terminal is gone
-            pass
-    finally:
-        if slave >= 0:
-            os.close(slave)
-        os.close(master)
+            seen = b""
     assert proc.returncode == 143, seen
     assert b"internal error" not in seen and b"Traceback" not in seen
     assert (tmp_path / "m.safetensors.ansz").read_bytes() == b"keep me"

@@ -82,7 +82,7 @@ def test_missing_remote_input_is_one_line(mem):
     assert error_lines(r.stderr) == [
         f"ansz: memory://{root}/absent.safetensors: No such file or directory"]
     r = invoke(["stats", f"memory://{root}/absent.safetensors"])
-    assert r.exit_code == 2 and "local files" in r.stderr
+    assert r.exit_code == 2 and "needs local files, not URLs" in r.stderr
     assert fs.ls(root, detail=False) == []
 
 

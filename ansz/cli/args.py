@@ -16,6 +16,7 @@ from typing import Any, Callable, Union
 
 import click
 
+from ..errors import AnszError
 from ..options import CODERS, DEFAULT_LEVEL, FAST_LEVEL, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE
 from .report import binary_size
 
@@ -169,6 +170,47 @@ def operands(ctx: click.Context, values: list[str]) -> list[Operand]:
     literal = ctx.meta.get("ansz.literal_operands", 0)
     cut = len(values) - literal
     return [STDIN if (v == "-" and i < cut) else local_path(v) for i, v in enumerate(values)]
+
+
+def file_operands(ctx: click.Context, values: list[str], needs: str, *,
+                  local: bool = False) -> list[str]:
+    """:func:`operands` of a command that reads files only: ``-`` is a usage error that says
+    what the command ``needs`` ("files", "seekable files"); with ``local``, so is a URL."""
+    from ..remote import is_remote
+
+    ops = operands(ctx, values)
+    if any(op is STDIN for op in ops):
+        raise click.UsageError(f"needs {needs}, not standard input")
+    if local and any(is_remote(op) for op in ops):
+        raise click.UsageError("needs local files, not URLs")
+    return ops
+
+
+def is_directory(op: Operand) -> bool:
+    """Whether the operand ``op`` names a directory (for a URL, asks the store; a URL
+    that cannot be asked is no directory: the job reports why)."""
+    from .. import remote
+
+    if op is STDIN:
+        return False
+    if remote.is_remote(op):
+        try:
+            return remote.isdir(op)
+        except (AnszError, OSError):
+            return False
+    return os.path.isdir(op)
+
+
+def check_address(address: str | None) -> None:
+    """click.UsageError for an address :func:`ansz.cluster.parse_address` refuses."""
+    if address is None:
+        return
+    from ..cluster import parse_address
+
+    try:
+        parse_address(address)
+    except AnszError as e:
+        raise click.UsageError(str(e)) from None
 
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmg]?)(i?b?)\s*$", re.IGNORECASE)
@@ -334,7 +376,6 @@ class CodecOptions:
         """The options in ``ctx.params``, as the ``compress``/``decompress`` decorators
         define them; click.UsageError for options that exclude each other."""
         from ..remote import local_path
-        from .jobs import is_directory
 
         p = ctx.params
         inputs = operands(ctx, list(p["files"])) or [STDIN]
@@ -358,8 +399,6 @@ class CodecOptions:
         if p["as_json"] and cluster is None:
             raise click.UsageError("--json goes with --cluster")
         if cluster is not None:
-            from .cluster import check_address
-
             check_address(cluster)
             for given, what in ((to_stdout or output == "-", "-c/--stdout"),
                                 (any(src is STDIN for src in inputs), "standard input"),

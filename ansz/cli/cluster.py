@@ -16,7 +16,6 @@ from typing import Any, Callable
 
 import click
 
-from ..errors import AnszError
 from .render import print_json
 from .report import Reporter, human_size, one_line, percent
 
@@ -130,15 +129,3 @@ def _quiet_engine_logs() -> None:
                  "distributed.worker", "distributed.client", "distributed.core",
                  "distributed.deploy"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
-def check_address(address: str | None) -> None:
-    """click.UsageError for an address :func:`ansz.cluster.parse_address` refuses."""
-    if address is None:
-        return
-    from ..cluster import parse_address
-
-    try:
-        parse_address(address)
-    except AnszError as e:
-        raise click.UsageError(str(e)) from None

@@ -17,17 +17,17 @@ from typing import Any
 import click
 
 from ..errors import AnszError, UnsupportedError
-from ..remote import is_remote
-from .args import (PATH, STDIN, CodecOptions, Command, cluster_option, codec_options,
-                   common_options, operands, threads_option)
+from .args import (PATH, STDIN, CodecOptions, Command, check_address, cluster_option,
+                   codec_options, common_options, file_operands, is_directory, operands,
+                   threads_option)
 from . import stdio
 from .jobs import (MODEL_SUFFIXES, SUFFIX, Job, api, benchmark_api, check_input, codec_api,
-                   expand_directories, is_directory)
+                   expand_directories)
 from .render import (bench_json, info_json, print_bench_footer, print_bench_header,
                      print_bench_rows, print_info, print_info_total, print_json, print_stats,
                      print_stats_total, print_verify, print_verify_total, stats_json, verify_json)
 from .report import EXIT_FAILURE, Reporter, Skip, isatty
-from .cluster import check_address, run_on_cluster
+from .cluster import run_on_cluster
 
 
 @click.command(cls=Command, short_help="Compress files (FILE -> FILE.ansz).")
@@ -285,11 +285,7 @@ def stats(ctx: click.Context, files: tuple[str, ...], as_json: bool, fast: bool,
     anything: ansz's size, by running its encoder on chunks spread through the file (every
     chunk of a file up to 32 MiB), beside zstd -3's, measured the same way; per dtype, and
     with -v per tensor. On a FILE.ansz, what it stores."""
-    ops = operands(ctx, list(files))
-    if any(op is STDIN for op in ops):
-        raise click.UsageError("stats needs files, not standard input")
-    if any(is_remote(op) for op in ops):
-        raise click.UsageError("stats needs local files, not URLs")
+    ops = file_operands(ctx, list(files), "files", local=True)
     rep = Reporter(level=2 + verbose - quiet)
     done: list[Any] = []
     width = terminal_width()
@@ -335,9 +331,7 @@ def terminal_width() -> int:
 def info(ctx: click.Context, files: tuple[str, ...], as_json: bool) -> None:
     """Describe containers without decoding them (zstd -l): format version, sizes, ratio,
     sha256 of the original, segment and chunk counts."""
-    ops = operands(ctx, list(files))
-    if any(op is STDIN for op in ops):
-        raise click.UsageError("info needs seekable files, not standard input")
+    ops = file_operands(ctx, list(files), "seekable files")
     rep = Reporter()
     infos: list[Any] = []
 
@@ -374,11 +368,7 @@ def bench(ctx: click.Context, files: tuple[str, ...], as_json: bool, min_time: f
     check the bytes come back, and print ratio and speed side by side (like zstd -b). With
     no FILE, run on the sample weights shipped with ansz (bf16, f32 and fp8 tensors of
     all-MiniLM-L6-v2): a first run needs no model at hand."""
-    ops = operands(ctx, list(files))
-    if any(op is STDIN for op in ops):
-        raise click.UsageError("bench needs files, not standard input")
-    if any(is_remote(op) for op in ops):
-        raise click.UsageError("bench needs local files, not URLs")
+    ops = file_operands(ctx, list(files), "files", local=True)
     rep = Reporter(level=2 + verbose - quiet)
     results: list[Any] = []
     bench_api = benchmark_api()

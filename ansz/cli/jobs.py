@@ -31,7 +31,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 from ..errors import AnszError, FormatError, OutputExistsError
 from ..remote import is_remote
 from . import signals, stdio
-from .args import STDIN, STDOUT, CodecOptions, Operand
+from .args import STDIN, STDOUT, CodecOptions, Operand, is_directory
 from .report import Reporter, Skip, human_size, isatty, os_message, percent
 
 SUFFIX = ".ansz"
@@ -121,21 +121,6 @@ def ask(question: str) -> bool:
     sys.stderr.write(f"{question} [y/N] ")
     sys.stderr.flush()
     return sys.stdin.readline().strip().lower() in ("y", "yes")
-
-
-def is_directory(op: Operand) -> bool:
-    """Whether the operand ``op`` names a directory (for a URL, asks the store; a URL
-    that cannot be asked is no directory: the job reports why)."""
-    if op is STDIN:
-        return False
-    if is_remote(op):
-        from .. import remote
-
-        try:
-            return remote.isdir(op)
-        except (AnszError, OSError):
-            return False
-    return os.path.isdir(op)
 
 
 def expand_directories(inputs: list[Operand], suffixes: tuple[str, ...],

@@ -40,39 +40,32 @@ def stdout_failure(e: OSError) -> OSError:
     return StdoutError(e)
 
 
-class StdoutBuffer(io.BufferedWriter):
-    """``sys.stdout.buffer`` of the command's own process (see :func:`claim_standard_streams`):
-    a failed write or flush raises :class:`StdoutError`."""
+class _WritesAsStdout:
+    """A mixin for an io class: its write and flush raise :class:`StdoutError` (or the
+    broken pipe) for a failure, through :func:`stdout_failure`."""
 
     def write(self, data: Any) -> int:
         try:
-            return super().write(data)
+            return super().write(data)  # type: ignore[misc]
         except OSError as e:
             raise stdout_failure(e) from None
 
     def flush(self) -> None:
         try:
-            super().flush()
+            super().flush()  # type: ignore[misc]
         except OSError as e:
             raise stdout_failure(e) from None
 
 
-class StdoutText(io.TextIOWrapper):
+class StdoutBuffer(_WritesAsStdout, io.BufferedWriter):
+    """``sys.stdout.buffer`` of the command's own process (see :func:`claim_standard_streams`):
+    a failed write or flush raises :class:`StdoutError`."""
+
+
+class StdoutText(_WritesAsStdout, io.TextIOWrapper):
     """``sys.stdout`` of the command's own process, over a :class:`StdoutBuffer`; its own
     write and flush raise :class:`StdoutError` too (click, rich and the interpreter's final
     flush all come through here)."""
-
-    def write(self, text: str) -> int:
-        try:
-            return super().write(text)
-        except OSError as e:
-            raise stdout_failure(e) from None
-
-    def flush(self) -> None:
-        try:
-            super().flush()
-        except OSError as e:
-            raise stdout_failure(e) from None
 
 
 class NamedOutput:
