@@ -124,6 +124,17 @@ def test_without_the_extra_a_url_names_it(monkeypatch, tmp_path):
     assert not (tmp_path / "x.ansz").exists()
 
 
+def test_a_missing_store_package_is_named(tmp_path):
+    """fsspec knows s3:// but needs s3fs for it: the one-line error says so."""
+    import importlib.util
+
+    if importlib.util.find_spec("s3fs") is not None:
+        pytest.skip("s3fs is installed")
+    with pytest.raises(AnszError) as e:
+        api.read_info("s3://bucket/model.safetensors.ansz")
+    assert "s3fs" in str(e.value) and "\n" not in str(e.value)
+
+
 def test_unknown_protocol_and_missing_object(mem):
     fs, root = mem
     with pytest.raises(AnszError, match="nosuchproto"):
