@@ -27,7 +27,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import secrets
 import threading
 from collections import deque
 from contextlib import contextmanager
@@ -369,7 +368,7 @@ def check_output(dst: str, src: str | None = None, *, overwrite: bool = False,
 def temporary_name(path: str) -> str:
     """A new temporary object's path next to ``path``: ``DIR/.NAME.XXXXXXXX.tmp``."""
     parent, _, name = path.rpartition("/")
-    tmp = f".{temporary_stem(name)}.{secrets.token_hex(4)}.tmp"
+    tmp = f".{temporary_stem(name)}.{os.urandom(4).hex()}.tmp"
     return f"{parent}/{tmp}" if parent or path.startswith("/") else tmp
 
 
