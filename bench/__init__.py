@@ -38,4 +38,4 @@ BENCHMARKS = {
 
 #: The benchmarks whose tables make BENCHMARKS.md's scoreboard, run in this order by
 #: ``python -m bench scoreboard``.
-SCOREBOARD = ("speed", "corpus", "memory", "stats")
+SCOREBOARD = ("speed", "corpus", "memory", "stats", "remote")
