@@ -1,0 +1,261 @@
+"""Coding a file against a base file (a fine-tune against the model it was tuned from, a
+checkpoint against the one before): the base's bytes, the pairing of tensors, and the
+chunk kinds that use them (docs/FORMAT.md, "Chunk kinds").
+
+- :class:`BaseFile` opens a base: a safetensors or GGUF file, or a container of one (whose
+  needed bytes are decoded). It names the base's tensors, reads any byte range of it, and
+  checks that it is the base a container records (size, then xxh3 of a plain file or the
+  sha256 a container records).
+- :func:`base_spans` pairs the segments of a plan with base tensors of the same name, dtype
+  and shape.
+- :func:`encode_against` codes one chunk that has base bytes: a COPY_BASE chunk if they are
+  equal, else the smaller of a DELTA payload and the plain one.
+- :func:`chunk_decoder` decodes any chunk of a container, whatever its kind, with the base.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any, Callable
+
+import numpy as np
+import xxhash
+
+from . import container
+from ._io import FileSource, PositionalFile
+from .chunks import decode_record, encode_payload
+from .container import COPY_BASE, COPY_CHUNK, DELTA, PLAIN, ContainerFile, content_hash
+from .delta import decode_delta, delta_capable, encode_delta
+from .errors import AnszError, CorruptDataError
+from .options import DEFAULT_LEVEL
+
+_PIECE = 16 << 20  #: bytes read at a time when hashing a base
+_COPY_CHUNK = np.dtype("<u4")
+
+
+class BaseMismatchError(AnszError):
+    """The base given is not the one a container was compressed against, or none was given
+    for a container that needs one."""
+
+
+class BaseFile:
+    """An open base file: ``tensors`` ({name: (dtype, shape, start, end)}), ``size`` (of the
+    original bytes), :meth:`read` of any range (thread-safe), :meth:`identity` (what a
+    container records) and :meth:`check` (against a record). Use as a context manager."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self._file = PositionalFile(self.path)
+        self._container: Any = None  # an ansz.reader.AnszFile for a container base
+        try:
+            if not self._file.regular:
+                raise AnszError(f"base {self.path} is not a regular file")
+            if self._file.read_at(0, len(container.MAGIC)) == container.MAGIC:
+                self._open_container()
+            else:
+                self._open_plain()
+        except BaseException:
+            self.close()
+            raise
+        self._identity: dict | None = None
+
+    def _open_plain(self) -> None:
+        from .formats.detect import detect
+
+        layout, reason = detect(FileSource(self._file))
+        if layout is None:
+            raise AnszError(f"base {self.path} is not a safetensors or GGUF file, nor a "
+                            f"container of one ({reason or 'unknown format'})")
+        self.size = self._file.size
+        self.tensors = {t.name: (t.dtype, tuple(t.shape), t.start, t.end)
+                        for t in layout.tensors}
+
+    def _open_container(self) -> None:
+        from .reader import AnszFile
+
+        self._file.close()
+        f = AnszFile(self.path, threads=1)  # read() runs on the caller's worker threads
+        self._container = f
+        if f._cf.index.base is not None:
+            raise AnszError(f"base {self.path} was itself compressed against a base; "
+                            "decompress it first")
+        self.size = f._cf.index.original_size
+        self.tensors = dict(f._tensors)
+
+    @property
+    def name(self) -> str:
+        """The base's file name as a hint for the record (a container's without ``.ansz``)."""
+        name = os.path.basename(self.path)
+        if self._container is not None and name.endswith(".ansz"):
+            name = name[:-len(".ansz")]
+        return name[:container.MAX_BASE_NAME]
+
+    def read(self, start: int, n: int) -> np.ndarray:
+        """The base's original bytes ``[start, start + n)`` (all inside it) as a uint8 array,
+        which may be a per-thread buffer reused by this thread's next read."""
+        if start < 0 or n < 0 or start + n > self.size:
+            raise CorruptDataError(f"base range [{start}, {start + n}) lies outside the base's "
+                                   f"{self.size} bytes")
+        if self._container is not None:
+            return self._container._decode([(start, start + n)])[0]
+        return self._file.read_scratch(start, n)
+
+    def identity(self) -> dict:
+        """``{"name", "size", "sha256", "xxh3"}`` of the base's original bytes (reads them
+        all once, decoding a container base)."""
+        if self._identity is None:
+            sha, xxh = hashlib.sha256(), xxhash.xxh3_64()
+            for pos in range(0, self.size, _PIECE):
+                piece = self.read(pos, min(_PIECE, self.size - pos))
+                sha.update(piece)
+                xxh.update(piece)
+            self._identity = {"name": self.name, "size": self.size,
+                              "sha256": sha.hexdigest(), "xxh3": f"{xxh.intdigest():016x}"}
+        return self._identity
+
+    def check(self, record: dict, what: str) -> None:
+        """Raise BaseMismatchError unless this is the base ``record`` (an index's) describes:
+        a plain file by size and xxh3 (one fast read), a container by the sha256 of its
+        original (its index; its chunks are checked as they are decoded)."""
+        if self.size == record["size"]:
+            if self._container is not None:
+                if self._container._cf.index.sha256 == record["sha256"]:
+                    return
+            else:
+                xxh = xxhash.xxh3_64()
+                for pos in range(0, self.size, _PIECE):
+                    xxh.update(self.read(pos, min(_PIECE, self.size - pos)))
+                if f"{xxh.intdigest():016x}" == record["xxh3"]:
+                    return
+        raise BaseMismatchError(f"{self.path} is not the base {what} was compressed against: "
+                                f"{needed_base(record)}")
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+        self._file.close()
+
+    def __enter__(self) -> "BaseFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def needed_base(record: dict) -> str:
+    """"it needs NAME (N bytes, sha256 ...)" for an index's base record."""
+    return (f"it needs {record['name'] or 'its base'} ({record['size']} bytes, sha256 "
+            f"{record['sha256']})")
+
+
+def base_spans(plan, base: BaseFile) -> list[tuple[int, int] | None]:
+    """For each planned segment, the base bytes ``[start, end)`` of the base tensor of the
+    same name, dtype and shape (and so length), or None."""
+    out = []
+    for seg in plan:
+        t = base.tensors.get(seg.name) if seg.name is not None else None
+        if (t is not None and t[0] == seg.dtype and t[1] == tuple(seg.shape or ())
+                and seg.end is not None and t[3] - t[2] == seg.end - seg.start):
+            out.append((t[2], t[3]))
+        else:
+            out.append(None)
+    return out
+
+
+#: A DELTA payload of at most this fraction of the chunk is kept without also trying the
+#: plain coding (which float chunks never take below ~0.6 of their size).
+DELTA_SURE = 0.5
+
+
+def encode_against(data, before, dtype_code: int, *, coder: str = "auto",
+                   level: int = DEFAULT_LEVEL) -> tuple[int, bytes, int]:
+    """``(kind, payload, content hash)`` of chunk ``data`` whose base bytes are ``before``
+    (equal lengths): COPY_BASE if they are equal; else the smaller of a DELTA payload (for
+    a dtype :func:`delta_capable` accepts) and the plain one."""
+    a = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else data
+    if np.array_equal(a, before):
+        return COPY_BASE, b"", content_hash(a)
+    delta = None
+    if delta_capable(dtype_code):
+        delta = encode_delta(a, before, dtype_code, coder=coder, level=level)
+        if len(delta) <= DELTA_SURE * a.size:
+            return DELTA, delta, content_hash(a)
+    payload, chash = encode_payload(a, dtype_code, coder=coder, level=level)
+    if delta is not None and len(delta) < len(payload):
+        return DELTA, delta, chash
+    return PLAIN, payload, chash
+
+
+def copy_chunk_payload(j: int) -> bytes:
+    """The payload of a COPY_CHUNK chunk that repeats chunk ``j``."""
+    return int(j).to_bytes(4, "little")
+
+
+def chunk_decoder(cf: ContainerFile, base: BaseFile | None
+                  ) -> Callable[[int, Any], np.ndarray]:
+    """``decode(i, out=None)``: chunk ``i`` of ``cf`` decoded and checked, whatever its kind
+    (into ``out``, a writable uint8 array of its length, if given). Thread-safe. A kind
+    other than PLAIN needs ``base`` (checked to be the container's: :meth:`BaseFile.check`)."""
+    index = cf.index
+
+    def base_bytes(i: int, rec) -> np.ndarray:
+        seg = index.segments[cf.segment_of[i]]
+        if seg.base is None:
+            raise CorruptDataError(f"chunk {i} uses the base, but its segment has no base range")
+        if base is None:
+            raise BaseMismatchError(f"chunk {i} needs the base: {needed_base(index.base)}")
+        return base.read(seg.base[0] + rec.original_offset - seg.start, rec.decoded_length)
+
+    def decode(i: int, out=None, *, repeat: bool = True) -> np.ndarray:
+        rec, payload = cf.chunk(i)
+        if rec.kind == PLAIN:
+            return decode_record(rec, payload, out)
+        if out is None:
+            out = np.empty(rec.decoded_length, np.uint8)
+        if rec.kind == COPY_CHUNK:
+            if not repeat or rec.payload_length != _COPY_CHUNK.itemsize:
+                raise CorruptDataError(f"chunk {i}: malformed chunk reference")
+            j = int(np.frombuffer(payload, _COPY_CHUNK)[0])
+            if j >= i or index.chunks[j].decoded_length != rec.decoded_length \
+                    or index.chunks[j].content_hash != rec.content_hash:
+                raise CorruptDataError(f"chunk {i}: refers to chunk {j}, which it cannot repeat")
+            return decode(j, out, repeat=False)
+        before = base_bytes(i, rec)
+        if rec.kind == COPY_BASE:
+            if rec.payload_length:
+                raise CorruptDataError(f"chunk {i}: a base copy has a payload")
+            out[:] = before
+        else:  # DELTA
+            if not delta_capable(rec.dtype_code):
+                raise CorruptDataError(f"chunk {i}: dtype {rec.dtype} has no delta coding")
+            try:
+                decode_delta(payload, before, rec.dtype_code, out)
+            except CorruptDataError as e:
+                raise CorruptDataError(f"chunk {i}: {e}") from None
+        if content_hash(out) != rec.content_hash:
+            raise CorruptDataError(f"chunk {i}: content checksum mismatch")
+        return out
+
+    return decode
+
+
+def open_base_for(cf: ContainerFile, base, what: str) -> BaseFile | None:
+    """The base a container needs, opened and checked (None for a container without one).
+    BaseMismatchError if it needs one and ``base`` is None or another file; AnszError if
+    ``base`` is given for a container that has none."""
+    record = cf.index.base
+    if record is None:
+        if base is not None:
+            raise AnszError(f"{what} was not compressed against a base; do not give one")
+        return None
+    if base is None:
+        raise BaseMismatchError(f"{what} was compressed against a base: {needed_base(record)} "
+                                "(give it with --base)")
+    b = BaseFile(base)
+    try:
+        b.check(record, what)
+    except BaseException:
+        b.close()
+        raise
+    return b
