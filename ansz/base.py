@@ -250,8 +250,8 @@ def open_base_for(cf: ContainerFile, base, what: str) -> BaseFile | None:
             raise AnszError(f"{what} was not compressed against a base; do not give one")
         return None
     if base is None:
-        raise BaseMismatchError(f"{what} was compressed against a base: {needed_base(record)} "
-                                "(give it with --base)")
+        raise BaseMismatchError(f"{what} was compressed against a base: {needed_base(record)}; "
+                                "give it with --base")
     b = BaseFile(base)
     try:
         b.check(record, what)

@@ -240,6 +240,14 @@ def codec_options(compress: bool) -> Callable[[Callable], Callable]:
                               + " file under each directory operand, one file after another; "
                                 "symbolic links to files are read through."),
             threads_option,
+            click.option(
+                "--base", type=PATH, metavar="BASE",
+                help=("Compress against BASE, the model FILE was fine-tuned or trained from "
+                      "(a .safetensors or .gguf file, or its .ansz): a tensor with a tensor "
+                      "of the same name, dtype and shape in BASE is coded as its change; "
+                      "decompressing needs the same BASE." if compress else
+                      "The base file a container was compressed against (ansz info names "
+                      "it); needed to decompress such a container.")),
         ]
         if compress:
             opts.append(click.option(
@@ -305,6 +313,7 @@ class CodecOptions:
     coder: str = "auto"
     level: int | None = None  #: None: the API's default; -1/--fast: 1; -2 ... -19: 2
     strict: bool = False  #: a damaged model file is an error, not plain bytes
+    base: str | None = None  #: --base: the base file to code against or decode with
 
     @property
     def writes_stdout(self) -> bool:
@@ -333,12 +342,17 @@ class CodecOptions:
             raise click.UsageError("standard input named more than once")
         if output == "":
             raise click.UsageError("-o/--output: empty file name")
-        extra: dict[str, Any] = {}
+        base = p["base"]
+        if base is not None and (base in ("", "-") or STDIN in inputs
+                                 or output == "-" or to_stdout):
+            raise click.UsageError("--base needs files: a base file, and inputs and outputs "
+                                   "that are files, not standard input or output")
+        extra: dict[str, Any] = {"base": base}
         if compressing:
             level = p["level"]
-            extra = {"chunk_size": p["chunk_size"], "coder": p["coder"], "strict": p["strict"],
-                     "level": None if level is None
-                     else FAST_LEVEL if level == 1 else DEFAULT_LEVEL}
+            extra.update(chunk_size=p["chunk_size"], coder=p["coder"], strict=p["strict"],
+                         level=None if level is None
+                         else FAST_LEVEL if level == 1 else DEFAULT_LEVEL)
         return cls(compressing=compressing, inputs=inputs, output=output, to_stdout=to_stdout,
                    force=p["force"], remove=p["remove"], directories=directories,
                    threads=p["threads"] or None, progress=p["progress"],

@@ -97,14 +97,17 @@ def _first_run_notice(rep: Reporter) -> None:
                    "only).")
 @click.option("-r", "--recursive", is_flag=True,
               help="Check every *.ansz file under each directory operand.")
+@click.option("--base", type=PATH, metavar="BASE",
+              help="The base file the containers were compressed against (ansz info names "
+                   "it); needed to check such a container.")
 @threads_option
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object per file, one per line (see man ansz).")
 @common_options
 @click.pass_context
 def verify(ctx: click.Context, files: tuple[str, ...], original: str | None,
-           expected: str | None, recursive: bool, threads: int, as_json: bool, quiet: int,
-           verbose: int) -> None:
+           expected: str | None, recursive: bool, base: str | None, threads: int,
+           as_json: bool, quiet: int, verbose: int) -> None:
     """Decode each FILE.ansz completely and check every checksum and the sha256 of the
     result (no FILE, or -, reads stdin). Prints "FILE.ansz: OK" or "FILE.ansz: FAILED
     (reason)" per file, and a total line after several; exit status 0 only if all are OK."""
@@ -119,8 +122,8 @@ def verify(ctx: click.Context, files: tuple[str, ...], original: str | None,
         checked: list[dict[str, Any]] = []
 
         def work(src: Any = src) -> None:
-            checked.append(verify_json(str(src),
-                                       _verify_one(src, original, expected, threads or None)))
+            checked.append(verify_json(str(src), _verify_one(src, original, expected,
+                                                             threads or None, base)))
 
         rep.run(str(src), work)
         if checked:
@@ -189,7 +192,7 @@ def _is_plain_file(path: str) -> bool:
 
 
 def _verify_one(src: Any, original: str | None, expected: str | None,
-                threads: int | None) -> Any:
+                threads: int | None, base: str | None = None) -> Any:
     """The API's VerifyReport for one container (a path or STDIN), failed if ``expected``
     is not the sha256 it records; raises what Reporter.run reports (a missing file, a
     device, a container that needs a newer ansz)."""
@@ -197,6 +200,8 @@ def _verify_one(src: Any, original: str | None, expected: str | None,
     if src is STDIN:
         if isatty(sys.stdin):
             raise Skip("compressed data not read from a terminal")
+        if base is not None:
+            raise AnszError("--base needs the container as a file, not standard input")
         report = api.verify_stream(stdio.stdin(), original, threads=threads)
     else:
         check_input(src)
@@ -207,7 +212,7 @@ def _verify_one(src: Any, original: str | None, expected: str | None,
             if info is not None and info.sha256 != expected:
                 return api.VerifyReport(src, False, info.original_size, info.sha256, None,
                                         _sha256_mismatch(info.sha256, expected))
-        report = api.verify_file(src, original, threads=threads)
+        report = api.verify_file(src, original, threads=threads, base=base)
         if not report.ok and not report.sha256:  # its index was not even read: say whether
             _raise_if_unsupported(api, src)  # that is for want of a newer ansz (status 3)
     if expected is not None and report.ok and report.sha256 != expected:

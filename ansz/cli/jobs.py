@@ -201,6 +201,10 @@ class Job:
 
         api = codec_api()
         kw: dict[str, Any] = {"threads": o.threads}
+        if o.base is not None:
+            if not regular_file(st) or is_device_or_fifo(dst):
+                raise AnszError("--base needs the input and the output to be regular files")
+            kw["base"] = o.base
         if o.compressing:
             kw.update(chunk_size=o.chunk_size, coder=o.coder, level=o.level, strict=o.strict)
         total = self.progress_total(api, src, st) if rep.show_progress() else None
@@ -322,6 +326,11 @@ def open_input(src: Operand) -> Iterator[BinaryIO]:
     else:
         with open(src, "rb") as fh:
             yield fh
+
+
+def regular_file(st: os.stat_result | None) -> bool:
+    """Whether an input's status (None: standard input) is a regular file's."""
+    return st is not None and stat.S_ISREG(st.st_mode)
 
 
 def is_device_or_fifo(path: str) -> bool:

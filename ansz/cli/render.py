@@ -322,6 +322,7 @@ def info_json(ci: Any) -> dict[str, Any]:
         "segment_count": len(ci.segments),
         "chunk_count": ci.chunk_count,
         "chunk_size": ci.chunk_size,
+        "base": None if ci.base is None else {k: ci.base[k] for k in ("name", "size", "sha256")},
         "segments": [
             {
                 "name": seg.get("name"),
@@ -350,6 +351,9 @@ def print_info(path: str, ci: Any) -> None:
         ("chunks", f"{ci.chunk_count} (chunk size {binary_size(ci.chunk_size)})"),
         ("sha256", ci.sha256),
     ]
+    if ci.base is not None:
+        rows.append(("base", f"{ci.base['name']} ({ci.base['size']} bytes, "
+                             f"sha256 {ci.base['sha256']})"))
     click.echo(path)
     for k, v in rows:
         click.echo(f"  {k:<16} {v}")
