@@ -48,6 +48,7 @@ class BaseFile:
         self.path = os.fspath(path)
         self._file = PositionalFile(self.path)
         self._container: Any = None  # an ansz.reader.AnszFile for a container base
+        self._tensors = None
         try:
             if not self._file.regular:
                 raise AnszError(f"base {self.path} is not a regular file")
@@ -61,27 +62,35 @@ class BaseFile:
         self._identity: dict | None = None
 
     def _open_plain(self) -> None:
-        from .formats.detect import detect
-
-        layout, reason = detect(FileSource(self._file))
-        if layout is None:
-            raise AnszError(f"base {self.path} is not a safetensors or GGUF file, nor a "
-                            f"container of one ({reason or 'unknown format'})")
         self.size = self._file.size
-        self.tensors = {t.name: (t.dtype, tuple(t.shape), t.start, t.end)
-                        for t in layout.tensors}
+        self._tensors: dict | None = None
+
+    @property
+    def tensors(self) -> dict[str, tuple[str, tuple[int, ...], int, int]]:
+        """The base's tensors (parsed at the first use: decoding needs only bytes)."""
+        if self._tensors is None:
+            from .formats.detect import detect
+
+            layout, reason = detect(FileSource(self._file))
+            if layout is None:
+                raise AnszError(f"base {self.path} is not a safetensors or GGUF file, nor a "
+                                f"container of one ({reason or 'unknown format'})")
+            self._tensors = {t.name: (t.dtype, tuple(t.shape), t.start, t.end)
+                             for t in layout.tensors}
+        return self._tensors
 
     def _open_container(self) -> None:
         from .reader import AnszFile
 
         self._file.close()
-        f = AnszFile(self.path, threads=1)  # read() runs on the caller's worker threads
-        self._container = f
-        if f._cf.index.base is not None:
+        try:
+            f = AnszFile(self.path, threads=1)  # read() runs on the caller's worker threads
+        except BaseMismatchError:  # it needs a base of its own
             raise AnszError(f"base {self.path} was itself compressed against a base; "
-                            "decompress it first")
+                            "decompress it first") from None
+        self._container = f
         self.size = f._cf.index.original_size
-        self.tensors = dict(f._tensors)
+        self._tensors = dict(f._tensors)
 
     @property
     def name(self) -> str:
