@@ -33,6 +33,7 @@ BENCHMARKS = {
     "coders": "bench.coders",
     "modelling": "bench.modelling",
     "stats": "bench.stats_accuracy",
+    "delta": "bench.delta",
 }
 
 #: The benchmarks whose tables make BENCHMARKS.md's scoreboard, run in this order by
