@@ -41,18 +41,13 @@ def _key(x, ones, sign):
     return x ^ (ones if x & sign else sign)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _unkey(k, ones, sign):
-    """Inverse of _key."""
-    return k ^ (sign if k & sign else ones)
-
-
 @njit(cache=True, nogil=True)
 def delta_encode(target, base, syms, raw):
     """Symbols and packed raw bits of ``target`` against ``base`` (unsigned arrays of one
     width, n elements each): ``syms`` (uint8, at least n) gets one symbol per element,
-    ``raw`` (uint8, at least ``ceil(n * (W - 2) / 8)`` bytes) the raw bits. Returns the
-    number of raw bytes written, or -1 if the sizes disagree (nothing is written then)."""
+    ``raw`` (uint8, at least ``ceil(n * (W - 2) / 8)`` bytes) the raw bits (their last byte
+    padded with zero bits). Returns the number of raw bits, or -1 if the sizes disagree
+    (nothing is written then)."""
     n = target.size
     width = target.itemsize * 8
     if base.size != n or syms.size < n or raw.size < (n * (width - 2) + 7) // 8:
@@ -91,87 +86,93 @@ def delta_encode(target, base, syms, raw):
                 nacc -= np.uint64(8)
     if nacc:
         raw[nbytes] = np.uint8(acc & np.uint64(0xFF))
-        nbytes += 1
-    return nbytes
+    return np.int64(nbytes) * 8 + np.int64(nacc)
 
 
-@njit(cache=True, nogil=True)
-def delta_raw_bits(syms, width):
-    """The number of raw bits the symbols of W-bit elements (``width`` = W) call for, or -1
-    if a symbol is none that :func:`delta_encode` writes for that width."""
-    neg_offset = 2 * width + 2
-    total = 0
-    for i in range(syms.size):
-        s = np.int64(syms[i])
-        if s == 0:
-            continue
-        m = s - neg_offset if s >= neg_offset else s
+def _symbol_table(width):
+    """What each symbol of W-bit differences means, packed in a uint64: raw bit count (bits
+    0-7), the bits of |d| above them (8-9), negative (16), invalid (17)."""
+    table = np.full(256, 1 << 17, np.uint64)
+    table[0] = 0
+    for s in range(1, 256):
+        neg = s >= 2 * width + 2
+        m = s - (2 * width + 2) if neg else s
         if m < 2 or m == 3 or m > 2 * width + 1:
-            return -1
+            continue
         length = m >> 1
-        if length >= 2:
-            total += length - 2
-    return total
+        code = ((length - 2) | ((2 | (m & 1)) << 8)) if length >= 2 else (1 << 8)
+        table[s] = code | (1 << 16 if neg else 0)
+    return table
+
+
+# Global arrays are constants to numba: the decoding loop reads them as such.
+_SYMBOLS_8 = _symbol_table(8)
+_SYMBOLS_16 = _symbol_table(16)
+_SYMBOLS_32 = _symbol_table(32)
 
 
 @njit(cache=True, nogil=True)
-def delta_decode(base, syms, raw, out):
+def delta_decode(base, syms, raw, raw_bits, out):
     """Rebuild the target elements: ``out[i] = unkey(key(base[i]) +- a_i)`` from the symbols
-    (n uint8) and the packed raw bits (``raw``, exactly the bytes they take). ``base`` and
-    ``out`` are unsigned arrays of one width, n elements each. Returns DECODE_OK, or
-    DECODE_BAD_CODE (an invalid symbol), DECODE_TRUNCATED (``raw`` too short),
-    DECODE_TRAILING (too long), DECODE_BAD_PADDING (nonzero bits after the last raw bit),
-    DECODE_BAD_SIZE (sizes disagree). ``out`` holds garbage after an error."""
+    (n uint8) and the packed raw bits: ``raw_bits`` bits in ``raw`` (uint64 words of the
+    raw stream read little-endian, bit k in word k >> 6), at least ``raw_bits // 64 + 2``
+    words, every bit after the stream's bytes zero (a word past the last is read ahead).
+    ``base`` and ``out`` are unsigned arrays of one width, n elements each. Returns
+    DECODE_OK, or DECODE_BAD_CODE (a symbol no difference has), DECODE_TRUNCATED (the
+    symbols call for more raw bits than there are), DECODE_TRAILING (for fewer),
+    DECODE_BAD_PADDING (nonzero bits after the last raw bit), DECODE_BAD_SIZE (sizes
+    disagree). ``out`` holds garbage after an error."""
     n = out.size
     width = out.itemsize * 8
-    if base.size != n or syms.size != n:
+    if base.size != n or syms.size != n or raw_bits < 0 or raw.size < raw_bits // 64 + 2:
         return DECODE_BAD_SIZE
-    ones, sign, neg_offset = _masks(width)
+    # the element loop, compiled once per width with its masks as constants
+    if width == 8:
+        return _rebuild(base, syms, raw, raw_bits, out, _SYMBOLS_8, np.uint64(0xFF),
+                        np.uint64(0x80), np.uint64(7))
+    if width == 16:
+        return _rebuild(base, syms, raw, raw_bits, out, _SYMBOLS_16, np.uint64(0xFFFF),
+                        np.uint64(0x8000), np.uint64(15))
+    return _rebuild(base, syms, raw, raw_bits, out, _SYMBOLS_32, np.uint64(0xFFFFFFFF),
+                    np.uint64(0x80000000), np.uint64(31))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _rebuild(base, syms, raw, raw_bits, out, code_of, ones, sign, shift):
+    """delta_decode's loop (sizes checked there); ``code_of``: the width's symbol table
+    (:func:`_symbol_table`), ``ones``, ``sign``: its masks, ``shift``: its sign bit."""
     one = np.uint64(1)
-    limit = np.uint64(2 * width + 1)
-    nraw_bytes = raw.size
-    buf = np.uint64(0)
-    nbuf = np.uint64(0)
-    rp = 0
-    for i in range(n):
-        s = np.uint64(syms[i])
-        v = np.uint64(base[i])
-        if s == 0:
+    last = np.uint64(raw.size - 2)
+    pos = np.int64(0)  # the next raw bit
+    bad = np.uint64(0)
+    for i in range(out.size):
+        s = syms[i]
+        if s == 0:  # unchanged: most elements of a bf16 fine-tune
             out[i] = base[i]
             continue
-        neg = s >= neg_offset
-        m = s - neg_offset if neg else s
-        if m < 2 or m == 3 or m > limit:
-            return DECODE_BAD_CODE
-        length = m >> one
-        if length >= 2:
-            nraw = length - np.uint64(2)
-            top = np.uint64(2) | (m & one)
-        else:
-            nraw = np.uint64(0)
-            top = one
-        if nbuf < nraw:
-            if rp + 4 <= nraw_bytes:  # nbuf < 30 here: 32 more bits fit the buffer
-                buf |= (np.uint64(raw[rp]) | (np.uint64(raw[rp + 1]) << np.uint64(8))
-                        | (np.uint64(raw[rp + 2]) << np.uint64(16))
-                        | (np.uint64(raw[rp + 3]) << np.uint64(24))) << nbuf
-                rp += 4
-                nbuf += np.uint64(32)
-            else:
-                while nbuf < nraw and rp < nraw_bytes:  # rp < nraw_bytes: in bounds
-                    buf |= np.uint64(raw[rp]) << nbuf
-                    rp += 1
-                    nbuf += np.uint64(8)
-                if nbuf < nraw:
-                    return DECODE_TRUNCATED
-        a = (top << nraw) | (buf & ((one << nraw) - one))
-        buf >>= nraw
-        nbuf -= nraw
-        k = _key(v, ones, sign)
-        k = (k - a) & ones if neg else (k + a) & ones
-        out[i] = _unkey(k, ones, sign)
-    if rp != nraw_bytes or nbuf >= 8:
+        code = code_of[s]
+        bad |= code
+        nraw = code & np.uint64(0xFF)
+        at = pos
+        pos += np.int64(nraw)
+        # words q and q + 1 lie in raw: q is clamped (which only a position past raw_bits,
+        # an error reported after the loop, needs); unsigned: no wraparound code
+        q = min(np.uint64(at >> 6), last)
+        r = np.uint64(at & 63)
+        word = (raw[q] >> r) | ((raw[q + one] << one) << (np.uint64(63) - r))
+        a = (((code >> np.uint64(8)) & np.uint64(3)) << nraw) | (word & ((one << nraw) - one))
+        x = np.uint64(base[i])
+        k = x ^ (((np.uint64(0) - (x >> shift)) & ones) | sign)  # key(x)
+        neg = np.uint64(0) - ((code >> np.uint64(16)) & one)
+        k = (k + ((a ^ neg) + (neg & one))) & ones  # k + a, or k - a
+        out[i] = k ^ ((((k >> shift) - one) & ones) | sign)  # unkey(k)
+    bad >>= np.uint64(17)
+    if bad:
+        return DECODE_BAD_CODE
+    if pos > raw_bits:
+        return DECODE_TRUNCATED
+    if pos < raw_bits:
         return DECODE_TRAILING
-    if buf:
+    if raw[raw_bits >> 6] >> np.uint64(raw_bits & 63):  # bits after the last raw bit
         return DECODE_BAD_PADDING
     return DECODE_OK
