@@ -20,8 +20,8 @@ from ..errors import AnszError, UnsupportedError
 from .args import (PATH, STDIN, CodecOptions, Command, codec_options, common_options, operands,
                    threads_option)
 from . import stdio
-from .jobs import (MODEL_SUFFIXES, SUFFIX, Job, api, benchmark_api, check_input, codec_api,
-                   expand_directories)
+from .jobs import (MODEL_SUFFIXES, SUFFIX, Job, api, base_for, benchmark_api, check_input,
+                   codec_api, expand_directories)
 from .render import (bench_json, info_json, print_bench_footer, print_bench_header,
                      print_bench_rows, print_info, print_info_total, print_json, print_stats,
                      print_stats_total, print_verify, print_verify_total, stats_json, verify_json)
@@ -212,6 +212,8 @@ def _verify_one(src: Any, original: str | None, expected: str | None,
             if info is not None and info.sha256 != expected:
                 return api.VerifyReport(src, False, info.original_size, info.sha256, None,
                                         _sha256_mismatch(info.sha256, expected))
+        if base is not None:
+            base = base_for(base, src[:-len(SUFFIX)] if src.endswith(SUFFIX) else src)
         report = api.verify_file(src, original, threads=threads, base=base)
         if not report.ok and not report.sha256:  # its index was not even read: say whether
             _raise_if_unsupported(api, src)  # that is for want of a newer ansz (status 3)
