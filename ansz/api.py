@@ -222,8 +222,8 @@ def decompress_file(src, dst, *, threads: int | None = None, overwrite: bool = F
         with atomic_output(dst, overwrite=overwrite, like=f.stat, sync=sync) as out:
             done = 0
             pool = BufferPool(cf.max_chunk_size, nthreads)
-            for data in ordered_map(_chunk_decoder(cf, pool, based), range(len(cf.index.chunks)),
-                                     nthreads):
+            for data in ordered_map(_chunk_decoder(cf, pool, based, src),
+                                    range(len(cf.index.chunks)), nthreads):
                 write_all(out, data)
                 done += data.size
                 pool.put(data)
@@ -402,6 +402,7 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
     writer = ContainerWriter(ofh, chunk_size, flags, record)
     ends: dict[int, int] = {}  # segment -> where its data actually ended
     first: dict[tuple[int, int, int], tuple[int, int]] = {}  # (hash, length, code) -> (chunk, at)
+    base_hashes: dict[int, list[int]] = {}  # segment -> its chunks' base bytes' xxh3
     with source.hasher(2 * nthreads + 2) as sha:
         items = _chunk_items(source, plan, chunk_size, sha, ends)
         done = 0
@@ -411,17 +412,20 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
         def encode(item):
             return _encode_item(item, coder, level, base, shifts)
 
-        for segment, code, n, (kind, payload, chash) in ordered_map(encode, items, nthreads):
+        for segment, code, n, (kind, payload, chash), bhash in ordered_map(encode, items,
+                                                                          nthreads):
             if base is not None and kind != COPY_BASE:
                 kind, payload = _repeat(source, first, len(writer.chunks), done, n, code,
                                         chash, kind, payload)
+            if bhash is not None:
+                base_hashes.setdefault(segment, []).append(bhash)
             writer.add_chunk(segment, code, payload, n, chash, kind)
             done += n
             source.release(done)
             if progress is not None:
                 progress(done)
         digest = sha.hexdigest()
-    segments, truncated = _final_segments(plan, ends, spans)
+    segments, truncated = _final_segments(plan, ends, spans, base_hashes)
     if strict and truncated is not None:  # before the index: ofh holds no container
         raise FormatError(truncated)
     if truncated is not None:
@@ -458,10 +462,12 @@ def _chunk_items(source, plan: list[PlannedSegment], chunk_size: int, sha,
 
 
 def _encode_item(item: tuple[int, int, Any, int], coder: str, level: int, base=None,
-                 shifts: list | None = None) -> tuple[int, int, int, tuple[int, bytes, int]]:
-    """Code one chunk: ``(segment, code, length, (kind, payload, hash))``; runs on a worker
-    thread, which reads a file's bytes (and the base's) itself. ``shifts[segment]`` is
-    where the segment's base bytes are relative to its own (None: it has none)."""
+                 shifts: list | None = None
+                 ) -> tuple[int, int, int, tuple[int, bytes, int], int | None]:
+    """Code one chunk: ``(segment, code, length, (kind, payload, hash), base hash)``; runs
+    on a worker thread, which reads a file's bytes (and the base's) itself.
+    ``shifts[segment]`` is where the segment's base bytes are relative to its own (None:
+    it has none, and the base hash is None)."""
     segment, code, data, pos = item
     if isinstance(data, FileRange):
         data = data.load()
@@ -470,10 +476,11 @@ def _encode_item(item: tuple[int, int, Any, int], coder: str, level: int, base=N
         from .base import encode_against
 
         before = base.read(pos + shift, len(data))
-        return segment, code, len(data), encode_against(data, before, code, coder=coder,
-                                                        level=level)
-    return segment, code, len(data), (PLAIN, *encode_payload(data, code, coder=coder,
-                                                             level=level))
+        return (segment, code, len(data),
+                encode_against(data, before, code, coder=coder, level=level),
+                container.content_hash(before))
+    return (segment, code, len(data),
+            (PLAIN, *encode_payload(data, code, coder=coder, level=level)), None)
 
 
 def _repeat(source, first: dict, number: int, at: int, n: int, code: int, chash: int,
@@ -496,10 +503,11 @@ def _repeat(source, first: dict, number: int, at: int, n: int, code: int, chash:
     return kind, payload
 
 
-def _final_segments(plan: list[PlannedSegment], ends: dict[int, int], spans: list | None = None
+def _final_segments(plan: list[PlannedSegment], ends: dict[int, int], spans: list | None = None,
+                    base_hashes: dict[int, list[int]] | None = None
                     ) -> tuple[list[Segment], str | None]:
-    """The segments as coded (with their base ranges, ``spans``, if given), and why the
-    plan could not be followed (a stream ended early)."""
+    """The segments as coded (with their base ranges, ``spans``, and their chunks' base
+    hashes, if given), and why the plan could not be followed (a stream ended early)."""
     truncated = None
     segments = []
     for si, seg in enumerate(plan):
@@ -511,8 +519,9 @@ def _final_segments(plan: list[PlannedSegment], ends: dict[int, int], spans: lis
             truncated = (f"input ended at byte {end}, before the end of {what} (byte "
                          f"{seg.end})")
         if end > seg.start or seg.name is not None:
-            segments.append(Segment(seg.name, seg.dtype, seg.shape, seg.start, end,
-                                    base=spans[si] if spans is not None else None))
+            span = spans[si] if spans is not None else None
+            segments.append(Segment(seg.name, seg.dtype, seg.shape, seg.start, end, base=span,
+                                    base_hashes=None if span is None else base_hashes[si]))
     if truncated is not None:  # the header promised more than there is: keep no tensor names
         # (same positions: the chunk records already carry these segment numbers)
         segments = [Segment(None, None, None, s.start, s.end) for s in segments]
@@ -551,11 +560,11 @@ def _container_file(f: PositionalFile) -> ContainerFile:
 
 
 def _chunk_decoder(cf: ContainerFile, pool: "BufferPool | None" = None,
-                   base=None) -> Callable[[int], Any]:
+                   base=None, what: str = "the container") -> Callable[[int], Any]:
     if cf.index.base is not None:
         from .base import chunk_decoder
 
-        decode_any = chunk_decoder(cf, base)
+        decode_any = chunk_decoder(cf, base, what)
     else:
         def decode_any(i: int, out):
             return decode_record(*cf.chunk(i), out)
@@ -593,7 +602,7 @@ def _verify(path: str, cf: ContainerFile, orig: PositionalFile | None, original:
         return report(False, None, f"original {original} is {orig.size} bytes, the container "
                                    f"holds {index.original_size}")
     pool = BufferPool(cf.max_chunk_size, nthreads)
-    decode = _chunk_decoder(cf, pool, base)
+    decode = _chunk_decoder(cf, pool, base, path)
 
     def work(i: int):
         try:

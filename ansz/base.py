@@ -4,8 +4,7 @@ chunk kinds that use them (docs/FORMAT.md, "Chunk kinds").
 
 - :class:`BaseFile` opens a base: a safetensors or GGUF file, or a container of one (whose
   needed bytes are decoded). It names the base's tensors, reads any byte range of it, and
-  checks that it is the base a container records (size, then xxh3 of a plain file or the
-  sha256 a container records).
+  checks that it has the size a container records (and, given as a container, the sha256).
 - :func:`base_spans` pairs the segments of a plan with base tensors of the same name, dtype
   and shape.
 - :func:`encode_against` codes one chunk that has base bytes: a COPY_BASE chunk if they are
@@ -20,7 +19,6 @@ import os
 from typing import Any, Callable
 
 import numpy as np
-import xxhash
 
 from . import container
 from ._io import FileSource, PositionalFile
@@ -111,34 +109,28 @@ class BaseFile:
         return self._file.read_scratch(start, n)
 
     def identity(self) -> dict:
-        """``{"name", "size", "sha256", "xxh3"}`` of the base's original bytes (reads them
-        all once, decoding a container base)."""
+        """``{"name", "size", "sha256"}`` of the base's original bytes (a container base's
+        sha256 from its index; a plain file's read once)."""
         if self._identity is None:
-            sha, xxh = hashlib.sha256(), xxhash.xxh3_64()
-            for pos in range(0, self.size, _PIECE):
-                piece = self.read(pos, min(_PIECE, self.size - pos))
-                sha.update(piece)
-                xxh.update(piece)
-            self._identity = {"name": self.name, "size": self.size,
-                              "sha256": sha.hexdigest(), "xxh3": f"{xxh.intdigest():016x}"}
+            if self._container is not None:
+                digest = self._container._cf.index.sha256
+            else:
+                sha = hashlib.sha256()
+                for pos in range(0, self.size, _PIECE):
+                    sha.update(self.read(pos, min(_PIECE, self.size - pos)))
+                digest = sha.hexdigest()
+            self._identity = {"name": self.name, "size": self.size, "sha256": digest}
         return self._identity
 
     def check(self, record: dict, what: str) -> None:
-        """Raise BaseMismatchError unless this is the base ``record`` (an index's) describes:
-        a plain file by size and xxh3 (one fast read), a container by the sha256 of its
-        original (its index; its chunks are checked as they are decoded)."""
-        if self.size == record["size"]:
-            if self._container is not None:
-                if self._container._cf.index.sha256 == record["sha256"]:
-                    return
-            else:
-                xxh = xxhash.xxh3_64()
-                for pos in range(0, self.size, _PIECE):
-                    xxh.update(self.read(pos, min(_PIECE, self.size - pos)))
-                if f"{xxh.intdigest():016x}" == record["xxh3"]:
-                    return
-        raise BaseMismatchError(f"{self.path} is not the base {what} was compressed against: "
-                                f"{needed_base(record)}")
+        """Raise BaseMismatchError unless this may be the base ``record`` (an index's)
+        describes: of its size, and given as a container, of its sha256. (The bytes of a
+        plain base are checked chunk by chunk as they are used: :func:`chunk_decoder`.)"""
+        if self.size == record["size"] and (
+                self._container is None
+                or self._container._cf.index.sha256 == record["sha256"]):
+            return
+        raise mismatch(self.path, what, record)
 
     def close(self) -> None:
         if self._container is not None:
@@ -150,6 +142,12 @@ class BaseFile:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def mismatch(path: str, what: str, record: dict, where: str = "") -> BaseMismatchError:
+    """The error for a base ``path`` that is not the one ``record`` describes."""
+    return BaseMismatchError(f"{path} is not the base {what} was compressed against{where}: "
+                             f"{needed_base(record)}")
 
 
 def needed_base(record: dict) -> str:
@@ -201,11 +199,24 @@ def copy_chunk_payload(j: int) -> bytes:
     return int(j).to_bytes(4, "little")
 
 
-def chunk_decoder(cf: ContainerFile, base: BaseFile | None
+def checked_base_bytes(cf: ContainerFile, base: BaseFile, i: int, what: str) -> np.ndarray:
+    """The base bytes of chunk ``i`` (in a segment with a base range), checked against the
+    XXH3_64 the index records for them: BaseMismatchError if they differ."""
+    seg = cf.index.segments[cf.segment_of[i]]
+    entry = cf.index.chunks[i]
+    data = base.read(seg.base[0] + entry.original_offset - seg.start, entry.decoded_length)
+    if content_hash(data) != seg.base_hashes[i - seg.first_chunk]:
+        name = f" (its bytes for tensor {seg.name!r} differ)" if seg.name else ""
+        raise mismatch(base.path, what, cf.index.base, name)
+    return data
+
+
+def chunk_decoder(cf: ContainerFile, base: BaseFile | None, what: str = "the container"
                   ) -> Callable[[int, Any], np.ndarray]:
     """``decode(i, out=None)``: chunk ``i`` of ``cf`` decoded and checked, whatever its kind
     (into ``out``, a writable uint8 array of its length, if given). Thread-safe. A kind
-    other than PLAIN needs ``base`` (checked to be the container's: :meth:`BaseFile.check`)."""
+    other than PLAIN needs ``base``, whose bytes are checked against the hashes the index
+    records before they are used (BaseMismatchError naming the base needed)."""
     index = cf.index
 
     def base_bytes(i: int, rec) -> np.ndarray:
@@ -214,7 +225,7 @@ def chunk_decoder(cf: ContainerFile, base: BaseFile | None
             raise CorruptDataError(f"chunk {i} uses the base, but its segment has no base range")
         if base is None:
             raise BaseMismatchError(f"chunk {i} needs the base: {needed_base(index.base)}")
-        return base.read(seg.base[0] + rec.original_offset - seg.start, rec.decoded_length)
+        return checked_base_bytes(cf, base, i, what)
 
     def decode(i: int, out=None, *, repeat: bool = True) -> np.ndarray:
         rec, payload = cf.chunk(i)
@@ -264,6 +275,13 @@ def open_base_for(cf: ContainerFile, base, what: str) -> BaseFile | None:
     b = BaseFile(base)
     try:
         b.check(record, what)
+        # the first chunk that uses the base, checked now: a wrong base is reported before
+        # anything is written, not at its first differing chunk
+        index = cf.index
+        for seg in index.segments:
+            if seg.base is not None and seg.chunk_count:
+                checked_base_bytes(cf, b, seg.first_chunk, what)
+                break
     except BaseException:
         b.close()
         raise

@@ -80,7 +80,8 @@ _U64 = (1 << 64) - 1
 
 _INDEX_KEYS = frozenset({"format", "original_size", "sha256", "segments", "chunks"})
 _SEGMENT_KEYS = frozenset({"name", "dtype", "shape", "start", "end", "first_chunk", "chunk_count"})
-_BASE_KEYS = frozenset({"name", "size", "sha256", "xxh3"})
+_BASE_KEYS = frozenset({"name", "size", "sha256"})
+_SEGMENT_BASE_KEYS = frozenset({"start", "end", "xxh3"})
 MAX_BASE_NAME = 4096  #: characters of the base's file-name hint
 _SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
 _HASH_RE = re.compile(r"[0-9a-f]{16}\Z")
@@ -284,6 +285,8 @@ class Segment:
     #: in a container coded against a base: the base file's bytes ``[start, end)`` (as long
     #: as this segment) its DELTA and COPY_BASE chunks use, or None
     base: tuple[int, int] | None = None
+    #: with ``base``: XXH3_64 of the base bytes of each of its chunks, in order
+    base_hashes: list[int] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -297,7 +300,7 @@ class Index:
     sha256: str
     segments: list[Segment]
     chunks: list[ChunkEntry]
-    #: the base file of a container coded against one: name (a hint), size, sha256, xxh3
+    #: the base file of a container coded against one: name (a hint), size, sha256
     base: dict | None = None
 
     def chunk_segments(self) -> list[int]:
@@ -320,9 +323,11 @@ class Index:
                         f"{c.content_hash:016x}"] for c in self.chunks],
         }
         if self.base is not None:  # only then: other containers keep their bytes
-            obj["base"] = {k: self.base[k] for k in ("name", "size", "sha256", "xxh3")}
+            obj["base"] = {k: self.base[k] for k in ("name", "size", "sha256")}
             for seg, s in zip(obj["segments"], self.segments):
-                seg["base"] = None if s.base is None else list(s.base)
+                seg["base"] = None if s.base is None else {
+                    "start": s.base[0], "end": s.base[1],
+                    "xxh3": [f"{h:016x}" for h in s.base_hashes or ()]}
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -386,18 +391,16 @@ def parse_index(payload, *, max_chunk_size: int, index_offset: int, flags: int =
 
 
 def _parse_base(raw: Any) -> dict:
-    """The index's record of the base file: name hint, size, sha256, xxh3 (checked)."""
+    """The index's record of the base file: name hint, size, sha256 (checked)."""
     if not isinstance(raw, dict) or raw.keys() != _BASE_KEYS:
         raise CorruptDataError("index: base is malformed")
-    name, sha, xxh = raw["name"], raw["sha256"], raw["xxh3"]
+    name, sha = raw["name"], raw["sha256"]
     if not (isinstance(name, str) and len(name) <= MAX_BASE_NAME):
         raise CorruptDataError("index: base name must be a string of at most "
                                f"{MAX_BASE_NAME} characters")
     _check_int(raw["size"], "index: base size")
     if not (isinstance(sha, str) and _SHA256_RE.match(sha)):
         raise CorruptDataError("index: base sha256 must be 64 lowercase hex digits")
-    if not (isinstance(xxh, str) and _HASH_RE.match(xxh)):
-        raise CorruptDataError("index: base xxh3 must be 16 lowercase hex digits")
     return dict(raw)
 
 
@@ -464,22 +467,32 @@ def _parse_segments(raw: Any, chunks: list[ChunkEntry], size: int,
                 raise CorruptDataError(f"{where}: its chunks do not cover [{start}, {end})")
             pos = end
         next_chunk = first + count
-        span = None
+        span, hashes = None, None
         if base is not None and s["base"] is not None:
-            span = s["base"]
-            if not (isinstance(span, list) and len(span) == 2):
-                raise CorruptDataError(f"{where}: base range is malformed")
-            for v in span:
-                _check_int(v, f"{where}: base range")
-            if span[1] - span[0] != end - start or span[1] > base["size"]:
-                raise CorruptDataError(f"{where}: base range [{span[0]}, {span[1]}) does not "
-                                       f"fit the segment or the base")
-            span = (span[0], span[1])
+            span, hashes = _parse_segment_base(s["base"], where, end - start, count, base)
         out.append(Segment(name, dtype, None if shape is None else tuple(shape), start, end,
-                           first, count, span))
+                           first, count, span, hashes))
     if pos != size or next_chunk != len(chunks):
         raise CorruptDataError("index: segments do not cover the file")
     return out
+
+
+def _parse_segment_base(raw: Any, where: str, nbytes: int, count: int, base: dict
+                        ) -> tuple[tuple[int, int], list[int]]:
+    """A segment's base object: its base range (as long as the segment, inside the base)
+    and the XXH3_64 of each of its chunks' base bytes (checked)."""
+    if not isinstance(raw, dict) or raw.keys() != _SEGMENT_BASE_KEYS:
+        raise CorruptDataError(f"{where}: base is malformed")
+    b, e, hashes = raw["start"], raw["end"], raw["xxh3"]
+    _check_int(b, f"{where}: base start")
+    _check_int(e, f"{where}: base end")
+    if e < b or e - b != nbytes or e > base["size"]:
+        raise CorruptDataError(f"{where}: base range [{b}, {e}) does not fit the segment or "
+                               "the base")
+    if not (isinstance(hashes, list) and len(hashes) == count
+            and all(isinstance(h, str) and _HASH_RE.match(h) for h in hashes)):
+        raise CorruptDataError(f"{where}: base hashes are malformed")
+    return (b, e), [int(h, 16) for h in hashes]
 
 
 def describable(name: Any, dtype: Any, shape: Any) -> bool:

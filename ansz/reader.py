@@ -193,7 +193,7 @@ class AnszFile:
         from .base import chunk_decoder, open_base_for
 
         self._base = open_base_for(self._cf, base, self.path)
-        return chunk_decoder(self._cf, self._base)
+        return chunk_decoder(self._cf, self._base, self.path)
 
     def _what_it_is(self) -> str:
         """For a file that is not a container: what it looks like, if anything."""

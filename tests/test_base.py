@@ -185,7 +185,11 @@ def test_missing_wrong_or_truncated_base_names_the_base_and_writes_nothing(tmp_p
         report = api.verify_file(packed, base=wrong)
         assert not report.ok and "base.safetensors" in report.message
         with pytest.raises(AnszError, match="base.safetensors"):
-            ansz.open(packed, base=wrong)
+            with ansz.open(packed, base=wrong) as f:  # a base that differs late: at the tensor
+                f.get_tensors()
+    # a base of the right size that differs only at its end: found where it is used
+    with pytest.raises(BaseMismatchError, match="tensor 'w' differ"):
+        api.decompress_file(packed, out, base=same_size)
     assert leftovers(tmp_path) == []
     with pytest.raises(UnsupportedError, match="base"):  # a stream cannot reach the base
         with open(packed, "rb") as fh:
