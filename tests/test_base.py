@@ -338,3 +338,18 @@ def test_sharded_model_against_its_base_shards_with_r(tmp_path):
     (tmp_path / "empty").mkdir()
     r = invoke(["decompress", "-f", "-q", "-r", "--base", tmp_path / "empty", ft_dir])
     assert r.exit_code == 1 and "has no model-00001-of-00002.safetensors" in r.stderr
+
+
+def test_fast_level_and_thread_counts_against_a_base(tmp_path):
+    """--fast codes against a base too; the container does not depend on the threads."""
+    before, after = _pair("BF16")
+    base = _write(tmp_path / "base.safetensors", before)
+    src = _write(tmp_path / "ft.safetensors", after)
+    for level in (1, 2):
+        one, two = tmp_path / f"l{level}-t1.ansz", tmp_path / f"l{level}-t2.ansz"
+        api.compress_file(src, one, chunk_size=CHUNK, level=level, threads=1, base=base)
+        api.compress_file(src, two, chunk_size=CHUNK, level=level, threads=2, base=base)
+        assert one.read_bytes() == two.read_bytes()
+        assert DELTA in _kinds(one)["w"]
+        api.decompress_file(two, tmp_path / "out", base=base, threads=2, overwrite=True)
+        assert (tmp_path / "out").read_bytes() == src.read_bytes()
