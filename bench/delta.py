@@ -148,8 +148,8 @@ def run(session: h.Session, args) -> list[Table]:
                       f"{s['ratio']:.2f}×", *[f"{s[f'zstd -{lv} d']:.0f}" for lv in levels])
     sizes.notes = ["Closeness over the float tensors. zstd runs with --patch-from=BASE (its "
                    "window the whole base)."]
-    speed.notes = ["ansz on two threads through ansz.decompress_file (the base read with "
-                   "pread and checked by xxh3 first); zstd -d is one process, one thread. "
+    speed.notes = ["ansz on two threads through ansz.decompress_file (each chunk's base bytes "
+                   "read with pread and checked by xxh3); zstd -d is one process, one thread. "
                    "`--base / alone`: the median per-round speed of decoding against the "
                    "base over decoding the file coded alone."]
     return [sizes, speed]
