@@ -353,3 +353,23 @@ def test_fast_level_and_thread_counts_against_a_base(tmp_path):
         assert DELTA in _kinds(one)["w"]
         api.decompress_file(two, tmp_path / "out", base=base, threads=2, overwrite=True)
         assert (tmp_path / "out").read_bytes() == src.read_bytes()
+
+
+def test_stats_predicts_compressing_against_a_base(tmp_path):
+    before, after = _pair("BF16")
+    base = _write(tmp_path / "base.safetensors", before)
+    src = _write(tmp_path / "ft.safetensors", after)
+    alone = api.file_stats(src)
+    against = api.file_stats(src, base=base)
+    real = api.compress_file(src, tmp_path / "ft.ansz", base=base)
+    assert against.base == "base.safetensors" and alone.base is None
+    # exact but for the index's record of the base (name, sha256, each chunk's base hash)
+    assert against.exact and abs(against.compressed_bytes - real.compressed_size) <= 256
+    assert against.compressed_bytes < 0.6 * alone.compressed_bytes
+    r = invoke(["stats", "--json", "--base", base, src])
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["base"] == "base.safetensors"
+    assert doc["compressed_bytes"] == against.compressed_bytes
+    assert "against base.safetensors" in invoke(["stats", "--base", base, src]).stdout
+    assert invoke(["stats", "--base", base, tmp_path / "ft.ansz"]).exit_code == 1

@@ -254,11 +254,14 @@ def _raise_if_unsupported(api: Any, path: str) -> None:
               help="Code every chunk, not a sample: exact, but as slow as compressing.")
 @click.option("--top", type=click.IntRange(min=1), default=None, metavar="N",
               help="List the N largest tensors (the rest on one row); -v lists them all.")
+@click.option("--base", type=PATH, metavar="BASE",
+              help="Predict compress --base BASE: tensors paired with BASE's coded against "
+                   "them (a directory: the file of the same name in it).")
 @threads_option
 @common_options
 @click.pass_context
 def stats(ctx: click.Context, files: tuple[str, ...], as_json: bool, fast: bool, exact: bool,
-          top: int | None, threads: int, verbose: int, quiet: int) -> None:
+          top: int | None, base: str | None, threads: int, verbose: int, quiet: int) -> None:
     """Predict how much each FILE (.safetensors, .gguf or any file) shrinks, without writing
     anything: ansz's size, by running its encoder on chunks spread through the file (every
     chunk of a file up to 32 MiB), beside zstd -3's, measured the same way; per dtype, and
@@ -274,6 +277,8 @@ def stats(ctx: click.Context, files: tuple[str, ...], as_json: bool, fast: bool,
     def one(path: str) -> None:
         check_input(path)
         kw = {"sample_bytes": 1 << 62} if exact else {}
+        if base is not None:
+            kw["base"] = base_for(base, path)
         fs = codec_api().file_stats(path, level=1 if fast else None,
                                     threads=threads or None, **kw)
         segments = sorted(fs.segments, key=lambda t: (-t.nbytes, t.label))

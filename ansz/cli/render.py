@@ -96,6 +96,7 @@ def stats_json(fs: Any, shown: list) -> dict[str, Any]:
         "container_overhead": fs.container_overhead,
         "fallback_reason": fs.fallback_reason,
         "tensor_count": fs.tensor_count,
+        "base": fs.base,
         "dtypes": [{"dtype": d.dtype, "segments": d.segments, "tensors": d.tensors, **sizes(d)}
                    for d in fs.by_dtype],
         "segments": [{"label": s.label, "name": s.name, "dtype": s.dtype,
@@ -216,9 +217,10 @@ def _describe(fs: Any) -> str:
     line = ", ".join(parts)
     if fs.is_container:
         return line
+    against = f" against {fs.base}" if fs.base is not None else ""
     if fs.exact:
-        return f"{line}; level {fs.level}, every chunk coded"
-    return (f"{line}; level {fs.level}, predicted from "
+        return f"{line}; level {fs.level}{against}, every chunk coded"
+    return (f"{line}; level {fs.level}{against}, predicted from "
             f"{percent(fs.sampled_bytes, fs.file_size)} of it coded")
 
 
