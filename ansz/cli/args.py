@@ -241,7 +241,7 @@ def codec_options(compress: bool) -> Callable[[Callable], Callable]:
                                 "symbolic links to files are read through."),
             threads_option,
             click.option(
-                "--base", type=PATH, metavar="BASE",
+                "--base", "--patch-from", "base", type=PATH, metavar="BASE",
                 help=("Compress against BASE, the model FILE was fine-tuned or trained from "
                       "(a .safetensors or .gguf file, or its .ansz; a directory: the file "
                       "of the same name in it): a tensor with a tensor of the same name, "

@@ -97,7 +97,7 @@ def _first_run_notice(rep: Reporter) -> None:
                    "only).")
 @click.option("-r", "--recursive", is_flag=True,
               help="Check every *.ansz file under each directory operand.")
-@click.option("--base", type=PATH, metavar="BASE",
+@click.option("--base", "--patch-from", "base", type=PATH, metavar="BASE",
               help="The base file the containers were compressed against (ansz info names "
                    "it); needed to check such a container.")
 @threads_option
