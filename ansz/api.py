@@ -105,7 +105,7 @@ class ContainerInfo:
     segments: list[dict] = field(default_factory=list)
     chunk_count: int = 0
     chunk_size: int = 0  #: the container's maximum chunk size
-    #: the base file it was compressed against (name hint, size, sha256, xxh3), or None
+    #: the base file it was compressed against (name hint, size, sha256), or None
     base: dict | None = None
 
     @property
@@ -202,9 +202,11 @@ def decompress_file(src, dst, *, threads: int | None = None, overwrite: bool = F
     (it would cap throughput at ~1.5 GB/s); :func:`verify_file` checks it.
 
     A container compressed against a base needs that base as ``base`` (a path), and is
-    read from a file, not a pipe; the base is checked (size and xxh3, or the sha256 a
-    container base records) before ``dst`` is created, and a missing or wrong one raises
-    :class:`ansz.base.BaseMismatchError` naming the base needed.
+    read from a file, not a pipe. The base's size (a container base's sha256) and the bytes
+    of the first chunk that uses it are checked before ``dst`` is created, every other
+    chunk's base bytes as they are read (the index records their xxh3): a missing or wrong
+    base raises :class:`~ansz.errors.BaseMismatchError` naming the base needed, and ``dst`` is
+    not created.
     """
     start = time.perf_counter()
     nthreads = resolve_threads(threads)

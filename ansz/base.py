@@ -25,16 +25,11 @@ from ._io import FileSource, PositionalFile
 from .chunks import decode_record, encode_payload
 from .container import COPY_BASE, COPY_CHUNK, DELTA, PLAIN, ContainerFile, content_hash
 from .delta import decode_delta, delta_capable, encode_delta
-from .errors import AnszError, CorruptDataError
+from .errors import AnszError, BaseMismatchError, CorruptDataError
 from .options import DEFAULT_LEVEL
 
 _PIECE = 16 << 20  #: bytes read at a time when hashing a base
 _COPY_CHUNK = np.dtype("<u4")
-
-
-class BaseMismatchError(AnszError):
-    """The base given is not the one a container was compressed against, or none was given
-    for a container that needs one."""
 
 
 class BaseFile:

@@ -19,11 +19,10 @@ from safetensors.numpy import save_file
 
 import ansz
 from ansz import api, container
-from ansz.base import BaseMismatchError
 from ansz.container import COPY_BASE, COPY_CHUNK, DELTA, PLAIN, ContainerFile
 from ansz.delta import decode_delta, encode_delta
 from ansz.dtypes import DTYPE_CODES
-from ansz.errors import AnszError, CorruptDataError, UnsupportedError
+from ansz.errors import AnszError, BaseMismatchError, CorruptDataError, UnsupportedError
 
 from helpers import invoke, leftovers, safetensors_dtypes
 
