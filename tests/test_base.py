@@ -372,3 +372,109 @@ def test_stats_predicts_compressing_against_a_base(tmp_path):
     assert doc["compressed_bytes"] == against.compressed_bytes
     assert "against base.safetensors" in invoke(["stats", "--base", base, src]).stdout
     assert invoke(["stats", "--base", base, tmp_path / "ft.ansz"]).exit_code == 1
+
+
+# --- hostile containers: every field checked, with valid checksums -------------------------
+
+
+def _rewrite_index(blob: bytes, mutate) -> bytes:
+    """``blob`` with its index JSON changed by ``mutate(obj)``, every checksum redone."""
+    import zlib
+
+    c = container
+    off, length, _ = c.parse_trailer(blob[-c.TRAILER.size:], len(blob) - c.TRAILER.size)
+    rec = c.parse_record_header(blob[off:off + c.RECORD_HEADER.size], 1 << 26, "index", off)
+    obj = json.loads(c.index_text(rec, blob[off + c.RECORD_HEADER.size:
+                                            off + c.RECORD_HEADER.size + length]))
+    mutate(obj)
+    text = json.dumps(obj).encode()
+    head = c.pack_record(c.INDEX, 0, 0, rec.original_offset, len(text), len(text),
+                         c.content_hash(text), rec.previous_hash, rec.number)
+    return (blob[:off] + head + text + bytes(c.pad8(len(text)) - len(text))
+            + c.pack_trailer(off, len(text), zlib.crc32(text)))
+
+
+def _rewrite_record(blob: bytes, i: int, kind: int) -> bytes:
+    """``blob`` with chunk ``i``'s Chunk_Kind set to ``kind``, its checksum redone."""
+    import struct
+    import zlib
+
+    c = container
+    cf = ContainerFile(lambda off, n: blob[off:off + n], len(blob))
+    at = cf.index.chunks[i].offset
+    head = bytearray(blob[at:at + c.RECORD_HEADER.size])
+    head[2:4] = kind.to_bytes(2, "little")
+    head[44:48] = struct.pack("<I", zlib.crc32(bytes(head[:44])))
+    return blob[:at] + bytes(head) + blob[at + c.RECORD_HEADER.size:]
+
+
+@pytest.fixture(scope="module")
+def based(tmp_path_factory):
+    """(base path, container bytes, plain container bytes, original bytes)."""
+    tmp = tmp_path_factory.mktemp("hostile")
+    before, after = _pair("BF16", n=20_000)
+    base = _write(tmp / "base.safetensors", before)
+    src = _write(tmp / "ft.safetensors", after)
+    api.compress_file(src, tmp / "ft.ansz", chunk_size=1 << 14, base=base)
+    api.compress_file(src, tmp / "plain.ansz", chunk_size=1 << 14)
+    return base, (tmp / "ft.ansz").read_bytes(), (tmp / "plain.ansz").read_bytes(), \
+        src.read_bytes()
+
+
+def _decode(tmp_path, blob: bytes, base) -> bytes:
+    path = tmp_path / "x.ansz"
+    path.write_bytes(blob)
+    api.decompress_file(path, tmp_path / "x.out", base=base, overwrite=True)
+    return (tmp_path / "x.out").read_bytes()
+
+
+def _paired(obj) -> dict:
+    return next(s for s in obj["segments"] if s["base"] is not None)
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda o: o.pop("base"),
+    lambda o: o["base"].update(xxh3="0" * 16),
+    lambda o: o["base"].update(size=-1),
+    lambda o: o["base"].update(sha256="A" * 64),
+    lambda o: _paired(o).update(base=[0, 10]),
+    lambda o: _paired(o)["base"].update(end=_paired(o)["base"]["end"] + 2),
+    lambda o: _paired(o)["base"].update(start=10**15, end=10**15 + 1),
+    lambda o: _paired(o)["base"]["xxh3"].pop(),
+    lambda o: _paired(o)["base"]["xxh3"].__setitem__(0, "xyz"),
+    lambda o: o["segments"][0].pop("base"),
+], ids=["no base", "base xxh3", "base size", "base sha256", "range as list", "range length",
+        "range past the base", "hash count", "hash text", "segment without base key"])
+def test_hostile_base_index_is_corrupt(tmp_path, based, mutate):
+    base, blob, _, _ = based
+    with pytest.raises(CorruptDataError):
+        _decode(tmp_path, _rewrite_index(blob, mutate), base)
+
+
+def test_hostile_chunk_kinds(tmp_path, based):
+    base, blob, plain, original = based
+    assert _decode(tmp_path, blob, base) == original
+    cf = ContainerFile(lambda off, n: blob[off:off + n], len(blob))
+    kinds = [cf.chunk(i)[0].kind for i in range(len(cf.index.chunks))]
+    delta = kinds.index(DELTA)
+    unpaired = next(i for i in range(len(kinds))
+                    if cf.index.segments[cf.segment_of[i]].base is None)
+    cases = [(unpaired, COPY_BASE, "no base range"),  # the header: no base bytes to copy
+             (delta, COPY_BASE, "has a payload"),
+             (delta, COPY_CHUNK, "chunk reference"),
+             (delta, PLAIN, None)]  # a delta payload read as a plain one: fails somewhere
+    for i, kind, match in cases:
+        with pytest.raises(CorruptDataError, match=match):
+            _decode(tmp_path, _rewrite_record(blob, i, kind), base)
+    with pytest.raises(UnsupportedError, match="reserved"):  # a kind no reader knows
+        _decode(tmp_path, _rewrite_record(blob, delta, 4), base)
+    with pytest.raises(UnsupportedError, match="reserved"):  # kinds need the header flag
+        _decode(tmp_path, _rewrite_record(plain, 1, DELTA), None)
+    # a base whose bytes differ where this chunk reads them: a wrong base, never wrong output
+    bad_base = tmp_path / "bad-base.safetensors"
+    data = bytearray(base.read_bytes())
+    seg = cf.index.segments[cf.segment_of[delta]]
+    data[seg.base[0] + cf.index.chunks[delta].original_offset - seg.start] ^= 1
+    bad_base.write_bytes(bytes(data))
+    with pytest.raises(BaseMismatchError, match="differ"):
+        _decode(tmp_path, blob, bad_base)
