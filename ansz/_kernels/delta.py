@@ -41,6 +41,29 @@ def _key(x, ones, sign):
     return x ^ (ones if x & sign else sign)
 
 
+def _bit_lengths():
+    """uint64[256]: the bit length of each byte value."""
+    out = np.zeros(256, np.uint64)
+    for v in range(1, 256):
+        out[v] = v.bit_length()
+    return out
+
+
+_BIT_LENGTH_8 = _bit_lengths()
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bit_length(a):
+    """The bit length of a (uint64, below 2^32)."""
+    high = a >> np.uint64(16)
+    length = np.uint64(16) if high else np.uint64(0)
+    t = high if high else a
+    high = t >> np.uint64(8)
+    length += np.uint64(8) if high else np.uint64(0)
+    t = high if high else t
+    return length + _BIT_LENGTH_8[t]
+
+
 @njit(cache=True, nogil=True)
 def delta_encode(target, base, syms, raw):
     """Symbols and packed raw bits of ``target`` against ``base`` (unsigned arrays of one
@@ -66,9 +89,7 @@ def delta_encode(target, base, syms, raw):
         a = ((~d) + one) & ones if neg else d
         if a == 0:  # d = -2^(W-1), whose magnitude is the sign bit
             a = sign
-        length = np.uint64(64)
-        while not (a >> (length - one)) & one:
-            length -= one
+        length = _bit_length(a)
         if length >= 2:
             nraw = length - np.uint64(2)
             s = np.uint64(2) * length + ((a >> nraw) & one)
