@@ -151,6 +151,9 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
         if base is not None:
             if not f.regular:
                 raise AnszError(f"{src}: compressing against a base needs a regular file")
+            if os.path.exists(base) and os.path.samefile(base, src):
+                raise AnszError(f"{src} is its own base: it could not be restored without "
+                                "itself")
             based = stack.enter_context(_open_base(base))
         source = FileSource(f) if f.regular else StreamSource(f.fh, src)
         with atomic_output(dst, overwrite=overwrite, like=f.stat if f.regular else None,

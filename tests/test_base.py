@@ -193,6 +193,8 @@ def test_missing_wrong_or_truncated_base_names_the_base_and_writes_nothing(tmp_p
     with pytest.raises(UnsupportedError, match="base"):  # a stream cannot reach the base
         with open(packed, "rb") as fh:
             api.decompress_stream(fh, open(os.devnull, "wb"))
+    with pytest.raises(AnszError, match="its own base"):
+        api.compress_file(src, tmp_path / "self.ansz", base=src)
     plain = tmp_path / "plain.ansz"
     api.compress_file(src, plain)
     with pytest.raises(AnszError, match="not compressed against a base"):
