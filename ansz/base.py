@@ -145,6 +145,62 @@ def mismatch(path: str, what: str, record: dict, where: str = "") -> BaseMismatc
                              f"{needed_base(record)}")
 
 
+#: Names of the files a base directory offers (model files and containers of them).
+_MODEL_NAMES = (".safetensors", ".gguf", ".safetensors.ansz", ".gguf.ansz")
+
+
+def base_in_directory(directory, path, *, container=None) -> str:
+    """The file of ``directory`` (a model's base, e.g. its shards) to code ``path`` against.
+
+    To compress ``path`` (``container`` None): the model file, or container of one, holding
+    the most bytes of tensors of ``path``'s names, dtypes and shapes, so that a fine-tune
+    sharded otherwise than its base still finds most of its tensors; a file of ``path``'s
+    own name wins a tie. To decode the container ``container`` (restoring ``path``): the
+    file its index names (or that name plus .ansz). AnszError if there is none."""
+    directory, path = os.fspath(directory), os.fspath(path)
+    if container is not None:
+        from .api import read_info
+
+        record = read_info(container).base
+        if record is None:
+            return directory  # decoding says the container needs no base
+        for name in (record["name"], record["name"] + ".ansz"):
+            candidate = os.path.join(directory, name)
+            if record["name"] and os.path.isfile(candidate):
+                return candidate
+        raise BaseMismatchError(f"base directory {directory} has no {record['name']}: "
+                                f"{container} {needed_base(record)}")
+    from .formats.detect import detect
+
+    with PositionalFile(path) as f:
+        layout, _ = detect(FileSource(f))
+    wanted = {} if layout is None else {t.name: (t.dtype, tuple(t.shape), t.end - t.start)
+                                        for t in layout.tensors}
+    own = os.path.basename(path)
+    best, best_bytes = None, 0
+    for name in sorted(os.listdir(directory)):
+        candidate = os.path.join(directory, name)
+        if (not name.endswith(_MODEL_NAMES) or not os.path.isfile(candidate)
+                or os.path.samefile(candidate, path)):
+            continue
+        try:
+            with BaseFile(candidate) as b:
+                shared = sum(n for t, (dtype, shape, n) in wanted.items()
+                             if b.tensors.get(t, (None, None))[:2] == (dtype, shape))
+        except AnszError:
+            continue  # not a model file: nothing to share
+        if shared > best_bytes or (shared == best_bytes and shared
+                                   and name in (own, own + ".ansz")):
+            best, best_bytes = candidate, shared
+    if best is None:
+        for name in (own, own + ".ansz"):
+            if os.path.isfile(os.path.join(directory, name)):
+                return os.path.join(directory, name)
+        raise AnszError(f"base directory {directory} has no model file with a tensor of "
+                        f"{own}")
+    return best
+
+
 def needed_base(record: dict) -> str:
     """"it needs NAME (N bytes, sha256 ...)" for an index's base record."""
     return (f"it needs {record['name'] or 'its base'} ({record['size']} bytes, sha256 "

@@ -243,13 +243,13 @@ def codec_options(compress: bool) -> Callable[[Callable], Callable]:
             click.option(
                 "--base", "--patch-from", "base", type=PATH, metavar="BASE",
                 help=("Compress against BASE, the model FILE was fine-tuned or trained from "
-                      "(a .safetensors or .gguf file, or its .ansz; a directory: the file "
-                      "of the same name in it): a tensor with a tensor of the same name, "
-                      "dtype and shape in BASE is coded as its change; decompressing needs "
-                      "the same BASE." if compress else
+                      "(a .safetensors or .gguf file, or its .ansz; a directory: its file "
+                      "sharing most tensors with FILE): a tensor with a tensor of the same "
+                      "name, dtype and shape in BASE is coded as its change; decompressing "
+                      "needs the same BASE." if compress else
                       "The base file a container was compressed against (ansz info names "
-                      "it; a directory: the file of the restored name in it); needed to "
-                      "decompress such a container.")),
+                      "it; a directory: the file of that name in it); needed to decompress "
+                      "such a container.")),
         ]
         if compress:
             opts.append(click.option(

@@ -213,7 +213,7 @@ def _verify_one(src: Any, original: str | None, expected: str | None,
                 return api.VerifyReport(src, False, info.original_size, info.sha256, None,
                                         _sha256_mismatch(info.sha256, expected))
         if base is not None:
-            base = base_for(base, src[:-len(SUFFIX)] if src.endswith(SUFFIX) else src)
+            base = base_for(base, src, container=src)
         report = api.verify_file(src, original, threads=threads, base=base)
         if not report.ok and not report.sha256:  # its index was not even read: say whether
             _raise_if_unsupported(api, src)  # that is for want of a newer ansz (status 3)
@@ -256,7 +256,7 @@ def _raise_if_unsupported(api: Any, path: str) -> None:
               help="List the N largest tensors (the rest on one row); -v lists them all.")
 @click.option("--base", type=PATH, metavar="BASE",
               help="Predict compress --base BASE: tensors paired with BASE's coded against "
-                   "them (a directory: the file of the same name in it).")
+                   "them (a directory: its file sharing most tensors with FILE).")
 @threads_option
 @common_options
 @click.pass_context

@@ -204,7 +204,8 @@ class Job:
         if o.base is not None:
             if not regular_file(st) or is_device_or_fifo(dst):
                 raise AnszError("--base needs the input and the output to be regular files")
-            kw["base"] = base_for(o.base, src if o.compressing else dst)
+            kw["base"] = (base_for(o.base, src) if o.compressing
+                          else base_for(o.base, dst, container=src))
         if o.compressing:
             kw.update(chunk_size=o.chunk_size, coder=o.coder, level=o.level, strict=o.strict)
         total = self.progress_total(api, src, st) if rep.show_progress() else None
@@ -328,19 +329,16 @@ def open_input(src: Operand) -> Iterator[BinaryIO]:
             yield fh
 
 
-def base_for(base: str, original: str) -> str:
-    """The base file for the original file ``original`` (what is compressed, or what a
-    container restores): ``base`` itself, or for a directory the file of the same name in
-    it, or that name plus .ansz (a sharded model against its base's shards); AnszError if
-    the directory has neither."""
+def base_for(base: str, original: str, container: str | None = None) -> str:
+    """``--base``: the base file itself, or for a directory the file in it that the API
+    picks (:func:`ansz.base.base_in_directory`) to compress ``original``, or that the
+    ``container`` (restoring ``original``) names."""
     if not os.path.isdir(base):
         return base
-    name = os.path.basename(original)
-    for candidate in (name, name + SUFFIX):
-        path = os.path.join(base, candidate)
-        if os.path.isfile(path):
-            return path
-    raise AnszError(f"base directory {base} has no {name} (nor {name}{SUFFIX})")
+    codec_api()
+    from ..base import base_in_directory
+
+    return base_in_directory(base, original, container=container)
 
 
 def regular_file(st: os.stat_result | None) -> bool:
