@@ -49,7 +49,8 @@ from ._io import (FileRange, FileSource, PositionalFile, StreamSource, atomic_ou
                   check_output, open_regular, pwrite_all, stream_name, write_all)
 from ._pool import BufferPool, ordered_map, resolve_threads
 from .chunks import container_flags, decode_record, encode_payload
-from .container import ContainerFile, ContainerWriter, Segment, StreamReader
+from .container import (COPY_BASE, COPY_CHUNK, FLAG_BASE, PLAIN, ContainerFile, ContainerWriter,
+                        Segment, StreamReader)
 from .errors import AnszError, CorruptDataError, FormatError, UnsupportedError
 from .formats.detect import detect, format_name
 from .options import DEFAULT_LEVEL, check_chunk_size, check_coder, check_level
@@ -109,6 +110,8 @@ class ContainerInfo:
     segments: list[dict] = field(default_factory=list)
     chunk_count: int = 0
     chunk_size: int = 0  #: the container's maximum chunk size
+    #: the base file it was compressed against (name hint, size, sha256), or None
+    base: dict | None = None
 
     @property
     def ratio(self) -> float:
@@ -122,7 +125,7 @@ class ContainerInfo:
 def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | None = None,
                   level: int | None = None, coder: str | None = None, overwrite: bool = False,
                   sync: bool = False, strict: bool = False,
-                  progress: Callable[[int], None] | None = None) -> CompressReport:
+                  progress: Callable[[int], None] | None = None, base=None) -> CompressReport:
     """Compress the file ``src`` into the container ``dst``.
 
     A safetensors or GGUF file is coded tensor by tensor with each tensor's dtype; any other
@@ -136,6 +139,12 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
     forces one. ``strict=True`` raises :class:`~ansz.errors.FormatError` (its message the
     ``fallback_reason``) instead of coding as bytes a file that looks like, or is named,
     safetensors or GGUF but does not parse as one; nothing is then created at ``dst``.
+
+    ``base`` (a path: a safetensors or GGUF file, or a container of one) codes ``src``
+    against it: each tensor with a base tensor of the same name, dtype and shape is coded
+    chunk by chunk as a copy of the base's bytes, a delta against them, or alone, whichever
+    is smallest; chunks repeated within ``src`` are stored once. The container records the
+    base (name, size, sha256) and decoding it needs that base (docs/FORMAT.md).
     """
     start = time.perf_counter()
     nthreads, chunk, coder = resolve_threads(threads), check_chunk_size(chunk_size), check_coder(coder)
@@ -144,21 +153,38 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
     if is_remote(src):  # read once, front to back: the same container as from a local file
         from . import remote
 
+        if base is not None:
+            raise AnszError(f"{src}: compressing against a base needs a local file")
         check_output(dst, src, overwrite=overwrite)
         with remote.open_stream(src) as fh, atomic_output(dst, overwrite=overwrite,
                                                           sync=sync) as out:
             result = _compress(StreamSource(fh, src), out, nthreads, chunk, progress, coder,
                                level, strict)
         return CompressReport(src, dst, *result, time.perf_counter() - start)
-    with PositionalFile(src) as f:
+    with PositionalFile(src) as f, contextlib.ExitStack() as stack:
         check_output(dst, src, overwrite=overwrite)
+        based = None
+        if base is not None:
+            if not f.regular:
+                raise AnszError(f"{src}: compressing against a base needs a regular file")
+            if os.path.exists(base) and os.path.samefile(base, src):
+                raise AnszError(f"{src} is its own base: it could not be restored without "
+                                "itself")
+            based = stack.enter_context(_open_base(base))
         source = FileSource(f) if f.regular else StreamSource(f.fh, src)
         with atomic_output(dst, overwrite=overwrite, like=f.stat if f.regular else None,
                            sync=sync) as out:
-            result = _compress(source, out, nthreads, chunk, progress, coder, level, strict)
+            result = _compress(source, out, nthreads, chunk, progress, coder, level, strict,
+                               based)
             if f.regular:  # rewritten in place meanwhile: the sha256 may not be of what was coded
                 f.check_unchanged()
     return CompressReport(src, dst, *result, time.perf_counter() - start)
+
+
+def _open_base(path):
+    from .base import BaseFile
+
+    return BaseFile(path)
 
 
 def compress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = None,
@@ -186,29 +212,39 @@ def compress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = None,
 
 
 def decompress_file(src, dst, *, threads: int | None = None, overwrite: bool = False,
-                    sync: bool = False,
-                    progress: Callable[[int], None] | None = None) -> DecompressReport:
+                    sync: bool = False, progress: Callable[[int], None] | None = None,
+                    base=None) -> DecompressReport:
     """Restore the original file from the container ``src`` into ``dst``.
 
     The header, trailer and index are validated before ``dst`` is created; every chunk's sizes
     and xxh3 checksum are checked as it is decoded. The whole-file sha256 is *not* computed
     (it would cap throughput at ~1.5 GB/s); :func:`verify_file` checks it.
+
+    A container compressed against a base needs that base as ``base`` (a path), and is
+    read from a file, not a pipe. The base's size (a container base's sha256) and the bytes
+    of the first chunk that uses it are checked before ``dst`` is created, every other
+    chunk's base bytes as they are read (the index records their xxh3): a missing or wrong
+    base raises :class:`~ansz.errors.BaseMismatchError` naming the base needed, and ``dst`` is
+    not created.
     """
     start = time.perf_counter()
     nthreads = resolve_threads(threads)
     src, dst = _name(src), _name(dst)
-    with _open_input(src) as f:
+    with _open_input(src) as f, contextlib.ExitStack() as stack:
         check_output(dst, src, overwrite=overwrite)
         if not f.regular:  # a pipe or device: decode front to back
+            if base is not None:
+                raise AnszError(f"{src}: decoding against a base needs the container as a file")
             with atomic_output(dst, overwrite=overwrite, sync=sync) as out:
                 sizes = _decode_stream(f.fh, out, nthreads, progress)
             return DecompressReport(src, dst, *sizes, time.perf_counter() - start)
         cf = _container_file(f)
+        based = _base_for(cf, base, src, stack)
         with atomic_output(dst, overwrite=overwrite, like=getattr(f, "stat", None),
                            sync=sync) as out:
             done = 0
             pool = BufferPool(cf.max_chunk_size, nthreads)
-            decode, chunks = _chunk_decoder(cf, pool), cf.index.chunks
+            decode, chunks = _chunk_decoder(cf, pool, based, src), cf.index.chunks
             fd = None if is_remote(dst) else out.fileno()  # a store's object: in order
 
             def decode_and_write(i: int):
@@ -246,7 +282,7 @@ def decompress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = Non
                             time.perf_counter() - start)
 
 
-def verify_file(path, original=None, *, threads: int | None = None) -> VerifyReport:
+def verify_file(path, original=None, *, threads: int | None = None, base=None) -> VerifyReport:
     """Decode the container at ``path`` completely and check it; never raises for bad data.
 
     Checks the header, trailer and index, every chunk's record and xxh3 checksum, the total
@@ -254,19 +290,21 @@ def verify_file(path, original=None, *, threads: int | None = None) -> VerifyRep
     decoded bytes with that file. A damaged container gives ``ok=False`` with a one-line
     ``message`` and, when a chunk is at fault, ``first_bad`` naming it. Raises only OSError
     (missing or unreadable files) and AnszError for a path that is not a regular file.
+    ``base`` as for :func:`decompress_file`; a missing or wrong one gives ``ok=False``.
     """
     path = _name(path)
     nthreads = resolve_threads(threads)
-    with _open_input(path, regular=True) as f:
+    with _open_input(path, regular=True) as f, contextlib.ExitStack() as stack:
         try:
             cf = _container_file(f)
+            based = _base_for(cf, base, path, stack)
         except AnszError as e:
             return VerifyReport(path, False, 0, "", None, str(e))
         if original is None:
-            return _verify(path, cf, None, None, nthreads)
+            return _verify(path, cf, None, None, nthreads, based)
         original = _name(original)
         with _open_input(original, regular=True) as orig:
-            return _verify(path, cf, orig, original, nthreads)
+            return _verify(path, cf, orig, original, nthreads, based)
 
 
 def verify_stream(ifh: BinaryIO, original=None, *,
@@ -381,7 +419,8 @@ def read_info(path) -> ContainerInfo:
             "compressed_size": sum(c.end - c.offset for c in chunks),
         })
     return ContainerInfo(path, container.FORMAT_VERSION, index.original_size, size, index.sha256,
-                         index.format, segments, len(index.chunks), cf.max_chunk_size)
+                         index.format, segments, len(index.chunks), cf.max_chunk_size,
+                         None if index.base is None else dict(index.base))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,30 +429,48 @@ def read_info(path) -> ContainerInfo:
 
 def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
               progress: Callable[[int], None] | None,
-              coder: str = "auto", level: int = DEFAULT_LEVEL, strict: bool = False
-              ) -> tuple[int, int, str, str | None]:
+              coder: str = "auto", level: int = DEFAULT_LEVEL, strict: bool = False,
+              base=None) -> tuple[int, int, str, str | None]:
     """Code ``source`` into ``ofh``: ``(original size, container size, format, reason)``;
-    ``strict``: FormatError(reason) rather than a fallback to bytes."""
+    ``strict``: FormatError(reason) rather than a fallback to bytes. ``base``: an open
+    :class:`ansz.base.BaseFile` to code against (``source`` is then a FileSource)."""
     layout, reason = detect(source)
     if strict and reason is not None:  # before the writer writes the file header
         raise FormatError(reason)
     plan = plan_segments(layout, source.size)
-    writer = ContainerWriter(ofh, chunk_size, container_flags(chunk_size))
+    spans: list = [None] * len(plan)
+    flags, record = container_flags(chunk_size), None
+    if base is not None:
+        from .base import base_spans
+
+        spans, flags, record = base_spans(plan, base), flags | FLAG_BASE, base.identity()
+    writer = ContainerWriter(ofh, chunk_size, flags, record)
     ends: dict[int, int] = {}  # segment -> where its data actually ended
+    first: dict[tuple[int, int, int], tuple[int, int]] = {}  # (hash, length, code) -> (chunk, at)
+    base_hashes: dict[int, list[int]] = {}  # segment -> its chunks' base bytes' xxh3
     with source.hasher(2 * nthreads + 2) as sha:
         items = _chunk_items(source, plan, chunk_size, sha, ends)
         done = 0
-        def encode(item):
-            return _encode_item(item, coder, level)
+        # base offset of each segment's bytes: base position = original position + shift
+        shifts = [None if sp is None else sp[0] - seg.start for sp, seg in zip(spans, plan)]
 
-        for segment, code, n, (payload, chash) in ordered_map(encode, items, nthreads):
-            writer.add_chunk(segment, code, payload, n, chash)
+        def encode(item):
+            return _encode_item(item, coder, level, base, shifts)
+
+        for segment, code, n, (kind, payload, chash), bhash in ordered_map(encode, items,
+                                                                          nthreads):
+            if base is not None and kind != COPY_BASE:
+                kind, payload = _repeat(source, first, len(writer.chunks), done, n, code,
+                                        chash, kind, payload)
+            if bhash is not None:
+                base_hashes.setdefault(segment, []).append(bhash)
+            writer.add_chunk(segment, code, payload, n, chash, kind)
             done += n
             source.release(done)
             if progress is not None:
                 progress(done)
         digest = sha.hexdigest()
-    segments, truncated = _final_segments(plan, ends)
+    segments, truncated = _final_segments(plan, ends, spans, base_hashes)
     if strict and truncated is not None:  # before the index: ofh holds no container
         raise FormatError(truncated)
     if truncated is not None:
@@ -425,8 +482,9 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
 
 
 def _chunk_items(source, plan: list[PlannedSegment], chunk_size: int, sha,
-                 ends: dict[int, int]) -> Iterator[tuple[int, int, Any]]:
-    """``(segment, dtype code, data)`` for every chunk, in order; runs in the calling thread.
+                 ends: dict[int, int]) -> Iterator[tuple[int, int, Any, int]]:
+    """``(segment, dtype code, data, original offset)`` for every chunk, in order; runs in
+    the calling thread.
 
     Records in ``ends`` where each visited segment's data really ended (a stream may end
     early). Chunks never split an element; a short final piece that is not whole elements
@@ -440,7 +498,7 @@ def _chunk_items(source, plan: list[PlannedSegment], chunk_size: int, sha,
             data = source.read(pos, want)
             if len(data):
                 sha.update(data)
-                yield si, chunk_code(code, len(data)), data
+                yield si, chunk_code(code, len(data)), data, pos
                 pos += len(data)
             if len(data) < want:  # end of a stream
                 ends[si] = pos
@@ -448,17 +506,53 @@ def _chunk_items(source, plan: list[PlannedSegment], chunk_size: int, sha,
         ends[si] = pos
 
 
-def _encode_item(item: tuple[int, int, Any], coder: str, level: int
-                 ) -> tuple[int, int, int, tuple[bytes, int]]:
-    """Code one chunk; runs on a worker thread, which reads a file's bytes itself."""
-    segment, code, data = item
+def _encode_item(item: tuple[int, int, Any, int], coder: str, level: int, base=None,
+                 shifts: list | None = None
+                 ) -> tuple[int, int, int, tuple[int, bytes, int], int | None]:
+    """Code one chunk: ``(segment, code, length, (kind, payload, hash), base hash)``; runs
+    on a worker thread, which reads a file's bytes (and the base's) itself.
+    ``shifts[segment]`` is where the segment's base bytes are relative to its own (None:
+    it has none, and the base hash is None)."""
+    segment, code, data, pos = item
     if isinstance(data, FileRange):
         data = data.load()
-    return segment, code, len(data), encode_payload(data, code, coder=coder, level=level)
+    shift = shifts[segment] if shifts is not None else None
+    if base is not None and shift is not None:
+        from .base import encode_against
+
+        before = base.read(pos + shift, len(data))
+        return (segment, code, len(data),
+                encode_against(data, before, code, coder=coder, level=level),
+                container.content_hash(before))
+    return (segment, code, len(data),
+            (PLAIN, *encode_payload(data, code, coder=coder, level=level)), None)
 
 
-def _final_segments(plan: list[PlannedSegment], ends: dict[int, int]) -> tuple[list[Segment], str | None]:
-    """The segments as coded, and why the plan could not be followed (a stream ended early)."""
+def _repeat(source, first: dict, number: int, at: int, n: int, code: int, chash: int,
+            kind: int, payload: bytes) -> tuple[int, bytes]:
+    """``(kind, payload)`` of chunk ``number`` (``n`` bytes at ``at``): a COPY_CHUNK of the
+    first earlier chunk with the same bytes (same hash, length and code; the bytes are
+    compared), else as coded. Records the chunk if it is the first of its bytes."""
+    from .base import copy_chunk_payload
+
+    key = (chash, n, code)
+    earlier = first.get(key)
+    if earlier is None:
+        first[key] = (number, at)
+        return kind, payload
+    j, where = earlier
+    import numpy as np
+
+    if np.array_equal(source.read(where, n).load(), source.read(at, n).load()):
+        return COPY_CHUNK, copy_chunk_payload(j)
+    return kind, payload
+
+
+def _final_segments(plan: list[PlannedSegment], ends: dict[int, int], spans: list | None = None,
+                    base_hashes: dict[int, list[int]] | None = None
+                    ) -> tuple[list[Segment], str | None]:
+    """The segments as coded (with their base ranges, ``spans``, and their chunks' base
+    hashes, if given), and why the plan could not be followed (a stream ended early)."""
     truncated = None
     segments = []
     for si, seg in enumerate(plan):
@@ -470,7 +564,9 @@ def _final_segments(plan: list[PlannedSegment], ends: dict[int, int]) -> tuple[l
             truncated = (f"input ended at byte {end}, before the end of {what} (byte "
                          f"{seg.end})")
         if end > seg.start or seg.name is not None:
-            segments.append(Segment(seg.name, seg.dtype, seg.shape, seg.start, end))
+            span = spans[si] if spans is not None else None
+            segments.append(Segment(seg.name, seg.dtype, seg.shape, seg.start, end, base=span,
+                                    base_hashes=None if span is None else base_hashes[si]))
     if truncated is not None:  # the header promised more than there is: keep no tensor names
         # (same positions: the chunk records already carry these segment numbers)
         segments = [Segment(None, None, None, s.start, s.end) for s in segments]
@@ -529,16 +625,38 @@ def _container_file(f: PositionalFile) -> ContainerFile:
     return ContainerFile(f.read_at, f.size, read_record=f.read_scratch)
 
 
-def _chunk_decoder(cf: ContainerFile, pool: "BufferPool | None" = None) -> Callable[[int], Any]:
+def _chunk_decoder(cf: ContainerFile, pool: "BufferPool | None" = None,
+                   base=None, what: str = "the container") -> Callable[[int], Any]:
+    if cf.index.base is not None:
+        from .base import chunk_decoder
+
+        decode_any = chunk_decoder(cf, base, what)
+    else:
+        def decode_any(i: int, out):
+            return decode_record(*cf.chunk(i), out)
+
     def decode(i: int):
         out = None if pool is None else pool.get(cf.index.chunks[i].decoded_length)
-        return decode_record(*cf.chunk(i), out)
+        return decode_any(i, out)
 
     return decode
 
 
+def _base_for(cf: ContainerFile, base, what: str, stack: contextlib.ExitStack):
+    """The checked base a container needs (an open BaseFile closed with ``stack``), or None
+    for a container without one (giving one is then an error)."""
+    if cf.index.base is None and base is None:
+        return None
+    from .base import open_base_for
+
+    based = open_base_for(cf, base, what)
+    if based is not None:
+        stack.callback(based.close)
+    return based
+
+
 def _verify(path: str, cf: ContainerFile, orig: PositionalFile | None, original: str | None,
-            nthreads: int) -> VerifyReport:
+            nthreads: int, base=None) -> VerifyReport:
     import numpy as np
 
     index = cf.index
@@ -550,7 +668,7 @@ def _verify(path: str, cf: ContainerFile, orig: PositionalFile | None, original:
         return report(False, None, f"original {original} is {orig.size} bytes, the container "
                                    f"holds {index.original_size}")
     pool = BufferPool(cf.max_chunk_size, nthreads)
-    decode = _chunk_decoder(cf, pool)
+    decode = _chunk_decoder(cf, pool, base, path)
 
     def work(i: int):
         try:

@@ -42,7 +42,16 @@ TRAILER_MAGIC = MAGIC[::-1]
 FORMAT_VERSION = 1
 #: File_Header Flags bits: features a file may use that a reader must know (docs/FORMAT.md).
 FLAG_WIDE_RANS = 0x0001  #: stream method 8 (RANS_WIDE)
-KNOWN_FLAGS = FLAG_WIDE_RANS
+#: coded against a base file: chunk kinds other than PLAIN, a "base" in the index
+FLAG_BASE = 0x0002
+KNOWN_FLAGS = FLAG_WIDE_RANS | FLAG_BASE
+
+#: Chunk kinds (a chunk record's Chunk_Kind; all but PLAIN need FLAG_BASE).
+PLAIN = 0  #: the payload codes the chunk alone
+DELTA = 1  #: the payload codes the chunk against the same bytes of its segment's base tensor
+COPY_BASE = 2  #: empty payload: the chunk is those base bytes as they are
+COPY_CHUNK = 3  #: payload u32 j: the chunk repeats chunk j (< this one, itself no COPY_CHUNK)
+CHUNK_KINDS = (PLAIN, DELTA, COPY_BASE, COPY_CHUNK)
 
 FILE_HEADER = struct.Struct("<8sHHIII")  # magic, version, flags, max_chunk_size, reserved, crc
 RECORD_HEADER = struct.Struct("<BBHIQIIQQII")  # see Record below; crc last
@@ -71,6 +80,9 @@ _U64 = (1 << 64) - 1
 
 _INDEX_KEYS = frozenset({"format", "original_size", "sha256", "segments", "chunks"})
 _SEGMENT_KEYS = frozenset({"name", "dtype", "shape", "start", "end", "first_chunk", "chunk_count"})
+_BASE_KEYS = frozenset({"name", "size", "sha256"})
+_SEGMENT_BASE_KEYS = frozenset({"start", "end", "xxh3"})
+MAX_BASE_NAME = 4096  #: characters of the base's file-name hint
 _SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
 _HASH_RE = re.compile(r"[0-9a-f]{16}\Z")
 _FORMAT_RE = re.compile(r"[a-z0-9_.-]{1,32}\Z")
@@ -108,6 +120,7 @@ class Record:
     content_hash: int
     previous_hash: int
     number: int
+    kind: int = PLAIN  #: Chunk_Kind (docs/FORMAT.md, "Chunk kinds"); PLAIN for the index
 
     @property
     def dtype(self) -> str:
@@ -127,6 +140,11 @@ def pack_file_header(max_chunk_size: int, flags: int = 0) -> bytes:
 def parse_file_header(buf) -> int:
     """Check a file header (at least its first 24 bytes) and return Max_Chunk_Size. Flags
     outside :data:`KNOWN_FLAGS` are unsupported (a newer writer's features)."""
+    return parse_file_header_flags(buf)[0]
+
+
+def parse_file_header_flags(buf) -> tuple[int, int]:
+    """:func:`parse_file_header`, returning ``(Max_Chunk_Size, Flags)``."""
     buf = bytes(buf[:FILE_HEADER.size])
     if not buf:
         raise CorruptDataError("not an ansz container (empty input)")
@@ -148,13 +166,13 @@ def parse_file_header(buf) -> int:
     if max_chunk > MAX_CHUNK_SIZE_LIMIT:
         raise UnsupportedError(f"container's maximum chunk size {max_chunk} exceeds the "
                                f"{MAX_CHUNK_SIZE_LIMIT} this ansz accepts")
-    return max_chunk
+    return max_chunk, flags
 
 
 def pack_record(rtype: int, dtype_code: int, segment: int, original_offset: int,
                 decoded_length: int, payload_length: int, chash: int, previous_hash: int,
-                number: int) -> bytes:
-    head = RECORD_HEADER.pack(rtype, dtype_code, 0, segment, original_offset, decoded_length,
+                number: int, kind: int = PLAIN) -> bytes:
+    head = RECORD_HEADER.pack(rtype, dtype_code, kind, segment, original_offset, decoded_length,
                               payload_length, chash, previous_hash, number, 0)[:-4]
     return head + struct.pack("<I", zlib.crc32(head))
 
@@ -167,9 +185,11 @@ def max_index_json(index_offset: int, payload_length: int) -> int:
     return min(MAX_INDEX_LENGTH, size + INDEX_SLACK)
 
 
-def parse_record_header(buf, max_chunk_size: int, where: str, offset: int) -> Record:
+def parse_record_header(buf, max_chunk_size: int, where: str, offset: int, *,
+                        flags: int = 0) -> Record:
     """Check the 48-byte record header found at container ``offset``: CRC, type, reserved
-    bits, dtype code, chunk limits and index lengths (:func:`max_index_json`).
+    bits (a chunk's kind, with :data:`FLAG_BASE` in the file's ``flags``), dtype code,
+    chunk limits and index lengths (:func:`max_index_json`).
 
     Checks that need more context (record numbers, hashes, the index) are the caller's. The
     writer runs this same function on every header it packs.
@@ -184,7 +204,7 @@ def parse_record_header(buf, max_chunk_size: int, where: str, offset: int) -> Re
         raise CorruptDataError(f"{where} header is corrupt (checksum mismatch)")
     if rtype not in (CHUNK, *INDEXES):
         raise CorruptDataError(f"{where} has unknown record type {rtype}")
-    if reserved:
+    if reserved and not (flags & FLAG_BASE and rtype == CHUNK and reserved in CHUNK_KINDS):
         raise UnsupportedError(f"{where} uses reserved bits {reserved:#06x}")
     if code not in DTYPE_CODES:
         raise UnsupportedError(f"{where} uses dtype code {code}, unknown to this ansz")
@@ -201,7 +221,7 @@ def parse_record_header(buf, max_chunk_size: int, where: str, offset: int) -> Re
           or (rtype == INDEX and decoded != payload)
           or (rtype == ZINDEX and not payload <= decoded <= max_index_json(offset, payload))):
         raise CorruptDataError(f"{where}: index record header fields are inconsistent")
-    return Record(rtype, code, segment, offset, decoded, payload, chash, prev, number)
+    return Record(rtype, code, segment, offset, decoded, payload, chash, prev, number, reserved)
 
 
 def pack_trailer(index_offset: int, index_length: int, index_crc: int) -> bytes:
@@ -262,6 +282,11 @@ class Segment:
     end: int
     first_chunk: int = 0
     chunk_count: int = 0
+    #: in a container coded against a base: the base file's bytes ``[start, end)`` (as long
+    #: as this segment) its DELTA and COPY_BASE chunks use, or None
+    base: tuple[int, int] | None = None
+    #: with ``base``: XXH3_64 of the base bytes of each of its chunks, in order
+    base_hashes: list[int] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -275,6 +300,8 @@ class Index:
     sha256: str
     segments: list[Segment]
     chunks: list[ChunkEntry]
+    #: the base file of a container coded against one: name (a hint), size, sha256
+    base: dict | None = None
 
     def chunk_segments(self) -> list[int]:
         """Segment number of every chunk."""
@@ -295,6 +322,12 @@ class Index:
             "chunks": [[c.offset, c.original_offset, c.decoded_length, c.payload_length,
                         f"{c.content_hash:016x}"] for c in self.chunks],
         }
+        if self.base is not None:  # only then: other containers keep their bytes
+            obj["base"] = {k: self.base[k] for k in ("name", "size", "sha256")}
+            for seg, s in zip(obj["segments"], self.segments):
+                seg["base"] = None if s.base is None else {
+                    "start": s.base[0], "end": s.base[1],
+                    "xxh3": [f"{h:016x}" for h in s.base_hashes or ()]}
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -328,8 +361,10 @@ def index_record(text: bytes, index_offset: int) -> tuple[int, bytes]:
     return INDEX, text
 
 
-def parse_index(payload, *, max_chunk_size: int, index_offset: int) -> Index:
+def parse_index(payload, *, max_chunk_size: int, index_offset: int, flags: int = 0) -> Index:
     """Parse and validate the index JSON of a container whose index record is at ``index_offset``.
+    With :data:`FLAG_BASE` in ``flags`` it must record its base (and each segment its base
+    range, or null), else it must not.
 
     Checks every type and range, that chunk records tile ``[24, index_offset)`` and the chunks
     tile ``[0, original_size)``, and that the segments partition both. The JSON text is already
@@ -340,7 +375,8 @@ def parse_index(payload, *, max_chunk_size: int, index_offset: int) -> Index:
                          parse_constant=_no_constant)
     except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, huge ints
         raise CorruptDataError(f"index is not valid JSON ({_short(e)})") from None
-    if not isinstance(obj, dict) or obj.keys() != _INDEX_KEYS:
+    based = bool(flags & FLAG_BASE)
+    if not isinstance(obj, dict) or obj.keys() != (_INDEX_KEYS | {"base"} if based else _INDEX_KEYS):
         raise CorruptDataError("index JSON lacks or adds top-level keys")
     fmt, size, sha = obj["format"], obj["original_size"], obj["sha256"]
     if not (isinstance(fmt, str) and _FORMAT_RE.match(fmt)):
@@ -349,8 +385,23 @@ def parse_index(payload, *, max_chunk_size: int, index_offset: int) -> Index:
     if not (isinstance(sha, str) and _SHA256_RE.match(sha)):
         raise CorruptDataError("index: sha256 must be 64 lowercase hex digits")
     chunks = _parse_chunks(obj["chunks"], max_chunk_size, index_offset, size)
-    segments = _parse_segments(obj["segments"], chunks, size)
-    return Index(fmt, size, sha, segments, chunks)
+    base = _parse_base(obj["base"]) if based else None
+    segments = _parse_segments(obj["segments"], chunks, size, base)
+    return Index(fmt, size, sha, segments, chunks, base)
+
+
+def _parse_base(raw: Any) -> dict:
+    """The index's record of the base file: name hint, size, sha256 (checked)."""
+    if not isinstance(raw, dict) or raw.keys() != _BASE_KEYS:
+        raise CorruptDataError("index: base is malformed")
+    name, sha = raw["name"], raw["sha256"]
+    if not (isinstance(name, str) and len(name) <= MAX_BASE_NAME):
+        raise CorruptDataError("index: base name must be a string of at most "
+                               f"{MAX_BASE_NAME} characters")
+    _check_int(raw["size"], "index: base size")
+    if not (isinstance(sha, str) and _SHA256_RE.match(sha)):
+        raise CorruptDataError("index: base sha256 must be 64 lowercase hex digits")
+    return dict(raw)
 
 
 def _parse_chunks(raw: Any, max_chunk_size: int, index_offset: int, size: int) -> list[ChunkEntry]:
@@ -384,7 +435,8 @@ def _parse_chunks(raw: Any, max_chunk_size: int, index_offset: int, size: int) -
     return out
 
 
-def _parse_segments(raw: Any, chunks: list[ChunkEntry], size: int) -> list[Segment]:
+def _parse_segments(raw: Any, chunks: list[ChunkEntry], size: int,
+                    base: dict | None = None) -> list[Segment]:
     if not isinstance(raw, list):
         raise CorruptDataError("index: segments must be a list")
     out = []
@@ -392,7 +444,8 @@ def _parse_segments(raw: Any, chunks: list[ChunkEntry], size: int) -> list[Segme
     next_chunk = 0
     for i, s in enumerate(raw):
         where = f"index: segment {i}"
-        if not isinstance(s, dict) or s.keys() != _SEGMENT_KEYS:
+        keys = _SEGMENT_KEYS | {"base"} if base is not None else _SEGMENT_KEYS
+        if not isinstance(s, dict) or s.keys() != keys:
             raise CorruptDataError(f"{where} is malformed")
         name, dtype, shape = s["name"], s["dtype"], s["shape"]
         if not describable(name, dtype, shape):
@@ -414,11 +467,32 @@ def _parse_segments(raw: Any, chunks: list[ChunkEntry], size: int) -> list[Segme
                 raise CorruptDataError(f"{where}: its chunks do not cover [{start}, {end})")
             pos = end
         next_chunk = first + count
+        span, hashes = None, None
+        if base is not None and s["base"] is not None:
+            span, hashes = _parse_segment_base(s["base"], where, end - start, count, base)
         out.append(Segment(name, dtype, None if shape is None else tuple(shape), start, end,
-                           first, count))
+                           first, count, span, hashes))
     if pos != size or next_chunk != len(chunks):
         raise CorruptDataError("index: segments do not cover the file")
     return out
+
+
+def _parse_segment_base(raw: Any, where: str, nbytes: int, count: int, base: dict
+                        ) -> tuple[tuple[int, int], list[int]]:
+    """A segment's base object: its base range (as long as the segment, inside the base)
+    and the XXH3_64 of each of its chunks' base bytes (checked)."""
+    if not isinstance(raw, dict) or raw.keys() != _SEGMENT_BASE_KEYS:
+        raise CorruptDataError(f"{where}: base is malformed")
+    b, e, hashes = raw["start"], raw["end"], raw["xxh3"]
+    _check_int(b, f"{where}: base start")
+    _check_int(e, f"{where}: base end")
+    if e < b or e - b != nbytes or e > base["size"]:
+        raise CorruptDataError(f"{where}: base range [{b}, {e}) does not fit the segment or "
+                               "the base")
+    if not (isinstance(hashes, list) and len(hashes) == count
+            and all(isinstance(h, str) and _HASH_RE.match(h) for h in hashes)):
+        raise CorruptDataError(f"{where}: base hashes are malformed")
+    return (b, e), [int(h, 16) for h in hashes]
 
 
 def describable(name: Any, dtype: Any, shape: Any) -> bool:
@@ -463,12 +537,17 @@ class ContainerWriter:
     Call :meth:`add_chunk` for each chunk in original-file order, then :meth:`finish`.
     """
 
-    def __init__(self, fh: BinaryIO, max_chunk_size: int, flags: int = 0):
+    def __init__(self, fh: BinaryIO, max_chunk_size: int, flags: int = 0,
+                 base: dict | None = None):
         if not 1 <= max_chunk_size <= MAX_CHUNK_SIZE_LIMIT:
             raise ValueError(f"max_chunk_size must be in [1, {MAX_CHUNK_SIZE_LIMIT}]")
         if flags & ~KNOWN_FLAGS:
             raise ValueError(f"unknown header flags {flags:#06x}")
+        if bool(flags & FLAG_BASE) != (base is not None):
+            raise ValueError("a base is recorded exactly when FLAG_BASE is set")
         self._fh = fh
+        self.flags = flags
+        self.base = base
         self.max_chunk_size = max_chunk_size
         self.offset = 0  #: bytes written so far
         self.original_size = 0  #: original bytes covered by the chunks so far
@@ -477,9 +556,9 @@ class ContainerWriter:
         self._write(pack_file_header(max_chunk_size, flags))
 
     def add_chunk(self, segment: int, dtype_code: int, payload: bytes, decoded_length: int,
-                  chash: int) -> None:
-        """Append one chunk record. Its header passes the reader's own checks
-        (:func:`parse_record_header`) before anything is written."""
+                  chash: int, kind: int = PLAIN) -> None:
+        """Append one chunk record of Chunk_Kind ``kind``. Its header passes the reader's
+        own checks (:func:`parse_record_header`) before anything is written."""
         if self._segments and segment < self._segments[-1]:
             raise ValueError("chunks must come in segment order")
         if len(self.chunks) > MAX_RECORD_NUMBER:
@@ -488,10 +567,10 @@ class ContainerWriter:
         previous = self.chunks[-1].content_hash if self.chunks else 0
         entry = ChunkEntry(self.offset, self.original_size, decoded_length, len(payload), chash)
         head = pack_record(CHUNK, dtype_code, segment, self.original_size, decoded_length,
-                           len(payload), chash, previous, len(self.chunks))
+                           len(payload), chash, previous, len(self.chunks), kind)
         try:
             parse_record_header(head, self.max_chunk_size, f"chunk {len(self.chunks)}",
-                                self.offset)
+                                self.offset, flags=self.flags)
         except AnszError as e:
             raise ValueError(f"the writer made a record the reader refuses: {e}") from None
         self._write(head)
@@ -517,7 +596,7 @@ class ContainerWriter:
             first += seg.chunk_count
         if counts:
             raise ValueError("chunks refer to segments that were not given")
-        index = Index(fmt, self.original_size, sha256, segments, self.chunks)
+        index = Index(fmt, self.original_size, sha256, segments, self.chunks, self.base)
         body = index.to_json()
         if len(body) > MAX_INDEX_LENGTH:
             raise AnszError(f"the index would take {len(body)} bytes, more than a container "
@@ -533,7 +612,8 @@ class ContainerWriter:
             rec = parse_record_header(head, self.max_chunk_size, "index record", index_offset)
             if index_text(rec, payload) != body:
                 raise CorruptDataError("index record does not decode to the index")
-            parse_index(body, max_chunk_size=self.max_chunk_size, index_offset=index_offset)
+            parse_index(body, max_chunk_size=self.max_chunk_size, index_offset=index_offset,
+                        flags=self.flags)
             parse_trailer(trailer, index_offset + record_size(len(payload)))
         except CorruptDataError as e:
             raise ValueError(f"the writer made an index the reader refuses: {e}") from None
@@ -566,7 +646,8 @@ class ContainerFile:
         self._read_at = read_at
         self._read_record = read_record or read_at
         self.size = size
-        self.max_chunk_size = parse_file_header(read_at(0, min(size, FILE_HEADER.size)))
+        self.max_chunk_size, self.flags = parse_file_header_flags(
+            read_at(0, min(size, FILE_HEADER.size)))
         if size < FILE_HEADER.size + RECORD_HEADER.size + TRAILER.size:
             raise CorruptDataError(f"truncated: a container is at least "
                                    f"{FILE_HEADER.size + RECORD_HEADER.size + TRAILER.size} bytes")
@@ -589,7 +670,7 @@ class ContainerFile:
         if zlib.crc32(body) != index_crc or content_hash(body) != rec.content_hash:
             raise CorruptDataError("index is corrupt (checksum mismatch)")
         self.index = parse_index(body, max_chunk_size=self.max_chunk_size,
-                                 index_offset=index_offset)
+                                 index_offset=index_offset, flags=self.flags)
         chunks = self.index.chunks
         if (rec.number != len(chunks) or rec.original_offset != self.index.original_size
                 or rec.previous_hash != (chunks[-1].content_hash if chunks else 0)):
@@ -607,7 +688,7 @@ class ContainerFile:
             raise CorruptDataError(f"truncated: {where} record needs {size} bytes, "
                                    f"have {len(buf)}")
         rec = parse_record_header(buf[:RECORD_HEADER.size], self.max_chunk_size, where,
-                                  entry.offset)
+                                  entry.offset, flags=self.flags)
         previous = self.index.chunks[i - 1].content_hash if i else 0
         if (rec.type != CHUNK or rec.number != i or rec.segment != self.segment_of[i]
                 or rec.original_offset != entry.original_offset
@@ -638,8 +719,11 @@ class StreamReader:
     def __init__(self, fh: BinaryIO):
         self._fh = fh
         self.offset = 0
-        self.max_chunk_size = parse_file_header(self._read(FILE_HEADER.size, "file header",
-                                                           exact=False))
+        self.max_chunk_size, flags = parse_file_header_flags(
+            self._read(FILE_HEADER.size, "file header", exact=False))
+        if flags & FLAG_BASE:
+            raise UnsupportedError("container was compressed against a base model: it is "
+                                   "decoded from a file (with its base), not from a stream")
         self.index: Index | None = None
 
     def records(self) -> Iterator[tuple[Record, memoryview]]:

@@ -22,6 +22,11 @@ class UnsupportedError(AnszError):
     """Valid data that this version of ansz cannot handle (a newer format version, say)."""
 
 
+class BaseMismatchError(AnszError):
+    """A container compressed against a base file was given none, or another file: the
+    message names the base it needs (file name, size, sha256)."""
+
+
 class OutputExistsError(AnszError):
     """The output file exists and replacing it was not asked for (``overwrite=True``; the
     command line's ``-f``). ``path`` is the output's name."""

@@ -114,7 +114,8 @@ _PREFETCH_BYTES = 64 << 20
 MAX_MODEL_INDEX = 100_000_000
 
 
-def open(path, framework: str = "np", *, threads: int | None = None) -> "AnszFile":  # noqa: A001
+def open(path, framework: str = "np", *, threads: int | None = None,  # noqa: A001
+         base=None) -> "AnszFile":
     """Open a ``.safetensors.ansz`` or ``.gguf.ansz`` container for lazy, per-tensor reading.
 
     ``path`` may be a URL (``s3://``, ``hf://``, ``https://``..., through fsspec: the
@@ -128,8 +129,10 @@ def open(path, framework: str = "np", *, threads: int | None = None) -> "AnszFil
     ``get_tensors``). ``framework`` is ``"np"`` (numpy arrays) or ``"pt"`` (torch tensors).
     ``threads``: as in :mod:`ansz.api` (``None`` or 0 = all cores), used to decode a
     tensor's chunks in parallel. Use as a context manager (or call :meth:`AnszFile.close`).
+    ``base``: the base file (a path) of a container compressed against one; it is checked
+    at open and read, as the container, where the tensors asked for need it.
     """
-    return AnszFile(path, framework, threads=threads)
+    return AnszFile(path, framework, threads=threads, base=base)
 
 
 def load_file(path, framework: str = "np", *, threads: int | None = None) -> dict[str, Any]:
@@ -158,7 +161,7 @@ class AnszFile:
     ``metadata``, ``get_tensor``, ``get_tensors`` and ``get_slice``, plus ``dtype``,
     ``shape``, ``len(f)``, ``name in f`` and ``for name in f`` (names sorted, as ``keys``)."""
 
-    def __init__(self, path, framework: str = "np", *, threads: int | None = None):
+    def __init__(self, path, framework: str = "np", *, threads: int | None = None, base=None):
         path = local_path(os.fspath(path))
         if is_remote(path):
             from .remote import RemoteFile
@@ -171,11 +174,12 @@ class AnszFile:
                 raise
         else:
             file = PositionalFile(path)
-        self._setup(file, path, framework, threads)
+        self._setup(file, path, framework, threads, base)
 
-    def _setup(self, file, path: str, framework: str, threads: int | None) -> None:
+    def _setup(self, file, path: str, framework: str, threads: int | None, base=None) -> None:
         self._closed = True
         self._file = file
+        self._base = None
         self.path = path
         try:
             if framework not in _FRAMEWORKS:
@@ -191,11 +195,27 @@ class AnszFile:
                 self._cf = ContainerFile(file.read_at, file.size, read_record=file.read_scratch)
             except AnszError as e:
                 raise type(e)(f"{path}: {e}{self._what_it_is()}") from None
+            self._decode_chunk = self._chunk_decoder(base)
             self._open_header()
         except BaseException:
+            if self._base is not None:
+                self._base.close()
             file.close()
             raise
         self._closed = False
+
+    def _chunk_decoder(self, base):
+        """``decode(i, out=None)`` of this container's chunks; opens and checks ``base``
+        for a container compressed against one (AnszError if it is missing or wrong)."""
+        if self._cf.index.base is None and base is None:
+            def decode(i: int, out=None):
+                return decode_record(*self._cf.chunk(i), out)
+
+            return decode
+        from .base import chunk_decoder, open_base_for
+
+        self._base = open_base_for(self._cf, base, self.path)
+        return chunk_decoder(self._cf, self._base, self.path)
 
     def _what_it_is(self) -> str:
         """For a file that is not a container: what it looks like, if anything."""
@@ -362,6 +382,8 @@ class AnszFile:
         if not getattr(self, "_closed", True):
             self._closed = True
             self._file.close()  # closes the descriptor once reads in progress end
+            if self._base is not None:
+                self._base.close()
 
     def __enter__(self) -> "AnszFile":
         self._check_open()
@@ -492,9 +514,9 @@ class AnszFile:
             ks = users[i]
             start, end = ranges[ks[0]]
             if len(ks) == 1 and start <= lo and hi <= end:
-                decode_record(*self._cf.chunk(i), bufs[ks[0]][lo - start:hi - start])
+                self._decode_chunk(i, bufs[ks[0]][lo - start:hi - start])
                 return
-            data = decode_record(*self._cf.chunk(i))
+            data = self._decode_chunk(i)
             for k in ks:
                 start, end = ranges[k]
                 a, b = max(start, lo), min(end, hi)

@@ -10,6 +10,7 @@ entropy coder would give one histogram.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -122,6 +123,7 @@ class FileStats:
     tensor_count: int = 0  #: tensors in the file's header (small ones share segments)
     container_overhead: int = 0  #: file header, index and trailer bytes
     by_dtype: list[DtypeStats] = field(default_factory=list)
+    base: str | None = None  #: the base file's name, when predicted against one
 
     @property
     def ratio(self) -> float | None:
@@ -146,7 +148,7 @@ class FileStats:
 
 
 def file_stats(path, *, level: int | None = None, threads: int | None = None,
-               sample_bytes: int | None = None) -> FileStats:
+               sample_bytes: int | None = None, base=None) -> FileStats:
     """Predict what ``compress_file(path, ..., level=level)`` writes, without writing it.
 
     Chunks are cut as compression cuts them (default chunk size); a sample of them, about
@@ -158,24 +160,38 @@ def file_stats(path, *, level: int | None = None, threads: int | None = None,
     header is invalid is predicted as plain bytes, as compression would store it, with
     ``fallback_reason`` set. An ansz container is described from its index instead: what
     each segment stores (``is_container``; no zstd figures, no level).
+
+    ``base`` (a path) predicts ``compress_file(path, ..., base=base)``: the sampled chunks
+    of tensors paired with the base's are coded against it (the zstd figures stay those of
+    the file alone).
     """
     level = check_level(level)
     nthreads = resolve_threads(threads)
     budget = STATS_SAMPLE if sample_bytes is None else sample_bytes
     path = os.fspath(path)
-    with open_regular(path) as f:
+    with open_regular(path) as f, contextlib.ExitStack() as stack:
         if f.size >= len(container.MAGIC) and f.read_at(0, len(container.MAGIC)) == container.MAGIC:
+            if base is not None:
+                raise AnszError(f"{path} is a container: a base applies to a file to compress")
             return _container_stats(path, f)
         source = FileSource(f)
         layout, reason = detect(source)
         plan = plan_segments(layout, f.size)
+        shifts = None
+        if base is not None:
+            from .base import BaseFile, base_spans
+
+            base = stack.enter_context(BaseFile(base))
+            shifts = [None if sp is None else sp[0] - seg.start
+                      for sp, seg in zip(base_spans(plan, base), plan)]
         chunks = list(file_chunks(plan, DEFAULT_CHUNK_SIZE))
         picked = _sample(chunks, f.size, budget)
         # zstd's whole-file run (which releases the GIL) overlaps the coding of the sample
         with ThreadPoolExecutor(1, thread_name_prefix="ansz-zstd") as pool:
             zstd_job = pool.submit(_zstd3_size, f)
             coded = _code_sample(source, [(chunks[i][0], chunks[i][1], start, n)
-                                          for i, start, n in picked], plan, level, nthreads)
+                                          for i, start, n in picked], plan, level, nthreads,
+                                 base, shifts)
             zstd3 = zstd_job.result()
     fmt = "bytes" if layout is None else format_name(layout)
     segments, entries = _predict(plan, chunks, {i: (n, *c) for (i, _, n), c in zip(picked, coded)},
@@ -190,7 +206,8 @@ def file_stats(path, *, level: int | None = None, threads: int | None = None,
     return FileStats(path, fmt, f.size, segments, total, zstd3,
                      sum(n for _, _, n in picked), level,
                      fallback_reason=reason, tensor_count=tensor_count,
-                     container_overhead=overhead, by_dtype=_by_dtype(segments))
+                     container_overhead=overhead, by_dtype=_by_dtype(segments),
+                     base=None if base is None else base.name)
 
 
 def _sample(chunks: list[tuple[int, int, int, int]], size: int, budget: int
@@ -226,10 +243,11 @@ def _sample(chunks: list[tuple[int, int, int, int]], size: int, budget: int
 
 
 def _code_sample(source: FileSource, items: list[tuple[int, int, int, int]],
-                 plan: list[PlannedSegment], level: int, nthreads: int
-                 ) -> list[tuple[int, int, float | None]]:
+                 plan: list[PlannedSegment], level: int, nthreads: int, base=None,
+                 shifts: list | None = None) -> list[tuple[int, int, float | None]]:
     """``(payload bytes, zstd -3 bytes, order-0 bits)`` of each chunk, coded as compression
-    codes it, on ``nthreads`` threads."""
+    codes it, on ``nthreads`` threads; with ``base`` (an open BaseFile), a chunk of a
+    segment whose ``shifts`` entry is not None against the base bytes that far away."""
     import zstandard
 
     local = threading.local()
@@ -237,7 +255,13 @@ def _code_sample(source: FileSource, items: list[tuple[int, int, int, int]],
     def code(item):
         si, code_, start, n = item
         data = source.read(start, n).load()
-        payload, _ = encode_payload(data, code_, level=level)
+        if base is not None and shifts[si] is not None:
+            from .base import encode_against
+
+            _, payload, _ = encode_against(data, base.read(start + shifts[si], n), code_,
+                                           level=level)
+        else:
+            payload, _ = encode_payload(data, code_, level=level)
         z = getattr(local, "zstd", None)
         if z is None:
             z = local.zstd = zstandard.ZstdCompressor(level=3)

@@ -34,6 +34,7 @@ BENCHMARKS = {
     "modelling": "bench.modelling",
     "stats": "bench.stats_accuracy",
     "remote": "bench.remote",
+    "delta": "bench.delta",
 }
 
 #: The benchmarks whose tables make BENCHMARKS.md's scoreboard, run in this order by

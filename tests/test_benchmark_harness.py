@@ -540,3 +540,27 @@ def test_the_measured_ansz_is_byte_compiled_as_an_install_would():
     for src in sources:
         pyc = Path(importlib.util.cache_from_source(str(src)))
         assert pyc.exists() and pyc.stat().st_mtime >= src.stat().st_mtime, src
+
+
+@pytest.mark.skipif(shutil.which("zstd") is None, reason="needs the zstd command")
+def test_delta_benchmark_end_to_end(tmp_path):
+    """The delta benchmark on a small generated base and fine-tune: both tables, ratios
+    that say the base helped, and zstd --patch-from beside them."""
+    rng = np.random.default_rng(4)
+    w = {f"l{i}.w": rng.standard_normal((64, 256)) * 0.05 for i in range(4)}
+    moved = {k: v * (1 + 1e-3 * rng.standard_normal(v.shape)) for k, v in w.items()}
+    for stem, tensors in (("base", w), ("finetune", moved)):
+        save_file({k: v.astype(ml_dtypes.bfloat16) for k, v in tensors.items()},
+                  str(tmp_path / f"{stem}-bf16.safetensors"))
+    out = run_bench("delta", "--dir", str(tmp_path), "--pairs", "finetune:base", "--dtypes",
+                    "bf16", "--runs", "1", "--warmup", "0", "--tmp-dir", str(tmp_path),
+                    "-q").stdout
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")]
+            for line in out.splitlines() if line.startswith("| finetune / base bf16")]
+    assert len(rows) == 2, out
+    sizes, speed = rows
+    delta, alone, zstd = (float(x) for x in sizes[3:6])
+    assert delta < 0.5 * alone and zstd > delta
+    assert float(speed[1]) > 0 and speed[3].endswith("×")
+    err = run_bench("delta", "--dir", str(tmp_path / "none"), "-q", expect=1).stderr
+    assert "make_finetunes.py" in err and len(err.splitlines()) == 1

@@ -701,8 +701,9 @@ def test_info_json_and_text(tmp_path):
     docs = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(docs) == 2
     keys = {"path", "format_version", "format", "original_size", "compressed_size", "ratio",
-            "sha256", "segment_count", "chunk_count", "chunk_size", "segments"}
+            "sha256", "segment_count", "chunk_count", "chunk_size", "base", "segments"}
     assert all(set(d) == keys for d in docs)
+    assert all(d["base"] is None for d in docs)  # neither was compressed against a base
     d = docs[0]
     assert d["format"] == "safetensors" and docs[1]["format"] == "bytes"
     assert d["original_size"] == src.stat().st_size

@@ -36,7 +36,8 @@ def test_json_matches_the_api_and_the_real_container(tmp_path):
     assert set(doc) == {"path", "format", "container", "level", "file_size",
                         "compressed_bytes", "ratio", "zstd3_bytes", "zstd3_ratio", "exact",
                         "sampled_bytes", "container_overhead", "fallback_reason",
-                        "tensor_count", "dtypes", "segments"}
+                        "tensor_count", "base", "dtypes", "segments"}
+    assert doc["base"] is None
     real = invoke(["compress", "-q", "-o", tmp_path / "m.ansz", src])
     assert real.exit_code == 0
     size = (tmp_path / "m.ansz").stat().st_size

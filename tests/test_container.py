@@ -238,9 +238,9 @@ def test_writer_checks_every_record_with_the_readers_own_function(monkeypatch):
     seen = []
     real = c.parse_record_header
 
-    def spy(buf, max_chunk_size, where, offset):
+    def spy(buf, max_chunk_size, where, offset, **kw):
         seen.append((bytes(buf), offset))
-        return real(buf, max_chunk_size, where, offset)
+        return real(buf, max_chunk_size, where, offset, **kw)
 
     monkeypatch.setattr(c, "parse_record_header", spy)
     blob = _empty_segments_container(3)
@@ -270,7 +270,7 @@ def test_header_checksum_tells_corrupt_from_unsupported():
     flipped[8] ^= 2  # the version, without fixing the CRC: corrupt, not "version 3"
     both_fail(bytes(flipped), CorruptDataError, match="checksum")
     # a flag this reader does not know is a newer writer's feature: unsupported
-    both_fail(with_file_header(BLOB, flags=2), UnsupportedError, match="features")
+    both_fail(with_file_header(BLOB, flags=4), UnsupportedError, match="features")
     both_fail(with_file_header(BLOB, flags=0x8000), UnsupportedError)
     # a known one (wide rANS streams) only says what the file may use
     flagged = with_file_header(BLOB, flags=c.FLAG_WIDE_RANS)

@@ -30,6 +30,7 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 import pytest
+from safetensors.numpy import save_file
 
 import ansz
 from ansz import kernels
@@ -69,7 +70,7 @@ def test_kernel_modules_are_self_contained():
     import builtins
 
     modules = sorted((ROOT / "ansz" / "_kernels").glob("[a-z]*.py"))
-    assert {m.stem for m in modules} == {"fields", "prefix", "rans"}
+    assert {m.stem for m in modules} == {"delta", "fields", "prefix", "rans"}
     for path in modules:
         tree = ast.parse(path.read_text())
         defined = set(dir(builtins))
@@ -225,6 +226,18 @@ def call_signature(args) -> tuple[str, ...]:
     return tuple(sig)
 
 
+def fine_tune_pair() -> tuple[dict, dict]:
+    """(base, fine-tuned) tensors of fp8, bf16 and fp32, each value moved a little."""
+    rng = np.random.default_rng(11)
+    base, tuned = {}, {}
+    for name, t in (("f8", ml_dtypes.float8_e4m3fn), ("bf16", ml_dtypes.bfloat16),
+                    ("f32", np.float32)):
+        w = rng.standard_normal(50_000) * 0.05
+        base[name] = w.astype(t)
+        tuned[name] = (w * (1 + 0.05 * rng.standard_normal(w.size))).astype(t)
+    return base, tuned
+
+
 @needs_library
 def test_every_kernel_call_is_served_by_the_library(corpus, tmp_path, monkeypatch):
     declared = {k: {tuple(t.split()[0] for t in s): s for s in sigs}
@@ -263,6 +276,15 @@ def test_every_kernel_call_is_served_by_the_library(corpus, tmp_path, monkeypatc
     assert ansz.api.file_stats(medium).tensors
     ansz.compress_file(medium, tmp_path / "medium.safetensors.ansz", chunk_size=1 << 18)
     assert len(ansz.load_file(tmp_path / "medium.safetensors.ansz")) == 8
+    # delta chunks against a base, for elements of 1, 2 and 4 bytes
+    base_tensors, tuned = fine_tune_pair()
+    save_file(base_tensors, str(tmp_path / "base.safetensors"))
+    save_file(tuned, str(tmp_path / "tuned.safetensors"))
+    ansz.compress_file(tmp_path / "tuned.safetensors", tmp_path / "tuned.ansz",
+                       base=tmp_path / "base.safetensors")
+    ansz.decompress_file(tmp_path / "tuned.ansz", tmp_path / "tuned.out",
+                         base=tmp_path / "base.safetensors")
+    assert (tmp_path / "tuned.out").read_bytes() == (tmp_path / "tuned.safetensors").read_bytes()
     assert not problems, "\n".join(sorted(set(problems)))
     assert kernels.jit_calls() == before, "calls the library passed to the JIT"
     unused = {(k, s) for k, sigs in spec.SIGNATURES.items() for s in sigs} - used

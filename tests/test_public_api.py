@@ -72,13 +72,14 @@ def test_api_defines_what_it_documents():
                 ("compress_file", "compress_stream", "decompress_file", "decompress_stream",
                  "verify_file", "verify_stream", "read_info")}
     assert keywords["compress_file"] == {"src", "dst", "threads", "chunk_size", "level",
-                                         "coder", "overwrite", "sync", "strict", "progress"}
+                                         "coder", "overwrite", "sync", "strict", "progress",
+                                         "base"}
     assert keywords["compress_stream"] == {"ifh", "ofh", "threads", "chunk_size", "level",
                                            "coder", "strict", "progress"}
     assert keywords["decompress_file"] == {"src", "dst", "threads", "overwrite", "sync",
-                                           "progress"}
+                                           "progress", "base"}
     assert keywords["decompress_stream"] == {"ifh", "ofh", "threads", "progress"}
-    assert keywords["verify_file"] == {"path", "original", "threads"}
+    assert keywords["verify_file"] == {"path", "original", "threads", "base"}
     assert keywords["verify_stream"] == {"ifh", "original", "threads"}
     assert keywords["read_info"] == {"path"}
 

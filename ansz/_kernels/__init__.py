@@ -3,7 +3,8 @@ holds them all (the JIT side of :mod:`ansz.kernels`, which the rest of ansz impo
 
 - :mod:`.fields`: coding pairs and fields, sampling, bit packing, byte histograms;
 - :mod:`.rans`: normalization, rANS encoding and decoding, pair tables, varints;
-- :mod:`.prefix`: the Huffman and QLC kernels.
+- :mod:`.prefix`: the Huffman and QLC kernels;
+- :mod:`.delta`: delta chunks (a chunk coded against the same elements of a base tensor).
 
 numba's on-disk cache notices only edits to the file of the function it compiles, and it
 freezes the globals a kernel reads into the compiled code. So each module is
@@ -20,13 +21,13 @@ LAPACK (np.dot, np.linalg): the ansz command keeps scipy out of its process
 (_numba_env.skip_optional_numba_imports).
 """
 
-from . import fields, prefix, rans
+from . import delta, fields, prefix, rans
 
 
 def _exports() -> dict:
     """The kernels (numba dispatchers) and constants (upper-case names) of the modules."""
     out: dict = {}
-    for module in (fields, rans, prefix):
+    for module in (fields, rans, prefix, delta):
         for name, value in vars(module).items():
             if name.startswith("_") or not (name.isupper() or hasattr(value, "py_func")):
                 continue

@@ -295,6 +295,16 @@ def codec_options(compress: bool) -> Callable[[Callable], Callable]:
                               + " file under each directory operand, one file after another; "
                                 "symbolic links to files are read through."),
             threads_option,
+            click.option(
+                "--base", "--patch-from", "base", type=PATH, metavar="BASE",
+                help=("Compress against BASE, the model FILE was fine-tuned or trained from "
+                      "(a .safetensors or .gguf file, or its .ansz; a directory: its file "
+                      "sharing most tensors with FILE): a tensor with a tensor of the same "
+                      "name, dtype and shape in BASE is coded as its change; decompressing "
+                      "needs the same BASE." if compress else
+                      "The base file a container was compressed against (ansz info names "
+                      "it; a directory: the file of that name in it); needed to decompress "
+                      "such a container.")),
         ]
         if compress:
             opts.append(click.option(
@@ -366,6 +376,7 @@ class CodecOptions:
     strict: bool = False  #: a damaged model file is an error, not plain bytes
     cluster: str | None = None  #: --cluster ADDRESS
     as_json: bool = False  #: --json (with --cluster)
+    base: str | None = None  #: --base: the base file to code against or decode with
 
     @property
     def writes_stdout(self) -> bool:
@@ -402,15 +413,20 @@ class CodecOptions:
             check_address(cluster)
             for given, what in ((to_stdout or output == "-", "-c/--stdout"),
                                 (any(src is STDIN for src in inputs), "standard input"),
-                                (p["remove"], "--rm")):
+                                (p["remove"], "--rm"), (p["base"] is not None, "--base")):
                 if given:
                     raise click.UsageError(f"--cluster cannot be used with {what}")
-        extra: dict[str, Any] = {}
+        base = p["base"]
+        if base is not None and (base in ("", "-") or STDIN in inputs
+                                 or output == "-" or to_stdout):
+            raise click.UsageError("--base needs files: a base file, and inputs and outputs "
+                                   "that are files, not standard input or output")
+        extra: dict[str, Any] = {"base": base}
         if compressing:
             level = p["level"]
-            extra = {"chunk_size": p["chunk_size"], "coder": p["coder"], "strict": p["strict"],
-                     "level": None if level is None
-                     else FAST_LEVEL if level == 1 else DEFAULT_LEVEL}
+            extra.update(chunk_size=p["chunk_size"], coder=p["coder"], strict=p["strict"],
+                         level=None if level is None
+                         else FAST_LEVEL if level == 1 else DEFAULT_LEVEL)
         return cls(compressing=compressing, inputs=inputs, output=output, to_stdout=to_stdout,
                    force=p["force"], remove=p["remove"], directories=directories,
                    threads=p["threads"] or None, progress=p["progress"],

@@ -21,8 +21,8 @@ from .args import (PATH, STDIN, CodecOptions, Command, check_address, cluster_op
                    codec_options, common_options, file_operands, is_directory, operands,
                    threads_option)
 from . import stdio
-from .jobs import (MODEL_SUFFIXES, SUFFIX, Job, api, benchmark_api, check_input, codec_api,
-                   expand_directories)
+from .jobs import (MODEL_SUFFIXES, SUFFIX, Job, api, base_for, benchmark_api, check_input,
+                   codec_api, expand_directories)
 from .render import (bench_json, info_json, print_bench_footer, print_bench_header,
                      print_bench_rows, print_info, print_info_total, print_json, print_stats,
                      print_stats_total, print_verify, print_verify_total, stats_json, verify_json)
@@ -110,6 +110,9 @@ def _first_run_notice(rep: Reporter) -> None:
                    "only).")
 @click.option("-r", "--recursive", is_flag=True,
               help="Check every *.ansz file under each directory operand.")
+@click.option("--base", "--patch-from", "base", type=PATH, metavar="BASE",
+              help="The base file the containers were compressed against (ansz info names "
+                   "it); needed to check such a container.")
 @threads_option
 @cluster_option
 @click.option("--json", "as_json", is_flag=True,
@@ -118,7 +121,8 @@ def _first_run_notice(rep: Reporter) -> None:
 @common_options
 @click.pass_context
 def verify(ctx: click.Context, files: tuple[str, ...], original: str | None,
-           expected: str | None, recursive: bool, threads: int, cluster: str | None,
+           expected: str | None, recursive: bool, base: str | None, threads: int,
+           cluster: str | None,
            as_json: bool, quiet: int, verbose: int) -> None:
     """Decode each FILE.ansz completely and check every checksum and the sha256 of the
     result (no FILE, or -, reads stdin). Prints "FILE.ansz: OK" or "FILE.ansz: FAILED
@@ -131,7 +135,7 @@ def verify(ctx: click.Context, files: tuple[str, ...], original: str | None,
     if cluster is not None:
         check_address(cluster)
         for given, what in ((original is not None, "--original"),
-                            (expected is not None, "--sha256"),
+                            (expected is not None, "--sha256"), (base is not None, "--base"),
                             (any(op is STDIN for op in inputs), "standard input")):
             if given:
                 raise click.UsageError(f"--cluster cannot be used with {what}")
@@ -144,8 +148,8 @@ def verify(ctx: click.Context, files: tuple[str, ...], original: str | None,
         checked: list[dict[str, Any]] = []
 
         def work(src: Any = src) -> None:
-            checked.append(verify_json(str(src),
-                                       _verify_one(src, original, expected, threads or None)))
+            checked.append(verify_json(str(src), _verify_one(src, original, expected,
+                                                             threads or None, base)))
 
         rep.run(str(src), work)
         if checked:
@@ -218,7 +222,7 @@ def _is_plain_file(path: str) -> bool:
 
 
 def _verify_one(src: Any, original: str | None, expected: str | None,
-                threads: int | None) -> Any:
+                threads: int | None, base: str | None = None) -> Any:
     """The API's VerifyReport for one container (a path or STDIN), failed if ``expected``
     is not the sha256 it records; raises what Reporter.run reports (a missing file, a
     device, a container that needs a newer ansz)."""
@@ -226,6 +230,8 @@ def _verify_one(src: Any, original: str | None, expected: str | None,
     if src is STDIN:
         if isatty(sys.stdin):
             raise Skip("compressed data not read from a terminal")
+        if base is not None:
+            raise AnszError("--base needs the container as a file, not standard input")
         report = api.verify_stream(stdio.stdin(), original, threads=threads)
     else:
         check_input(src)
@@ -236,7 +242,9 @@ def _verify_one(src: Any, original: str | None, expected: str | None,
             if info is not None and info.sha256 != expected:
                 return api.VerifyReport(src, False, info.original_size, info.sha256, None,
                                         _sha256_mismatch(info.sha256, expected))
-        report = api.verify_file(src, original, threads=threads)
+        if base is not None:
+            base = base_for(base, src, container=src)
+        report = api.verify_file(src, original, threads=threads, base=base)
         if not report.ok and not report.sha256:  # its index was not even read: say whether
             _raise_if_unsupported(api, src)  # that is for want of a newer ansz (status 3)
     if expected is not None and report.ok and report.sha256 != expected:
@@ -276,11 +284,14 @@ def _raise_if_unsupported(api: Any, path: str) -> None:
               help="Code every chunk, not a sample: exact, but as slow as compressing.")
 @click.option("--top", type=click.IntRange(min=1), default=None, metavar="N",
               help="List the N largest tensors (the rest on one row); -v lists them all.")
+@click.option("--base", type=PATH, metavar="BASE",
+              help="Predict compress --base BASE: tensors paired with BASE's coded against "
+                   "them (a directory: its file sharing most tensors with FILE).")
 @threads_option
 @common_options
 @click.pass_context
 def stats(ctx: click.Context, files: tuple[str, ...], as_json: bool, fast: bool, exact: bool,
-          top: int | None, threads: int, verbose: int, quiet: int) -> None:
+          top: int | None, base: str | None, threads: int, verbose: int, quiet: int) -> None:
     """Predict how much each FILE (.safetensors, .gguf or any file) shrinks, without writing
     anything: ansz's size, by running its encoder on chunks spread through the file (every
     chunk of a file up to 32 MiB), beside zstd -3's, measured the same way; per dtype, and
@@ -294,6 +305,8 @@ def stats(ctx: click.Context, files: tuple[str, ...], as_json: bool, fast: bool,
     def one(path: str) -> None:
         check_input(path)
         kw = {"sample_bytes": 1 << 62} if exact else {}
+        if base is not None:
+            kw["base"] = base_for(base, path)
         fs = codec_api().file_stats(path, level=1 if fast else None,
                                     threads=threads or None, **kw)
         segments = sorted(fs.segments, key=lambda t: (-t.nbytes, t.label))

@@ -241,6 +241,11 @@ class Job:
 
         api = codec_api()
         kw: dict[str, Any] = {"threads": o.threads}
+        if o.base is not None:
+            if not regular_file(st) or is_device_or_fifo(dst):
+                raise AnszError("--base needs the input and the output to be regular files")
+            kw["base"] = (base_for(o.base, src) if o.compressing
+                          else base_for(o.base, dst, container=src))
         if o.compressing:
             kw.update(chunk_size=o.chunk_size, coder=o.coder, level=o.level, strict=o.strict)
         total = self.progress_total(api, src, st) if rep.show_progress() else None
@@ -271,7 +276,7 @@ class Job:
             if os.path.islink(src):
                 self.kept_links.append(src)
             else:
-                remove_source(src, dst, o.compressing, o.threads, rep)
+                remove_source(src, dst, o.compressing, o.threads, rep, kw.get("base"))
 
     def warn_kept_links(self) -> None:
         """One warning for every symbolic link that --rm kept (not one per file)."""
@@ -369,6 +374,23 @@ def open_input(src: Operand) -> Iterator[BinaryIO]:
             yield fh
 
 
+def base_for(base: str, original: str, container: str | None = None) -> str:
+    """``--base``: the base file itself, or for a directory the file in it that the API
+    picks (:func:`ansz.base.base_in_directory`) to compress ``original``, or that the
+    ``container`` (restoring ``original``) names."""
+    if not os.path.isdir(base):
+        return base
+    codec_api()
+    from ..base import base_in_directory
+
+    return base_in_directory(base, original, container=container)
+
+
+def regular_file(st: os.stat_result | None) -> bool:
+    """Whether an input's status (None: standard input) is a regular file's."""
+    return st is not None and stat.S_ISREG(st.st_mode)
+
+
 def is_device_or_fifo(path: str) -> bool:
     return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
 
@@ -391,13 +413,14 @@ def open_output(dst: Operand, replace: bool, sync: bool) -> Iterator[BinaryIO]:
 
 
 def remove_source(src: Operand, dst: Operand, compressing: bool, threads: int | None,
-                  rep: Reporter) -> None:
+                  rep: Reporter, base: str | None = None) -> None:
     """Delete ``src`` after proving ``dst`` restores it: the output was fsync'ed when written
-    (``sync=True``), and is now decoded again and compared byte for byte with the source."""
+    (``sync=True``), and is now decoded again (with ``base``, the file it was coded
+    against, if any) and compared byte for byte with the source."""
     if src is STDIN or dst is STDOUT:
         return
     container, original = (dst, src) if compressing else (src, dst)
-    report = codec_api().verify_file(container, original, threads=threads)
+    report = codec_api().verify_file(container, original, threads=threads, base=base)
     if not report.ok:
         raise AnszError(f"not removed: {container} does not verify against {original} "
                         f"({report.message})")

@@ -96,6 +96,7 @@ def stats_json(fs: Any, shown: list) -> dict[str, Any]:
         "container_overhead": fs.container_overhead,
         "fallback_reason": fs.fallback_reason,
         "tensor_count": fs.tensor_count,
+        "base": fs.base,
         "dtypes": [{"dtype": d.dtype, "segments": d.segments, "tensors": d.tensors, **sizes(d)}
                    for d in fs.by_dtype],
         "segments": [{"label": s.label, "name": s.name, "dtype": s.dtype,
@@ -216,9 +217,10 @@ def _describe(fs: Any) -> str:
     line = ", ".join(parts)
     if fs.is_container:
         return line
+    against = f" against {fs.base}" if fs.base is not None else ""
     if fs.exact:
-        return f"{line}; level {fs.level}, every chunk coded"
-    return (f"{line}; level {fs.level}, predicted from "
+        return f"{line}; level {fs.level}{against}, every chunk coded"
+    return (f"{line}; level {fs.level}{against}, predicted from "
             f"{percent(fs.sampled_bytes, fs.file_size)} of it coded")
 
 
@@ -322,6 +324,7 @@ def info_json(ci: Any) -> dict[str, Any]:
         "segment_count": len(ci.segments),
         "chunk_count": ci.chunk_count,
         "chunk_size": ci.chunk_size,
+        "base": None if ci.base is None else {k: ci.base[k] for k in ("name", "size", "sha256")},
         "segments": [
             {
                 "name": seg.get("name"),
@@ -350,6 +353,9 @@ def print_info(path: str, ci: Any) -> None:
         ("chunks", f"{ci.chunk_count} (chunk size {binary_size(ci.chunk_size)})"),
         ("sha256", ci.sha256),
     ]
+    if ci.base is not None:
+        rows.append(("base", f"{ci.base['name']} ({ci.base['size']} bytes, "
+                             f"sha256 {ci.base['sha256']})"))
     click.echo(path)
     for k, v in rows:
         click.echo(f"  {k:<16} {v}")
