@@ -182,7 +182,7 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
 
 
 def _open_base(path):
-    from .base import BaseFile
+    from .reader import BaseFile
 
     return BaseFile(path)
 
@@ -433,7 +433,7 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
               base=None) -> tuple[int, int, str, str | None]:
     """Code ``source`` into ``ofh``: ``(original size, container size, format, reason)``;
     ``strict``: FormatError(reason) rather than a fallback to bytes. ``base``: an open
-    :class:`ansz.base.BaseFile` to code against (``source`` is then a FileSource)."""
+    :class:`ansz.reader.BaseFile` to code against (``source`` is then a FileSource)."""
     layout, reason = detect(source)
     if strict and reason is not None:  # before the writer writes the file header
         raise FormatError(reason)
@@ -647,7 +647,7 @@ def _base_for(cf: ContainerFile, base, what: str, stack: contextlib.ExitStack):
     for a container without one (giving one is then an error)."""
     if cf.index.base is None and base is None:
         return None
-    from .base import open_base_for
+    from .reader import open_base_for
 
     based = open_base_for(cf, base, what)
     if based is not None:

@@ -54,11 +54,18 @@ Decisions:
   is closed.
 - :meth:`AnszFile.close` may be called while other threads read: their reads end with an
   AnszError ("file is closed") or complete.
+
+A container coded against a base is read with that base (``base=``): :class:`BaseFile`
+opens it (a model file, or a container of one, read here by ranges: reading a base can need
+this module itself), :func:`open_base_for` checks it against what the container records, and
+:func:`base_in_directory` picks a base from a model directory; the chunk kinds that use it
+are :mod:`ansz.base`'s.
 """
 
 from __future__ import annotations
 
 import builtins
+import hashlib
 import json
 import operator
 import os
@@ -68,8 +75,9 @@ from . import _numba_env  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is im
 from ._io import PositionalFile
 from ._pool import ordered_map, resolve_threads
 from .chunks import decode_record
-from .container import MAGIC, ContainerFile
-from .errors import AnszError, AnszIndexError, CorruptDataError, FormatError
+from .container import MAGIC, MAX_BASE_NAME, ContainerFile
+from .errors import (AnszError, AnszIndexError, BaseMismatchError, CorruptDataError,
+                     FormatError)
 from .remote import is_remote, local_path
 
 __all__ = ["open", "load_file", "load", "load_model_dir", "AnszFile", "TensorSlice"]
@@ -212,7 +220,7 @@ class AnszFile:
                 return decode_record(*self._cf.chunk(i), out)
 
             return decode
-        from .base import chunk_decoder, open_base_for
+        from .base import chunk_decoder
 
         self._base = open_base_for(self._cf, base, self.path)
         return chunk_decoder(self._cf, self._base, self.path)
@@ -821,3 +829,207 @@ def _to_torch(arr, dtype: str):
 def _quote(name: Any, limit: int = 80) -> str:
     text = repr(name)
     return text if len(text) <= limit else text[:limit - 4] + "...'"
+
+
+# ---------------------------------------------------------------------------------------------
+# Base files: what a container coded against a base is decoded with
+
+
+#: Bytes read at a time when hashing a base.
+_BASE_PIECE = 16 << 20
+
+
+class BaseFile:
+    """An open base file: ``tensors`` ({name: (dtype, shape, start, end)}), ``size`` (of the
+    original bytes), :meth:`read` of any range (thread-safe), :meth:`identity` (what a
+    container records) and :meth:`check` (against a record). Use as a context manager."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self._file = PositionalFile(self.path)
+        self._container: Any = None  # an ansz.reader.AnszFile for a container base
+        self._tensors = None
+        try:
+            if not self._file.regular:
+                raise AnszError(f"base {self.path} is not a regular file")
+            if self._file.read_at(0, len(MAGIC)) == MAGIC:
+                self._open_container()
+            else:
+                self._open_plain()
+        except BaseException:
+            self.close()
+            raise
+        self._identity: dict | None = None
+
+    def _open_plain(self) -> None:
+        self.size = self._file.size
+        self._tensors: dict | None = None
+
+    @property
+    def tensors(self) -> dict[str, tuple[str, tuple[int, ...], int, int]]:
+        """The base's tensors (parsed at the first use: decoding needs only bytes)."""
+        if self._tensors is None:
+            from ._io import FileSource
+            from .formats.detect import detect
+
+            layout, reason = detect(FileSource(self._file))
+            if layout is None:
+                raise AnszError(f"base {self.path} is not a safetensors or GGUF file, nor a "
+                                f"container of one ({reason or 'unknown format'})")
+            self._tensors = {t.name: (t.dtype, tuple(t.shape), t.start, t.end)
+                             for t in layout.tensors}
+        return self._tensors
+
+    def _open_container(self) -> None:
+        self._file.close()
+        try:
+            f = AnszFile(self.path, threads=1)  # read() runs on the caller's worker threads
+        except BaseMismatchError:  # it needs a base of its own
+            raise AnszError(f"base {self.path} was itself compressed against a base; "
+                            "decompress it first") from None
+        self._container = f
+        self.size = f._cf.index.original_size
+        self._tensors = dict(f._tensors)
+
+    @property
+    def name(self) -> str:
+        """The base's file name as a hint for the record (a container's without ``.ansz``)."""
+        name = os.path.basename(self.path)
+        if self._container is not None and name.endswith(".ansz"):
+            name = name[:-len(".ansz")]
+        return name[:MAX_BASE_NAME]
+
+    def read(self, start: int, n: int) -> Any:
+        """The base's original bytes ``[start, start + n)`` (all inside it) as a uint8 array,
+        which may be a per-thread buffer reused by this thread's next read."""
+        if start < 0 or n < 0 or start + n > self.size:
+            raise CorruptDataError(f"base range [{start}, {start + n}) lies outside the base's "
+                                   f"{self.size} bytes")
+        if self._container is not None:
+            return self._container._decode([(start, start + n)])[0]
+        return self._file.read_scratch(start, n)
+
+    def identity(self) -> dict:
+        """``{"name", "size", "sha256"}`` of the base's original bytes (a container base's
+        sha256 from its index; a plain file's read once)."""
+        if self._identity is None:
+            if self._container is not None:
+                digest = self._container._cf.index.sha256
+            else:
+                sha = hashlib.sha256()
+                for pos in range(0, self.size, _BASE_PIECE):
+                    sha.update(self.read(pos, min(_BASE_PIECE, self.size - pos)))
+                digest = sha.hexdigest()
+            self._identity = {"name": self.name, "size": self.size, "sha256": digest}
+        return self._identity
+
+    def check(self, record: dict, what: str) -> None:
+        """Raise BaseMismatchError unless this may be the base ``record`` (an index's)
+        describes: of its size, and given as a container, of its sha256. (The bytes of a
+        plain base are checked chunk by chunk as they are used: :func:`chunk_decoder`.)"""
+        if self.size == record["size"] and (
+                self._container is None
+                or self._container._cf.index.sha256 == record["sha256"]):
+            return
+        from .base import mismatch
+
+        raise mismatch(self.path, what, record)
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+        self._file.close()
+
+    def __enter__(self) -> "BaseFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_base_for(cf: ContainerFile, base, what: str) -> "BaseFile | None":
+    """The base a container needs, opened and checked (None for a container without one).
+    BaseMismatchError if it needs one and ``base`` is None or another file; AnszError if
+    ``base`` is given for a container that has none."""
+    from .base import checked_base_bytes, needed_base
+
+    record = cf.index.base
+    if record is None:
+        if base is not None:
+            raise AnszError(f"{what} was not compressed against a base; do not give one")
+        return None
+    if base is None:
+        raise BaseMismatchError(f"{what} was compressed against a base: {needed_base(record)}; "
+                                "give it with --base")
+    b = BaseFile(base)
+    try:
+        b.check(record, what)
+        # the first chunk that uses the base, checked now: a wrong base is reported before
+        # anything is written, not at its first differing chunk
+        index = cf.index
+        for seg in index.segments:
+            if seg.base is not None and seg.chunk_count:
+                checked_base_bytes(cf, b, seg.first_chunk, what)
+                break
+    except BaseException:
+        b.close()
+        raise
+    return b
+
+
+#: Names of the files a base directory offers (model files and containers of them).
+_MODEL_NAMES = (".safetensors", ".gguf", ".safetensors.ansz", ".gguf.ansz")
+
+
+def base_in_directory(directory, path, *, container=None) -> str:
+    """The file of ``directory`` (a model's base, e.g. its shards) to code ``path`` against.
+
+    To compress ``path`` (``container`` None): the model file, or container of one, holding
+    the most bytes of tensors of ``path``'s names, dtypes and shapes, so that a fine-tune
+    sharded otherwise than its base still finds most of its tensors; a file of ``path``'s
+    own name wins a tie. To decode the container ``container`` (restoring ``path``): the
+    file its index names (or that name plus .ansz). AnszError if there is none."""
+    from ._io import FileSource
+    from .base import needed_base
+
+    directory, path = os.fspath(directory), os.fspath(path)
+    if container is not None:
+        with PositionalFile(os.fspath(container)) as f:
+            record = ContainerFile(f.read_at, f.size).index.base
+        if record is None:
+            return directory  # decoding says the container needs no base
+        for name in (record["name"], record["name"] + ".ansz"):
+            candidate = os.path.join(directory, name)
+            if record["name"] and os.path.isfile(candidate):
+                return candidate
+        raise BaseMismatchError(f"base directory {directory} has no {record['name']}: "
+                                f"{container} {needed_base(record)}")
+    from .formats.detect import detect
+
+    with PositionalFile(path) as f:
+        layout, _ = detect(FileSource(f))
+    wanted = {} if layout is None else {t.name: (t.dtype, tuple(t.shape), t.end - t.start)
+                                        for t in layout.tensors}
+    own = os.path.basename(path)
+    best, best_bytes = None, 0
+    for name in sorted(os.listdir(directory)):
+        candidate = os.path.join(directory, name)
+        if (not name.endswith(_MODEL_NAMES) or not os.path.isfile(candidate)
+                or os.path.samefile(candidate, path)):
+            continue
+        try:
+            with BaseFile(candidate) as b:
+                shared = sum(n for t, (dtype, shape, n) in wanted.items()
+                             if b.tensors.get(t, (None, None))[:2] == (dtype, shape))
+        except AnszError:
+            continue  # not a model file: nothing to share
+        if shared > best_bytes or (shared == best_bytes and shared
+                                   and name in (own, own + ".ansz")):
+            best, best_bytes = candidate, shared
+    if best is None:
+        for name in (own, own + ".ansz"):
+            if os.path.isfile(os.path.join(directory, name)):
+                return os.path.join(directory, name)
+        raise AnszError(f"base directory {directory} has no model file with a tensor of "
+                        f"{own}")
+    return best

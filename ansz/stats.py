@@ -179,7 +179,8 @@ def file_stats(path, *, level: int | None = None, threads: int | None = None,
         plan = plan_segments(layout, f.size)
         shifts = None
         if base is not None:
-            from .base import BaseFile, base_spans
+            from .base import base_spans
+            from .reader import BaseFile
 
             base = stack.enter_context(BaseFile(base))
             shifts = [None if sp is None else sp[0] - seg.start

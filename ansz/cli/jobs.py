@@ -376,12 +376,12 @@ def open_input(src: Operand) -> Iterator[BinaryIO]:
 
 def base_for(base: str, original: str, container: str | None = None) -> str:
     """``--base``: the base file itself, or for a directory the file in it that the API
-    picks (:func:`ansz.base.base_in_directory`) to compress ``original``, or that the
+    picks (:func:`ansz.reader.base_in_directory`) to compress ``original``, or that the
     ``container`` (restoring ``original``) names."""
     if not os.path.isdir(base):
         return base
     codec_api()
-    from ..base import base_in_directory
+    from ..reader import base_in_directory
 
     return base_in_directory(base, original, container=container)
 
