@@ -417,3 +417,25 @@ def at_overwrite_prompt(src: Path) -> Iterator[tuple[subprocess.Popen, int]]:
         if slave >= 0:
             os.close(slave)
         os.close(master)
+
+
+def with_index(blob: bytes, mutate: Callable[[dict], None] | None = None,
+               text: bytes | None = None) -> bytes:
+    """The container ``blob`` with its index replaced (``mutate(obj)`` applied to the JSON, or
+    the raw ``text``), every checksum redone so that only the index's meaning can be wrong."""
+    import json
+    import zlib
+
+    from ansz import container as c
+
+    off, length, _ = c.parse_trailer(blob[-c.TRAILER.size:], len(blob) - c.TRAILER.size)
+    r = c.RECORD_HEADER.size
+    rec = c.parse_record_header(blob[off:off + r], 1 << 26, "index", off)
+    if text is None:
+        obj = json.loads(c.index_text(rec, blob[off + r:off + r + length]))
+        mutate(obj)
+        text = json.dumps(obj).encode()
+    head = c.pack_record(c.INDEX, 0, 0, rec.original_offset, len(text), len(text),
+                         c.content_hash(text), rec.previous_hash, rec.number)
+    return (blob[:off] + head + text + bytes(c.pad8(len(text)) - len(text))
+            + c.pack_trailer(off, len(text), zlib.crc32(text)))

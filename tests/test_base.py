@@ -24,7 +24,7 @@ from ansz.delta import decode_delta, encode_delta
 from ansz.dtypes import DTYPE_CODES
 from ansz.errors import AnszError, BaseMismatchError, CorruptDataError, UnsupportedError
 
-from helpers import invoke, leftovers, safetensors_dtypes
+from helpers import invoke, leftovers, safetensors_dtypes, with_index
 
 DTYPES = safetensors_dtypes()
 FLOATS = ("BF16", "F16", "F32", "F8_E4M3", "F8_E5M2")
@@ -381,23 +381,6 @@ def test_stats_predicts_compressing_against_a_base(tmp_path):
 # --- hostile containers: every field checked, with valid checksums -------------------------
 
 
-def _rewrite_index(blob: bytes, mutate) -> bytes:
-    """``blob`` with its index JSON changed by ``mutate(obj)``, every checksum redone."""
-    import zlib
-
-    c = container
-    off, length, _ = c.parse_trailer(blob[-c.TRAILER.size:], len(blob) - c.TRAILER.size)
-    rec = c.parse_record_header(blob[off:off + c.RECORD_HEADER.size], 1 << 26, "index", off)
-    obj = json.loads(c.index_text(rec, blob[off + c.RECORD_HEADER.size:
-                                            off + c.RECORD_HEADER.size + length]))
-    mutate(obj)
-    text = json.dumps(obj).encode()
-    head = c.pack_record(c.INDEX, 0, 0, rec.original_offset, len(text), len(text),
-                         c.content_hash(text), rec.previous_hash, rec.number)
-    return (blob[:off] + head + text + bytes(c.pad8(len(text)) - len(text))
-            + c.pack_trailer(off, len(text), zlib.crc32(text)))
-
-
 def _rewrite_record(blob: bytes, i: int, kind: int) -> bytes:
     """``blob`` with chunk ``i``'s Chunk_Kind set to ``kind``, its checksum redone."""
     import struct
@@ -452,7 +435,7 @@ def _paired(obj) -> dict:
 def test_hostile_base_index_is_corrupt(tmp_path, based, mutate):
     base, blob, _, _ = based
     with pytest.raises(CorruptDataError):
-        _decode(tmp_path, _rewrite_index(blob, mutate), base)
+        _decode(tmp_path, with_index(blob, mutate), base)
 
 
 def test_hostile_chunk_kinds(tmp_path, based):

@@ -2,7 +2,6 @@
 way a damaged or hostile file must fail -- with CorruptDataError or UnsupportedError, nothing else."""
 
 import io
-import json
 import struct
 import zlib
 
@@ -18,7 +17,7 @@ from ansz.dtypes import layout_for
 from ansz.pairs import FIELD_TOPS
 from ansz import chunks, dtypes
 
-from helpers import fuzz
+from helpers import fuzz, with_index
 
 MAX_CHUNK = 1024
 H, R, T = c.FILE_HEADER.size, c.RECORD_HEADER.size, c.TRAILER.size
@@ -85,22 +84,6 @@ def decode_stream(blob):
 def _index_span(blob):
     off, length, _ = c.parse_trailer(blob[-T:], len(blob) - T)
     return off, length
-
-
-def with_index(blob, mutate=None, text=None):
-    """``blob`` with its index replaced (mutate(obj) or raw ``text``), every checksum redone so
-    that only the index's meaning can be wrong."""
-    off, length = _index_span(blob)
-    rec = c.parse_record_header(blob[off:off + R], MAX_CHUNK, "index", off)
-    body = c.index_text(rec, blob[off + R:off + R + length])
-    if text is None:
-        obj = json.loads(body)
-        mutate(obj)
-        text = json.dumps(obj).encode()
-    head = c.pack_record(c.INDEX, 0, 0, rec.original_offset, len(text), len(text),
-                         c.content_hash(text), rec.previous_hash, rec.number)
-    return (blob[:off] + head + text + bytes(c.pad8(len(text)) - len(text))
-            + c.pack_trailer(off, len(text), zlib.crc32(text)))
 
 
 def with_file_header(blob, **fields):
