@@ -34,7 +34,7 @@ import xxhash
 
 from ._io import read_fully, write_all
 from .dtypes import BYTES, DTYPE_CODES
-from .errors import AnszError, CorruptDataError, UnsupportedError
+from .errors import AnszError, BaseMismatchError, CorruptDataError, UnsupportedError
 from .options import MAX_CHUNK_SIZE
 
 MAGIC = b"\x89ANSZ\r\n\x1a"
@@ -722,8 +722,8 @@ class StreamReader:
         self.max_chunk_size, flags = parse_file_header_flags(
             self._read(FILE_HEADER.size, "file header", exact=False))
         if flags & FLAG_BASE:
-            raise UnsupportedError("container was compressed against a base model: it is "
-                                   "decoded from a file (with its base), not from a stream")
+            raise BaseMismatchError("compressed against a base model: decode it from a file, "
+                                    "giving the base (--base BASE); a stream cannot be")
         self.index: Index | None = None
 
     def records(self) -> Iterator[tuple[Record, memoryview]]:
