@@ -170,6 +170,9 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
             if os.path.exists(base) and os.path.samefile(base, src):
                 raise AnszError(f"{src} is its own base: it could not be restored without "
                                 "itself")
+            if os.path.exists(base) and os.path.exists(dst) and os.path.samefile(base, dst):
+                raise AnszError(f"{src}: the base {base} is the output: it would be replaced "
+                                "by a container that needs it")
             based = stack.enter_context(_open_base(base))
         source = FileSource(f) if f.regular else StreamSource(f.fh, src)
         with atomic_output(dst, overwrite=overwrite, like=f.stat if f.regular else None,
@@ -543,7 +546,10 @@ def _repeat(source, first: dict, number: int, at: int, n: int, code: int, chash:
     j, where = earlier
     import numpy as np
 
-    if np.array_equal(source.read(where, n).load(), source.read(at, n).load()):
+    # load() may return the thread's one reused read buffer: the first range is copied
+    # before the second is read into it, or the comparison would see one range twice
+    earlier_bytes = np.array(source.read(where, n).load(), copy=True)
+    if np.array_equal(earlier_bytes, source.read(at, n).load()):
         return COPY_CHUNK, copy_chunk_payload(j)
     return kind, payload
 

@@ -959,8 +959,10 @@ def open_base_for(cf: ContainerFile, base, what: str) -> "BaseFile | None":
             raise AnszError(f"{what} was not compressed against a base; do not give one")
         return None
     if base is None:
+        if not any(seg.base is not None for seg in cf.index.segments):
+            return None  # no chunk can use the base (none of its tensors paired): not needed
         raise BaseMismatchError(f"{what} was compressed against a base: {needed_base(record)}; "
-                                "give it with --base")
+                                "give it (--base BASE; base= in Python)")
     b = BaseFile(base)
     try:
         b.check(record, what)
@@ -998,6 +1000,9 @@ def base_in_directory(directory, path, *, container=None) -> str:
             record = ContainerFile(f.read_at, f.size).index.base
         if record is None:
             return directory  # decoding says the container needs no base
+        if record["name"] != os.path.basename(record["name"]) or record["name"] in (".", ".."):
+            raise CorruptDataError(f"{container}: the base's name {record['name']!r} is not a "
+                                   "file name")
         for name in (record["name"], record["name"] + ".ansz"):
             candidate = os.path.join(directory, name)
             if record["name"] and os.path.isfile(candidate):
@@ -1015,8 +1020,9 @@ def base_in_directory(directory, path, *, container=None) -> str:
     for name in sorted(os.listdir(directory)):
         candidate = os.path.join(directory, name)
         if (not name.endswith(_MODEL_NAMES) or not os.path.isfile(candidate)
-                or os.path.samefile(candidate, path)):
-            continue
+                or os.path.samefile(candidate, path)
+                or os.path.abspath(candidate) == os.path.abspath(path) + ".ansz"):
+            continue  # the file itself, or its own container (the output to be replaced)
         try:
             with BaseFile(candidate) as b:
                 shared = sum(n for t, (dtype, shape, n) in wanted.items()
@@ -1028,8 +1034,10 @@ def base_in_directory(directory, path, *, container=None) -> str:
             best, best_bytes = candidate, shared
     if best is None:
         for name in (own, own + ".ansz"):
-            if os.path.isfile(os.path.join(directory, name)):
-                return os.path.join(directory, name)
+            candidate = os.path.join(directory, name)
+            if (os.path.isfile(candidate) and not os.path.samefile(candidate, path)
+                    and os.path.abspath(candidate) != os.path.abspath(path) + ".ansz"):
+                return candidate
         raise AnszError(f"base directory {directory} has no model file with a tensor of "
                         f"{own}")
     return best

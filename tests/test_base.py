@@ -467,3 +467,65 @@ def test_hostile_chunk_kinds(tmp_path, based):
     bad_base.write_bytes(bytes(data))
     with pytest.raises(BaseMismatchError, match="differ"):
         _decode(tmp_path, blob, bad_base)
+
+
+def test_equal_hashes_of_different_bytes_are_not_taken_for_repeats(tmp_path, monkeypatch):
+    """A repeat is stored once only if its bytes are equal, not just its xxh3: with every
+    hash made equal, no chunk of ``b`` may become a reference to one of ``a``."""
+    from ansz import base as base_module, chunks
+
+    rng = np.random.default_rng(9)
+    a = (rng.standard_normal(60_000) * 0.05).astype(np.float32)
+    b = (rng.standard_normal(60_000) * 0.05).astype(np.float32)
+    base = _write(tmp_path / "base.safetensors", {"a": a})
+    src = _write(tmp_path / "m.safetensors", {"a": a, "b": b})
+    for module in (chunks, base_module, container):
+        monkeypatch.setattr(module, "content_hash", lambda data: 7)
+    api.compress_file(src, tmp_path / "m.ansz", chunk_size=CHUNK, base=base)
+    assert COPY_CHUNK not in _kinds(tmp_path / "m.ansz")["b"]
+    api.decompress_file(tmp_path / "m.ansz", tmp_path / "out", base=base)
+    assert (tmp_path / "out").read_bytes() == src.read_bytes()
+
+
+def test_the_output_cannot_be_its_own_base(tmp_path):
+    base_t, ft_t = _pair("BF16")
+    src = _write(tmp_path / "ft.safetensors", ft_t)
+    out = tmp_path / "ft.safetensors.ansz"
+    api.compress_file(src, out)
+    before = out.read_bytes()
+    with pytest.raises(AnszError, match="is the output"):
+        api.compress_file(src, out, base=out, overwrite=True)
+    assert out.read_bytes() == before
+    # --base DIR, the input's own directory: its own container is never the base chosen
+    _write(tmp_path / "base.safetensors", base_t)
+    r = invoke(["compress", "-f", "--base", tmp_path, src])
+    assert r.exit_code == 0, r.stderr
+    assert api.read_info(out).base["name"] == "base.safetensors"
+
+
+def test_a_base_no_tensor_pairs_with_is_not_needed_to_decode(tmp_path):
+    _, ft_t = _pair("F32")
+    other = _write(tmp_path / "other.safetensors", {"unrelated": np.ones(5000, np.float32)})
+    src = _write(tmp_path / "ft.safetensors", ft_t)
+    api.compress_file(src, tmp_path / "ft.ansz", chunk_size=CHUNK, base=other)
+    other.unlink()  # lost: the container never used it
+    api.decompress_file(tmp_path / "ft.ansz", tmp_path / "out")
+    assert (tmp_path / "out").read_bytes() == src.read_bytes()
+
+
+def test_a_base_name_that_is_a_path_is_corrupt(tmp_path):
+    from ansz.reader import base_in_directory
+
+    base_t, ft_t = _pair("BF16")
+    base = _write(tmp_path / "base.safetensors", base_t)
+    src = _write(tmp_path / "ft.safetensors", ft_t)
+    api.compress_file(src, tmp_path / "ft.ansz", base=base)
+    blob = (tmp_path / "ft.ansz").read_bytes()
+    for name in ("../base.safetensors", "/etc/passwd", ".."):
+        def rename(obj, name=name):
+            obj["base"]["name"] = name
+
+        hostile = tmp_path / "hostile.ansz"
+        hostile.write_bytes(with_index(blob, rename))
+        with pytest.raises(CorruptDataError, match="not a file name"):
+            base_in_directory(tmp_path, tmp_path / "ft.out", container=hostile)
