@@ -143,15 +143,17 @@ def open(path, framework: str = "np", *, threads: int | None = None,  # noqa: A0
     return AnszFile(path, framework, threads=threads, base=base)
 
 
-def load_file(path, framework: str = "np", *, threads: int | None = None) -> dict[str, Any]:
+def load_file(path, framework: str = "np", *, threads: int | None = None,
+              base=None) -> dict[str, Any]:
     """Every tensor of a container, ``{name: array}`` in file order.
 
     Like ``safetensors.numpy.load_file`` (``safetensors.torch.load_file`` with
     ``framework="pt"``: the dict is a state dict ``torch.nn.Module.load_state_dict``
     takes). Decodes all tensor chunks on one thread pool (so many small tensors decode in
     parallel too). Raises AnszError for a sub-byte tensor, which numpy cannot represent.
+    ``base``: the base file of a container compressed against one, as for :func:`open`.
     """
-    with AnszFile(path, framework, threads=threads) as f:
+    with AnszFile(path, framework, threads=threads, base=base) as f:
         return f.get_tensors()
 
 

@@ -269,6 +269,8 @@ def test_repeated_tensors_are_stored_once(tmp_path):
     assert (tmp_path / "out").read_bytes() == tied.read_bytes()
     with ansz.open(tmp_path / "tied.ansz", base=base) as f:
         assert np.array_equal(f.get_tensor("lm_head"), emb)
+    loaded = ansz.load_file(tmp_path / "tied.ansz", base=base)
+    assert np.array_equal(loaded["lm_head"], emb) and np.array_equal(loaded["head"], head)
 
 
 def test_readers_without_the_flag_call_the_file_unsupported(tmp_path, monkeypatch):
