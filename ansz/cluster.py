@@ -190,6 +190,9 @@ def parse_address(address: str) -> tuple[str, int | None]:
         return "local", n
     if address.startswith("local:"):
         raise AnszError(f"--cluster {address}: write local or local:N (N workers)")
+    if ":" not in address.rpartition("://")[2]:
+        raise AnszError(f"--cluster {address}: give the scheduler's port (tcp://HOST:PORT), "
+                        "or local[:N]")
     return address, None
 
 
@@ -232,6 +235,13 @@ class Cluster:
         except BaseException:
             self.close()
             raise
+        if kind != "local":
+            try:  # a scheduler with no worker would leave the tasks waiting for ever
+                self.client.wait_for_workers(1, timeout=timeout)
+            except (TimeoutError, OSError):
+                self.close()
+                raise AnszError(f"--cluster {address}: the scheduler has no workers "
+                                f"(none joined within {timeout:g} s)") from None
         self.workers = len(self.client.scheduler_info().get("workers", {}))
 
     def close(self) -> None:

@@ -356,13 +356,21 @@ def check_output(dst: str, src: str | None = None, *, overwrite: bool = False,
     fs, path = filesystem(dst)
     if not _call(dst, fs.exists, path):
         return False
-    if src is not None and is_url(src) and src.rstrip("/") == dst.rstrip("/"):
+    if src is not None and is_url(src) and _same_object(src, dst):
         raise AnszError(f"input and output are the same file ({dst})")
     if _call(dst, fs.isdir, path):
         raise AnszError(f"output {dst} is a directory")
     if not overwrite:
         raise OutputExistsError(dst) if hint is None else OutputExistsError(dst, hint)
     return True
+
+
+def _same_object(a: str, b: str) -> bool:
+    """Whether two URLs name one object of one file system (``memory://b/x`` and
+    ``memory:///b/x`` do): their file systems' own paths are compared, not the spellings."""
+    fs_a, path_a = filesystem(a)
+    fs_b, path_b = filesystem(b)
+    return fs_a is fs_b and path_a.rstrip("/") == path_b.rstrip("/")
 
 
 def temporary_name(path: str) -> str:

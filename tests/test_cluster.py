@@ -195,6 +195,8 @@ def test_command_line_refusals(tmp_path, address):
             (["compress", "--cluster", address, "-"], "standard input"),
             (["compress", "--json", p], "--json goes with --cluster"),
             (["compress", "--cluster", "local:0", p], "1 to 1024"),
+            (["compress", "--cluster", "tcp://somehost", p], "port"),
+            (["compress", "--cluster", address, "--base", p, p], "--base"),
             (["verify", "--cluster", address, "--original", p, f"{p}.ansz"], "--original")):
         r = invoke(args)
         assert r.exit_code == 2 and words in r.stderr, (args, r.stderr)
@@ -220,3 +222,22 @@ def test_without_the_extra_the_error_names_it(tmp_path):
     assert proc.returncode == 1 and lines == [
         "ansz: --cluster needs the cluster extra (pip install 'ansz[cluster]')"]
     assert not (tmp_path / "m.safetensors.ansz").exists()
+
+
+def test_workers_get_absolute_paths(tmp_path, address, monkeypatch):
+    """A worker on another machine has a working directory of its own: a relative operand
+    goes to it as an absolute path."""
+    make_model(tmp_path / "m.safetensors")
+    monkeypatch.chdir(tmp_path)
+    r = invoke(["compress", "--cluster", address, "--json", "m.safetensors"])
+    assert r.exit_code == 0, r.stderr
+    (task,) = [json.loads(line) for line in r.stdout.splitlines() if '"src"' in line]
+    assert task["src"] == str(tmp_path / "m.safetensors")
+    assert task["dst"] == str(tmp_path / "m.safetensors.ansz")
+
+
+def test_a_scheduler_without_workers_is_an_error_not_a_hang():
+    with distributed.LocalCluster(n_workers=0, dashboard_address=None,
+                                  silence_logs=logging.CRITICAL) as lc:
+        with pytest.raises(AnszError, match="no workers"):
+            cluster.Cluster(lc.scheduler_address, timeout=1)

@@ -156,6 +156,13 @@ def test_existing_remote_output_needs_overwrite(tmp_path, mem):
     assert (tmp_path / "back").read_bytes() == src.read_bytes()
     with pytest.raises(AnszError, match="same file"):
         api.compress_file(f"{root}/x.bin.ansz", f"{root}/x.bin.ansz", overwrite=True)
+    # the same object spelled otherwise (memory:///t vs memory://t) is still the input itself
+    other_spelling = "memory://" + root[len("memory://"):].lstrip("/") + "/x.bin.ansz"
+    assert other_spelling != f"{root}/x.bin.ansz"
+    before = fs.cat(f"{root[9:]}/x.bin.ansz")
+    with pytest.raises(AnszError, match="same file"):
+        api.decompress_file(f"{root}/x.bin.ansz", other_spelling, overwrite=True)
+    assert fs.cat(f"{root[9:]}/x.bin.ansz") == before
 
 
 def test_remote_output_is_all_or_nothing(tmp_path, mem):

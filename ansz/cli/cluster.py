@@ -11,6 +11,7 @@ failed.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable
 
@@ -36,8 +37,9 @@ def run_on_cluster(ctx: click.Context, operation: str, address: str, inputs: lis
 
     def plan(src: Any) -> None:
         check_input(src)
-        tasks.append(cluster.FileTask(operation, str(src), destination(src), overwrite,
-                                      options))
+        # workers elsewhere have working directories of their own: send absolute paths
+        tasks.append(cluster.FileTask(operation, _absolute(str(src)),
+                                      _absolute(destination(src)), overwrite, options))
 
     for src in inputs:
         rep.run(src, lambda src=src: plan(src))
@@ -129,3 +131,10 @@ def _quiet_engine_logs() -> None:
                  "distributed.worker", "distributed.client", "distributed.core",
                  "distributed.deploy"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _absolute(path: str) -> str:
+    """A local path made absolute (a URL, or None, as it is)."""
+    from ..remote import is_url
+
+    return path if path is None or is_url(path) else os.path.abspath(path)
