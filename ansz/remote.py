@@ -89,6 +89,11 @@ def _short(e: BaseException) -> str:
 def _io_error(url: str, e: BaseException) -> OSError:
     """An OSError naming ``url`` for a failure of the store (a network error, a server's
     refusal): the caller may try again, unlike an AnszError about the data."""
+    cause = e.__cause__
+    if (isinstance(e, FileNotFoundError) and cause is not None
+            and not isinstance(cause, FileNotFoundError)):
+        # fsspec's HTTP file system reports an unreachable host as a missing file
+        return OSError(errno.EIO, f"{type(cause).__name__}: {_short(cause)}", url)
     if isinstance(e, OSError):
         if e.strerror is None:  # fsspec's FileNotFoundError(path): no errno, no message
             code = errno.ENOENT if isinstance(e, FileNotFoundError) else errno.EIO

@@ -142,6 +142,10 @@ def test_unknown_protocol_and_missing_object(mem):
     with pytest.raises(FileNotFoundError):
         api.decompress_file(f"{root}/absent.ansz", f"{root}/b")
     assert _names(fs, root) == []
+    # a host that cannot be reached is not a missing file
+    with pytest.raises(OSError, match="Cannot connect") as err:
+        api.read_info("http://127.0.0.1:1/x.ansz")
+    assert not isinstance(err.value, FileNotFoundError)
 
 
 def test_existing_remote_output_needs_overwrite(tmp_path, mem):
