@@ -513,6 +513,44 @@ def _popcount16(builder, mask):
     return builder.zext(builder.call(ctpop, [builder.bitcast(mask, i16)]), i64)
 
 
+def _lane_loop(builder, stp, nvec, g0, p0, more, step):
+    """The loop both lane kernels run, emitted at ``builder``: ``nvec`` vectors of 16 uint32
+    states loaded from ``stp`` and stored back there at the end, a group counter ``g`` (from
+    ``g0``) and a word pointer ``p`` (from ``p0``). While ``more(g, p)`` (an i1) holds, the
+    body ``step(g, p, states)`` is emitted once and returns ``(g, p, states)`` for the next
+    round. Returns ``(g, p)`` as they are when the loop ends."""
+    i32, i64 = ir.IntType(32), ir.IntType(64)
+    vec = ir.VectorType(i32, LANES)
+    state_ptrs = [builder.bitcast(builder.gep(stp, [ir.Constant(i64, LANES * k)]),
+                                  ir.PointerType(vec)) for k in range(nvec)]
+    initial = [builder.load(ptr, align=4) for ptr in state_ptrs]
+    entry = builder.basic_block
+    head = builder.append_basic_block("lanes.head")
+    body = builder.append_basic_block("lanes.body")
+    done = builder.append_basic_block("lanes.done")
+    builder.branch(head)
+    builder.position_at_end(head)
+    g, p = builder.phi(i64), builder.phi(i64)
+    xs = [builder.phi(vec) for _ in range(nvec)]
+    g.add_incoming(g0, entry)
+    p.add_incoming(p0, entry)
+    for x, x0 in zip(xs, initial):
+        x.add_incoming(x0, entry)
+    builder.cbranch(more(g, p), body, done)
+    builder.position_at_end(body)
+    g_next, p_next, new = step(g, p, xs)
+    end = builder.basic_block
+    g.add_incoming(g_next, end)
+    p.add_incoming(p_next, end)
+    for x, nx in zip(xs, new):
+        x.add_incoming(nx, end)
+    builder.branch(head)
+    builder.position_at_end(done)
+    for x, ptr in zip(xs, state_ptrs):
+        builder.store(x, ptr, align=4)
+    return g, p
+
+
 def _lanes_decoder(nvec):
     """An intrinsic: the fast loop of a decoder of 16 * nvec states.
 
@@ -545,49 +583,34 @@ def _lanes_decoder(nvec):
             slot_mask = builder.sub(builder.shl(const(i32, 1), sb), const(i32, 1))
             dbase = splat(builder.ptrtoint(dp, i64), i64)
             sbase = splat(builder.ptrtoint(sp, i64), i64)
-            state_ptrs = [builder.bitcast(builder.gep(stp, [ir.Constant(i64, LANES * k)]),
-                                          ir.PointerType(vec(i32))) for k in range(nvec)]
-            initial = [builder.load(p, align=4) for p in state_ptrs]
-            entry = builder.basic_block
-            head = builder.append_basic_block("lanes.head")
-            body = builder.append_basic_block("lanes.body")
-            done = builder.append_basic_block("lanes.done")
-            builder.branch(head)
-            builder.position_at_end(head)
-            g, p = builder.phi(i64), builder.phi(i64)
-            xs = [builder.phi(vec(i32)) for _ in range(nvec)]
-            g.add_incoming(ir.Constant(i64, 0), entry)
-            p.add_incoming(ptr0_v, entry)
-            for x, x0 in zip(xs, initial):
-                x.add_incoming(x0, entry)
-            room = builder.icmp_signed("<=", builder.add(p, ir.Constant(i64, LANES * nvec)), nw)
-            builder.cbranch(builder.and_(builder.icmp_signed("<", g, ng_v), room), body, done)
-            builder.position_at_end(body)
-            first = builder.mul(g, ir.Constant(i64, LANES * nvec))
-            pc, new = p, []
-            for k, x in enumerate(xs):
-                slot = builder.zext(builder.and_(x, slot_mask), vec(i64))
-                e = _gather32(builder, builder.add(dbase, builder.shl(slot, const(i64, 2))))
-                s = _gather32(builder, builder.add(sbase, slot))
-                at = builder.gep(op, [builder.add(first, ir.Constant(i64, LANES * k))])
-                builder.store(builder.trunc(s, vec(i8)),
-                              builder.bitcast(at, ir.PointerType(vec(i8))), align=1)
-                x = builder.add(builder.mul(builder.lshr(e, const(i32, 16)), builder.lshr(x, sb)),
-                                builder.and_(e, const(i32, 0xFFFF)))
-                low = builder.icmp_unsigned("<", x, const(i32, RANS_L))
-                w = builder.call(expand, [builder.gep(wp, [pc]), low, const(i16, 0)])
-                x = builder.select(low, builder.or_(builder.shl(x, const(i32, 16)),
-                                                    builder.zext(w, vec(i32))), x)
-                pc = builder.add(pc, _popcount16(builder, low))
-                new.append(x)
-            g.add_incoming(builder.add(g, ir.Constant(i64, 1)), body)
-            p.add_incoming(pc, body)
-            for x, nx in zip(xs, new):
-                x.add_incoming(nx, body)
-            builder.branch(head)
-            builder.position_at_end(done)
-            for x, sp_ in zip(xs, state_ptrs):
-                builder.store(x, sp_, align=4)
+
+            def more(g, p):  # groups left, and a group's worth of words
+                room = builder.icmp_signed("<=", builder.add(p, ir.Constant(i64, LANES * nvec)),
+                                           nw)
+                return builder.and_(builder.icmp_signed("<", g, ng_v), room)
+
+            def step(g, p, xs):
+                first = builder.mul(g, ir.Constant(i64, LANES * nvec))
+                pc, new = p, []
+                for k, x in enumerate(xs):
+                    slot = builder.zext(builder.and_(x, slot_mask), vec(i64))
+                    e = _gather32(builder, builder.add(dbase, builder.shl(slot, const(i64, 2))))
+                    s = _gather32(builder, builder.add(sbase, slot))
+                    at = builder.gep(op, [builder.add(first, ir.Constant(i64, LANES * k))])
+                    builder.store(builder.trunc(s, vec(i8)),
+                                  builder.bitcast(at, ir.PointerType(vec(i8))), align=1)
+                    x = builder.add(builder.mul(builder.lshr(e, const(i32, 16)),
+                                                builder.lshr(x, sb)),
+                                    builder.and_(e, const(i32, 0xFFFF)))
+                    low = builder.icmp_unsigned("<", x, const(i32, RANS_L))
+                    w = builder.call(expand, [builder.gep(wp, [pc]), low, const(i16, 0)])
+                    x = builder.select(low, builder.or_(builder.shl(x, const(i32, 16)),
+                                                        builder.zext(w, vec(i32))), x)
+                    pc = builder.add(pc, _popcount16(builder, low))
+                    new.append(x)
+                return builder.add(g, ir.Constant(i64, 1)), pc, new
+
+            g, p = _lane_loop(builder, stp, nvec, ir.Constant(i64, 0), ptr0_v, more, step)
             return context.make_tuple(builder, signature.return_type, [g, p])
 
         return sig, codegen
@@ -623,53 +646,39 @@ def _lanes_encoder(nvec):
             compress = _declare(builder.module, "llvm.masked.compressstore.v16i16",
                                 ir.FunctionType(ir.VoidType(), [vec(i16), ir.PointerType(i16), vec(i1)]))
             ebase = splat(builder.ptrtoint(ep, i64), i64)
-            state_ptrs = [builder.bitcast(builder.gep(stp, [ir.Constant(i64, LANES * k)]),
-                                          ir.PointerType(vec(i32))) for k in range(nvec)]
-            initial = [builder.load(p, align=4) for p in state_ptrs]
-            entry = builder.basic_block
-            head = builder.append_basic_block("lanes.head")
-            body = builder.append_basic_block("lanes.body")
-            done = builder.append_basic_block("lanes.done")
-            builder.branch(head)
-            builder.position_at_end(head)
-            g, p = builder.phi(i64), builder.phi(i64)
-            xs = [builder.phi(vec(i32)) for _ in range(nvec)]
-            g.add_incoming(ng_v, entry)
-            p.add_incoming(ptr0_v, entry)
-            for x, x0 in zip(xs, initial):
-                x.add_incoming(x0, entry)
-            builder.cbranch(builder.icmp_signed(">", g, ir.Constant(i64, 0)), body, done)
-            builder.position_at_end(body)
-            g1 = builder.sub(g, ir.Constant(i64, 1))
-            first = builder.mul(g1, ir.Constant(i64, LANES * nvec))
-            pc, new = p, [None] * nvec
-            for k in reversed(range(nvec)):
-                x = xs[k]
-                src = builder.gep(cp, [builder.add(first, ir.Constant(i64, LANES * k))])
-                code = builder.load(builder.bitcast(src, ir.PointerType(vec(i8))), align=1)
-                row = builder.add(ebase, builder.shl(builder.zext(code, vec(i64)), const(i64, 4)))
-                rcp, packed, bias = (_gather32(builder, builder.add(row, const(i64, off)))
-                                     for off in (4, 8, 12))
-                # x_max = ((RANS_L >> scale_bits) << 16) * freq, freq = M - cmpl_freq: no gather
-                cmpl = builder.lshr(packed, const(i32, 8))
-                x_max = builder.shl(builder.sub(m, cmpl), x_max_shift)
-                big = builder.icmp_unsigned(">=", x, x_max)
-                pc = builder.sub(pc, _popcount16(builder, big))
-                builder.call(compress, [builder.trunc(x, vec(i16)), builder.gep(op, [pc]), big])
-                x = builder.select(big, builder.lshr(x, const(i32, 16)), x)
-                q = builder.trunc(builder.lshr(builder.mul(builder.zext(x, vec(i64)),
-                                                           builder.zext(rcp, vec(i64))),
-                                               const(i64, 32)), vec(i32))
-                q = builder.lshr(q, builder.and_(packed, const(i32, 0xFF)))
-                new[k] = builder.add(builder.add(x, bias), builder.mul(q, cmpl))
-            g.add_incoming(g1, body)
-            p.add_incoming(pc, body)
-            for x, nx in zip(xs, new):
-                x.add_incoming(nx, body)
-            builder.branch(head)
-            builder.position_at_end(done)
-            for x, sp_ in zip(xs, state_ptrs):
-                builder.store(x, sp_, align=4)
+
+            def more(g, p):  # groups left (encoded last to first)
+                return builder.icmp_signed(">", g, ir.Constant(i64, 0))
+
+            def step(g, p, xs):
+                g1 = builder.sub(g, ir.Constant(i64, 1))
+                first = builder.mul(g1, ir.Constant(i64, LANES * nvec))
+                pc, new = p, [None] * nvec
+                for k in reversed(range(nvec)):
+                    x = xs[k]
+                    src = builder.gep(cp, [builder.add(first, ir.Constant(i64, LANES * k))])
+                    code = builder.load(builder.bitcast(src, ir.PointerType(vec(i8))), align=1)
+                    row = builder.add(ebase, builder.shl(builder.zext(code, vec(i64)),
+                                                         const(i64, 4)))
+                    rcp, packed, bias = (_gather32(builder, builder.add(row, const(i64, off)))
+                                         for off in (4, 8, 12))
+                    # x_max = ((RANS_L >> scale_bits) << 16) * freq, freq = M - cmpl_freq:
+                    # no gather
+                    cmpl = builder.lshr(packed, const(i32, 8))
+                    x_max = builder.shl(builder.sub(m, cmpl), x_max_shift)
+                    big = builder.icmp_unsigned(">=", x, x_max)
+                    pc = builder.sub(pc, _popcount16(builder, big))
+                    builder.call(compress,
+                                 [builder.trunc(x, vec(i16)), builder.gep(op, [pc]), big])
+                    x = builder.select(big, builder.lshr(x, const(i32, 16)), x)
+                    q = builder.trunc(builder.lshr(builder.mul(builder.zext(x, vec(i64)),
+                                                               builder.zext(rcp, vec(i64))),
+                                                   const(i64, 32)), vec(i32))
+                    q = builder.lshr(q, builder.and_(packed, const(i32, 0xFF)))
+                    new[k] = builder.add(builder.add(x, bias), builder.mul(q, cmpl))
+                return g1, pc, new
+
+            _, p = _lane_loop(builder, stp, nvec, ng_v, ptr0_v, more, step)
             return p
 
         return sig, codegen
