@@ -269,6 +269,10 @@ class FileSource:
     def head(self, n: int) -> bytes:
         return self._f.read_at(0, n)
 
+    def read_at(self, start: int, n: int) -> bytes:
+        """Up to ``n`` bytes at ``start``, read now (fewer only past the end)."""
+        return self._f.read_at(start, n)
+
     def read(self, start: int, n: int) -> FileRange:
         return FileRange(self._f, start, max(0, min(n, self._f.size - start)))
 

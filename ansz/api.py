@@ -45,16 +45,17 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 from . import _numba_env  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is imported)
 from . import container
-from ._io import (FileRange, FileSource, PositionalFile, StreamSource, atomic_output,
-                  check_output, open_regular, pwrite_all, stream_name, write_all)
+from ._io import (FileChangedError, FileRange, FileSource, PositionalFile, StreamSource,
+                  atomic_output, check_output, open_regular, pwrite_all, stream_name, write_all)
 from ._pool import BufferPool, ordered_map, resolve_threads
 from .chunks import container_flags, decode_record, encode_payload
-from .container import (COPY_BASE, COPY_CHUNK, FLAG_BASE, PLAIN, ContainerFile, ContainerWriter,
-                        Segment, StreamReader)
+from .container import (COPY_BASE, COPY_CHUNK, FLAG_BASE, FLAG_REPEATS, KEPT, PLAIN,
+                        ContainerFile, ContainerWriter, Segment, StreamReader, copied_chunk,
+                        copy_chunk_payload)
 from .errors import AnszError, CorruptDataError, FormatError, UnsupportedError
 from .formats.detect import detect, format_name
 from .options import DEFAULT_LEVEL, check_chunk_size, check_coder, check_level
-from .plan import PlannedSegment, chunk_code, chunk_step, plan_segments
+from .plan import PlannedSegment, chunk_code, chunk_step, file_chunks, plan_segments
 from .remote import is_remote, local_path
 from .stats import DtypeStats, FileStats, SegmentStats, file_stats  # noqa: F401  (the API)
 
@@ -340,26 +341,17 @@ def verify_stream(ifh: BinaryIO, original=None, *,
             raise
         except AnszError as e:
             return failed(str(e))
-        pool = BufferPool(reader.max_chunk_size, nthreads)
-
-        def work(item):
-            rec, payload = item
-            try:
-                return decode_record(rec, payload, pool.get(rec.decoded_length)), None
-            except AnszError as e:  # this chunk is bad, whatever the reason: FAILED
-                return None, e
-
         sha = hashlib.sha256()
         done, differs = 0, ""
         try:
-            for i, (data, err) in enumerate(ordered_map(work, reader.records(), nthreads)):
+            # a chunk that fails is bad, whatever the reason: FAILED
+            for i, (data, err) in enumerate(_stream_chunks(reader, nthreads, catch=True)):
                 if err is not None:
                     return failed(str(err), f"chunk {i}")
                 sha.update(data)
                 if orig is not None and not differs:
                     differs = _first_difference(orig, original, done, data)
                 done += data.size
-                pool.put(data)
         except UnsupportedError:  # the index needs a newer ansz
             raise
         except AnszError as e:  # framing, truncation, the index or trailer
@@ -442,12 +434,21 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
         raise FormatError(reason)
     plan = plan_segments(layout, source.size)
     spans: list = [None] * len(plan)
-    flags, record = container_flags(chunk_size), None
+    flags, record, repeats = container_flags(chunk_size), None, None
     if base is not None:
         from .base import base_spans
 
         spans, flags, record = base_spans(plan, base), flags | FLAG_BASE, base.identity()
-    writer = ContainerWriter(ofh, chunk_size, flags, record)
+    elif isinstance(source, FileSource) and all(seg.end is not None for seg in plan):
+        from .repeats import find_repeats
+
+        repeats = find_repeats(source.read_at, list(file_chunks(plan, chunk_size)))
+        if repeats.copies:
+            flags |= FLAG_REPEATS
+        else:
+            repeats = None
+    writer = ContainerWriter(ofh, chunk_size, flags, record,
+                             repeats.kept_size if repeats is not None else 0)
     ends: dict[int, int] = {}  # segment -> where its data actually ended
     first: dict[tuple[int, int, int], tuple[int, int]] = {}  # (hash, length, code) -> (chunk, at)
     base_hashes: dict[int, list[int]] = {}  # segment -> its chunks' base bytes' xxh3
@@ -457,14 +458,21 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
         # base offset of each segment's bytes: base position = original position + shift
         shifts = [None if sp is None else sp[0] - seg.start for sp, seg in zip(spans, plan)]
 
+        copies = repeats.copies if repeats is not None else None
+
         def encode(item):
-            return _encode_item(item, coder, level, base, shifts)
+            return _encode_item(item, coder, level, base, shifts, copies)
 
         for segment, code, n, (kind, payload, chash), bhash in ordered_map(encode, items,
                                                                           nthreads):
             if base is not None and kind != COPY_BASE:
                 kind, payload = _repeat(source, first, len(writer.chunks), done, n, code,
                                         chash, kind, payload)
+            elif repeats is not None:
+                if kind == COPY_CHUNK and writer.chunks[copies[done]].content_hash != chash:
+                    raise FileChangedError(f"{source.name} changed while it was compressed")
+                if done in repeats.kept:
+                    kind |= KEPT
             if bhash is not None:
                 base_hashes.setdefault(segment, []).append(bhash)
             writer.add_chunk(segment, code, payload, n, chash, kind)
@@ -510,15 +518,20 @@ def _chunk_items(source, plan: list[PlannedSegment], chunk_size: int, sha,
 
 
 def _encode_item(item: tuple[int, int, Any, int], coder: str, level: int, base=None,
-                 shifts: list | None = None
+                 shifts: list | None = None, copies: dict[int, int] | None = None
                  ) -> tuple[int, int, int, tuple[int, bytes, int], int | None]:
     """Code one chunk: ``(segment, code, length, (kind, payload, hash), base hash)``; runs
     on a worker thread, which reads a file's bytes (and the base's) itself.
     ``shifts[segment]`` is where the segment's base bytes are relative to its own (None:
-    it has none, and the base hash is None)."""
+    it has none, and the base hash is None). ``copies[offset]`` is the chunk that the
+    chunk at that original offset repeats (a COPY_CHUNK, only hashed)."""
     segment, code, data, pos = item
     if isinstance(data, FileRange):
         data = data.load()
+    if copies is not None and pos in copies:
+        return (segment, code, len(data),
+                (COPY_CHUNK, copy_chunk_payload(copies[pos]), container.content_hash(data)),
+                None)
     shift = shifts[segment] if shifts is not None else None
     if base is not None and shift is not None:
         from .base import encode_against
@@ -536,8 +549,6 @@ def _repeat(source, first: dict, number: int, at: int, n: int, code: int, chash:
     """``(kind, payload)`` of chunk ``number`` (``n`` bytes at ``at``): a COPY_CHUNK of the
     first earlier chunk with the same bytes (same hash, length and code; the bytes are
     compared), else as coded. Records the chunk if it is the first of its bytes."""
-    from .base import copy_chunk_payload
-
     key = (chash, n, code)
     earlier = first.get(key)
     if earlier is None:
@@ -588,21 +599,48 @@ def _decode_stream(ifh: BinaryIO, ofh: BinaryIO, nthreads: int,
     """Decode a container read front to back: ``(container size, original size)``."""
     reader = StreamReader(ifh)
     done = 0
-    pool = BufferPool(reader.max_chunk_size, nthreads)
-
-    def decode(item):
-        rec, payload = item
-        return decode_record(rec, payload, pool.get(rec.decoded_length))
-
-    for data in ordered_map(decode, reader.records(), nthreads):
+    for data, _ in _stream_chunks(reader, nthreads):
         write_all(ofh, data)
         done += data.size
-        pool.put(data)
         if progress is not None:
             progress(done)
     if reader.index is None or done != reader.index.original_size:  # records() checked both
         raise CorruptDataError("container ended before its index")
     return reader.offset, done
+
+
+def _stream_chunks(reader: StreamReader, nthreads: int, *, catch: bool = False
+                   ) -> Iterator[tuple[Any, AnszError | None]]:
+    """``(decoded bytes, None)`` of each chunk ``reader`` yields, in order, decoded on
+    ``nthreads`` threads; with ``catch``, a chunk that fails gives ``(None, error)`` instead
+    of raising. The bytes are valid until the next item (their buffer is then reused).
+    A COPY_CHUNK gives the bytes of the KEPT chunk it repeats, which are kept for it
+    (at most the header's Kept_Size in all)."""
+    import numpy as np
+
+    pool = BufferPool(reader.max_chunk_size, nthreads)
+    kept: dict[int, Any] = {}
+
+    def work(item):
+        rec, payload = item
+        if rec.kind == COPY_CHUNK:  # records() checked that it names a kept chunk
+            return rec, copied_chunk(rec, payload), None
+        try:
+            return rec, decode_record(rec, payload, pool.get(rec.decoded_length)), None
+        except AnszError as e:
+            if not catch:
+                raise
+            return rec, None, e
+
+    for rec, data, err in ordered_map(work, reader.records(), nthreads):
+        if rec.kind == COPY_CHUNK:
+            yield kept[data], None
+            continue
+        if data is not None and rec.kept:
+            kept[rec.number] = np.array(data, copy=True)
+        yield data, err
+        if data is not None:
+            pool.put(data)
 
 
 #: A container or original read over a network by decompress_file and verify_file is fetched
@@ -633,7 +671,7 @@ def _container_file(f: PositionalFile) -> ContainerFile:
 
 def _chunk_decoder(cf: ContainerFile, pool: "BufferPool | None" = None,
                    base=None, what: str = "the container") -> Callable[[int], Any]:
-    if cf.index.base is not None:
+    if cf.index.base is not None or cf.flags & FLAG_REPEATS:
         from .base import chunk_decoder
 
         decode_any = chunk_decoder(cf, base, what)

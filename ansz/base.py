@@ -18,12 +18,11 @@ from typing import Any, Callable
 import numpy as np
 
 from .chunks import decode_record, encode_payload
-from .container import COPY_BASE, COPY_CHUNK, DELTA, PLAIN, ContainerFile, content_hash
+from .container import (COPY_BASE, COPY_CHUNK, DELTA, FLAG_REPEATS, PLAIN, ContainerFile,
+                        content_hash, copied_chunk)
 from .delta import decode_delta, delta_capable, encode_delta
 from .errors import BaseMismatchError, CorruptDataError
 from .options import DEFAULT_LEVEL
-
-_COPY_CHUNK = np.dtype("<u4")
 
 
 def mismatch(path: str, what: str, record: dict, where: str = "") -> BaseMismatchError:
@@ -76,11 +75,6 @@ def encode_against(data, before, dtype_code: int, *, coder: str = "auto",
     return PLAIN, payload, chash
 
 
-def copy_chunk_payload(j: int) -> bytes:
-    """The payload of a COPY_CHUNK chunk that repeats chunk ``j``."""
-    return int(j).to_bytes(4, "little")
-
-
 def checked_base_bytes(cf: ContainerFile, base: Any, i: int, what: str) -> np.ndarray:
     """The base bytes of chunk ``i`` (in a segment with a base range), checked against the
     XXH3_64 the index records for them: BaseMismatchError if they differ."""
@@ -96,10 +90,12 @@ def checked_base_bytes(cf: ContainerFile, base: Any, i: int, what: str) -> np.nd
 def chunk_decoder(cf: ContainerFile, base: Any, what: str = "the container"
                   ) -> Callable[[int, Any], np.ndarray]:
     """``decode(i, out=None)``: chunk ``i`` of ``cf`` decoded and checked, whatever its kind
-    (into ``out``, a writable uint8 array of its length, if given). Thread-safe. A kind
-    other than PLAIN needs ``base``, whose bytes are checked against the hashes the index
-    records before they are used (BaseMismatchError naming the base needed)."""
+    (into ``out``, a writable uint8 array of its length, if given). Thread-safe. DELTA and
+    COPY_BASE chunks need ``base``, whose bytes are checked against the hashes the index
+    records before they are used (BaseMismatchError naming the base needed); a COPY_CHUNK
+    decodes the chunk it repeats (in a file with FLAG_REPEATS, a KEPT one)."""
     index = cf.index
+    must_keep = bool(cf.flags & FLAG_REPEATS)  # a copy's chunk is KEPT, for stream decoders
 
     def base_bytes(i: int, rec) -> np.ndarray:
         seg = index.segments[cf.segment_of[i]]
@@ -109,20 +105,24 @@ def chunk_decoder(cf: ContainerFile, base: Any, what: str = "the container"
             raise BaseMismatchError(f"chunk {i} needs the base: {needed_base(index.base)}")
         return checked_base_bytes(cf, base, i, what)
 
-    def decode(i: int, out=None, *, repeat: bool = True) -> np.ndarray:
+    def decode(i: int, out=None, *, repeat: bool = True, copier: int | None = None
+               ) -> np.ndarray:
         rec, payload = cf.chunk(i)
+        if must_keep and copier is not None and not rec.kept:
+            raise CorruptDataError(f"chunk {copier}: refers to chunk {i}, which it cannot repeat")
         if rec.kind == PLAIN:
             return decode_record(rec, payload, out)
         if out is None:
             out = np.empty(rec.decoded_length, np.uint8)
         if rec.kind == COPY_CHUNK:
-            if not repeat or rec.payload_length != _COPY_CHUNK.itemsize:
-                raise CorruptDataError(f"chunk {i}: malformed chunk reference")
-            j = int(np.frombuffer(payload, _COPY_CHUNK)[0])
-            if j >= i or index.chunks[j].decoded_length != rec.decoded_length \
+            if not repeat:
+                raise CorruptDataError(f"chunk {copier}: refers to chunk {i}, which it cannot "
+                                       "repeat")
+            j = copied_chunk(rec, payload)
+            if index.chunks[j].decoded_length != rec.decoded_length \
                     or index.chunks[j].content_hash != rec.content_hash:
                 raise CorruptDataError(f"chunk {i}: refers to chunk {j}, which it cannot repeat")
-            return decode(j, out, repeat=False)
+            return decode(j, out, repeat=False, copier=i)
         before = base_bytes(i, rec)
         if rec.kind == COPY_BASE:
             if rec.payload_length:

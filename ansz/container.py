@@ -44,14 +44,23 @@ FORMAT_VERSION = 1
 FLAG_WIDE_RANS = 0x0001  #: stream method 8 (RANS_WIDE)
 #: coded against a base file: chunk kinds other than PLAIN, a "base" in the index
 FLAG_BASE = 0x0002
-KNOWN_FLAGS = FLAG_WIDE_RANS | FLAG_BASE
+#: repeated chunks: COPY_CHUNK records of KEPT chunks; the header's Kept_Size
+FLAG_REPEATS = 0x0004
+KNOWN_FLAGS = FLAG_WIDE_RANS | FLAG_BASE | FLAG_REPEATS
 
-#: Chunk kinds (a chunk record's Chunk_Kind; all but PLAIN need FLAG_BASE).
+#: Chunk kinds (the low byte of a chunk record's Chunk_Kind; DELTA and COPY_BASE need
+#: FLAG_BASE, COPY_CHUNK FLAG_BASE or FLAG_REPEATS).
 PLAIN = 0  #: the payload codes the chunk alone
 DELTA = 1  #: the payload codes the chunk against the same bytes of its segment's base tensor
 COPY_BASE = 2  #: empty payload: the chunk is those base bytes as they are
 COPY_CHUNK = 3  #: payload u32 j: the chunk repeats chunk j (< this one, itself no COPY_CHUNK)
 CHUNK_KINDS = (PLAIN, DELTA, COPY_BASE, COPY_CHUNK)
+#: Chunk_Kind bit (FLAG_REPEATS): a later COPY_CHUNK repeats this chunk, so a stream decoder
+#: keeps its bytes.
+KEPT = 0x0100
+#: The largest Kept_Size (the bytes a stream decoder keeps for COPY_CHUNK records) a reader
+#: accepts and the writer uses.
+MAX_KEPT_SIZE = 1 << 28
 
 FILE_HEADER = struct.Struct("<8sHHIII")  # magic, version, flags, max_chunk_size, reserved, crc
 RECORD_HEADER = struct.Struct("<BBHIQIIQQII")  # see Record below; crc last
@@ -120,7 +129,8 @@ class Record:
     content_hash: int
     previous_hash: int
     number: int
-    kind: int = PLAIN  #: Chunk_Kind (docs/FORMAT.md, "Chunk kinds"); PLAIN for the index
+    kind: int = PLAIN  #: Chunk_Kind's kind (docs/FORMAT.md, "Chunk kinds"); PLAIN for the index
+    kept: bool = False  #: Chunk_Kind's KEPT bit: a later chunk repeats this one
 
     @property
     def dtype(self) -> str:
@@ -132,8 +142,8 @@ class Record:
 
 
 
-def pack_file_header(max_chunk_size: int, flags: int = 0) -> bytes:
-    head = FILE_HEADER.pack(MAGIC, FORMAT_VERSION, flags, max_chunk_size, 0, 0)[:-4]
+def pack_file_header(max_chunk_size: int, flags: int = 0, kept_size: int = 0) -> bytes:
+    head = FILE_HEADER.pack(MAGIC, FORMAT_VERSION, flags, max_chunk_size, kept_size, 0)[:-4]
     return head + struct.pack("<I", zlib.crc32(head))
 
 
@@ -145,6 +155,11 @@ def parse_file_header(buf) -> int:
 
 def parse_file_header_flags(buf) -> tuple[int, int]:
     """:func:`parse_file_header`, returning ``(Max_Chunk_Size, Flags)``."""
+    return parse_file_header_fields(buf)[:2]
+
+
+def parse_file_header_fields(buf) -> tuple[int, int, int]:
+    """:func:`parse_file_header`, returning ``(Max_Chunk_Size, Flags, Kept_Size)``."""
     buf = bytes(buf[:FILE_HEADER.size])
     if not buf:
         raise CorruptDataError("not an ansz container (empty input)")
@@ -158,15 +173,18 @@ def parse_file_header_flags(buf) -> tuple[int, int]:
     if version != FORMAT_VERSION:
         raise UnsupportedError(f"container format version {version} is not supported "
                                f"(this ansz reads version {FORMAT_VERSION})")
-    if flags & ~KNOWN_FLAGS or reserved:
+    if flags & ~KNOWN_FLAGS or (reserved and not flags & FLAG_REPEATS):
         raise UnsupportedError(f"container uses features this ansz does not know (header flags "
                                f"{flags:#06x}, reserved {reserved:#x}); a newer ansz wrote it")
+    if reserved > MAX_KEPT_SIZE:
+        raise UnsupportedError(f"container's repeated chunks need {reserved} bytes kept, more "
+                               f"than the {MAX_KEPT_SIZE} this ansz accepts")
     if max_chunk == 0:
         raise CorruptDataError("file header declares a maximum chunk size of 0")
     if max_chunk > MAX_CHUNK_SIZE_LIMIT:
         raise UnsupportedError(f"container's maximum chunk size {max_chunk} exceeds the "
                                f"{MAX_CHUNK_SIZE_LIMIT} this ansz accepts")
-    return max_chunk, flags
+    return max_chunk, flags, reserved
 
 
 def pack_record(rtype: int, dtype_code: int, segment: int, original_offset: int,
@@ -204,7 +222,7 @@ def parse_record_header(buf, max_chunk_size: int, where: str, offset: int, *,
         raise CorruptDataError(f"{where} header is corrupt (checksum mismatch)")
     if rtype not in (CHUNK, *INDEXES):
         raise CorruptDataError(f"{where} has unknown record type {rtype}")
-    if reserved and not (flags & FLAG_BASE and rtype == CHUNK and reserved in CHUNK_KINDS):
+    if reserved and not (rtype == CHUNK and _known_kind(reserved, flags)):
         raise UnsupportedError(f"{where} uses reserved bits {reserved:#06x}")
     if code not in DTYPE_CODES:
         raise UnsupportedError(f"{where} uses dtype code {code}, unknown to this ansz")
@@ -221,7 +239,36 @@ def parse_record_header(buf, max_chunk_size: int, where: str, offset: int, *,
           or (rtype == INDEX and decoded != payload)
           or (rtype == ZINDEX and not payload <= decoded <= max_index_json(offset, payload))):
         raise CorruptDataError(f"{where}: index record header fields are inconsistent")
-    return Record(rtype, code, segment, offset, decoded, payload, chash, prev, number, reserved)
+    return Record(rtype, code, segment, offset, decoded, payload, chash, prev, number,
+                  reserved & 0xFF, bool(reserved & KEPT))
+
+
+def _known_kind(chunk_kind: int, flags: int) -> bool:
+    """Whether a chunk record's Chunk_Kind is one a file with ``flags`` may use."""
+    kind, kept = chunk_kind & 0xFF, chunk_kind & KEPT
+    if chunk_kind & ~(0xFF | KEPT) or (kept and not flags & FLAG_REPEATS):
+        return False
+    if flags & FLAG_BASE:
+        return kind in CHUNK_KINDS and not (kept and kind == COPY_CHUNK)
+    if flags & FLAG_REPEATS:
+        return kind == PLAIN or (kind == COPY_CHUNK and not kept)
+    return kind == PLAIN
+
+
+def copy_chunk_payload(j: int) -> bytes:
+    """The payload of a COPY_CHUNK chunk that repeats chunk ``j``."""
+    return int(j).to_bytes(4, "little")
+
+
+def copied_chunk(rec: Record, payload) -> int:
+    """The chunk number ``j`` a COPY_CHUNK record repeats, checked to be an earlier one (its
+    length and hash are the caller's to check)."""
+    if rec.payload_length != 4 or len(payload) != 4:
+        raise CorruptDataError(f"chunk {rec.number}: malformed chunk reference")
+    j = int.from_bytes(bytes(payload), "little")
+    if j >= rec.number:
+        raise CorruptDataError(f"chunk {rec.number}: refers to chunk {j}, which it cannot repeat")
+    return j
 
 
 def pack_trailer(index_offset: int, index_length: int, index_crc: int) -> bytes:
@@ -538,13 +585,15 @@ class ContainerWriter:
     """
 
     def __init__(self, fh: BinaryIO, max_chunk_size: int, flags: int = 0,
-                 base: dict | None = None):
+                 base: dict | None = None, kept_size: int = 0):
         if not 1 <= max_chunk_size <= MAX_CHUNK_SIZE_LIMIT:
             raise ValueError(f"max_chunk_size must be in [1, {MAX_CHUNK_SIZE_LIMIT}]")
         if flags & ~KNOWN_FLAGS:
             raise ValueError(f"unknown header flags {flags:#06x}")
         if bool(flags & FLAG_BASE) != (base is not None):
             raise ValueError("a base is recorded exactly when FLAG_BASE is set")
+        if not 0 <= kept_size <= (MAX_KEPT_SIZE if flags & FLAG_REPEATS else 0):
+            raise ValueError("a Kept_Size needs FLAG_REPEATS and at most MAX_KEPT_SIZE")
         self._fh = fh
         self.flags = flags
         self.base = base
@@ -553,12 +602,15 @@ class ContainerWriter:
         self.original_size = 0  #: original bytes covered by the chunks so far
         self.chunks: list[ChunkEntry] = []
         self._segments: list[int] = []
-        self._write(pack_file_header(max_chunk_size, flags))
+        self.kept_size = kept_size
+        self._kept = 0  # bytes of the KEPT chunks so far
+        self._write(pack_file_header(max_chunk_size, flags, kept_size))
 
     def add_chunk(self, segment: int, dtype_code: int, payload: bytes, decoded_length: int,
                   chash: int, kind: int = PLAIN) -> None:
-        """Append one chunk record of Chunk_Kind ``kind``. Its header passes the reader's
-        own checks (:func:`parse_record_header`) before anything is written."""
+        """Append one chunk record of Chunk_Kind ``kind`` (a kind, or PLAIN | KEPT). Its
+        header passes the reader's own checks (:func:`parse_record_header`) before anything
+        is written, and the KEPT chunks fit the header's Kept_Size."""
         if self._segments and segment < self._segments[-1]:
             raise ValueError("chunks must come in segment order")
         if len(self.chunks) > MAX_RECORD_NUMBER:
@@ -573,6 +625,10 @@ class ContainerWriter:
                                 self.offset, flags=self.flags)
         except AnszError as e:
             raise ValueError(f"the writer made a record the reader refuses: {e}") from None
+        if kind & KEPT:
+            self._kept += decoded_length
+            if self._kept > self.kept_size:
+                raise ValueError("the KEPT chunks exceed the header's Kept_Size")
         self._write(head)
         self._write(payload)
         self._write(bytes(pad8(len(payload)) - len(payload)))
@@ -646,7 +702,7 @@ class ContainerFile:
         self._read_at = read_at
         self._read_record = read_record or read_at
         self.size = size
-        self.max_chunk_size, self.flags = parse_file_header_flags(
+        self.max_chunk_size, self.flags, self.kept_size = parse_file_header_fields(
             read_at(0, min(size, FILE_HEADER.size)))
         if size < FILE_HEADER.size + RECORD_HEADER.size + TRAILER.size:
             raise CorruptDataError(f"truncated: a container is at least "
@@ -719,16 +775,21 @@ class StreamReader:
     def __init__(self, fh: BinaryIO):
         self._fh = fh
         self.offset = 0
-        self.max_chunk_size, flags = parse_file_header_flags(
+        self.max_chunk_size, self.flags, self.kept_size = parse_file_header_fields(
             self._read(FILE_HEADER.size, "file header", exact=False))
-        if flags & FLAG_BASE:
+        if self.flags & FLAG_BASE:
             raise BaseMismatchError("compressed against a base model: decode it from a file, "
                                     "giving the base (--base BASE); a stream cannot be")
         self.index: Index | None = None
 
     def records(self) -> Iterator[tuple[Record, memoryview]]:
+        """Each chunk's record and payload, checked as far as the record alone allows; a
+        COPY_CHUNK's payload is checked to name an earlier KEPT chunk of its length and
+        content hash (see :func:`copied_chunk`), and the KEPT chunks to fit Kept_Size."""
         import numpy as np
 
+        kept: dict[int, tuple[int, int]] = {}  # KEPT chunk -> (length, content hash)
+        kept_bytes = 0
         seen: list[ChunkEntry] = []
         segments: list[int] = []
         previous, original = 0, 0
@@ -736,7 +797,8 @@ class StreamReader:
             where = f"chunk {len(seen)}"
             record_offset = self.offset
             rec = parse_record_header(self._read(RECORD_HEADER.size, f"{where} header"),
-                                      self.max_chunk_size, where, record_offset)
+                                      self.max_chunk_size, where, record_offset,
+                                      flags=self.flags)
             if rec.number != len(seen) or rec.previous_hash != previous:
                 raise CorruptDataError(f"{where}: record is out of sequence")
             if rec.type in INDEXES:
@@ -747,7 +809,19 @@ class StreamReader:
             buf = np.empty(padded, np.uint8)  # bounded: payload <= max chunk size + slack
             self._readinto(memoryview(buf), f"{where} payload")
             _check_padding(buf[rec.payload_length:], where)
-            yield rec, memoryview(buf)[:rec.payload_length]
+            payload = memoryview(buf)[:rec.payload_length]
+            if rec.kind == COPY_CHUNK:
+                j = copied_chunk(rec, payload)
+                if kept.get(j) != (rec.decoded_length, rec.content_hash):
+                    raise CorruptDataError(f"{where}: refers to chunk {j}, which it cannot "
+                                           "repeat")
+            if rec.kept:
+                kept[rec.number] = (rec.decoded_length, rec.content_hash)
+                kept_bytes += rec.decoded_length
+                if kept_bytes > self.kept_size:
+                    raise CorruptDataError(f"{where}: the kept chunks exceed the header's "
+                                           f"Kept_Size ({self.kept_size} bytes)")
+            yield rec, payload
             seen.append(ChunkEntry(record_offset, original, rec.decoded_length,
                                    rec.payload_length, rec.content_hash))
             segments.append(rec.segment)

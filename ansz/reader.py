@@ -75,7 +75,7 @@ from . import _numba_env  # noqa: F401  (sets NUMBA_CACHE_DIR before numba is im
 from ._io import PositionalFile
 from ._pool import ordered_map, resolve_threads
 from .chunks import decode_record
-from .container import MAGIC, MAX_BASE_NAME, ContainerFile
+from .container import FLAG_REPEATS, MAGIC, MAX_BASE_NAME, ContainerFile
 from .errors import (AnszError, AnszIndexError, BaseMismatchError, CorruptDataError,
                      FormatError)
 from .remote import is_remote, local_path
@@ -217,12 +217,16 @@ class AnszFile:
     def _chunk_decoder(self, base):
         """``decode(i, out=None)`` of this container's chunks; opens and checks ``base``
         for a container compressed against one (AnszError if it is missing or wrong)."""
+        from .base import chunk_decoder
+
         if self._cf.index.base is None and base is None:
+            if self._cf.flags & FLAG_REPEATS:  # COPY_CHUNK records
+                return chunk_decoder(self._cf, None, self.path)
+
             def decode(i: int, out=None):
                 return decode_record(*self._cf.chunk(i), out)
 
             return decode
-        from .base import chunk_decoder
 
         self._base = open_base_for(self._cf, base, self.path)
         return chunk_decoder(self._cf, self._base, self.path)

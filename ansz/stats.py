@@ -186,6 +186,11 @@ def file_stats(path, *, level: int | None = None, threads: int | None = None,
             shifts = [None if sp is None else sp[0] - seg.start
                       for sp, seg in zip(base_spans(plan, base), plan)]
         chunks = list(file_chunks(plan, DEFAULT_CHUNK_SIZE))
+        copies: dict[int, int] = {}  # start of a chunk stored as a repeat -> the chunk it repeats
+        if base is None:
+            from .repeats import find_repeats
+
+            copies = find_repeats(source.read_at, chunks).copies
         picked = _sample(chunks, f.size, budget)
         # zstd's whole-file run (which releases the GIL) overlaps the coding of the sample
         with ThreadPoolExecutor(1, thread_name_prefix="ansz-zstd") as pool:
@@ -196,7 +201,7 @@ def file_stats(path, *, level: int | None = None, threads: int | None = None,
             zstd3 = zstd_job.result()
     fmt = "bytes" if layout is None else format_name(layout)
     segments, entries = _predict(plan, chunks, {i: (n, *c) for (i, _, n), c in zip(picked, coded)},
-                                 layout)
+                                 layout, copies)
     body_size = container.FILE_HEADER.size + sum(container.record_size(e.payload_length)
                                                  for e in entries)
     overhead = container.FILE_HEADER.size + _index_and_trailer_size(
@@ -283,12 +288,15 @@ def _order0_bits(data, dtype: str | None) -> float | None:
 
 
 def _predict(plan: list[PlannedSegment], chunks: list[tuple[int, int, int, int]],
-             coded: dict[int, tuple[int, int, int, float | None]], layout
+             coded: dict[int, tuple[int, int, int, float | None]], layout,
+             copies: dict[int, int] | None = None
              ) -> tuple[list[SegmentStats], list[container.ChunkEntry]]:
     """Per segment its predicted sizes, and a predicted index entry per chunk (offsets and
     payload lengths as the writer would set them; content hashes made up). ``coded`` maps a
     chunk to ``(bytes coded, payload bytes, zstd bytes, order-0 bits)`` of its sampled piece;
-    a chunk coded whole keeps its payload size, any other gets its segment's sampled rate."""
+    a chunk coded whole keeps its payload size, any other gets its segment's sampled rate,
+    and a chunk starting at a key of ``copies`` (a repeat of chunk ``copies[start]``) the 4
+    bytes of a COPY_CHUNK and that chunk's (made-up) hash."""
     rng = np.random.default_rng(0)
     hashes = rng.integers(0, 2**63, len(chunks), dtype=np.int64)
     sampled: dict[int, list[int]] = {}
@@ -300,7 +308,10 @@ def _predict(plan: list[PlannedSegment], chunks: list[tuple[int, int, int, int]]
     offset = container.FILE_HEADER.size
     seg_bytes: dict[int, int] = {}
     for i, (si, _, start, n) in enumerate(chunks):
-        if i in coded and coded[i][0] == n:
+        if copies and start in copies:
+            payload = 4
+            hashes[i] = hashes[copies[start]]
+        elif i in coded and coded[i][0] == n:
             payload = coded[i][1]
         else:
             idx = sampled[si]

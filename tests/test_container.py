@@ -253,12 +253,17 @@ def test_header_checksum_tells_corrupt_from_unsupported():
     flipped[8] ^= 2  # the version, without fixing the CRC: corrupt, not "version 3"
     both_fail(bytes(flipped), CorruptDataError, match="checksum")
     # a flag this reader does not know is a newer writer's feature: unsupported
-    both_fail(with_file_header(BLOB, flags=4), UnsupportedError, match="features")
+    both_fail(with_file_header(BLOB, flags=8), UnsupportedError, match="features")
     both_fail(with_file_header(BLOB, flags=0x8000), UnsupportedError)
     # a known one (wide rANS streams) only says what the file may use
     flagged = with_file_header(BLOB, flags=c.FLAG_WIDE_RANS)
     assert decode_file(flagged) == decode_stream(flagged) == ORIGINAL
     both_fail(with_file_header(BLOB, reserved=1), UnsupportedError)
+    # with repeated chunks, the reserved field is the bytes a stream decoder keeps: bounded
+    repeats = with_file_header(BLOB, flags=c.FLAG_REPEATS, reserved=1000)
+    assert decode_file(repeats) == decode_stream(repeats) == ORIGINAL
+    both_fail(with_file_header(BLOB, flags=c.FLAG_REPEATS, reserved=c.MAX_KEPT_SIZE + 1),
+              UnsupportedError, match="kept")
     both_fail(with_file_header(BLOB, max_chunk=0), CorruptDataError)
     both_fail(with_file_header(BLOB, max_chunk=c.MAX_CHUNK_SIZE_LIMIT + 1), UnsupportedError)
 

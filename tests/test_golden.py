@@ -195,6 +195,8 @@ def test_golden_files_cover_the_format():
                     if d in ("BF16", "F16") or t == tops[0]], union("fields"))
     need("escaped fields", FIELD_TOPS, union("escapes"))
     need("block forms", [f"{t}/planes" for t in blocks.BLOCK_TYPES], union("block_forms"))
+    # the kinds a file without a base may hold (base-coded files need their base beside them)
+    need("chunk kinds", ["PLAIN", "PLAIN+KEPT", "COPY_CHUNK"], union("chunk_kinds"))
     if not any(f.endswith("/whole") for f in union("block_forms")):
         problems.append("block forms: no chunk in the whole-chunk form")
     need("index record types", container.INDEXES, union("index_record_type"))

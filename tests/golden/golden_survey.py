@@ -27,6 +27,10 @@ MAGIC = b"\x89ANSZ\r\n\x1a"
 
 CHUNK, INDEX, ZINDEX = 1, 2, 3
 
+#: Chunk_Kind (docs/FORMAT.md, "Chunk kinds"): the low byte, and the KEPT bit.
+CHUNK_KINDS = {0: "PLAIN", 1: "DELTA", 2: "COPY_BASE", 3: "COPY_CHUNK"}
+KEPT = 0x0100
+
 #: Stream methods (docs/FORMAT.md, "Stream").
 METHODS = {0: "STORED", 1: "CONSTANT", 2: "RANS_U16", 3: "ZSTD", 4: "HUFFMAN", 5: "QLC",
            6: "RANS", 7: "RANS_PAIRS", 8: "RANS_WIDE"}
@@ -123,22 +127,28 @@ def survey(blob: bytes) -> dict:
     """Walk a container: its chunks (record order), index record type and index JSON."""
     if blob[:8] != MAGIC:
         raise SurveyError("not an ansz container")
-    _, version, _, max_chunk, _, _ = FILE_HEADER.unpack_from(blob)
+    _, version, flags, max_chunk, kept_size, _ = FILE_HEADER.unpack_from(blob)
     pos = FILE_HEADER.size
     chunks = []
     while True:
         if pos + RECORD_HEADER.size > len(blob):
             raise SurveyError("record header runs past the file")
-        (rtype, code, _, segment, _, decoded, plen, _, _, number,
+        (rtype, code, kind, segment, _, decoded, plen, _, _, number,
          _) = RECORD_HEADER.unpack_from(blob, pos)
         payload = blob[pos + RECORD_HEADER.size:pos + RECORD_HEADER.size + plen]
         if rtype in (INDEX, ZINDEX):
             break
         if rtype != CHUNK:
             raise SurveyError(f"record {number} has type {rtype}")
-        chunk = chunk_survey(code, payload)
+        if kind & 0xFF not in CHUNK_KINDS or kind & ~(0xFF | KEPT):
+            raise SurveyError(f"record {number} has chunk kind {kind:#06x}")
+        name = CHUNK_KINDS[kind & 0xFF] + ("+KEPT" if kind & KEPT else "")
+        if kind & 0xFF == 0:
+            chunk = chunk_survey(code, payload)
+        else:  # its payload is no chunk payload
+            chunk = {"dtype_code": code, "streams": [], "field": None, "block_form": None}
         chunk.update(record=number, segment=segment, decoded_length=decoded,
-                     payload_length=plen)
+                     payload_length=plen, kind=name)
         chunks.append(chunk)
         pos += RECORD_HEADER.size + pad8(plen)
     if rtype == ZINDEX:
@@ -148,8 +158,9 @@ def survey(blob: bytes) -> dict:
     else:
         text = payload
     index = json.loads(text)
-    return {"format_version": version, "max_chunk_size": max_chunk, "index_record_type": rtype,
-            "index": index, "chunks": chunks}
+    return {"format_version": version, "flags": flags, "kept_size": kept_size,
+            "max_chunk_size": max_chunk, "index_record_type": rtype, "index": index,
+            "chunks": chunks}
 
 
 def covers(s: dict) -> dict:
@@ -178,6 +189,8 @@ def covers(s: dict) -> dict:
         "fields": sorted(fields, key=_field_key),
         "escapes": sorted(escapes),
         "block_forms": sorted(forms),
+        "flags": s["flags"],
+        "chunk_kinds": sorted({c["kind"] for c in s["chunks"]}),
     }
 
 

@@ -388,6 +388,22 @@ def small_original() -> bytes:
     return safetensors_file(small_entries(), {"format": "np"})
 
 
+def tied_original() -> bytes:
+    """Repeated bytes: a tied embedding and head, two equal norm weights, and a tensor
+    whose second half repeats its first (chunk for chunk)."""
+    r = lambda k: rng(10, k)  # noqa: E731
+    embed = bf16(r(1).standard_normal((64, 96)) * 0.02).tobytes()  # 3 chunks of 4 KiB
+    norm = bf16(1 + 0.05 * r(2).standard_normal(2048)).tobytes()
+    half = (r(3).standard_normal(1024) * 0.02).astype(np.float32).tobytes()
+    return safetensors_file([
+        ("embed.weight", "BF16", (64, 96), embed),
+        ("layers.0.norm.weight", "BF16", (2048,), norm),
+        ("layers.0.w", "F32", (2048,), half + half),
+        ("layers.1.norm.weight", "BF16", (2048,), norm),
+        ("lm_head.weight", "BF16", (64, 96), embed),
+    ])
+
+
 def truncated_original() -> bytes:
     """The small file cut inside an F16 tensor, at an odd byte: a stream that ends before
     the data its header promised (coded as format "bytes", the odd tail as BYTES)."""
@@ -575,6 +591,12 @@ def goldens() -> list[Golden]:
         Golden("model_fast.gguf.ansz", "model.gguf", gguf_original, 2048, level=1,
                description="the GGUF file at level 1", tensors=gguf_expect(True),
                require={"format": ["gguf"]}),
+        Golden("tied.safetensors.ansz", "tied.safetensors", tied_original, 4096,
+               description="repeated tensors and chunks stored once: KEPT chunks and "
+                           "COPY_CHUNK records, header flag 4 and its Kept_Size",
+               tensors={"lm_head.weight": Expect(dtype_code=12, chunks=3),
+                        "layers.1.norm.weight": Expect(dtype_code=12, chunks=1)},
+               require={"chunk_kinds": ["PLAIN", "PLAIN+KEPT", "COPY_CHUNK"]}),
         Golden("truncated_stream.ansz", "truncated.safetensors", truncated_original, 4096,
                api="compress_stream",
                description="a safetensors stream that ends inside a tensor: format bytes, "
