@@ -49,7 +49,7 @@ from ._io import (FileChangedError, FileRange, FileSource, PositionalFile, Strea
                   atomic_output, check_output, open_regular, pwrite_all, stream_name, write_all)
 from ._pool import BufferPool, ordered_map, resolve_threads
 from .chunks import container_flags, decode_record, encode_payload
-from .container import (COPY_BASE, COPY_CHUNK, FLAG_BASE, FLAG_REPEATS, KEPT, PLAIN,
+from .container import (COPY_CHUNK, FLAG_BASE, FLAG_REPEATS, KEPT, PLAIN,
                         ContainerFile, ContainerWriter, Segment, StreamReader, copied_chunk,
                         copy_chunk_payload)
 from .errors import AnszError, CorruptDataError, FormatError, UnsupportedError
@@ -144,8 +144,11 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
     ``base`` (a path: a safetensors or GGUF file, or a container of one) codes ``src``
     against it: each tensor with a base tensor of the same name, dtype and shape is coded
     chunk by chunk as a copy of the base's bytes, a delta against them, or alone, whichever
-    is smallest; chunks repeated within ``src`` are stored once. The container records the
-    base (name, size, sha256) and decoding it needs that base (docs/FORMAT.md).
+    is smallest. The container records the base (name, size, sha256) and decoding it
+    needs that base (docs/FORMAT.md).
+
+    Chunks that repeat an earlier chunk of ``src`` byte for byte are stored once, as
+    references (docs/FORMAT.md, "Repeated chunks"); :func:`compress_stream` codes without.
     """
     start = time.perf_counter()
     nthreads, chunk, coder = resolve_threads(threads), check_chunk_size(chunk_size), check_coder(coder)
@@ -439,7 +442,7 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
         from .base import base_spans
 
         spans, flags, record = base_spans(plan, base), flags | FLAG_BASE, base.identity()
-    elif isinstance(source, FileSource) and all(seg.end is not None for seg in plan):
+    if isinstance(source, FileSource) and all(seg.end is not None for seg in plan):
         from .repeats import find_repeats
 
         repeats = find_repeats(source.read_at, list(file_chunks(plan, chunk_size)))
@@ -450,7 +453,6 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
     writer = ContainerWriter(ofh, chunk_size, flags, record,
                              repeats.kept_size if repeats is not None else 0)
     ends: dict[int, int] = {}  # segment -> where its data actually ended
-    first: dict[tuple[int, int, int], tuple[int, int]] = {}  # (hash, length, code) -> (chunk, at)
     base_hashes: dict[int, list[int]] = {}  # segment -> its chunks' base bytes' xxh3
     with source.hasher(2 * nthreads + 2) as sha:
         items = _chunk_items(source, plan, chunk_size, sha, ends)
@@ -465,10 +467,7 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
 
         for segment, code, n, (kind, payload, chash), bhash in ordered_map(encode, items,
                                                                           nthreads):
-            if base is not None and kind != COPY_BASE:
-                kind, payload = _repeat(source, first, len(writer.chunks), done, n, code,
-                                        chash, kind, payload)
-            elif repeats is not None:
+            if repeats is not None:
                 if kind == COPY_CHUNK and writer.chunks[copies[done]].content_hash != chash:
                     raise FileChangedError(f"{source.name} changed while it was compressed")
                 if done in repeats.kept:
@@ -528,12 +527,13 @@ def _encode_item(item: tuple[int, int, Any, int], coder: str, level: int, base=N
     segment, code, data, pos = item
     if isinstance(data, FileRange):
         data = data.load()
+    shift = shifts[segment] if shifts is not None else None
+    based = base is not None and shift is not None
     if copies is not None and pos in copies:
         return (segment, code, len(data),
                 (COPY_CHUNK, copy_chunk_payload(copies[pos]), container.content_hash(data)),
-                None)
-    shift = shifts[segment] if shifts is not None else None
-    if base is not None and shift is not None:
+                container.content_hash(base.read(pos + shift, len(data))) if based else None)
+    if based:
         from .base import encode_against
 
         before = base.read(pos + shift, len(data))
@@ -542,27 +542,6 @@ def _encode_item(item: tuple[int, int, Any, int], coder: str, level: int, base=N
                 container.content_hash(before))
     return (segment, code, len(data),
             (PLAIN, *encode_payload(data, code, coder=coder, level=level)), None)
-
-
-def _repeat(source, first: dict, number: int, at: int, n: int, code: int, chash: int,
-            kind: int, payload: bytes) -> tuple[int, bytes]:
-    """``(kind, payload)`` of chunk ``number`` (``n`` bytes at ``at``): a COPY_CHUNK of the
-    first earlier chunk with the same bytes (same hash, length and code; the bytes are
-    compared), else as coded. Records the chunk if it is the first of its bytes."""
-    key = (chash, n, code)
-    earlier = first.get(key)
-    if earlier is None:
-        first[key] = (number, at)
-        return kind, payload
-    j, where = earlier
-    import numpy as np
-
-    # load() may return the thread's one reused read buffer: the first range is copied
-    # before the second is read into it, or the comparison would see one range twice
-    earlier_bytes = np.array(source.read(where, n).load(), copy=True)
-    if np.array_equal(earlier_bytes, source.read(at, n).load()):
-        return COPY_CHUNK, copy_chunk_payload(j)
-    return kind, payload
 
 
 def _final_segments(plan: list[PlannedSegment], ends: dict[int, int], spans: list | None = None,

@@ -259,3 +259,28 @@ def test_stats_predicts_the_repeats(tmp_path):
     predicted = api.file_stats(src)
     assert predicted.exact  # a file this small is coded whole: the figure is exact
     assert predicted.compressed_bytes == real.compressed_size
+
+
+def test_repeats_in_a_file_coded_against_a_base(tmp_path):
+    f32 = np.float32
+    base = tmp_path / "base.safetensors"
+    base.write_bytes(handmade_safetensors([("embed", "F32", values(f32, 6000, 7))]))
+    src = tmp_path / "tied.safetensors"
+    src.write_bytes(_tied("F32", f32))
+    dst = tmp_path / "tied.ansz"
+    api.compress_file(src, dst, chunk_size=CHUNK, base=base)
+    blob = dst.read_bytes()
+    cf = c.ContainerFile(lambda o, n: blob[o:o + n], len(blob))
+    assert cf.flags & c.FLAG_BASE and cf.flags & c.FLAG_REPEATS
+    recs = _records(blob)
+    copies = [rec for rec, _, _ in recs if rec.kind == c.COPY_CHUNK]
+    assert copies and all(recs[copied_number(p)][0].kept
+                          for rec, p, _ in recs if rec.kind == c.COPY_CHUNK)
+    back = tmp_path / "back"
+    api.decompress_file(dst, back, base=base)
+    assert back.read_bytes() == src.read_bytes()
+    assert api.verify_file(dst, base=base).ok
+
+
+def copied_number(payload) -> int:
+    return int.from_bytes(bytes(payload), "little")
