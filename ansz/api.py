@@ -49,7 +49,7 @@ from ._io import (FileChangedError, FileRange, FileSource, PositionalFile, Strea
                   atomic_output, check_output, open_regular, pwrite_all, stream_name, write_all)
 from ._pool import BufferPool, ordered_map, resolve_threads
 from .chunks import container_flags, decode_record, encode_payload
-from .container import (COPY_CHUNK, FLAG_BASE, FLAG_REPEATS, KEPT, PLAIN,
+from .container import (COPY_BASE, COPY_CHUNK, FLAG_BASE, FLAG_REPEATS, KEPT, PLAIN,
                         ContainerFile, ContainerWriter, Segment, StreamReader, copied_chunk,
                         copy_chunk_payload)
 from .errors import AnszError, CorruptDataError, FormatError, UnsupportedError
@@ -441,7 +441,9 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
     if base is not None:
         from .base import base_spans
 
-        spans, flags, record = base_spans(plan, base), flags | FLAG_BASE, base.identity()
+        # the base's record goes in the index, at the end: its sha256 (of a plain base, a
+        # read of the whole file) is computed beside the coding
+        spans, flags, record = base_spans(plan, base), flags | FLAG_BASE, {}
     if isinstance(source, FileSource) and all(seg.end is not None for seg in plan):
         from .repeats import find_repeats
 
@@ -454,7 +456,8 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
                              repeats.kept_size if repeats is not None else 0)
     ends: dict[int, int] = {}  # segment -> where its data actually ended
     base_hashes: dict[int, list[int]] = {}  # segment -> its chunks' base bytes' xxh3
-    with source.hasher(2 * nthreads + 2) as sha:
+    with source.hasher(2 * nthreads + 2) as sha, _beside(
+            base.identity if base is not None else None) as identity:
         items = _chunk_items(source, plan, chunk_size, sha, ends)
         done = 0
         # base offset of each segment's bytes: base position = original position + shift
@@ -480,6 +483,8 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
             if progress is not None:
                 progress(done)
         digest = sha.hexdigest()
+        if base is not None:
+            writer.base = identity()
     segments, truncated = _final_segments(plan, ends, spans, base_hashes)
     if strict and truncated is not None:  # before the index: ofh holds no container
         raise FormatError(truncated)
@@ -489,6 +494,20 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
         fmt = "bytes" if layout is None else format_name(layout)
     size = writer.finish(segments, fmt=fmt, sha256=digest)
     return writer.original_size, size, fmt, reason
+
+
+@contextlib.contextmanager
+def _beside(fn: Callable[[], Any] | None) -> Iterator[Callable[[], Any]]:
+    """Run ``fn()`` on a thread of its own while the block runs; yields a callable that
+    waits for its result (or raises its exception). The thread is waited for on leaving,
+    also on an error: nothing it reads is closed under it. ``fn`` None: nothing runs."""
+    if fn is None:
+        yield lambda: None
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="ansz-beside") as pool:
+        yield pool.submit(fn).result
 
 
 def _chunk_items(source, plan: list[PlannedSegment], chunk_size: int, sha,
@@ -537,9 +556,9 @@ def _encode_item(item: tuple[int, int, Any, int], coder: str, level: int, base=N
         from .base import encode_against
 
         before = base.read(pos + shift, len(data))
-        return (segment, code, len(data),
-                encode_against(data, before, code, coder=coder, level=level),
-                container.content_hash(before))
+        kind, payload, chash = encode_against(data, before, code, coder=coder, level=level)
+        return (segment, code, len(data), (kind, payload, chash),
+                chash if kind == COPY_BASE else container.content_hash(before))
     return (segment, code, len(data),
             (PLAIN, *encode_payload(data, code, coder=coder, level=level)), None)
 

@@ -3,7 +3,8 @@
 
 Usage: python scripts/fuzz.py [--seconds S] [--seed N]
 
-Builds a small safetensors model with every coded dtype plus a generic file, compresses each
+Builds a small safetensors model with every coded dtype (and repeated chunks: a tied tensor,
+zeros) plus a generic file, compresses each
 with the default coder and with ``coder="huffman"`` and ``"qlc"`` (so HUFFMAN and QLC streams
 are damaged too), then applies random damage in a loop -- bit flips, byte overwrites, truncations, insertions
 and deletions, a chunk record spliced in from the other container, two chunk records
@@ -43,6 +44,7 @@ def sample_files(rng: np.random.Generator) -> list[bytes]:
         "fp8": (x[:4000] * 2000).astype(ml_dtypes.float8_e4m3fn),
         "i64": np.arange(300, dtype=np.int64),
         "zeros": np.zeros(5000, ml_dtypes.bfloat16),
+        "tied": x.astype(ml_dtypes.bfloat16).reshape(100, 200),  # a repeat of "bf16"
     }, metadata={"note": "fuzz"})
     text = b"".join(b"line %d of a generic file\n" % i for i in range(800))
     return [model, text]
@@ -52,9 +54,14 @@ CODERS = ("auto", "huffman", "qlc")
 
 
 def compress(data: bytes, coder: str = "auto") -> bytes:
-    out = io.BytesIO()
-    ansz.compress_stream(io.BytesIO(data), out, chunk_size=4096, coder=coder)
-    return out.getvalue()
+    """``data`` compressed as a file (so repeated chunks are stored once, as references)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = os.path.join(tmp, "x.safetensors"), os.path.join(tmp, "x.ansz")
+        with open(src, "wb") as fh:
+            fh.write(data)
+        ansz.compress_file(src, dst, chunk_size=4096, coder=coder, threads=1)
+        with open(dst, "rb") as fh:
+            return fh.read()
 
 
 def chunk_spans(blob: bytes) -> list[tuple[int, int]]:
