@@ -49,7 +49,7 @@ from ._io import (FileChangedError, FileRange, FileSource, PositionalFile, Strea
                   atomic_output, check_output, open_regular, pwrite_all, stream_name, write_all)
 from ._pool import BufferPool, ordered_map, resolve_threads
 from .chunks import container_flags, decode_record, encode_payload
-from .container import (COPY_BASE, COPY_CHUNK, FLAG_BASE, FLAG_REPEATS, KEPT, PLAIN,
+from .container import (COPY_BASE, COPY_CHUNK, FLAG_BASE, FLAG_BASE_FILES, FLAG_REPEATS, KEPT, PLAIN,
                         ContainerFile, ContainerWriter, Segment, StreamReader, copied_chunk,
                         copy_chunk_payload)
 from .errors import AnszError, CorruptDataError, FormatError, UnsupportedError
@@ -141,11 +141,13 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
     ``fallback_reason``) instead of coding as bytes a file that looks like, or is named,
     safetensors or GGUF but does not parse as one; nothing is then created at ``dst``.
 
-    ``base`` (a path: a safetensors or GGUF file, or a container of one) codes ``src``
-    against it: each tensor with a base tensor of the same name, dtype and shape is coded
-    chunk by chunk as a copy of the base's bytes, a delta against them, or alone, whichever
-    is smallest. The container records the base (name, size, sha256) and decoding it
-    needs that base (docs/FORMAT.md).
+    ``base`` (a path: a safetensors or GGUF file, or a container of one; or a directory
+    of them, such as a model's shards) codes ``src`` against it: each tensor with a base
+    tensor of the same name, dtype and shape is coded chunk by chunk as a copy of the
+    base's bytes, a delta against them, or alone, whichever is smallest. From a directory,
+    each tensor is looked for in every file (:func:`ansz.reader.open_base`), and the
+    files that hold some make the base. The container records the base (name, size,
+    sha256; of each file, for several) and decoding it needs that base (docs/FORMAT.md).
 
     Chunks that repeat an earlier chunk of ``src`` byte for byte are stored once, as
     references (docs/FORMAT.md, "Repeated chunks"); :func:`compress_stream` codes without.
@@ -177,7 +179,7 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
             if os.path.exists(base) and os.path.exists(dst) and os.path.samefile(base, dst):
                 raise AnszError(f"{src}: the base {base} is the output: it would be replaced "
                                 "by a container that needs it")
-            based = stack.enter_context(_open_base(base))
+            based = stack.enter_context(_open_base(base, src))
         source = FileSource(f) if f.regular else StreamSource(f.fh, src)
         with atomic_output(dst, overwrite=overwrite, like=f.stat if f.regular else None,
                            sync=sync) as out:
@@ -188,10 +190,10 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
     return CompressReport(src, dst, *result, time.perf_counter() - start)
 
 
-def _open_base(path):
-    from .reader import BaseFile
+def _open_base(base, src: str):
+    from .reader import open_base
 
-    return BaseFile(path)
+    return open_base(base, src)
 
 
 def compress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = None,
@@ -444,6 +446,8 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
         # the base's record goes in the index, at the end: its sha256 (of a plain base, a
         # read of the whole file) is computed beside the coding
         spans, flags, record = base_spans(plan, base), flags | FLAG_BASE, {}
+        if hasattr(base, "parts"):  # a base of several files (BaseParts)
+            flags |= FLAG_BASE_FILES
     if isinstance(source, FileSource) and all(seg.end is not None for seg in plan):
         from .repeats import find_repeats
 

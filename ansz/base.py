@@ -32,7 +32,15 @@ def mismatch(path: str, what: str, record: dict, where: str = "") -> BaseMismatc
 
 
 def needed_base(record: dict) -> str:
-    """"it needs NAME (N bytes, sha256 ...)" for an index's base record."""
+    """"it needs NAME (N bytes, sha256 ...)" for an index's base record; for a base of
+    several files, "it needs the N files of NAME: ..." naming the first few."""
+    if "parts" in record:
+        parts = record["parts"]
+        listed = ", ".join(f"{p['name']} ({p['size']} bytes, sha256 {p['sha256']})"
+                           for p in parts[:3])
+        more = f" and {len(parts) - 3} more" if len(parts) > 3 else ""
+        return (f"it needs the {len(parts)} files of {record['name'] or 'its base'} "
+                f"({record['size']} bytes in all), in one directory: {listed}{more}")
     return (f"it needs {record['name'] or 'its base'} ({record['size']} bytes, sha256 "
             f"{record['sha256']})")
 

@@ -23,7 +23,9 @@ the only exceptions raised for bad input are :class:`CorruptDataError` and
 
 from __future__ import annotations
 
+import bisect
 import json
+import os
 import re
 import struct
 import zlib
@@ -46,7 +48,9 @@ FLAG_WIDE_RANS = 0x0001  #: stream method 8 (RANS_WIDE)
 FLAG_BASE = 0x0002
 #: repeated chunks: COPY_CHUNK records of KEPT chunks; the header's Kept_Size
 FLAG_REPEATS = 0x0004
-KNOWN_FLAGS = FLAG_WIDE_RANS | FLAG_BASE | FLAG_REPEATS
+#: with FLAG_BASE: the base may be several files (the index's base lists its "parts")
+FLAG_BASE_FILES = 0x0008
+KNOWN_FLAGS = FLAG_WIDE_RANS | FLAG_BASE | FLAG_REPEATS | FLAG_BASE_FILES
 
 #: Chunk kinds (the low byte of a chunk record's Chunk_Kind; DELTA and COPY_BASE need
 #: FLAG_BASE, COPY_CHUNK FLAG_BASE or FLAG_REPEATS).
@@ -90,6 +94,8 @@ _U64 = (1 << 64) - 1
 _INDEX_KEYS = frozenset({"format", "original_size", "sha256", "segments", "chunks"})
 _SEGMENT_KEYS = frozenset({"name", "dtype", "shape", "start", "end", "first_chunk", "chunk_count"})
 _BASE_KEYS = frozenset({"name", "size", "sha256"})
+_BASE_PARTS_KEYS = frozenset({"name", "size", "parts"})  #: a base of several files
+MAX_BASE_PARTS = 4096  #: files of a base made of several (a model's shards)
 _SEGMENT_BASE_KEYS = frozenset({"start", "end", "xxh3"})
 MAX_BASE_NAME = 4096  #: characters of the base's file-name hint
 _SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
@@ -370,7 +376,7 @@ class Index:
                         f"{c.content_hash:016x}"] for c in self.chunks],
         }
         if self.base is not None:  # only then: other containers keep their bytes
-            obj["base"] = {k: self.base[k] for k in ("name", "size", "sha256")}
+            obj["base"] = base_record(self.base)
             for seg, s in zip(obj["segments"], self.segments):
                 seg["base"] = None if s.base is None else {
                     "start": s.base[0], "end": s.base[1],
@@ -432,20 +438,56 @@ def parse_index(payload, *, max_chunk_size: int, index_offset: int, flags: int =
     if not (isinstance(sha, str) and _SHA256_RE.match(sha)):
         raise CorruptDataError("index: sha256 must be 64 lowercase hex digits")
     chunks = _parse_chunks(obj["chunks"], max_chunk_size, index_offset, size)
-    base = _parse_base(obj["base"]) if based else None
-    segments = _parse_segments(obj["segments"], chunks, size, base)
+    base = _parse_base(obj["base"], several=bool(flags & FLAG_BASE_FILES)) if based else None
+    segments = _parse_segments(obj["segments"], chunks, size, base,
+                               base_part_starts(base) if based else None)
     return Index(fmt, size, sha, segments, chunks, base)
 
 
-def _parse_base(raw: Any) -> dict:
-    """The index's record of the base file: name hint, size, sha256 (checked)."""
-    if not isinstance(raw, dict) or raw.keys() != _BASE_KEYS:
+def base_record(base: dict) -> dict:
+    """The index's ``base`` object of a base record: ``name``, ``size`` and ``sha256`` of
+    one file, or ``name``, ``size`` and the ``parts`` (each such a record) of several."""
+    if "parts" in base:
+        return {"name": base["name"], "size": base["size"],
+                "parts": [base_record(p) for p in base["parts"]]}
+    return {k: base[k] for k in ("name", "size", "sha256")}
+
+
+def base_part_starts(base: dict) -> list[int]:
+    """Where each file of a base record starts in the base's bytes (its files' bytes one
+    after another), and the end: ``[0, size]`` for a base of one file."""
+    starts = [0]
+    for p in base.get("parts", [base]):
+        starts.append(starts[-1] + p["size"])
+    return starts
+
+
+def _parse_base(raw: Any, *, several: bool = False) -> dict:
+    """The index's record of the base: a file's name hint, size and sha256, or (if
+    ``several`` may be: :data:`FLAG_BASE_FILES`) for a base of several files the files'
+    records, their sizes adding up to its size and their names distinct file names
+    (checked)."""
+    several = several and isinstance(raw, dict) and "parts" in raw
+    if not isinstance(raw, dict) or raw.keys() != (_BASE_PARTS_KEYS if several else _BASE_KEYS):
         raise CorruptDataError("index: base is malformed")
-    name, sha = raw["name"], raw["sha256"]
+    name = raw["name"]
     if not (isinstance(name, str) and len(name) <= MAX_BASE_NAME):
         raise CorruptDataError("index: base name must be a string of at most "
                                f"{MAX_BASE_NAME} characters")
     _check_int(raw["size"], "index: base size")
+    if several:
+        parts = raw["parts"]
+        if not (isinstance(parts, list) and 2 <= len(parts) <= MAX_BASE_PARTS):
+            raise CorruptDataError(f"index: a base of several files lists 2 to "
+                                   f"{MAX_BASE_PARTS} of them")
+        parts = [_parse_base(p) for p in parts]
+        names = [p["name"] for p in parts]
+        if (sum(p["size"] for p in parts) != raw["size"] or len(set(names)) != len(names)
+                or not all(n and n == os.path.basename(n) and n not in (".", "..")
+                           for n in names)):
+            raise CorruptDataError("index: the base's files are malformed (names or sizes)")
+        return {"name": name, "size": raw["size"], "parts": parts}
+    sha = raw["sha256"]
     if not (isinstance(sha, str) and _SHA256_RE.match(sha)):
         raise CorruptDataError("index: base sha256 must be 64 lowercase hex digits")
     return dict(raw)
@@ -483,7 +525,8 @@ def _parse_chunks(raw: Any, max_chunk_size: int, index_offset: int, size: int) -
 
 
 def _parse_segments(raw: Any, chunks: list[ChunkEntry], size: int,
-                    base: dict | None = None) -> list[Segment]:
+                    base: dict | None = None, part_starts: list[int] | None = None
+                    ) -> list[Segment]:
     if not isinstance(raw, list):
         raise CorruptDataError("index: segments must be a list")
     out = []
@@ -516,7 +559,8 @@ def _parse_segments(raw: Any, chunks: list[ChunkEntry], size: int,
         next_chunk = first + count
         span, hashes = None, None
         if base is not None and s["base"] is not None:
-            span, hashes = _parse_segment_base(s["base"], where, end - start, count, base)
+            span, hashes = _parse_segment_base(s["base"], where, end - start, count,
+                                               part_starts)
         out.append(Segment(name, dtype, None if shape is None else tuple(shape), start, end,
                            first, count, span, hashes))
     if pos != size or next_chunk != len(chunks):
@@ -524,18 +568,20 @@ def _parse_segments(raw: Any, chunks: list[ChunkEntry], size: int,
     return out
 
 
-def _parse_segment_base(raw: Any, where: str, nbytes: int, count: int, base: dict
+def _parse_segment_base(raw: Any, where: str, nbytes: int, count: int, part_starts: list[int]
                         ) -> tuple[tuple[int, int], list[int]]:
-    """A segment's base object: its base range (as long as the segment, inside the base)
-    and the XXH3_64 of each of its chunks' base bytes (checked)."""
+    """A segment's base object: its base range (as long as the segment, inside one file of
+    the base, whose files start at ``part_starts``: see :func:`base_part_starts`) and the
+    XXH3_64 of each of its chunks' base bytes (checked)."""
     if not isinstance(raw, dict) or raw.keys() != _SEGMENT_BASE_KEYS:
         raise CorruptDataError(f"{where}: base is malformed")
     b, e, hashes = raw["start"], raw["end"], raw["xxh3"]
     _check_int(b, f"{where}: base start")
     _check_int(e, f"{where}: base end")
-    if e < b or e - b != nbytes or e > base["size"]:
+    part = bisect.bisect_right(part_starts, b) - 1
+    if e < b or e - b != nbytes or part >= len(part_starts) - 1 or e > part_starts[part + 1]:
         raise CorruptDataError(f"{where}: base range [{b}, {e}) does not fit the segment or "
-                               "the base")
+                               "lies outside the base's files")
     if not (isinstance(hashes, list) and len(hashes) == count
             and all(isinstance(h, str) and _HASH_RE.match(h) for h in hashes)):
         raise CorruptDataError(f"{where}: base hashes are malformed")
@@ -592,6 +638,8 @@ class ContainerWriter:
             raise ValueError(f"unknown header flags {flags:#06x}")
         if bool(flags & FLAG_BASE) != (base is not None):
             raise ValueError("a base is recorded exactly when FLAG_BASE is set")
+        if flags & FLAG_BASE_FILES and not flags & FLAG_BASE:
+            raise ValueError("FLAG_BASE_FILES needs FLAG_BASE")
         if not 0 <= kept_size <= (MAX_KEPT_SIZE if flags & FLAG_REPEATS else 0):
             raise ValueError("a Kept_Size needs FLAG_REPEATS and at most MAX_KEPT_SIZE")
         self._fh = fh

@@ -64,6 +64,7 @@ are :mod:`ansz.base`'s.
 
 from __future__ import annotations
 
+import bisect
 import builtins
 import hashlib
 import json
@@ -953,8 +954,75 @@ class BaseFile:
         self.close()
 
 
-def open_base_for(cf: ContainerFile, base, what: str) -> "BaseFile | None":
+class BaseParts:
+    """A base made of several files (the shards of a model): their original bytes one
+    after another, in the order given, with :class:`BaseFile`'s interface. A tensor is in
+    one file, so every range read is inside one (a range across two is corrupt)."""
+
+    def __init__(self, directory, files: list[BaseFile]):
+        self.path = os.fspath(directory)
+        self.parts = files
+        self._starts = [0]
+        for f in files:
+            self._starts.append(self._starts[-1] + f.size)
+        self.size = self._starts[-1]
+        self._tensors: dict | None = None
+
+    @property
+    def name(self) -> str:
+        """The directory's name, as a hint for the record."""
+        return os.path.basename(os.path.normpath(self.path))[:MAX_BASE_NAME]
+
+    @property
+    def tensors(self) -> dict[str, tuple[str, tuple[int, ...], int, int]]:
+        """Every file's tensors at their place in the base's bytes (the first file that has
+        a name gives it)."""
+        if self._tensors is None:
+            merged: dict = {}
+            for f, at in zip(self.parts, self._starts):
+                for name, (dtype, shape, start, end) in f.tensors.items():
+                    merged.setdefault(name, (dtype, shape, at + start, at + end))
+            self._tensors = merged
+        return self._tensors
+
+    def read(self, start: int, n: int) -> Any:
+        """:meth:`BaseFile.read` of the base's bytes ``[start, start + n)``."""
+        i = bisect.bisect_right(self._starts, start) - 1
+        if start < 0 or n < 0 or i >= len(self.parts) or start + n > self._starts[i + 1]:
+            raise CorruptDataError(f"base range [{start}, {start + n}) is not inside one of "
+                                   "the base's files")
+        return self.parts[i].read(start - self._starts[i], n)
+
+    def identity(self) -> dict:
+        """``{"name", "size", "parts"}``: each file's :meth:`BaseFile.identity`."""
+        return {"name": self.name, "size": self.size,
+                "parts": [f.identity() for f in self.parts]}
+
+    def check(self, record: dict, what: str) -> None:
+        """:meth:`BaseFile.check` of every file against its record."""
+        parts = record.get("parts", [])
+        if len(parts) != len(self.parts):
+            from .base import mismatch
+
+            raise mismatch(self.path, what, record)
+        for f, r in zip(self.parts, parts):
+            f.check(r, what)
+
+    def close(self) -> None:
+        for f in self.parts:
+            f.close()
+
+    def __enter__(self) -> "BaseParts":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_base_for(cf: ContainerFile, base, what: str) -> "BaseFile | BaseParts | None":
     """The base a container needs, opened and checked (None for a container without one).
+    ``base`` is the base file, or a directory holding it (the file the index names, or
+    that name plus .ansz) or, for a base of several files, all of them.
     BaseMismatchError if it needs one and ``base`` is None or another file; AnszError if
     ``base`` is given for a container that has none."""
     from .base import checked_base_bytes, needed_base
@@ -969,7 +1037,15 @@ def open_base_for(cf: ContainerFile, base, what: str) -> "BaseFile | None":
             return None  # no chunk can use the base (none of its tensors paired): not needed
         raise BaseMismatchError(f"{what} was compressed against a base: {needed_base(record)}; "
                                 "give it (--base BASE; base= in Python)")
-    b = BaseFile(base)
+    base = os.fspath(base)
+    if os.path.isdir(base):
+        paths = [_base_file_in(base, p, record, what) for p in record.get("parts", [record])]
+    elif "parts" in record:
+        raise BaseMismatchError(f"{what} was compressed against several files: "
+                                f"{needed_base(record)}; give that directory (--base DIR)")
+    else:
+        paths = [base]
+    b = _open_base_files(base, paths)
     try:
         b.check(record, what)
         # the first chunk that uses the base, checked now: a wrong base is reported before
@@ -985,65 +1061,99 @@ def open_base_for(cf: ContainerFile, base, what: str) -> "BaseFile | None":
     return b
 
 
+def _open_base_files(directory: str, paths: list[str]) -> "BaseFile | BaseParts":
+    """One BaseFile, or the BaseParts of several (closing what was opened on an error)."""
+    if len(paths) == 1:
+        return BaseFile(paths[0])
+    files: list[BaseFile] = []
+    try:
+        for p in paths:
+            files.append(BaseFile(p))
+    except BaseException:
+        for f in files:
+            f.close()
+        raise
+    return BaseParts(directory, files)
+
+
+def _base_file_in(directory: str, part: dict, record: dict, what: str) -> str:
+    """The file of ``directory`` that is the base file ``part`` (of the base ``record``)
+    names: that name, or that name plus .ansz. BaseMismatchError if there is none."""
+    from .base import needed_base
+
+    name = part["name"]
+    if not name or name != os.path.basename(name) or name in (".", ".."):
+        raise CorruptDataError(f"{what}: the base's name {name!r} is not a file name")
+    for candidate in (name, name + ".ansz"):
+        path = os.path.join(directory, candidate)
+        if os.path.isfile(path):
+            return path
+    raise BaseMismatchError(f"base directory {directory} has no {name}: {what} "
+                            f"{needed_base(record)}")
+
+
 #: Names of the files a base directory offers (model files and containers of them).
 _MODEL_NAMES = (".safetensors", ".gguf", ".safetensors.ansz", ".gguf.ansz")
 
 
-def base_in_directory(directory, path, *, container=None) -> str:
-    """The file of ``directory`` (a model's base, e.g. its shards) to code ``path`` against.
-
-    To compress ``path`` (``container`` None): the model file, or container of one, holding
-    the most bytes of tensors of ``path``'s names, dtypes and shapes, so that a fine-tune
-    sharded otherwise than its base still finds most of its tensors; a file of ``path``'s
-    own name wins a tie. To decode the container ``container`` (restoring ``path``): the
-    file its index names (or that name plus .ansz). AnszError if there is none."""
+def open_base(base, path) -> "BaseFile | BaseParts":
+    """The base to compress the model file ``path`` against: the file ``base``, or for a
+    directory (a model's base, e.g. its shards) the files in it that hold tensors of
+    ``path``'s names, dtypes and shapes -- each tensor from the first file (by name) that
+    has it, so that a fine-tune sharded otherwise than its base still finds all of its
+    tensors. Several files make a :class:`BaseParts`; a directory where no file shares a
+    tensor gives the file of ``path``'s own name (else AnszError)."""
     from ._io import FileSource
-    from .base import needed_base
-
-    directory, path = os.fspath(directory), os.fspath(path)
-    if container is not None:
-        with PositionalFile(os.fspath(container)) as f:
-            record = ContainerFile(f.read_at, f.size).index.base
-        if record is None:
-            return directory  # decoding says the container needs no base
-        if record["name"] != os.path.basename(record["name"]) or record["name"] in (".", ".."):
-            raise CorruptDataError(f"{container}: the base's name {record['name']!r} is not a "
-                                   "file name")
-        for name in (record["name"], record["name"] + ".ansz"):
-            candidate = os.path.join(directory, name)
-            if record["name"] and os.path.isfile(candidate):
-                return candidate
-        raise BaseMismatchError(f"base directory {directory} has no {record['name']}: "
-                                f"{container} {needed_base(record)}")
     from .formats.detect import detect
 
+    base = os.fspath(base)
+    if not os.path.isdir(base):
+        return BaseFile(base)
+    directory, path = base, os.fspath(path)
     with PositionalFile(path) as f:
         layout, _ = detect(FileSource(f))
-    wanted = {} if layout is None else {t.name: (t.dtype, tuple(t.shape), t.end - t.start)
+    wanted = {} if layout is None else {t.name: (t.dtype, tuple(t.shape))
                                         for t in layout.tensors}
     own = os.path.basename(path)
-    best, best_bytes = None, 0
-    for name in sorted(os.listdir(directory)):
-        candidate = os.path.join(directory, name)
-        if (not name.endswith(_MODEL_NAMES) or not os.path.isfile(candidate)
-                or os.path.samefile(candidate, path)
-                or os.path.abspath(candidate) == os.path.abspath(path) + ".ansz"):
-            continue  # the file itself, or its own container (the output to be replaced)
-        try:
-            with BaseFile(candidate) as b:
-                shared = sum(n for t, (dtype, shape, n) in wanted.items()
-                             if b.tensors.get(t, (None, None))[:2] == (dtype, shape))
-        except AnszError:
-            continue  # not a model file: nothing to share
-        if shared > best_bytes or (shared == best_bytes and shared
-                                   and name in (own, own + ".ansz")):
-            best, best_bytes = candidate, shared
-    if best is None:
-        for name in (own, own + ".ansz"):
+    names = sorted(os.listdir(directory))
+    chosen: list[BaseFile] = []
+    try:
+        for name in names:
             candidate = os.path.join(directory, name)
-            if (os.path.isfile(candidate) and not os.path.samefile(candidate, path)
-                    and os.path.abspath(candidate) != os.path.abspath(path) + ".ansz"):
-                return candidate
-        raise AnszError(f"base directory {directory} has no model file with a tensor of "
-                        f"{own}")
-    return best
+            if (not name.endswith(_MODEL_NAMES) or not os.path.isfile(candidate)
+                    or os.path.samefile(candidate, path)
+                    or os.path.abspath(candidate) == os.path.abspath(path) + ".ansz"
+                    or (name.endswith(".ansz") and name[:-len(".ansz")] in names)):
+                continue  # the file itself, its own container (the output), or a container
+                # of a file that is there too
+            try:
+                b = BaseFile(candidate)
+            except AnszError:
+                continue  # not a model file: nothing to share
+            try:
+                tensors = b.tensors
+            except BaseException as e:
+                b.close()
+                if isinstance(e, AnszError):
+                    continue
+                raise
+            claimed = [t for t, key in wanted.items() if tensors.get(t, (None, None))[:2] == key]
+            if claimed:
+                chosen.append(b)
+                for t in claimed:
+                    del wanted[t]
+            else:
+                b.close()
+        if not chosen:
+            for name in (own, own + ".ansz"):
+                candidate = os.path.join(directory, name)
+                if (os.path.isfile(candidate) and not os.path.samefile(candidate, path)
+                        and os.path.abspath(candidate) != os.path.abspath(path) + ".ansz"):
+                    return BaseFile(candidate)
+            raise AnszError(f"base directory {directory} has no model file with a tensor of "
+                            f"{own}")
+    except BaseException:
+        for b in chosen:
+            b.close()
+        raise
+    return chosen[0] if len(chosen) == 1 else BaseParts(directory, chosen)

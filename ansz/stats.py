@@ -180,9 +180,9 @@ def file_stats(path, *, level: int | None = None, threads: int | None = None,
         shifts = None
         if base is not None:
             from .base import base_spans
-            from .reader import BaseFile
+            from .reader import open_base
 
-            base = stack.enter_context(BaseFile(base))
+            base = stack.enter_context(open_base(base, path))
             shifts = [None if sp is None else sp[0] - seg.start
                       for sp, seg in zip(base_spans(plan, base), plan)]
         chunks = list(file_chunks(plan, DEFAULT_CHUNK_SIZE))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from safetensors.numpy import save_file
+from safetensors.numpy import load_file, save_file
 
 import ansz
 from ansz import api, container
@@ -349,6 +349,103 @@ def test_sharded_model_against_its_base_shards_with_r(tmp_path):
     assert r.exit_code == 1 and "has no model-00001-of-00002.safetensors" in r.stderr
 
 
+def _resharded(tmp_path: Path) -> tuple[Path, Path, list[np.ndarray]]:
+    """A base sharded in two (layer1, layer2) and its fine-tune in one file with both
+    layers and a new tensor: ``(base directory, fine-tune, the base tensors)``."""
+    rng = np.random.default_rng(4)
+    base_dir = tmp_path / "base"
+    base_dir.mkdir()
+    ws, moved = [], {}
+    for k in (1, 2):
+        w = (rng.standard_normal(30_000) * 0.05).astype(DTYPES["BF16"]).reshape(-1, 100)
+        ws.append(w)
+        _write(base_dir / f"model-0000{k}-of-00002.safetensors", {f"layer{k}.w": w})
+        moved[f"layer{k}.w"] = (w.astype(np.float32) * (1 + 1e-3 * rng.standard_normal(
+            w.shape))).astype(DTYPES["BF16"])
+    moved["new.w"] = (rng.standard_normal(5000) * 0.05).astype(DTYPES["BF16"])
+    (base_dir / "config.json").write_text("{}")
+    return base_dir, _write(tmp_path / "ft.safetensors", moved), ws
+
+
+def test_a_base_of_several_files(tmp_path):
+    """A fine-tune sharded otherwise than its base takes each tensor from the base file
+    that has it; the container lists the files, and decoding needs their directory."""
+    base_dir, src, ws = _resharded(tmp_path)
+    dst = tmp_path / "ft.ansz"
+    r = api.compress_file(src, dst, chunk_size=CHUNK, base=base_dir)
+    info = api.read_info(dst)
+    assert [p["name"] for p in info.base["parts"]] == [
+        "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+    assert info.base["size"] == sum(f.stat().st_size for f in base_dir.glob("*.safetensors"))
+    assert info.base["name"] == "base"
+    # both layers are coded against the base: far smaller than the file alone
+    alone = api.compress_file(src, tmp_path / "alone.ansz", chunk_size=CHUNK)
+    assert r.compressed_size < 0.6 * alone.compressed_size
+    for threads in (1, 2):
+        out = tmp_path / f"out{threads}"
+        api.decompress_file(dst, out, base=base_dir, threads=threads)
+        assert out.read_bytes() == src.read_bytes()
+    assert api.verify_file(dst, src, base=base_dir).ok
+    with ansz.open(dst, base=base_dir) as f:
+        assert f.get_tensor("layer2.w").tobytes() == load_file(str(src))["layer2.w"].tobytes()
+    stats = api.file_stats(src, base=base_dir)
+    assert stats.compressed_bytes < 0.6 * alone.compressed_size
+    # a container of a base file serves for it
+    api.compress_file(base_dir / "model-00002-of-00002.safetensors",
+                      base_dir / "model-00002-of-00002.safetensors.ansz")
+    (base_dir / "model-00002-of-00002.safetensors").rename(tmp_path / "kept")
+    api.decompress_file(dst, tmp_path / "out3", base=base_dir)
+    assert (tmp_path / "out3").read_bytes() == src.read_bytes()
+    # one file is not the base; a directory without one of the files, or with another
+    # file under its name, is refused, naming what is needed, and nothing is written
+    with pytest.raises(BaseMismatchError, match="several files.*model-00001"):
+        api.decompress_file(dst, tmp_path / "x", base=base_dir / "model-00001-of-00002.safetensors")
+    (base_dir / "model-00002-of-00002.safetensors.ansz").unlink()
+    with pytest.raises(BaseMismatchError, match="has no model-00002-of-00002.safetensors"):
+        api.decompress_file(dst, tmp_path / "x", base=base_dir)
+    _write(base_dir / "model-00002-of-00002.safetensors", {"layer2.w": ws[0]})
+    with pytest.raises(BaseMismatchError, match="not the base"):
+        api.decompress_file(dst, tmp_path / "x", base=base_dir)
+    assert not (tmp_path / "x").exists() and leftovers(tmp_path) == []
+
+
+def test_a_base_of_several_files_through_the_command(tmp_path):
+    base_dir, src, _ = _resharded(tmp_path)
+    r = invoke(["compress", "-q", "--base", base_dir, src])
+    assert r.exit_code == 0, r.stderr
+    dst = tmp_path / "ft.safetensors.ansz"
+    r = invoke(["info", dst])
+    assert "2 files of base" in r.stdout and "model-00002-of-00002.safetensors (" in r.stdout
+    parts = json.loads(invoke(["info", "--json", dst]).stdout)
+    parts = parts[0]["base"]["parts"] if isinstance(parts, list) else parts["base"]["parts"]
+    assert len(parts) == 2 and all(len(p["sha256"]) == 64 for p in parts)
+    src.rename(tmp_path / "orig")
+    r = invoke(["decompress", "-q", "--base", base_dir, dst])
+    assert r.exit_code == 0, r.stderr
+    assert src.read_bytes() == (tmp_path / "orig").read_bytes()
+    r = invoke(["decompress", "-f", "-q", "--base", base_dir / "model-00001-of-00002.safetensors",
+                dst, "-o", tmp_path / "y"])
+    assert r.exit_code == 1 and "give that directory" in r.stderr
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda o: o["base"]["parts"][1].update(size=o["base"]["parts"][1]["size"] + 1),
+    lambda o: o["base"]["parts"][1].update(name="../x.safetensors"),
+    lambda o: o["base"]["parts"][1].update(name=o["base"]["parts"][0]["name"]),
+    lambda o: o["base"].update(parts=o["base"]["parts"][:1]),
+    lambda o: _second_paired(o)["base"].update(start=_second_paired(o)["base"]["start"] - 1000,
+                                               end=_second_paired(o)["base"]["end"] - 1000),
+], ids=["sizes", "path", "same name", "one part", "range across files"])
+def test_hostile_base_of_several_files_is_corrupt(tmp_path, mutate):
+    """(The last case moves the second file's tensor 1000 bytes back: into the first file.)"""
+    base_dir, src, _ = _resharded(tmp_path)
+    dst = tmp_path / "ft.ansz"
+    api.compress_file(src, dst, chunk_size=CHUNK, base=base_dir)
+    blob = with_index(dst.read_bytes(), mutate)
+    with pytest.raises(CorruptDataError):
+        _decode(tmp_path, blob, base_dir)
+
+
 def test_fast_level_and_thread_counts_against_a_base(tmp_path):
     """--fast codes against a base too; the container does not depend on the threads."""
     before, after = _pair("BF16")
@@ -425,6 +522,10 @@ def _paired(obj) -> dict:
     return next(s for s in obj["segments"] if s["base"] is not None)
 
 
+def _second_paired(obj) -> dict:
+    return [s for s in obj["segments"] if s["base"] is not None][1]
+
+
 @pytest.mark.parametrize("mutate", [
     lambda o: o.pop("base"),
     lambda o: o["base"].update(xxh3="0" * 16),
@@ -476,14 +577,14 @@ def test_hostile_chunk_kinds(tmp_path, based):
 def test_equal_hashes_of_different_bytes_are_not_taken_for_repeats(tmp_path, monkeypatch):
     """A repeat is stored once only if its bytes are equal, not just its xxh3: with every
     hash made equal, no chunk of ``b`` may become a reference to one of ``a``."""
-    from ansz import base as base_module, chunks
+    from ansz import base as base_module, chunks, repeats
 
     rng = np.random.default_rng(9)
     a = (rng.standard_normal(60_000) * 0.05).astype(np.float32)
     b = (rng.standard_normal(60_000) * 0.05).astype(np.float32)
     base = _write(tmp_path / "base.safetensors", {"a": a})
     src = _write(tmp_path / "m.safetensors", {"a": a, "b": b})
-    for module in (chunks, base_module, container):
+    for module in (chunks, base_module, container, repeats):
         monkeypatch.setattr(module, "content_hash", lambda data: 7)
     api.compress_file(src, tmp_path / "m.ansz", chunk_size=CHUNK, base=base)
     assert COPY_CHUNK not in _kinds(tmp_path / "m.ansz")["b"]
@@ -518,8 +619,6 @@ def test_a_base_no_tensor_pairs_with_is_not_needed_to_decode(tmp_path):
 
 
 def test_a_base_name_that_is_a_path_is_corrupt(tmp_path):
-    from ansz.reader import base_in_directory
-
     base_t, ft_t = _pair("BF16")
     base = _write(tmp_path / "base.safetensors", base_t)
     src = _write(tmp_path / "ft.safetensors", ft_t)
@@ -532,4 +631,5 @@ def test_a_base_name_that_is_a_path_is_corrupt(tmp_path):
         hostile = tmp_path / "hostile.ansz"
         hostile.write_bytes(with_index(blob, rename))
         with pytest.raises(CorruptDataError, match="not a file name"):
-            base_in_directory(tmp_path, tmp_path / "ft.out", container=hostile)
+            api.decompress_file(hostile, tmp_path / "ft.out", base=tmp_path)
+        assert not (tmp_path / "ft.out").exists()

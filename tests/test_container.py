@@ -253,7 +253,7 @@ def test_header_checksum_tells_corrupt_from_unsupported():
     flipped[8] ^= 2  # the version, without fixing the CRC: corrupt, not "version 3"
     both_fail(bytes(flipped), CorruptDataError, match="checksum")
     # a flag this reader does not know is a newer writer's feature: unsupported
-    both_fail(with_file_header(BLOB, flags=8), UnsupportedError, match="features")
+    both_fail(with_file_header(BLOB, flags=0x10), UnsupportedError, match="features")
     both_fail(with_file_header(BLOB, flags=0x8000), UnsupportedError)
     # a known one (wide rANS streams) only says what the file may use
     flagged = with_file_header(BLOB, flags=c.FLAG_WIDE_RANS)

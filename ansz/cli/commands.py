@@ -21,7 +21,7 @@ from .args import (PATH, STDIN, CodecOptions, Command, check_address, cluster_op
                    codec_options, common_options, file_operands, is_directory, operands,
                    threads_option)
 from . import stdio
-from .jobs import (MODEL_SUFFIXES, SUFFIX, Job, api, base_for, benchmark_api, check_input,
+from .jobs import (MODEL_SUFFIXES, SUFFIX, Job, api, benchmark_api, check_input,
                    codec_api, expand_directories)
 from .render import (bench_json, info_json, print_bench_footer, print_bench_header,
                      print_bench_rows, print_info, print_info_total, print_json, print_stats,
@@ -242,8 +242,6 @@ def _verify_one(src: Any, original: str | None, expected: str | None,
             if info is not None and info.sha256 != expected:
                 return api.VerifyReport(src, False, info.original_size, info.sha256, None,
                                         _sha256_mismatch(info.sha256, expected))
-        if base is not None:
-            base = base_for(base, src, container=src)
         report = api.verify_file(src, original, threads=threads, base=base)
         if not report.ok and not report.sha256:  # its index was not even read: say whether
             _raise_if_unsupported(api, src)  # that is for want of a newer ansz (status 3)
@@ -306,7 +304,7 @@ def stats(ctx: click.Context, files: tuple[str, ...], as_json: bool, fast: bool,
         check_input(path)
         kw = {"sample_bytes": 1 << 62} if exact else {}
         if base is not None:
-            kw["base"] = base_for(base, path)
+            kw["base"] = base
         fs = codec_api().file_stats(path, level=1 if fast else None,
                                     threads=threads or None, **kw)
         segments = sorted(fs.segments, key=lambda t: (-t.nbytes, t.label))

@@ -244,8 +244,7 @@ class Job:
         if o.base is not None:
             if not regular_file(st) or is_device_or_fifo(dst):
                 raise AnszError("--base needs the input and the output to be regular files")
-            kw["base"] = (base_for(o.base, src) if o.compressing
-                          else base_for(o.base, dst, container=src))
+            kw["base"] = o.base  # a file, or a directory the API looks in
         if o.compressing:
             kw.update(chunk_size=o.chunk_size, coder=o.coder, level=o.level, strict=o.strict)
         total = self.progress_total(api, src, st) if rep.show_progress() else None
@@ -372,18 +371,6 @@ def open_input(src: Operand) -> Iterator[BinaryIO]:
     else:
         with open(src, "rb") as fh:
             yield fh
-
-
-def base_for(base: str, original: str, container: str | None = None) -> str:
-    """``--base``: the base file itself, or for a directory the file in it that the API
-    picks (:func:`ansz.reader.base_in_directory`) to compress ``original``, or that the
-    ``container`` (restoring ``original``) names."""
-    if not os.path.isdir(base):
-        return base
-    codec_api()
-    from ..reader import base_in_directory
-
-    return base_in_directory(base, original, container=container)
 
 
 def regular_file(st: os.stat_result | None) -> bool:

@@ -324,7 +324,7 @@ def info_json(ci: Any) -> dict[str, Any]:
         "segment_count": len(ci.segments),
         "chunk_count": ci.chunk_count,
         "chunk_size": ci.chunk_size,
-        "base": None if ci.base is None else {k: ci.base[k] for k in ("name", "size", "sha256")},
+        "base": ci.base,  # {name, size, sha256}, or {name, size, parts: [those]}
         "segments": [
             {
                 "name": seg.get("name"),
@@ -353,7 +353,12 @@ def print_info(path: str, ci: Any) -> None:
         ("chunks", f"{ci.chunk_count} (chunk size {binary_size(ci.chunk_size)})"),
         ("sha256", ci.sha256),
     ]
-    if ci.base is not None:
+    if ci.base is not None and "parts" in ci.base:  # a base of several files
+        rows.append(("base", f"{len(ci.base['parts'])} files of {ci.base['name']} "
+                             f"({ci.base['size']} bytes in all)"))
+        rows.extend(("", f"{p['name']} ({p['size']} bytes, sha256 {p['sha256']})")
+                    for p in ci.base["parts"])
+    elif ci.base is not None:
         rows.append(("base", f"{ci.base['name']} ({ci.base['size']} bytes, "
                              f"sha256 {ci.base['sha256']})"))
     click.echo(path)
