@@ -24,7 +24,7 @@ from .container import FLAG_WIDE_RANS, Record, content_hash
 from .dtypes import BLOCK_TYPE_NAMES, DTYPE_CODES, PairLayout, layout_for
 from .errors import CorruptDataError
 from .options import DEFAULT_LEVEL, FAST_LEVEL
-from .pairs import (FIELD_TOPS, Field, choose_field, escaped_values, join_pairs,
+from .pairs import (FIELD_TOPS, Field, FieldCounts, escaped_values, field_choice, join_pairs,
                     patch_escapes, plain_field, split_pairs)
 from .streams import (FAST_WIDE_STATES, STORED, WIDE_MIN, WIDE_STATES, decode_stream,
                       encode_stream_parts, framed_pieces, framed_streams, scratch)
@@ -127,8 +127,8 @@ def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto"
         raise ValueError(f"{dtype} has no fielded layout")
     if field is not None or fast:
         return _encode_pairs(data, layout, field or plain_field(layout), coder, fast)
-    field, _ = choose_field(data, layout)
-    payload = _encode_pairs(data, layout, field, coder)
+    field, _, counts = field_choice(data, layout)
+    payload = _encode_pairs(data, layout, field, coder, counts=counts)
     nbytes = len(memoryview(data).cast("B"))
     if field.bits > 8 and (nbytes < _SMALL_FIELDED or len(payload) > nbytes):
         # The field's price misses the fixed costs of small streams (escapes, tables, final
@@ -146,15 +146,20 @@ _SMALL_FIELDED = 1 << 16
 
 
 def _encode_pairs(data, layout: PairLayout, field: Field | None, coder: str,
-                  fast: bool = False) -> bytes:
+                  fast: bool = False, counts: FieldCounts | None = None) -> bytes:
     """The streams of encode_chunk for a coding-pair layout, with ``field`` (fielded: the
-    Field_Header first) or without (None: plain pairs); ``fast`` as for encode_chunk."""
+    Field_Header first) or without (None: plain pairs); ``fast`` as for encode_chunk.
+    ``counts``: the chunk's exact counts under ``field`` (:func:`pairs.field_choice`), which
+    its code stream and an 8-bit field's last plane then need not count again."""
     n = len(memoryview(data).cast("B")) // layout.width
     codes, raw = split_pairs(data, layout, scratch("codes", n),
                              scratch("raw", n * layout.raw_width), field)
     generic = layout.name == "BYTES"
     parts = []
     streams = [codes] + [raw[b * n:(b + 1) * n] for b in range(layout.raw_width)]
+    known = [None] * len(streams)
+    if counts is not None:
+        known[0], known[-1] = counts.codes, counts.top
     if field is not None:
         escaped = escaped_values(data, layout, codes, field)
         parts.append(_FIELD_HEAD.pack(field.shift, field.bits, field.base, escaped.size))
@@ -162,12 +167,13 @@ def _encode_pairs(data, layout: PairLayout, field: Field | None, coder: str,
             streams[-1] = _pack_plane(streams[-1], field.top_bits)
         if escaped.size:
             streams.append(escaped.astype("<u2").view(np.uint8))
+            known.append(None)
     if fast and coder == "auto":
         coder = "rans"  # the prefix coders decode slower than rANS
     wide = FAST_WIDE_STATES if fast else WIDE_STATES
-    for s in streams:
+    for s, c in zip(streams, known):
         parts.extend(framed_pieces(encode_stream_parts(s, try_zstd=generic, coder=coder,
-                                                       wide_states=wide)))
+                                                       wide_states=wide, counts=c)))
     return b"".join(parts)  # the one copy of stored planes (see encode_stream_parts)
 
 

@@ -111,10 +111,45 @@ def choose_field(data, layout: PairLayout, step: int | None = None) -> tuple[Fie
     of those parts for the sampled elements)``. One histogram pass per top serves every
     width.
     """
+    field, cost, _ = field_choice(data, layout, step)
+    return field, cost
+
+
+@dataclass(frozen=True)
+class FieldCounts:
+    """Exact counts over a whole chunk that :func:`field_choice` gets along with its field:
+    of the codes (int64[256], escapes at 255) and, for an 8-bit field, of the last raw plane
+    (int64[256]; None for a wider field, whose last plane is packed)."""
+
+    codes: np.ndarray
+    top: np.ndarray | None
+
+
+def field_choice(data, layout: PairLayout, step: int | None = None
+                 ) -> tuple[Field, float, FieldCounts | None]:
+    """:func:`choose_field`, and for 16-bit floats the chunk's :class:`FieldCounts` under
+    the chosen field (None for wider elements): what coding its streams would count again.
+
+    For 16-bit floats one kernel call (``kernels.choose_field16``) counts every element once
+    and chooses; wider elements take :func:`field_histogram` and :func:`best_field`.
+    """
     if step is None:
         big = len(memoryview(data).cast("B")) >= FIELD_SAMPLE_MIN * layout.width
         step = FIELD_SAMPLE_STEP if big else 1
-    return best_field(field_histogram(data, layout, step), layout)
+    if layout.width != 2:
+        return (*best_field(field_histogram(data, layout, step), layout), None)
+    from . import kernels
+    from .streams import scratch
+
+    elems = np.ascontiguousarray(_as_elements(data, layout), np.uint16)
+    counts = np.empty(512, np.int64)
+    tops = FIELD_TOPS[layout.name]
+    t, k, base, cost = kernels.choose_field16(
+        elems, np.int64(step), np.array(tops, np.int64),
+        scratch("field_table", 0 if step == 1 else 2 * 65536, np.uint32), counts)
+    bits = MIN_FIELD_BITS + k
+    field = Field(tops[t] - bits, bits, int(base))
+    return field, float(cost), FieldCounts(counts[:256], counts[256:] if bits == 8 else None)
 
 
 def field_histogram(data, layout: PairLayout, step: int = 1) -> np.ndarray:

@@ -207,7 +207,8 @@ def encode_stream(symbols: np.ndarray, *, try_zstd: bool = False, coder: str = "
 
 
 def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: str = "auto",
-                        wide_states: int = WIDE_STATES) -> list:
+                        wide_states: int = WIDE_STATES, counts: np.ndarray | None = None
+                        ) -> list:
     """Code a uint8 array as the smallest of STORED / CONSTANT / the entropy coder(s) (/ ZSTD).
 
     ``coder`` (one of :data:`CODERS`) selects the entropy coder: "auto" tries rANS, Huffman
@@ -217,6 +218,9 @@ def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: s
     :data:`MIN_GAIN` over STORED, a one-symbol stream is CONSTANT, and with ``try_zstd``
     zstd is kept if smaller. The result does not record the symbol count:
     :func:`decode_stream` is told it.
+
+    ``counts``, if given, is the byte histogram of ``symbols`` (int64[256], exact: what
+    :func:`rans.byte_histogram` returns), which the caller had counted already.
 
     A rANS stream of at least :data:`WIDE_MIN` symbols is RANS_WIDE with ``wide_states``
     states (one of ``rans.WIDE_STATES``: 32 by default, 64 where decoding speed comes
@@ -236,7 +240,7 @@ def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: s
     budget = n * (1 - MIN_GAIN)
     if not try_zstd and n >= _SAMPLE_MIN and _looks_incompressible(symbols):
         return [bytes([STORED]), symbols.data]
-    counts = rans.byte_histogram(symbols)
+    counts = rans.byte_histogram(symbols) if counts is None else counts
     present = np.flatnonzero(counts)
     if present.size == 1:
         return [bytes([CONSTANT, int(present[0])])]

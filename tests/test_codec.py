@@ -406,8 +406,8 @@ def test_a_mispriced_field_falls_back_to_the_plain_field(monkeypatch, name, n):
 
     top = FIELD_TOPS[name][0]
     layout = PAIR_LAYOUTS[name]
-    monkeypatch.setattr(chunks, "choose_field",
-                        lambda d, lay: (Field(top - 12, 12, (1 << 12) - 255), 0.0))
+    monkeypatch.setattr(chunks, "field_choice",
+                        lambda d, lay: (Field(top - 12, 12, (1 << 12) - 255), 0.0, None))
     data = np.random.default_rng(n).integers(0, 256, n * layout.width, np.uint8).tobytes()
     enc = chunks.encode_chunk(data, name, fielded=True, coder="rans")
     assert len(enc) <= len(data) + PAYLOAD_SLACK

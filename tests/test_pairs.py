@@ -132,3 +132,47 @@ def test_field_choice_samples_both_phases_of_alternating_data():
     data = x.astype(ml_dtypes.bfloat16).tobytes()
     layout = PAIR_LAYOUTS["BF16"]
     assert choose_field(data, layout, FIELD_SAMPLE_STEP)[0] == choose_field(data, layout, 1)[0]
+
+
+@pytest.mark.parametrize("name", ["BF16", "F16"])
+@pytest.mark.parametrize("n", [0, 1, 2047, 2048, 5001, 40_000, 70_001])
+def test_field_choice_of_16_bit_floats_matches_the_histogram_choice_and_counts_exactly(name, n):
+    # choose_field16 counts each element once (sampled ones apart) and chooses in one call:
+    # the field and cost of best_field over the sampled field_histogram, and the counts the
+    # chosen field's code stream and last plane have over the whole chunk.
+    from ansz.pairs import best_field, field_choice, field_histogram
+    from ansz.rans import byte_histogram
+
+    layout = PAIR_LAYOUTS[name]
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal(n) * 0.02
+    x[::37] = 0.0
+    x[1::101] = np.inf
+    x[2::53] *= 1e-30
+    x[3::7] = np.abs(x[3::7])
+    typed = x.astype(ml_dtypes.bfloat16 if name == "BF16" else np.float16)
+    for data in (typed.tobytes(), rng.integers(0, 256, 2 * n, np.uint8).tobytes()):
+        for step in (1, 2, 3):
+            field, cost, counts = field_choice(data, layout, step)
+            expect_field, expect_cost = best_field(field_histogram(data, layout, step), layout)
+            assert field == expect_field
+            assert cost == expect_cost or (np.isinf(cost) and np.isinf(expect_cost))
+            codes, raw = split_pairs(data, layout, field=field)
+            assert np.array_equal(counts.codes, byte_histogram(codes))
+            if field.bits == 8:
+                assert np.array_equal(counts.top, byte_histogram(raw))
+            else:
+                assert counts.top is None
+
+
+def test_choose_field16_refuses_what_it_cannot_index():
+    from ansz import kernels
+
+    elems = np.arange(5000, dtype=np.uint16)
+    table = np.zeros(2 * 65536, np.uint32)
+    counts = np.zeros(512, np.int64)
+    for tops, step, tab, cnt in (([17], 1, table, counts), ([11], 2, table, counts),
+                                 ([], 1, table, counts), ([15], 0, table, counts),
+                                 ([15], 2, table[:65536], counts), ([15], 1, table, counts[:256])):
+        with pytest.raises(ValueError):
+            kernels.choose_field16(elems, np.int64(step), np.array(tops, np.int64), tab, cnt)

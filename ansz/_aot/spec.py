@@ -32,9 +32,9 @@ SIGNATURES: dict[str, list[tuple[str, ...]]] = {
     "join_pairs": [(U8, U8, "u32", "u32", "u32", "u64[:] out")],
     "gather_escapes": [(U8, e, "u32", "u32", OUT_U16) for e in ELEMENTS],
     "patch_escapes": [(U8, U16, "u32", "u32", e + " out") for e in ELEMENTS],
-    "field_histogram": [(e, "u32", "i64", "i64") for e in ELEMENTS],
-    "fold_u16_histogram": [(I64, I64)],
+    "field_histogram": [(e, "u32", "i64", "i64") for e in (U32, U64)],
     "choose_field": [("i64[:,:]", "i64[:,:]", "b1")],
+    "choose_field16": [(U16, "i64", I64, OUT_U32, OUT_I64)],
     "pack_top": [(U8, "i64", OUT_U8)],
     "unpack_top": [(U8, "i64", OUT_U8)],
     "byte_histogram": [(U8,)],
@@ -74,7 +74,6 @@ SIGNATURES: dict[str, list[tuple[str, ...]]] = {
 
 RESULT_CAPACITY: dict[str, tuple[str, ...]] = {
     "field_histogram": ("1 << bits",),
-    "fold_u16_histogram": ("tops.size * 4096", "tops.size * 256"),
     "byte_histogram": ("256",),
     "normalize_counts": ("counts.size",),
     "encoder_table": ("freq.size * 8",),

@@ -357,6 +357,139 @@ def choose_field(h12, raw, raw_coded):
     return best_t, best_k, best_base, best_cost
 
 
+@njit(cache=True, nogil=True)
+def _count_u16_runs(elems, step, table):
+    """Count each element's value once in table (uint32[2 * 65536], zeroed here): at v if
+    field_histogram's sampling with this step takes it, else at 65536 + v. Run r of the
+    sampling covers elements step*1024*r .. step*1024*(r + 1) - 1 and takes those i with
+    i % step == r % step. The indices are 16-bit values (+ 65536): table.size is checked by
+    the caller."""
+    n = elems.size
+    for v in range(2 * 65536):
+        table[v] = 0
+    r = 0
+    while step * 1024 * r < n:
+        lo = step * 1024 * r
+        hi = min(lo + step * 1024, n)
+        if step == 2:  # the sampled and the other element of each pair, two tables at once
+            off0 = 0 if r % 2 == 0 else 65536
+            off1 = 65536 - off0
+            i = lo
+            while i + 1 < hi:
+                table[off0 + np.int64(elems[i])] += 1
+                table[off1 + np.int64(elems[i + 1])] += 1
+                i += 2
+            if i < hi:
+                table[off0 + np.int64(elems[i])] += 1
+        else:
+            for p in range(step):
+                off = 0 if p == r % step else 65536
+                i = lo + p
+                while i < hi:
+                    table[off + np.int64(elems[i])] += 1
+                    i += step
+        r += 1
+
+
+@njit(cache=True, nogil=True)
+def _fold_u16_table(table, both, tops, h12, raw):
+    """Add the 65536-bin counts table[:65536] (+ table[65536:] if ``both``) into h12 and raw
+    as fold_u16_histogram folds them, for each top of tops (12 <= t <= 16, checked by the
+    caller; h12 is int64[tops.size, 4096], raw int64[tops.size, 256])."""
+    nt = tops.size
+    for v in range(65536):
+        c = np.int64(table[v])
+        if both:
+            c += np.int64(table[65536 + v])
+        if c == 0:
+            continue
+        for j in range(nt):
+            t = tops[j]
+            h12[j, (v >> (t - 12)) & 0xFFF] += c
+            raw[j, ((v >> t) << (t - 8)) | (v & ((1 << (t - 8)) - 1))] += c
+
+
+@njit(cache=True, nogil=True)
+def _count_u16_folded(elems, tops, h12, raw):
+    """Add every element into h12 and raw as _fold_u16_table folds a value (no table: for
+    small chunks)."""
+    nt = tops.size
+    for i in range(elems.size):
+        v = np.int64(elems[i])
+        for j in range(nt):
+            t = tops[j]
+            h12[j, (v >> (t - 12)) & 0xFFF] += 1
+            raw[j, ((v >> t) << (t - 8)) | (v & ((1 << (t - 8)) - 1))] += 1
+
+
+@njit(cache=True, nogil=True)
+def _chosen_counts(h12row, rawrow, k, base, counts):
+    """counts[:256]: the codes of the field of width 8 + k and ``base`` whose 12-bit field
+    histogram (same top) is h12row (escapes at 255); counts[256:512]: rawrow."""
+    for c in range(512):
+        counts[c] = 0
+    bits = 8 + k
+    group = 1 << (4 - k)
+    for v in range(1 << bits):
+        acc = np.int64(0)
+        for g in range(group):
+            acc += h12row[v * group + g]
+        code = v - base
+        if bits == 8:
+            counts[v] += acc
+        elif 0 <= code < 255:
+            counts[code] += acc
+        else:
+            counts[255] += acc
+    for v in range(256):
+        counts[256 + v] = rawrow[v]
+
+
+@njit(cache=True, nogil=True)
+def choose_field16(elems, step, tops, table, counts):
+    """choose_field for 16-bit elements from the elements themselves, in one call, and the
+    exact counts the chosen field's streams need.
+
+    elems: uint16[n]; step >= 1 as for field_histogram; tops: int64[nt] (12 <= t <= 16,
+    nt >= 1); table: uint32[2 * 65536] scratch (contents undefined; unused when step == 1);
+    counts: int64[512], written. Returns what choose_field(h12, raw, True) returns for the
+    fold_u16_histogram of field_histogram(elems, 0, 16, step): (t, k, base, cost). Writes to
+    counts[:256] the counts of the codes of that field (width 8 + k, top tops[t], base)
+    over all n elements (escapes at 255), to counts[256:] those of the raw byte its 8-bit
+    field at top tops[t] leaves over all n elements (the last raw plane when k == 0).
+
+    With step 1 every element is counted straight into the folded histograms; otherwise
+    each element is counted once into a 65536-bin table, the sampled ones into its first
+    half and the others into its second (_count_u16_runs), and the halves are folded: the
+    first for the choice, both for the counts.
+    """
+    nt = tops.size
+    if counts.size < 512 or step < 1 or nt == 0:
+        raise ValueError("choose_field16: counts must hold 512 entries, step be >= 1, "
+                         "tops not be empty")
+    for j in range(nt):
+        if not 12 <= tops[j] <= 16:
+            raise ValueError("choose_field16: a top is not in [12, 16]")
+    h12 = np.zeros((nt, 4096), np.int64)
+    raw = np.zeros((nt, 256), np.int64)
+    if step == 1:
+        _count_u16_folded(elems, tops, h12, raw)
+    else:
+        if table.size < 2 * 65536:
+            raise ValueError("choose_field16: table must hold 2 * 65536 entries")
+        _count_u16_runs(elems, step, table)
+        _fold_u16_table(table, False, tops, h12, raw)
+    best_t, best_k, best_base, best_cost = choose_field(h12, raw, True)
+    if step == 1:
+        _chosen_counts(h12[best_t], raw[best_t], best_k, best_base, counts)
+    else:
+        full12 = np.zeros((1, 4096), np.int64)
+        fullraw = np.zeros((1, 256), np.int64)
+        _fold_u16_table(table, True, tops[best_t:best_t + 1], full12, fullraw)
+        _chosen_counts(full12[0], fullraw[0], best_k, best_base, counts)
+    return best_t, best_k, best_base, best_cost
+
+
 # --------------------------------------------------------------------------- bit packing
 #
 # Sliced packing of k-bit fields (k in 1, 2, 4; m = 8 / k fields per byte): for n values,
