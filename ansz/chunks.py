@@ -161,7 +161,8 @@ def _encode_pairs(data, layout: PairLayout, field: Field | None, coder: str,
     if counts is not None:
         known[0], known[-1] = counts.codes, counts.top
     if field is not None:
-        escaped = escaped_values(data, layout, codes, field)
+        escaped = escaped_values(data, layout, codes, field,
+                                 None if counts is None else int(counts.codes[255]))
         parts.append(_FIELD_HEAD.pack(field.shift, field.bits, field.base, escaped.size))
         if field.top_bits < 8:
             streams[-1] = _pack_plane(streams[-1], field.top_bits)

@@ -248,17 +248,25 @@ def split_pairs(data, layout: PairLayout, codes: np.ndarray | None = None,
     return codes, raw
 
 
-def escaped_values(data, layout: PairLayout, codes: np.ndarray, field: Field) -> np.ndarray:
-    """The field values (uint16, in element order) of the elements whose code escaped."""
-    if field.lim == 256:
+def escaped_values(data, layout: PairLayout, codes: np.ndarray, field: Field,
+                   count: int | None = None) -> np.ndarray:
+    """The field values (uint16, in element order) of the elements whose code escaped.
+    ``count``, if given, is how many codes are 255 (a :class:`FieldCounts` knows it; an
+    8-bit field, which never escapes, ignores it)."""
+    if field.lim == 256 or count == 0:
         return np.zeros(0, np.uint16)
     from . import kernels
 
     elems = np.ascontiguousarray(_as_elements(data, layout), dtype=_UINT[layout.width])
-    escaped = np.empty(elems.size, np.uint16)  # only the pages written are touched
-    count = kernels.gather_escapes(_codes(codes, elems.size), elems, np.uint32(field.shift),
-                                    np.uint32(field.bits), escaped)
-    return escaped[:count].copy()
+    # only the pages written are touched
+    escaped = np.empty(elems.size if count is None else count, np.uint16)
+    found = kernels.gather_escapes(_codes(codes, elems.size), elems, np.uint32(field.shift),
+                                   np.uint32(field.bits), escaped)
+    if count is None:
+        return escaped[:found].copy()
+    if found != count:
+        raise ValueError(f"escaped_values: {found} codes are 255, not {count}")
+    return escaped
 
 
 def patch_escapes(codes: np.ndarray, escaped: np.ndarray, layout: PairLayout, out: np.ndarray,

@@ -92,6 +92,12 @@ def test_escape_gather_and_patch_match_a_plain_scan(n, data):
     expect = ((elems[where] >> 4) & 0x7FF).astype(np.uint16)
     got = escaped_values(elems.tobytes(), layout, codes, field)
     assert got.dtype == np.uint16 and got.tolist() == expect.tolist()
+    counted = escaped_values(elems.tobytes(), layout, codes, field, where.size)
+    assert counted.dtype == np.uint16 and counted.tolist() == expect.tolist()
+    for wrong in (where.size + 1, where.size - 1):
+        if wrong > 0:
+            with pytest.raises(ValueError):
+                escaped_values(elems.tobytes(), layout, codes, field, wrong)
 
     out = elems.copy()
     out[where] &= ~np.uint16(0x7FF << 4)  # clear the escaped fields, then put them back
