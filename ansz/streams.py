@@ -106,19 +106,9 @@ def rans_plan(counts: np.ndarray) -> tuple[int, np.ndarray, float]:
     symbols (fp8 bytes, wide float fields), while plain bf16 exponents keep 12 bits and the
     decoder's slot tables stay in L1. Needs at least two present symbols.
     """
-    k = kernels
     counts = np.ascontiguousarray(counts, np.int64)
-    freq = rans.normalize_counts(counts, rans.SCALE_BITS)
-    cost, scale = k.coded_bits(counts, freq, np.int64(rans.SCALE_BITS)), rans.SCALE_BITS
-    # No table codes below the entropy: if that is already within the gain of the 12-bit
-    # cost, the 14-bit table cannot win and is not built (a margin absorbs rounding).
-    if entropy_bits(counts) * (1 - 1e-9) >= cost * (1 - HIGH_SCALE_MIN_GAIN):
-        return scale, freq, cost / 8 + 4 * rans.NSTATES
-    high = rans.normalize_counts(counts, rans.SCALE_BITS_HIGH)
-    high_cost = k.coded_bits(counts, high, np.int64(rans.SCALE_BITS_HIGH))
-    if high_cost < cost * (1 - HIGH_SCALE_MIN_GAIN):
-        freq, cost, scale = high, high_cost, rans.SCALE_BITS_HIGH
-    return scale, freq, cost / 8 + 4 * rans.NSTATES
+    scale, freq, cost = kernels.plan_table(counts, HIGH_SCALE_MIN_GAIN)  # one kernel call
+    return int(scale), freq, cost / 8 + 4 * rans.NSTATES
 
 
 _SAMPLE_MIN = 1 << 16

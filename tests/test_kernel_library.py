@@ -221,6 +221,8 @@ def call_signature(args) -> tuple[str, ...]:
             sig.append("u32")
         elif isinstance(a, (int, np.int64)):
             sig.append("i64")
+        elif isinstance(a, (float, np.float64)):
+            sig.append("f64")
         else:
             sig.append(type(a).__name__)
     return tuple(sig)

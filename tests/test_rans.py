@@ -184,3 +184,33 @@ def test_bad_tables_are_rejected():
     one[0] = 4096
     with pytest.raises(CorruptDataError):
         rans.decode_symbols(words, s.size, one)
+
+
+def test_plan_table_is_the_composition_of_its_kernels():
+    # plan_table (one kernel call) chooses as normalize_counts + coded_bits + the entropy
+    # bound would, to the last bit of the cost, with the 14-bit table forced (gain -1) too.
+    from ansz import kernels
+
+    rng = np.random.default_rng(5)
+    hists = [np.bincount(rng.integers(0, k, n), minlength=256).astype(np.int64)
+             for k, n in ((2, 10), (20, 5000), (256, 100_000))]
+    skewed = np.zeros(256, np.int64)
+    skewed[:200] = rng.integers(0, 3, 200)
+    skewed[7] = 1_000_000
+    hists.append(skewed)
+    for counts in hists:
+        for gain in (0.001, -1.0, 0.5):
+            freq = kernels.normalize_counts(counts, np.int64(12))
+            cost = kernels.coded_bits(counts, freq, np.int64(12))
+            scale = 12
+            if kernels.entropy_bits(counts) * (1 - 1e-9) < cost * (1 - gain):
+                high = kernels.normalize_counts(counts, np.int64(14))
+                high_cost = kernels.coded_bits(counts, high, np.int64(14))
+                if high_cost < cost * (1 - gain):
+                    scale, freq, cost = 14, high, high_cost
+            got = kernels.plan_table(counts, gain)
+            assert got[0] == scale and np.array_equal(got[1], freq) and got[2] == cost
+    for bad in (np.zeros(256, np.int64), np.eye(1, 256, 3, np.int64)[0],
+                np.array([5, -1, 3], np.int64)):
+        with pytest.raises(ValueError):
+            kernels.plan_table(bad, 0.001)

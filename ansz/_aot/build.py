@@ -46,7 +46,7 @@ FMETA_SLOTS = 4
 INIT_SYMBOL = "ansz_kernels_init"
 
 DTYPES = {"u8": "uint8", "u16": "uint16", "u32": "uint32", "u64": "uint64", "i64": "int64"}
-SCALARS = {"u32": "uint32", "i64": "int64", "b1": "boolean"}
+SCALARS = {"u32": "uint32", "i64": "int64", "f64": "float64", "b1": "boolean"}
 
 #: /proc/cpuinfo flags that name instruction-set extensions (not "hypervisor" and the like).
 ISA_FLAG_PREFIXES = ("sse", "ssse3", "avx", "fma", "bmi", "f16c", "movbe", "abm", "lzcnt",
@@ -67,7 +67,7 @@ class Arg:
     """One argument of a signature (:mod:`.spec` notation)."""
 
     name: str
-    dtype: str  #: dtype letters (u8 ... i64, or u32 / i64 / b1 for a scalar)
+    dtype: str  #: dtype letters (u8 ... i64, or u32 / i64 / f64 / b1 for a scalar)
     ndim: int  #: 0 for a scalar
     out: bool  #: an array the kernel writes
 
@@ -258,9 +258,10 @@ def run_worker(kernels: list[str], path: str, cpu: str) -> None:
 # The binding (numba-free)
 
 
-_CTYPES = {"u32": "c_uint32", "i64": "c_int64", "b1": "c_bool"}
+_CTYPES = {"u32": "c_uint32", "i64": "c_int64", "f64": "c_double", "b1": "c_bool"}
 _SCALAR_CHECK = {"u32": "type({0}) is _u32",
                  "i64": "(type({0}) is int or type({0}) is _i64)",
+                 "f64": "(type({0}) is float or type({0}) is _f64)",
                  "b1": "(type({0}) is bool or type({0}) is _bool)"}
 #: numpy's flag bits: C_CONTIGUOUS | ALIGNED, and WRITEABLE too for an array written.
 _IN_FLAGS, _OUT_FLAGS = 0x0001 | 0x0100, 0x0001 | 0x0100 | 0x0400
@@ -369,7 +370,7 @@ CONSTANTS = {constants!r}
 ENTRIES = {entries!r}
 
 _nd = _np.ndarray
-_u32, _i64, _bool = _np.uint32, _np.int64, _np.bool_
+_u32, _i64, _f64, _bool = _np.uint32, _np.int64, _np.float64, _np.bool_
 #: An array's data pointer is read where numpy keeps it, the first field after the object
 #: header (PyArrayObject), ~10x faster than a.ctypes.data; bind() checks it on a few arrays.
 _addr = _ct.c_void_p.from_address

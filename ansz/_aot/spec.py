@@ -4,7 +4,8 @@ Each kernel maps to its signatures, one type per argument:
 
 - ``"u8[:]"``, ``"i64[:,:]"``: a C-contiguous, aligned 1-D or 2-D array of that dtype that
   the kernel only reads; ``"u8[:] out"``: one it writes (it must also be writeable);
-- ``"u32"``, ``"i64"``, ``"b1"``: a scalar of that type (np.uint32; int or np.int64; bool).
+- ``"u32"``, ``"i64"``, ``"f64"``, ``"b1"``: a scalar of that type (np.uint32; int or
+  np.int64; float or np.float64; bool).
 
 Dtype letters: u8 u16 u32 u64 i64 (numpy's uint8 .. int64). A call matching none of a
 kernel's signatures runs the JIT kernel, as does every kernel not listed here; the tests
@@ -41,9 +42,8 @@ SIGNATURES: dict[str, list[tuple[str, ...]]] = {
     "entropy_bits": [(I64,)],
     "sampled_entropy": [(U8, "i64")],
     # rANS (ansz._kernels.rans)
-    "normalize_counts": [(I64, "i64")],
     "encoder_table": [(U32, "i64")],
-    "coded_bits": [(I64, U32, "i64")],
+    "plan_table": [(I64, "f64")],
     "write_varints": [(U32, OUT_U8)],
     "read_varints": [(U8, "i64", OUT_U32)],
     "read_pair_table": [(U8, "i64", OUT_U16, OUT_U32)],
@@ -75,7 +75,7 @@ SIGNATURES: dict[str, list[tuple[str, ...]]] = {
 RESULT_CAPACITY: dict[str, tuple[str, ...]] = {
     "field_histogram": ("1 << bits",),
     "byte_histogram": ("256",),
-    "normalize_counts": ("counts.size",),
+    "plan_table": ("counts.size",),
     "encoder_table": ("freq.size * 8",),
     "encoder_table_lanes": ("freq.size * 4",),
     "package_merge": ("weights.size",),

@@ -201,6 +201,50 @@ def coded_bits(counts, freq, scale_bits):
     return acc
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _order0_bits(counts):
+    """Order-0 entropy of counts times their total, in bits: the arithmetic of
+    ansz._kernels.fields.entropy_bits (kept identical, so the two agree to the last bit)."""
+    total = np.int64(0)
+    for c in counts:
+        total += c
+    if total == 0:
+        return 0.0
+    t = np.float64(total)
+    acc = 0.0
+    for c in counts:
+        if c > 0:
+            p = np.float64(c) / t
+            acc -= p * np.log2(p)
+    return acc * t
+
+
+@njit(cache=True, nogil=True)
+def plan_table(counts, min_gain):
+    """The rANS table for a histogram (int64[A], none negative, 2 to 2^SCALE_BITS present):
+    (scale_bits, freq uint32[A], coded bits of the words) with freq = normalize_counts at
+    SCALE_BITS, or at SCALE_BITS_HIGH where that cuts the coded bits by more than the
+    fraction min_gain. The high table is not built when the order-0 entropy is already
+    within min_gain of the SCALE_BITS cost (a margin of 1e-9 absorbs rounding), since no
+    table codes below it. ValueError for a histogram outside the contract."""
+    present = 0
+    for c in counts:
+        if c < 0:
+            raise ValueError("plan_table: a negative count")
+        present += c > 0
+    if present < 2 or present > (1 << SCALE_BITS):
+        raise ValueError("plan_table: fewer than two symbols present, or too many")
+    freq = normalize_counts(counts, SCALE_BITS)
+    cost = coded_bits(counts, freq, SCALE_BITS)
+    if _order0_bits(counts) * (1 - 1e-9) >= cost * (1 - min_gain):
+        return SCALE_BITS, freq, cost
+    high = normalize_counts(counts, SCALE_BITS_HIGH)
+    high_cost = coded_bits(counts, high, SCALE_BITS_HIGH)
+    if high_cost < cost * (1 - min_gain):
+        return SCALE_BITS_HIGH, high, high_cost
+    return SCALE_BITS, freq, cost
+
+
 @njit(cache=True, nogil=True)
 def write_varints(freq, out):
     """Write freq (uint32, each < 2^14) as LEB128 varints into out (uint8, >= 2 * freq.size
