@@ -507,17 +507,26 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
 
 
 @contextlib.contextmanager
-def _beside(fn: Callable[[], Any] | None) -> Iterator[Callable[[], Any]]:
-    """Run ``fn()`` on a thread of its own while the block runs; yields a callable that
-    waits for its result (or raises its exception). The thread is waited for on leaving,
-    also on an error: nothing it reads is closed under it. ``fn`` None: nothing runs."""
+def _beside(fn: Callable[[Any], Any] | None) -> Iterator[Callable[[], Any]]:
+    """Run ``fn(stop)`` on a thread of its own while the block runs; yields a callable that
+    waits for its result (or raises its exception). On an error in the block ``stop`` (a
+    threading.Event) is set, which ``fn`` checks now and then to give up early; the thread
+    is waited for on leaving in any case: nothing it reads is closed under it. ``fn`` None:
+    nothing runs."""
     if fn is None:
         yield lambda: None
         return
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
+    stop = threading.Event()
     with ThreadPoolExecutor(1, thread_name_prefix="ansz-beside") as pool:
-        yield pool.submit(fn).result
+        future = pool.submit(fn, stop)
+        try:
+            yield future.result
+        except BaseException:
+            stop.set()
+            raise
 
 
 def _chunk_items(source, plan: list[PlannedSegment], chunk_size: int, sha,

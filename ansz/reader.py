@@ -916,15 +916,18 @@ class BaseFile:
             return self._container._decode([(start, start + n)])[0]
         return self._file.read_scratch(start, n)
 
-    def identity(self) -> dict:
+    def identity(self, stop=None) -> dict | None:
         """``{"name", "size", "sha256"}`` of the base's original bytes (a container base's
-        sha256 from its index; a plain file's read once)."""
+        sha256 from its index; a plain file's read once). ``stop``, a threading.Event, if
+        set meanwhile, ends the reading early: None is returned."""
         if self._identity is None:
             if self._container is not None:
                 digest = self._container._cf.index.sha256
             else:
                 sha = hashlib.sha256()
                 for pos in range(0, self.size, _BASE_PIECE):
+                    if stop is not None and stop.is_set():
+                        return None
                     sha.update(self.read(pos, min(_BASE_PIECE, self.size - pos)))
                 digest = sha.hexdigest()
             self._identity = {"name": self.name, "size": self.size, "sha256": digest}
@@ -993,10 +996,15 @@ class BaseParts:
                                    "the base's files")
         return self.parts[i].read(start - self._starts[i], n)
 
-    def identity(self) -> dict:
-        """``{"name", "size", "parts"}``: each file's :meth:`BaseFile.identity`."""
-        return {"name": self.name, "size": self.size,
-                "parts": [f.identity() for f in self.parts]}
+    def identity(self, stop=None) -> dict | None:
+        """``{"name", "size", "parts"}``: each file's :meth:`BaseFile.identity` (None if
+        ``stop`` was set meanwhile)."""
+        parts = []
+        for f in self.parts:
+            if (part := f.identity(stop)) is None:
+                return None
+            parts.append(part)
+        return {"name": self.name, "size": self.size, "parts": parts}
 
     def check(self, record: dict, what: str) -> None:
         """:meth:`BaseFile.check` of every file against its record."""

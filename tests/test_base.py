@@ -633,3 +633,41 @@ def test_a_base_name_that_is_a_path_is_corrupt(tmp_path):
         with pytest.raises(CorruptDataError, match="not a file name"):
             api.decompress_file(hostile, tmp_path / "ft.out", base=tmp_path)
         assert not (tmp_path / "ft.out").exists()
+
+
+def test_a_failed_compression_stops_hashing_the_base(tmp_path, monkeypatch):
+    """The base's sha256 is computed beside the coding; when the coding fails, that thread
+    stops at its next piece instead of reading the rest of the base first."""
+    import threading
+    import time
+
+    from ansz import reader
+
+    monkeypatch.setattr(reader, "_BASE_PIECE", 1 << 16)
+    rng = np.random.default_rng(8)
+    base = _write(tmp_path / "base.safetensors",
+                  {"w": (rng.standard_normal(2_000_000) * 0.05).astype(np.float32)})
+    src = _write(tmp_path / "ft.safetensors",
+                 {"w": (rng.standard_normal(2_000_000) * 0.05).astype(np.float32)})
+    pieces = -(-base.stat().st_size // (1 << 16))
+    hashed = []
+    real_read = reader.BaseFile.read
+
+    def read(self, start, n):
+        if threading.current_thread().name.startswith("ansz-beside"):
+            hashed.append(n)
+            time.sleep(0.005)
+        return real_read(self, start, n)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("coder failed")
+
+    monkeypatch.setattr(reader.BaseFile, "read", read)
+    monkeypatch.setattr(api, "encode_against", fail, raising=False)
+    from ansz import base as base_module
+
+    monkeypatch.setattr(base_module, "encode_delta", fail)
+    with pytest.raises(RuntimeError, match="coder failed"):
+        api.compress_file(src, tmp_path / "ft.ansz", base=base, threads=2)
+    assert 0 < len(hashed) < pieces / 2
+    assert not (tmp_path / "ft.ansz").exists() and leftovers(tmp_path) == []
