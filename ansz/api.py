@@ -445,7 +445,7 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
 
         # the base's record goes in the index, at the end: its sha256 (of a plain base, a
         # read of the whole file) is computed beside the coding
-        spans, flags, record = base_spans(plan, base), flags | FLAG_BASE, {}
+        spans, flags, record = base_spans(plan, base, source.read_at), flags | FLAG_BASE, {}
         if hasattr(base, "parts"):  # a base of several files (BaseParts)
             flags |= FLAG_BASE_FILES
     if isinstance(source, FileSource) and all(seg.end is not None for seg in plan):

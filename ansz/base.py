@@ -5,7 +5,7 @@ chunk kinds that use them (docs/FORMAT.md, "Chunk kinds").
 - The base itself (an open ``ansz.reader.BaseFile``: a model file or a container of one) is
   any object with ``read(start, n)``, ``tensors``, ``size`` and ``check(record, what)``.
 - :func:`base_spans` pairs the segments of a plan with base tensors of the same name, dtype
-  and shape.
+  and shape, and a tensor with no such partner with a base tensor of equal bytes.
 - :func:`encode_against` codes one chunk that has base bytes: a COPY_BASE chunk if they are
   equal, else the smaller of a DELTA payload and the plain one.
 - :func:`chunk_decoder` decodes any chunk of a container, whatever its kind, with the base.
@@ -45,18 +45,55 @@ def needed_base(record: dict) -> str:
             f"{record['sha256']})")
 
 
-def base_spans(plan, base: Any) -> list[tuple[int, int] | None]:
+def base_spans(plan, base: Any, read_at: Callable[[int, int], bytes] | None = None
+               ) -> list[tuple[int, int] | None]:
     """For each planned segment, the base bytes ``[start, end)`` of the base tensor of the
-    same name, dtype and shape (and so length), or None."""
-    out = []
+    same name, dtype and shape (and so length), or None. With ``read_at`` (the input's
+    bytes), a tensor segment that has no such partner is paired with a base tensor of its
+    dtype and shape whose bytes are equal to its own, whatever its name (a tied head in one
+    shard, repeating the embedding of another given as the base): its chunks then copy the
+    base."""
+    out: list[tuple[int, int] | None] = []
+    by_shape: dict[tuple, list[tuple[int, int]]] | None = None
     for seg in plan:
         t = base.tensors.get(seg.name) if seg.name is not None else None
         if (t is not None and t[0] == seg.dtype and t[1] == tuple(seg.shape or ())
                 and seg.end is not None and t[3] - t[2] == seg.end - seg.start):
             out.append((t[2], t[3]))
-        else:
-            out.append(None)
+            continue
+        span = None
+        if read_at is not None and seg.name is not None and seg.end is not None:
+            if by_shape is None:
+                by_shape = {}
+                for dtype, shape, start, end in base.tensors.values():
+                    by_shape.setdefault((dtype, shape), []).append((start, end))
+            span = _equal_tensor(read_at, seg, base, by_shape.get((seg.dtype, tuple(seg.shape)),
+                                                                 []))
+        out.append(span)
     return out
+
+
+#: Bytes compared at a time when looking for a base tensor equal to an input's.
+_COMPARE_PIECE = 16 << 20
+
+
+def _equal_tensor(read_at, seg, base, candidates: list[tuple[int, int]]
+                  ) -> tuple[int, int] | None:
+    """The first of ``candidates`` (base ranges of the segment's dtype and shape) whose
+    bytes equal the segment's, or None: their first bytes are compared first, then all."""
+    n = seg.end - seg.start
+    head = np.frombuffer(read_at(seg.start, min(n, 64)), np.uint8)
+    for start, end in candidates:
+        if end - start != n or not np.array_equal(base.read(start, head.size), head):
+            continue
+        for off in range(0, n, _COMPARE_PIECE):
+            k = min(_COMPARE_PIECE, n - off)
+            mine = np.frombuffer(read_at(seg.start + off, k), np.uint8)
+            if not np.array_equal(base.read(start + off, k), mine):
+                break
+        else:
+            return start, end
+    return None
 
 
 #: A DELTA payload of at most this fraction of the chunk is kept without also trying the

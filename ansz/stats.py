@@ -184,7 +184,7 @@ def file_stats(path, *, level: int | None = None, threads: int | None = None,
 
             base = stack.enter_context(open_base(base, path))
             shifts = [None if sp is None else sp[0] - seg.start
-                      for sp, seg in zip(base_spans(plan, base), plan)]
+                      for sp, seg in zip(base_spans(plan, base, source.read_at), plan)]
         chunks = list(file_chunks(plan, DEFAULT_CHUNK_SIZE))
         copies: dict[int, int] = {}  # start of a chunk stored as a repeat -> the chunk it repeats
         if base is None:

@@ -671,3 +671,30 @@ def test_a_failed_compression_stops_hashing_the_base(tmp_path, monkeypatch):
         api.compress_file(src, tmp_path / "ft.ansz", base=base, threads=2)
     assert 0 < len(hashed) < pieces / 2
     assert not (tmp_path / "ft.ansz").exists() and leftovers(tmp_path) == []
+
+
+def test_a_tensor_repeated_across_shards_is_stored_once_against_the_other_shard(tmp_path):
+    """A tensor with no partner of its name in the base, but equal bytes under another name
+    (a tied head in the last shard, the embedding in the first), copies the base."""
+    rng = np.random.default_rng(6)
+    emb = (rng.standard_normal((400, 100)) * 0.05).astype(DTYPES["BF16"])
+    other = (rng.standard_normal((400, 100)) * 0.05).astype(DTYPES["BF16"])
+    first = _write(tmp_path / "model-00001-of-00002.safetensors",
+                   {"embed.weight": emb, "layer.w": other})
+    second = _write(tmp_path / "model-00002-of-00002.safetensors",
+                    {"lm_head.weight": emb, "near.w": (other.astype(np.float32) + 1e-3).astype(
+                        DTYPES["BF16"])})
+    alone = api.compress_file(second, tmp_path / "alone.ansz", chunk_size=CHUNK)
+    dst = tmp_path / "second.ansz"
+    r = api.compress_file(second, dst, chunk_size=CHUNK, base=first)
+    kinds = _kinds(dst)
+    assert set(kinds["lm_head.weight"]) == {COPY_BASE}
+    assert COPY_BASE not in kinds["near.w"]  # equal shape, other bytes: not a copy
+    assert r.compressed_size < alone.compressed_size - 0.5 * emb.nbytes
+    api.decompress_file(dst, tmp_path / "out", base=first)
+    assert (tmp_path / "out").read_bytes() == second.read_bytes()
+    # against a container of the first shard too
+    api.compress_file(first, tmp_path / "first.ansz", chunk_size=CHUNK)
+    api.compress_file(second, tmp_path / "second2.ansz", chunk_size=CHUNK,
+                      base=tmp_path / "first.ansz")
+    assert set(_kinds(tmp_path / "second2.ansz")["lm_head.weight"]) == {COPY_BASE}
