@@ -11,7 +11,7 @@
   the input, so these wait until the stream is ready instead.
 - :class:`FileSource` and :class:`StreamSource`: an input to compress, a regular file read
   where each chunk is coded or a stream read in order, each with the sha256 of everything
-  (:class:`BackgroundSha256`: on a thread of its own).
+  (:class:`FileSha256`, :class:`BackgroundSha256`: on a thread of their own).
 - :func:`check_output` and :func:`atomic_output`: the one policy for writing an output file
   (never over the input or a directory, over another file only when asked) and the atomic
   write itself (a temporary file renamed into place when complete). An output named by a
@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from .errors import AnszError, OutputExistsError
 from .remote import is_remote, local_path, temporary_stem
@@ -243,7 +243,7 @@ def open_regular(path: str) -> Iterator[PositionalFile]:
 
 class FileRange:
     """A chunk's bytes in a regular file, read by whichever worker codes the chunk
-    (:meth:`load`), into that thread's reused buffer or a buffer given."""
+    (:meth:`load`), into that thread's reused buffer."""
 
     __slots__ = ("_file", "_start", "_length")
 
@@ -253,27 +253,18 @@ class FileRange:
     def __len__(self) -> int:
         return self._length
 
-    def load(self, into=None):
-        """The bytes as a uint8 array: ``into[:length]`` (a writable uint8 array at least
-        that long) if given, else this thread's reused buffer."""
-        if into is None:
-            return self._file.read_scratch(self._start, self._length)
-        view = into[:self._length]
-        self._file.read_into(self._start, memoryview(view))
-        return view
+    def load(self):
+        return self._file.read_scratch(self._start, self._length)
 
 
 class FileSource:
-    """A compression input that is a regular file: any range, read where it is coded.
-
-    Its ranges (:class:`FileRange`) are read by the workers that code them, so the
-    pipeline hashes what they read (:meth:`hasher`), in order, after the coding: the file
-    is read once."""
+    """A compression input that is a regular file: any range, read where it is coded."""
 
     def __init__(self, f: PositionalFile):
         self._f = f
         self.size: int | None = f.size
         self.name = f.path
+        self._hasher: FileSha256 | None = None
 
     def head(self, n: int) -> bytes:
         return self._f.read_at(0, n)
@@ -285,9 +276,16 @@ class FileSource:
     def read(self, start: int, n: int) -> FileRange:
         return FileRange(self._f, start, max(0, min(n, self._f.size - start)))
 
+    def release(self, upto: int) -> None:
+        """The pipeline has coded the file below ``upto``."""
+        if self._hasher is not None:
+            self._hasher.allow(upto)
+
     def hasher(self, depth: int) -> BackgroundSha256:
-        """A sha256 for the bytes of the ranges once loaded, given to it in order."""
-        return BackgroundSha256(depth)
+        """The sha256 of the whole file, computed in the background from the start (and
+        kept near the pipeline by :meth:`release`)."""
+        self._hasher = FileSha256(self._f)
+        return self._hasher
 
 
 class StreamSource:
@@ -337,6 +335,9 @@ class StreamSource:
         self._pos += got
         return buf
 
+    def release(self, upto: int) -> None:
+        pass
+
     def hasher(self, depth: int) -> BackgroundSha256:
         """The sha256 of the pieces :meth:`read` returns, fed to it in order."""
         return BackgroundSha256(depth)
@@ -360,16 +361,11 @@ class BackgroundSha256:
         self._thread.start()
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            piece, release = item
+        while (piece := self._queue.get()) is not None:
             self._sha.update(piece)
-            if release is not None:
-                release(piece)
 
-    def update(self, piece, release: Callable[[Any], None] | None = None) -> None:
-        """Hash ``piece`` after the pieces before it; then ``release(piece)``, if given
-        (on the hashing thread), says it is no longer needed."""
-        self._queue.put((piece, release))
+    def update(self, piece) -> None:
+        self._queue.put(piece)
 
     def hexdigest(self) -> str:
         self.close()
@@ -384,6 +380,79 @@ class BackgroundSha256:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class FileSha256(BackgroundSha256):
+    """sha256 of a regular file, read by its own thread from the start.
+
+    The pipeline's own reads hash nothing (:meth:`update` ignores them): this thread reads the
+    file front to back in windows of its own. Starting at once lets the hash use the second
+    core while the pipeline starts (without the kernel library, the first kernel call loads
+    numba: ~0.5 s), instead of waiting for chunks the pipeline has not read yet. It stays at
+    most :attr:`LEAD` bytes ahead of what the pipeline has read (:meth:`allow`), so a file
+    larger than memory is not read from disk twice (pages the hasher brought in would
+    otherwise be evicted before the pipeline reached them). The file's bytes are those the
+    pipeline codes unless the file changes meanwhile, which ``compress_file`` checks at the
+    end.
+    """
+
+    WINDOW = 4 << 20
+    LEAD = 512 << 20
+
+    def __init__(self, f: PositionalFile):
+        self._sha = hashlib.sha256()
+        self._file = f
+        self._stop = False
+        self._error: BaseException | None = None
+        self._allowed = self.LEAD  # the hasher may read below this offset
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="ansz-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import numpy as np
+
+        size = self._file.size
+        buf = memoryview(np.empty(min(self.WINDOW, size), np.uint8))
+        try:
+            for pos in range(0, size, self.WINDOW):
+                n = min(self.WINDOW, size - pos)
+                with self._cond:
+                    while pos + n > self._allowed and not self._stop:
+                        self._cond.wait()
+                    if self._stop:
+                        return
+                self._file.read_into(pos, buf[:n])
+                self._sha.update(buf[:n])
+        except BaseException as e:  # reported by hexdigest, in the pipeline's thread
+            self._error = e
+
+    def allow(self, upto: float) -> None:
+        """The pipeline has read the file below ``upto``: hash up to LEAD bytes past it."""
+        with self._cond:
+            self._allowed = max(self._allowed, upto + self.LEAD)
+            self._cond.notify()
+
+    def update(self, piece) -> None:
+        """Nothing: the file is read by this hasher's own thread."""
+
+    def hexdigest(self) -> str:
+        self.close()
+        if self._error is not None:
+            raise self._error
+        return self._sha.hexdigest()
+
+    def close(self) -> None:
+        """Wait for the hash (the pipeline is done: no more lead limit)."""
+        self.allow(float("inf"))
+        self._thread.join()
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is not None:  # the pipeline failed: no digest is needed
+            with self._cond:
+                self._stop = True
+                self._cond.notify()
         self.close()
 
 

@@ -72,13 +72,13 @@ class BufferPool:
     never gets a buffer still held by another (``get`` pops, ``put`` pushes).
     """
 
-    def __init__(self, buffer_size: int, nthreads: int, extra: int = 0):
+    def __init__(self, buffer_size: int, nthreads: int):
         import threading
 
         self._free: list = []
         self._lock = threading.Lock()
         self._size = buffer_size
-        self._limit = in_flight(nthreads) + 1 + extra  # ``extra``: buffers held elsewhere too
+        self._limit = in_flight(nthreads) + 1
 
     def get(self, size: int):
         import numpy as np

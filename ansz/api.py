@@ -460,14 +460,9 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
                              repeats.kept_size if repeats is not None else 0)
     ends: dict[int, int] = {}  # segment -> where its data actually ended
     base_hashes: dict[int, list[int]] = {}  # segment -> its chunks' base bytes' xxh3
-    depth = 2 * nthreads + 2  # chunks waiting for the hash
-    # A file's chunks are read by the workers into these buffers, which then go (in order)
-    # to the hash: the file is read once. A stream's are hashed as they are read.
-    buffers = (BufferPool(chunk_size, nthreads, extra=depth + 1)
-               if isinstance(source, FileSource) else None)
-    with source.hasher(depth) as sha, _beside(
+    with source.hasher(2 * nthreads + 2) as sha, _beside(
             base.identity if base is not None else None) as identity:
-        items = _chunk_items(source, plan, chunk_size, None if buffers else sha, ends)
+        items = _chunk_items(source, plan, chunk_size, sha, ends)
         done = 0
         # base offset of each segment's bytes: base position = original position + shift
         shifts = [None if sp is None else sp[0] - seg.start for sp, seg in zip(spans, plan)]
@@ -475,10 +470,10 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
         copies = repeats.copies if repeats is not None else None
 
         def encode(item):
-            return _encode_item(item, coder, level, base, shifts, copies, buffers)
+            return _encode_item(item, coder, level, base, shifts, copies)
 
-        for segment, code, n, (kind, payload, chash), bhash, loaded in ordered_map(
-                encode, items, nthreads):
+        for segment, code, n, (kind, payload, chash), bhash in ordered_map(encode, items,
+                                                                          nthreads):
             if repeats is not None:
                 if kind == COPY_CHUNK and writer.chunks[copies[done]].content_hash != chash:
                     raise FileChangedError(f"{source.name} changed while it was compressed")
@@ -487,9 +482,8 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
             if bhash is not None:
                 base_hashes.setdefault(segment, []).append(bhash)
             writer.add_chunk(segment, code, payload, n, chash, kind)
-            if loaded is not None:
-                sha.update(loaded, buffers.put)
             done += n
+            source.release(done)
             if progress is not None:
                 progress(done)
         digest = sha.hexdigest()
@@ -532,7 +526,7 @@ def _beside(fn: Callable[[Any], Any] | None) -> Iterator[Callable[[], Any]]:
 def _chunk_items(source, plan: list[PlannedSegment], chunk_size: int, sha,
                  ends: dict[int, int]) -> Iterator[tuple[int, int, Any, int]]:
     """``(segment, dtype code, data, original offset)`` for every chunk, in order; runs in
-    the calling thread. ``sha`` (None: the caller hashes) is given each chunk's bytes.
+    the calling thread.
 
     Records in ``ends`` where each visited segment's data really ended (a stream may end
     early). Chunks never split an element; a short final piece that is not whole elements
@@ -545,8 +539,7 @@ def _chunk_items(source, plan: list[PlannedSegment], chunk_size: int, sha,
             want = step if seg.end is None else min(step, seg.end - pos)
             data = source.read(pos, want)
             if len(data):
-                if sha is not None:
-                    sha.update(data)
+                sha.update(data)
                 yield si, chunk_code(code, len(data)), data, pos
                 pos += len(data)
             if len(data) < want:  # end of a stream
@@ -556,26 +549,16 @@ def _chunk_items(source, plan: list[PlannedSegment], chunk_size: int, sha,
 
 
 def _encode_item(item: tuple[int, int, Any, int], coder: str, level: int, base=None,
-                 shifts: list | None = None, copies: dict[int, int] | None = None,
-                 buffers: BufferPool | None = None
-                 ) -> tuple[int, int, int, tuple[int, bytes, int], int | None, Any]:
-    """Code one chunk: ``(segment, code, length, (kind, payload, hash), base hash,
-    loaded)``; runs on a worker thread, which reads a file's bytes (and the base's)
-    itself, into a buffer of ``buffers`` (returned as ``loaded``, else None).
+                 shifts: list | None = None, copies: dict[int, int] | None = None
+                 ) -> tuple[int, int, int, tuple[int, bytes, int], int | None]:
+    """Code one chunk: ``(segment, code, length, (kind, payload, hash), base hash)``; runs
+    on a worker thread, which reads a file's bytes (and the base's) itself.
     ``shifts[segment]`` is where the segment's base bytes are relative to its own (None:
     it has none, and the base hash is None). ``copies[offset]`` is the chunk that the
     chunk at that original offset repeats (a COPY_CHUNK, only hashed)."""
     segment, code, data, pos = item
-    loaded = None
     if isinstance(data, FileRange):
-        data = loaded = data.load(buffers.get(len(data)) if buffers is not None else None)
-    return (*_encode_loaded(segment, code, data, pos, coder, level, base, shifts, copies),
-            loaded)
-
-
-def _encode_loaded(segment: int, code: int, data, pos: int, coder: str, level: int, base,
-                   shifts: list | None, copies: dict[int, int] | None):
-    """:func:`_encode_item` of a chunk's bytes ``data``, without ``loaded``."""
+        data = data.load()
     shift = shifts[segment] if shifts is not None else None
     based = base is not None and shift is not None
     if copies is not None and pos in copies:

@@ -299,5 +299,8 @@ class _TensorsSource:
             return pieces[0]
         return np.concatenate(pieces) if pieces else np.empty(0, np.uint8)
 
+    def release(self, upto: int) -> None:
+        pass
+
     def hasher(self, depth: int) -> BackgroundSha256:
         return BackgroundSha256(depth)

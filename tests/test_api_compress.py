@@ -5,7 +5,9 @@ thread of its own computes. Small chunk sizes make small files take the multi-ch
 
 import hashlib
 import io
+import os
 import threading
+import time
 
 import ml_dtypes
 import numpy as np
@@ -203,36 +205,36 @@ def test_chunks_never_split_an_element(tmp_path):
     assert out.getvalue() == src.read_bytes()
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_a_file_is_read_once_and_hashed_whole(tmp_path, monkeypatch, threads):
-    # The workers read each chunk into a buffer that then goes to the hash, in order: the
-    # container records the sha256 of every byte, and the file's bytes are read once (plus
-    # its header and a few small samples), not a second time for the hash.
-    read = []
-    real_read_into, real_read_scratch = _io.PositionalFile.read_into, _io.PositionalFile.read_scratch
-
-    def read_into(self, offset, view):
-        read.append(len(view))
-        return real_read_into(self, offset, view)
-
-    def read_scratch(self, offset, length):
-        view = real_read_scratch(self, offset, length)
-        read.append(len(view))
-        return view
-
-    monkeypatch.setattr(_io.PositionalFile, "read_into", read_into)
-    monkeypatch.setattr(_io.PositionalFile, "read_scratch", read_scratch)
-    src = make_tensors(tmp_path / "m.safetensors", np.float32, n=400_000)
-    api.compress_file(src, tmp_path / "m.ansz", chunk_size=CHUNK, threads=threads)
-    size = src.stat().st_size
-    assert size <= sum(read) < 1.02 * size
+@pytest.mark.parametrize("window", [4096, 1 << 20])
+def test_file_hash_covers_the_whole_file_in_windows(tmp_path, monkeypatch, window):
+    # A regular file is hashed by its own thread, window by window (here several windows,
+    # one of them partial); the container records the sha256 of every byte.
+    monkeypatch.setattr(_io.FileSha256, "WINDOW", window)
+    src = make_tensors(tmp_path / "m.safetensors", np.float32, n=40_000)
+    api.compress_file(src, tmp_path / "m.ansz", chunk_size=CHUNK)
     assert api.read_info(tmp_path / "m.ansz").sha256 == hashlib.sha256(
         src.read_bytes()).hexdigest()
     assert api.verify_file(tmp_path / "m.ansz").ok
 
 
+def _count_hashed_bytes(monkeypatch) -> list[int]:
+    """The sizes of the reads the file hasher's thread makes, as they happen."""
+    hashed = []
+    real_read_into = _io.PositionalFile.read_into
+
+    def read_into(self, offset, view):
+        real_read_into(self, offset, view)
+        if threading.current_thread().name == "ansz-sha256":
+            hashed.append(len(view))
+
+    monkeypatch.setattr(_io.PositionalFile, "read_into", read_into)
+    return hashed
+
+
 def test_file_hash_stops_when_compression_fails(tmp_path, monkeypatch):
     src = make_tensors(tmp_path / "m.safetensors", np.float32, n=40_000)
+    monkeypatch.setattr(_io.FileSha256, "LEAD", 0)  # it may hash only what has been coded
+    hashed = _count_hashed_bytes(monkeypatch)
 
     def fail(*args, **kwargs):
         raise RuntimeError("coder failed")
@@ -240,6 +242,34 @@ def test_file_hash_stops_when_compression_fails(tmp_path, monkeypatch):
     monkeypatch.setattr(api, "encode_payload", fail)
     with pytest.raises(RuntimeError, match="coder failed"):
         api.compress_file(src, tmp_path / "m.ansz", chunk_size=CHUNK)
-    # its thread is gone, and no output is left behind
+    # Told to stop, not to finish the file (as a successful run does); its thread is gone,
+    # and no output is left behind.
+    assert sum(hashed) == 0
     assert "ansz-sha256" not in {t.name for t in threading.enumerate()}
     assert not (tmp_path / "m.ansz").exists()
+
+
+def test_file_hash_stays_within_its_lead_of_the_pipeline(tmp_path, monkeypatch):
+    # The hasher reads at most LEAD bytes past what the pipeline has read (allow), so a
+    # file larger than memory is not read from disk twice; closing lifts the limit.
+    monkeypatch.setattr(_io.FileSha256, "WINDOW", 4096)
+    monkeypatch.setattr(_io.FileSha256, "LEAD", 0)
+    hashed = _count_hashed_bytes(monkeypatch)
+    data = os.urandom(3 * 4096 + 100)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+
+    def settles_at(n: int) -> bool:
+        deadline = time.monotonic() + 10
+        while sum(hashed) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # and reads no further
+        return sum(hashed) == n
+
+    with _io.PositionalFile(str(path)) as f:
+        h = _io.FileSha256(f)
+        assert settles_at(0)  # nothing allowed yet
+        h.allow(4096)
+        assert settles_at(4096)  # one window
+        assert h.hexdigest() == hashlib.sha256(data).hexdigest()
+        assert sum(hashed) == len(data)
