@@ -24,8 +24,8 @@ from .container import FLAG_WIDE_RANS, Record, content_hash
 from .dtypes import BLOCK_TYPE_NAMES, DTYPE_CODES, PairLayout, layout_for
 from .errors import CorruptDataError
 from .options import DEFAULT_LEVEL, FAST_LEVEL
-from .pairs import (FIELD_TOPS, Field, FieldCounts, escaped_values, field_choice, join_pairs,
-                    patch_escapes, plain_field, split_pairs)
+from .pairs import (FIELD_TOPS, NO_ESCAPES, Field, FieldCounts, escaped_values, field_choice,
+                    join_pairs, patch_escapes, plain_field, split_pairs)
 from .streams import (FAST_WIDE_STATES, STORED, WIDE_MIN, WIDE_STATES, decode_stream,
                       encode_stream_parts, framed_pieces, framed_streams, scratch)
 
@@ -78,13 +78,34 @@ def _pack_plane(top: np.ndarray, w: int) -> np.ndarray:
 
 def _unpack_plane(blob, n: int, w: int, top: np.ndarray) -> None:
     """Decode the packed last raw plane stream ``blob`` into ``top`` (n uint8 values)."""
-    size = _packed_size(n, w)
-    if len(blob) == size + 1 and blob[0] == STORED:
-        packed = np.frombuffer(blob, np.uint8, size, 1)
-    else:
-        packed = decode_stream(blob, size, scratch("packed", size))
+    packed = _stored_or_decoded(blob, _packed_size(n, w), "packed")
     if kernels.unpack_top(packed, np.int64(w), top):
         raise CorruptDataError("packed raw plane has nonzero padding bits")
+
+
+def _stored_or_decoded(blob, size: int, name: str) -> np.ndarray:
+    """A stream of ``size`` bytes: a stored one read in place, else decoded into scratch."""
+    if len(blob) == size + 1 and blob[0] == STORED:
+        return np.frombuffer(blob, np.uint8, size, 1)
+    return decode_stream(blob, size, scratch(name, size))
+
+
+def _join16(codes: np.ndarray, blob, field: Field, escaped: np.ndarray, dst: np.ndarray) -> None:
+    """Join a 16-bit chunk's codes and last raw plane (the stream ``blob``: bytes, or packed
+    values of a field wider than 8 bits) into ``dst`` (uint8, 2-aligned) and put its escapes
+    back, in one kernel call; CorruptDataError for nonzero padding bits or a number of
+    escape codes other than ``escaped.size``."""
+    n = codes.size
+    w = field.top_bits
+    top = _stored_or_decoded(blob, n if w == 8 else _packed_size(n, w),
+                             "raw" if w == 8 else "packed")
+    status, count = kernels.join_fielded16(codes, top, np.uint32(field.shift),
+                                           np.uint32(field.bits), np.uint32(field.base), True,
+                                           escaped, dst.view(np.uint16))
+    if status:
+        raise CorruptDataError("packed raw plane has nonzero padding bits")
+    if field.lim == 255 and count != escaped.size:
+        raise CorruptDataError(f"chunk has a number of escape codes other than {escaped.size}")
 
 
 def encode_chunk(data, dtype: str, *, fielded: bool = False, coder: str = "auto",
@@ -221,12 +242,12 @@ def decode_chunk(blob, dtype: str, nbytes: int, out: np.ndarray | None = None, *
         return out
     codes = decode_stream(next(streams), n, scratch("codes", n))
     planes = list(streams)
-    if escapes:
-        escaped = decode_stream(planes.pop(), 2 * escapes).view("<u2")
+    escaped = decode_stream(planes.pop(), 2 * escapes).view("<u2") if escapes else NO_ESCAPES
     top_bits = 8 if field is None else field.top_bits
     aligned = out.ctypes.data % layout.width == 0
-    if top_bits == 8 and len(planes) == 1 and len(planes[0]) == n + 1 and planes[0][0] == STORED:
-        raw = np.frombuffer(planes[0], np.uint8, n, 1)  # the common bf16/f16 case: no copy
+    dst = out if aligned else scratch("unaligned", nbytes)
+    if layout.width == 2:
+        _join16(codes, planes[0], field or plain_field(layout), escaped, dst)
     else:
         raw = scratch("raw", n * layout.raw_width)
         for b, s in enumerate(planes[:-1]):
@@ -236,12 +257,10 @@ def decode_chunk(blob, dtype: str, nbytes: int, out: np.ndarray | None = None, *
             decode_stream(planes[-1], n, top)
         else:
             _unpack_plane(planes[-1], n, top_bits, top)
-    dst = out if aligned else scratch("unaligned", nbytes)
-    join_pairs(codes, raw, layout, dst, field)
-    if field is not None and field.lim == 255:
-        if not patch_escapes(codes, escaped if escapes else np.zeros(0, np.uint16), layout,
-                             dst, field):
-            raise CorruptDataError(f"chunk has a number of escape codes other than {escapes}")
+        join_pairs(codes, raw, layout, dst, field)
+        if field is not None and field.lim == 255:
+            if not patch_escapes(codes, escaped, layout, dst, field):
+                raise CorruptDataError(f"chunk has a number of escape codes other than {escapes}")
     if not aligned:
         out[:] = dst
     return out

@@ -310,5 +310,14 @@ def join_pairs(codes: np.ndarray, raw: np.ndarray, layout: PairLayout, out: np.n
     if not field.check(layout.width):
         raise ValueError(f"join_pairs: {field} does not fit {layout.name}")
     e = out.view(_UINT[layout.width])
-    join = {2: kernels.join_pairs16, 4: kernels.join_pairs32}.get(layout.width, kernels.join_pairs)
-    join(codes, raw, np.uint32(field.shift), np.uint32(field.bits), np.uint32(field.base), e)
+    shift, bits, base = np.uint32(field.shift), np.uint32(field.bits), np.uint32(field.base)
+    if layout.width == 2:  # the chunk decoder's kernel, given no escapes to put back
+        kernels.join_fielded16(codes, raw, shift, bits, base, False, NO_ESCAPES, e)
+        return
+    join = kernels.join_pairs32 if layout.width == 4 else kernels.join_pairs
+    join(codes, raw, shift, bits, base, e)
+
+
+#: An empty escape list (read-only): what a chunk without escapes passes to the kernels.
+NO_ESCAPES = np.zeros(0, np.uint16)
+NO_ESCAPES.flags.writeable = False

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ansz import chunks
 from ansz.dtypes import PAIR_LAYOUTS, layout_for
 from ansz.pairs import join_pairs, split_pairs
 
@@ -205,3 +206,131 @@ def test_split_pairs16_matches_the_field_arithmetic_for_every_width(n):
                               np.uint32(field.base), codes, raw)
         assert np.array_equal(codes, expect_codes), field
         assert np.array_equal(raw, expect_raw), field
+
+
+def _join_fielded16_kernels():
+    """join_fielded16 as ansz calls it (the library's, where built) and numba's JIT kernel."""
+    from ansz import _kernels, kernels
+
+    return [kernels.join_fielded16, _kernels.join_fielded16]
+
+
+def _expected_join16(codes, vals, field, escaped):
+    """(elements, count of 255 codes) of a 16-bit join, field by field in int64: the code
+    plus base modulo 2^bits, the raw value around it, the first escaped.size escapes
+    replaced (a field wider than 8 bits only)."""
+    x = ((codes.astype(np.int64) + field.base) & ((1 << field.bits) - 1)) << field.shift
+    r = vals.astype(np.int64)
+    x |= ((r >> field.shift) << (field.shift + field.bits)) | (r & ((1 << field.shift) - 1))
+    count = 0
+    if field.bits > 8:
+        where = np.flatnonzero(codes == 255)
+        count, m = where.size, min(where.size, escaped.size)
+        fmask = (1 << field.bits) - 1
+        x[where[:m]] &= ~(fmask << field.shift)
+        x[where[:m]] |= (escaped[:m].astype(np.int64) & fmask) << field.shift
+    return (x & 0xFFFF).astype(np.uint16), count
+
+
+FIELDS16 = [(7, 8, 0), (8, 8, 0), (0, 8, 0), (6, 9, 300), (5, 10, 1000), (4, 11, 761),
+            (3, 12, 4095 - 254), (4, 12, 0), (4, 11, 2047)]
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 31, 32, 33, 95, 129, 1000, 1001, 4099, 70_001])
+def test_join_fielded16_unpacks_joins_and_patches_in_one_pass(n):
+    # Whole vectors, the scalar tail of each run between sub-plane slices, escapes in
+    # vectors and tails alike (many codes near 255), for every field width, packed and not.
+    from ansz import kernels
+    from ansz.pairs import Field
+
+    rng = np.random.default_rng(n)
+    for kernel in _join_fielded16_kernels():
+        for shift, bits, base in FIELDS16:
+            field = Field(shift, bits, base)
+            w = field.top_bits
+            vals = rng.integers(0, 1 << w, n).astype(np.uint8)
+            codes = rng.integers(0 if n % 2 else 240, 256, n).astype(np.uint8)
+            escaped = rng.integers(0, 1 << 16, int((codes == 255).sum())).astype(np.uint16)
+            if bits == 8:
+                escaped = escaped[:0]
+            expect, count = _expected_join16(codes, vals, field, escaped)
+            packed = np.zeros(chunks._packed_size(n, w) if w < 8 else 0, np.uint8)
+            if w < 8:
+                kernels.pack_top(vals, np.int64(w), packed)
+            for top, is_packed in ((vals, False), (packed, True)) if w < 8 else ((vals, True),):
+                out = np.full(n, 0xABCD, np.uint16)
+                status, got = kernel(codes, top, np.uint32(shift), np.uint32(bits),
+                                     np.uint32(base), is_packed, escaped, out)
+                assert (status, got) == (0, count), (field, is_packed)
+                assert np.array_equal(out, expect), (field, is_packed)
+
+
+def test_join_fielded16_counts_escape_codes_against_the_escapes_given():
+    # A count other than escaped.size is how a corrupt chunk shows: too few, too many, none.
+    from ansz.pairs import Field
+
+    n = 1000
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 255, n).astype(np.uint8)
+    codes[[3, 40, 41, 500, 999]] = 255
+    vals = rng.integers(0, 1 << 5, n).astype(np.uint8)
+    field = Field(4, 11, 761)
+    for kernel in _join_fielded16_kernels():
+        for given in (0, 4, 5, 6):
+            out = np.empty(n, np.uint16)
+            escaped = np.arange(given, dtype=np.uint16)
+            assert kernel(codes, vals, np.uint32(4), np.uint32(11), np.uint32(761), False,
+                          escaped, out) == (0, 5)
+            if given == 5:
+                assert np.array_equal(out, _expected_join16(codes, vals, field, escaped)[0])
+        out = np.empty(n, np.uint16)  # an 8-bit field: 255 is a value, nothing to count
+        assert kernel(codes, vals, np.uint32(7), np.uint32(8), np.uint32(0), True,
+                      np.zeros(0, np.uint16), out) == (0, 0)
+
+
+@pytest.mark.parametrize("w", range(4, 8))
+@pytest.mark.parametrize("n", [1, 3, 5, 7, 9, 15, 17, 1001, 4099])
+def test_join_fielded16_reports_nonzero_padding_bits(w, n):
+    # A padding bit set in any sub-plane's last byte is DECODE_BAD_PADDING; the values
+    # themselves are not padding.
+    from ansz import kernels
+
+    vals = np.random.default_rng(n * 10 + w).integers(0, 1 << w, n).astype(np.uint8)
+    packed = np.zeros(chunks._packed_size(n, w), np.uint8)
+    kernels.pack_top(vals, np.int64(w), packed)
+    codes = np.zeros(n, np.uint8)
+    field = (15 - (16 - w), 16 - w, 0)
+    for kernel in _join_fielded16_kernels():
+        out = np.empty(n, np.uint16)
+        args = [np.uint32(v) for v in field]
+        assert kernel(codes, packed, *args, True, np.zeros(0, np.uint16), out)[0] == 0
+        start = 0
+        for k in [4] + ([2] if w >= 6 else []) + ([1] if w % 2 else []):
+            size = -(-n * k // 8)
+            for q in range(8 // k):  # every field of the sub-plane's last byte
+                bad = packed.copy()
+                bad[start + size - 1] |= ((1 << k) - 1) << (q * k)
+                padding = q * size + size - 1 >= n
+                status = kernel(codes, bad, *args, True, np.zeros(0, np.uint16), out)[0]
+                assert status == (kernels.DECODE_BAD_PADDING if padding else 0), (k, q)
+            start += size
+
+
+def test_join_fielded16_refuses_what_it_cannot_index():
+    from ansz import kernels
+
+    n = 100
+    codes, vals, out = np.zeros(n, np.uint8), np.zeros(n, np.uint8), np.zeros(n, np.uint16)
+    packed = np.zeros(chunks._packed_size(n, 5), np.uint8)
+    none = np.zeros(0, np.uint16)
+    u = np.uint32
+    for args in ((codes[:-1], vals, u(7), u(8), u(0), True, none, out),
+                 (codes, vals[:-1], u(7), u(8), u(0), True, none, out),
+                 (codes, packed[:-1], u(4), u(11), u(0), True, none, out),
+                 (codes, vals, u(4), u(11), u(0), True, none, out),  # not packed
+                 (codes, packed, u(6), u(11), u(0), True, none, out),  # past bit 16
+                 (codes, vals, u(7), u(7), u(0), True, none, out),
+                 (codes, vals, u(3), u(13), u(0), False, none, out),
+                 (codes, packed, u(4), u(11), u(2048), True, none, out)):
+        with pytest.raises(ValueError):
+            kernels.join_fielded16(*args)

@@ -25,7 +25,8 @@ DECODE_BAD_PADDING = 5  # padding bits (of a prefix-coded stream or a packed pla
 # [0, W - 1); the last plane holds the top 16 - bits bits of r (a whole byte when bits = 8,
 # the coding-pair layouts of ansz.pairs; fewer when mantissa bits join the code). The
 # code is (field - base) when that is below 255, else 255, an *escape* of a wide field whose
-# value the caller stores aside (patch_escapes puts it back); a plain 8-bit field has base
+# value the caller stores aside (patch_escapes puts it back, or join_fielded16 while joining
+# 16-bit elements); a plain 8-bit field has base
 # 0, so 255 is just its value. Joining adds base back
 # modulo 2^bits, so any input decodes to some elements (the content hash catches damage).
 
@@ -81,7 +82,13 @@ def join_pairs(codes, raw, shift, bits, base, elems):
         elems[i] = ((r >> sh) << sb) | (t << sh) | (r & low)
 
 
-SPLIT16_LANES = 32  # 16-bit elements _split16_vectors splits at once: 512 bits
+SPLIT16_LANES = 32  # 16-bit elements _split16_vectors splits (and joins) at once: 512 bits
+
+
+def _declare(module, name, fnty):
+    """The function ``name`` of the LLVM module (an intrinsic), declared once."""
+    fn = module.globals.get(name)
+    return fn if fn is not None else ir.Function(module, fnty, name=name)
 
 
 @intrinsic
@@ -165,15 +172,245 @@ def split_pairs16(elems, shift, bits, base, codes, raw):
         raw[i] = np.uint8(((e >> sb) << sh) | (e & low))
 
 
-@njit(cache=True, nogil=True)
-def join_pairs16(codes, raw, shift, bits, base, elems):
-    """join_pairs for 16-bit elements in 32-bit arithmetic, which LLVM vectorizes."""
-    n = elems.size
+def _join16_vectors(nsrc):
+    """An intrinsic: the whole vectors of one run of join_fielded16 whose top values come
+    from ``nsrc`` (1 to 3) byte sources, SPLIT16_LANES elements at a time in 16-bit lanes.
+
+    ``(elems, codes, top, escaped, params, first, nvec, k, shift, bits, base, patch) -> k``
+    joins elements first .. first + nvec * SPLIT16_LANES - 1. Element i's top value is the OR
+    over sources s of ((top[i + params[4s]] >> params[4s + 1]) & params[4s + 2]) <<
+    params[4s + 3]. With ``patch`` nonzero, a vector whose codes include 255 takes the field
+    values of its escapes from escaped[k:] in order (one expanding load) when all of them
+    are there (k + their number <= escaped.size), and k advances by their number either
+    way; the new k is returned. The caller guarantees every index read or written lies in
+    its array, a valid field (8 <= bits, shift + bits <= 16, base < 2^bits) and params
+    with shifts under 8 and masks under 256. All scalars are int64.
+    """
+
+    @intrinsic
+    def join_vectors(typingctx, elems, codes, top, escaped, params, first, nvec, k0, shift,
+                     bits, base, patch):
+        sig = types.int64(elems, codes, top, escaped, params, first, nvec, k0, shift, bits,
+                          base, patch)
+
+        def codegen(context, builder, signature, args):
+            arrays = [context.make_array(t)(context, builder, a)
+                      for t, a in zip(signature.args[:5], args[:5])]
+            ep, cp, tp, xp, pp = (a.data for a in arrays)
+            nesc = arrays[3].nitems
+            first, nv, k0_v, sh_v, bits_v, base_v, patch_v = args[5:]
+            i1, i8, i16, i32, i64 = (ir.IntType(b) for b in (1, 8, 16, 32, 64))
+            lanes = SPLIT16_LANES
+            v16, v8, v1 = (ir.VectorType(t, lanes) for t in (i16, i8, i1))
+            mask_int = ir.IntType(lanes)
+
+            def splat(value):  # an i16, or an i64 taken modulo 2^16
+                if value.type != i16:
+                    value = builder.trunc(value, i16)
+                u = builder.insert_element(ir.Constant(v16, ir.Undefined), value,
+                                           ir.Constant(i32, 0))
+                return builder.shuffle_vector(u, ir.Constant(v16, ir.Undefined),
+                                              ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
+
+            def param(j):
+                return builder.load(builder.gep(pp, [ir.Constant(i64, j)]))
+
+            srcs = [(param(4 * s), splat(param(4 * s + 1)), splat(param(4 * s + 2)),
+                     splat(param(4 * s + 3))) for s in range(nsrc)]
+            one = ir.Constant(i16, 1)
+            sh16 = builder.trunc(sh_v, i16)
+            bits16 = builder.trunc(bits_v, i16)
+            sh = splat(sh16)
+            top_sh = splat(builder.sub(builder.add(sh16, bits16), one))  # shift + bits - 1
+            fmask = splat(builder.sub(builder.shl(one, bits16), one))
+            low = splat(builder.sub(builder.shl(one, sh16), one))
+            b0 = splat(base_v)
+            ones = ir.Constant(v16, [1] * lanes)
+            c255 = ir.Constant(v8, [255] * lanes)
+            patch_mask = builder.select(builder.icmp_signed("!=", patch_v, ir.Constant(i64, 0)),
+                                        ir.Constant(mask_int, -1), ir.Constant(mask_int, 0))
+            ctpop = _declare(builder.module, f"llvm.ctpop.i{lanes}",
+                             ir.FunctionType(mask_int, [mask_int]))
+            expand = _declare(builder.module, f"llvm.masked.expandload.v{lanes}i16",
+                              ir.FunctionType(v16, [ir.PointerType(i16), v1, v16]))
+
+            def load(ptr, at, t):
+                return builder.load(builder.bitcast(builder.gep(ptr, [at]), ir.PointerType(t)),
+                                    align=1)
+
+            entry = builder.basic_block
+            head = builder.append_basic_block("join.head")
+            body = builder.append_basic_block("join.body")
+            esc = builder.append_basic_block("join.escapes")
+            store = builder.append_basic_block("join.store")
+            done = builder.append_basic_block("join.done")
+            builder.branch(head)
+            builder.position_at_end(head)
+            j, k = builder.phi(i64), builder.phi(i64)
+            j.add_incoming(ir.Constant(i64, 0), entry)
+            k.add_incoming(k0_v, entry)
+            builder.cbranch(builder.icmp_signed("<", j, nv), body, done)
+
+            builder.position_at_end(body)
+            at = builder.add(first, builder.mul(j, ir.Constant(i64, lanes)))
+            code8 = load(cp, at, v8)
+            t = builder.and_(builder.add(builder.zext(code8, v16), b0), fmask)
+            r = None
+            for off, shr, msk, shl in srcs:
+                v = builder.zext(load(tp, builder.add(at, off), v8), v16)
+                v = builder.shl(builder.and_(builder.lshr(v, shr), msk), shl)
+                r = v if r is None else builder.or_(r, v)
+            is_esc = builder.icmp_unsigned("==", code8, c255)
+            bits_esc = builder.and_(builder.bitcast(is_esc, mask_int), patch_mask)
+            builder.cbranch(builder.icmp_unsigned("!=", bits_esc, ir.Constant(mask_int, 0)),
+                            esc, store)
+
+            builder.position_at_end(esc)  # rare: the vector holds escapes
+            k_end = builder.add(k, builder.zext(builder.call(ctpop, [bits_esc]), i64))
+            fits = builder.icmp_signed("<=", k_end, nesc)
+            take = builder.select(fits, is_esc, ir.Constant(v1, [0] * lanes))
+            got = builder.call(expand, [builder.gep(xp, [k]), take, ir.Constant(v16, [0] * lanes)])
+            t_esc = builder.select(take, builder.and_(got, fmask), t)
+            builder.branch(store)
+
+            builder.position_at_end(store)
+            t_all, k_next = builder.phi(v16), builder.phi(i64)
+            t_all.add_incoming(t, body)
+            t_all.add_incoming(t_esc, esc)
+            k_next.add_incoming(k, body)
+            k_next.add_incoming(k_end, esc)
+            # (r >> shift) << (shift + bits) as two shifts: shift + bits may be 16
+            e = builder.shl(builder.shl(builder.lshr(r, sh), top_sh), ones)
+            e = builder.or_(builder.or_(e, builder.shl(t_all, sh)), builder.and_(r, low))
+            builder.store(e, builder.bitcast(builder.gep(ep, [at]), ir.PointerType(v16)),
+                          align=2)
+            j.add_incoming(builder.add(j, ir.Constant(i64, 1)), store)
+            k.add_incoming(k_next, store)
+            builder.branch(head)
+
+            builder.position_at_end(done)
+            return k
+
+        return sig, codegen
+
+    return join_vectors
+
+
+_join16_vectors1 = _join16_vectors(1)
+_join16_vectors2 = _join16_vectors(2)
+_join16_vectors3 = _join16_vectors(3)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _join16_run(elems, codes, top, escaped, params, nsrc, a, b, k, shift, bits, base, patch):
+    """Join elements a .. b - 1 as join_fielded16 does, the top value of element i being
+    the OR over the nsrc sources of params (see _join16_vectors): whole vectors by the
+    intrinsic, the rest one by one. Returns the next escape index k."""
+    nvec = (b - a) // SPLIT16_LANES
+    if nvec > 0:
+        a64, nv, sh64, bits64, base64 = (np.int64(a), np.int64(nvec), np.int64(shift),
+                                         np.int64(bits), np.int64(base))
+        if nsrc == 1:
+            k = _join16_vectors1(elems, codes, top, escaped, params, a64, nv, k, sh64, bits64,
+                                 base64, patch)
+        elif nsrc == 2:
+            k = _join16_vectors2(elems, codes, top, escaped, params, a64, nv, k, sh64, bits64,
+                                 base64, patch)
+        else:
+            k = _join16_vectors3(elems, codes, top, escaped, params, a64, nv, k, sh64, bits64,
+                                 base64, patch)
     sh, sb, fmask, low, b0 = _pair_shifts(shift, bits, base, np.uint32(1))
-    for i in range(n):
-        r = np.uint32(raw[i])
-        t = (np.uint32(codes[i]) + b0) & fmask
+    for i in range(a + nvec * SPLIT16_LANES, b):
+        r = np.uint32(0)
+        for s in range(nsrc):
+            v = np.uint32(top[i + params[4 * s]]) >> np.uint32(params[4 * s + 1])
+            r |= (v & np.uint32(params[4 * s + 2])) << np.uint32(params[4 * s + 3])
+        c = codes[i]
+        t = (np.uint32(c) + b0) & fmask
+        if patch and c == 255:
+            if k < escaped.size:
+                t = np.uint32(escaped[k]) & fmask
+            k += 1
         elems[i] = np.uint16(((r >> sh) << sb) | (t << sh) | (r & low))
+    return k
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _set_source(src, s, start, nbytes, kb, at):
+    """Row s of join_fielded16's sources (at least 1 byte, so that i // S is defined)."""
+    src[s, 0] = start
+    src[s, 1] = max(nbytes, 1)
+    src[s, 2] = kb
+    src[s, 3] = at
+
+
+@njit(cache=True, nogil=True)
+def join_fielded16(codes, top, shift, bits, base, packed, escaped, elems):
+    """Inverse of split_pairs16 for a fielded chunk, its escapes put back, in one pass:
+    (status, count).
+
+    codes: uint8[n]; elems: uint16[n], written. top: the last raw plane, one byte per
+    element (n bytes) unless ``packed`` and the field is wider than 8 bits, when it is the
+    plane of 16 - bits bit values packed as pack_top packs them. For a field wider than 8
+    bits the k-th element whose code is 255 takes field value escaped[k] (uint16, modulo
+    2^bits); count is the number of codes 255 (0 for an 8-bit field, whose 255 is a value).
+    On a count other than escaped.size, which the caller reports as corrupt, the escaped
+    elements are unspecified. status is DECODE_BAD_PADDING if a packed plane's padding bits
+    are not zero, else DECODE_OK. ValueError for sizes or a field outside this contract.
+    """
+    n = elems.size
+    if not (8 <= bits <= 12 and shift + bits <= 16 and base < (np.uint32(1) << bits)):
+        raise ValueError("join_fielded16: the field does not fit 16-bit elements")
+    if codes.size != n:
+        raise ValueError("join_fielded16: codes and elems differ in size")
+    w = 16 - np.int64(bits) if packed else np.int64(8)
+    s4, s2, s1 = (n + 1) // 2, (n + 3) // 4, (n + 7) // 8
+    # the sources of the top value: (first byte, bytes S, bits per value kb, bit of the
+    # value); value i of a source sits in its byte i % S at bit (i // S) * kb
+    src = np.zeros((3, 4), np.int64)
+    if w == 8:
+        _set_source(src, 0, 0, n, 8, 0)
+        nsrc, size = 1, n
+    else:
+        _set_source(src, 0, 0, s4, 4, 0)
+        nsrc, size = 1, s4
+        if w >= 6:
+            _set_source(src, 1, size, s2, 2, 4)
+            nsrc, size = 2, size + s2
+        if w % 2 == 1:
+            _set_source(src, nsrc, size, s1, 1, w - 1)
+            nsrc, size = nsrc + 1, size + s1
+    if top.size != size:
+        raise ValueError("join_fielded16: the top plane has the wrong size")
+    ok = True
+    for s in range(nsrc):  # packed: the fields past the last value are padding, zero
+        start, m_bytes, kb = src[s, 0], src[s, 1], src[s, 2]
+        if kb == 8 or n == 0:
+            continue
+        m = 8 // kb
+        for jb in range(max(0, n - (m - 1) * m_bytes), m_bytes):
+            b = top[start + jb]
+            for q in range(m):
+                if q * m_bytes + jb >= n:
+                    ok &= ((b >> np.uint8(q * kb)) & np.uint8((1 << kb) - 1)) == 0
+    patch = np.int64(bits > 8)
+    params = np.zeros(12, np.int64)
+    k = np.int64(0)
+    a = np.int64(0)
+    while a < n:  # runs over which every source's slice is one
+        b = n
+        for s in range(nsrc):
+            start, m_bytes, kb, at = src[s, 0], src[s, 1], src[s, 2], src[s, 3]
+            q = a // m_bytes
+            b = min(b, (q + 1) * m_bytes)
+            params[4 * s] = start - q * m_bytes
+            params[4 * s + 1] = q * kb
+            params[4 * s + 2] = (1 << kb) - 1
+            params[4 * s + 3] = at
+        k = _join16_run(elems, codes, top, escaped, params, nsrc, a, b, k, shift, bits, base,
+                        patch)
+        a = b
+    return (DECODE_OK if ok else DECODE_BAD_PADDING), k
 
 
 @njit(cache=True, nogil=True)
