@@ -214,3 +214,51 @@ def test_plan_table_is_the_composition_of_its_kernels():
                 np.array([5, -1, 3], np.int64)):
         with pytest.raises(ValueError):
             kernels.plan_table(bad, 0.001)
+
+
+RANS_L = 1 << 15  # the lower bound of a state between symbols
+
+
+def reference_wide_words(codes, freq, nstates, scale_bits):
+    """The words of rans_encode_wide, one symbol at a time in Python integers from
+    ryg's rANS arithmetic (exact division): the codes past the last whole group of nstates
+    last to first, then the groups last to first, each lane from last to first (a state
+    that renormalizes emits its low word below the words already written)."""
+    m, start = 1 << scale_bits, np.concatenate(([0], np.cumsum(freq)))
+    x = [RANS_L] * nstates
+    words = []  # in the order written: the decoder reads them reversed
+
+    def put(j, s):
+        f = int(freq[s])
+        if x[j] >= ((RANS_L >> scale_bits) << 16) * f:
+            words.append(x[j] & 0xFFFF)
+            x[j] >>= 16
+        x[j] = (x[j] // f) * m + x[j] % f + int(start[s])
+
+    n = codes.size
+    full = n // nstates * nstates
+    for i in range(n - 1, full - 1, -1):
+        put(i - full, int(codes[i]))
+    for g in range(full // nstates - 1, -1, -1):
+        for j in range(nstates - 1, -1, -1):
+            put(j, int(codes[g * nstates + j]))
+    head = [w for v in x for w in (v & 0xFFFF, v >> 16)]
+    return np.array(head + words[::-1], np.uint16)
+
+
+@pytest.mark.parametrize("scale_bits", [12, 14])
+@pytest.mark.parametrize("nstates", [32, 64])
+def test_wide_encoder_writes_the_reference_words(scale_bits, nstates):
+    # The lane encoder looks up the reciprocal, bias and complement of each symbol's
+    # frequency and computes its shift and renormalization bound: every frequency from 1
+    # (the reciprocal's special case) to near M must give ryg's arithmetic, word for word.
+    rng = np.random.default_rng(scale_bits + nstates)
+    weights = np.concatenate(([1e-9] * 40, rng.random(200) ** 8, [50.0] * 2, rng.random(14)))
+    counts = np.maximum(1, (weights / weights.sum() * 400_000)).astype(np.int64)
+    counts[5] = 1 << 20  # one symbol near M
+    freq = rans.normalize_counts(counts, scale_bits)
+    assert freq.min() == 1 and freq.max() > (1 << scale_bits) // 2
+    codes = rng.choice(256, 20_000 + nstates // 2, p=freq / freq.sum()).astype(np.uint8)
+    codes[:256] = np.arange(256)  # every symbol, rare ones too
+    words = rans.encode_symbols_wide(codes, freq, nstates, scale_bits=scale_bits)
+    assert np.array_equal(words, reference_wide_words(codes, freq, nstates, scale_bits))

@@ -77,7 +77,7 @@ RESULT_CAPACITY: dict[str, tuple[str, ...]] = {
     "byte_histogram": ("256",),
     "plan_table": ("counts.size",),
     "encoder_table": ("freq.size * 8",),
-    "encoder_table_lanes": ("freq.size * 4",),
+    "encoder_table_lanes": ("freq.size * 2",),
     "package_merge": ("weights.size",),
     "huffman_read_table": ("1 << 15",),  # the table has 2^T entries, T <= 15
     "qlc_optimal_areas": ("8", "counts.size"),

@@ -690,6 +690,8 @@ def _lanes_encoder(nvec):
             compress = _declare(builder.module, "llvm.masked.compressstore.v16i16",
                                 ir.FunctionType(ir.VoidType(), [vec(i16), ir.PointerType(i16), vec(i1)]))
             ebase = splat(builder.ptrtoint(ep, i64), i64)
+            ctlz = _declare(builder.module, "llvm.ctlz.v16i32",
+                            ir.FunctionType(vec(i32), [vec(i32), i1]))
 
             def more(g, p):  # groups left (encoded last to first)
                 return builder.icmp_signed(">", g, ir.Constant(i64, 0))
@@ -703,13 +705,20 @@ def _lanes_encoder(nvec):
                     src = builder.gep(cp, [builder.add(first, ir.Constant(i64, LANES * k))])
                     code = builder.load(builder.bitcast(src, ir.PointerType(vec(i8))), align=1)
                     row = builder.add(ebase, builder.shl(builder.zext(code, vec(i64)),
-                                                         const(i64, 4)))
-                    rcp, packed, bias = (_gather32(builder, builder.add(row, const(i64, off)))
-                                         for off in (4, 8, 12))
-                    # x_max = ((RANS_L >> scale_bits) << 16) * freq, freq = M - cmpl_freq:
-                    # no gather
-                    cmpl = builder.lshr(packed, const(i32, 8))
-                    x_max = builder.shl(builder.sub(m, cmpl), x_max_shift)
+                                                         const(i64, 3)))
+                    rcp, packed = (_gather32(builder, builder.add(row, const(i64, off)))
+                                   for off in (0, 4))
+                    cmpl = builder.and_(packed, const(i32, 0xFFFF))
+                    bias = builder.lshr(packed, const(i32, 16))
+                    # x_max = ((RANS_L >> scale_bits) << 16) * freq, freq = M - cmpl, and
+                    # rcp_shift = ceil(log2(freq)) - 1 (0 for freq 1), as encoder_table
+                    freq = builder.sub(m, cmpl)
+                    x_max = builder.shl(freq, x_max_shift)
+                    ceil_log2 = builder.sub(const(i32, 32), builder.call(
+                        ctlz, [builder.sub(freq, const(i32, 1)), ir.Constant(i1, 0)]))
+                    at_least_1 = builder.icmp_unsigned(">", ceil_log2, const(i32, 1))
+                    rcp_shift = builder.sub(builder.select(at_least_1, ceil_log2, const(i32, 1)),
+                                            const(i32, 1))
                     big = builder.icmp_unsigned(">=", x, x_max)
                     pc = builder.sub(pc, _popcount16(builder, big))
                     builder.call(compress,
@@ -718,7 +727,7 @@ def _lanes_encoder(nvec):
                     q = builder.trunc(builder.lshr(builder.mul(builder.zext(x, vec(i64)),
                                                                builder.zext(rcp, vec(i64))),
                                                    const(i64, 32)), vec(i32))
-                    q = builder.lshr(q, builder.and_(packed, const(i32, 0xFF)))
+                    q = builder.lshr(q, rcp_shift)
                     new[k] = builder.add(builder.add(x, bias), builder.mul(q, cmpl))
                 return g1, pc, new
 
@@ -738,17 +747,15 @@ _encode_groups64 = _lanes_encoder(4)
 
 @njit(cache=True, nogil=True)
 def encoder_table_lanes(freq, scale_bits):
-    """uint32[A * 4]: symbol s at [4s, 4s+4) = (x_max, rcp_freq, (cmpl_freq << 8) |
-    rcp_shift, bias), encoder_table's row packed into 16 bytes for the lane encoder
-    (every value fits: x_max < 2^31, rcp_freq < 2^32, cmpl_freq <= 2^14, rcp_shift < 14,
-    bias < 2^15)."""
+    """uint32[A * 2]: symbol s at [2s, 2s+2) = (rcp_freq, (bias << 16) | cmpl_freq), the part
+    of encoder_table's row the lane encoder looks up (rcp_freq < 2^32, bias < 2^15, cmpl_freq
+    < 2^14 for a symbol with freq >= 1); it computes x_max and rcp_shift from freq = M -
+    cmpl_freq."""
     enc = encoder_table(freq, scale_bits)
-    out = np.empty(freq.size * 4, np.uint32)
+    out = np.empty(freq.size * 2, np.uint32)
     for s in range(freq.size):
-        out[4 * s] = np.uint32(enc[8 * s])
-        out[4 * s + 1] = np.uint32(enc[8 * s + 1])
-        out[4 * s + 2] = np.uint32((enc[8 * s + 4] << np.uint64(8)) | enc[8 * s + 2])
-        out[4 * s + 3] = np.uint32(enc[8 * s + 3])
+        out[2 * s] = np.uint32(enc[8 * s + 1])
+        out[2 * s + 1] = np.uint32((enc[8 * s + 3] << np.uint64(16)) | enc[8 * s + 4])
     return out
 
 
