@@ -230,7 +230,8 @@ def encode_stream_parts(symbols: np.ndarray, *, try_zstd: bool = False, coder: s
     budget = n * (1 - MIN_GAIN)
     if not try_zstd and n >= _SAMPLE_MIN and _looks_incompressible(symbols):
         return [bytes([STORED]), symbols.data]
-    counts = rans.byte_histogram(symbols) if counts is None else counts
+    if counts is None:
+        counts = kernels.code_histogram(symbols, scratch("pair_table", 65536, np.uint32))
     present = np.flatnonzero(counts)
     if present.size == 1:
         return [bytes([CONSTANT, int(present[0])])]

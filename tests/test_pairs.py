@@ -334,3 +334,36 @@ def test_join_fielded16_refuses_what_it_cannot_index():
                  (codes, packed, u(4), u(11), u(2048), True, none, out)):
         with pytest.raises(ValueError):
             kernels.join_fielded16(*args)
+
+
+@pytest.mark.parametrize("n", [0, 1, 4095, 4096 + (1 << 15) - 1, 4096 + (1 << 15),
+                               4096 + (1 << 15) + 1, 300_001, 1 << 19])
+def test_code_histogram_counts_every_byte_once_by_either_method(n):
+    # Exponent-like codes (a few values) go through the pair table past the sample,
+    # uniform bytes, a constant run and a half-constant run count one by one; every count
+    # is exact either way, the table's leftover contents notwithstanding.
+    from ansz import _kernels, kernels
+
+    rng = np.random.default_rng(n)
+    half = rng.integers(0, 256, n).astype(np.uint8)
+    half[::2] = 9
+    cases = [np.clip(rng.normal(120, 3, n), 0, 255).astype(np.uint8),  # pairs
+             (rng.integers(0, 4, n) * 60 + 1).astype(np.uint8),  # pairs, 4 values
+             rng.integers(0, 256, n).astype(np.uint8), np.full(n, 7, np.uint8), half]
+    for kernel in (kernels.code_histogram, _kernels.code_histogram):
+        for data in cases:
+            table = rng.integers(0, 1 << 32, 65536, dtype=np.uint64).astype(np.uint32)
+            got = kernel(data, table)
+            assert got.dtype == np.int64
+            assert np.array_equal(got, np.bincount(data, minlength=256))
+
+
+def test_code_histogram_refuses_a_small_table_when_it_needs_one():
+    from ansz import kernels
+
+    data = np.clip(np.random.default_rng(1).normal(120, 3, 1 << 17), 0, 255).astype(np.uint8)
+    with pytest.raises(ValueError):
+        kernels.code_histogram(data, np.zeros(65535, np.uint32))
+    small = data[:1000]  # counted one by one: no table needed
+    assert np.array_equal(kernels.code_histogram(small, np.zeros(0, np.uint32)),
+                          np.bincount(small, minlength=256))

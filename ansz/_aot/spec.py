@@ -38,7 +38,7 @@ SIGNATURES: dict[str, list[tuple[str, ...]]] = {
     "choose_field16": [(U16, "i64", I64, OUT_U32, OUT_I64)],
     "pack_top": [(U8, "i64", OUT_U8)],
     "unpack_top": [(U8, "i64", OUT_U8)],
-    "byte_histogram": [(U8,)],
+    "code_histogram": [(U8, OUT_U32)],
     "entropy_bits": [(I64,)],
     "sampled_entropy": [(U8, "i64")],
     # rANS (ansz._kernels.rans)
@@ -74,7 +74,7 @@ SIGNATURES: dict[str, list[tuple[str, ...]]] = {
 
 RESULT_CAPACITY: dict[str, tuple[str, ...]] = {
     "field_histogram": ("1 << bits",),
-    "byte_histogram": ("256",),
+    "code_histogram": ("256",),
     "plan_table": ("counts.size",),
     "encoder_table": ("freq.size * 8",),
     "encoder_table_lanes": ("freq.size * 2",),

@@ -932,6 +932,64 @@ def byte_histogram(data):
     return out
 
 
+#: code_histogram counts the first PAIR_SAMPLE codes one by one, and the rest two at a
+#: time (a 65536-bin table of byte pairs) when those first ones span at most 2^PAIR_MAX_BITS
+#: values in entropy (the pairs' hot bins then stay in L1) and no value has more than half
+#: of them (pairs of one value would chain their increments), and PAIR_MIN codes remain.
+#: Measured on 1 MiB chunks of codes, one core: mpnet bf16 exponents 0.24 -> 0.12 ms,
+#: fp16 high bytes 0.20 -> 0.14 ms; uniform bytes would take 0.27 ms by pairs against 0.18,
+#: a constant run 0.59 against 0.33, which the sample sends to byte_histogram.
+PAIR_SAMPLE = 4096
+PAIR_MIN = 1 << 15
+PAIR_MAX_BITS = 6.0
+
+
+@njit(cache=True, nogil=True)
+def code_histogram(data, table):
+    """byte_histogram of data (uint8[::1]), counted two bytes at a time where that is faster
+    (see PAIR_SAMPLE). table: uint32[65536] scratch, its contents undefined on entry and on
+    return; ValueError if it is smaller (unless data is small enough not to use it)."""
+    n = data.size
+    s = min(n, PAIR_SAMPLE)
+    counts = byte_histogram(data[:s])
+    top = np.int64(0)
+    for v in range(256):
+        top = max(top, counts[v])
+    rest = n - s
+    if (rest < PAIR_MIN or n >= (1 << 32) or 2 * top > s
+            or entropy_bits(counts) > PAIR_MAX_BITS * s):
+        more = byte_histogram(data[s:])
+        for v in range(256):
+            counts[v] += more[v]
+        return counts
+    if table.size < 65536:
+        raise ValueError("code_histogram: table must hold 65536 entries")
+    for v in range(65536):
+        table[v] = 0
+    pairs = data[s:s + rest // 2 * 2].view(np.uint16)
+    m = pairs.size
+    i = 0
+    while i + 2 <= m:
+        table[np.int64(pairs[i])] += 1
+        table[np.int64(pairs[i + 1])] += 1
+        i += 2
+    if i < m:
+        table[np.int64(pairs[i])] += 1
+    if rest % 2:
+        counts[data[n - 1]] += 1
+    low = np.zeros(256, np.uint32)  # pair p = high * 256 + low: both bytes count
+    for hi in range(256):
+        acc = np.uint32(0)
+        for lo in range(256):
+            c = table[hi * 256 + lo]
+            acc += c
+            low[lo] += c
+        counts[hi] += np.int64(acc)
+    for v in range(256):
+        counts[v] += np.int64(low[v])
+    return counts
+
+
 @njit(cache=True, nogil=True)
 def entropy_bits(counts):
     """Order-0 entropy of counts (int64[A], none negative) times their total, in bits:
