@@ -49,9 +49,9 @@ from ._io import (FileChangedError, FileRange, FileSource, PositionalFile, Strea
                   atomic_output, check_output, open_regular, pwrite_all, stream_name, write_all)
 from ._pool import BufferPool, ordered_map, resolve_threads
 from .chunks import container_flags, decode_record, encode_payload
-from .container import (COPY_BASE, COPY_CHUNK, FLAG_BASE, FLAG_BASE_FILES, FLAG_REPEATS, KEPT, PLAIN,
-                        ContainerFile, ContainerWriter, Segment, StreamReader, copied_chunk,
-                        copy_chunk_payload)
+from .container import (COPY_BASE, COPY_CHUNK, FLAG_BASE, FLAG_BASE_FILES, FLAG_REPEATS,
+                        KEPT, PLAIN, ContainerFile, ContainerWriter, Segment, StreamReader,
+                        copied_chunk, copy_chunk_payload)
 from .errors import AnszError, CorruptDataError, FormatError, UnsupportedError
 from .formats.detect import detect, format_name
 from .options import DEFAULT_LEVEL, check_chunk_size, check_coder, check_level
@@ -442,11 +442,12 @@ def _compress(source, ofh: BinaryIO, nthreads: int, chunk_size: int,
     flags, record, repeats = container_flags(chunk_size), None, None
     if base is not None:
         from .base import base_spans
+        from .reader import BaseParts
 
         # the base's record goes in the index, at the end: its sha256 (of a plain base, a
         # read of the whole file) is computed beside the coding
         spans, flags, record = base_spans(plan, base, source.read_at), flags | FLAG_BASE, {}
-        if hasattr(base, "parts"):  # a base of several files (BaseParts)
+        if isinstance(base, BaseParts):
             flags |= FLAG_BASE_FILES
     if isinstance(source, FileSource) and all(seg.end is not None for seg in plan):
         from .repeats import find_repeats

@@ -45,7 +45,7 @@ def find_repeats(read_at: Callable[[int, int], bytes], chunks: list[tuple[int, i
     for (n, code), group in by_shape.items():
         # first by the chunks' first bytes (one small read each), then by their middle and
         # last bytes too: most groups of chunks that differ part at the first read
-        for sample in (_head, _sample):
+        for sample in (_head, _middle_and_end):
             group = _alike(group, lambda start: sample(read_at, start, n))
         candidates.extend((number, start, n, code) for number, start in group)
     first: dict[tuple[int, int, int], tuple[int, int]] = {}  # (hash, n, code) -> (number, start)
@@ -85,9 +85,10 @@ def _head(read_at: Callable[[int, int], bytes], start: int, n: int) -> bytes:
     return read_at(start, min(n, SAMPLE))
 
 
-def _sample(read_at: Callable[[int, int], bytes], start: int, n: int) -> bytes:
-    """The bytes at the start, middle and end of the ``n`` bytes at ``start``."""
+def _middle_and_end(read_at: Callable[[int, int], bytes], start: int, n: int) -> bytes:
+    """The bytes at the middle and end of the ``n`` bytes at ``start`` (all of them past
+    the first :data:`SAMPLE`, which :func:`_head` has compared)."""
     if n <= 3 * SAMPLE:
-        return read_at(start, n)
+        return read_at(start + SAMPLE, max(0, n - SAMPLE))
     mid = start + (n - SAMPLE) // 2
-    return read_at(start, SAMPLE) + read_at(mid, SAMPLE) + read_at(start + n - SAMPLE, SAMPLE)
+    return read_at(mid, SAMPLE) + read_at(start + n - SAMPLE, SAMPLE)
