@@ -156,12 +156,7 @@ def pack_file_header(max_chunk_size: int, flags: int = 0, kept_size: int = 0) ->
 def parse_file_header(buf) -> int:
     """Check a file header (at least its first 24 bytes) and return Max_Chunk_Size. Flags
     outside :data:`KNOWN_FLAGS` are unsupported (a newer writer's features)."""
-    return parse_file_header_flags(buf)[0]
-
-
-def parse_file_header_flags(buf) -> tuple[int, int]:
-    """:func:`parse_file_header`, returning ``(Max_Chunk_Size, Flags)``."""
-    return parse_file_header_fields(buf)[:2]
+    return parse_file_header_fields(buf)[0]
 
 
 def parse_file_header_fields(buf) -> tuple[int, int, int]:

@@ -1104,6 +1104,13 @@ def _base_file_in(directory: str, part: dict, record: dict, what: str) -> str:
 _MODEL_NAMES = (".safetensors", ".gguf", ".safetensors.ansz", ".gguf.ansz")
 
 
+def _input_or_its_container(candidate: str, path: str) -> bool:
+    """Whether the existing file ``candidate`` is the input ``path`` itself or its own
+    container (``path`` + .ansz, the output to be replaced): never a base of it."""
+    return (os.path.samefile(candidate, path)
+            or os.path.abspath(candidate) == os.path.abspath(path) + ".ansz")
+
+
 def open_base(base, path) -> "BaseFile | BaseParts":
     """The base to compress the model file ``path`` against: the file ``base``, or for a
     directory (a model's base, e.g. its shards) the files in it that hold tensors of
@@ -1129,11 +1136,10 @@ def open_base(base, path) -> "BaseFile | BaseParts":
         for name in names:
             candidate = os.path.join(directory, name)
             if (not name.endswith(_MODEL_NAMES) or not os.path.isfile(candidate)
-                    or os.path.samefile(candidate, path)
-                    or os.path.abspath(candidate) == os.path.abspath(path) + ".ansz"
+                    or _input_or_its_container(candidate, path)
                     or (name.endswith(".ansz") and name[:-len(".ansz")] in names)):
-                continue  # the file itself, its own container (the output), or a container
-                # of a file that is there too
+                continue  # not a model file, the input or its own container (the output),
+                # or a container of a file that is there too
             try:
                 b = BaseFile(candidate)
             except AnszError:
@@ -1155,8 +1161,7 @@ def open_base(base, path) -> "BaseFile | BaseParts":
         if not chosen:
             for name in (own, own + ".ansz"):
                 candidate = os.path.join(directory, name)
-                if (os.path.isfile(candidate) and not os.path.samefile(candidate, path)
-                        and os.path.abspath(candidate) != os.path.abspath(path) + ".ansz"):
+                if os.path.isfile(candidate) and not _input_or_its_container(candidate, path):
                     return BaseFile(candidate)
             raise AnszError(f"base directory {directory} has no model file with a tensor of "
                             f"{own}")
