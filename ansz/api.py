@@ -631,20 +631,23 @@ def _stream_chunks(reader: StreamReader, nthreads: int, *, catch: bool = False
     import numpy as np
 
     pool = BufferPool(reader.max_chunk_size, nthreads)
+    payloads = BufferPool(reader.payload_capacity, nthreads)  # read into, reused likewise
     kept: dict[int, Any] = {}
 
     def work(item):
         rec, payload = item
-        if rec.kind == COPY_CHUNK:  # records() checked that it names a kept chunk
-            return rec, copied_chunk(rec, payload), None
         try:
+            if rec.kind == COPY_CHUNK:  # records() checked that it names a kept chunk
+                return rec, copied_chunk(rec, payload), None
             return rec, decode_record(rec, payload, pool.get(rec.decoded_length)), None
         except AnszError as e:
             if not catch:
                 raise
             return rec, None, e
+        finally:
+            payloads.put(payload.obj)
 
-    for rec, data, err in ordered_map(work, reader.records(), nthreads):
+    for rec, data, err in ordered_map(work, reader.records(payloads), nthreads):
         if rec.kind == COPY_CHUNK:
             yield kept[data], None
             continue

@@ -825,10 +825,21 @@ class StreamReader:
                                     "giving the base (--base BASE); a stream cannot be")
         self.index: Index | None = None
 
-    def records(self) -> Iterator[tuple[Record, memoryview]]:
+    @property
+    def payload_capacity(self) -> int:
+        """The most bytes a chunk's padded payload can take in this container (what
+        :meth:`records` reads into one buffer): Max_Chunk_Size + PAYLOAD_SLACK, padded."""
+        return pad8(self.max_chunk_size + PAYLOAD_SLACK)
+
+    def records(self, buffers=None) -> Iterator[tuple[Record, memoryview]]:
         """Each chunk's record and payload, checked as far as the record alone allows; a
         COPY_CHUNK's payload is checked to name an earlier KEPT chunk of its length and
-        content hash (see :func:`copied_chunk`), and the KEPT chunks to fit Kept_Size."""
+        content hash (see :func:`copied_chunk`), and the KEPT chunks to fit Kept_Size.
+
+        A payload is a view of a uint8 array: a fresh one, or with ``buffers`` (an object
+        whose ``get(n)`` returns n bytes of an array of :attr:`payload_capacity`, such as
+        :class:`ansz._pool.BufferPool`) one it gave, which the caller hands back once done
+        with the payload (``payload.obj``)."""
         import numpy as np
 
         kept: dict[int, tuple[int, int]] = {}  # KEPT chunk -> (length, content hash)
@@ -849,7 +860,8 @@ class StreamReader:
             if rec.original_offset != original or (segments and rec.segment < segments[-1]):
                 raise CorruptDataError(f"{where}: record is out of sequence")
             padded = pad8(rec.payload_length)
-            buf = np.empty(padded, np.uint8)  # bounded: payload <= max chunk size + slack
+            # bounded: payload <= max chunk size + slack
+            buf = np.empty(padded, np.uint8) if buffers is None else buffers.get(padded)
             self._readinto(memoryview(buf), f"{where} payload")
             _check_padding(buf[rec.payload_length:], where)
             payload = memoryview(buf)[:rec.payload_length]

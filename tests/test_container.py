@@ -119,6 +119,30 @@ def test_both_readers_round_trip_and_see_the_same_index():
     assert cf.max_chunk_size == MAX_CHUNK
 
 
+def test_the_stream_reader_reads_into_buffers_handed_back():
+    from ansz._pool import BufferPool
+
+    class Counting(BufferPool):
+        made = 0
+
+        def get(self, size):
+            before = len(self._free)
+            got = super().get(size)
+            Counting.made += before == 0
+            return got
+
+    fresh = [(rec, bytes(p)) for rec, p in c.StreamReader(io.BytesIO(BLOB)).records()]
+    r = c.StreamReader(io.BytesIO(BLOB))
+    pool = Counting(r.payload_capacity, 1)
+    seen = []
+    for rec, p in r.records(pool):
+        assert p.obj.base.size == r.payload_capacity  # a view of one of the pool's arrays
+        seen.append((rec, bytes(p)))
+        pool.put(p.obj)
+    assert seen == fresh and r.index is not None and len(seen) == 9
+    assert Counting.made == 1  # every record after the first reused the same buffer
+
+
 def test_layout_is_aligned_and_records_are_chained():
     cf = c.ContainerFile(_bytes_reader(BLOB), len(BLOB))
     previous = 0
