@@ -650,6 +650,17 @@ class HashSink(NullSink):
         return super().write(data)
 
 
+def write_random_bytes(path: str | os.PathLike, nbytes: int, seed: int = 0) -> None:
+    """Write ``nbytes`` of seeded random bytes to ``path`` (an incompressible original), in
+    pieces of 16 MiB."""
+    import numpy as np
+
+    r = np.random.default_rng(seed)
+    with open(path, "wb") as f:
+        for start in range(0, nbytes, 16 << 20):
+            f.write(r.integers(0, 256, min(16 << 20, nbytes - start), dtype=np.uint8).tobytes())
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

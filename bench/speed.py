@@ -20,6 +20,12 @@ ratios, min-max in brackets).
   the command's start-up (the tiny decompress) as shares of ``zstd -d``'s time.
 * ``--fast`` decode: ``decompress_stream`` of a level-1 container against the default's, in
   process, and through the command.
+* Floors, what ansz cannot go below whatever its entropy coder does: ``ansz decompress`` of a
+  container of the same size whose streams are all stored (the original is random bytes), in
+  process and through the command: start-up, reading, the copy into the output, the
+  checksums and the writes, without entropy decoding; and the whole-file sha256 that every
+  container records (``hashlib``, one thread, 4 MiB reads, a process of its own), which
+  compression cannot split over threads.
 
 FILE is mpnet-bf16 (``--file``); ``--scale-gb N`` replaces it by its bf16 tensors repeated to
 N GB, a checkpoint-sized file on which the command's start-up weighs less. Every output is
@@ -47,6 +53,13 @@ RUNS = 5
 WARMUP = 1
 
 TINY_BYTES = 8000
+
+#: The sha256 floor: the whole file through hashlib, as ansz's hashing thread reads it.
+SHA256_SCRIPT = ("import hashlib, sys\n"
+                 "h = hashlib.sha256()\n"
+                 "with open(sys.argv[1], 'rb') as f:\n"
+                 "    for block in iter(lambda: f.read(4 << 20), b''):\n"
+                 "        h.update(block)\n")
 
 
 def add_arguments(p) -> None:
@@ -213,6 +226,16 @@ def run(session: h.Session, args) -> list[Table]:
                  model, "-o", out])
     run_cmd([Z, "-3", "-q", "-f", "-T1", model, "-o", work / "model.zst"])
     out = work / "out.safetensors"
+    # the floor's container: random bytes of the model's size, every stream stored
+    noise, stored = work / "noise.bin", work / "stored.ansz"
+    h.write_random_bytes(noise, size, seed=0)
+    noise_sha = h.sha256_file(noise)
+    run_cmd([*A, "compress", "-q", "-f", "-T", T, noise, "-o", stored])
+    unlink(noise)
+    run_cmd([*A, "decompress", "-q", "-f", stored, "-o", out])
+    if h.sha256_file(out) != noise_sha:
+        raise h.BenchError(f"{stored.name} does not decompress to the original")
+    unlink(out)
     for src in (*level_files.values(), work / "model.zst"):
         tool = [Z, "-d", "-q", "-f"] if src.suffix == ".zst" else [*A, "decompress", "-q", "-f"]
         run_cmd([*tool, src, "-o", out])
@@ -294,6 +317,9 @@ def run(session: h.Session, args) -> list[Table]:
                                    out], outputs=[out])
     cmd_case("zstd -d", [Z, "-d", "-q", "-f", work / "model.zst", "-o", out], outputs=[out])
     cmd_case("dd", ["dd", f"if={model}", f"of={out}", "bs=4M", "status=none"], outputs=[out])
+    cmd_case("decompress stored", [*A, "decompress", "-q", "-f", "-T", T, stored, "-o", out],
+             outputs=[out])
+    cmd_case("sha256", [sys.executable, "-c", SHA256_SCRIPT, model])
 
     # in process
     def decompress_case(name: str, container: Path) -> None:
@@ -324,6 +350,7 @@ def run(session: h.Session, args) -> list[Table]:
         fast_cases = ("decompress_stream model", "decompress_stream model --fast")
         decompress_case(fast_cases[0], level_files[2])
     decompress_case(fast_cases[1], level_files[1])
+    decompress_case("decompress_stream stored", stored)
 
     session.progress(f"{len(cases)} cases, {session.runs} rounds")
     rounds = session.interleave(cases)
@@ -384,6 +411,20 @@ def build_tables(rounds: h.Rounds, args, tiny_size: int, model_label: str, size:
              "`zstd -d`")
     time_row(t, rounds, "floor: start-up (`ansz decompress -c` of the tiny file)",
              "tiny decompress", "zstd -d", f"`zstd -d` of {model_label}")
+    time_row(t, rounds, f"floor: `ansz decompress -T {T} FILE -o OUT` of a container of stored "
+                        f"bytes ({h.fmt_mb(size)}: no entropy decoding)", "decompress stored",
+             "zstd -d", "`zstd -d`")
+    time_row(t, rounds, f"floor: the whole-file sha256 of {model_label} a container records "
+                        "(`hashlib`, one thread, with start-up)", "sha256", "zstd -3 -T1",
+             "`zstd -3 -T1`")
+    # against ZipNN decoding the model when it is one of the in-process files, else
+    # against ansz's default level
+    name = fast_cases[0].removeprefix("decompress_stream ")
+    zipnn_model = f"ZipNN decompress {name}"
+    speed_row(t, rounds, f"floor, in process: `decompress_stream` of the stored container "
+                         f"({h.fmt_mb(size)}), threads={T}", "decompress_stream stored",
+              *((zipnn_model, f"ZipNN threads={T}, {name}") if zipnn_model in rounds.timings
+                else (fast_cases[0], "default level")), size)
     speed_row(t, rounds, f"`--fast` decode: `decompress_stream` of {model_label}, threads={T}",
               fast_cases[1], fast_cases[0], "default level",
               size, FAST_TARGET)
@@ -398,6 +439,10 @@ def build_tables(rounds: h.Rounds, args, tiny_size: int, model_label: str, size:
         "MB/s = 10^6 bytes of original per second.",
         "Command rows run on tmpfs (input and output), every writer creating a new file; "
         "ansz's bytecode is compiled first, as `pip install .` does.",
+        "Floors: the stored container is decoded without any entropy decoding (start-up, "
+        "reading, copying, checksums, writing), so no coder can take ansz's decompress below "
+        "it; the sha256 is the whole-file hash every container records, computed on one "
+        "thread beside the coding, so compression cannot end before start-up + that hash.",
     ]
     if zipnn_note:
         t.notes.append(f"ZipNN: {zipnn_note}.")

@@ -510,9 +510,9 @@ def test_speed_benchmark_end_to_end(tmp_path):
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if line.startswith("|") and cells[0] not in ("measurement", "---"):
             rows.setdefault(cells[0], []).append(cells)
-    # 3 fixed costs, the cold start, 2 threads, 2 in process (one file), 6 command, 2 floors,
-    # 2 --fast
-    assert len(sum(rows.values(), [])) == 18, out
+    # 3 fixed costs, the cold start, 2 threads, 2 in process (one file), 6 command, 4 floors
+    # through the command and 1 in process, 2 --fast
+    assert len(sum(rows.values(), [])) == 21, out
     help_row = next(r for k, r in rows.items() if "`ansz --help`" in k)[0]
     assert re.fullmatch(r"0\.\d{3} s", help_row[1]) and help_row[4] == "≤ 0.15 s"
     assert help_row[5] in ("yes", "**no**")
@@ -522,10 +522,13 @@ def test_speed_benchmark_end_to_end(tmp_path):
                 assert re.match(r"\d+\.\d+ s", r[1]) and re.match(r"\d+\.\d\d× the time", r[3]), r
             if key.startswith("in process:"):
                 assert re.fullmatch(r"\d+ MB/s", r[1]) and r[2] == "ZipNN threads=2: unavailable"
+            if key.startswith("floor, in process:"):  # without ZipNN, against the default level
+                assert re.fullmatch(r"\d+ MB/s", r[1]) and r[2].startswith("default level: "), r
     assert "left out (--cold-runs 0)" in out and "ZipNN: left out (--no-zipnn)." in out
     ratios = re.search(r"\| small \| (0\.\d{4}) \| (0\.\d{4}) \| — \| (0\.\d{4}) \|", out)
     assert ratios and float(ratios[1]) < float(ratios[3]), out   # ansz below zstd -3
-    for case in ("tiny decompress", "compress -T1", "decompress --fast", "zstd -d", "dd"):
+    for case in ("tiny decompress", "compress -T1", "decompress --fast", "zstd -d", "dd",
+                 "decompress stored", "sha256"):
         assert re.search(rf"^\| {re.escape(case)} \| \d", out, re.M), case
     assert not list(tmp_path.glob("ansz-bench-*"))
 
