@@ -117,6 +117,42 @@ def test_delta_payload_round_trips_any_bit_patterns(width):
     assert shifted.tobytes() == target.tobytes()
 
 
+@pytest.mark.parametrize("width", [1, 2, 4])
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1023, 1024, 1025, 2055])
+def test_delta_kernels_round_trip_at_lane_and_block_edges(width, n):
+    """delta_decode rebuilds 8 elements at a time in blocks of 1024 and the rest one by one:
+    counts around both edges, with unchanged and changed elements mixed, decode exactly."""
+    from ansz import kernels
+
+    t = {1: np.uint8, 2: np.uint16, 4: np.uint32}[width]
+    rng = np.random.default_rng(n * 10 + width)
+    base = rng.integers(0, 1 << (8 * width), n, dtype=np.uint64).astype(t)
+    step = rng.integers(-300, 301, n) * (rng.random(n) < 0.6)
+    target = ((base.astype(np.int64) + step) % (1 << (8 * width))).astype(t)
+    syms = np.empty(n, np.uint8)
+    raw = np.zeros((n * (8 * width - 2) + 7) // 8 + 16, np.uint8)
+    bits = int(kernels.delta_encode(target, base, syms, raw))
+    words = np.zeros(bits // 64 + 2, np.uint64)
+    words.view(np.uint8)[:(bits + 7) // 8] = raw[:(bits + 7) // 8]
+    out = np.empty(n, t)
+    assert kernels.delta_decode(base, syms, words, np.int64(bits), out) == kernels.DECODE_OK
+    assert np.array_equal(out, target)
+
+
+def test_delta_kernel_refuses_symbols_that_need_more_raw_bits_than_there_are():
+    """Symbols that call for far more raw bits than the stream holds (the largest
+    difference everywhere): every element's read stays inside raw (positions past it are
+    clamped) and the answer is DECODE_TRUNCATED."""
+    from ansz import kernels
+
+    n = 4099
+    base = np.zeros(n, np.uint32)
+    syms = np.full(n, 2 * 32 + 1, np.uint8)  # |d| of 32 bits: 30 raw bits each
+    words = np.zeros(3, np.uint64)  # room for 64 raw bits
+    out = np.empty(n, np.uint32)
+    assert kernels.delta_decode(base, syms, words, np.int64(64), out) == kernels.DECODE_TRUNCATED
+
+
 def test_damaged_delta_payload_is_an_error_not_a_crash():
     rng = np.random.default_rng(7)
     base = (rng.standard_normal(5000) * 0.05).astype(np.float32)

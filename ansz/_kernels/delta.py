@@ -16,7 +16,9 @@ are the raw bits, packed LSB first in element order into one bit string.
 from .. import _numba_env  # noqa: F401  (sets NUMBA_CACHE_DIR before numba loads)
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 # Decoder statuses (0 = ok), numbered as in the other kernel modules.
 DECODE_OK = 0
@@ -158,41 +160,157 @@ def delta_decode(base, syms, raw, raw_bits, out):
                     np.uint64(0x80000000), np.uint64(31))
 
 
+#: Elements per block of _rebuild: its per-element scratch (16 bytes each) stays in L1.
+REBUILD_BLOCK = 1024
+REBUILD_LANES = 8  # elements _rebuild_lanes steps together: one 512-bit vector of uint64
+
+
+def _declare(module, name, fnty):
+    fn = module.globals.get(name)
+    return fn if fn is not None else ir.Function(module, fnty, name=name)
+
+
+@intrinsic
+def _rebuild_lanes(typingctx, base, out, codes, at, raw, start, count, limit):
+    """An intrinsic: elements ``start + j`` for j in [0, count) (count a multiple of
+    REBUILD_LANES) rebuilt 8 at a time, as _rebuild's second pass does one at a time: ``codes[j]``
+    (the symbol's code) and ``at[j]`` (its first raw bit, read at ``limit`` = 64 *
+    (raw.size - 2) + 63 if past it) from the first pass, 8 bytes of raw gathered from the
+    byte holding that bit. ``base`` and ``out`` are unsigned arrays of
+    one width W (8, 16 or 32 bits), ``codes``, ``at``, ``raw`` uint64. The caller
+    guarantees the sizes (``start + count <= out.size == base.size``, ``count <=
+    codes.size, at.size``) and the positions (so both gathered words lie in ``raw``).
+    LLVM's cost model keeps its loop vectorizer from gathers on recent x86 cores, so the
+    vector code is written out: masked gathers and per-lane shifts."""
+    sig = types.void(base, out, codes, at, raw, start, count, limit)
+    width = base.dtype.bitwidth
+
+    def codegen(context, builder, signature, args):
+        arrays = [context.make_array(t)(context, builder, v)
+                  for t, v in zip(signature.args[:5], args[:5])]
+        bp, op, cp, ap, rp = (arr.data for arr in arrays)
+        start_v, count_v, limit_v = args[5:]
+        i1, i32, i64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
+        iw = ir.IntType(width)
+        v64, vw, vp = (ir.VectorType(t, REBUILD_LANES) for t in (i64, iw, ir.PointerType(i64)))
+
+        def const(c):
+            return ir.Constant(v64, [c] * REBUILD_LANES)
+
+        gather = _declare(builder.module, "llvm.masked.gather.v8i64.v8p0",
+                          ir.FunctionType(v64, [vp, i32, ir.VectorType(i1, REBUILD_LANES), v64]))
+        all_lanes = ir.Constant(ir.VectorType(i1, REBUILD_LANES), [1] * REBUILD_LANES)
+
+        def words_at(byte_index):  # 8 uint64 read at byte offsets of raw (any alignment)
+            i8p = builder.bitcast(rp, ir.PointerType(ir.IntType(8)))
+            gep = ir.instructions.GEPInstr(builder.block, i8p, [byte_index], inbounds=True,
+                                           name="", source_etype=ir.IntType(8))
+            gep.type = ir.VectorType(i8p.type, REBUILD_LANES)  # llvmlite: typed by the base
+            builder._insert(gep)
+            return builder.call(gather, [builder.bitcast(gep, vp), ir.Constant(i32, 1),
+                                         all_lanes, const(0)])
+
+        ones, sign = (1 << width) - 1, 1 << (width - 1)
+        shift = width - 1
+        entry = builder.basic_block
+        head = builder.append_basic_block("lanes.head")
+        body = builder.append_basic_block("lanes.body")
+        done = builder.append_basic_block("lanes.done")
+        builder.branch(head)
+        builder.position_at_end(head)
+        j = builder.phi(i64)
+        j.add_incoming(ir.Constant(i64, 0), entry)
+        builder.cbranch(builder.icmp_signed("<", j, count_v), body, done)
+        builder.position_at_end(body)
+
+        def load(ptr, index, t):
+            at_ptr = builder.bitcast(builder.gep(ptr, [index]), ir.PointerType(t))
+            return builder.load(at_ptr, align=1)
+
+        code = load(cp, j, v64)
+        p = load(ap, j, v64)
+        lim = builder.insert_element(ir.Constant(v64, ir.Undefined), limit_v,
+                                     ir.Constant(i32, 0))
+        lim = builder.shuffle_vector(lim, ir.Constant(v64, ir.Undefined),
+                                     ir.Constant(ir.VectorType(i32, REBUILD_LANES),
+                                                 [0] * REBUILD_LANES))
+        p = builder.select(builder.icmp_unsigned("<", p, lim), p, lim)  # min(p, limit)
+        # the 8 bytes from the one holding the element's first raw bit: with the bit's
+        # place in that byte shifted out, at least 57 of its bits, and an element has at
+        # most 30
+        word = builder.lshr(words_at(builder.lshr(p, const(3))), builder.and_(p, const(7)))
+        nraw = builder.and_(code, const(0xFF))
+        top = builder.and_(builder.lshr(code, const(8)), const(3))
+        low = builder.and_(word, builder.sub(builder.shl(const(1), nraw), const(1)))
+        a = builder.or_(builder.shl(top, nraw), low)
+        i = builder.add(start_v, j)
+        x = builder.zext(load(bp, i, vw), v64)
+        flip = builder.or_(builder.and_(builder.sub(const(0), builder.lshr(x, const(shift))),
+                                        const(ones)), const(sign))
+        k = builder.xor(x, flip)  # key(x)
+        neg = builder.sub(const(0), builder.and_(builder.lshr(code, const(16)), const(1)))
+        delta = builder.add(builder.xor(a, neg), builder.and_(neg, const(1)))
+        k = builder.and_(builder.add(k, delta), const(ones))  # k + a, or k - a
+        back = builder.or_(builder.and_(builder.sub(builder.lshr(k, const(shift)), const(1)),
+                                        const(ones)), const(sign))
+        res = builder.trunc(builder.xor(k, back), vw)  # unkey(k)
+        builder.store(res, builder.bitcast(builder.gep(op, [i]), ir.PointerType(vw)), align=1)
+        j.add_incoming(builder.add(j, ir.Constant(i64, REBUILD_LANES)), builder.basic_block)
+        builder.branch(head)
+        builder.position_at_end(done)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _rebuild(base, syms, raw, raw_bits, out, code_of, ones, sign, shift):
     """delta_decode's loop (sizes checked there); ``code_of``: the width's symbol table
-    (:func:`_symbol_table`), ``ones``, ``sign``: its masks, ``shift``: its sign bit."""
+    (:func:`_symbol_table`), ``ones``, ``sign``: its masks, ``shift``: its sign bit.
+
+    Block by block, two passes: the first looks up each element's code and gives it the
+    position of its raw bits (a running sum: the only serial part), the second rebuilds the
+    elements independently, 8 at a time (_rebuild_lanes) and the block's last few one by
+    one, without branches (an unchanged element has code 0: no raw bits, a = 0, out =
+    base)."""
     one = np.uint64(1)
-    last = np.uint64(raw.size - 2)
-    pos = np.int64(0)  # the next raw bit
+    # raw-bit positions past the last one whose 8 bytes lie in raw (an error, reported
+    # below) are read there instead
+    limit = np.uint64(raw.size - 2) * np.uint64(64) + np.uint64(63)
+    n = out.size
+    codes = np.empty(REBUILD_BLOCK, np.uint64)
+    at = np.empty(REBUILD_BLOCK, np.uint64)
+    pos = np.uint64(0)  # the next raw bit
     bad = np.uint64(0)
-    for i in range(out.size):
-        s = syms[i]
-        if s == 0:  # unchanged: most elements of a bf16 fine-tune
-            out[i] = base[i]
-            continue
-        code = code_of[s]
-        bad |= code
-        nraw = code & np.uint64(0xFF)
-        at = pos
-        pos += np.int64(nraw)
-        # words q and q + 1 lie in raw: q is clamped (which only a position past raw_bits,
-        # an error reported after the loop, needs); unsigned: no wraparound code
-        q = min(np.uint64(at >> 6), last)
-        r = np.uint64(at & 63)
-        word = (raw[q] >> r) | ((raw[q + one] << one) << (np.uint64(63) - r))
-        a = (((code >> np.uint64(8)) & np.uint64(3)) << nraw) | (word & ((one << nraw) - one))
-        x = np.uint64(base[i])
-        k = x ^ (((np.uint64(0) - (x >> shift)) & ones) | sign)  # key(x)
-        neg = np.uint64(0) - ((code >> np.uint64(16)) & one)
-        k = (k + ((a ^ neg) + (neg & one))) & ones  # k + a, or k - a
-        out[i] = k ^ ((((k >> shift) - one) & ones) | sign)  # unkey(k)
+    for start in range(0, n, REBUILD_BLOCK):
+        m = min(REBUILD_BLOCK, n - start)
+        for j in range(m):
+            code = code_of[syms[start + j]]
+            bad |= code
+            codes[j] = code
+            at[j] = pos
+            pos += code & np.uint64(0xFF)
+        whole = m - m % REBUILD_LANES
+        _rebuild_lanes(base, out, codes, at, raw, np.int64(start), np.int64(whole), limit)
+        for j in range(whole, m):
+            code = codes[j]
+            nraw = code & np.uint64(0xFF)
+            p = min(at[j], limit)
+            q = p >> np.uint64(6)
+            r = p & np.uint64(63)
+            word = (raw[q] >> r) | ((raw[q + one] << one) << (np.uint64(63) - r))
+            a = (((code >> np.uint64(8)) & np.uint64(3)) << nraw) | (word & ((one << nraw) - one))
+            x = np.uint64(base[start + j])
+            k = x ^ (((np.uint64(0) - (x >> shift)) & ones) | sign)  # key(x)
+            neg = np.uint64(0) - ((code >> np.uint64(16)) & one)
+            k = (k + ((a ^ neg) + (neg & one))) & ones  # k + a, or k - a
+            out[start + j] = k ^ ((((k >> shift) - one) & ones) | sign)  # unkey(k)
     bad >>= np.uint64(17)
     if bad:
         return DECODE_BAD_CODE
-    if pos > raw_bits:
+    if pos > np.uint64(raw_bits):
         return DECODE_TRUNCATED
-    if pos < raw_bits:
+    if pos < np.uint64(raw_bits):
         return DECODE_TRAILING
     if raw[raw_bits >> 6] >> np.uint64(raw_bits & 63):  # bits after the last raw bit
         return DECODE_BAD_PADDING
