@@ -173,15 +173,15 @@ def _declare(module, name, fnty):
 @intrinsic
 def _rebuild_lanes(typingctx, base, out, codes, at, raw, start, count, limit):
     """An intrinsic: elements ``start + j`` for j in [0, count) (count a multiple of
-    REBUILD_LANES) rebuilt 8 at a time, as _rebuild's second pass does one at a time: ``codes[j]``
-    (the symbol's code) and ``at[j]`` (its first raw bit, read at ``limit`` = 64 *
-    (raw.size - 2) + 63 if past it) from the first pass, 8 bytes of raw gathered from the
-    byte holding that bit. ``base`` and ``out`` are unsigned arrays of
-    one width W (8, 16 or 32 bits), ``codes``, ``at``, ``raw`` uint64. The caller
-    guarantees the sizes (``start + count <= out.size == base.size``, ``count <=
-    codes.size, at.size``) and the positions (so both gathered words lie in ``raw``).
-    LLVM's cost model keeps its loop vectorizer from gathers on recent x86 cores, so the
-    vector code is written out: masked gathers and per-lane shifts."""
+    REBUILD_LANES) rebuilt 8 at a time, as _rebuild's scalar tail rebuilds one: ``codes[j]``
+    (the symbol's code) and ``at[j]`` (its first raw bit; one past ``limit`` = 64 *
+    (raw.size - 2) + 63 is read at ``limit``) from _rebuild's first pass, and the 8 bytes of
+    raw from the byte that holds that bit, gathered. ``base`` and ``out`` are unsigned
+    arrays of one width W (8, 16 or 32 bits); ``codes``, ``at``, ``raw`` uint64. The caller
+    guarantees ``start + count <= out.size == base.size`` and ``count <= codes.size,
+    at.size``; with ``limit`` as above every gathered byte lies in ``raw``. LLVM's cost model
+    keeps its loop vectorizer from gathers on recent x86 cores, so the vector code is
+    written out: masked gathers and per-lane shifts."""
     sig = types.void(base, out, codes, at, raw, start, count, limit)
     width = base.dtype.bitwidth
 
