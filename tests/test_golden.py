@@ -27,6 +27,7 @@ import io
 import json
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ import pytest
 
 import ansz
 from ansz import api, blocks, container, dtypes, options, streams
-from ansz.errors import AnszError
+from ansz.errors import AnszError, BaseMismatchError
 from ansz.pairs import FIELD_TOPS, MAX_FIELD_BITS, MIN_FIELD_BITS
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -86,9 +87,28 @@ def reading(name: str, how: str):
                     f"was written. {REGENERATE}")
 
 
+def based(name: str) -> bool:
+    """Whether a golden container is coded against a base (other golden files' originals)."""
+    return bool(FILES[name]["options"].get("base"))
+
+
+def base_for(name: str, workdir: Path) -> Path | None:
+    """The base a golden container was coded against, written under ``workdir`` from the
+    originals of the golden containers its options name (None for one without a base)."""
+    return mg.write_base(FILES[name]["options"],
+                         lambda g: (FILES[g]["original"]["name"], decoded(g)), workdir)
+
+
 @functools.lru_cache(maxsize=None)
 def decoded(name: str) -> bytes:
-    """A golden container decoded by the stream reader."""
+    """A golden container decoded: by the stream reader, or from the file with its base."""
+    if based(name):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            base = base_for(name, tmp)
+            with reading(name, "ansz.decompress_file with its base"):
+                api.decompress_file(GOLDEN / name, tmp / "original", threads=1, base=base)
+            return (tmp / "original").read_bytes()
     out = io.BytesIO()
     with reading(name, "ansz.decompress_stream"):
         api.decompress_stream(io.BytesIO(golden_bytes(name)), out, threads=1)
@@ -129,25 +149,31 @@ def test_golden_file_matches_its_manifest_entry(name):
 
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_reader_decodes_golden_container(name, tmp_path):
-    check_original(name, decoded(name), "ansz.decompress_stream")
+    base = base_for(name, tmp_path)
+    if base is None:
+        check_original(name, decoded(name), "ansz.decompress_stream")
+    else:  # a stream cannot be decoded against a base, and says so
+        with pytest.raises(BaseMismatchError):
+            api.decompress_stream(io.BytesIO(golden_bytes(name)), io.BytesIO(), threads=1)
     out = tmp_path / "original"
     with reading(name, "ansz.decompress_file"):
-        api.decompress_file(GOLDEN / name, out, threads=1)
+        api.decompress_file(GOLDEN / name, out, threads=1, base=base)
     check_original(name, out.read_bytes(), "ansz.decompress_file")
-    report = ansz.verify_file(GOLDEN / name, threads=1)
+    report = ansz.verify_file(GOLDEN / name, threads=1, base=base)
     assert report.ok, f"{name}: ansz.verify_file fails: {report.message}. {REGENERATE}"
     assert report.sha256 == FILES[name]["original"]["sha256"]
 
 
 @pytest.mark.parametrize("name", sorted(n for n, e in FILES.items()
                                         if e["covers"]["format"] == "safetensors"))
-def test_golden_safetensors_open_lazily(name):
+def test_golden_safetensors_open_lazily(name, tmp_path):
     from ansz.formats.safetensors import parse_header
 
     original = decoded(name)
     check_original(name, original, "ansz.decompress_stream")
     layout = parse_header(original, len(original))
-    with reading(name, "ansz.open"), ansz.open(GOLDEN / name, threads=1) as f:
+    base = base_for(name, tmp_path)
+    with reading(name, "ansz.open"), ansz.open(GOLDEN / name, threads=1, base=base) as f:
         assert sorted(f.keys()) == sorted(t.name for t in layout.tensors + layout.subbyte_tensors)
         for t in layout.tensors:
             got = np.ascontiguousarray(f.get_tensor(t.name)).tobytes()
@@ -165,7 +191,7 @@ def test_writer_reproduces_golden_container(name, tmp_path):
     original = decoded(name)
     check_original(name, original, "ansz.decompress_stream")
     blob = golden_bytes(name)
-    got = mg.compress(original, entry["options"], tmp_path)
+    got = mg.compress(original, entry["options"], tmp_path, base_for(name, tmp_path))
     assert got == blob, drift(f"{name} recompressed with {entry['options']}", blob, got, blob)
 
 
@@ -195,8 +221,11 @@ def test_golden_files_cover_the_format():
                     if d in ("BF16", "F16") or t == tops[0]], union("fields"))
     need("escaped fields", FIELD_TOPS, union("escapes"))
     need("block forms", [f"{t}/planes" for t in blocks.BLOCK_TYPES], union("block_forms"))
-    # the kinds a file without a base may hold (base-coded files need their base beside them)
-    need("chunk kinds", ["PLAIN", "PLAIN+KEPT", "COPY_CHUNK"], union("chunk_kinds"))
+    need("chunk kinds", ["PLAIN", "PLAIN+KEPT", "COPY_CHUNK", "DELTA", "COPY_BASE"],
+         union("chunk_kinds"))
+    need("header flags", [container.FLAG_WIDE_RANS, container.FLAG_BASE,
+                          container.FLAG_REPEATS, container.FLAG_BASE_FILES],
+         {bit for f in union("flags") for bit in (1, 2, 4, 8) if f & bit})
     if not any(f.endswith("/whole") for f in union("block_forms")):
         problems.append("block forms: no chunk in the whole-chunk form")
     need("index record types", container.INDEXES, union("index_record_type"))

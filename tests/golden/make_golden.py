@@ -207,6 +207,9 @@ class Golden:
     description: str = ""
     tensors: dict[str, Expect] = field(default_factory=dict)
     require: dict = field(default_factory=dict)  #: covers key -> values that must be present
+    #: golden containers whose originals are the base it is coded against: one is a base
+    #: file, several a base directory of their originals (the index's ``parts``)
+    base: tuple[str, ...] = ()
 
 
 # --- bytes ---
@@ -412,6 +415,55 @@ def truncated_original() -> bytes:
     return data[:data_start + 4096 + 501]  # w.bf16 whole, then 501 bytes of w.f16
 
 
+# --- against a base ---
+
+
+def tuned(raw: bytes, dtype: str, seed: int, scale: float) -> bytes:
+    """A fine-tune's version of a base tensor's bytes: each value times (1 + scale * noise),
+    rounded to ``dtype`` (most bf16 values keep their bits at scale 2^-9)."""
+    t = {"BF16": ml_dtypes.bfloat16, "F32": np.float32, "F16": np.float16}[dtype]
+    x = np.frombuffer(raw, t).astype(np.float64)
+    return (x * (1 + scale * rng(11, seed).standard_normal(x.size))).astype(t).tobytes()
+
+
+def tensors_of(original: bytes) -> dict[str, tuple[str, tuple, bytes]]:
+    """The tensors of a safetensors file made by safetensors_file: name -> (dtype, shape,
+    bytes)."""
+    n = struct.unpack_from("<Q", original)[0]
+    header = json.loads(original[8:8 + n])
+    data = original[8 + n:]
+    return {k: (v["dtype"], tuple(v["shape"]), data[v["data_offsets"][0]:v["data_offsets"][1]])
+            for k, v in header.items() if k != "__metadata__"}
+
+
+def finetune_original() -> bytes:
+    """tied.safetensors fine-tuned: its embedding and its F32 tensor changed a little
+    (DELTA chunks), one norm kept (COPY_BASE), the head tied to the new embedding, and a
+    tensor the base does not have (PLAIN)."""
+    base = tensors_of(tied_original())
+    embed = tuned(base["embed.weight"][2], "BF16", 1, 2 ** -9)
+    return safetensors_file([
+        ("embed.weight", "BF16", (64, 96), embed),
+        ("layers.0.norm.weight", "BF16", (2048,), base["layers.0.norm.weight"][2]),
+        ("layers.0.w", "F32", (2048,), tuned(base["layers.0.w"][2], "F32", 2, 1e-4)),
+        ("layers.0.adapter", "BF16", (2048,),
+         bf16(rng(11, 3).standard_normal(2048) * 0.01).tobytes()),
+        ("lm_head.weight", "BF16", (64, 96), embed),
+    ])
+
+
+def finetune_parts_original() -> bytes:
+    """A fine-tune whose tensors come from two base files, tied.safetensors and
+    small.safetensors (a model sharded otherwise than its base)."""
+    tied, small = tensors_of(tied_original()), tensors_of(small_original())
+    return safetensors_file([
+        ("embed.weight", "BF16", (64, 96), tuned(tied["embed.weight"][2], "BF16", 4, 2 ** -9)),
+        ("w.bf16", "BF16", (32, 64), tuned(small["w.bf16"][2], "BF16", 5, 2 ** -9)),
+        ("w.f32", "F32", (512,), tuned(small["w.f32"][2], "F32", 6, 1e-4)),
+        ("layers.0.w", "F32", (2048,), tied["layers.0.w"][2]),  # its halves are equal
+    ])
+
+
 # --- GGUF: every block type ---
 
 #: Plane generators for block types gguf.quants cannot quantize: (kind, parameter) per
@@ -597,6 +649,24 @@ def goldens() -> list[Golden]:
                tensors={"lm_head.weight": Expect(dtype_code=12, chunks=3),
                         "layers.1.norm.weight": Expect(dtype_code=12, chunks=1)},
                require={"chunk_kinds": ["PLAIN", "PLAIN+KEPT", "COPY_CHUNK"]}),
+        Golden("finetune.safetensors.ansz", "finetune.safetensors", finetune_original, 4096,
+               base=("tied.safetensors.ansz",),
+               description="a fine-tune coded against its base (tied.safetensors): DELTA "
+                           "chunks of bf16 and f32, COPY_BASE, a tensor of its own, the head "
+                           "tied to the new embedding (DELTA+KEPT, COPY_CHUNK), header "
+                           "flags 2 and 4",
+               tensors={"embed.weight": Expect(dtype_code=12, chunks=3),
+                        "layers.0.w": Expect(dtype_code=13, chunks=2)},
+               require={"chunk_kinds": ["DELTA", "DELTA+KEPT", "COPY_BASE", "COPY_CHUNK",
+                                        "PLAIN"]}),
+        Golden("finetune_parts.safetensors.ansz", "finetune_parts.safetensors",
+               finetune_parts_original, 4096,
+               base=("tied.safetensors.ansz", "small_rans.safetensors.ansz"),
+               description="a fine-tune coded against a base of two files (tied.safetensors "
+                           "and small.safetensors): the index's parts, header flags 2 and 8; "
+                           "a base tensor with equal halves kept whole (COPY_BASE+KEPT, then "
+                           "COPY_CHUNK)",
+               require={"chunk_kinds": ["DELTA", "COPY_BASE+KEPT", "COPY_CHUNK"]}),
         Golden("truncated_stream.ansz", "truncated.safetensors", truncated_original, 4096,
                api="compress_stream",
                description="a safetensors stream that ends inside a tensor: format bytes, "
@@ -646,14 +716,38 @@ def earlier_writer(step: str | None):
 
 
 def options(g: Golden) -> dict:
-    return {"api": g.api, "original_name": g.original_name, "chunk_size": g.chunk_size,
+    opts = {"api": g.api, "original_name": g.original_name, "chunk_size": g.chunk_size,
             "level": g.level, "coder": g.coder, "threads": THREADS}
+    if g.base:  # the golden containers whose originals are the base
+        opts["base"] = list(g.base)
+    return opts
 
 
-def compress(original: bytes, opts: dict, workdir: Path) -> bytes:
-    """Compress ``original`` as a golden file's options say (what the tests repeat)."""
+def write_base(opts: dict, originals: Callable[[str], tuple[str, bytes]], workdir: Path
+               ) -> Path | None:
+    """The base a golden file's options name, written under ``workdir``: its one original
+    (a file) or all of them (a directory). ``originals(golden name)`` gives that golden
+    container's ``(original name, original bytes)``. None without a base."""
+    if not opts.get("base"):
+        return None
+    where = workdir / "base"
+    shutil.rmtree(where, ignore_errors=True)  # nothing of an earlier golden file's base
+    where.mkdir()
+    paths = []
+    for golden in opts["base"]:
+        name, data = originals(golden)
+        paths.append(where / name)
+        paths[-1].write_bytes(data)
+    return paths[0] if len(paths) == 1 else where
+
+
+def compress(original: bytes, opts: dict, workdir: Path, base: Path | None = None) -> bytes:
+    """Compress ``original`` as a golden file's options say (what the tests repeat);
+    ``base``: where write_base put the base its options name."""
     kw = {"chunk_size": opts["chunk_size"], "level": opts["level"], "coder": opts["coder"],
           "threads": opts["threads"]}
+    if base is not None:
+        kw["base"] = base
     if opts["api"] == "compress_stream":
         out = io.BytesIO()
         ansz.compress_stream(io.BytesIO(original), out, **kw)
@@ -713,19 +807,35 @@ def check_expectations(g: Golden, survey: dict, cov: dict) -> None:
                          + "\n  ".join(problems))
 
 
+def golden_originals() -> Callable[[str], tuple[str, bytes]]:
+    """golden container name -> (its original's name, the original), as built here."""
+    by_name = {g.name: g for g in goldens()}
+    return lambda name: (by_name[name].original_name, by_name[name].original())
+
+
 def build_container(g: Golden, workdir: Path) -> tuple[bytes, bytes, dict]:
     original = g.original()
+    base = write_base(options(g), golden_originals(), workdir)
     with earlier_writer(g.earlier_writer):
-        blob = compress(original, options(g), workdir)
-    back = io.BytesIO()
-    ansz.decompress_stream(io.BytesIO(blob), back, threads=THREADS)
-    if back.getvalue() != original:
+        blob = compress(original, options(g), workdir, base)
+    if base is None:
+        back = io.BytesIO()
+        ansz.decompress_stream(io.BytesIO(blob), back, threads=THREADS)
+        back = back.getvalue()
+    else:  # decoded from a file, with its base
+        (workdir / "golden.ansz").write_bytes(blob)
+        ansz.decompress_file(workdir / "golden.ansz", workdir / "back", threads=THREADS,
+                             overwrite=True, base=base)
+        back = (workdir / "back").read_bytes()
+        for p in (workdir / "golden.ansz", workdir / "back"):
+            p.unlink()
+    if back != original:
         raise SystemExit(f"{g.name}: does not decode to its original")
     survey = gs.survey(blob)
     cov = gs.covers(survey)
     check_expectations(g, survey, cov)
     if g.earlier_writer is None:  # the writer must reproduce it for the tests to
-        again = compress(original, options(g), workdir)
+        again = compress(original, options(g), workdir, base)
         if again != blob:
             raise SystemExit(f"{g.name}: compressing twice gave different bytes")
     entry = {
