@@ -4,7 +4,8 @@
 Usage: python scripts/fuzz.py [--seconds S] [--seed N]
 
 Builds a small safetensors model with every coded dtype (and repeated chunks: a tied tensor,
-zeros) plus a generic file, compresses each
+zeros), a generic file and a fine-tune of the model (coded against the model: delta
+chunks of 1, 2 and 4 bytes, chunks copied from the base), compresses each
 with the default coder and with ``coder="huffman"`` and ``"qlc"`` (so HUFFMAN and QLC streams
 are damaged too), then applies random damage in a loop -- bit flips, byte overwrites, truncations, insertions
 and deletions, a chunk record spliced in from the other container, two chunk records
@@ -35,8 +36,10 @@ from ansz.errors import AnszError
 
 
 def sample_files(rng: np.random.Generator) -> list[bytes]:
+    """The originals: a model, a generic file, and a fine-tune of the model (coded against
+    the model, its base: DELTA and COPY_BASE chunks)."""
     x = rng.standard_normal(20_000) * 0.02
-    model = save({
+    tensors = {
         "bf16": x.astype(ml_dtypes.bfloat16).reshape(100, 200),
         "f16": x[:3000].astype(np.float16),
         "f32": x[:2500].astype(np.float32),
@@ -45,21 +48,34 @@ def sample_files(rng: np.random.Generator) -> list[bytes]:
         "i64": np.arange(300, dtype=np.int64),
         "zeros": np.zeros(5000, ml_dtypes.bfloat16),
         "tied": x.astype(ml_dtypes.bfloat16).reshape(100, 200),  # a repeat of "bf16"
-    }, metadata={"note": "fuzz"})
+    }
+    model = save(tensors, metadata={"note": "fuzz"})
     text = b"".join(b"line %d of a generic file\n" % i for i in range(800))
-    return [model, text]
+    tuned = dict(tensors)
+    # changed a little (fp8 has 3 mantissa bits): DELTA chunks of 2, 4 and 1 bytes
+    for name, scale in (("bf16", 2e-3), ("f32", 2e-3), ("fp8", 0.1)):
+        t = tensors[name]
+        noise = 1 + scale * rng.standard_normal(t.shape)
+        tuned[name] = (t.astype(np.float64) * noise).astype(t.dtype)
+    finetune = save(tuned, metadata={"note": "fuzz"})
+    return [model, text, finetune]
+
+
+#: The original coded against a base, and which original that base is.
+BASED, BASE_OF = 2, 0
 
 
 CODERS = ("auto", "huffman", "qlc")
 
 
-def compress(data: bytes, coder: str = "auto") -> bytes:
-    """``data`` compressed as a file (so repeated chunks are stored once, as references)."""
+def compress(data: bytes, coder: str = "auto", base: str | None = None) -> bytes:
+    """``data`` compressed as a file (so repeated chunks are stored once, as references),
+    against the file ``base`` if given."""
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = os.path.join(tmp, "x.safetensors"), os.path.join(tmp, "x.ansz")
         with open(src, "wb") as fh:
             fh.write(data)
-        ansz.compress_file(src, dst, chunk_size=4096, coder=coder, threads=1)
+        ansz.compress_file(src, dst, chunk_size=4096, coder=coder, threads=1, base=base)
         with open(dst, "rb") as fh:
             return fh.read()
 
@@ -100,8 +116,9 @@ def mutate(rng: np.random.Generator, blob: bytes, other: bytes) -> bytes:
     return bytes(b)
 
 
-def outcomes(blob: bytes, original: bytes, tmp: str) -> list[str]:
-    """'ok' (exact original), 'error' (AnszError), or a violation description, per reader."""
+def outcomes(blob: bytes, original: bytes, tmp: str, base: str | None = None) -> list[str]:
+    """'ok' (exact original), 'error' (AnszError), or a violation description, per reader;
+    ``base``: the file the container was coded against (which a stream reader refuses)."""
     results = []
     path = os.path.join(tmp, "x.ansz")
     with open(path, "wb") as fh:
@@ -121,7 +138,7 @@ def outcomes(blob: bytes, original: bytes, tmp: str) -> list[str]:
             results.append("ok" if got == original else f"{name}: WRONG BYTES without an error")
 
     def from_file():
-        ansz.decompress_file(path, out_path, overwrite=True, threads=2)
+        ansz.decompress_file(path, out_path, overwrite=True, threads=2, base=base)
         with open(out_path, "rb") as fh:
             return fh.read()
 
@@ -133,14 +150,16 @@ def outcomes(blob: bytes, original: bytes, tmp: str) -> list[str]:
     check("decompress_file", from_file)
     check("decompress_stream", from_stream)
     try:
-        ok = ansz.verify_file(path).ok
+        ok = ansz.verify_file(path, base=base).ok
         results.append("ok" if ok else "error")
     except AnszError:
         results.append("error")
     except Exception:
         results.append(f"verify_file: unexpected exception\n{traceback.format_exc()}")
-    # verify must agree with the decoders: never OK for a file that does not decode.
-    if results[-1] == "ok" and "error" in results[:2]:
+    # verify must agree with the decoders: never OK for a file that does not decode (the
+    # stream reader of a container coded against a base always refuses it).
+    decoders = results[:1] if base is not None else results[:2]
+    if results[-1] == "ok" and "error" in decoders:
         results.append("verify_file: OK for a container that does not decode")
     return results
 
@@ -155,17 +174,27 @@ def main() -> int:
     originals = sample_files(rng)
     # (original, container) for every original and coder; a splice takes its chunk record
     # from a container of the other original.
-    blobs = [(k, compress(d, coder)) for coder in CODERS for k, d in enumerate(originals)]
     counts = {"ok": 0, "error": 0}
     violations = 0
     end = time.monotonic() + args.seconds
     it = 0
     with tempfile.TemporaryDirectory() as tmp:
+        base = os.path.join(tmp, "base.safetensors")
+        with open(base, "wb") as fh:
+            fh.write(originals[BASE_OF])
+        blobs = [(k, compress(d, coder, base if k == BASED else None))
+                 for coder in CODERS for k, d in enumerate(originals)]
+        for k, blob in blobs:  # undamaged, each decodes (a stream reader refuses a based one)
+            want = ["ok", "error", "ok"] if k == BASED else ["ok", "ok", "ok"]
+            if outcomes(blob, originals[k], tmp, base if k == BASED else None) != want:
+                print(f"VIOLATION (seed {args.seed}): an undamaged container of original {k} "
+                      "does not decode")
+                violations += 1
         while time.monotonic() < end:
             k, blob = blobs[it % len(blobs)]
             others = [b for j, b in blobs if j != k]
             bad = mutate(rng, blob, others[int(rng.integers(0, len(others)))])
-            for r in outcomes(bad, originals[k], tmp):
+            for r in outcomes(bad, originals[k], tmp, base if k == BASED else None):
                 if r in counts:
                     counts[r] += 1
                 else:
