@@ -2,8 +2,8 @@
 
 :func:`ordered_map` is ``map`` on a thread pool that yields results in order and keeps a
 bounded number of items in flight; the chunk kernels release the GIL, so chunks really run
-in parallel. :class:`BufferPool` recycles the chunk-sized output buffers those chunks decode
-into. Nothing here knows what a chunk is.
+in parallel. :class:`BufferPool` recycles the chunk-sized buffers those chunks are read and
+decoded into. Nothing here knows what a chunk is.
 """
 
 from __future__ import annotations
@@ -61,15 +61,16 @@ def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], nthreads: int) -
 
 
 class BufferPool:
-    """Output buffers for decoded chunks, handed back once the chunk has been written.
+    """Chunk-sized buffers (decoded chunks, or payloads read from a stream), handed back
+    once their chunk is done with them.
 
     A fresh chunk-sized array costs a page fault per 4 KiB when first written (a quarter of a
     bf16 chunk's decode time on this VM), so buffers are reused. Every buffer is
-    ``buffer_size`` bytes (the container's Max_Chunk_Size, so any chunk fits any buffer;
-    pages never written are never resident), and at most one more than the chunks
-    :func:`ordered_map` keeps in flight for ``nthreads`` are kept: memory stays within
-    (in flight + 1) x the largest chunk decoded, whatever sizes a file declares. A chunk
-    never gets a buffer still held by another (``get`` pops, ``put`` pushes).
+    ``buffer_size`` bytes (for decoded chunks the container's Max_Chunk_Size, so any chunk
+    fits any buffer; pages never written are never resident), and at most one more than the
+    chunks :func:`ordered_map` keeps in flight for ``nthreads`` are kept: memory stays within
+    (in flight + 1) x the largest buffer used, whatever sizes a file declares. A chunk never
+    gets a buffer still held by another (``get`` pops, ``put`` pushes).
     """
 
     def __init__(self, buffer_size: int, nthreads: int):
