@@ -74,6 +74,29 @@ def _argmin_first(v):
     return best
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _first_before(key, a, b, up):
+    """Whether symbol a comes before b: the larger key (``up``) or the smaller, and on equal
+    keys the smaller index (the order _argmax_first and _argmin_first scan in)."""
+    if key[a] != key[b]:
+        return key[a] > key[b] if up else key[a] < key[b]
+    return a < b
+
+
+@njit(cache=True, nogil=True)
+def _sift_down(heap, size, i, key, up):
+    """Restore the heap order of heap[:size] (symbols, in _first_before's order) below i."""
+    while True:
+        first = i
+        for child in (2 * i + 1, 2 * i + 2):
+            if child < size and _first_before(key, heap[child], heap[first], up):
+                first = child
+        if first == i:
+            return
+        heap[i], heap[first] = heap[first], heap[i]
+        i = first
+
+
 @njit(cache=True, nogil=True)
 def normalize_counts(counts, scale_bits):
     """Quantize counts to integer frequencies summing to M = 2^scale_bits.
@@ -110,16 +133,34 @@ def normalize_counts(counts, scale_bits):
     loss = np.empty(nsym, np.float64)
     for s in range(nsym):
         _unit_costs(counts[s], freq[s], gain, loss, s)
-    while used != M:
-        if used < M:
-            best = _argmax_first(gain)
-            freq[best] += 1
-            used += 1
-        else:
-            best = _argmin_first(loss)
-            freq[best] -= 1
-            used -= 1
-        _unit_costs(counts[best], freq[best], gain, loss, best)
+    # Fix the sum: one unit at a time to the symbol of largest gain (first index on ties)
+    # while short, or from the one of smallest finite loss while over; the sum moves one way
+    # only. Only the chosen symbol's value changes, so a heap of the candidates in that
+    # order, its top re-sifted after each step, picks exactly what a scan would.
+    if used != M:
+        up = used < M
+        key = gain if up else loss
+        heap = np.empty(nsym, np.int64)
+        size = 0
+        for s in range(nsym):
+            if (key[s] > -1.0) if up else (key[s] < np.inf):
+                heap[size] = s
+                size += 1
+        for i in range(size // 2 - 1, -1, -1):
+            _sift_down(heap, size, i, key, up)
+        while used != M and size > 0:
+            best = heap[0]
+            if up:
+                freq[best] += 1
+                used += 1
+            else:
+                freq[best] -= 1
+                used -= 1
+            _unit_costs(counts[best], freq[best], gain, loss, best)
+            if not up and not key[best] < np.inf:  # at frequency 1: no longer a donor
+                size -= 1
+                heap[0] = heap[size]
+            _sift_down(heap, size, 0, key, up)
     # Exchange: move a unit from the cheapest donor to the best taker while that gains.
     for _ in range(4 * nsym + 64):
         take = _argmax_first(gain)
