@@ -214,6 +214,27 @@ def _read_field(mv: memoryview, layout: PairLayout, n: int) -> tuple[Field, int]
     return field, escapes
 
 
+#: Entries of the slot tables kernels.decode_pairs16 fills: 2^14 (the larger scale) + the 3
+#: bytes the lane decoder reads past the last symbol.
+_SLOTS = 1 << kernels.SCALE_BITS_HIGH
+
+
+def _decoded_in_one_call(mv: memoryview, layout: PairLayout, fielded: bool,
+                         out: np.ndarray) -> bool:
+    """True if ``kernels.decode_pairs16`` decoded the 16-bit chunk payload ``mv`` into ``out``
+    in one call (the common shape: an 8-bit field, a RANS or RANS_WIDE code stream, a
+    STORED raw plane); False leaves it, valid or not, to the general path of decode_chunk,
+    which then decodes it or says what is wrong."""
+    buf = np.frombuffer(mv, np.uint8)
+    if buf.ctypes.data % 2 or out.ctypes.data % 2:
+        return False
+    n = out.size // 2
+    return kernels.decode_pairs16(
+        buf, fielded, np.int64(layout.code_shift), np.int64(0), scratch("codes", n),
+        scratch("slot_symbols", _SLOTS + 3), scratch("slot_entries", _SLOTS, np.uint32),
+        scratch("table", 256, np.uint32), out.view(np.uint16)) == 1
+
+
 def decode_chunk(blob, dtype: str, nbytes: int, out: np.ndarray | None = None, *,
                  fielded: bool = False) -> np.ndarray:
     """Decode a chunk made by :func:`encode_chunk` into ``nbytes`` bytes (uint8 array).
@@ -233,6 +254,8 @@ def decode_chunk(blob, dtype: str, nbytes: int, out: np.ndarray | None = None, *
         out = np.empty(nbytes, np.uint8)
     n = nbytes // layout.width
     mv = memoryview(blob).cast("B")
+    if layout.width == 2 and _decoded_in_one_call(mv, layout, fielded, out):
+        return out
     field, escapes = _read_field(mv, layout, n) if fielded else (None, 0)
     streams = framed_streams(mv, layout.width + (escapes > 0), _FIELD_HEAD.size if fielded else 0)
     if layout.width == 1:

@@ -668,3 +668,87 @@ def test_damaged_wide_words_are_caught_or_harmless():
         except CorruptDataError:
             caught += 1
     assert caught >= 250
+
+
+# --- 16-bit chunks decoded in one kernel call (kernels.decode_pairs16) ---------------------
+
+
+def one_call_chunks():
+    """(name, data, payload, fielded) of 16-bit chunks of the shape decode_pairs16 takes:
+    level 1's plain field with wide (64 states) and narrow code streams, unfielded plain
+    pairs, and 8-bit fields at another shift."""
+    rng = np.random.default_rng(7)
+    out = []
+    for name, dt in (("BF16", ml_dtypes.bfloat16), ("F16", np.float16)):
+        for n in (5000, streams.WIDE_MIN + 37):
+            data = (rng.standard_normal(n) * 0.02).astype(dt).tobytes()
+            out.append((name, data, chunks.encode_chunk(data, name, fielded=True, fast=True),
+                        True))
+            out.append((name, data, chunks.encode_chunk(data, name, coder="rans"), False))
+        data = narrow_floats(name, 5000, seed=3)
+        for field in (Field(FIELD_TOPS[name][0] - 8, 8, 0), Field(8, 8, 0)):
+            out.append((name, data, chunks.encode_chunk(data, name, fielded=True, field=field,
+                                                         coder="rans"), True))
+    return out
+
+
+def general_path_only(monkeypatch):
+    monkeypatch.setattr(chunks, "_decoded_in_one_call", lambda *a: False)
+
+
+def test_common_16bit_chunks_decode_in_one_call(monkeypatch):
+    taken = []
+    one_call = chunks._decoded_in_one_call
+    monkeypatch.setattr(chunks, "_decoded_in_one_call", lambda *a: taken.append(one_call(*a))
+                        or taken[-1])
+    cases = one_call_chunks()
+    for name, data, enc, fielded in cases:
+        assert chunks.decode_chunk(enc, name, len(data), fielded=fielded).tobytes() == data
+    assert taken == [True] * len(cases)
+    # not that shape: a wider field, a coded raw plane, an odd address -> the general path
+    data = (np.random.default_rng(1).standard_normal(50_000) * 0.02).astype(
+        ml_dtypes.bfloat16).tobytes()
+    wide = chunks.encode_chunk(data, "BF16", fielded=True, field=Field(5, 10, 0))
+    skewed = np.full(20_000, 0x3C00, np.uint16)
+    skewed[::3] = 0x3C01
+    coded_top = chunks.encode_chunk(skewed.tobytes(), "F16", fielded=True, fast=True)
+    buf = np.zeros(len(wide) + 1, np.uint8)
+    buf[1:] = np.frombuffer(wide, np.uint8)
+    taken.clear()
+    assert chunks.decode_chunk(wide, "BF16", len(data), fielded=True).tobytes() == data
+    assert chunks.decode_chunk(coded_top, "F16", skewed.nbytes,
+                               fielded=True).tobytes() == skewed.tobytes()
+    assert chunks.decode_chunk(buf[1:], "BF16", len(data), fielded=True).tobytes() == data
+    assert taken == [False, False, False]
+
+
+def outcome(enc, name, nbytes, fielded):
+    try:
+        return chunks.decode_chunk(enc, name, nbytes, fielded=fielded).tobytes()
+    except CorruptDataError:
+        return CorruptDataError
+
+
+def test_one_call_and_the_general_path_agree_on_damaged_payloads(monkeypatch):
+    """Whatever a damaged payload holds, decoding it in one call gives what the general path
+    gives: the same bytes, or CorruptDataError from both (the one call gives up, and the
+    general path says what is wrong)."""
+    rng = np.random.default_rng(11)
+    damaged = []
+    for name, data, enc, fielded in one_call_chunks()[:6]:
+        b = np.frombuffer(enc, np.uint8)
+        for _ in range(60):
+            m = b.copy()
+            # mostly the headers and tables at the front, some anywhere
+            at = int(rng.integers(0, min(len(m), 64) if rng.random() < 0.7 else len(m)))
+            m[at] ^= np.uint8(1 << int(rng.integers(0, 8)))
+            damaged.append((name, len(data), fielded, m.tobytes()))
+        for cut in (1, 2, 3, 5, len(enc) // 2):
+            damaged.append((name, len(data), fielded, enc[:-cut]))
+        damaged.append((name, len(data), fielded, enc + b"\0\0"))
+        damaged.append((name, len(data) - 2, fielded, enc))
+    with_one_call = [outcome(enc, name, n, f) for name, n, f, enc in damaged]
+    general_path_only(monkeypatch)
+    general = [outcome(enc, name, n, f) for name, n, f, enc in damaged]
+    assert with_one_call == general
+    assert with_one_call.count(CorruptDataError) > len(damaged) // 2  # damage was noticed

@@ -1019,3 +1019,163 @@ def read_bitlen_table(buf, start, freq):
             return -2
         p += 1
     return p
+
+
+# --------------------------------------------------------------------------- whole 16-bit chunks
+#
+# Most chunks of a 16-bit float model have one shape: an 8-bit field (level 1's plain
+# pair, or the field the default level chose), so no escapes; a code stream of RANS_WIDE or
+# RANS; a STORED last raw plane. decode_pairs16 decodes such a payload in one call, with the
+# GIL released throughout, where the general path (ansz.chunks) takes a Python step and a
+# kernel call per stream. It checks everything the general path checks for that shape and
+# gives up (returns 0) on anything else, valid or not: the caller then decodes the payload
+# the general way, which reports what is wrong.
+
+# The stream methods of docs/FORMAT.md ("Stream") read here (ansz.streams names them all).
+METHOD_STORED = 0
+METHOD_RANS = 6
+METHOD_RANS_WIDE = 8
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _u32_at(buf, p):
+    """The little-endian u32 at buf[p:p + 4] (the caller checked p + 4 <= buf.size)."""
+    return (np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8) | (np.int64(buf[p + 2]) << 16)
+            | (np.int64(buf[p + 3]) << 24))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _frame(buf, p):
+    """The stream framed at buf[p:] (u32 length, body, a zero byte if the length is odd):
+    (body start, body length, where the next frame starts), or (-1, 0, 0) if the frame is
+    truncated or its pad byte is not zero."""
+    nb = buf.size
+    if p + 4 > nb:
+        return -1, 0, 0
+    length = _u32_at(buf, p)
+    start = p + 4
+    if length > nb - start:
+        return -1, 0, 0
+    nxt = start + length
+    if length & 1:
+        if nxt >= nb or buf[nxt] != 0:
+            return -1, 0, 0
+        nxt += 1
+    return start, length, nxt
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _table_ok(freq, scale_bits):
+    """What check_freq_table checks: scale_bits 12 or 14, a sum of 2^scale_bits, at least
+    two symbols."""
+    if scale_bits != SCALE_BITS and scale_bits != SCALE_BITS_HIGH:
+        return False
+    total = np.int64(0)
+    present = 0
+    for s in range(256):
+        total += np.int64(freq[s])
+        present += freq[s] != 0
+    return total == (np.int64(1) << scale_bits) and present >= 2
+
+
+@njit(cache=True, nogil=True)
+def _decode_code_stream(blob, codes, sym_of_slot, dec_of_slot, freq):
+    """Decode the RANS or RANS_WIDE stream ``blob`` into ``codes`` (its size is the symbol
+    count); False for any other method or anything wrong. sym_of_slot (uint8) holds at
+    least 2^14 + 3 entries, dec_of_slot (uint32) 2^14; freq is uint32[256] scratch."""
+    nb = blob.size
+    if nb < 4:
+        return False
+    method = blob[0]
+    scale_bits = np.int64(blob[1])
+    first = np.int64(blob[2])
+    last = np.int64(blob[3])
+    if last < first:
+        return False
+    for s in range(256):
+        freq[s] = 0
+    if method == METHOD_RANS_WIDE:
+        if nb < 6 or blob[5] != 0 or (blob[4] != 5 and blob[4] != 6):
+            return False
+        nstates = np.int64(1) << np.int64(blob[4])
+        end = read_bitlen_table(blob, 6, freq[first:last + 1])
+        if end < 0:
+            return False
+    elif method == METHOD_RANS:
+        nstates = np.int64(NSTATES)
+        end = read_varints(blob, 4, freq[first:last + 1])
+        if end < 0:
+            return False
+        if end % 2:
+            if end >= nb or blob[end] != 0:
+                return False
+            end += 1
+    else:
+        return False
+    if (nb - end) % 2 or not _table_ok(freq, scale_bits):
+        return False
+    m = np.int64(1) << scale_bits
+    if sym_of_slot.size < m + 3 or dec_of_slot.size < m:
+        return False
+    build_decoder_tables(np.arange(256).astype(np.uint8), freq, sym_of_slot[:m],
+                         dec_of_slot[:m])
+    words = blob[end:].view(np.uint16)
+    if nstates == NSTATES:
+        if scale_bits == SCALE_BITS:
+            status = _rans_decode(words, sym_of_slot, dec_of_slot, codes, SCALE_BITS)
+        else:
+            status = _rans_decode(words, sym_of_slot, dec_of_slot, codes, SCALE_BITS_HIGH)
+    elif scale_bits == SCALE_BITS:
+        status = _rans_decode_wide(words, sym_of_slot, dec_of_slot, codes, nstates, SCALE_BITS)
+    else:
+        status = _rans_decode_wide(words, sym_of_slot, dec_of_slot, codes, nstates,
+                                   SCALE_BITS_HIGH)
+    return status == DECODE_OK
+
+
+@njit(cache=True, nogil=True)
+def decode_pairs16(payload, fielded, shift, base, codes, sym_of_slot, dec_of_slot, freq,
+                   elems):
+    """Decode a 16-bit chunk payload of the shape above into ``elems`` (uint16[n]); 1 if it
+    did, 0 if the payload is not of that shape or not valid (``elems`` then unspecified).
+
+    payload: uint8, starting at an even address. ``fielded``: it starts with a Field_Header
+    (docs/FORMAT.md), whose field must be 8 bits wide with no escapes; otherwise its field is
+    ``shift``/``base`` (the layout's plain pair). codes: uint8[n] scratch; sym_of_slot,
+    dec_of_slot, freq: as _decode_code_stream. An element is the field value ((code + base)
+    mod 256) at bit ``shift`` with the raw byte's bits around it, as join_fielded16 joins an
+    8-bit field.
+    """
+    n = elems.size
+    nb = payload.size
+    if n == 0 or codes.size != n or freq.size != 256:
+        return 0
+    p = 0
+    if fielded:
+        if nb < 8:
+            return 0
+        shift = np.int64(payload[0])
+        base = np.int64(payload[2]) | (np.int64(payload[3]) << 8)
+        if payload[1] != 8 or _u32_at(payload, 4) != 0:
+            return 0
+        p = 8
+    if shift > 8 or base > 255:
+        return 0
+    cs, clen, p = _frame(payload, p)
+    if cs < 0:
+        return 0
+    ts, tlen, p = _frame(payload, p)
+    if ts < 0 or p != nb or tlen != n + 1 or payload[ts] != METHOD_STORED:
+        return 0
+    if not _decode_code_stream(payload[cs:cs + clen], codes, sym_of_slot, dec_of_slot, freq):
+        return 0
+    sh = np.uint32(shift)
+    sb = np.uint32(shift + 8)
+    low = (np.uint32(1) << sh) - np.uint32(1)
+    b0 = np.uint32(base)
+    top = payload[ts + 1:ts + 1 + n]
+    for i in range(n):
+        r = np.uint32(top[i])
+        t = (np.uint32(codes[i]) + b0) & np.uint32(0xFF)
+        elems[i] = np.uint16(((r >> sh) << sb) | (t << sh) | (r & low))
+    return 1
