@@ -222,9 +222,9 @@ _SLOTS = 1 << kernels.SCALE_BITS_HIGH
 def _decoded_in_one_call(mv: memoryview, layout: PairLayout, fielded: bool,
                          out: np.ndarray) -> bool:
     """True if ``kernels.decode_pairs16`` decoded the 16-bit chunk payload ``mv`` into ``out``
-    in one call (the common shape: an 8-bit field, a RANS or RANS_WIDE code stream, a
-    STORED raw plane); False leaves it, valid or not, to the general path of decode_chunk,
-    which then decodes it or says what is wrong."""
+    in one call (the common shape: a RANS or RANS_WIDE code stream, a STORED raw plane,
+    escapes STORED or rANS-coded); False leaves it, valid or not, to the general path of
+    decode_chunk, which then decodes it or says what is wrong."""
     buf = np.frombuffer(mv, np.uint8)
     if buf.ctypes.data % 2 or out.ctypes.data % 2:
         return False
@@ -232,7 +232,8 @@ def _decoded_in_one_call(mv: memoryview, layout: PairLayout, fielded: bool,
     return kernels.decode_pairs16(
         buf, fielded, np.int64(layout.code_shift), np.int64(0), scratch("codes", n),
         scratch("slot_symbols", _SLOTS + 3), scratch("slot_entries", _SLOTS, np.uint32),
-        scratch("table", 256, np.uint32), out.view(np.uint16)) == 1
+        scratch("table", 256, np.uint32), scratch("escaped", n, np.uint16),
+        out.view(np.uint16)) == 1
 
 
 def decode_chunk(blob, dtype: str, nbytes: int, out: np.ndarray | None = None, *,

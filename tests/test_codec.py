@@ -675,20 +675,34 @@ def test_damaged_wide_words_are_caught_or_harmless():
 
 def one_call_chunks():
     """(name, data, payload, fielded) of 16-bit chunks of the shape decode_pairs16 takes:
-    level 1's plain field with wide (64 states) and narrow code streams, unfielded plain
-    pairs, and 8-bit fields at another shift."""
+    level 1's plain field and the default level's chosen fields, with wide (32 or 64 states)
+    and narrow code streams; unfielded plain pairs; 8-bit fields at another shift; wide
+    fields with packed raw planes, and with escapes (stored, and rANS-coded)."""
     rng = np.random.default_rng(7)
     out = []
     for name, dt in (("BF16", ml_dtypes.bfloat16), ("F16", np.float16)):
         for n in (5000, streams.WIDE_MIN + 37):
             data = (rng.standard_normal(n) * 0.02).astype(dt).tobytes()
-            out.append((name, data, chunks.encode_chunk(data, name, fielded=True, fast=True),
-                        True))
+            for fast in (True, False):
+                out.append((name, data, chunks.encode_chunk(data, name, fielded=True,
+                                                            fast=fast, coder="rans"), True))
             out.append((name, data, chunks.encode_chunk(data, name, coder="rans"), False))
-        data = narrow_floats(name, 5000, seed=3)
-        for field in (Field(FIELD_TOPS[name][0] - 8, 8, 0), Field(8, 8, 0)):
-            out.append((name, data, chunks.encode_chunk(data, name, fielded=True, field=field,
-                                                         coder="rans"), True))
+        data = narrow_floats(name, 5003, seed=3)  # packed planes end in padding bits
+        top = FIELD_TOPS[name][0]
+        vals = np.frombuffer(data, np.uint16)
+        for bits in (8, 10, 11, 12):
+            for shift in {top - bits, 16 - bits}:
+                fv = (vals >> np.uint16(shift)) & np.uint16((1 << bits) - 1)
+                field = Field(shift, bits, 0 if bits == 8 else int(fv.min()))
+                out.append((name, data, chunks.encode_chunk(data, name, fielded=True,
+                                                             field=field, coder="rans"), True))
+    data, enc = chunk_with_escapes()
+    out.append(("BF16", data, enc, True))
+    x = (rng.standard_normal(100_000) * 0.02).astype(ml_dtypes.bfloat16)
+    x[[5, 500, 5000]] = [1e6, -3e7, 5e9]  # too few escapes to code their stream
+    data = x.tobytes()
+    out.append(("BF16", data, chunks.encode_chunk(data, "BF16", fielded=True, coder="rans"),
+                True))
     return out
 
 
@@ -705,17 +719,28 @@ def test_common_16bit_chunks_decode_in_one_call(monkeypatch):
     for name, data, enc, fielded in cases:
         assert chunks.decode_chunk(enc, name, len(data), fielded=fielded).tobytes() == data
     assert taken == [True] * len(cases)
-    # not that shape: a wider field, a coded raw plane, an odd address -> the general path
+    methods = set()
+    for name, data, enc, fielded in cases:
+        shift, bits, base, escapes = chunks._FIELD_HEAD.unpack_from(enc) if fielded else (
+            0, 8, 0, 0)
+        parts = list(streams.framed_streams(memoryview(enc), 2 + (escapes > 0),
+                                            chunks._FIELD_HEAD.size if fielded else 0))
+        methods.add(("codes", parts[0][0]))
+        if escapes:
+            methods.add(("escapes", parts[2][0]))
+    assert methods >= {("codes", streams.RANS), ("codes", streams.RANS_WIDE),
+                       ("escapes", streams.STORED), ("escapes", streams.RANS)}
+    # not that shape: a prefix-coded code stream, a coded raw plane, an odd address
     data = (np.random.default_rng(1).standard_normal(50_000) * 0.02).astype(
         ml_dtypes.bfloat16).tobytes()
-    wide = chunks.encode_chunk(data, "BF16", fielded=True, field=Field(5, 10, 0))
+    huffman = chunks.encode_chunk(data, "BF16", fielded=True, coder="huffman")
     skewed = np.full(20_000, 0x3C00, np.uint16)
     skewed[::3] = 0x3C01
     coded_top = chunks.encode_chunk(skewed.tobytes(), "F16", fielded=True, fast=True)
-    buf = np.zeros(len(wide) + 1, np.uint8)
-    buf[1:] = np.frombuffer(wide, np.uint8)
+    buf = np.zeros(len(huffman) + 1, np.uint8)
+    buf[1:] = np.frombuffer(huffman, np.uint8)
     taken.clear()
-    assert chunks.decode_chunk(wide, "BF16", len(data), fielded=True).tobytes() == data
+    assert chunks.decode_chunk(huffman, "BF16", len(data), fielded=True).tobytes() == data
     assert chunks.decode_chunk(coded_top, "F16", skewed.nbytes,
                                fielded=True).tobytes() == skewed.tobytes()
     assert chunks.decode_chunk(buf[1:], "BF16", len(data), fielded=True).tobytes() == data
@@ -735,9 +760,10 @@ def test_one_call_and_the_general_path_agree_on_damaged_payloads(monkeypatch):
     general path says what is wrong)."""
     rng = np.random.default_rng(11)
     damaged = []
-    for name, data, enc, fielded in one_call_chunks()[:6]:
+    cases = one_call_chunks()
+    for name, data, enc, fielded in cases[:6] + cases[-9:]:
         b = np.frombuffer(enc, np.uint8)
-        for _ in range(60):
+        for _ in range(40):
             m = b.copy()
             # mostly the headers and tables at the front, some anywhere
             at = int(rng.integers(0, min(len(m), 64) if rng.random() < 0.7 else len(m)))
@@ -747,6 +773,26 @@ def test_one_call_and_the_general_path_agree_on_damaged_payloads(monkeypatch):
             damaged.append((name, len(data), fielded, enc[:-cut]))
         damaged.append((name, len(data), fielded, enc + b"\0\0"))
         damaged.append((name, len(data) - 2, fielded, enc))
+        if fielded and enc[1] > 8:  # a packed plane: set its sub-planes' padding bits
+            n = len(data) // 2
+            p = chunks._FIELD_HEAD.size
+            p += 4 + int.from_bytes(enc[p:p + 4], "little")
+            p += p % 2  # the code stream's pad byte
+            top = p + 5  # past the top stream's length and method byte
+            w, ends = 16 - enc[1], [(n + 1) // 2]
+            ends += [ends[-1] + (n + 3) // 4] if w >= 6 else []
+            ends += [ends[-1] + (n + 7) // 8] if w % 2 else []
+            for end in ends:
+                m = bytearray(enc)
+                m[top + end - 1] |= 0x80
+                damaged.append((name, len(data), fielded, bytes(m)))
+        if fielded:  # every field, escape count and padding the header can declare
+            for shift, bits, base, escapes in ((0, 8, 0, 0), (9, 8, 0, 0), (4, 12, 0, 0),
+                                               (5, 12, 0, 0), (6, 10, 1023, 0),
+                                               (6, 10, 1024, 0), (5, 11, 0, 1), (7, 8, 1, 0),
+                                               (7, 8, 0, 1), (6, 9, 0, len(data))):
+                head = chunks._FIELD_HEAD.pack(shift, bits, base, escapes)
+                damaged.append((name, len(data), fielded, head + enc[len(head):]))
     with_one_call = [outcome(enc, name, n, f) for name, n, f, enc in damaged]
     general_path_only(monkeypatch)
     general = [outcome(enc, name, n, f) for name, n, f, enc in damaged]

@@ -2,7 +2,8 @@
 holds them all (the JIT side of :mod:`ansz.kernels`, which the rest of ansz imports).
 
 - :mod:`.fields`: coding pairs and fields, sampling, bit packing, byte histograms;
-- :mod:`.rans`: normalization, rANS encoding and decoding, pair tables, varints;
+- :mod:`.rans`: normalization, rANS encoding and decoding, pair tables, varints, and whole
+  16-bit chunks decoded in one call (with the join of their pairs);
 - :mod:`.prefix`: the Huffman and QLC kernels;
 - :mod:`.delta`: delta chunks (a chunk coded against the same elements of a base tensor).
 

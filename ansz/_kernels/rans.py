@@ -35,6 +35,7 @@ DECODE_OK = 0
 DECODE_TRUNCATED = 1
 DECODE_BAD_STATE = 2
 DECODE_TRAILING = 3
+DECODE_BAD_PADDING = 5  # a packed raw plane's padding bits are not zero
 
 # --------------------------------------------------------------------------- normalization
 
@@ -1021,15 +1022,271 @@ def read_bitlen_table(buf, start, freq):
     return p
 
 
+# --------------------------------------------------------------------------- joining 16-bit pairs
+#
+# The inverse of fields.split_pairs16 for a decoded chunk: an element is its field value
+# (code + base, modulo 2^bits; or, for a field wider than 8 bits, the value stored aside for
+# an escape code 255) at bit `shift`, with the raw value's bits around it (docs/FORMAT.md,
+# "Fielded chunk payload"). It lives beside the rANS decoders so that decode_pairs16 can
+# decode a whole chunk in one call.
+
+JOIN16_LANES = 32  # 16-bit elements _join16_vectors joins at once: 512 bits
+
+
+def _join16_vectors(nsrc):
+    """An intrinsic: the whole vectors of one run of join_fielded16 whose top values come
+    from ``nsrc`` (1 to 3) byte sources, JOIN16_LANES elements at a time in 16-bit lanes.
+
+    ``(elems, codes, top, escaped, params, first, nvec, k, shift, bits, base, patch) -> k``
+    joins elements first .. first + nvec * JOIN16_LANES - 1. Element i's top value is the OR
+    over sources s of ((top[i + params[4s]] >> params[4s + 1]) & params[4s + 2]) <<
+    params[4s + 3]. With ``patch`` nonzero, a vector whose codes include 255 takes the field
+    values of its escapes from escaped[k:] in order (one expanding load) when all of them
+    are there (k + their number <= escaped.size), and k advances by their number either
+    way; the new k is returned. The caller guarantees every index read or written lies in
+    its array, a valid field (8 <= bits, shift + bits <= 16, base < 2^bits) and params
+    with shifts under 8 and masks under 256. All scalars are int64.
+    """
+
+    @intrinsic
+    def join_vectors(typingctx, elems, codes, top, escaped, params, first, nvec, k0, shift,
+                     bits, base, patch):
+        sig = types.int64(elems, codes, top, escaped, params, first, nvec, k0, shift, bits,
+                          base, patch)
+
+        def codegen(context, builder, signature, args):
+            arrays = [context.make_array(t)(context, builder, a)
+                      for t, a in zip(signature.args[:5], args[:5])]
+            ep, cp, tp, xp, pp = (a.data for a in arrays)
+            nesc = arrays[3].nitems
+            first, nv, k0_v, sh_v, bits_v, base_v, patch_v = args[5:]
+            i1, i8, i16, i32, i64 = (ir.IntType(b) for b in (1, 8, 16, 32, 64))
+            lanes = JOIN16_LANES
+            v16, v8, v1 = (ir.VectorType(t, lanes) for t in (i16, i8, i1))
+            mask_int = ir.IntType(lanes)
+
+            def splat(value):  # an i16, or an i64 taken modulo 2^16
+                if value.type != i16:
+                    value = builder.trunc(value, i16)
+                u = builder.insert_element(ir.Constant(v16, ir.Undefined), value,
+                                           ir.Constant(i32, 0))
+                return builder.shuffle_vector(u, ir.Constant(v16, ir.Undefined),
+                                              ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
+
+            def param(j):
+                return builder.load(builder.gep(pp, [ir.Constant(i64, j)]))
+
+            srcs = [(param(4 * s), splat(param(4 * s + 1)), splat(param(4 * s + 2)),
+                     splat(param(4 * s + 3))) for s in range(nsrc)]
+            one = ir.Constant(i16, 1)
+            sh16 = builder.trunc(sh_v, i16)
+            bits16 = builder.trunc(bits_v, i16)
+            sh = splat(sh16)
+            top_sh = splat(builder.sub(builder.add(sh16, bits16), one))  # shift + bits - 1
+            fmask = splat(builder.sub(builder.shl(one, bits16), one))
+            low = splat(builder.sub(builder.shl(one, sh16), one))
+            b0 = splat(base_v)
+            ones = ir.Constant(v16, [1] * lanes)
+            c255 = ir.Constant(v8, [255] * lanes)
+            patch_mask = builder.select(builder.icmp_signed("!=", patch_v, ir.Constant(i64, 0)),
+                                        ir.Constant(mask_int, -1), ir.Constant(mask_int, 0))
+            ctpop = _declare(builder.module, f"llvm.ctpop.i{lanes}",
+                             ir.FunctionType(mask_int, [mask_int]))
+            expand = _declare(builder.module, f"llvm.masked.expandload.v{lanes}i16",
+                              ir.FunctionType(v16, [ir.PointerType(i16), v1, v16]))
+
+            def load(ptr, at, t):
+                return builder.load(builder.bitcast(builder.gep(ptr, [at]), ir.PointerType(t)),
+                                    align=1)
+
+            entry = builder.basic_block
+            head = builder.append_basic_block("join.head")
+            body = builder.append_basic_block("join.body")
+            esc = builder.append_basic_block("join.escapes")
+            store = builder.append_basic_block("join.store")
+            done = builder.append_basic_block("join.done")
+            builder.branch(head)
+            builder.position_at_end(head)
+            j, k = builder.phi(i64), builder.phi(i64)
+            j.add_incoming(ir.Constant(i64, 0), entry)
+            k.add_incoming(k0_v, entry)
+            builder.cbranch(builder.icmp_signed("<", j, nv), body, done)
+
+            builder.position_at_end(body)
+            at = builder.add(first, builder.mul(j, ir.Constant(i64, lanes)))
+            code8 = load(cp, at, v8)
+            t = builder.and_(builder.add(builder.zext(code8, v16), b0), fmask)
+            r = None
+            for off, shr, msk, shl in srcs:
+                v = builder.zext(load(tp, builder.add(at, off), v8), v16)
+                v = builder.shl(builder.and_(builder.lshr(v, shr), msk), shl)
+                r = v if r is None else builder.or_(r, v)
+            is_esc = builder.icmp_unsigned("==", code8, c255)
+            bits_esc = builder.and_(builder.bitcast(is_esc, mask_int), patch_mask)
+            builder.cbranch(builder.icmp_unsigned("!=", bits_esc, ir.Constant(mask_int, 0)),
+                            esc, store)
+
+            builder.position_at_end(esc)  # rare: the vector holds escapes
+            k_end = builder.add(k, builder.zext(builder.call(ctpop, [bits_esc]), i64))
+            fits = builder.icmp_signed("<=", k_end, nesc)
+            take = builder.select(fits, is_esc, ir.Constant(v1, [0] * lanes))
+            got = builder.call(expand, [builder.gep(xp, [k]), take, ir.Constant(v16, [0] * lanes)])
+            t_esc = builder.select(take, builder.and_(got, fmask), t)
+            builder.branch(store)
+
+            builder.position_at_end(store)
+            t_all, k_next = builder.phi(v16), builder.phi(i64)
+            t_all.add_incoming(t, body)
+            t_all.add_incoming(t_esc, esc)
+            k_next.add_incoming(k, body)
+            k_next.add_incoming(k_end, esc)
+            # (r >> shift) << (shift + bits) as two shifts: shift + bits may be 16
+            e = builder.shl(builder.shl(builder.lshr(r, sh), top_sh), ones)
+            e = builder.or_(builder.or_(e, builder.shl(t_all, sh)), builder.and_(r, low))
+            builder.store(e, builder.bitcast(builder.gep(ep, [at]), ir.PointerType(v16)),
+                          align=2)
+            j.add_incoming(builder.add(j, ir.Constant(i64, 1)), store)
+            k.add_incoming(k_next, store)
+            builder.branch(head)
+
+            builder.position_at_end(done)
+            return k
+
+        return sig, codegen
+
+    return join_vectors
+
+
+_join16_vectors1 = _join16_vectors(1)
+_join16_vectors2 = _join16_vectors(2)
+_join16_vectors3 = _join16_vectors(3)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _join16_run(elems, codes, top, escaped, params, nsrc, a, b, k, shift, bits, base, patch):
+    """Join elements a .. b - 1 as join_fielded16 does, the top value of element i being
+    the OR over the nsrc sources of params (see _join16_vectors): whole vectors by the
+    intrinsic, the rest one by one. Returns the next escape index k."""
+    nvec = (b - a) // JOIN16_LANES
+    if nvec > 0:
+        a64, nv, sh64, bits64, base64 = (np.int64(a), np.int64(nvec), np.int64(shift),
+                                         np.int64(bits), np.int64(base))
+        if nsrc == 1:
+            k = _join16_vectors1(elems, codes, top, escaped, params, a64, nv, k, sh64, bits64,
+                                 base64, patch)
+        elif nsrc == 2:
+            k = _join16_vectors2(elems, codes, top, escaped, params, a64, nv, k, sh64, bits64,
+                                 base64, patch)
+        else:
+            k = _join16_vectors3(elems, codes, top, escaped, params, a64, nv, k, sh64, bits64,
+                                 base64, patch)
+    sh = np.uint32(shift)
+    sb = sh + np.uint32(bits)
+    fmask = (np.uint32(1) << np.uint32(bits)) - np.uint32(1)
+    low = (np.uint32(1) << sh) - np.uint32(1)
+    b0 = np.uint32(base)
+    for i in range(a + nvec * JOIN16_LANES, b):
+        r = np.uint32(0)
+        for s in range(nsrc):
+            v = np.uint32(top[i + params[4 * s]]) >> np.uint32(params[4 * s + 1])
+            r |= (v & np.uint32(params[4 * s + 2])) << np.uint32(params[4 * s + 3])
+        c = codes[i]
+        t = (np.uint32(c) + b0) & fmask
+        if patch and c == 255:
+            if k < escaped.size:
+                t = np.uint32(escaped[k]) & fmask
+            k += 1
+        elems[i] = np.uint16(((r >> sh) << sb) | (t << sh) | (r & low))
+    return k
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _set_source(src, s, start, nbytes, kb, at):
+    """Row s of join_fielded16's sources (at least 1 byte, so that i // S is defined)."""
+    src[s, 0] = start
+    src[s, 1] = max(nbytes, 1)
+    src[s, 2] = kb
+    src[s, 3] = at
+
+
+@njit(cache=True, nogil=True)
+def join_fielded16(codes, top, shift, bits, base, packed, escaped, elems):
+    """Inverse of split_pairs16 for a fielded chunk, its escapes put back, in one pass:
+    (status, count).
+
+    codes: uint8[n]; elems: uint16[n], written. top: the last raw plane, one byte per
+    element (n bytes) unless ``packed`` and the field is wider than 8 bits, when it is the
+    plane of 16 - bits bit values packed as pack_top packs them. For a field wider than 8
+    bits the k-th element whose code is 255 takes field value escaped[k] (uint16, modulo
+    2^bits); count is the number of codes 255 (0 for an 8-bit field, whose 255 is a value).
+    On a count other than escaped.size, which the caller reports as corrupt, the escaped
+    elements are unspecified. status is DECODE_BAD_PADDING if a packed plane's padding bits
+    are not zero, else DECODE_OK. ValueError for sizes or a field outside this contract.
+    """
+    n = elems.size
+    if not (8 <= bits <= 12 and shift + bits <= 16 and base < (np.uint32(1) << bits)):
+        raise ValueError("join_fielded16: the field does not fit 16-bit elements")
+    if codes.size != n:
+        raise ValueError("join_fielded16: codes and elems differ in size")
+    w = 16 - np.int64(bits) if packed else np.int64(8)
+    s4, s2, s1 = (n + 1) // 2, (n + 3) // 4, (n + 7) // 8
+    # the sources of the top value: (first byte, bytes S, bits per value kb, bit of the
+    # value); value i of a source sits in its byte i % S at bit (i // S) * kb
+    src = np.zeros((3, 4), np.int64)
+    if w == 8:
+        _set_source(src, 0, 0, n, 8, 0)
+        nsrc, size = 1, n
+    else:
+        _set_source(src, 0, 0, s4, 4, 0)
+        nsrc, size = 1, s4
+        if w >= 6:
+            _set_source(src, 1, size, s2, 2, 4)
+            nsrc, size = 2, size + s2
+        if w % 2 == 1:
+            _set_source(src, nsrc, size, s1, 1, w - 1)
+            nsrc, size = nsrc + 1, size + s1
+    if top.size != size:
+        raise ValueError("join_fielded16: the top plane has the wrong size")
+    ok = True
+    for s in range(nsrc):  # packed: the fields past the last value are padding, zero
+        start, m_bytes, kb = src[s, 0], src[s, 1], src[s, 2]
+        if kb == 8 or n == 0:
+            continue
+        m = 8 // kb
+        for jb in range(max(0, n - (m - 1) * m_bytes), m_bytes):
+            b = top[start + jb]
+            for q in range(m):
+                if q * m_bytes + jb >= n:
+                    ok &= ((b >> np.uint8(q * kb)) & np.uint8((1 << kb) - 1)) == 0
+    patch = np.int64(bits > 8)
+    params = np.zeros(12, np.int64)
+    k = np.int64(0)
+    a = np.int64(0)
+    while a < n:  # runs over which every source's slice is one
+        b = n
+        for s in range(nsrc):
+            start, m_bytes, kb, at = src[s, 0], src[s, 1], src[s, 2], src[s, 3]
+            q = a // m_bytes
+            b = min(b, (q + 1) * m_bytes)
+            params[4 * s] = start - q * m_bytes
+            params[4 * s + 1] = q * kb
+            params[4 * s + 2] = (1 << kb) - 1
+            params[4 * s + 3] = at
+        k = _join16_run(elems, codes, top, escaped, params, nsrc, a, b, k, shift, bits, base,
+                        patch)
+        a = b
+    return (DECODE_OK if ok else DECODE_BAD_PADDING), k
+
+
 # --------------------------------------------------------------------------- whole 16-bit chunks
 #
-# Most chunks of a 16-bit float model have one shape: an 8-bit field (level 1's plain
-# pair, or the field the default level chose), so no escapes; a code stream of RANS_WIDE or
-# RANS; a STORED last raw plane. decode_pairs16 decodes such a payload in one call, with the
-# GIL released throughout, where the general path (ansz.chunks) takes a Python step and a
-# kernel call per stream. It checks everything the general path checks for that shape and
-# gives up (returns 0) on anything else, valid or not: the caller then decodes the payload
-# the general way, which reports what is wrong.
+# Nearly every chunk of a 16-bit float model has one shape: a code stream of RANS_WIDE or
+# RANS, a STORED last raw plane (packed for a field wider than 8 bits) and, if the field
+# has escapes, a stream of their values coded as STORED, RANS or RANS_WIDE. decode_pairs16
+# decodes such a payload in one call, with the GIL released throughout, where the general
+# path (ansz.chunks) takes a Python step and a kernel call per stream. It checks everything
+# the general path checks for that shape and gives up (returns 0) on anything else, valid
+# or not: the caller then decodes the payload the general way, which reports what is wrong.
 
 # The stream methods of docs/FORMAT.md ("Stream") read here (ansz.streams names them all).
 METHOD_STORED = 0
@@ -1133,49 +1390,77 @@ def _decode_code_stream(blob, codes, sym_of_slot, dec_of_slot, freq):
     return status == DECODE_OK
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _packed_top_size(n, w):
+    """Bytes of a last raw plane of n values of w bits: n for w = 8, else packed as sliced
+    sub-planes (docs/FORMAT.md, "Packed raw plane")."""
+    if w == 8:
+        return n
+    size = (n + 1) // 2
+    if w >= 6:
+        size += (n + 3) // 4
+    if w == 5 or w == 7:
+        size += (n + 7) // 8
+    return size
+
+
 @njit(cache=True, nogil=True)
 def decode_pairs16(payload, fielded, shift, base, codes, sym_of_slot, dec_of_slot, freq,
-                   elems):
+                   escaped, elems):
     """Decode a 16-bit chunk payload of the shape above into ``elems`` (uint16[n]); 1 if it
     did, 0 if the payload is not of that shape or not valid (``elems`` then unspecified).
 
     payload: uint8, starting at an even address. ``fielded``: it starts with a Field_Header
-    (docs/FORMAT.md), whose field must be 8 bits wide with no escapes; otherwise its field is
-    ``shift``/``base`` (the layout's plain pair). codes: uint8[n] scratch; sym_of_slot,
-    dec_of_slot, freq: as _decode_code_stream. An element is the field value ((code + base)
-    mod 256) at bit ``shift`` with the raw byte's bits around it, as join_fielded16 joins an
-    8-bit field.
+    (docs/FORMAT.md); otherwise its field is 8 bits at ``shift`` with ``base`` (the layout's
+    plain pair). codes: uint8[n] and escaped: uint16[n], scratch; sym_of_slot, dec_of_slot,
+    freq: as _decode_code_stream. The elements are joined as join_fielded16 joins them.
     """
     n = elems.size
     nb = payload.size
-    if n == 0 or codes.size != n or freq.size != 256:
+    if n == 0 or codes.size != n or escaped.size != n or freq.size != 256:
         return 0
     p = 0
+    bits = np.int64(8)
+    nesc = np.int64(0)
     if fielded:
         if nb < 8:
             return 0
         shift = np.int64(payload[0])
+        bits = np.int64(payload[1])
         base = np.int64(payload[2]) | (np.int64(payload[3]) << 8)
-        if payload[1] != 8 or _u32_at(payload, 4) != 0:
-            return 0
+        nesc = _u32_at(payload, 4)
         p = 8
-    if shift > 8 or base > 255:
+    # Field.check and the escape count's bound, as ansz.chunks reads a Field_Header
+    if not (8 <= bits <= 12 and 0 <= shift and shift + bits <= 16 and 0 <= base < (1 << bits)):
+        return 0
+    if nesc > (0 if bits == 8 else n):
         return 0
     cs, clen, p = _frame(payload, p)
     if cs < 0:
         return 0
     ts, tlen, p = _frame(payload, p)
-    if ts < 0 or p != nb or tlen != n + 1 or payload[ts] != METHOD_STORED:
+    if ts < 0:
+        return 0
+    es, elen = p, np.int64(0)
+    if nesc:
+        es, elen, p = _frame(payload, p)
+        if es < 0:
+            return 0
+    top_size = _packed_top_size(n, 16 - bits)
+    if p != nb or tlen != top_size + 1 or payload[ts] != METHOD_STORED:
         return 0
     if not _decode_code_stream(payload[cs:cs + clen], codes, sym_of_slot, dec_of_slot, freq):
         return 0
-    sh = np.uint32(shift)
-    sb = np.uint32(shift + 8)
-    low = (np.uint32(1) << sh) - np.uint32(1)
-    b0 = np.uint32(base)
-    top = payload[ts + 1:ts + 1 + n]
-    for i in range(n):
-        r = np.uint32(top[i])
-        t = (np.uint32(codes[i]) + b0) & np.uint32(0xFF)
-        elems[i] = np.uint16(((r >> sh) << sb) | (t << sh) | (r & low))
+    esc = escaped[:nesc]
+    if nesc:
+        blob = payload[es:es + elen]
+        if elen == 2 * nesc + 1 and blob[0] == METHOD_STORED:
+            esc.view(np.uint8)[:] = blob[1:]
+        elif not _decode_code_stream(blob, esc.view(np.uint8), sym_of_slot, dec_of_slot,
+                                     freq):
+            return 0
+    status, count = join_fielded16(codes, payload[ts + 1:ts + 1 + top_size], np.uint32(shift),
+                                   np.uint32(bits), np.uint32(base), True, esc, elems)
+    if status != DECODE_OK or (bits > 8 and count != nesc):
+        return 0
     return 1
