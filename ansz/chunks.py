@@ -221,19 +221,23 @@ _SLOTS = 1 << kernels.SCALE_BITS_HIGH
 
 def _decoded_in_one_call(mv: memoryview, layout: PairLayout, fielded: bool,
                          out: np.ndarray) -> bool:
-    """True if ``kernels.decode_pairs16`` decoded the 16-bit chunk payload ``mv`` into ``out``
-    in one call (the common shape: a RANS or RANS_WIDE code stream, a STORED raw plane,
-    escapes STORED or rANS-coded); False leaves it, valid or not, to the general path of
-    decode_chunk, which then decodes it or says what is wrong."""
+    """True if ``kernels.decode_pairs16`` (``decode_pairs32``) decoded the chunk payload
+    ``mv`` of 16-bit (32-bit) elements into ``out`` in one call (the common shape: every
+    stream STORED, CONSTANT or rANS-coded); False leaves it, valid or not, to the general
+    path of decode_chunk, which then decodes it or says what is wrong."""
     buf = np.frombuffer(mv, np.uint8)
-    if buf.ctypes.data % 2 or out.ctypes.data % 2:
+    if buf.ctypes.data % 2 or out.ctypes.data % layout.width:
         return False
-    n = out.size // 2
-    return kernels.decode_pairs16(
-        buf, fielded, np.int64(layout.code_shift), np.int64(0), scratch("codes", n),
-        scratch("slot_symbols", _SLOTS + 3), scratch("slot_entries", _SLOTS, np.uint32),
-        scratch("table", 256, np.uint32), scratch("escaped", n, np.uint16),
-        out.view(np.uint16)) == 1
+    n = out.size // layout.width
+    decode = kernels.decode_pairs16 if layout.width == 2 else kernels.decode_pairs32
+    return decode(buf, fielded, np.int64(layout.code_shift), np.int64(0), scratch("codes", n),
+                  scratch("raw", 4 * n if layout.width == 4 else n),
+                  scratch("slot_symbols", _SLOTS + 3), scratch("slot_entries", _SLOTS, np.uint32),
+                  scratch("table", 256, np.uint32), scratch("escaped", n, np.uint16),
+                  out.view(_ELEMENTS[layout.width])) == 1
+
+
+_ELEMENTS = {2: np.uint16, 4: np.uint32}
 
 
 def decode_chunk(blob, dtype: str, nbytes: int, out: np.ndarray | None = None, *,
@@ -255,7 +259,7 @@ def decode_chunk(blob, dtype: str, nbytes: int, out: np.ndarray | None = None, *
         out = np.empty(nbytes, np.uint8)
     n = nbytes // layout.width
     mv = memoryview(blob).cast("B")
-    if layout.width == 2 and _decoded_in_one_call(mv, layout, fielded, out):
+    if layout.width in (2, 4) and _decoded_in_one_call(mv, layout, fielded, out):
         return out
     field, escapes = _read_field(mv, layout, n) if fielded else (None, 0)
     streams = framed_streams(mv, layout.width + (escapes > 0), _FIELD_HEAD.size if fielded else 0)

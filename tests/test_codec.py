@@ -670,17 +670,19 @@ def test_damaged_wide_words_are_caught_or_harmless():
     assert caught >= 250
 
 
-# --- 16-bit chunks decoded in one kernel call (kernels.decode_pairs16) ---------------------
+# --- chunks decoded in one kernel call (kernels.decode_pairs16 / decode_pairs32) ----------
 
 
 def one_call_chunks():
-    """(name, data, payload, fielded) of 16-bit chunks of the shape decode_pairs16 takes:
-    level 1's plain field and the default level's chosen fields, with wide (32 or 64 states)
-    and narrow code streams; unfielded plain pairs; 8-bit fields at another shift; wide
-    fields with packed raw planes, and with escapes (stored, and rANS-coded)."""
+    """(name, data, payload, fielded) of 16- and 32-bit chunks of the shape decode_pairs16
+    and decode_pairs32 take: level 1's plain field and the default level's chosen fields,
+    with wide (32 or 64 states) and narrow code streams; unfielded plain pairs; 8-bit fields
+    at another shift; wide fields with packed raw planes, with escapes (stored, constant and
+    rANS-coded); 32-bit raw planes that are constant or rANS-coded."""
     rng = np.random.default_rng(7)
     out = []
-    for name, dt in (("BF16", ml_dtypes.bfloat16), ("F16", np.float16)):
+    for name, dt in (("BF16", ml_dtypes.bfloat16), ("F16", np.float16), ("F32", np.float32)):
+        width = PAIR_LAYOUTS[name].width
         for n in (5000, streams.WIDE_MIN + 37):
             data = (rng.standard_normal(n) * 0.02).astype(dt).tobytes()
             for fast in (True, False):
@@ -689,10 +691,10 @@ def one_call_chunks():
             out.append((name, data, chunks.encode_chunk(data, name, coder="rans"), False))
         data = narrow_floats(name, 5003, seed=3)  # packed planes end in padding bits
         top = FIELD_TOPS[name][0]
-        vals = np.frombuffer(data, np.uint16)
+        vals = np.frombuffer(data, f"<u{width}").astype(np.uint64)
         for bits in (8, 10, 11, 12):
-            for shift in {top - bits, 16 - bits}:
-                fv = (vals >> np.uint16(shift)) & np.uint16((1 << bits) - 1)
+            for shift in {top - bits, top - bits + (1 if width == 2 else -1)}:  # escapes
+                fv = (vals >> np.uint64(shift)) & np.uint64((1 << bits) - 1)
                 field = Field(shift, bits, 0 if bits == 8 else int(fv.min()))
                 out.append((name, data, chunks.encode_chunk(data, name, fielded=True,
                                                              field=field, coder="rans"), True))
@@ -700,9 +702,31 @@ def one_call_chunks():
     out.append(("BF16", data, enc, True))
     x = (rng.standard_normal(100_000) * 0.02).astype(ml_dtypes.bfloat16)
     x[[5, 500, 5000]] = [1e6, -3e7, 5e9]  # too few escapes to code their stream
-    data = x.tobytes()
-    out.append(("BF16", data, chunks.encode_chunk(data, "BF16", fielded=True, coder="rans"),
-                True))
+    out.append(("BF16", x.tobytes(), chunks.encode_chunk(x.tobytes(), "BF16", fielded=True,
+                                                         coder="rans"), True))
+    x = (rng.standard_normal(100_000) * 0.02).astype(ml_dtypes.bfloat16).astype(np.float32)
+    x[::9] = 0.0  # escapes of many values: a rANS-coded stream
+    out.append(("F32", x.tobytes(), chunks.encode_chunk(x.tobytes(), "F32", fielded=True,
+                                                        coder="rans"), True))
+    x = rng.uniform(0.01, 0.04, 100_000) * rng.choice([-1, 1], 100_000)
+    x = x.astype(ml_dtypes.bfloat16).astype(np.float32)
+    x[::9] = 0.0  # trained in bf16: constant low planes; escapes of one value, constant
+    out.append(("F32", x.tobytes(), chunks.encode_chunk(x.tobytes(), "F32", fielded=True,
+                                                        coder="rans"), True))
+    x = (rng.standard_normal(streams.WIDE_MIN + 5) * 0.02).astype(np.float16).astype(np.float32)
+    x[[5, 500, 5000]] = [1e30, -3e31, 5e32]  # wide-coded raw planes; three stored escapes
+    out.append(("F32", x.tobytes(), chunks.encode_chunk(x.tobytes(), "F32", fielded=True,
+                                                        coder="rans"), True))
+    return out
+
+
+def frames(enc, name, fielded):
+    """[(start, length)] of the streams framed in the chunk payload ``enc``."""
+    p, out = chunks._FIELD_HEAD.size if fielded else 0, []
+    while p < len(enc):
+        length = int.from_bytes(enc[p:p + 4], "little")
+        out.append((p + 4, length))
+        p += 4 + length + length % 2
     return out
 
 
@@ -710,7 +734,7 @@ def general_path_only(monkeypatch):
     monkeypatch.setattr(chunks, "_decoded_in_one_call", lambda *a: False)
 
 
-def test_common_16bit_chunks_decode_in_one_call(monkeypatch):
+def test_common_chunks_decode_in_one_call(monkeypatch):
     taken = []
     one_call = chunks._decoded_in_one_call
     monkeypatch.setattr(chunks, "_decoded_in_one_call", lambda *a: taken.append(one_call(*a))
@@ -721,29 +745,30 @@ def test_common_16bit_chunks_decode_in_one_call(monkeypatch):
     assert taken == [True] * len(cases)
     methods = set()
     for name, data, enc, fielded in cases:
-        shift, bits, base, escapes = chunks._FIELD_HEAD.unpack_from(enc) if fielded else (
-            0, 8, 0, 0)
-        parts = list(streams.framed_streams(memoryview(enc), 2 + (escapes > 0),
-                                            chunks._FIELD_HEAD.size if fielded else 0))
-        methods.add(("codes", parts[0][0]))
-        if escapes:
-            methods.add(("escapes", parts[2][0]))
-    assert methods >= {("codes", streams.RANS), ("codes", streams.RANS_WIDE),
-                       ("escapes", streams.STORED), ("escapes", streams.RANS)}
-    # not that shape: a prefix-coded code stream, a coded raw plane, an odd address
+        width = PAIR_LAYOUTS[name].width
+        escapes = chunks._FIELD_HEAD.unpack_from(enc)[3] if fielded else 0
+        kinds = ["codes"] + ["raw"] * (width - 2) + ["top"] + ["escapes"] * (escapes > 0)
+        for kind, (start, _) in zip(kinds, frames(enc, name, fielded)):
+            methods.add((width, kind, enc[start]))
+        assert len(frames(enc, name, fielded)) == len(kinds)
+    wanted = {(w, "codes", m) for w in (2, 4) for m in (streams.RANS, streams.RANS_WIDE)}
+    wanted |= {(w, "escapes", m) for w in (2, 4) for m in (streams.STORED, streams.RANS)}
+    wanted |= {(4, "escapes", streams.CONSTANT)}
+    wanted |= {(4, "raw", m) for m in (streams.STORED, streams.CONSTANT, streams.RANS_WIDE)}
+    assert methods >= wanted, wanted - methods
+    # not that shape: a prefix-coded code stream, a zstd-coded raw plane, an odd address
     data = (np.random.default_rng(1).standard_normal(50_000) * 0.02).astype(
         ml_dtypes.bfloat16).tobytes()
     huffman = chunks.encode_chunk(data, "BF16", fielded=True, coder="huffman")
-    skewed = np.full(20_000, 0x3C00, np.uint16)
-    skewed[::3] = 0x3C01
-    coded_top = chunks.encode_chunk(skewed.tobytes(), "F16", fielded=True, fast=True)
+    parts = [memoryview(huffman)[s:s + n] for s, n in frames(huffman, "BF16", True)]
+    zstd_top = chunks._FIELD_HEAD.pack(*chunks._FIELD_HEAD.unpack_from(huffman)) + \
+        streams.frame_streams([bytes(parts[0]), bytes([streams.ZSTD]) + zstandard.compress(
+            bytes(parts[1][1:]))])
     buf = np.zeros(len(huffman) + 1, np.uint8)
     buf[1:] = np.frombuffer(huffman, np.uint8)
     taken.clear()
-    assert chunks.decode_chunk(huffman, "BF16", len(data), fielded=True).tobytes() == data
-    assert chunks.decode_chunk(coded_top, "F16", skewed.nbytes,
-                               fielded=True).tobytes() == skewed.tobytes()
-    assert chunks.decode_chunk(buf[1:], "BF16", len(data), fielded=True).tobytes() == data
+    for enc in (huffman, zstd_top, buf[1:]):
+        assert chunks.decode_chunk(enc, "BF16", len(data), fielded=True).tobytes() == data
     assert taken == [False, False, False]
 
 
@@ -761,9 +786,10 @@ def test_one_call_and_the_general_path_agree_on_damaged_payloads(monkeypatch):
     rng = np.random.default_rng(11)
     damaged = []
     cases = one_call_chunks()
-    for name, data, enc, fielded in cases[:6] + cases[-9:]:
+    small = [c for c in cases if len(c[1]) < 300_000]
+    for name, data, enc, fielded in small:
         b = np.frombuffer(enc, np.uint8)
-        for _ in range(40):
+        for _ in range(25):
             m = b.copy()
             # mostly the headers and tables at the front, some anywhere
             at = int(rng.integers(0, min(len(m), 64) if rng.random() < 0.7 else len(m)))
@@ -772,25 +798,33 @@ def test_one_call_and_the_general_path_agree_on_damaged_payloads(monkeypatch):
         for cut in (1, 2, 3, 5, len(enc) // 2):
             damaged.append((name, len(data), fielded, enc[:-cut]))
         damaged.append((name, len(data), fielded, enc + b"\0\0"))
-        damaged.append((name, len(data) - 2, fielded, enc))
+        damaged.append((name, len(data) - PAIR_LAYOUTS[name].width, fielded, enc))
+        width = PAIR_LAYOUTS[name].width
         if fielded and enc[1] > 8:  # a packed plane: set its sub-planes' padding bits
-            n = len(data) // 2
-            p = chunks._FIELD_HEAD.size
-            p += 4 + int.from_bytes(enc[p:p + 4], "little")
-            p += p % 2  # the code stream's pad byte
-            top = p + 5  # past the top stream's length and method byte
-            w, ends = 16 - enc[1], [(n + 1) // 2]
-            ends += [ends[-1] + (n + 3) // 4] if w >= 6 else []
-            ends += [ends[-1] + (n + 7) // 8] if w % 2 else []
-            for end in ends:
-                m = bytearray(enc)
-                m[top + end - 1] |= 0x80
-                damaged.append((name, len(data), fielded, bytes(m)))
+            n = len(data) // width
+            start, length = frames(enc, name, fielded)[width - 1]
+            if enc[start] == streams.STORED:
+                w, ends = 16 - enc[1], [(n + 1) // 2]
+                ends += [ends[-1] + (n + 3) // 4] if w >= 6 else []
+                ends += [ends[-1] + (n + 7) // 8] if w % 2 else []
+                for end in ends:
+                    m = bytearray(enc)
+                    m[start + end] |= 0x80
+                    damaged.append((name, len(data), fielded, bytes(m)))
+        head = chunks._FIELD_HEAD.unpack_from(enc) if fielded else (0, 8, 0, 0)
+        parts = [enc[start:start + n] for start, n in frames(enc, name, fielded)]
+        if head[3] and parts[-1][0] == streams.STORED:  # one escaped value more, or fewer
+            for more in (1, -1):
+                values = parts[-1][1:] + b"\x07\x00" if more > 0 else parts[-1][1:-2]
+                damaged.append((name, len(data), fielded, chunks._FIELD_HEAD.pack(
+                    *head[:3], head[3] + more) + streams.frame_streams(
+                        parts[:-1] + [bytes([streams.STORED]) + values])))
         if fielded:  # every field, escape count and padding the header can declare
             for shift, bits, base, escapes in ((0, 8, 0, 0), (9, 8, 0, 0), (4, 12, 0, 0),
                                                (5, 12, 0, 0), (6, 10, 1023, 0),
                                                (6, 10, 1024, 0), (5, 11, 0, 1), (7, 8, 1, 0),
-                                               (7, 8, 0, 1), (6, 9, 0, len(data))):
+                                               (7, 8, 0, 1), (6, 9, 0, len(data)),
+                                               (20, 11, 0, 0), (21, 11, 0, 0)):
                 head = chunks._FIELD_HEAD.pack(shift, bits, base, escapes)
                 damaged.append((name, len(data), fielded, head + enc[len(head):]))
     with_one_call = [outcome(enc, name, n, f) for name, n, f, enc in damaged]

@@ -57,8 +57,10 @@ SIGNATURES: dict[str, list[tuple[str, ...]]] = {
     "rans_decode_wide12": [(U16, U8, U32, OUT_U8, "i64")],
     "rans_decode_wide14": [(U16, U8, U32, OUT_U8, "i64")],
     "build_decoder_tables": [(U8, U32, OUT_U8, OUT_U32), (U16, U32, OUT_U16, OUT_U32)],
-    "decode_pairs16": [(U8, "b1", "i64", "i64", OUT_U8, OUT_U8, OUT_U32, OUT_U32, OUT_U16,
-                        OUT_U16)],
+    "decode_pairs16": [(U8, "b1", "i64", "i64", OUT_U8, OUT_U8, OUT_U8, OUT_U32, OUT_U32,
+                        OUT_U16, OUT_U16)],
+    "decode_pairs32": [(U8, "b1", "i64", "i64", OUT_U8, OUT_U8, OUT_U8, OUT_U32, OUT_U32,
+                        OUT_U16, OUT_U32)],
     # delta chunks (ansz._kernels.delta): elements of 8, 16 and 32 bits
     "delta_encode": [(e, e, OUT_U8, OUT_U8) for e in (U8, U16, U32)],
     "delta_decode": [(e, U8, U64, "i64", e + " out") for e in (U8, U16, U32)],

@@ -1,5 +1,6 @@
 """Kernels of coding pairs and fields: split/join, escapes, field sampling and choice, bit
-packing of the last raw plane, byte histograms.
+packing of the last raw plane, byte histograms. (Joining 16-bit pairs and unpacking the
+last raw plane are decoding steps: they live with the decoders in :mod:`.rans`.)
 
 Self-contained (package docstring): every helper these kernels call and every constant they
 read is defined here.
@@ -11,10 +12,6 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
-
-# Decoder statuses (0 = ok), numbered as in the other kernel modules.
-DECODE_OK = 0
-DECODE_BAD_PADDING = 5  # padding bits (of a prefix-coded stream or a packed plane) are not zero
 
 # --------------------------------------------------------------------------- coding pairs
 #
@@ -593,37 +590,6 @@ def _pack_slices(vals, packed, k, at):
         packed[j] = b
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _unpack_slices(packed, vals, k, at, first):
-    """Put the fields of the sliced plane ``packed`` at bits [at, at + k) of vals (assign
-    when ``first``, else OR). Returns False if a field past the last value is not 0."""
-    n = vals.size
-    S = packed.size
-    m = 8 // k
-    mask = np.uint8((1 << k) - 1)
-    full = max(0, min(S, n - (m - 1) * S))  # bytes j < full hold m values
-    for j in range(full):
-        b = packed[j]
-        for q in range(m):
-            v = ((b >> np.uint8(q * k)) & mask) << np.uint8(at)
-            if first:
-                vals[q * S + j] = v
-            else:
-                vals[q * S + j] |= v
-    ok = True
-    for j in range(full, S):
-        b = packed[j]
-        for q in range(m):
-            v = (b >> np.uint8(q * k)) & mask
-            if q * S + j >= n:
-                ok &= v == 0
-            elif first:
-                vals[q * S + j] = v << np.uint8(at)
-            else:
-                vals[q * S + j] |= v << np.uint8(at)
-    return ok
-
-
 # A w-bit plane (4 <= w <= 7) is the sliced sub-planes of its bits, low first: bits 0-3 as
 # k = 4, then bits 4-5 as k = 2 (w >= 6), then the last odd bit as k = 1 (w = 5 or 7). Each
 # (k, at) is spelled out with literal constants: LLVM vectorizes a loop whose shifts are
@@ -645,25 +611,6 @@ def pack_top(vals, w, packed):
     elif w == 7:
         _pack_slices(vals, packed[s4:s4 + s2], 2, 4)
         _pack_slices(vals, packed[s4 + s2:s4 + s2 + s1], 1, 6)
-
-
-@njit(cache=True, nogil=True)
-def unpack_top(packed, w, vals):
-    """Inverse of pack_top. packed.size is what pack_top writes for vals.size values and w
-    (checked by the caller). Returns DECODE_OK or DECODE_BAD_PADDING."""
-    n = vals.size
-    s4 = (n + 1) // 2
-    s2 = (n + 3) // 4
-    s1 = (n + 7) // 8
-    ok = _unpack_slices(packed[:s4], vals, 4, 0, True)
-    if w == 5:
-        ok &= _unpack_slices(packed[s4:s4 + s1], vals, 1, 4, False)
-    elif w == 6:
-        ok &= _unpack_slices(packed[s4:s4 + s2], vals, 2, 4, False)
-    elif w == 7:
-        ok &= _unpack_slices(packed[s4:s4 + s2], vals, 2, 4, False)
-        ok &= _unpack_slices(packed[s4 + s2:s4 + s2 + s1], vals, 1, 6, False)
-    return DECODE_OK if ok else DECODE_BAD_PADDING
 
 
 # --------------------------------------------------------------------------- histograms

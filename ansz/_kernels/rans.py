@@ -35,7 +35,7 @@ DECODE_OK = 0
 DECODE_TRUNCATED = 1
 DECODE_BAD_STATE = 2
 DECODE_TRAILING = 3
-DECODE_BAD_PADDING = 5  # a packed raw plane's padding bits are not zero
+DECODE_BAD_PADDING = 5  # padding bits (of a prefix-coded stream or a packed plane) are not zero
 
 # --------------------------------------------------------------------------- normalization
 
@@ -1278,18 +1278,75 @@ def join_fielded16(codes, top, shift, bits, base, packed, escaped, elems):
     return (DECODE_OK if ok else DECODE_BAD_PADDING), k
 
 
-# --------------------------------------------------------------------------- whole 16-bit chunks
+# A packed last raw plane of w bits (4 <= w <= 7) is the sliced sub-planes of its bits, low
+# first, as fields.pack_top writes them; unpack_top reads them back. Each (k, at) is spelled
+# out with literal constants: LLVM vectorizes a loop whose shifts are constants, and a
+# runtime shift measured 5-10x slower.
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _unpack_slices(packed, vals, k, at, first):
+    """Put the fields of the sliced plane ``packed`` at bits [at, at + k) of vals (assign
+    when ``first``, else OR). Returns False if a field past the last value is not 0."""
+    n = vals.size
+    S = packed.size
+    m = 8 // k
+    mask = np.uint8((1 << k) - 1)
+    full = max(0, min(S, n - (m - 1) * S))  # bytes j < full hold m values
+    for j in range(full):
+        b = packed[j]
+        for q in range(m):
+            v = ((b >> np.uint8(q * k)) & mask) << np.uint8(at)
+            if first:
+                vals[q * S + j] = v
+            else:
+                vals[q * S + j] |= v
+    ok = True
+    for j in range(full, S):
+        b = packed[j]
+        for q in range(m):
+            v = (b >> np.uint8(q * k)) & mask
+            if q * S + j >= n:
+                ok &= v == 0
+            elif first:
+                vals[q * S + j] = v << np.uint8(at)
+            else:
+                vals[q * S + j] |= v << np.uint8(at)
+    return ok
+
+
+@njit(cache=True, nogil=True)
+def unpack_top(packed, w, vals):
+    """Inverse of pack_top. packed.size is what pack_top writes for vals.size values and w
+    (checked by the caller). Returns DECODE_OK or DECODE_BAD_PADDING."""
+    n = vals.size
+    s4 = (n + 1) // 2
+    s2 = (n + 3) // 4
+    s1 = (n + 7) // 8
+    ok = _unpack_slices(packed[:s4], vals, 4, 0, True)
+    if w == 5:
+        ok &= _unpack_slices(packed[s4:s4 + s1], vals, 1, 4, False)
+    elif w == 6:
+        ok &= _unpack_slices(packed[s4:s4 + s2], vals, 2, 4, False)
+    elif w == 7:
+        ok &= _unpack_slices(packed[s4:s4 + s2], vals, 2, 4, False)
+        ok &= _unpack_slices(packed[s4 + s2:s4 + s2 + s1], vals, 1, 6, False)
+    return DECODE_OK if ok else DECODE_BAD_PADDING
+
+
+# --------------------------------------------------------------------------- whole chunks
 #
-# Nearly every chunk of a 16-bit float model has one shape: a code stream of RANS_WIDE or
-# RANS, a STORED last raw plane (packed for a field wider than 8 bits) and, if the field
-# has escapes, a stream of their values coded as STORED, RANS or RANS_WIDE. decode_pairs16
-# decodes such a payload in one call, with the GIL released throughout, where the general
-# path (ansz.chunks) takes a Python step and a kernel call per stream. It checks everything
-# the general path checks for that shape and gives up (returns 0) on anything else, valid
-# or not: the caller then decodes the payload the general way, which reports what is wrong.
+# Nearly every chunk of a 16- or 32-bit float model has one shape: each of its streams (the
+# codes, the raw planes, a packed last plane, the escaped values) STORED, CONSTANT, RANS or
+# RANS_WIDE. decode_pairs16 and decode_pairs32 decode such a
+# payload in one call, with the GIL released throughout, where the general path
+# (ansz.chunks) takes a Python step and a kernel call per stream. They check everything the
+# general path checks for that shape and give up (return 0) on anything else, valid or not:
+# the caller then decodes the payload the general way, which reports what is wrong.
 
 # The stream methods of docs/FORMAT.md ("Stream") read here (ansz.streams names them all).
 METHOD_STORED = 0
+METHOD_CONSTANT = 1
 METHOD_RANS = 6
 METHOD_RANS_WIDE = 8
 
@@ -1390,6 +1447,35 @@ def _decode_code_stream(blob, codes, sym_of_slot, dec_of_slot, freq):
     return status == DECODE_OK
 
 
+@njit(cache=True, nogil=True)
+def _byte_stream(blob, out, sym_of_slot, dec_of_slot, freq):
+    """The out.size bytes of the stream ``blob``: a STORED one read in place (a view of
+    blob), a CONSTANT one or a RANS / RANS_WIDE one decoded into ``out``; (False, out) for
+    any other method or anything wrong."""
+    n = out.size
+    if blob.size == 0:
+        return False, out
+    if blob[0] == METHOD_STORED:
+        return blob.size == n + 1, blob[1:]
+    if blob[0] == METHOD_CONSTANT:
+        if blob.size != 2:
+            return False, out
+        out[:] = blob[1]
+        return True, out
+    return _decode_code_stream(blob, out, sym_of_slot, dec_of_slot, freq), out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _escapes(blob, esc, sym_of_slot, dec_of_slot, freq):
+    """Read the escaped field values (u16, little-endian) of the stream ``blob`` into
+    ``esc``; False if _byte_stream cannot."""
+    raw = esc.view(np.uint8)
+    ok, got = _byte_stream(blob, raw, sym_of_slot, dec_of_slot, freq)
+    if ok and blob[0] == METHOD_STORED:
+        raw[:] = got  # read in place, at an odd address
+    return ok
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _packed_top_size(n, w):
     """Bytes of a last raw plane of n values of w bits: n for w = 8, else packed as sliced
@@ -1405,19 +1491,20 @@ def _packed_top_size(n, w):
 
 
 @njit(cache=True, nogil=True)
-def decode_pairs16(payload, fielded, shift, base, codes, sym_of_slot, dec_of_slot, freq,
+def decode_pairs16(payload, fielded, shift, base, codes, raw, sym_of_slot, dec_of_slot, freq,
                    escaped, elems):
     """Decode a 16-bit chunk payload of the shape above into ``elems`` (uint16[n]); 1 if it
     did, 0 if the payload is not of that shape or not valid (``elems`` then unspecified).
 
     payload: uint8, starting at an even address. ``fielded``: it starts with a Field_Header
     (docs/FORMAT.md); otherwise its field is 8 bits at ``shift`` with ``base`` (the layout's
-    plain pair). codes: uint8[n] and escaped: uint16[n], scratch; sym_of_slot, dec_of_slot,
-    freq: as _decode_code_stream. The elements are joined as join_fielded16 joins them.
+    plain pair). codes, raw: uint8[n] and escaped: uint16[n], scratch; sym_of_slot,
+    dec_of_slot, freq: as _decode_code_stream. The elements are joined as join_fielded16
+    joins them.
     """
     n = elems.size
     nb = payload.size
-    if n == 0 or codes.size != n or escaped.size != n or freq.size != 256:
+    if n == 0 or codes.size != n or raw.size != n or escaped.size != n or freq.size != 256:
         return 0
     p = 0
     bits = np.int64(8)
@@ -1446,21 +1533,110 @@ def decode_pairs16(payload, fielded, shift, base, codes, sym_of_slot, dec_of_slo
         es, elen, p = _frame(payload, p)
         if es < 0:
             return 0
-    top_size = _packed_top_size(n, 16 - bits)
-    if p != nb or tlen != top_size + 1 or payload[ts] != METHOD_STORED:
+    if p != nb:
         return 0
-    if not _decode_code_stream(payload[cs:cs + clen], codes, sym_of_slot, dec_of_slot, freq):
+    ok, codes = _byte_stream(payload[cs:cs + clen], codes, sym_of_slot, dec_of_slot, freq)
+    if not ok:
+        return 0
+    ok, top = _byte_stream(payload[ts:ts + tlen], raw[:_packed_top_size(n, 16 - bits)],
+                           sym_of_slot, dec_of_slot, freq)
+    if not ok:
         return 0
     esc = escaped[:nesc]
-    if nesc:
-        blob = payload[es:es + elen]
-        if elen == 2 * nesc + 1 and blob[0] == METHOD_STORED:
-            esc.view(np.uint8)[:] = blob[1:]
-        elif not _decode_code_stream(blob, esc.view(np.uint8), sym_of_slot, dec_of_slot,
-                                     freq):
-            return 0
-    status, count = join_fielded16(codes, payload[ts + 1:ts + 1 + top_size], np.uint32(shift),
-                                   np.uint32(bits), np.uint32(base), True, esc, elems)
+    if nesc and not _escapes(payload[es:es + elen], esc, sym_of_slot, dec_of_slot, freq):
+        return 0
+    status, count = join_fielded16(codes, top, np.uint32(shift), np.uint32(bits),
+                                   np.uint32(base), True, esc, elems)
     if status != DECODE_OK or (bits > 8 and count != nesc):
         return 0
+    return 1
+
+
+@njit(cache=True, nogil=True)
+def decode_pairs32(payload, fielded, shift, base, codes, raw, sym_of_slot, dec_of_slot, freq,
+                   escaped, elems):
+    """decode_pairs16 for 32-bit elements (three raw planes): ``elems`` is uint32[n], raw
+    uint8[4n] scratch (decoded planes, and a packed last plane before unpacking). The
+    elements are joined as fields.join_pairs32 joins them, their escapes put back as
+    fields.patch_escapes puts them.
+    """
+    n = elems.size
+    nb = payload.size
+    if (n == 0 or codes.size != n or raw.size != 4 * n or escaped.size != n
+            or freq.size != 256):
+        return 0
+    p = 0
+    bits = np.int64(8)
+    nesc = np.int64(0)
+    if fielded:
+        if nb < 8:
+            return 0
+        shift = np.int64(payload[0])
+        bits = np.int64(payload[1])
+        base = np.int64(payload[2]) | (np.int64(payload[3]) << 8)
+        nesc = _u32_at(payload, 4)
+        p = 8
+    # Field.check and the escape count's bound, as ansz.chunks reads a Field_Header
+    if not (8 <= bits <= 12 and 0 <= shift and shift + bits < 32 and 0 <= base < (1 << bits)):
+        return 0
+    if nesc > (0 if bits == 8 else n):
+        return 0
+    starts = np.zeros(5, np.int64)
+    lengths = np.zeros(5, np.int64)
+    for f in range(4 + (nesc > 0)):
+        starts[f], lengths[f], p = _frame(payload, p)
+        if starts[f] < 0:
+            return 0
+    if p != nb:
+        return 0
+    ok, codes = _byte_stream(payload[starts[0]:starts[0] + lengths[0]], codes, sym_of_slot,
+                             dec_of_slot, freq)
+    if not ok:
+        return 0
+    ok0, plane0 = _byte_stream(payload[starts[1]:starts[1] + lengths[1]], raw[:n],
+                               sym_of_slot, dec_of_slot, freq)
+    ok1, plane1 = _byte_stream(payload[starts[2]:starts[2] + lengths[2]], raw[n:2 * n],
+                               sym_of_slot, dec_of_slot, freq)
+    if not (ok0 and ok1):
+        return 0
+    top_blob = payload[starts[3]:starts[3] + lengths[3]]
+    w = 16 - bits
+    if w == 8:
+        ok2, top = _byte_stream(top_blob, raw[2 * n:3 * n], sym_of_slot, dec_of_slot, freq)
+        if not ok2:
+            return 0
+    else:
+        ok2, packed = _byte_stream(top_blob, raw[3 * n:3 * n + _packed_top_size(n, w)],
+                                   sym_of_slot, dec_of_slot, freq)
+        top = raw[2 * n:3 * n]
+        if not ok2 or unpack_top(packed, w, top) != DECODE_OK:
+            return 0
+    esc = escaped[:nesc]
+    if nesc and not _escapes(payload[starts[4]:starts[4] + lengths[4]], esc, sym_of_slot,
+                             dec_of_slot, freq):
+        return 0
+    sh = np.uint32(shift)
+    sb = sh + np.uint32(bits)
+    fmask = (np.uint32(1) << np.uint32(bits)) - np.uint32(1)
+    low = (np.uint32(1) << sh) - np.uint32(1)
+    b0 = np.uint32(base)
+    for i in range(n):
+        r = (np.uint32(plane0[i]) | (np.uint32(plane1[i]) << np.uint32(8))
+             | (np.uint32(top[i]) << np.uint32(16)))
+        t = (np.uint32(codes[i]) + b0) & fmask
+        elems[i] = ((r >> sh) << sb) | (t << sh) | (r & low)
+    if bits > 8:  # put the escaped field values back; their number must be nesc
+        count = 0
+        for i in range(n):  # a vectorized count: escapes are few, or none
+            count += np.int64(codes[i] == 255)
+        if count != nesc:
+            return 0
+        keep = ~(fmask << sh)
+        k = 0
+        i = 0
+        while k < nesc:
+            if codes[i] == 255:
+                elems[i] = (elems[i] & keep) | ((np.uint32(esc[k]) & fmask) << sh)
+                k += 1
+            i += 1
     return 1
