@@ -118,10 +118,11 @@ def test_delta_payload_round_trips_any_bit_patterns(width):
 
 
 @pytest.mark.parametrize("width", [1, 2, 4])
-@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1023, 1024, 1025, 2055])
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 15, 16, 17, 24, 1016, 1023, 1024, 1025, 2055])
 def test_delta_kernels_round_trip_at_lane_and_block_edges(width, n):
-    """delta_decode rebuilds 8 elements at a time in blocks of 1024 and the rest one by one:
-    counts around both edges, with unchanged and changed elements mixed, decode exactly."""
+    """delta_decode rebuilds 8 or 16 elements at a time in blocks of 1024 and the rest one
+    by one: counts around every edge, with unchanged, changed and wholly different elements
+    (the most raw bits an element has) mixed, decode exactly."""
     from ansz import kernels
 
     t = {1: np.uint8, 2: np.uint16, 4: np.uint32}[width]
@@ -129,6 +130,8 @@ def test_delta_kernels_round_trip_at_lane_and_block_edges(width, n):
     base = rng.integers(0, 1 << (8 * width), n, dtype=np.uint64).astype(t)
     step = rng.integers(-300, 301, n) * (rng.random(n) < 0.6)
     target = ((base.astype(np.int64) + step) % (1 << (8 * width))).astype(t)
+    wild = rng.random(n) < 0.2
+    target[wild] = rng.integers(0, 1 << (8 * width), int(wild.sum()), dtype=np.uint64).astype(t)
     syms = np.empty(n, np.uint8)
     raw = np.zeros((n * (8 * width - 2) + 7) // 8 + 16, np.uint8)
     bits = int(kernels.delta_encode(target, base, syms, raw))

@@ -162,7 +162,11 @@ def delta_decode(base, syms, raw, raw_bits, out):
 
 #: Elements per block of _rebuild: its per-element scratch (16 bytes each) stays in L1.
 REBUILD_BLOCK = 1024
-REBUILD_LANES = 8  # elements _rebuild_lanes steps together: one 512-bit vector of uint64
+#: The elements of a block the vector code takes: a multiple of REBUILD_LANES, which the
+#: lanes of both intrinsics divide (_code_positions steps 8 uint64, _rebuild_lanes 16 uint32
+#: for elements of up to 16 bits, 8 uint64 for 32-bit ones); the rest go one by one.
+REBUILD_LANES = 16
+POSITION_LANES = 8
 
 
 def _declare(module, name, fnty):
@@ -173,42 +177,51 @@ def _declare(module, name, fnty):
 @intrinsic
 def _rebuild_lanes(typingctx, base, out, codes, at, raw, start, count, limit):
     """An intrinsic: elements ``start + j`` for j in [0, count) (count a multiple of
-    REBUILD_LANES) rebuilt 8 at a time, as _rebuild's scalar tail rebuilds one: ``codes[j]``
-    (the symbol's code) and ``at[j]`` (its first raw bit; one past ``limit`` = 64 *
-    (raw.size - 2) + 63 is read at ``limit``) from _rebuild's first pass, and the 8 bytes of
-    raw from the byte that holds that bit, gathered. ``base`` and ``out`` are unsigned
-    arrays of one width W (8, 16 or 32 bits); ``codes``, ``at``, ``raw`` uint64. The caller
-    guarantees ``start + count <= out.size == base.size`` and ``count <= codes.size,
-    at.size``; with ``limit`` as above every gathered byte lies in ``raw``. LLVM's cost model
-    keeps its loop vectorizer from gathers on recent x86 cores, so the vector code is
-    written out: masked gathers and per-lane shifts."""
+    REBUILD_LANES) rebuilt a vector at a time, as _rebuild's scalar tail rebuilds one:
+    ``codes[j]`` (the symbol's code) and ``at[j]`` (its first raw bit; one past ``limit`` =
+    64 * (raw.size - 2) + 63 is read at ``limit``) from _rebuild's first pass, and the raw
+    bytes from the byte that holds that bit, gathered. ``base`` and ``out`` are unsigned
+    arrays of one width W (8, 16 or 32 bits); ``codes``, ``at``, ``raw`` uint64. For W <= 16
+    the lanes are 16 of 32 bits, each gathering 4 bytes (with the bit's place in its byte
+    shifted out, at least 25 bits, and such an element has at most 14); for W = 32, 8 of 64
+    bits gathering 8 bytes (at least 57 bits, for at most 30). The caller guarantees
+    ``start + count <= out.size == base.size`` and ``count <= codes.size, at.size``; with
+    ``limit`` as above every gathered byte lies in ``raw``. LLVM's cost model keeps its
+    loop vectorizer from gathers on recent x86 cores, so the vector code is written out:
+    masked gathers and per-lane shifts."""
     sig = types.void(base, out, codes, at, raw, start, count, limit)
     width = base.dtype.bitwidth
+    lanes = 16 if width <= 16 else 8
 
     def codegen(context, builder, signature, args):
         arrays = [context.make_array(t)(context, builder, v)
                   for t, v in zip(signature.args[:5], args[:5])]
         bp, op, cp, ap, rp = (arr.data for arr in arrays)
         start_v, count_v, limit_v = args[5:]
-        i1, i32, i64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
+        i1, i8, i32, i64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
+        it = i32 if lanes == 16 else i64  # the lanes' integer type
         iw = ir.IntType(width)
-        v64, vw, vp = (ir.VectorType(t, REBUILD_LANES) for t in (i64, iw, ir.PointerType(i64)))
+        v64, vt, vw = (ir.VectorType(t, lanes) for t in (i64, it, iw))
+        vp = ir.VectorType(ir.PointerType(it), lanes)
 
         def const(c):
-            return ir.Constant(v64, [c] * REBUILD_LANES)
+            return ir.Constant(vt, [c] * lanes)
 
-        gather = _declare(builder.module, "llvm.masked.gather.v8i64.v8p0",
-                          ir.FunctionType(v64, [vp, i32, ir.VectorType(i1, REBUILD_LANES), v64]))
-        all_lanes = ir.Constant(ir.VectorType(i1, REBUILD_LANES), [1] * REBUILD_LANES)
+        gather = _declare(builder.module, f"llvm.masked.gather.v{lanes}i{it.width}.v{lanes}p0",
+                          ir.FunctionType(vt, [vp, i32, ir.VectorType(i1, lanes), vt]))
+        all_lanes = ir.Constant(ir.VectorType(i1, lanes), [1] * lanes)
 
-        def words_at(byte_index):  # 8 uint64 read at byte offsets of raw (any alignment)
-            i8p = builder.bitcast(rp, ir.PointerType(ir.IntType(8)))
+        def words_at(byte_index):  # a word of the lane type at byte offsets of raw
+            i8p = builder.bitcast(rp, ir.PointerType(i8))
             gep = ir.instructions.GEPInstr(builder.block, i8p, [byte_index], inbounds=True,
-                                           name="", source_etype=ir.IntType(8))
-            gep.type = ir.VectorType(i8p.type, REBUILD_LANES)  # llvmlite: typed by the base
+                                           name="", source_etype=i8)
+            gep.type = ir.VectorType(i8p.type, lanes)  # llvmlite: typed by the base
             builder._insert(gep)
             return builder.call(gather, [builder.bitcast(gep, vp), ir.Constant(i32, 1),
                                          all_lanes, const(0)])
+
+        def narrow(x):  # a <lanes x i64> as the lane type
+            return x if it is i64 else builder.trunc(x, vt)
 
         ones, sign = (1 << width) - 1, 1 << (width - 1)
         shift = width - 1
@@ -227,24 +240,22 @@ def _rebuild_lanes(typingctx, base, out, codes, at, raw, start, count, limit):
             at_ptr = builder.bitcast(builder.gep(ptr, [index]), ir.PointerType(t))
             return builder.load(at_ptr, align=1)
 
-        code = load(cp, j, v64)
+        code = narrow(load(cp, j, v64))
         p = load(ap, j, v64)
         lim = builder.insert_element(ir.Constant(v64, ir.Undefined), limit_v,
                                      ir.Constant(i32, 0))
         lim = builder.shuffle_vector(lim, ir.Constant(v64, ir.Undefined),
-                                     ir.Constant(ir.VectorType(i32, REBUILD_LANES),
-                                                 [0] * REBUILD_LANES))
+                                     ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
         p = builder.select(builder.icmp_unsigned("<", p, lim), p, lim)  # min(p, limit)
-        # the 8 bytes from the one holding the element's first raw bit: with the bit's
-        # place in that byte shifted out, at least 57 of its bits, and an element has at
-        # most 30
-        word = builder.lshr(words_at(builder.lshr(p, const(3))), builder.and_(p, const(7)))
+        byte = builder.lshr(p, ir.Constant(v64, [3] * lanes))
+        word = builder.lshr(words_at(byte if it is i64 else builder.trunc(byte, vt)),
+                            narrow(builder.and_(p, ir.Constant(v64, [7] * lanes))))
         nraw = builder.and_(code, const(0xFF))
         top = builder.and_(builder.lshr(code, const(8)), const(3))
         low = builder.and_(word, builder.sub(builder.shl(const(1), nraw), const(1)))
         a = builder.or_(builder.shl(top, nraw), low)
         i = builder.add(start_v, j)
-        x = builder.zext(load(bp, i, vw), v64)
+        x = builder.zext(load(bp, i, vw), vt)
         flip = builder.or_(builder.and_(builder.sub(const(0), builder.lshr(x, const(shift))),
                                         const(ones)), const(sign))
         k = builder.xor(x, flip)  # key(x)
@@ -255,10 +266,79 @@ def _rebuild_lanes(typingctx, base, out, codes, at, raw, start, count, limit):
                                         const(ones)), const(sign))
         res = builder.trunc(builder.xor(k, back), vw)  # unkey(k)
         builder.store(res, builder.bitcast(builder.gep(op, [i]), ir.PointerType(vw)), align=1)
-        j.add_incoming(builder.add(j, ir.Constant(i64, REBUILD_LANES)), builder.basic_block)
+        j.add_incoming(builder.add(j, ir.Constant(i64, lanes)), builder.basic_block)
         builder.branch(head)
         builder.position_at_end(done)
         return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _code_positions(typingctx, syms, code_of, codes, at, start, count, pos):
+    """An intrinsic: _rebuild's first pass for elements ``start + j``, j in [0, count)
+    (count a multiple of POSITION_LANES), 8 at a time: ``codes[j] = code_of[syms[start +
+    j]]`` (a gather from the 256-entry table) and ``at[j]`` = ``pos`` + the raw bits of the
+    elements before it (a prefix sum inside the vector, in three shifted adds, plus the
+    running total); returns the position after the last. ``syms`` uint8, ``code_of``,
+    ``codes``, ``at`` uint64; the caller guarantees ``start + count <= syms.size`` and
+    ``count <= codes.size, at.size``, and ``code_of`` has 256 entries."""
+    sig = types.int64(syms, code_of, codes, at, start, count, pos)
+
+    def codegen(context, builder, signature, args):
+        arrays = [context.make_array(t)(context, builder, v)
+                  for t, v in zip(signature.args[:4], args[:4])]
+        sp, tp, cp, ap = (arr.data for arr in arrays)
+        start_v, count_v, pos_v = args[4:]
+        i1, i8, i32, i64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
+        lanes = POSITION_LANES
+        v64, v8, vp = (ir.VectorType(t, lanes) for t in (i64, i8, ir.PointerType(i64)))
+        zero = ir.Constant(v64, [0] * lanes)
+        gather = _declare(builder.module, "llvm.masked.gather.v8i64.v8p0",
+                          ir.FunctionType(v64, [vp, i32, ir.VectorType(i1, lanes), v64]))
+        all_lanes = ir.Constant(ir.VectorType(i1, lanes), [1] * lanes)
+
+        def shifted_up(x, k):  # lane i takes lane i - k, the first k lanes 0
+            mask = [lanes + 0 if i < k else i - k for i in range(lanes)]
+            return builder.shuffle_vector(x, zero, ir.Constant(ir.VectorType(i32, lanes), mask))
+
+        def splat(value):
+            u = builder.insert_element(ir.Constant(v64, ir.Undefined), value, ir.Constant(i32, 0))
+            return builder.shuffle_vector(u, ir.Constant(v64, ir.Undefined),
+                                          ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
+
+        entry = builder.basic_block
+        head = builder.append_basic_block("positions.head")
+        body = builder.append_basic_block("positions.body")
+        done = builder.append_basic_block("positions.done")
+        builder.branch(head)
+        builder.position_at_end(head)
+        j, p = builder.phi(i64), builder.phi(i64)
+        j.add_incoming(ir.Constant(i64, 0), entry)
+        p.add_incoming(pos_v, entry)
+        builder.cbranch(builder.icmp_signed("<", j, count_v), body, done)
+        builder.position_at_end(body)
+        s_ptr = builder.bitcast(builder.gep(sp, [builder.add(start_v, j)]), ir.PointerType(v8))
+        s = builder.zext(builder.load(s_ptr, align=1), v64)
+        gep = ir.instructions.GEPInstr(builder.block, tp, [s], inbounds=True, name="",
+                                       source_etype=i64)
+        gep.type = vp  # llvmlite: typed by the base
+        builder._insert(gep)
+        code = builder.call(gather, [gep, ir.Constant(i32, 8), all_lanes, zero])
+        builder.store(code, builder.bitcast(builder.gep(cp, [j]), ir.PointerType(v64)), align=1)
+        nraw = builder.and_(code, ir.Constant(v64, [0xFF] * lanes))
+        total = builder.add(nraw, shifted_up(nraw, 1))
+        total = builder.add(total, shifted_up(total, 2))
+        total = builder.add(total, shifted_up(total, 4))  # inclusive prefix sums
+        before = builder.add(splat(p), builder.sub(total, nraw))
+        builder.store(before, builder.bitcast(builder.gep(ap, [j]), ir.PointerType(v64)),
+                      align=1)
+        p.add_incoming(builder.add(p, builder.extract_element(total, ir.Constant(i32, lanes - 1))),
+                       body)
+        j.add_incoming(builder.add(j, ir.Constant(i64, lanes)), body)
+        builder.branch(head)
+        builder.position_at_end(done)
+        return p
 
     return sig, codegen
 
@@ -269,9 +349,9 @@ def _rebuild(base, syms, raw, raw_bits, out, code_of, ones, sign, shift):
     (:func:`_symbol_table`), ``ones``, ``sign``: its masks, ``shift``: its sign bit.
 
     Block by block, two passes: the first looks up each element's code and gives it the
-    position of its raw bits (a running sum: the only serial part), the second rebuilds the
-    elements independently, 8 at a time (_rebuild_lanes) and the block's last few one by
-    one, without branches (an unchanged element has code 0: no raw bits, a = 0, out =
+    position of its raw bits (a running sum, 8 elements at a time: _code_positions), the
+    second rebuilds the elements independently, 8 at a time (_rebuild_lanes), each pass
+    taking the block's last few one by one, without branches (an unchanged element has code 0: no raw bits, a = 0, out =
     base)."""
     one = np.uint64(1)
     # raw-bit positions past the last one whose 8 bytes lie in raw (an error, reported
@@ -284,13 +364,16 @@ def _rebuild(base, syms, raw, raw_bits, out, code_of, ones, sign, shift):
     bad = np.uint64(0)
     for start in range(0, n, REBUILD_BLOCK):
         m = min(REBUILD_BLOCK, n - start)
-        for j in range(m):
+        whole = m - m % REBUILD_LANES
+        pos = np.uint64(_code_positions(syms, code_of, codes, at, np.int64(start),
+                                        np.int64(whole), np.int64(pos)))
+        for j in range(whole, m):
             code = code_of[syms[start + j]]
-            bad |= code
             codes[j] = code
             at[j] = pos
             pos += code & np.uint64(0xFF)
-        whole = m - m % REBUILD_LANES
+        for j in range(m):
+            bad |= codes[j]
         _rebuild_lanes(base, out, codes, at, raw, np.int64(start), np.int64(whole), limit)
         for j in range(whole, m):
             code = codes[j]
