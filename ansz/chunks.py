@@ -9,7 +9,10 @@ coded field by field (:mod:`ansz.blocks`).
 
 :func:`encode_payload` and :func:`decode_record` are what the pipeline calls: a container
 Dtype_Code (:mod:`ansz.dtypes`) in, a payload and its content hash out, and back, checked.
-This layer knows dtypes and bytes; the container frames what it returns.
+This layer knows dtypes and bytes; the container frames what it returns. A 16- or 32-bit
+payload of the common shape decodes in one kernel call (:func:`_decoded_in_one_call`); the
+general path, a step per stream, takes every other one and says what is wrong with a
+damaged one.
 """
 
 from __future__ import annotations
@@ -214,9 +217,10 @@ def _read_field(mv: memoryview, layout: PairLayout, n: int) -> tuple[Field, int]
     return field, escapes
 
 
-#: Entries of the slot tables kernels.decode_pairs16 fills: 2^14 (the larger scale) + the 3
-#: bytes the lane decoder reads past the last symbol.
+#: The one-call kernels' slot tables hold up to 2^14 entries (the larger scale); the symbol
+#: table 3 more, which the lane decoder reads past the last slot.
 _SLOTS = 1 << kernels.SCALE_BITS_HIGH
+_ELEMENTS = {2: np.uint16, 4: np.uint32}
 
 
 def _decoded_in_one_call(mv: memoryview, layout: PairLayout, fielded: bool,
@@ -235,9 +239,6 @@ def _decoded_in_one_call(mv: memoryview, layout: PairLayout, fielded: bool,
                   scratch("slot_symbols", _SLOTS + 3), scratch("slot_entries", _SLOTS, np.uint32),
                   scratch("table", 256, np.uint32), scratch("escaped", n, np.uint16),
                   out.view(_ELEMENTS[layout.width])) == 1
-
-
-_ELEMENTS = {2: np.uint16, 4: np.uint32}
 
 
 def decode_chunk(blob, dtype: str, nbytes: int, out: np.ndarray | None = None, *,

@@ -1338,11 +1338,12 @@ def unpack_top(packed, w, vals):
 #
 # Nearly every chunk of a 16- or 32-bit float model has one shape: each of its streams (the
 # codes, the raw planes, a packed last plane, the escaped values) STORED, CONSTANT, RANS or
-# RANS_WIDE. decode_pairs16 and decode_pairs32 decode such a
-# payload in one call, with the GIL released throughout, where the general path
-# (ansz.chunks) takes a Python step and a kernel call per stream. They check everything the
-# general path checks for that shape and give up (return 0) on anything else, valid or not:
-# the caller then decodes the payload the general way, which reports what is wrong.
+# RANS_WIDE. decode_pairs16 and decode_pairs32 decode such a payload in one call, with the
+# GIL released throughout, where the general path (ansz.chunks) takes a Python step and a
+# kernel call per stream. They check everything the general path checks for that shape and
+# give up (return 0) on anything else, valid or not: the caller then decodes the payload the
+# general way, which reports what is wrong. The payload starts at an even address, so the
+# words of a rANS stream (at an even offset: frames and tables are padded) are aligned.
 
 # The stream methods of docs/FORMAT.md ("Stream") read here (ansz.streams names them all).
 METHOD_STORED = 0
