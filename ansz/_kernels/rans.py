@@ -1491,6 +1491,32 @@ def _packed_top_size(n, w):
     return size
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _chunk_field(payload, fielded, shift, base, width, n):
+    """The field of a chunk payload of n elements of ``width`` bytes, read and checked as
+    ansz.chunks reads a Field_Header (Field.check, and at most n escapes, none for an 8-bit
+    field): (where its streams start, shift, bits, base, escape count), the start -1 if the
+    header is truncated or wrong. Not ``fielded``: the plain 8-bit field at ``shift`` with
+    ``base``, no escapes, the streams at 0."""
+    p = np.int64(0)
+    bits = np.int64(8)
+    nesc = np.int64(0)
+    if fielded:
+        if payload.size < 8:
+            return np.int64(-1), shift, bits, base, nesc
+        shift = np.int64(payload[0])
+        bits = np.int64(payload[1])
+        base = np.int64(payload[2]) | (np.int64(payload[3]) << 8)
+        nesc = _u32_at(payload, 4)
+        p = np.int64(8)
+    fits = shift + bits < 8 * width + (1 if width == 2 else 0)
+    if not (8 <= bits <= 12 and 0 <= shift and fits and 0 <= base < (1 << bits)):
+        p = np.int64(-1)
+    if nesc > (0 if bits == 8 else n):
+        p = np.int64(-1)
+    return p, shift, bits, base, nesc
+
+
 @njit(cache=True, nogil=True)
 def decode_pairs16(payload, fielded, shift, base, codes, raw, sym_of_slot, dec_of_slot, freq,
                    escaped, elems):
@@ -1507,21 +1533,8 @@ def decode_pairs16(payload, fielded, shift, base, codes, raw, sym_of_slot, dec_o
     nb = payload.size
     if n == 0 or codes.size != n or raw.size != n or escaped.size != n or freq.size != 256:
         return 0
-    p = 0
-    bits = np.int64(8)
-    nesc = np.int64(0)
-    if fielded:
-        if nb < 8:
-            return 0
-        shift = np.int64(payload[0])
-        bits = np.int64(payload[1])
-        base = np.int64(payload[2]) | (np.int64(payload[3]) << 8)
-        nesc = _u32_at(payload, 4)
-        p = 8
-    # Field.check and the escape count's bound, as ansz.chunks reads a Field_Header
-    if not (8 <= bits <= 12 and 0 <= shift and shift + bits <= 16 and 0 <= base < (1 << bits)):
-        return 0
-    if nesc > (0 if bits == 8 else n):
+    p, shift, bits, base, nesc = _chunk_field(payload, fielded, shift, base, 2, n)
+    if p < 0:
         return 0
     cs, clen, p = _frame(payload, p)
     if cs < 0:
@@ -1566,21 +1579,8 @@ def decode_pairs32(payload, fielded, shift, base, codes, raw, sym_of_slot, dec_o
     if (n == 0 or codes.size != n or raw.size != 4 * n or escaped.size != n
             or freq.size != 256):
         return 0
-    p = 0
-    bits = np.int64(8)
-    nesc = np.int64(0)
-    if fielded:
-        if nb < 8:
-            return 0
-        shift = np.int64(payload[0])
-        bits = np.int64(payload[1])
-        base = np.int64(payload[2]) | (np.int64(payload[3]) << 8)
-        nesc = _u32_at(payload, 4)
-        p = 8
-    # Field.check and the escape count's bound, as ansz.chunks reads a Field_Header
-    if not (8 <= bits <= 12 and 0 <= shift and shift + bits < 32 and 0 <= base < (1 << bits)):
-        return 0
-    if nesc > (0 if bits == 8 else n):
+    p, shift, bits, base, nesc = _chunk_field(payload, fielded, shift, base, 4, n)
+    if p < 0:
         return 0
     starts = np.zeros(5, np.int64)
     lengths = np.zeros(5, np.int64)
