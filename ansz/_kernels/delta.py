@@ -350,9 +350,9 @@ def _rebuild(base, syms, raw, raw_bits, out, code_of, ones, sign, shift):
 
     Block by block, two passes: the first looks up each element's code and gives it the
     position of its raw bits (a running sum, 8 elements at a time: _code_positions), the
-    second rebuilds the elements independently, 8 at a time (_rebuild_lanes), each pass
-    taking the block's last few one by one, without branches (an unchanged element has code 0: no raw bits, a = 0, out =
-    base)."""
+    second rebuilds the elements independently, 16 or 8 at a time (_rebuild_lanes); each
+    pass takes the block's last few one by one. No branches: an unchanged element has code
+    0 (no raw bits, a = 0, out = base)."""
     one = np.uint64(1)
     # raw-bit positions past the last one whose 8 bytes lie in raw (an error, reported
     # below) are read there instead

@@ -1467,6 +1467,18 @@ def _byte_stream(blob, out, sym_of_slot, dec_of_slot, freq):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _simple(payload, start, length):
+    """True if the stream framed at payload[start:start + length] is one _byte_stream reads:
+    checked for every stream before any is decoded, so a chunk the general path must take
+    is not half decoded first."""
+    if length == 0:
+        return False
+    m = payload[start]
+    return (m == METHOD_STORED or m == METHOD_CONSTANT or m == METHOD_RANS
+            or m == METHOD_RANS_WIDE)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _escapes(blob, esc, sym_of_slot, dec_of_slot, freq):
     """Read the escaped field values (u16, little-endian) of the stream ``blob`` into
     ``esc``; False if _byte_stream cannot."""
@@ -1547,7 +1559,8 @@ def decode_pairs16(payload, fielded, shift, base, codes, raw, sym_of_slot, dec_o
         es, elen, p = _frame(payload, p)
         if es < 0:
             return 0
-    if p != nb:
+    if p != nb or not (_simple(payload, cs, clen) and _simple(payload, ts, tlen)
+                       and (nesc == 0 or _simple(payload, es, elen))):
         return 0
     ok, codes = _byte_stream(payload[cs:cs + clen], codes, sym_of_slot, dec_of_slot, freq)
     if not ok:
@@ -1586,7 +1599,7 @@ def decode_pairs32(payload, fielded, shift, base, codes, raw, sym_of_slot, dec_o
     lengths = np.zeros(5, np.int64)
     for f in range(4 + (nesc > 0)):
         starts[f], lengths[f], p = _frame(payload, p)
-        if starts[f] < 0:
+        if starts[f] < 0 or not _simple(payload, starts[f], lengths[f]):
             return 0
     if p != nb:
         return 0
