@@ -156,6 +156,20 @@ def test_delta_kernel_refuses_symbols_that_need_more_raw_bits_than_there_are():
     assert kernels.delta_decode(base, syms, words, np.int64(64), out) == kernels.DECODE_TRUNCATED
 
 
+def test_delta_kernel_refuses_a_raw_stream_past_its_gather_offsets():
+    """The 16-element lanes gather at 31-bit byte offsets: a raw array of 2 GiB or more is
+    refused before any is read (np.empty: its pages are never touched)."""
+    from ansz import kernels
+
+    base = np.zeros(16, np.uint16)
+    out = np.empty(16, np.uint16)
+    syms = np.zeros(16, np.uint8)
+    words = np.empty(kernels.MAX_RAW_WORDS, np.uint64)
+    words[:2] = 0  # the only words a stream of no raw bits reads (its padding check)
+    assert kernels.delta_decode(base, syms, words, np.int64(0), out) == kernels.DECODE_BAD_SIZE
+    assert kernels.delta_decode(base, syms, words[:-1], np.int64(0), out) == kernels.DECODE_OK
+
+
 def test_damaged_delta_payload_is_an_error_not_a_crash():
     rng = np.random.default_rng(7)
     base = (rng.standard_normal(5000) * 0.05).astype(np.float32)

@@ -144,10 +144,12 @@ def delta_decode(base, syms, raw, raw_bits, out):
     DECODE_OK, or DECODE_BAD_CODE (a symbol no difference has), DECODE_TRUNCATED (the
     symbols call for more raw bits than there are), DECODE_TRAILING (for fewer),
     DECODE_BAD_PADDING (nonzero bits after the last raw bit), DECODE_BAD_SIZE (sizes
-    disagree). ``out`` holds garbage after an error."""
+    disagree, or ``raw`` holds MAX_RAW_WORDS words or more). ``out`` holds garbage after an
+    error."""
     n = out.size
     width = out.itemsize * 8
-    if base.size != n or syms.size != n or raw_bits < 0 or raw.size < raw_bits // 64 + 2:
+    if (base.size != n or syms.size != n or raw_bits < 0 or raw.size < raw_bits // 64 + 2
+            or raw.size >= MAX_RAW_WORDS):
         return DECODE_BAD_SIZE
     # the element loop, compiled once per width with its masks as constants
     if width == 8:
@@ -162,6 +164,10 @@ def delta_decode(base, syms, raw, raw_bits, out):
 
 #: Elements per block of _rebuild: its per-element scratch (16 bytes each) stays in L1.
 REBUILD_BLOCK = 1024
+#: _rebuild_lanes gathers at 31-bit byte offsets for elements of up to 16 bits, so raw
+#: stays below 2 GiB (a chunk's raw bits take a few hundred MB at most: 64 Mi elements of
+#: 32 bits have at most 30 each).
+MAX_RAW_WORDS = 1 << 28
 #: The elements of a block the vector code takes: a multiple of REBUILD_LANES, which the
 #: lanes of both intrinsics divide (_code_positions steps 8 uint64, _rebuild_lanes 16 uint32
 #: for elements of up to 16 bits, 8 uint64 for 32-bit ones); the rest go one by one.
