@@ -3,7 +3,8 @@ holds them all (the JIT side of :mod:`ansz.kernels`, which the rest of ansz impo
 
 - :mod:`.fields`: coding pairs and fields, sampling, bit packing, byte histograms;
 - :mod:`.rans`: normalization, rANS encoding and decoding, pair tables, varints, and whole
-  16-bit chunks decoded in one call (with the join of their pairs);
+  16- and 32-bit chunks decoded in one call (with the joining of their pairs and the
+  unpacking of their last raw plane);
 - :mod:`.prefix`: the Huffman and QLC kernels;
 - :mod:`.delta`: delta chunks (a chunk coded against the same elements of a base tensor).
 
