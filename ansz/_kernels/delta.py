@@ -180,6 +180,15 @@ def _declare(module, name, fnty):
     return fn if fn is not None else ir.Function(module, fnty, name=name)
 
 
+def _splat(builder, vector_type, value):
+    """``value`` (a scalar of the element type) in every lane of a ``vector_type``."""
+    i32 = ir.IntType(32)
+    u = builder.insert_element(ir.Constant(vector_type, ir.Undefined), value, ir.Constant(i32, 0))
+    return builder.shuffle_vector(u, ir.Constant(vector_type, ir.Undefined),
+                                  ir.Constant(ir.VectorType(i32, vector_type.count),
+                                              [0] * vector_type.count))
+
+
 @intrinsic
 def _rebuild_lanes(typingctx, base, out, codes, at, raw, start, count, limit):
     """An intrinsic: elements ``start + j`` for j in [0, count) (count a multiple of
@@ -248,10 +257,7 @@ def _rebuild_lanes(typingctx, base, out, codes, at, raw, start, count, limit):
 
         code = narrow(load(cp, j, v64))
         p = load(ap, j, v64)
-        lim = builder.insert_element(ir.Constant(v64, ir.Undefined), limit_v,
-                                     ir.Constant(i32, 0))
-        lim = builder.shuffle_vector(lim, ir.Constant(v64, ir.Undefined),
-                                     ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
+        lim = _splat(builder, v64, limit_v)
         p = builder.select(builder.icmp_unsigned("<", p, lim), p, lim)  # min(p, limit)
         byte = builder.lshr(p, ir.Constant(v64, [3] * lanes))
         word = builder.lshr(words_at(byte if it is i64 else builder.trunc(byte, vt)),
@@ -308,11 +314,6 @@ def _code_positions(typingctx, syms, code_of, codes, at, start, count, pos):
             mask = [lanes + 0 if i < k else i - k for i in range(lanes)]
             return builder.shuffle_vector(x, zero, ir.Constant(ir.VectorType(i32, lanes), mask))
 
-        def splat(value):
-            u = builder.insert_element(ir.Constant(v64, ir.Undefined), value, ir.Constant(i32, 0))
-            return builder.shuffle_vector(u, ir.Constant(v64, ir.Undefined),
-                                          ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
-
         entry = builder.basic_block
         head = builder.append_basic_block("positions.head")
         body = builder.append_basic_block("positions.body")
@@ -336,7 +337,7 @@ def _code_positions(typingctx, syms, code_of, codes, at, start, count, pos):
         total = builder.add(nraw, shifted_up(nraw, 1))
         total = builder.add(total, shifted_up(total, 2))
         total = builder.add(total, shifted_up(total, 4))  # inclusive prefix sums
-        before = builder.add(splat(p), builder.sub(total, nraw))
+        before = builder.add(_splat(builder, v64, p), builder.sub(total, nraw))
         builder.store(before, builder.bitcast(builder.gep(ap, [j]), ir.PointerType(v64)),
                       align=1)
         p.add_incoming(builder.add(p, builder.extract_element(total, ir.Constant(i32, lanes - 1))),
