@@ -172,6 +172,65 @@ def test_field_choice_of_16_bit_floats_matches_the_histogram_choice_and_counts_e
                 assert counts.top is None
 
 
+def _field_costs_reference(hist):
+    """field_costs as its docstring states it, over every value of each width (dense)."""
+    import math
+
+    def entropy(counts):
+        total = float(sum(counts))
+        return sum(c * math.log2(total / c) for c in counts if c > 0)
+
+    n = int(hist.sum())
+    costs, bases = [math.inf] * 5, [0] * 5
+    if n == 0:
+        return costs, bases
+    for k in range(5):
+        bits = 8 + k
+        h = [int(v) for v in hist.reshape(1 << bits, -1).sum(axis=1)]
+        base = 0
+        if bits > 8:  # the first 255-value window with the most elements
+            wins = [sum(h[v:v + 255]) for v in range(1 << bits)]
+            base = wins.index(max(wins))
+        coded, out = [0] * 256, []
+        for v, c in enumerate(h):
+            if 0 <= v - base < (255 if bits > 8 else 256):
+                coded[v - base] += c
+            else:
+                out.append(c)
+        coded[255] += sum(out)
+        present = [c for c in range(256) if coded[c]]
+        table = 0.0
+        if len(present) > 1:
+            table = sum(2.0 if coded[c] * 32 >= n else 1.0
+                        for c in range(present[0], present[-1] + 1))
+        cost = entropy(coded) / 8 + table + n * (16 - bits) / 8
+        if sum(out):
+            cost += (entropy(out) + sum(out)) / 8 + 8
+        costs[k], bases[k] = cost, base
+    return costs, bases
+
+
+@fuzz(150)
+@given(data=st.data())
+def test_field_costs_match_the_dense_reference(data):
+    # field_costs walks only the bins that hold elements and finds each width's window
+    # with two pointers; the reference sums every window of every width.
+    from ansz import kernels
+
+    hist = np.zeros(4096, np.int64)
+    for _ in range(data.draw(st.integers(0, 5))):
+        centre = data.draw(st.integers(0, 4095))
+        spread = data.draw(st.sampled_from([0, 3, 40, 300, 1500]))
+        lo, hi = max(0, centre - spread), min(4096, centre + spread + 1)
+        seed = data.draw(st.integers(0, 2**32 - 1))
+        top = data.draw(st.sampled_from([2, 50, 10**6]))
+        hist[lo:hi] += np.random.default_rng(seed).integers(0, top, hi - lo)
+    costs, bases = kernels.field_costs(hist)
+    expect_costs, expect_bases = _field_costs_reference(hist)
+    assert list(bases) == expect_bases
+    assert np.allclose(costs, expect_costs, rtol=1e-12, atol=0)
+
+
 def test_choose_field16_refuses_what_it_cannot_index():
     from ansz import kernels
 

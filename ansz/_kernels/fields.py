@@ -328,47 +328,74 @@ def field_costs(hist):
     elements costs inf.
     """
     n = np.int64(0)
+    nnz = 0
     for i in range(4096):
         n += hist[i]
+        if hist[i] != 0:
+            nnz += 1
     costs = np.empty(5, np.float64)  # loops, not np.full/slice fills: faster first compile
     for k in range(5):
         costs[k] = np.inf
     bases = np.zeros(5, np.int64)
+    if n == 0:
+        return costs, bases
+    # The bins with elements (a chunk's values fill a few hundred of the 4096), ascending,
+    # then those of each width: every loop below walks these, not all 2^bits values.
+    pos = np.empty(nnz, np.int64)
+    cnt = np.empty(nnz, np.int64)
+    j = 0
+    for i in range(4096):
+        if hist[i] != 0:
+            pos[j] = i
+            cnt[j] = hist[i]
+            j += 1
+    vp = np.empty(nnz, np.int64)  # the values of width 8 + k with elements, ascending
+    vc = np.empty(nnz, np.int64)  # and their counts
+    below = np.empty(nnz + 1, np.int64)  # below[j]: the elements of vp[:j]
+    coded = np.empty(256, np.int64)
     for k in range(5):
         bits = 8 + k
-        size = 1 << bits
-        group = 1 << (4 - k)
-        h = np.zeros(size + 1, np.int64)  # h[size]: the escapes
-        for v in range(size):
-            acc = np.int64(0)
-            for g in range(group):
-                acc += hist[v * group + g]
-            h[v] = acc
-        if n == 0:
-            continue
-        base = 0
+        m = 0
+        for i in range(nnz):
+            v = pos[i] >> (4 - k)
+            if m > 0 and vp[m - 1] == v:
+                vc[m - 1] += cnt[i]
+            else:
+                vp[m] = v
+                vc[m] = cnt[i]
+                m += 1
+        below[0] = 0
+        for i in range(m):
+            below[i + 1] = below[i] + vc[i]
+        base = np.int64(0)
         if bits > 8:
-            win = np.int64(0)
-            for v in range(min(255, size)):
-                win += h[v]
-            best = win
-            for v in range(1, size):  # window [v, v + 255)
-                win -= h[v - 1]
-                if v + 254 < size:
-                    win += h[v + 254]
+            # The first window [v, v + 255) with the most elements. A window's count only
+            # grows where a value enters it, at v = vp[j] - 254, so the first best window
+            # starts at 0 or at one of those: each is counted with two pointers.
+            best = np.int64(-1)
+            lo = 0  # the first value at or above v
+            hi = 0  # one past the last value at or below v + 254
+            for j in range(-1, m):
+                v = np.int64(0) if j < 0 else max(np.int64(0), vp[j] - 254)
+                while lo < m and vp[lo] < v:
+                    lo += 1
+                while hi < m and vp[hi] <= v + 254:
+                    hi += 1
+                win = below[hi] - below[lo]
                 if win > best:
                     best = win
                     base = v
-        coded = np.zeros(256, np.int64)
-        out = np.zeros(size, np.int64)
+        for c in range(256):
+            coded[c] = 0
         nout = np.int64(0)
-        for v in range(size):
-            c = v - base
+        total = 0.0  # of the escaped values' counts, in ascending order (_entropy_bits)
+        for i in range(m):
+            c = vp[i] - base
             if 0 <= c < 255 or (bits == 8 and c == 255):
-                coded[c] += h[v]
+                coded[c] += vc[i]
             else:
-                out[v] = h[v]
-                nout += h[v]
+                nout += vc[i]
+                total += vc[i]
         coded[255] += nout if bits > 8 else 0
         first = -1
         last = -1
@@ -384,7 +411,13 @@ def field_costs(hist):
                 table += 2.0 if coded[c] * 32 >= n else 1.0
         cost = _entropy_bits(coded, 0, 256) / 8.0 + table + n * (16 - bits) / 8.0
         if nout > 0:
-            cost += (_entropy_bits(out, 0, size) + nout) / 8.0 + 8.0
+            acc = 0.0  # _entropy_bits of the escaped values' counts
+            for i in range(m):
+                c = vp[i] - base
+                if not (0 <= c < 255):
+                    x = np.float64(vc[i])
+                    acc += x * np.log2(total / x)
+            cost += (acc + nout) / 8.0 + 8.0
         costs[k] = cost
         bases[k] = base
     return costs, bases
