@@ -30,7 +30,8 @@ from .options import DEFAULT_LEVEL, FAST_LEVEL
 from .pairs import (FIELD_TOPS, NO_ESCAPES, Field, FieldCounts, escaped_values, field_choice,
                     join_pairs, patch_escapes, plain_field, split_pairs)
 from .streams import (FAST_WIDE_STATES, STORED, WIDE_MIN, WIDE_STATES, decode_stream,
-                      encode_stream_parts, framed_pieces, framed_streams, scratch)
+                      encode_stream_parts, frame_pair_streams, framed_pieces, framed_streams,
+                      scratch)
 
 
 def container_flags(chunk_size: int) -> int:
@@ -184,18 +185,26 @@ def _encode_pairs(data, layout: PairLayout, field: Field | None, coder: str,
     known = [None] * len(streams)
     if counts is not None:
         known[0], known[-1] = counts.codes, counts.top
+    last = escapes = None
     if field is not None:
         escaped = escaped_values(data, layout, codes, field,
                                  None if counts is None else int(counts.codes[255]))
         parts.append(_FIELD_HEAD.pack(field.shift, field.bits, field.base, escaped.size))
         if field.top_bits < 8:
-            streams[-1] = _pack_plane(streams[-1], field.top_bits)
+            streams[-1] = last = _pack_plane(streams[-1], field.top_bits)
         if escaped.size:
-            streams.append(escaped.astype("<u2").view(np.uint8))
+            streams.append(escapes := escaped.astype("<u2").view(np.uint8))
             known.append(None)
     if fast and coder == "auto":
         coder = "rans"  # the prefix coders decode slower than rANS
     wide = FAST_WIDE_STATES if fast else WIDE_STATES
+    if not generic:
+        top = known[layout.raw_width] if layout.raw_width and last is None else None
+        payload = frame_pair_streams(codes, raw, layout.raw_width, last, escapes, known[0], top,
+                                     coder=coder, wide_states=wide,
+                                     head=parts[0] if parts else b"")
+        if payload is not None:
+            return payload
     for s, c in zip(streams, known):
         parts.extend(framed_pieces(encode_stream_parts(s, try_zstd=generic, coder=coder,
                                                        wide_states=wide, counts=c)))

@@ -408,6 +408,55 @@ def framed_pieces(pieces: list) -> list:
     return [_U32.pack(length), *pieces] + ([b"\0"] if length % 2 else [])
 
 
+#: encode_stream_parts' sampling threshold and step and WIDE_MIN, as the one-call kernel
+#: (kernels.encode_streams) takes them.
+_THRESHOLDS = np.array([_SAMPLE_MIN, _SAMPLE_STEP, WIDE_MIN], np.int64)
+_THRESHOLDS.flags.writeable = False
+_NO_BYTES = np.zeros(0, np.uint8)
+_NO_BYTES.flags.writeable = False
+
+
+def frame_pair_streams(codes: np.ndarray, raw: np.ndarray, nplanes: int,
+                       last: np.ndarray | None, escapes: np.ndarray | None,
+                       code_counts: np.ndarray | None, top_counts: np.ndarray | None, *,
+                       coder: str, wide_states: int, head: bytes = b"") -> bytes | None:
+    """``head`` and the framed streams of a coding-pair chunk, each coded as
+    :func:`encode_stream_parts` codes it (no zstd), in one kernel call: the codes (uint8),
+    the ``nplanes`` planes of ``raw`` (the last one replaced by ``last`` if given: a packed
+    plane), then ``escapes`` (bytes) if not None. ``code_counts`` / ``top_counts``: the
+    exact counts of the codes / of the unpacked last plane if known (int64[256]), else None.
+
+    Returns None where that call cannot stand for encode_stream_parts: a ``coder`` other
+    than "auto" or "rans", or a stream on which a prefix coder could still beat rANS ("auto"
+    then builds it). The caller then codes the streams one by one, to the same bytes.
+    """
+    if coder not in ("auto", "rans"):
+        return None
+    codes = np.ascontiguousarray(codes, np.uint8)
+    n = codes.size
+    lengths = [n] * (1 + nplanes)
+    if last is not None:
+        lengths[-1] = last.size
+    if escapes is not None and escapes.size:
+        lengths.append(escapes.size)
+    out = scratch("payload", len(head) + sum(lengths) + len(lengths) * kernels.STREAM_SLACK)
+    out[:len(head)] = np.frombuffer(head, np.uint8)
+    end = kernels.encode_streams(
+        codes, np.ascontiguousarray(raw[:nplanes * n], np.uint8), np.int64(nplanes),
+        _NO_BYTES if last is None else last, last is not None,
+        _NO_BYTES if escapes is None else escapes,
+        scratch("code_counts", 256, np.int64) if code_counts is None else code_counts,
+        code_counts is not None,
+        scratch("top_counts", 256, np.int64) if top_counts is None else top_counts,
+        top_counts is not None, np.int64(wide_states), coder == "auto", _THRESHOLDS,
+        MIN_GAIN, HIGH_SCALE_MIN_GAIN, scratch("pair_table", 65536, np.uint32),
+        scratch("words", max(lengths) + 2 * max(wide_states, rans.NSTATES), np.uint16), out,
+        np.int64(len(head)))
+    if end < 0:
+        return None
+    return out[:end].tobytes()
+
+
 def framed_streams(mv: memoryview, nstreams: int | None, pos: int = 0, *,
                    max_streams: int = 64):
     """Yield the stream blobs framed by :func:`frame_streams` in ``mv[pos:]``, checking

@@ -832,3 +832,122 @@ def test_one_call_and_the_general_path_agree_on_damaged_payloads(monkeypatch):
     general = [outcome(enc, name, n, f) for name, n, f, enc in damaged]
     assert with_one_call == general
     assert with_one_call.count(CorruptDataError) > len(damaged) // 2  # damage was noticed
+
+
+# --------------------------------------------------------------------------- streams in one call
+
+
+def _symbols(rng, kind: str, n: int) -> np.ndarray:
+    if kind == "constant":
+        return np.full(n, rng.integers(256), np.uint8)
+    if kind == "uniform":
+        return rng.integers(0, 256, n, np.uint8)
+    if kind == "two":
+        return rng.choice(np.array([3, 200], np.uint8), n, p=[0.9, 0.1])
+    if kind == "rare":  # a few symbols, some rare: where Huffman or QLC can win on small streams
+        return rng.choice(np.array([0, 1, 2, 77, 255], np.uint8), n,
+                          p=[0.5, 0.25, 0.2, 0.04, 0.01])
+    return np.minimum(rng.geometric(rng.uniform(0.05, 0.6), n) + 100, 255).astype(np.uint8)
+
+
+def _streams_one_by_one(codes, raw, nplanes, last, escapes, code_counts, top_counts, coder,
+                        wide_states, head):
+    """The chunk's streams as the general path codes them: encode_stream_parts each."""
+    n = codes.size
+    parts = [codes] + [raw[b * n:(b + 1) * n] for b in range(nplanes)]
+    known = [code_counts] + [None] * nplanes
+    if last is not None:
+        parts[-1] = last
+    elif nplanes:
+        known[-1] = top_counts
+    if escapes is not None and escapes.size:
+        parts.append(escapes)
+        known.append(None)
+    out = [head]
+    for symbols, counts in zip(parts, known):
+        out.extend(streams.framed_pieces(streams.encode_stream_parts(
+            symbols, coder=coder, wide_states=wide_states, counts=counts)))
+    return b"".join(out)
+
+
+def test_streams_in_one_call_are_the_streams_coded_one_by_one(monkeypatch):
+    # frame_pair_streams (one kernel call) must make every choice encode_stream_parts makes
+    # (stored on a sample, constant, rANS of 8 or 32/64 states, 12- or 14-bit tables, stored
+    # when rANS saves too little), and give up exactly where that builds a prefix coder.
+    from ansz.rans import byte_histogram
+
+    built = []
+    real_prefix_table = streams.prefix_table
+    monkeypatch.setattr(streams, "prefix_table",
+                        lambda *a: built.append(1) or real_prefix_table(*a))
+    rng = np.random.default_rng(11)
+    sizes = [0, 1, 2, 101, 4097, (1 << 16) - 1, 1 << 16, 70_001, streams.WIDE_MIN - 1,
+             streams.WIDE_MIN, 150_001]
+    kinds = ["constant", "uniform", "two", "rare", "skewed"]
+    outcomes = {"one call": 0, "gave up": 0}
+    for case in range(160):
+        n = sizes[case % len(sizes)] if case < 120 else int(rng.integers(0, 3000))
+        nplanes = int(rng.integers(0, 4))
+        codes = _symbols(rng, kinds[case % 5], n)
+        raw = np.concatenate([_symbols(rng, kinds[int(rng.integers(5))], n)
+                              for _ in range(nplanes)] or [np.zeros(0, np.uint8)])
+        last = None
+        if nplanes and rng.random() < 0.3:
+            last = _symbols(rng, kinds[int(rng.integers(5))], int(rng.integers(0, n + 2)))
+        escapes = None
+        if rng.random() < 0.3:
+            escapes = _symbols(rng, kinds[int(rng.integers(5))], 2 * int(rng.integers(0, 300)))
+        code_counts = byte_histogram(codes) if rng.random() < 0.5 else None
+        top_counts = None
+        if nplanes and last is None and rng.random() < 0.5:
+            top_counts = byte_histogram(raw[(nplanes - 1) * n:])
+        coder = "auto" if rng.random() < 0.6 else "rans"
+        wide_states = 32 if rng.random() < 0.5 else 64
+        head = bytes(rng.integers(0, 256, 8 * int(rng.integers(0, 2)), np.uint8))
+        args = (codes, raw, nplanes, last, escapes, code_counts, top_counts)
+        built.clear()
+        expect = _streams_one_by_one(*args, coder, wide_states, head)
+        prefix_built = bool(built)
+        got = streams.frame_pair_streams(*args, coder=coder, wide_states=wide_states,
+                                         head=head)
+        if got is None:
+            outcomes["gave up"] += 1
+            assert coder == "auto" and prefix_built, case
+        else:
+            outcomes["one call"] += 1
+            assert not prefix_built, case
+            assert got == expect, case
+    assert min(outcomes.values()) >= 10, outcomes
+
+
+def test_streams_in_one_call_refuse_sizes_that_do_not_fit():
+    from ansz import kernels
+
+    n = 1000
+    codes = np.zeros(n, np.uint8)
+    codes[::3] = 5
+    raw = np.zeros(n, np.uint8)
+    empty = np.zeros(0, np.uint8)
+    counts = np.zeros(256, np.int64)
+    thresholds = np.array([1 << 16, 16, 1 << 17], np.int64)
+    table = np.zeros(65536, np.uint32)
+    words = np.zeros(n + 128, np.uint16)
+    out = np.zeros(2 * n + 4 * kernels.STREAM_SLACK, np.uint8)
+
+    def call(**change):
+        a = dict(codes=codes, raw=raw, nplanes=1, last=empty, packed=False, escapes=empty,
+                 code_counts=counts.copy(), codes_counted=False, top_counts=counts.copy(),
+                 top_counted=False, wide_states=64, try_prefix=False, thresholds=thresholds,
+                 min_gain=1 / 64, high_gain=0.001, table=table, words=words, out=out, pos=0)
+        a.update(change)
+        return kernels.encode_streams(*(np.int64(v) if k in ("nplanes", "wide_states", "pos")
+                                        else v for k, v in a.items()))
+
+    assert call() > 0
+    for change in (dict(nplanes=2), dict(packed=True, nplanes=0, raw=empty),
+                   dict(code_counts=counts[:255].copy()), dict(wide_states=16),
+                   dict(thresholds=thresholds[:2].copy()), dict(min_gain=0.0),
+                   dict(table=table[:65535]), dict(words=words[:n + 127]),
+                   dict(out=out[:2 * n + 2 * kernels.STREAM_SLACK - 1]), dict(pos=-2)):
+        with pytest.raises(ValueError):
+            call(**change)

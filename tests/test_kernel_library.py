@@ -33,7 +33,7 @@ import pytest
 from safetensors.numpy import save_file
 
 import ansz
-from ansz import kernels
+from ansz import kernels, streams
 from ansz._aot import spec
 from ansz.options import CODERS
 
@@ -278,6 +278,10 @@ def test_every_kernel_call_is_served_by_the_library(corpus, tmp_path, monkeypatc
     assert ansz.api.file_stats(medium).tensors
     ansz.compress_file(medium, tmp_path / "medium.safetensors.ansz", chunk_size=1 << 18)
     assert len(ansz.load_file(tmp_path / "medium.safetensors.ansz")) == 8
+    # a wide stream coded on its own: what chunks take where the one-call coding gives up
+    skewed = np.random.default_rng(5).geometric(0.3, streams.WIDE_MIN).astype(np.uint8)
+    assert streams.decode_stream(streams.encode_stream(skewed), skewed.size).tobytes() == \
+        skewed.tobytes()
     # delta chunks against a base, for elements of 1, 2 and 4 bytes
     base_tensors, tuned = fine_tune_pair()
     save_file(base_tensors, str(tmp_path / "base.safetensors"))

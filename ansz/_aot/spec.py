@@ -38,10 +38,13 @@ SIGNATURES: dict[str, list[tuple[str, ...]]] = {
     "choose_field16": [(U16, "i64", I64, OUT_U32, OUT_I64)],
     "pack_top": [(U8, "i64", OUT_U8)],
     "unpack_top": [(U8, "i64", OUT_U8)],
+    # byte histograms, rANS, and a chunk's streams coded in one call (ansz._kernels.rans)
     "code_histogram": [(U8, OUT_U32)],
     "entropy_bits": [(I64,)],
     "sampled_entropy": [(U8, "i64")],
-    # rANS (ansz._kernels.rans)
+    "huffman_payload_bits": [(I64,)],
+    "encode_streams": [(U8, U8, "i64", U8, "b1", U8, OUT_I64, "b1", I64, "b1", "i64", "b1",
+                        I64, "f64", "f64", OUT_U32, OUT_U16, OUT_U8, "i64")],
     "encoder_table": [(U32, "i64")],
     "plan_table": [(I64, "f64")],
     "write_varints": [(U32, OUT_U8)],
@@ -66,7 +69,6 @@ SIGNATURES: dict[str, list[tuple[str, ...]]] = {
     "delta_decode": [(e, U8, U64, "i64", e + " out") for e in (U8, U16, U32)],
     # prefix codes (ansz._kernels.prefix)
     "prefix_encode": [(U8, U32, U8, OUT_U8)],
-    "huffman_payload_bits": [(I64,)],
     "package_merge": [(I64, "i64")],
     "huffman_read_table": [(U8,)],
     "huffman_decode": [(U8, U16, "i64", OUT_U8)],

@@ -1,10 +1,11 @@
 """Every numba kernel of ansz, in self-contained modules by topic; this package's namespace
 holds them all (the JIT side of :mod:`ansz.kernels`, which the rest of ansz imports).
 
-- :mod:`.fields`: coding pairs and fields, sampling, bit packing, byte histograms;
-- :mod:`.rans`: normalization, rANS encoding and decoding, pair tables, varints, and whole
-  16- and 32-bit chunks decoded in one call (with the joining of their pairs and the
-  unpacking of their last raw plane);
+- :mod:`.fields`: coding pairs and fields, sampling, bit packing;
+- :mod:`.rans`: byte histograms, normalization, rANS encoding and decoding, pair tables,
+  varints, a coding-pair chunk's streams coded in one call (with the Huffman payload bound
+  that decides when the prefix coders compete), and whole 16- and 32-bit chunks decoded in
+  one call (with the joining of their pairs and the unpacking of their last raw plane);
 - :mod:`.prefix`: the Huffman and QLC kernels;
 - :mod:`.delta`: delta chunks (a chunk coded against the same elements of a base tensor).
 

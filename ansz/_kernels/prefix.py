@@ -126,39 +126,6 @@ def _sorted_present(counts, n, descending):
 
 
 @njit(cache=True, nogil=True)
-def huffman_payload_bits(counts):
-    """Payload bits of an unlimited Huffman code for counts (int64[k]): the sum of the
-    weights of every merge (two-queue method on the sorted nonzero counts). A lower bound
-    on the payload of every prefix code. 0 for fewer than two present symbols."""
-    m = 0
-    for s in range(counts.size):
-        if counts[s] > 0:
-            m += 1
-    ranked = _sorted_present(counts, m, False)
-    leaves = np.empty(m, np.int64)
-    for r in range(m):
-        leaves[r] = counts[ranked[r]]
-    merged = np.empty(max(m - 1, 0), np.int64)
-    i = 0  # next leaf
-    j = 0  # next merged node to take
-    k = 0  # merged nodes made
-    total = np.int64(0)
-    for _ in range(m - 1):
-        pair = np.int64(0)
-        for _ in range(2):
-            if i < m and (j >= k or leaves[i] <= merged[j]):
-                pair += leaves[i]
-                i += 1
-            else:
-                pair += merged[j]
-                j += 1
-        merged[k] = pair
-        k += 1
-        total += pair
-    return total
-
-
-@njit(cache=True, nogil=True)
 def package_merge(weights, limit):
     """Optimal code lengths (int64[m]) with every length <= limit for weights (int64[m],
     m >= 2, ascending, 2^limit >= m, both checked by the caller), by package-merge.

@@ -95,11 +95,16 @@ def patched_writer(*, u16_tables: bool = False, plain_codes: bool = False,
       PAIR_MAX distinct pairs as a RANS_PAIRS stream (:func:`pair_stream`), as level 1
       coded its code streams before wide streams.
 
-    Everything is restored on exit, also after an exception.
+    The three stream patches also turn off the coding of a chunk's streams in one kernel
+    call (``chunks.frame_pair_streams``), which knows none of them: every stream then goes
+    through the patched functions. Everything is restored on exit, also after an exception.
     """
     saved = (streams.RANS, streams.varint_table, streams.HIGH_SCALE_MIN_GAIN,
-             dict(dtypes._CODE_OF), container.index_record, chunks.encode_stream_parts)
+             dict(dtypes._CODE_OF), container.index_record, chunks.encode_stream_parts,
+             chunks.frame_pair_streams)
     try:
+        if u16_tables or always_high_scale or pair_streams:
+            chunks.frame_pair_streams = lambda *args, **kwargs: None
         if u16_tables:
             streams.RANS = streams.RANS_U16
             streams.varint_table = _u16_table
@@ -119,4 +124,4 @@ def patched_writer(*, u16_tables: bool = False, plain_codes: bool = False,
         dtypes._CODE_OF.clear()
         dtypes._CODE_OF.update(saved[3])
         container.index_record = saved[4]
-        chunks.encode_stream_parts = saved[5]
+        chunks.encode_stream_parts, chunks.frame_pair_streams = saved[5:]
