@@ -1836,23 +1836,18 @@ def _encode_stream(symbols, counts, counted, wide_states, try_prefix, thresholds
     """Frame the stream of ``symbols`` (uint8) at out[pos:] as encode_stream_parts codes it
     and frame_streams frames it: returns where it ends, or -1 if a prefix coder could be
     smaller (out past pos is then undefined). ``counts`` (int64[256]) are the symbols'
-    counts if ``counted``, else they are counted here into it (thresholds, min_gain, high_gain: see
-    encode_streams).
-    The caller checked that out holds pos + symbols.size + STREAM_SLACK bytes and words
-    symbols.size + 2 * max(wide_states, NSTATES) words."""
+    counts if ``counted``, else they are counted here into it; the other arguments as for
+    encode_streams, which checked that out holds pos + symbols.size + STREAM_SLACK bytes
+    and words symbols.size + 2 * max(wide_states, NSTATES) words."""
     n = symbols.size
-    sample_min, sample_step, wide_min = thresholds[0], thresholds[1], thresholds[2]
     body = pos + 4
-    length = -1
     budget = n * (1.0 - min_gain)
-    if n == 0:
-        out[body] = METHOD_STORED
-        length = 1
-    if length < 0 and n >= sample_min:
-        bits, sampled = sampled_entropy(symbols, sample_step)
-        if bits / sampled > 8.0 * (1.0 - min_gain / 2.0):
-            length = 0  # stored, below
-    if length < 0:
+    stored = n == 0
+    if n >= thresholds[0]:  # judged on a sample first
+        bits, sampled = sampled_entropy(symbols, thresholds[1])
+        stored = bits / sampled > 8.0 * (1.0 - min_gain / 2.0)
+    length = n + 1  # stored
+    if not stored:
         if not counted:
             h = code_histogram(symbols, table)
             for v in range(256):
@@ -1874,7 +1869,7 @@ def _encode_stream(symbols, counts, counted, wide_states, try_prefix, thresholds
             scale_bits, freq, cost = plan_table(counts, high_gain)
             words_bytes = cost / 8.0 + 4 * NSTATES
             table_bytes = 2 * (last - first + 1)
-            wide = n >= wide_min
+            wide = n >= thresholds[2]
             if wide:
                 words_bytes += 4 * (wide_states - NSTATES)
             best = -1
@@ -1886,19 +1881,14 @@ def _encode_stream(symbols, counts, counted, wide_states, try_prefix, thresholds
                     start = rans_encode_wide(symbols, enc, encoder_table_lanes(freq, sb), w,
                                              wide_states, sb)
                     head = 6
+                    out[body] = METHOD_RANS_WIDE
+                    out[body + 4] = 5 if wide_states == 32 else 6  # log2 of the states
+                    out[body + 5] = 0
+                    tlen = write_bitlen_table(freq[first:last + 1], out[body + head:])
                 else:
                     w = words[:n + 2 * NSTATES]
                     start = rans_encode(symbols, enc, w)
                     head = 4
-                if wide:
-                    log2 = 0
-                    while (1 << log2) < wide_states:
-                        log2 += 1
-                    out[body] = METHOD_RANS_WIDE
-                    out[body + 4] = np.uint8(log2)
-                    out[body + 5] = 0
-                    tlen = write_bitlen_table(freq[first:last + 1], out[body + head:])
-                else:
                     out[body] = METHOD_RANS
                     tlen = write_varints(freq[first:last + 1], out[body + head:])
                 out[body + 1] = np.uint8(scale_bits)
@@ -1924,16 +1914,14 @@ def _encode_stream(symbols, counts, counted, wide_states, try_prefix, thresholds
                 if (1 + 2 + (last - first + 2) // 2 + payload < limit
                         or 1 + 5 + present + payload < limit):
                     return -1
-            if best >= 0:
+            stored = best < 0
+            if not stored:
                 length = best
-            else:
-                length = 0
-    if length == 0:  # STORED
+    if stored:
         out[body] = METHOD_STORED
         dst = out[body + 1:body + 1 + n]
         for i in range(n):
             dst[i] = symbols[i]
-        length = n + 1
     _put_u32(out, pos, length)
     end = body + length
     if length % 2:
@@ -1960,17 +1948,16 @@ def encode_streams(codes, raw, nplanes, last, packed, escapes, code_counts, code
     min_gain and high_gain: MIN_GAIN and HIGH_SCALE_MIN_GAIN (ansz.streams names all five).
     table: uint32[65536] scratch; words: uint16 scratch of at least the longest stream's
     length + 2 * max(wide_states, NSTATES) words. ValueError if a size does not fit (out
-    must hold pos + every stream's symbols + STREAM_SLACK each) or a threshold or gain is
-    out of range.
+    must hold pos + every stream's symbols + STREAM_SLACK each), or a threshold, min_gain
+    or wide_states is out of range.
     """
     n = codes.size
     if (nplanes < 0 or raw.size != nplanes * n or code_counts.size != 256
             or top_counts.size != 256 or (packed and nplanes == 0)):
         raise ValueError("encode_streams: raw, planes or counts sizes disagree")
     if (thresholds.size != 3 or thresholds[1] < 1 or thresholds[0] < 1
-            or not 0.0 < min_gain < 1.0 or not 0.0 <= high_gain < 1.0
-            or (wide_states != 32 and wide_states != 64)):
-        raise ValueError("encode_streams: a threshold, gain or state count is out of range")
+            or not 0.0 < min_gain < 1.0 or (wide_states != 32 and wide_states != 64)):
+        raise ValueError("encode_streams: a threshold, min_gain or wide_states is out of range")
     longest = max(n, escapes.size, last.size if packed else 0)
     need = n + nplanes * n + (last.size - n if packed else 0) + escapes.size
     nstreams = 1 + nplanes + (1 if escapes.size else 0)
