@@ -6,12 +6,24 @@ default trials. With ANSZ_SLOW_TESTS=1 in the environment (as python-zstandard g
 long runs with ZSTD_SLOW_TESTS) hypothesis runs many times more examples, and the tests
 marked ``slow`` run too; otherwise those are skipped, saying how to run them. The shared
 helpers themselves are in tests/helpers.py.
+
+The suite may be started with SIGINT ignored (a background job of a non-interactive shell
+starts so); the commands it starts would inherit that and, as ``nohup`` asks, go on
+through the SIGINT the signal tests send them. So SIGINT gets Python's usual handler here,
+which the commands it starts see as the default action.
 """
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 from helpers import SLOW, SLOW_FACTOR
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
