@@ -53,10 +53,11 @@ def _check_counts(counts) -> np.ndarray:
 def code_lengths(counts, limit: int = DEFAULT_LIMIT) -> np.ndarray:
     """Optimal code lengths (uint8[256], 0 for absent symbols) with every length <= limit.
 
-    Package-merge (``kernels.package_merge``): item lists for depths limit..1, each the
-    leaves merged (stably, leaves first on ties) with the pairs ("packages") of the list
-    below; the first 2m - 2 items of the last list are chosen and a symbol's length is the
-    number of chosen items holding it.
+    Package-merge (``kernels.huffman_code_lengths``) over the symbols by increasing count,
+    the smaller symbol first on ties: item lists for depths limit..1, each the leaves
+    merged (stably, leaves first on ties) with the pairs ("packages") of the list below;
+    the first 2m - 2 items of the last list are chosen and a symbol's length is the number
+    of chosen items holding it.
     """
     counts = _check_counts(counts)
     present = np.flatnonzero(counts)
@@ -69,9 +70,7 @@ def code_lengths(counts, limit: int = DEFAULT_LIMIT) -> np.ndarray:
         return lengths
     if not 1 <= limit <= MAX_LIMIT or (1 << limit) < m:
         raise ValueError(f"cannot code {m} symbols with lengths <= {limit}")
-    idx = np.argsort(counts[present], kind="stable")  # ties: the smaller symbol first
-    lengths[present[idx]] = kernels.package_merge(counts[present][idx], np.int64(limit))
-    return lengths
+    return kernels.huffman_code_lengths(counts, np.int64(limit))
 
 
 def _check_lengths(lengths) -> np.ndarray:
@@ -88,27 +87,9 @@ def _check_lengths(lengths) -> np.ndarray:
     return a.astype(np.uint8)
 
 
-def _canonical_order(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(symbols by (length, symbol), their lengths, their codes) for validated lengths.
-
-    Deflate's rule, code_i = (code_{i-1} + 1) << (len_i - len_{i-1}), in closed form: code_i
-    is the Kraft sum of the codes before it, sum(2^-len_j, j < i), in len_i bits. Exact,
-    because every earlier length is <= len_i.
-    """
-    syms = np.lexsort((np.arange(256), lengths))  # by length, then symbol
-    syms = syms[lengths[syms] > 0]
-    ln = lengths[syms].astype(np.int64)
-    kraft = np.concatenate(([0], np.cumsum(np.int64(1) << (MAX_LIMIT - ln))[:-1]))
-    return syms, ln, kraft >> (MAX_LIMIT - ln)
-
-
 def canonical_codes(lengths) -> np.ndarray:
     """Canonical codes (uint32[256], right-aligned) for valid lengths; 0 for absent symbols."""
-    lengths = _check_lengths(lengths)
-    codes = np.zeros(256, np.uint32)
-    syms, _, code = _canonical_order(lengths)
-    codes[syms] = code
-    return codes
+    return kernels.huffman_canonical_codes(_check_lengths(lengths))
 
 
 def expected_bits(counts, lengths) -> int:

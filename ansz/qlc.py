@@ -131,15 +131,7 @@ class QlcTable:
 
     def code_table(self) -> tuple[np.ndarray, np.ndarray]:
         """(code uint32[256], length uint8[256]); length 0 for symbols not in the table."""
-        code = np.zeros(256, np.uint32)
-        length = np.zeros(256, np.uint8)
-        base, held = _area_layout(self.area_bits, self.order.size)
-        for k in range(NAREAS):
-            b = int(self.area_bits[k])
-            syms = self.order[base[k]:base[k] + held[k]].astype(np.intp)
-            code[syms] = (k << b) | np.arange(syms.size)
-            length[syms] = PREFIX_BITS + b
-        return code, length
+        return kernels.qlc_code_table(self.area_bits, self.order)
 
     def to_bytes(self) -> bytes:
         if self.order.size == 0:

@@ -426,9 +426,8 @@ def frame_pair_streams(codes: np.ndarray, raw: np.ndarray, nplanes: int,
     plane), then ``escapes`` (bytes) if not None. ``code_counts`` / ``top_counts``: the
     exact counts of the codes / of the unpacked last plane if known (int64[256]), else None.
 
-    Returns None where that call cannot stand for encode_stream_parts: a ``coder`` other
-    than "auto" or "rans", or a stream on which a prefix coder could still beat rANS ("auto"
-    then builds it). The caller then codes the streams one by one, to the same bytes.
+    Returns None for a ``coder`` other than "auto" or "rans": the caller then codes the
+    streams one by one with encode_stream_parts.
     """
     if coder not in ("auto", "rans"):
         return None
@@ -452,8 +451,6 @@ def frame_pair_streams(codes: np.ndarray, raw: np.ndarray, nplanes: int,
         MIN_GAIN, HIGH_SCALE_MIN_GAIN, scratch("pair_table", 65536, np.uint32),
         scratch("words", max(lengths) + 2 * max(wide_states, rans.NSTATES), np.uint16), out,
         np.int64(len(head)))
-    if end < 0:
-        return None
     return out[:end].tobytes()
 
 

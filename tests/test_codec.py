@@ -873,19 +873,22 @@ def _streams_one_by_one(codes, raw, nplanes, last, escapes, code_counts, top_cou
 def test_streams_in_one_call_are_the_streams_coded_one_by_one(monkeypatch):
     # frame_pair_streams (one kernel call) must make every choice encode_stream_parts makes
     # (stored on a sample, constant, rANS of 8 or 32/64 states, 12- or 14-bit tables, stored
-    # when rANS saves too little), and give up exactly where that builds a prefix coder.
+    # when rANS saves too little, and under "auto" a Huffman or QLC stream built where the
+    # bound allows and kept when smaller), to the byte.
     from ansz.rans import byte_histogram
 
-    built = []
-    real_prefix_table = streams.prefix_table
+    built, won = [], []
+    real_prefix_table, real_encode_prefix = streams.prefix_table, streams.encode_prefix_stream
     monkeypatch.setattr(streams, "prefix_table",
-                        lambda *a: built.append(1) or real_prefix_table(*a))
+                        lambda *a: built.append(a[1]) or real_prefix_table(*a))
+    monkeypatch.setattr(streams, "encode_prefix_stream",
+                        lambda s, t: won.append(type(t).__name__) or real_encode_prefix(s, t))
     rng = np.random.default_rng(11)
     sizes = [0, 1, 2, 101, 4097, (1 << 16) - 1, 1 << 16, 70_001, streams.WIDE_MIN - 1,
              streams.WIDE_MIN, 150_001]
     kinds = ["constant", "uniform", "two", "rare", "skewed"]
-    outcomes = {"one call": 0, "gave up": 0}
-    for case in range(160):
+    outcomes = {"rANS only": 0, "prefix built": 0, "Huffman kept": 0, "QLC kept": 0}
+    for case in range(200):
         n = sizes[case % len(sizes)] if case < 120 else int(rng.integers(0, 3000))
         nplanes = int(rng.integers(0, 4))
         codes = _symbols(rng, kinds[case % 5], n)
@@ -906,18 +909,34 @@ def test_streams_in_one_call_are_the_streams_coded_one_by_one(monkeypatch):
         head = bytes(rng.integers(0, 256, 8 * int(rng.integers(0, 2)), np.uint8))
         args = (codes, raw, nplanes, last, escapes, code_counts, top_counts)
         built.clear()
+        won.clear()
         expect = _streams_one_by_one(*args, coder, wide_states, head)
-        prefix_built = bool(built)
         got = streams.frame_pair_streams(*args, coder=coder, wide_states=wide_states,
                                          head=head)
-        if got is None:
-            outcomes["gave up"] += 1
-            assert coder == "auto" and prefix_built, case
-        else:
-            outcomes["one call"] += 1
-            assert not prefix_built, case
-            assert got == expect, case
+        assert got == expect, case
+        outcomes["prefix built" if built else "rANS only"] += 1
+        outcomes["Huffman kept"] += "HuffmanTable" in won
+        outcomes["QLC kept"] += "QlcTable" in won
     assert min(outcomes.values()) >= 10, outcomes
+
+
+def test_streams_in_one_call_build_the_prefix_codes_of_the_python_tables():
+    # the prefix streams the kernel writes decode, and are the tables' own streams
+    rng = np.random.default_rng(5)
+    for case in range(60):
+        n = int(rng.integers(2, 5000))
+        m = int(rng.integers(2, 257))
+        p = rng.dirichlet(np.full(m, 0.3))
+        symbols = rng.choice(rng.permutation(256)[:m], n, p=p).astype(np.uint8)
+        got = streams.frame_pair_streams(symbols, np.zeros(0, np.uint8), 0, None, None,
+                                         None, None, coder="auto", wide_states=32)
+        blob = next(streams.framed_streams(memoryview(got), 1))
+        assert np.array_equal(streams.decode_stream(blob, n), symbols), case
+        counts = np.bincount(symbols, minlength=256).astype(np.int64)
+        if blob[0] in (streams.HUFFMAN, streams.QLC):
+            table = streams.prefix_table(counts,
+                                         "huffman" if blob[0] == streams.HUFFMAN else "qlc")
+            assert bytes(blob) == streams.encode_prefix_stream(symbols, table), case
 
 
 def test_streams_in_one_call_refuse_sizes_that_do_not_fit():

@@ -124,6 +124,22 @@ def test_canonical_codes_are_prefix_free(counts, limit):
         np.flatnonzero(lengths)))
 
 
+@fuzz(40)
+@given(counts=counts_strategy, limit=st.integers(8, 15))
+def test_canonical_codes_follow_deflates_rule(counts, limit):
+    # by (length, symbol), each code is the one before + 1, shifted left by the change of
+    # length; the first is 0 (RFC 1951, 3.2.2)
+    lengths = huffman.code_lengths(np.array(counts, np.int64), limit)
+    codes = huffman.canonical_codes(lengths)
+    order = sorted(np.flatnonzero(lengths), key=lambda s: (int(lengths[s]), int(s)))
+    code, prev = -1, int(lengths[order[0]]) if order else 0
+    for s in order:
+        code = (code + 1) << (int(lengths[s]) - prev)
+        prev = int(lengths[s])
+        assert int(codes[s]) == code, s
+    assert not codes[lengths == 0].any()
+
+
 def test_limit_too_small_is_refused():
     with pytest.raises(ValueError):
         huffman.code_lengths(np.ones(256, np.int64), 7)

@@ -135,6 +135,27 @@ def test_areas_are_optimal_vs_all_area_multisets(seed):
     assert qlc.expected_bits(counts, bits) == greedy_best(counts)
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_code_table_follows_the_areas(seed):
+    # rank r in area k (first rank base_k) has the code k << b_k | (r - base_k) of
+    # 3 + b_k bits; symbols outside the table have none
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(1, 257))
+    order = rng.permutation(256)[:m].astype(np.uint8)
+    bits = rng.integers(0, 9, 8).astype(np.uint8)
+    bits[int(rng.integers(8))] = 8  # room for every rank
+    code, length = qlc.QlcTable(bits, order).code_table()
+    expect_code, expect_length = np.zeros(256, np.int64), np.zeros(256, np.int64)
+    r = 0
+    for k, b in enumerate(bits.tolist()):
+        for j in range(1 << b):
+            if r == m:
+                break
+            expect_code[order[r]], expect_length[order[r]] = (k << b) | j, 3 + b
+            r += 1
+    assert np.array_equal(code, expect_code) and np.array_equal(length, expect_length)
+
+
 def test_bad_tables_are_refused():
     # in a stream: truncated (twice), area bits > 8, repeated symbol, more symbols than fit
     for data in [b"", b"\x00" * 4, b"\x99\x00\x00\x00\x00\x05", b"\x00\x00\x00\x00\x01\x05\x05",

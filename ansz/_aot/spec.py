@@ -38,11 +38,17 @@ SIGNATURES: dict[str, list[tuple[str, ...]]] = {
     "choose_field16": [(U16, "i64", I64, OUT_U32, OUT_I64)],
     "pack_top": [(U8, "i64", OUT_U8)],
     "unpack_top": [(U8, "i64", OUT_U8)],
-    # byte histograms, rANS, and a chunk's streams coded in one call (ansz._kernels.rans)
+    # byte histograms, rANS, the prefix codes' encoders, and a chunk's streams coded in one
+    # call (ansz._kernels.rans)
     "code_histogram": [(U8, OUT_U32)],
     "entropy_bits": [(I64,)],
     "sampled_entropy": [(U8, "i64")],
     "huffman_payload_bits": [(I64,)],
+    "prefix_encode": [(U8, U32, U8, OUT_U8)],
+    "huffman_code_lengths": [(I64, "i64")],
+    "huffman_canonical_codes": [(U8,)],
+    "qlc_optimal_areas": [(I64,)],
+    "qlc_code_table": [(U8, U8)],
     "encode_streams": [(U8, U8, "i64", U8, "b1", U8, OUT_I64, "b1", I64, "b1", "i64", "b1",
                         I64, "f64", "f64", OUT_U32, OUT_U16, OUT_U8, "i64")],
     "encoder_table": [(U32, "i64")],
@@ -67,12 +73,9 @@ SIGNATURES: dict[str, list[tuple[str, ...]]] = {
     # delta chunks (ansz._kernels.delta): elements of 8, 16 and 32 bits
     "delta_encode": [(e, e, OUT_U8, OUT_U8) for e in (U8, U16, U32)],
     "delta_decode": [(e, U8, U64, "i64", e + " out") for e in (U8, U16, U32)],
-    # prefix codes (ansz._kernels.prefix)
-    "prefix_encode": [(U8, U32, U8, OUT_U8)],
-    "package_merge": [(I64, "i64")],
+    # prefix codes' decoders (ansz._kernels.prefix)
     "huffman_read_table": [(U8,)],
     "huffman_decode": [(U8, U16, "i64", OUT_U8)],
-    "qlc_optimal_areas": [(I64,)],
     "qlc_build_tables": [(I64, U8)],
     "qlc_read_table": [(U8,)],
     "qlc_decode": [(U8, U32, U16, OUT_U8)],
@@ -84,7 +87,9 @@ RESULT_CAPACITY: dict[str, tuple[str, ...]] = {
     "plan_table": ("counts.size",),
     "encoder_table": ("freq.size * 8",),
     "encoder_table_lanes": ("freq.size * 2",),
-    "package_merge": ("weights.size",),
+    "huffman_code_lengths": ("256",),
+    "huffman_canonical_codes": ("256",),
+    "qlc_code_table": ("256", "256"),
     "huffman_read_table": ("1 << 15",),  # the table has 2^T entries, T <= 15
     "qlc_optimal_areas": ("8", "counts.size"),
     "qlc_build_tables": ("256", "2048"),  # order: at most 8 areas of 2^8 ranks

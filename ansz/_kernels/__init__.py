@@ -3,10 +3,11 @@ holds them all (the JIT side of :mod:`ansz.kernels`, which the rest of ansz impo
 
 - :mod:`.fields`: coding pairs and fields, sampling, bit packing;
 - :mod:`.rans`: byte histograms, normalization, rANS encoding and decoding, pair tables,
-  varints, a coding-pair chunk's streams coded in one call (with the Huffman payload bound
-  that decides when the prefix coders compete), and whole 16- and 32-bit chunks decoded in
-  one call (with the joining of their pairs and the unpacking of their last raw plane);
-- :mod:`.prefix`: the Huffman and QLC kernels;
+  varints, the prefix codes' encoders (Huffman and QLC tables from counts, the bit writer),
+  a coding-pair chunk's streams coded in one call (rANS or a prefix code, whichever is
+  smaller), and whole 16- and 32-bit chunks decoded in one call (with the joining of their
+  pairs and the unpacking of their last raw plane);
+- :mod:`.prefix`: the Huffman and QLC decoders and their table readers;
 - :mod:`.delta`: delta chunks (a chunk coded against the same elements of a base tensor).
 
 numba's on-disk cache notices only edits to the file of the function it compiles, and it

@@ -1,5 +1,7 @@
-"""Kernels of the prefix codes: Quad Length Codes (ansz/qlc.py) and length-limited Huffman
-(ansz/huffman.py), and the bit writer they share.
+"""Decoding kernels of the prefix codes: Quad Length Codes (ansz/qlc.py) and length-limited
+Huffman (ansz/huffman.py), their tables read and checked. Their encoders (the code tables
+built from counts and the bit writer) are rANS' module's, whose one-call stream coder
+chooses between them and rANS.
 
 Self-contained (package docstring): every helper these kernels call and every constant they
 read is defined here.
@@ -25,47 +27,6 @@ DECODE_TRUNCATED = 1
 DECODE_TRAILING = 3
 DECODE_BAD_CODE = 4  # a bit pattern that is no code of the table
 DECODE_BAD_PADDING = 5  # padding bits (of a prefix-coded stream or a packed plane) are not zero
-
-
-@njit(cache=True, nogil=True)
-def prefix_encode(symbols, code, length, out):
-    """Write the prefix code of each uint8 symbol into out (uint8[::1]); return the bit count.
-
-    code: uint32[256] (right-aligned code bits), length: uint8[256] in 0..16, with
-    code[s] < 2^length[s]. Returns -1 if a symbol has length 0 (no code), in which case the
-    bits written are meaningless. out must hold (symbols.size * max(length) + 7) // 8 + 4
-    bytes: 4-byte flushes never pass the rounded-up end.
-    """
-    n = symbols.size
-    acc = np.uint64(0)
-    nacc = np.uint64(0)  # valid bits at the bottom of acc, < 32 between symbols
-    p = 0
-    bad = False
-    for i in range(n):
-        s = symbols[i]
-        ln = np.uint64(length[s])
-        bad |= ln == np.uint64(0)
-        acc = (acc << ln) | np.uint64(code[s])
-        nacc += ln  # < 48
-        if nacc >= np.uint64(32):
-            nacc -= np.uint64(32)
-            v = acc >> nacc
-            out[p] = np.uint8(v >> np.uint64(24))
-            out[p + 1] = np.uint8(v >> np.uint64(16))
-            out[p + 2] = np.uint8(v >> np.uint64(8))
-            out[p + 3] = np.uint8(v)
-            p += 4
-    nbits = np.int64(p) * 8 + np.int64(nacc)
-    # Left-align the remaining nacc < 32 bits and emit whole bytes (zero padding).
-    v = (acc << (np.uint64(32) - nacc)) & np.uint64(0xFFFFFFFF)
-    k = 0
-    while np.uint64(8 * k) < nacc:
-        out[p] = np.uint8(v >> np.uint64(24 - 8 * k))
-        p += 1
-        k += 1
-    if bad:
-        return np.int64(-1)
-    return nbits
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -103,81 +64,6 @@ def _prefix_end_status(buf, pos):
         if pad != np.uint64(0):
             return DECODE_BAD_PADDING
     return DECODE_OK
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _sorted_present(counts, n, descending):
-    """The n indices s with counts[s] > 0, sorted by count (descending or ascending), equal
-    counts by increasing s: a stable insertion sort. Hand-written because np.sort/argsort
-    add seconds to each kernel's first compile, and n <= 256 here (<= ~33K moves)."""
-    out = np.empty(n, np.int64)
-    k = 0
-    for s in range(counts.size):
-        c = counts[s]
-        if c <= 0:
-            continue
-        j = k
-        while j > 0 and ((counts[out[j - 1]] < c) if descending else (counts[out[j - 1]] > c)):
-            out[j] = out[j - 1]
-            j -= 1
-        out[j] = s
-        k += 1
-    return out
-
-
-@njit(cache=True, nogil=True)
-def package_merge(weights, limit):
-    """Optimal code lengths (int64[m]) with every length <= limit for weights (int64[m],
-    m >= 2, ascending, 2^limit >= m, both checked by the caller), by package-merge.
-
-    List 0 is the leaves; list d merges the leaves with the pairwise sums ("packages") of
-    list d - 1, stably, a leaf first on ties. The first 2m - 2 items of the last list are
-    chosen; a chosen prefix of list d holds the a lightest leaves and p - a packages, which
-    choose the first 2(p - a) items of list d - 1; a leaf's length is the number of lists
-    whose chosen prefix holds it. Lists have at most 2m items; returns all zeros if a
-    chosen prefix would be longer than its list (impossible for valid input).
-    """
-    m = weights.size
-    lengths = np.zeros(m, np.int64)
-    leaf = np.zeros((limit, 2 * m), np.uint8)  # leaf[d, q]: item q of list d is a leaf
-    size = np.zeros(limit, np.int64)
-    cur = np.empty(2 * m, np.int64)
-    nxt = np.empty(2 * m, np.int64)
-    for q in range(m):  # loops, not slice assignments: those cost ~3 s of compile time
-        cur[q] = weights[q]
-        leaf[0, q] = 1
-    size[0] = m
-    for d in range(1, limit):
-        npk = size[d - 1] // 2
-        i = 0
-        j = 0
-        o = 0
-        while i < m or j < npk:
-            if j < npk:
-                pk = cur[2 * j] + cur[2 * j + 1]
-            if j >= npk or (i < m and weights[i] <= pk):
-                nxt[o] = weights[i]
-                leaf[d, o] = 1
-                i += 1
-            else:
-                nxt[o] = pk
-                j += 1
-            o += 1
-        size[d] = o
-        cur, nxt = nxt, cur
-    p = 2 * m - 2
-    for d in range(limit - 1, -1, -1):
-        if p > size[d]:
-            for q in range(m):
-                lengths[q] = 0
-            return lengths
-        a = 0
-        for q in range(p):
-            a += leaf[d, q]
-        for q in range(a):
-            lengths[q] += 1
-        p = 2 * (p - a)
-    return lengths
 
 
 @njit(cache=True, nogil=True)
@@ -286,99 +172,6 @@ QLC_TABLE_TRUNCATED = 1
 QLC_TABLE_BAD_AREA_BITS = 2  # an area has more than 8 bits (or there are not 8 areas)
 QLC_TABLE_REPEATED_SYMBOL = 3
 QLC_TABLE_TOO_SMALL = 4  # the areas hold fewer ranks than there are symbols
-
-
-@njit(cache=True, nogil=True)
-def qlc_optimal_areas(counts):
-    """Optimal QLC area bits for counts (int64[256], non-negative; checked by the caller).
-
-    Returns (area bits uint8[8], order uint8[n]): order is the n present symbols by
-    decreasing count, ties by increasing symbol (as qlc.rank_order), and the area bits
-    minimize sum(count * (3 + b_area)) with the areas filled in rank order. cost[j] after
-    area k: least bits of ranks [0, j) in areas 0..k, the best of area k empty (kept on
-    ties), a full area of 2^b ranks [j - 2^b, j) for j < n (smaller b kept on ties) or,
-    for j = n, an area holding the last 1..2^b ranks (smaller b, then smaller first rank
-    kept on ties). These are the numpy version's candidates and tie-breaks, and its costs:
-    float64 sums of the int64 prefix sums, evaluated in the same order, so the two return
-    the same bits. Used areas are returned first, in order; empty areas last with 0 bits.
-
-    Every index is below n + 1 <= counts.size + 1, or 8. With n <= 256 area 7 alone can
-    hold every rank, so cost[n] ends finite and the backtrack ends at rank 0.
-    """
-    n = np.int64(0)
-    for s in range(counts.size):
-        if counts[s] > 0:
-            n += 1
-    ranked = _sorted_present(counts, n, True)  # equal counts by increasing symbol
-    order = np.empty(n, np.uint8)
-    W = np.zeros(n + 1, np.int64)  # W[j]: total count of ranks [0, j)
-    Wf = np.zeros(n + 1, np.float64)
-    for r in range(n):
-        s = ranked[r]
-        order[r] = np.uint8(s)
-        W[r + 1] = W[r] + counts[s]
-        Wf[r + 1] = np.float64(W[r + 1])
-    bits = np.zeros(QLC_NAREAS, np.uint8)
-    if n == 0:
-        return bits, order
-    cost = np.empty(n + 1, np.float64)  # a loop, not np.full: ~1 s less compile time
-    for j in range(1, n + 1):
-        cost[j] = np.inf
-    cost[0] = 0.0
-    new = np.empty(n + 1, np.float64)
-    # choice[k, j]: b of area k when areas 0..k cover ranks [0, j), -1 if area k is empty;
-    # prev[k, j]: the first rank of area k (j if it is empty).
-    choice = np.empty((QLC_NAREAS, n + 1), np.int8)
-    prev = np.empty((QLC_NAREAS, n + 1), np.int64)
-    for k in range(QLC_NAREAS):
-        for j in range(n):
-            best = cost[j]  # area k empty
-            bestb = np.int64(-1)
-            besti = j
-            for b in range(QLC_MAX_AREA_BITS + 1):
-                size = 1 << b
-                if size > j:
-                    break
-                cand = cost[j - size] + np.float64(b) * (Wf[j] - Wf[j - size])
-                if cand < best:
-                    best = cand
-                    bestb = b
-                    besti = j - size
-            new[j] = best
-            choice[k, j] = bestb
-            prev[k, j] = besti
-        best = cost[n]
-        bestb = np.int64(-1)
-        besti = n
-        for b in range(QLC_MAX_AREA_BITS + 1):
-            size = 1 << b
-            fb = np.float64(b)
-            bmin = np.inf  # first minimum over the first rank i of the last area
-            bi = np.int64(-1)
-            for i in range(max(0, n - size), n):
-                cand = cost[i] + fb * (Wf[n] - Wf[i])
-                if cand < bmin:
-                    bmin = cand
-                    bi = i
-            if bmin < best:
-                best = bmin
-                bestb = b
-                besti = bi
-        new[n] = best
-        choice[k, n] = bestb
-        prev[k, n] = besti
-        cost, new = new, cost
-    used = np.zeros(QLC_NAREAS, np.uint8)  # area bits from the last used area back
-    nused = np.int64(0)
-    j = n
-    for k in range(QLC_NAREAS - 1, -1, -1):
-        if choice[k, j] >= 0:
-            used[nused] = np.uint8(choice[k, j])
-            nused += 1
-        j = prev[k, j]
-    for t in range(nused):
-        bits[t] = used[nused - 1 - t]
-    return bits, order
 
 
 @njit(cache=True, nogil=True, inline="always")

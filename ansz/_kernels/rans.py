@@ -1,8 +1,9 @@
 """Kernels of rANS: byte histograms and their entropy, frequency normalization, encoder and
 decoder tables, the interleaved encoder and decoders, frequency tables as varints (dense and
-sparse, for symbol pairs); and whole chunks in one call: a coding-pair chunk's streams coded
-(with the Huffman bound that says when a prefix coder could win instead), and 16- and 32-bit
-chunks decoded.
+sparse, for symbol pairs); the encoders of the prefix codes (Huffman code lengths by
+package-merge, canonical codes, QLC areas, the bit writer); and whole chunks in one call: a
+coding-pair chunk's streams coded, each with rANS or a prefix code, whichever is smaller,
+and 16- and 32-bit chunks decoded.
 
 Self-contained (package docstring): every helper these kernels call and every constant they
 read is defined here.
@@ -1757,32 +1758,362 @@ def decode_pairs32(payload, fielded, shift, base, codes, raw, sym_of_slot, dec_o
     return 1
 
 
-# --------------------------------------------------------------------------- streams coded in one call
+# --------------------------------------------------------------------------- prefix-code encoders
 #
-# encode_streams codes the streams of a coding-pair chunk (ansz.chunks) as
-# ansz.streams.encode_stream_parts codes each one, with the same choices to the last byte:
-# STORED when a sample looks incompressible, CONSTANT for one symbol, RANS or RANS_WIDE when
-# that saves MIN_GAIN, else STORED; and frames them. It gives up (returns -1) where a prefix
-# coder could still be smaller than rANS, which encode_stream_parts would then build: the
-# caller codes that chunk the general way.
+# The encoding side of the prefix codes (ansz/huffman.py, ansz/qlc.py; their decoders are
+# the prefix kernels'): code tables from counts and the bit writer, here beside the one-call
+# stream coder below, which chooses between them and rANS. Codes are written MSB-first into
+# bytes (the first code's first bit is bit 7 of byte 0), the last byte padded with zeros.
+
+METHOD_HUFFMAN = 4
+METHOD_QLC = 5
+HUFFMAN_LIMIT = 11  # the longest code encode_stream_parts' Huffman tables give (DEFAULT_LIMIT)
+HUFFMAN_MAX_BITS = 15  # the longest code a Huffman table may hold (huffman.MAX_LIMIT)
+QLC_NAREAS = 8  # areas; a 3-bit prefix selects one (ansz/qlc.py)
+QLC_PREFIX_BITS = 3
+QLC_MAX_AREA_BITS = 8  # suffix bits of an area: it holds up to 2^8 ranks
+
+
+@njit(cache=True, nogil=True)
+def prefix_encode(symbols, code, length, out):
+    """Write the prefix code of each uint8 symbol into out (uint8[::1]); return the bit count.
+
+    code: uint32[256] (right-aligned code bits), length: uint8[256] in 0..16, with
+    code[s] < 2^length[s]. Returns -1 if a symbol has length 0 (no code), in which case the
+    bits written are meaningless. out must hold (symbols.size * max(length) + 7) // 8 + 4
+    bytes: 4-byte flushes never pass the rounded-up end.
+    """
+    n = symbols.size
+    acc = np.uint64(0)
+    nacc = np.uint64(0)  # valid bits at the bottom of acc, < 32 between symbols
+    p = 0
+    bad = False
+    for i in range(n):
+        s = symbols[i]
+        ln = np.uint64(length[s])
+        bad |= ln == np.uint64(0)
+        acc = (acc << ln) | np.uint64(code[s])
+        nacc += ln  # < 48
+        if nacc >= np.uint64(32):
+            nacc -= np.uint64(32)
+            v = acc >> nacc
+            out[p] = np.uint8(v >> np.uint64(24))
+            out[p + 1] = np.uint8(v >> np.uint64(16))
+            out[p + 2] = np.uint8(v >> np.uint64(8))
+            out[p + 3] = np.uint8(v)
+            p += 4
+    nbits = np.int64(p) * 8 + np.int64(nacc)
+    # Left-align the remaining nacc < 32 bits and emit whole bytes (zero padding).
+    v = (acc << (np.uint64(32) - nacc)) & np.uint64(0xFFFFFFFF)
+    k = 0
+    while np.uint64(8 * k) < nacc:
+        out[p] = np.uint8(v >> np.uint64(24 - 8 * k))
+        p += 1
+        k += 1
+    if bad:
+        return np.int64(-1)
+    return nbits
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _ascending_values(counts, m):
-    """The m nonzero entries of counts, sorted ascending (insertion sort: m <= 256 here)."""
-    out = np.empty(m, np.int64)
+def _sorted_present(counts, n, descending):
+    """The n indices s with counts[s] > 0, sorted by count (descending or ascending), equal
+    counts by increasing s: a stable insertion sort. Hand-written because np.sort/argsort
+    add seconds to each kernel's first compile, and n <= 256 here (<= ~33K moves)."""
+    out = np.empty(n, np.int64)
     k = 0
     for s in range(counts.size):
         c = counts[s]
         if c <= 0:
             continue
         j = k
-        while j > 0 and out[j - 1] > c:
+        while j > 0 and ((counts[out[j - 1]] < c) if descending else (counts[out[j - 1]] > c)):
             out[j] = out[j - 1]
             j -= 1
-        out[j] = c
+        out[j] = s
         k += 1
     return out
+
+
+@njit(cache=True, nogil=True)
+def _package_merge(weights, limit):
+    """Optimal code lengths (int64[m]) with every length <= limit for weights (int64[m],
+    m >= 2, ascending, 2^limit >= m, both checked by the caller), by package-merge.
+
+    List 0 is the leaves; list d merges the leaves with the pairwise sums ("packages") of
+    list d - 1, stably, a leaf first on ties. The first 2m - 2 items of the last list are
+    chosen; a chosen prefix of list d holds the a lightest leaves and p - a packages, which
+    choose the first 2(p - a) items of list d - 1; a leaf's length is the number of lists
+    whose chosen prefix holds it. Lists have at most 2m items; returns all zeros if a
+    chosen prefix would be longer than its list (impossible for valid input).
+    """
+    m = weights.size
+    lengths = np.zeros(m, np.int64)
+    leaf = np.zeros((limit, 2 * m), np.uint8)  # leaf[d, q]: item q of list d is a leaf
+    size = np.zeros(limit, np.int64)
+    cur = np.empty(2 * m, np.int64)
+    nxt = np.empty(2 * m, np.int64)
+    for q in range(m):  # loops, not slice assignments: those cost ~3 s of compile time
+        cur[q] = weights[q]
+        leaf[0, q] = 1
+    size[0] = m
+    for d in range(1, limit):
+        npk = size[d - 1] // 2
+        i = 0
+        j = 0
+        o = 0
+        while i < m or j < npk:
+            if j < npk:
+                pk = cur[2 * j] + cur[2 * j + 1]
+            if j >= npk or (i < m and weights[i] <= pk):
+                nxt[o] = weights[i]
+                leaf[d, o] = 1
+                i += 1
+            else:
+                nxt[o] = pk
+                j += 1
+            o += 1
+        size[d] = o
+        cur, nxt = nxt, cur
+    p = 2 * m - 2
+    for d in range(limit - 1, -1, -1):
+        if p > size[d]:
+            for q in range(m):
+                lengths[q] = 0
+            return lengths
+        a = 0
+        for q in range(p):
+            a += leaf[d, q]
+        for q in range(a):
+            lengths[q] += 1
+        p = 2 * (p - a)
+    return lengths
+
+
+@njit(cache=True, nogil=True)
+def huffman_code_lengths(counts, limit):
+    """Optimal code lengths (uint8[256], 0 for absent symbols), each <= limit, for counts
+    (int64[256], non-negative) with at least two present symbols, at most 2^limit
+    (ValueError otherwise): package-merge over the present symbols by increasing count,
+    equal counts by increasing symbol."""
+    if counts.size != 256 or not 1 <= limit <= 62:
+        raise ValueError("huffman_code_lengths: counts must hold 256 entries, limit 1..62")
+    m = 0
+    for s in range(256):
+        if counts[s] > 0:
+            m += 1
+    if m < 2 or (1 << limit) < m:
+        raise ValueError("huffman_code_lengths: needs 2 to 2^limit present symbols")
+    order = _sorted_present(counts, m, False)
+    weights = np.empty(m, np.int64)
+    for q in range(m):
+        weights[q] = counts[order[q]]
+    got = _package_merge(weights, limit)
+    lengths = np.zeros(256, np.uint8)
+    for q in range(m):
+        lengths[order[q]] = np.uint8(got[q])
+    return lengths
+
+
+@njit(cache=True, nogil=True)
+def huffman_canonical_codes(lengths):
+    """Canonical codes (uint32[256], right-aligned; 0 for absent symbols) of code lengths
+    (uint8[256], each <= HUFFMAN_MAX_BITS, Kraft sum <= 1: the caller checks the sum). In
+    order of (length, symbol) each code is the one before + 1, shifted left by the change
+    of length (Deflate's rule), so it stays below 2^length."""
+    if lengths.size != 256:
+        raise ValueError("huffman_canonical_codes: lengths must hold 256 entries")
+    codes = np.zeros(256, np.uint32)
+    code = np.int64(0)
+    for ln in range(1, HUFFMAN_MAX_BITS + 1):
+        for s in range(256):
+            if lengths[s] == ln:
+                codes[s] = np.uint32(code)
+                code += 1
+        code <<= 1
+    return codes
+
+
+@njit(cache=True, nogil=True)
+def qlc_code_table(area_bits, order):
+    """(code uint32[256], length uint8[256]) of a QLC table: area bits (uint8[8], each <=
+    QLC_MAX_AREA_BITS; ValueError otherwise) and the symbols in rank order (uint8[m],
+    distinct, no more than the areas hold: checked by the caller). Ranks fill the areas in
+    order; the symbol of rank r in area k, whose first rank is base, has the code
+    k << b_k | (r - base) of 3 + b_k bits. Symbols not in the table have length 0."""
+    if area_bits.size != QLC_NAREAS:
+        raise ValueError("qlc_code_table: area_bits must hold 8 entries")
+    for k in range(QLC_NAREAS):
+        if area_bits[k] > QLC_MAX_AREA_BITS:
+            raise ValueError("qlc_code_table: an area has more than 8 bits")
+    code = np.zeros(256, np.uint32)
+    length = np.zeros(256, np.uint8)
+    m = order.size
+    base = 0
+    for k in range(QLC_NAREAS):
+        b = np.int64(area_bits[k])
+        held = min(max(m - base, 0), 1 << b)
+        for r in range(held):
+            s = order[base + r]
+            code[s] = np.uint32((k << b) | r)
+            length[s] = np.uint8(QLC_PREFIX_BITS + b)
+        base += 1 << b
+    return code, length
+
+
+@njit(cache=True, nogil=True)
+def qlc_optimal_areas(counts):
+    """Optimal QLC area bits for counts (int64[256], non-negative; checked by the caller).
+
+    Returns (area bits uint8[8], order uint8[n]): order is the n present symbols by
+    decreasing count, ties by increasing symbol (as qlc.rank_order), and the area bits
+    minimize sum(count * (3 + b_area)) with the areas filled in rank order. cost[j] after
+    area k: least bits of ranks [0, j) in areas 0..k, the best of area k empty (kept on
+    ties), a full area of 2^b ranks [j - 2^b, j) for j < n (smaller b kept on ties) or,
+    for j = n, an area holding the last 1..2^b ranks (smaller b, then smaller first rank
+    kept on ties). These are the numpy version's candidates and tie-breaks, and its costs:
+    float64 sums of the int64 prefix sums, evaluated in the same order, so the two return
+    the same bits. Used areas are returned first, in order; empty areas last with 0 bits.
+
+    Every index is below n + 1 <= counts.size + 1, or 8. With n <= 256 area 7 alone can
+    hold every rank, so cost[n] ends finite and the backtrack ends at rank 0.
+    """
+    n = np.int64(0)
+    for s in range(counts.size):
+        if counts[s] > 0:
+            n += 1
+    ranked = _sorted_present(counts, n, True)  # equal counts by increasing symbol
+    order = np.empty(n, np.uint8)
+    W = np.zeros(n + 1, np.int64)  # W[j]: total count of ranks [0, j)
+    Wf = np.zeros(n + 1, np.float64)
+    for r in range(n):
+        s = ranked[r]
+        order[r] = np.uint8(s)
+        W[r + 1] = W[r] + counts[s]
+        Wf[r + 1] = np.float64(W[r + 1])
+    bits = np.zeros(QLC_NAREAS, np.uint8)
+    if n == 0:
+        return bits, order
+    cost = np.empty(n + 1, np.float64)  # a loop, not np.full: ~1 s less compile time
+    for j in range(1, n + 1):
+        cost[j] = np.inf
+    cost[0] = 0.0
+    new = np.empty(n + 1, np.float64)
+    # choice[k, j]: b of area k when areas 0..k cover ranks [0, j), -1 if area k is empty;
+    # prev[k, j]: the first rank of area k (j if it is empty).
+    choice = np.empty((QLC_NAREAS, n + 1), np.int8)
+    prev = np.empty((QLC_NAREAS, n + 1), np.int64)
+    for k in range(QLC_NAREAS):
+        for j in range(n):
+            best = cost[j]  # area k empty
+            bestb = np.int64(-1)
+            besti = j
+            for b in range(QLC_MAX_AREA_BITS + 1):
+                size = 1 << b
+                if size > j:
+                    break
+                cand = cost[j - size] + np.float64(b) * (Wf[j] - Wf[j - size])
+                if cand < best:
+                    best = cand
+                    bestb = b
+                    besti = j - size
+            new[j] = best
+            choice[k, j] = bestb
+            prev[k, j] = besti
+        best = cost[n]
+        bestb = np.int64(-1)
+        besti = n
+        for b in range(QLC_MAX_AREA_BITS + 1):
+            size = 1 << b
+            fb = np.float64(b)
+            bmin = np.inf  # first minimum over the first rank i of the last area
+            bi = np.int64(-1)
+            for i in range(max(0, n - size), n):
+                cand = cost[i] + fb * (Wf[n] - Wf[i])
+                if cand < bmin:
+                    bmin = cand
+                    bi = i
+            if bmin < best:
+                best = bmin
+                bestb = b
+                besti = bi
+        new[n] = best
+        choice[k, n] = bestb
+        prev[k, n] = besti
+        cost, new = new, cost
+    used = np.zeros(QLC_NAREAS, np.uint8)  # area bits from the last used area back
+    nused = np.int64(0)
+    j = n
+    for k in range(QLC_NAREAS - 1, -1, -1):
+        if choice[k, j] >= 0:
+            used[nused] = np.uint8(choice[k, j])
+            nused += 1
+        j = prev[k, j]
+    for t in range(nused):
+        bits[t] = used[nused - 1 - t]
+    return bits, order
+
+
+@njit(cache=True, nogil=True)
+def _prefix_streams(symbols, counts, present, first, last, budget, best, out, body):
+    """encode_stream_parts' prefix coders under "auto", after rANS: a Huffman, then a QLC
+    stream, each built only where the bound (method byte + smallest table + payload bound)
+    says it could beat the best so far, and written at out[body:] if it is smaller than
+    that and than budget. counts: the symbols' (int64[256]) with ``present`` >= 2 symbols,
+    ``first`` .. ``last``; best: the size of the stream at out[body:], -1 for none. Returns
+    the size of the stream at out[body:] then (-1: none). out must hold body + budget + 4
+    bytes (a stream is written only when it is smaller than budget, <= symbols.size)."""
+    n = symbols.size
+    payload = (huffman_payload_bits(counts) + 7) // 8  # bound of every prefix payload
+    huffman_table = 2 + (last - first + 2) // 2
+    limit = budget if best < 0 else np.float64(best)
+    if 1 + huffman_table + payload < limit:
+        lengths = huffman_code_lengths(counts, HUFFMAN_LIMIT)
+        bits = np.int64(0)
+        for s in range(256):
+            bits += counts[s] * np.int64(lengths[s])
+        size = 1 + huffman_table + (bits + 7) // 8
+        # QLC's payload is no smaller than this code's (the best of at most 11 bits, as
+        # QLC's are) nor than 3 bits a symbol
+        payload = max(payload, (bits + 7) // 8, (3 * n + 7) // 8)
+        if size < budget and (best < 0 or size < best):
+            out[body] = METHOD_HUFFMAN
+            out[body + 1] = np.uint8(first)
+            out[body + 2] = np.uint8(last)
+            for i in range(huffman_table - 2):  # nibbles, low first, a zero pad nibble
+                s = first + 2 * i
+                high = lengths[s + 1] if s + 1 <= last else np.uint8(0)
+                out[body + 3 + i] = lengths[s] | (high << np.uint8(4))
+            prefix_encode(symbols, huffman_canonical_codes(lengths), lengths,
+                          out[body + 1 + huffman_table:])
+            best = size
+    limit = budget if best < 0 else np.float64(best)
+    if 1 + 5 + present + payload < limit:
+        area_bits, order = qlc_optimal_areas(counts)
+        code, length = qlc_code_table(area_bits, order)
+        bits = np.int64(0)
+        for s in range(256):
+            bits += counts[s] * np.int64(length[s])
+        size = 1 + 5 + present + (bits + 7) // 8
+        if size < budget and (best < 0 or size < best):
+            out[body] = METHOD_QLC
+            for k in range(QLC_NAREAS // 2):
+                out[body + 1 + k] = area_bits[2 * k] | (area_bits[2 * k + 1] << np.uint8(4))
+            out[body + 5] = np.uint8(present - 1)
+            for r in range(present):
+                out[body + 6 + r] = order[r]
+            prefix_encode(symbols, code, length, out[body + 6 + present:])
+            best = size
+    return best
+
+
+# --------------------------------------------------------------------------- streams coded in one call
+#
+# encode_streams codes the streams of a coding-pair chunk (ansz.chunks) as
+# ansz.streams.encode_stream_parts codes each one, with the same choices to the last byte:
+# STORED when a sample looks incompressible, CONSTANT for one symbol, RANS or RANS_WIDE when
+# that saves MIN_GAIN, and under "auto" a HUFFMAN or QLC stream where one is smaller still
+# (built only where a bound says it could be), else STORED; and frames them.
 
 
 @njit(cache=True, nogil=True)
@@ -1794,7 +2125,10 @@ def huffman_payload_bits(counts):
     for s in range(counts.size):
         if counts[s] > 0:
             m += 1
-    leaves = _ascending_values(counts, m)
+    order = _sorted_present(counts, m, False)
+    leaves = np.empty(m, np.int64)
+    for q in range(m):
+        leaves[q] = counts[order[q]]
     merged = np.empty(max(m - 1, 0), np.int64)
     i = 0  # next leaf
     j = 0  # next merged node to take
@@ -1834,8 +2168,7 @@ def _put_u32(out, p, v):
 def _encode_stream(symbols, counts, counted, wide_states, try_prefix, thresholds, min_gain,
                    high_gain, table, words, out, pos):
     """Frame the stream of ``symbols`` (uint8) at out[pos:] as encode_stream_parts codes it
-    and frame_streams frames it: returns where it ends, or -1 if a prefix coder could be
-    smaller (out past pos is then undefined). ``counts`` (int64[256]) are the symbols'
+    and frame_streams frames it: returns where it ends. ``counts`` (int64[256]) are the symbols'
     counts if ``counted``, else they are counted here into it; the other arguments as for
     encode_streams, which checked that out holds pos + symbols.size + STREAM_SLACK bytes
     and words symbols.size + 2 * max(wide_states, NSTATES) words."""
@@ -1907,13 +2240,8 @@ def _encode_stream(symbols, counts, counted, wide_states, try_prefix, thresholds
                         dst[2 * i + 1] = np.uint8(v >> np.uint16(8))
                     best = size
             if try_prefix:
-                # encode_stream_parts builds a Huffman, then a QLC stream unless this bound
-                # (method byte + smallest table + unlimited Huffman payload) says it loses
-                payload = (huffman_payload_bits(counts) + 7) // 8
-                limit = budget if best < 0 else np.float64(best)
-                if (1 + 2 + (last - first + 2) // 2 + payload < limit
-                        or 1 + 5 + present + payload < limit):
-                    return -1
+                best = _prefix_streams(symbols, counts, present, first, last, budget, best,
+                                       out, body)
             stored = best < 0
             if not stored:
                 length = best
@@ -1937,12 +2265,12 @@ def encode_streams(codes, raw, nplanes, last, packed, escapes, code_counts, code
     """Frame a coding-pair chunk's streams at out[pos:], each as encode_stream_parts codes
     it: the codes (uint8[n]), the raw planes (raw: nplanes planes of n bytes, the last one
     replaced by ``last`` if ``packed``), then ``escapes`` (bytes) if there are any. Returns
-    where they end, or -1 if a prefix coder could beat rANS on one of them (the caller
-    codes the chunk the general way; out past pos is then undefined).
+    where they end.
 
     code_counts / top_counts (int64[256]): the counts of the codes / of the last plane when
     codes_counted / top_counted (an unpacked last plane only), else unused. wide_states:
-    the states of RANS_WIDE streams; try_prefix: whether the prefix coders compete ("auto").
+    the states of RANS_WIDE streams; try_prefix: whether the prefix coders (Huffman of at
+    most HUFFMAN_LIMIT bits, QLC) compete ("auto").
     thresholds (int64[3]): streams of at least thresholds[0] symbols are first judged on a
     sample of one in thresholds[1]; streams of at least thresholds[2] are RANS_WIDE;
     min_gain and high_gain: MIN_GAIN and HIGH_SCALE_MIN_GAIN (ansz.streams names all five).
@@ -1968,8 +2296,6 @@ def encode_streams(codes, raw, nplanes, last, packed, escapes, code_counts, code
     pos = _encode_stream(codes, code_counts, codes_counted, wide_states, try_prefix,
                          thresholds, min_gain, high_gain, table, words, out, pos)
     for b in range(nplanes):
-        if pos < 0:
-            return -1
         plane, plane_counts, counted = raw[b * n:(b + 1) * n], counts, False
         if b == nplanes - 1 and packed:
             plane = last
@@ -1977,7 +2303,7 @@ def encode_streams(codes, raw, nplanes, last, packed, escapes, code_counts, code
             plane_counts, counted = top_counts, True
         pos = _encode_stream(plane, plane_counts, counted, wide_states, try_prefix,
                              thresholds, min_gain, high_gain, table, words, out, pos)
-    if pos >= 0 and escapes.size:
+    if escapes.size:
         pos = _encode_stream(escapes, counts, False, wide_states, try_prefix, thresholds,
                              min_gain, high_gain, table, words, out, pos)
     return pos
