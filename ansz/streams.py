@@ -412,8 +412,10 @@ def framed_pieces(pieces: list) -> list:
 #: (kernels.encode_streams) takes them.
 _THRESHOLDS = np.array([_SAMPLE_MIN, _SAMPLE_STEP, WIDE_MIN], np.int64)
 _THRESHOLDS.flags.writeable = False
+#: Stands in for an absent packed plane or escapes stream. Writable like the arrays it
+#: stands in for (it has no bytes to write): to numba a read-only array is a type of its own,
+#: and the JIT kernel would be compiled once more for each mix.
 _NO_BYTES = np.zeros(0, np.uint8)
-_NO_BYTES.flags.writeable = False
 
 
 def frame_pair_streams(codes: np.ndarray, raw: np.ndarray, nplanes: int,

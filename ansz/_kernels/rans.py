@@ -2293,17 +2293,17 @@ def encode_streams(codes, raw, nplanes, last, packed, escapes, code_counts, code
             or pos < 0 or out.size < pos + need + nstreams * STREAM_SLACK):
         raise ValueError("encode_streams: table, words or out is too small")
     counts = np.empty(256, np.int64)  # of the streams not counted by the caller
-    pos = _encode_stream(codes, code_counts, codes_counted, wide_states, try_prefix,
-                         thresholds, min_gain, high_gain, table, words, out, pos)
-    for b in range(nplanes):
-        plane, plane_counts, counted = raw[b * n:(b + 1) * n], counts, False
-        if b == nplanes - 1 and packed:
-            plane = last
-        elif b == nplanes - 1 and top_counted:
-            plane_counts, counted = top_counts, True
-        pos = _encode_stream(plane, plane_counts, counted, wide_states, try_prefix,
+    for s in range(nstreams):  # one call site: numba's compile time grows with each
+        if s == 0:
+            symbols, stream_counts, counted = codes, code_counts, codes_counted
+        elif s <= nplanes:
+            symbols, stream_counts, counted = raw[(s - 1) * n:s * n], counts, False
+            if s == nplanes and packed:
+                symbols = last
+            elif s == nplanes and top_counted:
+                stream_counts, counted = top_counts, True
+        else:
+            symbols, stream_counts, counted = escapes, counts, False
+        pos = _encode_stream(symbols, stream_counts, counted, wide_states, try_prefix,
                              thresholds, min_gain, high_gain, table, words, out, pos)
-    if escapes.size:
-        pos = _encode_stream(escapes, counts, False, wide_states, try_prefix, thresholds,
-                             min_gain, high_gain, table, words, out, pos)
     return pos
