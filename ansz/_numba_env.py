@@ -60,7 +60,7 @@ def kernel_cache_dir() -> str:
 def kernel_cache_is_cold() -> bool:
     """True if numba's cache holds no kernel compiled from the current kernel sources (no
     index file ``_kernels_*/<module>.*.nbi`` at least as new as ``ansz/_kernels/<module>.py``):
-    a first JIT kernel call compiles them all (~25-30 s on 2 cores), unless the
+    a first run compiles the kernels it calls (~25 s for a compress on 2 cores), unless the
     ahead-of-time library serves them (``ansz.kernels.uses_library``, which the caller
     asks). A heuristic for the CLI's first-run notice: numba itself decides per kernel, and a
     partly filled cache counts as warm. Reads directory entries only."""
