@@ -140,6 +140,23 @@ def test_canonical_codes_follow_deflates_rule(counts, limit):
     assert not codes[lengths == 0].any()
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_bit_writer_writes_no_byte_past_the_stream(seed):
+    # the one-call stream coder writes a prefix stream where it has room for exactly the
+    # stream's bytes: the writer must not flush past ceil(bits / 8)
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 3000))
+    counts = np.zeros(256, np.int64)
+    counts[:int(rng.integers(2, 256))] = 1
+    s = rng.choice(np.flatnonzero(counts), n).astype(np.uint8)
+    table = huffman.HuffmanTable.from_counts(counts + np.bincount(s, minlength=256))
+    code, length = table.code_table()
+    out = np.full((n * 16 + 7) // 8 + 8, 0xAA, np.uint8)
+    nbits = int(kernels.prefix_encode(s, code, length, out))
+    assert nbits == int(length[s].astype(np.int64).sum())
+    assert (out[(nbits + 7) // 8:] == 0xAA).all()
+
+
 def test_limit_too_small_is_refused():
     with pytest.raises(ValueError):
         huffman.code_lengths(np.ones(256, np.int64), 7)

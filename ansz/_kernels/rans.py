@@ -1780,8 +1780,9 @@ def prefix_encode(symbols, code, length, out):
 
     code: uint32[256] (right-aligned code bits), length: uint8[256] in 0..16, with
     code[s] < 2^length[s]. Returns -1 if a symbol has length 0 (no code), in which case the
-    bits written are meaningless. out must hold (symbols.size * max(length) + 7) // 8 + 4
-    bytes: 4-byte flushes never pass the rounded-up end.
+    bits written are meaningless. Writes exactly (bits + 7) // 8 bytes (flushes of 4 bytes
+    of whole bits, then the rest, zero-padded), which out must hold: at most
+    (symbols.size * max(length) + 7) // 8, or what the counts of the symbols say.
     """
     n = symbols.size
     acc = np.uint64(0)
@@ -2061,8 +2062,9 @@ def _prefix_streams(symbols, counts, present, first, last, budget, best, out, bo
     says it could beat the best so far, and written at out[body:] if it is smaller than
     that and than budget. counts: the symbols' (int64[256]) with ``present`` >= 2 symbols,
     ``first`` .. ``last``; best: the size of the stream at out[body:], -1 for none. Returns
-    the size of the stream at out[body:] then (-1: none). out must hold body + budget + 4
-    bytes (a stream is written only when it is smaller than budget, <= symbols.size)."""
+    the size of the stream at out[body:] then (-1: none). out must hold body + budget
+    bytes: a stream is written only when it is smaller than budget (<= symbols.size), and
+    prefix_encode writes no byte past its end."""
     n = symbols.size
     payload = (huffman_payload_bits(counts) + 7) // 8  # bound of every prefix payload
     huffman_table = 2 + (last - first + 2) // 2
