@@ -1,7 +1,9 @@
 """The bit writer that Huffman and QLC share, and what their decoders' status codes mean.
 
-Prefix codes are written MSB-first, the last byte zero-padded (``ansz._kernels.prefix``);
-:func:`encode_prefix` writes symbols with any table of codes and lengths.
+Prefix codes are written MSB-first, the last byte zero-padded (the order the decoders of
+``ansz._kernels.prefix`` read); :func:`encode_prefix` writes symbols with any table of codes
+and lengths (the kernel ``prefix_encode``, beside the one-call stream coder that also
+writes them).
 """
 
 from __future__ import annotations
