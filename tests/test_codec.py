@@ -939,6 +939,22 @@ def test_streams_in_one_call_build_the_prefix_codes_of_the_python_tables():
             assert bytes(blob) == streams.encode_prefix_stream(symbols, table), case
 
 
+def test_one_call_kernels_state_the_format_and_the_tables_as_python_does():
+    # the kernels' module cannot import these (each kernel module is self-contained), so
+    # it restates them: the stream methods it writes and reads, and the prefix codes'
+    # limits and shapes
+    from ansz import huffman, kernels, qlc
+
+    assert (kernels.METHOD_STORED, kernels.METHOD_CONSTANT, kernels.METHOD_RANS,
+            kernels.METHOD_RANS_WIDE, kernels.METHOD_HUFFMAN, kernels.METHOD_QLC) == (
+        streams.STORED, streams.CONSTANT, streams.RANS, streams.RANS_WIDE, streams.HUFFMAN,
+        streams.QLC)
+    assert (kernels.HUFFMAN_LIMIT, kernels.HUFFMAN_MAX_BITS) == (huffman.DEFAULT_LIMIT,
+                                                                 huffman.MAX_LIMIT)
+    assert (kernels.QLC_NAREAS, kernels.QLC_PREFIX_BITS, kernels.QLC_MAX_AREA_BITS) == (
+        qlc.NAREAS, qlc.PREFIX_BITS, qlc.MAX_AREA_BITS)
+
+
 def test_streams_in_one_call_refuse_sizes_that_do_not_fit():
     from ansz import kernels
 
