@@ -403,12 +403,13 @@ def test_a_signal_turned_into_another_error_still_stops_the_run_quietly(sig, sta
 
 
 STUCK = textwrap.dedent("""
-    import sys, time
+    import os, sys, time
 
     import ansz.container as container
     from ansz import cli
 
     def write_all(fh, data):  # code that discards every interrupt: the run never stops
+        open(os.environ["ANSZ_TEST_STUCK_MARK"], "w").close()  # now it is stuck
         while True:
             try:
                 time.sleep(60)
@@ -421,15 +422,21 @@ STUCK = textwrap.dedent("""
 """)
 
 
-def test_a_run_that_does_not_stop_is_ended_at_the_deadline(tmp_path):
+def test_a_run_that_does_not_stop_is_ended_at_the_deadline(tmp_path, tmp_path_factory):
     # An input named like a temporary file, next to the output: it must survive.
     src = make_model(tmp_path / ".m.abcdefgh.tmp", "bf16")
     original = src.read_bytes()
+    # The signal goes once the run is stuck in its first write: the temporary output
+    # exists a little earlier (before the format is detected), and a signal that lands
+    # there ends the run at once, as it should, without the deadline to measure.
+    mark = tmp_path_factory.mktemp("stuck") / "mark"
     proc = subprocess.Popen([sys.executable, "-c", STUCK, "compress", src],
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE,
+                            env={**os.environ, "ANSZ_TEST_STUCK_MARK": str(mark)})
     try:
         give_up = time.monotonic() + 120
-        while len(leftovers(tmp_path)) < 2:  # the input and the temporary output
+        # the input and the temporary output, and the run inside the write
+        while len(leftovers(tmp_path)) < 2 or not mark.exists():
             assert proc.poll() is None and time.monotonic() < give_up
             time.sleep(0.02)
         sent = time.monotonic()
