@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ansz import rans
+from ansz import kernels, rans, streams
 from ansz.errors import CorruptDataError
 
 from helpers import fuzz
@@ -336,3 +336,58 @@ def test_wide_encoder_writes_the_reference_words(scale_bits, nstates):
     codes[:256] = np.arange(256)  # every symbol, rare ones too
     words = rans.encode_symbols_wide(codes, freq, nstates, scale_bits=scale_bits)
     assert np.array_equal(words, reference_wide_words(codes, freq, nstates, scale_bits))
+
+
+def _wide_blob(codes, freq, nstates, scale_bits):
+    """A RANS_WIDE stream of ``codes`` as encode_stream_parts frames one (of any length)."""
+    present = np.flatnonzero(freq)
+    first, last = int(present[0]), int(present[-1])
+    words = rans.encode_symbols_wide(codes, freq, nstates, scale_bits=scale_bits)
+    head = streams._WIDE_HEAD.pack(streams.RANS_WIDE, scale_bits, first, last,
+                                   nstates.bit_length() - 1, 0)
+    blob = head + streams.bitlen_table(freq[first:last + 1]) + words.astype("<u2").tobytes()
+    return np.frombuffer(blob, np.uint8)
+
+
+def test_joined_wide_decoder_is_decoding_then_joining():
+    """The decoder that joins each code with its raw byte as it decodes (an 8-bit field,
+    the `--fast` level's chunks) gives the elements that decoding the codes and then
+    join_fielded16 give: lengths around the lane groups, both scales and state counts,
+    every shift of an 8-bit field in 16 bits, bases 0 to 255; and it refuses a damaged or
+    truncated stream, or a short raw plane, without writing past its arrays."""
+    from ansz._kernels import rans as k
+
+    rng = np.random.default_rng(23)
+    slots_sym = np.zeros((1 << 14) + 3, np.uint8)
+    slots_dec = np.zeros(1 << 14, np.uint32)
+    table = np.zeros(256, np.uint32)
+    checked = refused = 0
+    for trial in range(60):
+        nstates = (32, 64)[trial % 2]
+        scale_bits = (12, 14)[(trial // 2) % 2]
+        n = int(rng.choice([1, 31, 64, 65, 127, 1000, 4096 + 17, 70_001]))
+        shift, base = int(rng.integers(0, 9)), int(rng.choice([0, 1, 37, 255]))
+        counts = rng.integers(1, 500, 256) ** rng.integers(1, 4)
+        counts[rng.random(256) < 0.6] = 0
+        counts[:2] = 1000
+        freq = rans.normalize_counts(counts, scale_bits)
+        codes = rng.choice(256, n, p=freq / freq.sum()).astype(np.uint8)
+        top = rng.integers(0, 256, n, dtype=np.uint8)
+        blob = _wide_blob(codes, freq, nstates, scale_bits)
+        want = np.empty(n, np.uint16)
+        status, _ = kernels.join_fielded16(codes, top, np.uint32(shift), np.uint32(8),
+                                           np.uint32(base), True, np.zeros(0, np.uint16), want)
+        assert status == 0
+        got = np.zeros(n + 8, np.uint16)
+        assert k._decode_joined_stream(blob, top, shift, base, got[:n], slots_sym, slots_dec,
+                                       table)
+        assert np.array_equal(got[:n], want) and not got[n:].any()
+        checked += 1
+        for bad in (blob[:-2], blob[:len(blob) // 2], np.concatenate([blob, blob[-2:]])):
+            assert not k._decode_joined_stream(bad, top, shift, base, got[:n], slots_sym,
+                                               slots_dec, table)
+            refused += 1
+        assert not got[n:].any()
+        assert not k._decode_joined_stream(blob, top[:-1], shift, base, got[:n], slots_sym,
+                                           slots_dec, table)
+    assert checked == 60 and refused == 180

@@ -749,7 +749,7 @@ def _lane_loop(builder, stp, nvec, g0, p0, more, step):
     return g, p
 
 
-def _lanes_decoder(nvec):
+def _lanes_decoder(nvec, joined=False):
     """An intrinsic: the fast loop of a decoder of 16 * nvec states.
 
     ``(words, dec_of_slot, sym_of_slot, out, st, ptr, ngroups, scale_bits) -> (groups, ptr)``
@@ -760,56 +760,93 @@ def _lanes_decoder(nvec):
     ``sym_of_slot.size >= M + 3`` (a symbol is read as 4 bytes at its own address), with
     ``M = 2^scale_bits``, and tables built from a valid frequency table, so each state
     stays in [RANS_L, 2^31) and each slot below M.
+
+    ``joined``: ``(words, dec_of_slot, sym_of_slot, top, out, st, ptr, ngroups, scale_bits,
+    shift, base) -> (groups, ptr)`` joins each symbol s with the byte of ``top`` (uint8) at
+    its index into the 16-bit element of an 8-bit field at bit ``shift`` (0 <= shift <= 8)
+    with ``base``, as join_fielded16 joins them: out (uint16) gets
+    ``((r >> shift) << (shift + 8)) | (((s + base) & 255) << shift) | (r & (2^shift - 1))``.
+    The caller also guarantees ``ngroups * 16 * nvec <= top.size``.
     """
+    nin = 5 if joined else 4  # the arrays before st
+
+    def codegen(context, builder, signature, args):
+        arrays = [context.make_array(t)(context, builder, a)
+                  for t, a in zip(signature.args[:nin + 1], args[:nin + 1])]
+        wp, dp, sp = (a.data for a in arrays[:3])
+        tp = arrays[3].data if joined else None
+        op, stp = arrays[nin - 1].data, arrays[nin].data
+        nw = arrays[0].nitems
+        ptr0_v, ng_v, sb_v = args[nin + 1:nin + 4]
+        i1, i8, i16, i32, i64, vec, const, splat = _vector_tools(builder)
+        expand = _declare(builder.module, "llvm.masked.expandload.v16i16",
+                          ir.FunctionType(vec(i16), [ir.PointerType(i16), vec(i1), vec(i16)]))
+        sb = splat(builder.trunc(sb_v, i32), i32)
+        slot_mask = builder.sub(builder.shl(const(i32, 1), sb), const(i32, 1))
+        if joined:  # in 16-bit lanes (the elements' width)
+            sh_v, base_v = (builder.trunc(a, i16) for a in args[nin + 4:nin + 6])
+            sh = splat(sh_v, i16)
+            top_sh = splat(builder.add(sh_v, ir.Constant(i16, 7)), i16)  # then 1 more:
+            # shift + 8 may be 16, a shift LLVM leaves undefined for 16-bit lanes
+            low = builder.sub(builder.shl(const(i16, 1), sh), const(i16, 1))
+            b0 = splat(base_v, i16)
+
+        def more(g, p):  # groups left, and a group's worth of words
+            room = builder.icmp_signed("<=", builder.add(p, ir.Constant(i64, LANES * nvec)),
+                                       nw)
+            return builder.and_(builder.icmp_signed("<", g, ng_v), room)
+
+        def put(at_index, s):  # the symbols (the low bytes of s), or their elements
+            if not joined:
+                at = builder.gep(op, [at_index])
+                builder.store(builder.trunc(s, vec(i8)),
+                              builder.bitcast(at, ir.PointerType(vec(i8))), align=1)
+                return
+            src = builder.bitcast(builder.gep(tp, [at_index]), ir.PointerType(vec(i8)))
+            r = builder.zext(builder.load(src, align=1), vec(i16))
+            t = builder.and_(builder.add(builder.trunc(s, vec(i16)), b0), const(i16, 0xFF))
+            e = builder.shl(builder.shl(builder.lshr(r, sh), top_sh), const(i16, 1))
+            e = builder.or_(builder.or_(e, builder.shl(t, sh)), builder.and_(r, low))
+            at = builder.gep(op, [at_index])
+            builder.store(e, builder.bitcast(at, ir.PointerType(vec(i16))), align=2)
+
+        def step(g, p, xs):
+            first = builder.mul(g, ir.Constant(i64, LANES * nvec))
+            pc, new = p, []
+            for k, x in enumerate(xs):
+                slot = builder.and_(x, slot_mask)
+                e = _gather32(builder, dp, slot, 4)
+                s = _gather32(builder, sp, slot, 1)
+                put(builder.add(first, ir.Constant(i64, LANES * k)), s)
+                x = builder.add(builder.mul(builder.lshr(e, const(i32, 16)),
+                                            builder.lshr(x, sb)),
+                                builder.and_(e, const(i32, 0xFFFF)))
+                low_x = builder.icmp_unsigned("<", x, const(i32, RANS_L))
+                w = builder.call(expand, [builder.gep(wp, [pc]), low_x, const(i16, 0)])
+                x = builder.select(low_x, builder.or_(builder.shl(x, const(i32, 16)),
+                                                      builder.zext(w, vec(i32))), x)
+                pc = builder.add(pc, _popcount16(builder, low_x))
+                new.append(x)
+            return builder.add(g, ir.Constant(i64, 1)), pc, new
+
+        g, p = _lane_loop(builder, stp, nvec, ir.Constant(i64, 0), ptr0_v, more, step)
+        return context.make_tuple(builder, signature.return_type, [g, p])
+
+    if joined:
+        @intrinsic
+        def decode_joined(typingctx, words, dec_of_slot, sym_of_slot, top, out, st, ptr0,
+                          ngroups, scale_bits, shift, base):
+            return types.UniTuple(types.int64, 2)(words, dec_of_slot, sym_of_slot, top, out,
+                                                  st, ptr0, ngroups, scale_bits, shift,
+                                                  base), codegen
+
+        return decode_joined
 
     @intrinsic
     def decode_groups(typingctx, words, dec_of_slot, sym_of_slot, out, st, ptr0, ngroups,
                       scale_bits):
-        sig = types.UniTuple(types.int64, 2)(words, dec_of_slot, sym_of_slot, out, st, ptr0,
-                                             ngroups, scale_bits)
-
-        def codegen(context, builder, signature, args):
-            arrays = [context.make_array(t)(context, builder, a)
-                      for t, a in zip(signature.args[:5], args[:5])]
-            wp, dp, sp, op, stp = (a.data for a in arrays)
-            nw = arrays[0].nitems
-            ptr0_v, ng_v, sb_v = args[5:]
-            i1, i8, i16, i32, i64, vec, const, splat = _vector_tools(builder)
-            expand = _declare(builder.module, "llvm.masked.expandload.v16i16",
-                              ir.FunctionType(vec(i16), [ir.PointerType(i16), vec(i1), vec(i16)]))
-            sb = splat(builder.trunc(sb_v, i32), i32)
-            slot_mask = builder.sub(builder.shl(const(i32, 1), sb), const(i32, 1))
-
-            def more(g, p):  # groups left, and a group's worth of words
-                room = builder.icmp_signed("<=", builder.add(p, ir.Constant(i64, LANES * nvec)),
-                                           nw)
-                return builder.and_(builder.icmp_signed("<", g, ng_v), room)
-
-            def step(g, p, xs):
-                first = builder.mul(g, ir.Constant(i64, LANES * nvec))
-                pc, new = p, []
-                for k, x in enumerate(xs):
-                    slot = builder.and_(x, slot_mask)
-                    e = _gather32(builder, dp, slot, 4)
-                    s = _gather32(builder, sp, slot, 1)
-                    at = builder.gep(op, [builder.add(first, ir.Constant(i64, LANES * k))])
-                    builder.store(builder.trunc(s, vec(i8)),
-                                  builder.bitcast(at, ir.PointerType(vec(i8))), align=1)
-                    x = builder.add(builder.mul(builder.lshr(e, const(i32, 16)),
-                                                builder.lshr(x, sb)),
-                                    builder.and_(e, const(i32, 0xFFFF)))
-                    low = builder.icmp_unsigned("<", x, const(i32, RANS_L))
-                    w = builder.call(expand, [builder.gep(wp, [pc]), low, const(i16, 0)])
-                    x = builder.select(low, builder.or_(builder.shl(x, const(i32, 16)),
-                                                        builder.zext(w, vec(i32))), x)
-                    pc = builder.add(pc, _popcount16(builder, low))
-                    new.append(x)
-                return builder.add(g, ir.Constant(i64, 1)), pc, new
-
-            g, p = _lane_loop(builder, stp, nvec, ir.Constant(i64, 0), ptr0_v, more, step)
-            return context.make_tuple(builder, signature.return_type, [g, p])
-
-        return sig, codegen
+        return types.UniTuple(types.int64, 2)(words, dec_of_slot, sym_of_slot, out, st, ptr0,
+                                              ngroups, scale_bits), codegen
 
     return decode_groups
 
@@ -891,6 +928,8 @@ def _lanes_encoder(nvec):
 
 _decode_groups32 = _lanes_decoder(2)
 _decode_groups64 = _lanes_decoder(4)
+_decode_joined32 = _lanes_decoder(2, joined=True)
+_decode_joined64 = _lanes_decoder(4, joined=True)
 _encode_groups32 = _lanes_encoder(2)
 _encode_groups64 = _lanes_encoder(4)
 
@@ -945,25 +984,73 @@ def rans_encode_wide(codes, enc, enc_lanes, out, nstates, scale_bits):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _wide_states(words, nstates):
+    """The nstates initial states of a RANS_WIDE stream's words, and a DECODE_* status:
+    DECODE_TRUNCATED if the words cannot hold them, DECODE_BAD_STATE if one is outside
+    [RANS_L, 2^31)."""
+    st = np.empty(nstates, np.uint32)
+    if words.size < 2 * nstates:
+        return DECODE_TRUNCATED, st
+    for j in range(nstates):
+        xj = np.uint32(words[2 * j]) | (np.uint32(words[2 * j + 1]) << np.uint32(16))
+        if xj < np.uint32(RANS_L) or xj >= np.uint32(1 << 31):
+            return DECODE_BAD_STATE, st
+        st[j] = xj
+    return DECODE_OK, st
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _wide_step(st, j, sym_of_slot, dec_of_slot, words, ptr, scale_bits):
+    """One symbol of state st[j], every read checked: (symbol, ptr); ptr -1 if the words
+    ran out."""
+    xj = st[j]
+    slot = xj & np.uint32((1 << scale_bits) - 1)
+    s = sym_of_slot[slot]
+    e = dec_of_slot[slot]
+    xj = (e >> np.uint32(16)) * (xj >> np.uint32(scale_bits)) + (e & np.uint32(0xFFFF))
+    if xj < np.uint32(RANS_L):
+        if ptr >= words.size:
+            return s, np.int64(-1)
+        xj = (xj << np.uint32(16)) | np.uint32(words[ptr])
+        ptr += 1
+    st[j] = np.uint32(xj)
+    return s, ptr
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _wide_end(st, ptr, nw):
+    """The status of a RANS_WIDE stream decoded up to word ptr of nw with states st: every
+    word read and every state back at the encoder's initial RANS_L."""
+    if ptr != nw:
+        return DECODE_TRAILING
+    for j in range(st.size):
+        if st[j] != np.uint32(RANS_L):
+            return DECODE_BAD_STATE
+    return DECODE_OK
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _wide_tables_ok(sym_of_slot, dec_of_slot, nstates, scale_bits):
+    """nstates is 32 or 64 and the slot tables are large enough for the lane loop."""
+    return ((nstates == 32 or nstates == 64) and sym_of_slot.size >= (1 << scale_bits) + 3
+            and dec_of_slot.size >= (1 << scale_bits))
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _rans_decode_wide(words, sym_of_slot, dec_of_slot, out, nstates, scale_bits):
     """_rans_decode for a stream of nstates (32 or 64) states: the lane loop while a group's
     words remain, then a careful loop checking every read. sym_of_slot (uint8) must have
     M + 3 entries (the lane loop reads a symbol as 4 bytes); the rest as _rans_decode.
-    Returns a DECODE_* status; a table of the wrong size is DECODE_TRUNCATED."""
+    Returns a DECODE_* status; another nstates is DECODE_BAD_STATE, a table of the wrong
+    size DECODE_TRUNCATED."""
     n = out.size
-    nw = words.size
     if nstates != 32 and nstates != 64:
         return DECODE_BAD_STATE
-    if sym_of_slot.size < (1 << scale_bits) + 3 or dec_of_slot.size < (1 << scale_bits):
+    if not _wide_tables_ok(sym_of_slot, dec_of_slot, nstates, scale_bits):
         return DECODE_TRUNCATED
-    if nw < 2 * nstates:
-        return DECODE_TRUNCATED
-    st = np.empty(nstates, np.uint32)
-    for j in range(nstates):
-        xj = np.uint32(words[2 * j]) | (np.uint32(words[2 * j + 1]) << np.uint32(16))
-        if xj < np.uint32(RANS_L) or xj >= np.uint32(1 << 31):
-            return DECODE_BAD_STATE
-        st[j] = xj
+    status, st = _wide_states(words, nstates)
+    if status != DECODE_OK:
+        return status
     ptr = np.int64(2 * nstates)
     if nstates == 32:
         groups, ptr = _decode_groups32(words, dec_of_slot, sym_of_slot, out, st, ptr,
@@ -971,27 +1058,49 @@ def _rans_decode_wide(words, sym_of_slot, dec_of_slot, out, nstates, scale_bits)
     else:
         groups, ptr = _decode_groups64(words, dec_of_slot, sym_of_slot, out, st, ptr,
                                        np.int64(n // 64), np.int64(scale_bits))
-    mask = np.uint32((1 << scale_bits) - 1)
-    sb = np.uint32(scale_bits)
     for i in range(groups * nstates, n):
-        j = i % nstates
-        xj = st[j]
-        slot = xj & mask
-        out[i] = sym_of_slot[slot]
-        e = dec_of_slot[slot]
-        xj = (e >> np.uint32(16)) * (xj >> sb) + (e & np.uint32(0xFFFF))
-        if xj < np.uint32(RANS_L):
-            if ptr >= nw:
-                return DECODE_TRUNCATED
-            xj = (xj << np.uint32(16)) | np.uint32(words[ptr])
-            ptr += 1
-        st[j] = np.uint32(xj)
-    if ptr != nw:
-        return DECODE_TRAILING
-    for j in range(nstates):
-        if st[j] != np.uint32(RANS_L):
-            return DECODE_BAD_STATE
-    return DECODE_OK
+        out[i], ptr = _wide_step(st, i % nstates, sym_of_slot, dec_of_slot, words, ptr,
+                                 scale_bits)
+        if ptr < 0:
+            return DECODE_TRUNCATED
+    return _wide_end(st, ptr, words.size)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _rans_decode_wide_joined(words, sym_of_slot, dec_of_slot, top, shift, base, elems,
+                             nstates, scale_bits):
+    """_rans_decode_wide of elems.size codes, each joined with top[i] (uint8, at least
+    elems.size) into elems[i] (uint16) as an 8-bit field at bit ``shift`` (0 to 8) with
+    ``base`` (below 256): the lane decoder's ``joined`` form, no codes written aside.
+    Returns a DECODE_* status (DECODE_TRUNCATED also for a short top or shift/base out of
+    range)."""
+    n = elems.size
+    if nstates != 32 and nstates != 64:
+        return DECODE_BAD_STATE
+    if (not _wide_tables_ok(sym_of_slot, dec_of_slot, nstates, scale_bits) or top.size < n
+            or not (0 <= shift <= 8) or not (0 <= base < 256)):
+        return DECODE_TRUNCATED
+    status, st = _wide_states(words, nstates)
+    if status != DECODE_OK:
+        return status
+    ptr = np.int64(2 * nstates)
+    sh64, base64 = np.int64(shift), np.int64(base)
+    if nstates == 32:
+        groups, ptr = _decode_joined32(words, dec_of_slot, sym_of_slot, top, elems, st, ptr,
+                                       np.int64(n // 32), np.int64(scale_bits), sh64, base64)
+    else:
+        groups, ptr = _decode_joined64(words, dec_of_slot, sym_of_slot, top, elems, st, ptr,
+                                       np.int64(n // 64), np.int64(scale_bits), sh64, base64)
+    sh = np.uint32(shift)
+    low = (np.uint32(1) << sh) - np.uint32(1)
+    for i in range(groups * nstates, n):
+        s, ptr = _wide_step(st, i % nstates, sym_of_slot, dec_of_slot, words, ptr, scale_bits)
+        if ptr < 0:
+            return DECODE_TRUNCATED
+        r = np.uint32(top[i])
+        t = (np.uint32(s) + np.uint32(base)) & np.uint32(0xFF)
+        elems[i] = np.uint16(((r >> sh) << (sh + np.uint32(8))) | (t << sh) | (r & low))
+    return _wide_end(st, ptr, words.size)
 
 
 @njit(cache=True, nogil=True)
@@ -1495,47 +1604,59 @@ def _table_ok(freq, scale_bits):
     return total == (np.int64(1) << scale_bits) and present >= 2
 
 
-@njit(cache=True, nogil=True)
-def _decode_code_stream(blob, codes, sym_of_slot, dec_of_slot, freq):
-    """Decode the RANS or RANS_WIDE stream ``blob`` into ``codes`` (its size is the symbol
-    count); False for any other method or anything wrong. sym_of_slot (uint8) holds at
-    least 2^14 + 3 entries, dec_of_slot (uint32) 2^14; freq is uint32[256] scratch."""
+@njit(cache=True, nogil=True, inline="always")
+def _code_stream_tables(blob, sym_of_slot, dec_of_slot, freq):
+    """Read the header and frequency table of the RANS or RANS_WIDE stream ``blob`` and
+    build its slot tables: (nstates, scale_bits, where its words start), nstates 0 for any
+    other method or anything wrong. sym_of_slot (uint8) holds at least 2^14 + 3 entries,
+    dec_of_slot (uint32) 2^14; freq is uint32[256] scratch."""
     nb = blob.size
     if nb < 4:
-        return False
+        return 0, 0, 0
     method = blob[0]
     scale_bits = np.int64(blob[1])
     first = np.int64(blob[2])
     last = np.int64(blob[3])
     if last < first:
-        return False
+        return 0, 0, 0
     for s in range(256):
         freq[s] = 0
     if method == METHOD_RANS_WIDE:
         if nb < 6 or blob[5] != 0 or (blob[4] != 5 and blob[4] != 6):
-            return False
+            return 0, 0, 0
         nstates = np.int64(1) << np.int64(blob[4])
         end = read_bitlen_table(blob, 6, freq[first:last + 1])
         if end < 0:
-            return False
+            return 0, 0, 0
     elif method == METHOD_RANS:
         nstates = np.int64(NSTATES)
         end = read_varints(blob, 4, freq[first:last + 1])
         if end < 0:
-            return False
+            return 0, 0, 0
         if end % 2:
             if end >= nb or blob[end] != 0:
-                return False
+                return 0, 0, 0
             end += 1
     else:
-        return False
+        return 0, 0, 0
     if (nb - end) % 2 or not _table_ok(freq, scale_bits):
-        return False
+        return 0, 0, 0
     m = np.int64(1) << scale_bits
     if sym_of_slot.size < m + 3 or dec_of_slot.size < m:
-        return False
+        return 0, 0, 0
     build_decoder_tables(np.arange(256).astype(np.uint8), freq, sym_of_slot[:m],
                          dec_of_slot[:m])
+    return nstates, scale_bits, end
+
+
+@njit(cache=True, nogil=True)
+def _decode_code_stream(blob, codes, sym_of_slot, dec_of_slot, freq):
+    """Decode the RANS or RANS_WIDE stream ``blob`` into ``codes`` (its size is the symbol
+    count); False for any other method or anything wrong. sym_of_slot, dec_of_slot, freq:
+    as _code_stream_tables."""
+    nstates, scale_bits, end = _code_stream_tables(blob, sym_of_slot, dec_of_slot, freq)
+    if nstates == 0:
+        return False
     words = blob[end:].view(np.uint16)
     if nstates == NSTATES:
         if scale_bits == SCALE_BITS:
@@ -1547,6 +1668,26 @@ def _decode_code_stream(blob, codes, sym_of_slot, dec_of_slot, freq):
     else:
         status = _rans_decode_wide(words, sym_of_slot, dec_of_slot, codes, nstates,
                                    SCALE_BITS_HIGH)
+    return status == DECODE_OK
+
+
+@njit(cache=True, nogil=True)
+def _decode_joined_stream(blob, top, shift, base, elems, sym_of_slot, dec_of_slot, freq):
+    """Decode the RANS_WIDE code stream ``blob`` of elems.size codes, each joined with its
+    byte of ``top`` into elems as _rans_decode_wide_joined joins them; False for another
+    method or anything wrong. sym_of_slot, dec_of_slot, freq: as _code_stream_tables."""
+    if blob.size == 0 or blob[0] != METHOD_RANS_WIDE:
+        return False
+    nstates, scale_bits, end = _code_stream_tables(blob, sym_of_slot, dec_of_slot, freq)
+    if nstates == 0:
+        return False
+    words = blob[end:].view(np.uint16)
+    if scale_bits == SCALE_BITS:
+        status = _rans_decode_wide_joined(words, sym_of_slot, dec_of_slot, top, shift, base,
+                                          elems, nstates, SCALE_BITS)
+    else:
+        status = _rans_decode_wide_joined(words, sym_of_slot, dec_of_slot, top, shift, base,
+                                          elems, nstates, SCALE_BITS_HIGH)
     return status == DECODE_OK
 
 
@@ -1664,6 +1805,12 @@ def decode_pairs16(payload, fielded, shift, base, codes, raw, sym_of_slot, dec_o
     if p != nb or not (_simple(payload, cs, clen) and _simple(payload, ts, tlen)
                        and (nesc == 0 or _simple(payload, es, elen))):
         return 0
+    if (bits == 8 and payload[cs] == METHOD_RANS_WIDE and payload[ts] == METHOD_STORED
+            and tlen == n + 1):
+        # the common shape of an 8-bit field: the codes decoded straight into elements
+        return 1 if _decode_joined_stream(payload[cs:cs + clen], payload[ts + 1:ts + tlen],
+                                          shift, base, elems, sym_of_slot, dec_of_slot,
+                                          freq) else 0
     ok, codes = _byte_stream(payload[cs:cs + clen], codes, sym_of_slot, dec_of_slot, freq)
     if not ok:
         return 0
