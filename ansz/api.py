@@ -131,10 +131,10 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
 
     A safetensors or GGUF file is coded tensor by tensor with each tensor's dtype; any other
     file (and a file whose header fails to parse: see ``fallback_reason``) is coded as
-    generic bytes, so every file round-trips. ``chunk_size`` (bytes, default
-    :data:`DEFAULT_CHUNK_SIZE`, range [1 KiB, 64 MiB]) bounds memory and is the unit of
-    parallelism. ``level`` is one of :data:`LEVELS` (None: :data:`DEFAULT_LEVEL`): 1 codes
-    for decoding speed, 2 for the smallest file. ``coder`` picks the entropy coder of every
+    generic bytes, so every file round-trips. ``chunk_size`` (bytes, range [1 KiB, 64 MiB];
+    None: 1 MiB, 2 MiB at level 1, :func:`ansz.options.default_chunk_size`) bounds memory
+    and is the unit of parallelism. ``level`` is one of :data:`LEVELS` (None:
+    :data:`DEFAULT_LEVEL`): 1 codes for decoding speed, 2 for the smallest file. ``coder`` picks the entropy coder of every
     coded stream: ``"auto"`` (the default, also for None) keeps whichever of rANS, Huffman
     and QLC is smallest (rANS alone at level 1), ``"rans"``, ``"huffman"`` or ``"qlc"``
     forces one. ``strict=True`` raises :class:`~ansz.errors.FormatError` (its message the
@@ -153,8 +153,8 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
     references (docs/FORMAT.md, "Repeated chunks"); :func:`compress_stream` codes without.
     """
     start = time.perf_counter()
-    nthreads, chunk, coder = resolve_threads(threads), check_chunk_size(chunk_size), check_coder(coder)
-    level = check_level(level)
+    nthreads, coder, level = resolve_threads(threads), check_coder(coder), check_level(level)
+    chunk = check_chunk_size(chunk_size, level)
     src, dst = _name(src), _name(dst)
     if is_remote(src):  # read once, front to back: the same container as from a local file
         from . import remote
@@ -212,8 +212,8 @@ def compress_stream(ifh: BinaryIO, ofh: BinaryIO, *, threads: int | None = None,
     index: not a container) are to be discarded by the caller.
     """
     start = time.perf_counter()
-    nthreads, chunk, coder = resolve_threads(threads), check_chunk_size(chunk_size), check_coder(coder)
-    level = check_level(level)
+    nthreads, coder, level = resolve_threads(threads), check_coder(coder), check_level(level)
+    chunk = check_chunk_size(chunk_size, level)
     result = _compress(StreamSource(ifh, stream_name(ifh)), ofh, nthreads, chunk, progress,
                        coder, level, strict)
     return CompressReport(stream_name(ifh), stream_name(ofh), *result,

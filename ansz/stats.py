@@ -25,7 +25,7 @@ from ._pool import ordered_map, resolve_threads
 from .chunks import encode_payload
 from .dtypes import DTYPE_CODES, layout_for
 from .formats.detect import detect, format_name
-from .options import DEFAULT_CHUNK_SIZE, check_level
+from .options import check_level, default_chunk_size
 from .pairs import split_pairs
 from .plan import PlannedSegment, file_chunks, plan_segments
 from .streams import (PREFIX_CODERS, entropy_bits, prefix_stream_size, prefix_table,
@@ -185,7 +185,7 @@ def file_stats(path, *, level: int | None = None, threads: int | None = None,
             base = stack.enter_context(open_base(base, path))
             shifts = [None if sp is None else sp[0] - seg.start
                       for sp, seg in zip(base_spans(plan, base, source.read_at), plan)]
-        chunks = list(file_chunks(plan, DEFAULT_CHUNK_SIZE))
+        chunks = list(file_chunks(plan, default_chunk_size(level)))
         copies: dict[int, int] = {}  # start of a chunk stored as a repeat -> the chunk it repeats
         if base is None:
             from .repeats import find_repeats

@@ -103,8 +103,9 @@ def save(tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None, 
 
 def _prepare(tensors, metadata, level, threads, chunk_size, coder):
     """The source to compress and ``_compress``'s options, every argument checked first."""
-    options = (resolve_threads(threads), check_chunk_size(chunk_size), None,
-               check_coder(coder), check_level(level))
+    level = check_level(level)
+    options = (resolve_threads(threads), check_chunk_size(chunk_size, level), None,
+               check_coder(coder), level)
     arrays = _arrays(tensors)
     header, order = _header(arrays, _metadata(metadata))
     return _TensorsSource(header, [arrays[name] for name in order]), options

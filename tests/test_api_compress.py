@@ -205,6 +205,38 @@ def test_chunks_never_split_an_element(tmp_path):
     assert out.getvalue() == src.read_bytes()
 
 
+def test_level_1_cuts_2_mib_chunks_unless_told(tmp_path):
+    """Level 1 codes for decoding speed, whose per-chunk costs 2 MiB chunks halve; the
+    default level keeps 1 MiB; a chunk size given wins at either level. Every compress
+    entry point (file, stream, ansz.save) picks the same."""
+    from ansz.options import DEFAULT_CHUNK_SIZE, FAST_CHUNK_SIZE
+
+    assert (DEFAULT_CHUNK_SIZE, FAST_CHUNK_SIZE) == (1 << 20, 2 << 20)
+    tensors = {"w": (np.random.default_rng(3).standard_normal(3 << 20) * 0.02).astype(
+        ml_dtypes.bfloat16)}  # 6 MiB
+    src = tmp_path / "m.safetensors"
+    save_file(tensors, str(src))
+
+    def lengths(blob):
+        cf = c.ContainerFile(lambda o, n: memoryview(blob)[o:o + n], len(blob))
+        return cf.max_chunk_size, [e.decoded_length for e in cf.index.chunks][1:]  # 0: header
+
+    for level, size, want in ((1, None, 2 << 20), (None, None, 1 << 20), (2, None, 1 << 20),
+                              (1, 1 << 20, 1 << 20), (2, 2 << 20, 2 << 20)):
+        dst = tmp_path / f"{level}-{size}.ansz"
+        api.compress_file(src, dst, level=level, chunk_size=size)
+        out = io.BytesIO()
+        with open(src, "rb") as fh:
+            api.compress_stream(fh, out, level=level, chunk_size=size)
+        saved = ansz.save(tensors, level=level, chunk_size=size)
+        for blob in (dst.read_bytes(), out.getvalue(), saved):
+            assert lengths(blob) == (want, [want] * ((6 << 20) // want)), (level, size)
+        assert api.read_info(dst).chunk_size == want
+        back = io.BytesIO()
+        api.decompress_stream(io.BytesIO(out.getvalue()), back)
+        assert back.getvalue() == src.read_bytes()
+
+
 @pytest.mark.parametrize("window", [4096, 1 << 20])
 def test_file_hash_covers_the_whole_file_in_windows(tmp_path, monkeypatch, window):
     # A regular file is hashed by its own thread, window by window (here several windows,

@@ -266,7 +266,7 @@ def test_fast_roundtrips_and_codes_bf16_exponents_in_64_state_streams(kind, tmp_
     from safetensors.numpy import save_file
 
     src = tmp_path / "w.safetensors"
-    if kind == "bf16":  # 1.2 MB of weights: a whole 1 MiB chunk, long enough to be wide
+    if kind == "bf16":  # 1.2 MB of weights: one chunk (--fast cuts 2 MiB), long enough to be wide
         save_file({"w": weights((600, 1000), ml_dtypes.bfloat16, 3)}, str(src))
     else:
         make_model(src, kind)
@@ -280,7 +280,7 @@ def test_fast_roundtrips_and_codes_bf16_exponents_in_64_state_streams(kind, tmp_
         from ansz import container, streams
 
         cf = container.ContainerFile(lambda o, n: memoryview(fast)[o:o + n], len(fast))
-        i = next(i for i, e in enumerate(cf.index.chunks) if e.decoded_length == 1 << 20)
+        i = next(i for i, e in enumerate(cf.index.chunks) if e.decoded_length == 1_200_000)
         code = bytes(cf.chunk(i)[1])[12:17]  # the code stream's method, ..., its states
         assert code[0] == streams.RANS_WIDE and code[4] == 6
         assert len(best) < len(fast) < 1.01 * len(best)
@@ -998,6 +998,12 @@ def test_vv_states_the_settings_in_effect(tmp_path):
     assert first.startswith(f"ansz {__version__}, level 1, coder auto, chunks of 256 KiB, "
                             "1 thread, kernels: ")
     assert ("ahead-of-time library" in first) == (kernels.fallback_reason() is None)
+    for level, chunks in (["--fast"], "2 MiB"), ([], "1 MiB"):
+        r = invoke(["compress", "-vv", "-f", "-T", "1", *level, src])
+        assert r.exit_code == 0, r.stderr
+        assert f", chunks of {chunks}, 1 thread, " in r.stderr.splitlines()[0]
+        assert api.read_info(tmp_path / "a.bin.ansz").chunk_size == {"2 MiB": 2 << 20,
+                                                                     "1 MiB": 1 << 20}[chunks]
     r = invoke(["decompress", "-vv", "-f", "-T", "2", tmp_path / "a.bin.ansz"])
     assert r.stderr.splitlines()[0].startswith(f"ansz {__version__}, 2 threads, kernels: ")
     assert "kernels:" not in invoke(["decompress", "-v", "-f", tmp_path / "a.bin.ansz"]).stderr

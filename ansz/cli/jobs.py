@@ -292,12 +292,12 @@ class Job:
         (defaults filled in) and which kernels run."""
         from .. import __version__, kernels
         from .._pool import resolve_threads
-        from ..options import DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL
+        from ..options import DEFAULT_LEVEL, default_chunk_size
 
         o = self.opts
         parts = [f"ansz {__version__}"]
         if o.compressing:
-            chunk = o.chunk_size or DEFAULT_CHUNK_SIZE
+            chunk = o.chunk_size or default_chunk_size(o.level or DEFAULT_LEVEL)
             size = next((f"{chunk >> b} {unit}" for b, unit in ((20, "MiB"), (10, "KiB"))
                          if chunk % (1 << b) == 0), f"{chunk} bytes")
             parts.append(f"level {o.level or DEFAULT_LEVEL}, coder {o.coder}, chunks of {size}")
