@@ -786,8 +786,9 @@ def _lanes_decoder(nvec, joined=False):
         if joined:  # in 16-bit lanes (the elements' width)
             sh_v, base_v = (builder.trunc(a, i16) for a in args[nin + 4:nin + 6])
             sh = splat(sh_v, i16)
-            top_sh = splat(builder.add(sh_v, ir.Constant(i16, 7)), i16)  # then 1 more:
-            # shift + 8 may be 16, a shift LLVM leaves undefined for 16-bit lanes
+            # a shift by shift + 8 done as shift + 7, then 1: for shift 8 it would be 16,
+            # which LLVM leaves undefined in 16-bit lanes
+            top_sh = splat(builder.add(sh_v, ir.Constant(i16, 7)), i16)
             low = builder.sub(builder.shl(const(i16, 1), sh), const(i16, 1))
             b0 = splat(base_v, i16)
 
