@@ -1031,9 +1031,9 @@ def _wide_end(st, ptr, nw):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _wide_tables_ok(sym_of_slot, dec_of_slot, nstates, scale_bits):
-    """nstates is 32 or 64 and the slot tables are large enough for the lane loop."""
-    return ((nstates == 32 or nstates == 64) and sym_of_slot.size >= (1 << scale_bits) + 3
+def _wide_tables_ok(sym_of_slot, dec_of_slot, scale_bits):
+    """The slot tables are large enough for the lane loop (M entries, M + 3 symbols)."""
+    return (sym_of_slot.size >= (1 << scale_bits) + 3
             and dec_of_slot.size >= (1 << scale_bits))
 
 
@@ -1047,7 +1047,7 @@ def _rans_decode_wide(words, sym_of_slot, dec_of_slot, out, nstates, scale_bits)
     n = out.size
     if nstates != 32 and nstates != 64:
         return DECODE_BAD_STATE
-    if not _wide_tables_ok(sym_of_slot, dec_of_slot, nstates, scale_bits):
+    if not _wide_tables_ok(sym_of_slot, dec_of_slot, scale_bits):
         return DECODE_TRUNCATED
     status, st = _wide_states(words, nstates)
     if status != DECODE_OK:
@@ -1078,7 +1078,7 @@ def _rans_decode_wide_joined(words, sym_of_slot, dec_of_slot, top, shift, base, 
     n = elems.size
     if nstates != 32 and nstates != 64:
         return DECODE_BAD_STATE
-    if (not _wide_tables_ok(sym_of_slot, dec_of_slot, nstates, scale_bits) or top.size < n
+    if (not _wide_tables_ok(sym_of_slot, dec_of_slot, scale_bits) or top.size < n
             or not (0 <= shift <= 8) or not (0 <= base < 256)):
         return DECODE_TRUNCATED
     status, st = _wide_states(words, nstates)
@@ -1098,9 +1098,8 @@ def _rans_decode_wide_joined(words, sym_of_slot, dec_of_slot, top, shift, base, 
         s, ptr = _wide_step(st, i % nstates, sym_of_slot, dec_of_slot, words, ptr, scale_bits)
         if ptr < 0:
             return DECODE_TRUNCATED
-        r = np.uint32(top[i])
         t = (np.uint32(s) + np.uint32(base)) & np.uint32(0xFF)
-        elems[i] = np.uint16(((r >> sh) << (sh + np.uint32(8))) | (t << sh) | (r & low))
+        elems[i] = _joined16(np.uint32(top[i]), t, sh, sh + np.uint32(8), low)
     return _wide_end(st, ptr, words.size)
 
 
@@ -1375,6 +1374,13 @@ _join16_vectors3 = _join16_vectors(3)
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _joined16(r, t, sh, sb, low):
+    """The 16-bit element of raw value r and field value t, the field at bits [sh, sb) and
+    low = 2^sh - 1 (all uint32): the scalar form of the joins below."""
+    return np.uint16(((r >> sh) << sb) | (t << sh) | (r & low))
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _join16_run(elems, codes, top, escaped, params, nsrc, a, b, k, shift, bits, base, patch):
     """Join elements a .. b - 1 as join_fielded16 does, the top value of element i being
     the OR over the nsrc sources of params (see _join16_vectors): whole vectors by the
@@ -1408,7 +1414,7 @@ def _join16_run(elems, codes, top, escaped, params, nsrc, a, b, k, shift, bits, 
             if k < escaped.size:
                 t = np.uint32(escaped[k]) & fmask
             k += 1
-        elems[i] = np.uint16(((r >> sh) << sb) | (t << sh) | (r & low))
+        elems[i] = _joined16(r, t, sh, sb, low)
     return k
 
 
