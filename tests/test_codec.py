@@ -547,6 +547,37 @@ def test_fast_chunks_roundtrip_and_use_64_state_streams_on_bf16_weights(name):
         assert len(best) <= len(enc) <= len(best) * 1.01
 
 
+@pytest.mark.parametrize("name", ["BF16", "F16"])
+def test_fast_chunks_decode_their_codes_straight_into_elements(name):
+    """A chunk with an 8-bit field, a wide code stream and a stored raw plane (every --fast
+    16-bit chunk; default-level fp16 chunks too) decodes without writing its codes aside:
+    the codes scratch of the one-call kernel keeps a sentinel, while a chunk with a wider
+    field (default-level bf16) fills it. The elements are the original either way."""
+    from ansz import kernels
+
+    rng = np.random.default_rng(11)
+    data = (rng.standard_normal(300_000) * 0.02).astype(NP_DTYPES[name]).tobytes()
+    n = len(data) // 2
+    layout = PAIR_LAYOUTS[name]
+    for fast in (True, False):
+        blob = chunks.encode_chunk(data, name, fielded=True, fast=fast)
+        enc = np.frombuffer(blob, np.uint8)
+        (code_at, _), (top_at, _) = frames(blob, name, True)[:2]
+        bits, code_method, top_method = blob[1], blob[code_at], blob[top_at]
+        codes_untouched = (bits == 8 and code_method == streams.RANS_WIDE
+                           and top_method == streams.STORED)
+        assert codes_untouched or not fast  # --fast always takes the plain 8-bit field
+        assert codes_untouched == (name == "F16" or fast)  # default bf16: a wider field
+        codes = np.full(n, 0xA5, np.uint8)
+        elems = np.zeros(n, np.uint16)
+        assert kernels.decode_pairs16(
+            enc, True, np.int64(layout.code_shift), np.int64(0), codes, np.empty(n, np.uint8),
+            np.zeros(chunks._SLOTS + 3, np.uint8), np.zeros(chunks._SLOTS, np.uint32),
+            np.zeros(256, np.uint32), np.empty(n, np.uint16), elems) == 1
+        assert elems.tobytes() == data
+        assert bool((codes == 0xA5).all()) == codes_untouched, (name, fast)
+
+
 # --- wide rANS streams (method 8) -----------------------------------------------------------
 
 
