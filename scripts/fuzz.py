@@ -5,9 +5,11 @@ Usage: python scripts/fuzz.py [--seconds S] [--seed N]
 
 Builds a small safetensors model with every coded dtype (and repeated chunks: a tied tensor,
 zeros), a generic file and a fine-tune of the model (coded against the model: delta
-chunks of 1, 2 and 4 bytes, chunks copied from the base), compresses each
+chunks of 1, 2 and 4 bytes, chunks copied from the base), compresses each in 4 KiB chunks
 with the default coder and with ``coder="huffman"`` and ``"qlc"`` (so HUFFMAN and QLC streams
-are damaged too), then applies random damage in a loop -- bit flips, byte overwrites, truncations, insertions
+are damaged too), and a model of long bf16 and fp16 tensors at both levels with the default
+chunk sizes (32- and 64-state rANS streams, the chunks the one-call decoders take whole);
+then applies random damage in a loop -- bit flips, byte overwrites, truncations, insertions
 and deletions, a chunk record spliced in from the other container, two chunk records
 swapped -- and decodes each result through the seekable reader (``decompress_file``), the
 stream reader (``decompress_stream``) and ``verify_file``. The only outcomes allowed are the
@@ -58,24 +60,34 @@ def sample_files(rng: np.random.Generator) -> list[bytes]:
         noise = 1 + scale * rng.standard_normal(t.shape)
         tuned[name] = (t.astype(np.float64) * noise).astype(t.dtype)
     finetune = save(tuned, metadata={"note": "fuzz"})
-    return [model, text, finetune]
+    # chunks long enough for 32- and 64-state streams (RANS_WIDE), which the 4 KiB chunks
+    # of the others never reach: coded at both levels with the default chunk sizes
+    y = rng.standard_normal(300_000) * 0.02
+    wide = save({"bf16": y.astype(ml_dtypes.bfloat16), "f16": y[:200_001].astype(np.float16)},
+                metadata={"note": "fuzz"})
+    return [model, text, finetune, wide]
 
 
 #: The original coded against a base, and which original that base is.
 BASED, BASE_OF = 2, 0
+#: The original of long chunks, coded at each level (not with every coder: chunks this long
+#: take rANS whatever "auto" tries).
+WIDE = 3
 
 
 CODERS = ("auto", "huffman", "qlc")
 
 
-def compress(data: bytes, coder: str = "auto", base: str | None = None) -> bytes:
+def compress(data: bytes, coder: str = "auto", base: str | None = None, *,
+             chunk_size: int | None = 4096, level: int | None = None) -> bytes:
     """``data`` compressed as a file (so repeated chunks are stored once, as references),
     against the file ``base`` if given."""
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = os.path.join(tmp, "x.safetensors"), os.path.join(tmp, "x.ansz")
         with open(src, "wb") as fh:
             fh.write(data)
-        ansz.compress_file(src, dst, chunk_size=4096, coder=coder, threads=1, base=base)
+        ansz.compress_file(src, dst, chunk_size=chunk_size, coder=coder, threads=1, base=base,
+                           level=level)
         with open(dst, "rb") as fh:
             return fh.read()
 
@@ -183,7 +195,9 @@ def main() -> int:
         with open(base, "wb") as fh:
             fh.write(originals[BASE_OF])
         blobs = [(k, compress(d, coder, base if k == BASED else None))
-                 for coder in CODERS for k, d in enumerate(originals)]
+                 for coder in CODERS for k, d in enumerate(originals) if k != WIDE]
+        blobs += [(WIDE, compress(originals[WIDE], chunk_size=None, level=level))
+                  for level in (1, 2)]
         for k, blob in blobs:  # undamaged, each decodes (a stream reader refuses a based one)
             want = ["ok", "error", "ok"] if k == BASED else ["ok", "ok", "ok"]
             if outcomes(blob, originals[k], tmp, base if k == BASED else None) != want:
