@@ -134,10 +134,10 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
     generic bytes, so every file round-trips. ``chunk_size`` (bytes, range [1 KiB, 64 MiB];
     None: 1 MiB, 2 MiB at level 1, :func:`ansz.options.default_chunk_size`) bounds memory
     and is the unit of parallelism. ``level`` is one of :data:`LEVELS` (None:
-    :data:`DEFAULT_LEVEL`): 1 codes for decoding speed, 2 for the smallest file. ``coder`` picks the entropy coder of every
-    coded stream: ``"auto"`` (the default, also for None) keeps whichever of rANS, Huffman
-    and QLC is smallest (rANS alone at level 1), ``"rans"``, ``"huffman"`` or ``"qlc"``
-    forces one. ``strict=True`` raises :class:`~ansz.errors.FormatError` (its message the
+    :data:`DEFAULT_LEVEL`): 1 codes for decoding speed, 2 for the smallest file. ``coder``
+    picks the entropy coder of every coded stream: ``"auto"`` (the default, also for None)
+    keeps whichever of rANS, Huffman and QLC is smallest (rANS alone at level 1),
+    ``"rans"``, ``"huffman"`` or ``"qlc"`` forces one. ``strict=True`` raises :class:`~ansz.errors.FormatError` (its message the
     ``fallback_reason``) instead of coding as bytes a file that looks like, or is named,
     safetensors or GGUF but does not parse as one; nothing is then created at ``dst``.
 
