@@ -137,9 +137,10 @@ def compress_file(src, dst, *, threads: int | None = None, chunk_size: int | Non
     :data:`DEFAULT_LEVEL`): 1 codes for decoding speed, 2 for the smallest file. ``coder``
     picks the entropy coder of every coded stream: ``"auto"`` (the default, also for None)
     keeps whichever of rANS, Huffman and QLC is smallest (rANS alone at level 1),
-    ``"rans"``, ``"huffman"`` or ``"qlc"`` forces one. ``strict=True`` raises :class:`~ansz.errors.FormatError` (its message the
-    ``fallback_reason``) instead of coding as bytes a file that looks like, or is named,
-    safetensors or GGUF but does not parse as one; nothing is then created at ``dst``.
+    ``"rans"``, ``"huffman"`` or ``"qlc"`` forces one. ``strict=True`` raises
+    :class:`~ansz.errors.FormatError` (its message the ``fallback_reason``) instead of
+    coding as bytes a file that looks like, or is named, safetensors or GGUF but does not
+    parse as one; nothing is then created at ``dst``.
 
     ``base`` (a path: a safetensors or GGUF file, or a container of one; or a directory
     of them, such as a model's shards) codes ``src`` against it: each tensor with a base
