@@ -11,7 +11,8 @@
   the input, so these wait until the stream is ready instead.
 - :class:`FileSource` and :class:`StreamSource`: an input to compress, a regular file read
   where each chunk is coded or a stream read in order, each with the sha256 of everything
-  (:class:`FileSha256`, :class:`BackgroundSha256`: on a thread of their own).
+  (:class:`FileSha256`, :class:`BackgroundSha256`: on a thread of their own; a file's may be
+  started ahead of the compression, :func:`hash_ahead`).
 - :func:`check_output` and :func:`atomic_output`: the one policy for writing an output file
   (never over the input or a directory, over another file only when asked) and the atomic
   write itself (a temporary file renamed into place when complete). An output named by a
@@ -283,8 +284,9 @@ class FileSource:
 
     def hasher(self, depth: int) -> BackgroundSha256:
         """The sha256 of the whole file, computed in the background from the start (and
-        kept near the pipeline by :meth:`release`)."""
-        self._hasher = FileSha256(self._f)
+        kept near the pipeline by :meth:`release`): the one :func:`hash_ahead` started for
+        this file, if it did."""
+        self._hasher = _ahead_of(self._f) or FileSha256(self._f)
         return self._hasher
 
 
@@ -400,9 +402,11 @@ class FileSha256(BackgroundSha256):
     WINDOW = 4 << 20
     LEAD = 512 << 20
 
-    def __init__(self, f: PositionalFile):
+    def __init__(self, f: PositionalFile, *, owns_file: bool = False):
+        """``owns_file``: close ``f`` when the hash ends (done or stopped)."""
         self._sha = hashlib.sha256()
         self._file = f
+        self._owns_file = owns_file
         self._stop = False
         self._error: BaseException | None = None
         self._allowed = self.LEAD  # the hasher may read below this offset
@@ -411,10 +415,16 @@ class FileSha256(BackgroundSha256):
         self._thread.start()
 
     def _run(self) -> None:
-        import numpy as np
+        try:
+            self._hash_file()
+        finally:
+            if self._owns_file:
+                self._file.close()
 
+    def _hash_file(self) -> None:
         size = self._file.size
-        buf = memoryview(np.empty(min(self.WINDOW, size), np.uint8))
+        # not numpy: hash_ahead starts this thread while the main thread imports it
+        buf = memoryview(bytearray(min(self.WINDOW, size)))
         try:
             for pos in range(0, size, self.WINDOW):
                 n = min(self.WINDOW, size - pos)
@@ -448,12 +458,70 @@ class FileSha256(BackgroundSha256):
         self.allow(float("inf"))
         self._thread.join()
 
+    def stop(self) -> None:
+        """Give up the hash: the thread ends at its next window."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+
     def __exit__(self, exc_type, *exc) -> None:
         if exc_type is not None:  # the pipeline failed: no digest is needed
-            with self._cond:
-                self._stop = True
-                self._cond.notify()
+            self.stop()
         self.close()
+
+
+#: The hasher :func:`hash_ahead` started, with its file's identity, until a FileSource of
+#: that file takes it (:func:`_ahead_of`): a one-entry slot.
+_ahead: dict[str, tuple[tuple, FileSha256]] = {}
+_ahead_lock = threading.Lock()
+
+
+def _identity(st: os.stat_result) -> tuple:
+    """What tells that two opens found the same unchanged file (tar's test, plus the inode)."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _take_ahead() -> tuple[tuple, FileSha256] | None:
+    with _ahead_lock:
+        return _ahead.pop("hasher", None)
+
+
+def hash_ahead(path: str) -> None:
+    """Start the sha256 of the regular file ``path`` now, on a thread of its own, for a
+    compression of it that follows in this process: its :class:`FileSource` takes this hash
+    if the file's identity (device, inode, size, modification and status-change times) is
+    unchanged, else stops it. For the ``ansz`` command, which calls it before it imports
+    numpy and the kernels: the hash then runs beside that start-up instead of after it. A
+    hasher started earlier and not taken is stopped. Errors are left to the compression,
+    which opens the file itself: nothing is started then."""
+    earlier = _take_ahead()
+    if earlier is not None:
+        earlier[1].stop()
+    try:
+        f = PositionalFile(path)
+    except OSError:
+        return
+    if not f.regular:
+        f.close()
+        return
+    entry = (_identity(f.stat), FileSha256(f, owns_file=True))
+    with _ahead_lock:
+        earlier, _ahead["hasher"] = _ahead.get("hasher"), entry
+    if earlier is not None:
+        earlier[1].stop()
+
+
+def _ahead_of(f: PositionalFile) -> FileSha256 | None:
+    """The hasher hash_ahead started for ``f``'s file, if its identity is unchanged; a
+    hasher started for another file, or for this one before it changed, is stopped."""
+    taken = _take_ahead()
+    if taken is None:
+        return None
+    identity, hasher = taken
+    if identity == _identity(f.stat):
+        return hasher
+    hasher.stop()
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

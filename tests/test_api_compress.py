@@ -305,3 +305,67 @@ def test_file_hash_stays_within_its_lead_of_the_pipeline(tmp_path, monkeypatch):
         assert settles_at(4096)  # one window
         assert h.hexdigest() == hashlib.sha256(data).hexdigest()
         assert sum(hashed) == len(data)
+
+
+def _count_file_hashers(monkeypatch) -> list:
+    """The FileSha256 objects made from now on, as they are made."""
+    made = []
+
+    class Counted(_io.FileSha256):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(_io, "FileSha256", Counted)
+    return made
+
+
+def test_compression_takes_the_hash_started_ahead_for_its_file(tmp_path, monkeypatch):
+    # hash_ahead (the command's, before its imports) starts the file's sha256; compress_file
+    # of that file takes it rather than hashing the file again, and the digest is the file's.
+    made = _count_file_hashers(monkeypatch)
+    src = make_tensors(tmp_path / "m.safetensors", np.float32, n=40_000)
+    _io.hash_ahead(str(src))
+    assert len(made) == 1
+    api.compress_file(src, tmp_path / "m.ansz", chunk_size=CHUNK, threads=2)
+    assert len(made) == 1 and not _io._ahead
+    assert api.read_info(tmp_path / "m.ansz").sha256 == hashlib.sha256(
+        src.read_bytes()).hexdigest()
+    made[0]._thread.join(10)
+    assert not made[0]._thread.is_alive() and made[0]._file.fh.closed  # its own file, closed
+
+
+def test_a_hash_started_ahead_is_not_taken_for_a_changed_or_other_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(_io.FileSha256, "LEAD", 0)  # a hash not taken stays at its start
+    made = _count_file_hashers(monkeypatch)
+    src = make_tensors(tmp_path / "m.safetensors", np.float32, n=40_000)
+    other = make_tensors(tmp_path / "o.safetensors", np.float16, n=30_000)
+    _io.hash_ahead(str(src))
+    _io.hash_ahead(str(src))  # a second start stops the first
+    made[0]._thread.join(10)
+    assert not made[0]._thread.is_alive() and made[0]._file.fh.closed
+    api.compress_file(other, tmp_path / "o.ansz", chunk_size=CHUNK)  # another file: stopped
+    assert len(made) == 3 and not _io._ahead
+    made[1]._thread.join(10)
+    assert not made[1]._thread.is_alive() and made[1]._file.fh.closed
+    # the same path, rewritten after its old bytes were hashed: the new ones are hashed
+    monkeypatch.setattr(_io.FileSha256, "LEAD", 1 << 30)
+    _io.hash_ahead(str(src))
+    made[3]._thread.join(10)
+    assert not made[3]._thread.is_alive()
+    data = bytearray(src.read_bytes())
+    data[-1] ^= 1
+    time.sleep(0.01)
+    src.write_bytes(bytes(data))
+    os.utime(src, ns=(time.time_ns(), time.time_ns() + 10**9))
+    api.compress_file(src, tmp_path / "m.ansz", chunk_size=CHUNK)
+    assert len(made) == 5
+    assert api.read_info(tmp_path / "m.ansz").sha256 == hashlib.sha256(data).hexdigest()
+    assert api.verify_file(tmp_path / "m.ansz", src).ok
+
+
+def test_hash_ahead_of_what_is_not_a_regular_file_starts_nothing(tmp_path, monkeypatch):
+    made = _count_file_hashers(monkeypatch)
+    _io.hash_ahead(str(tmp_path / "missing"))
+    _io.hash_ahead(str(tmp_path))
+    assert made == [] and not _io._ahead

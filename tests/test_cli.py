@@ -261,6 +261,29 @@ def test_roundtrip_compresses_bf16(tmp_path):
     assert (tmp_path / "w.safetensors.ansz").stat().st_size < 0.9 * src.stat().st_size
 
 
+def test_compress_hashes_a_file_once_and_ahead_of_its_imports(tmp_path, monkeypatch):
+    # A regular file compressed to a file: the command starts its sha256 before it imports
+    # the API (hash_ahead), and compress_file takes that hash instead of starting another.
+    # To standard output (compress_stream) the pipeline's own reads are hashed: none ahead.
+    from ansz import _io
+
+    made = []
+
+    class Counted(_io.FileSha256):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(kwargs.get("owns_file", False))
+
+    monkeypatch.setattr(_io, "FileSha256", Counted)
+    src = make_model(tmp_path / "w.safetensors", "bf16")
+    assert invoke(["compress", "-q", src]).exit_code == 0
+    assert made == [True] and not _io._ahead
+    info = api.read_info(tmp_path / "w.safetensors.ansz")
+    assert info.sha256 == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert invoke(["compress", "-q", "-c", src]).exit_code == 0
+    assert made == [True]
+
+
 @pytest.mark.parametrize("kind", ["bf16", "mixed"])
 def test_fast_roundtrips_and_codes_bf16_exponents_in_64_state_streams(kind, tmp_path):
     from safetensors.numpy import save_file

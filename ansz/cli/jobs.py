@@ -239,23 +239,28 @@ class Job:
         if src is STDIN and not o.compressing and not o.force and isatty(sys.stdin):
             raise Skip("compressed data not read from a terminal (use -f to force)")
 
-        api = codec_api()
+        # The *_file functions read the input at any offset; a pipe or device (``<(cmd)``,
+        # /dev/stdin) has no size and must be read as a stream.
+        regular = regular_file(st)
+        to_file = regular and dst is not STDOUT and not is_device_or_fifo(dst)
         kw: dict[str, Any] = {"threads": o.threads}
         if o.base is not None:
-            if not regular_file(st) or is_device_or_fifo(dst):
+            if not regular or is_device_or_fifo(dst):
                 raise AnszError("--base needs the input and the output to be regular files")
             kw["base"] = o.base  # a file, or a directory the API looks in
+        if o.compressing and to_file and not is_remote(src):  # hashed beside the imports below
+            from .._io import hash_ahead
+
+            hash_ahead(src)
+        api = codec_api()
         if o.compressing:
             kw.update(chunk_size=o.chunk_size, coder=o.coder, level=o.level, strict=o.strict)
         total = self.progress_total(api, src, st) if rep.show_progress() else None
         label = os.path.basename(src) if src is not STDIN else str(src)
-        # The *_file functions map the input; a pipe or device (``<(cmd)``, /dev/stdin) has no
-        # size to map and must be read as a stream.
-        regular = st is not None and stat.S_ISREG(st.st_mode)
         with signals.writing(dst), rep.progress_bar(label, total) as cb:
             kw["progress"] = functools.partial(_progress, cb)
             try:
-                if regular and dst is not STDOUT and not is_device_or_fifo(dst):
+                if to_file:
                     fn = api.compress_file if o.compressing else api.decompress_file
                     report = fn(src, dst, overwrite=replace, sync=o.remove, **kw)
                 else:
