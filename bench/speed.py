@@ -25,7 +25,11 @@ ratios, min-max in brackets).
   process and through the command: start-up, reading, the copy into the output, the
   checksums and the writes, without entropy decoding; and the whole-file sha256 that every
   container records (``hashlib``, one thread, 4 MiB reads, a process of its own), which
-  compression cannot split over threads.
+  compression cannot split over threads. And, for each in-process file, the coding and the
+  decoding work alone (the default level's kernels as they are): every chunk coded from
+  memory on ``--threads`` threads beside the sha256 of the bytes, and every chunk of its
+  container decoded from memory (checksums checked), with no reading, writing or container
+  around them; start-up + FILE's coding work is the command's compression floor.
 
 FILE is mpnet-bf16 (``--file``); ``--scale-gb N`` replaces it by its bf16 tensors repeated to
 N GB, a checkpoint-sized file on which the command's start-up weighs less. Every output is
@@ -178,6 +182,76 @@ def unlink(*paths: Path) -> None:
         p.unlink(missing_ok=True)
 
 
+class WorkFloors:
+    """The coding and decoding work of one file alone, in memory, on ``threads`` threads:
+    :meth:`code` codes every chunk as ``compress_file`` cuts them (default level) while a
+    thread of its own hashes the bytes (the sha256 every container records); :meth:`decode`
+    decodes every chunk record of ``container`` (read into memory, its index parsed, once)
+    into one buffer, checksums checked. Neither reads nor writes a file: what is left of
+    compression and decompression without their I/O and container, the floor of the
+    pipelines around these kernels."""
+
+    def __init__(self, path: Path, data: bytes, container: Path, threads: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        import numpy as np
+
+        from ansz import api
+        from ansz._io import FileSource, open_regular
+        from ansz.container import PLAIN, ContainerFile
+        from ansz.options import DEFAULT_LEVEL, default_chunk_size
+        from ansz.plan import file_chunks, plan_segments
+
+        self._data = memoryview(data)
+        with open_regular(str(path)) as f:
+            layout, _ = api.detect(FileSource(f))
+        self._chunks = [(code, np.frombuffer(self._data[start:start + n], np.uint8))
+                        for _, code, start, n in file_chunks(plan_segments(layout, len(data)),
+                                                             default_chunk_size(DEFAULT_LEVEL))]
+        blob = memoryview(container.read_bytes())
+        self._container = ContainerFile(lambda o, n: blob[o:o + n], len(blob))
+        self._records = range(len(self._container.index.chunks))
+        self._pool = ThreadPoolExecutor(threads)
+        self._out = np.empty(len(data), np.uint8)
+        kinds = {self._container.chunk(i)[0].kind for i in self._records}
+        if kinds - {PLAIN}:
+            raise h.BenchError(f"{path.name}: its container has chunks of kinds {kinds}: the "
+                               "decoding work floor decodes plain chunks only")
+        self.decode()
+        if self._out.tobytes() != data:
+            raise h.BenchError(f"{path.name}: the decoding work floor does not restore it")
+
+    @staticmethod
+    def _code_one(chunk) -> None:
+        from ansz.chunks import encode_payload
+
+        encode_payload(chunk[1], chunk[0])
+
+    def code(self) -> None:
+        import threading
+
+        sha = hashlib.sha256()
+        hasher = threading.Thread(target=sha.update, args=(self._data,))
+        hasher.start()
+        for _ in self._pool.map(self._code_one, self._chunks):
+            pass
+        hasher.join()
+
+    def _decode_one(self, i: int) -> None:
+        from ansz.chunks import decode_record
+
+        rec, payload = self._container.chunk(i)
+        start = rec.original_offset
+        decode_record(rec, payload, self._out[start:start + rec.decoded_length])
+
+    def decode(self) -> None:
+        for _ in self._pool.map(self._decode_one, self._records):
+            pass
+
+    def close(self) -> None:
+        self._pool.shutdown()
+
+
 # ---------------------------------------------------------------------------------------------
 # The run
 
@@ -328,6 +402,7 @@ def run(session: h.Session, args) -> list[Table]:
                 ansz.decompress_stream(fh, h.NullSink(), threads=args.threads)
         cases.append(Case(name, go))
 
+    work_floors: list[WorkFloors] = []
     for name, path, n, data, containers, zdtype, blob, _ in datasets:
         dst = work / f"{name}.c.ansz"
         cases.append(Case(f"compress_file {name}",
@@ -335,6 +410,10 @@ def run(session: h.Session, args) -> list[Table]:
                               p, d, threads=args.threads, overwrite=True),
                           setup=lambda d=dst: unlink(d)))
         decompress_case(f"decompress_stream {name}", containers[2])
+        floors = WorkFloors(path, data, containers[2], args.threads)
+        work_floors.append(floors)
+        cases.append(Case(f"coding work {name}", floors.code))
+        cases.append(Case(f"decoding work {name}", floors.decode))
         if blob is not None:
             cases.append(Case(f"ZipNN compress {name}",
                               lambda buf, z=zdtype: ZipNN(bytearray_dtype=z,
@@ -353,7 +432,11 @@ def run(session: h.Session, args) -> list[Table]:
     decompress_case("decompress_stream stored", stored)
 
     session.progress(f"{len(cases)} cases, {session.runs} rounds")
-    rounds = session.interleave(cases)
+    try:
+        rounds = session.interleave(cases)
+    finally:
+        for floors in work_floors:
+            floors.close()
 
     for k in ("T1", "T2"):  # the output does not depend on the thread count
         if h.sha256_file(cx[k]) != h.sha256_file(level_files[2]):
@@ -425,6 +508,32 @@ def build_tables(rounds: h.Rounds, args, tiny_size: int, model_label: str, size:
                          f"({h.fmt_mb(size)}), threads={T}", "decompress_stream stored",
               *((zipnn_model, f"ZipNN threads={T}, {name}") if zipnn_model in rounds.timings
                 else (fast_cases[0], "default level")), size)
+    for ds, _, n, _, _, _, _, _ in datasets:
+        # against ZipNN, else against ansz's own pipeline (what it adds to the work)
+        for verb, work, what, pipeline in (
+                ("compress", "coding", "coded from memory on {T} threads beside the sha256 of "
+                 "its bytes: no reading, writing or container", "compress_file"),
+                ("decompress", "decoding", "decoded from memory on {T} threads, checksums "
+                 "checked: no reading or writing", "decompress_stream")):
+            peer = f"ZipNN {verb} {ds}"
+            speed_row(t, rounds, f"floor, in process: the {work} work of {ds} alone (every "
+                                 f"chunk {what.format(T=T)})", f"{work} work {ds}",
+                      *((peer, f"ZipNN threads={T}") if peer in rounds.timings
+                        else (f"{pipeline} {ds}", f"`{pipeline}`")), n)
+    coding = f"coding work {name}"  # FILE's, when it is one of the in-process files
+    if not args.scale_gb and coding in rounds.timings:
+        # start-up and the coding work, added round by round: below what any compression of
+        # FILE through the command can take, whatever its pipeline
+        both = [r["tiny compress"] + r[coding] for r in rounds.round_times
+                if "tiny compress" in r and coding in r]
+        ratios = [(r["tiny compress"] + r[coding]) / r["zstd -3 -T1"]
+                  for r in rounds.round_times
+                  if "tiny compress" in r and coding in r and "zstd -3 -T1" in r]
+        if both and ratios:
+            t.add(f"floor: start-up (`ansz compress -c` of the tiny file) + the coding work of "
+                  f"{model_label}", fmt_seconds(both),
+                  f"`zstd -3 -T1`: {fmt_s(rounds['zstd -3 -T1'].median)}",
+                  f"{fmt_times(ratios)} the time", "—", "—")
     speed_row(t, rounds, f"`--fast` decode: `decompress_stream` of {model_label}, threads={T}",
               fast_cases[1], fast_cases[0], "default level",
               size, FAST_TARGET)
@@ -443,6 +552,11 @@ def build_tables(rounds: h.Rounds, args, tiny_size: int, model_label: str, size:
         "reading, copying, checksums, writing), so no coder can take ansz's decompress below "
         "it; the sha256 is the whole-file hash every container records, computed on one "
         "thread beside the coding, so compression cannot end before start-up + that hash.",
+        "Work floors: the default level's kernels as they are, with none of the pipeline "
+        "around them (bench/speed.py, WorkFloors): every chunk coded from memory beside the "
+        "sha256, or decoded from memory with its checksum; the in-process targets cannot be "
+        "met above these figures, nor the command's compression below start-up + the coding "
+        "work.",
     ]
     if zipnn_note:
         t.notes.append(f"ZipNN: {zipnn_note}.")
