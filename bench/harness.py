@@ -166,8 +166,13 @@ def replicate_tensors(src: str | os.PathLike, dst: str | os.PathLike, target_byt
     """Write ``dst``: the ``dtype`` tensors of the safetensors file ``src`` repeated under new
     names (``copyK.NAME``) until the file holds about ``target_bytes``; returns its size.
 
-    Real weights, no synthetic distribution. Below the tensors' total, the tensors no
-    larger than the target are taken in file order until it is reached (a small file)."""
+    Real weights, no synthetic distribution: copy 0 is the tensors as they are; every later
+    copy flips the sign of a random half of the elements (a seed per copy), so that no copy
+    repeats another byte for byte (a compressor that stores repeated chunks once, as ansz
+    does, would otherwise code one copy and only hash the rest), while the exponents and
+    mantissas stay the real ones and the signs of trained weights were random anyway.
+    Below the tensors' total, the tensors no larger than the target are taken in file
+    order until it is reached (a small file)."""
     spans = [t for t in safetensors_tensors(src) if t.dtype == dtype]
     with open(src, "rb") as f:
         tensors = []
@@ -193,11 +198,22 @@ def replicate_tensors(src: str | os.PathLike, dst: str | os.PathLike, target_byt
             offset += len(data)
     text = json.dumps(entries, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
+    import numpy as np
+
+    width = {"BF16": 2, "F16": 2, "F32": 4}[dtype]
+    element = np.dtype(f"<u{width}")
+    sign = element.type(1 << (8 * width - 1))
     with open(dst, "wb") as f:
         f.write(struct.pack("<Q", len(text)) + text)
-        for _ in range(copies):
+        for k in range(copies):
+            rng = np.random.default_rng(k)
             for _, _, data in tensors:
-                f.write(data)
+                if k == 0:
+                    f.write(data)
+                    continue
+                x = np.frombuffer(data, element)
+                flips = rng.integers(0, 2, x.size, dtype=np.uint8).astype(element) * sign
+                f.write((x ^ flips).tobytes())
     return os.path.getsize(dst)
 
 
