@@ -470,9 +470,9 @@ class FileSha256(BackgroundSha256):
         self.close()
 
 
-#: The hasher :func:`hash_ahead` started, with its file's identity, until a FileSource of
-#: that file takes it (:func:`_ahead_of`): a one-entry slot.
-_ahead: dict[str, tuple[tuple, FileSha256]] = {}
+#: The hasher :func:`hash_ahead` started and its file's identity, until a FileSource of that
+#: file takes it (:func:`_ahead_of`); None when none waits.
+_ahead: tuple[tuple, FileSha256] | None = None
 _ahead_lock = threading.Lock()
 
 
@@ -481,9 +481,12 @@ def _identity(st: os.stat_result) -> tuple:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
-def _take_ahead() -> tuple[tuple, FileSha256] | None:
+def _swap_ahead(entry: tuple[tuple, FileSha256] | None) -> tuple[tuple, FileSha256] | None:
+    """Put ``entry`` in the waiting slot; returns what was there."""
+    global _ahead
     with _ahead_lock:
-        return _ahead.pop("hasher", None)
+        earlier, _ahead = _ahead, entry
+    return earlier
 
 
 def hash_ahead(path: str) -> None:
@@ -494,19 +497,15 @@ def hash_ahead(path: str) -> None:
     numpy and the kernels: the hash then runs beside that start-up instead of after it. A
     hasher started earlier and not taken is stopped. Errors are left to the compression,
     which opens the file itself: nothing is started then."""
-    earlier = _take_ahead()
-    if earlier is not None:
-        earlier[1].stop()
     try:
         f = PositionalFile(path)
     except OSError:
-        return
-    if not f.regular:
+        f = None
+    if f is not None and not f.regular:
         f.close()
-        return
-    entry = (_identity(f.stat), FileSha256(f, owns_file=True))
-    with _ahead_lock:
-        earlier, _ahead["hasher"] = _ahead.get("hasher"), entry
+        f = None
+    earlier = _swap_ahead(None if f is None else (_identity(f.stat),
+                                                  FileSha256(f, owns_file=True)))
     if earlier is not None:
         earlier[1].stop()
 
@@ -514,7 +513,7 @@ def hash_ahead(path: str) -> None:
 def _ahead_of(f: PositionalFile) -> FileSha256 | None:
     """The hasher hash_ahead started for ``f``'s file, if its identity is unchanged; a
     hasher started for another file, or for this one before it changed, is stopped."""
-    taken = _take_ahead()
+    taken = _swap_ahead(None)
     if taken is None:
         return None
     identity, hasher = taken

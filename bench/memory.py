@@ -1,9 +1,10 @@
 """Peak memory and speed of the ``ansz`` command on a checkpoint-sized file, per chunk size.
 
 Builds a safetensors file of about ``--gb`` GB from real weights (``--file``'s bf16 tensors,
-default mpnet-bf16, repeated under new names) on tmpfs, then for each ``--chunk-sizes`` (default
-the default chunk size) runs
-``ansz compress`` and ``ansz decompress`` with ``-T --threads`` as whole processes
+default mpnet-bf16, repeated under new names, the signs of each later copy flipped at random
+so that no chunk repeats another: harness.replicate_tensors) on tmpfs, then for each
+``--chunk-sizes`` (default the default chunk size) runs ``ansz compress`` and ``ansz
+decompress`` with ``-T --threads`` as whole processes
 (harness.run_command: wall, user, sys, peak RSS of the command alone), the chunk sizes
 interleaved, and checks the round trip. The budget: peak RSS under 300 MiB for a 1 GB file
 with 2 threads.

@@ -32,7 +32,8 @@ ratios, min-max in brackets).
   around them; start-up + FILE's coding work is the command's compression floor.
 
 FILE is mpnet-bf16 (``--file``); ``--scale-gb N`` replaces it by its bf16 tensors repeated to
-N GB, a checkpoint-sized file on which the command's start-up weighs less. Every output is
+N GB (the signs of each later copy flipped at random: harness.replicate_tensors), a
+checkpoint-sized file on which the command's start-up weighs less. Every output is
 checked against its original once, outside the timing.
 """
 

@@ -365,7 +365,13 @@ def test_a_hash_started_ahead_is_not_taken_for_a_changed_or_other_file(tmp_path,
 
 
 def test_hash_ahead_of_what_is_not_a_regular_file_starts_nothing(tmp_path, monkeypatch):
+    # and stops the hasher it finds waiting: that file is not the one compressed next
+    monkeypatch.setattr(_io.FileSha256, "LEAD", 0)
     made = _count_file_hashers(monkeypatch)
+    src = make_tensors(tmp_path / "m.safetensors", np.float32, n=4_000)
+    _io.hash_ahead(str(src))
     _io.hash_ahead(str(tmp_path / "missing"))
     _io.hash_ahead(str(tmp_path))
-    assert made == [] and not _io._ahead
+    assert len(made) == 1 and _io._ahead is None
+    made[0]._thread.join(10)
+    assert not made[0]._thread.is_alive() and made[0]._file.fh.closed
