@@ -17,6 +17,8 @@ Adding a benchmark: write a module
 * ``add_arguments(parser)``: its own options (the common ones are added for it);
 * ``space_needed(args) -> int`` (optional): bytes of temporary files, to pick a tmpfs;
 * ``TITLE``: the heading of its report;
+* ``section(args) -> (name, title)`` (optional): the BENCHMARKS.md section ``--write`` fills
+  and its heading, when they depend on the options (default: NAME and TITLE);
 * ``run(session, args) -> list[harness.Table]``: measure through ``session.interleave`` and
   :func:`harness.run_command`, and return the tables;
 

@@ -69,10 +69,11 @@ def run_one(name: str, args: argparse.Namespace, command: str,
         session = h.Session(command, info, h.models_dir(args.models), tmp, work, runs, warmup,
                             args.quiet)
         tables = mod.run(session, args)
-    report = h.render_report(tables, info, command, tmp, heading=mod.TITLE,
+    section, title = mod.section(args) if hasattr(mod, "section") else (name, mod.TITLE)
+    report = h.render_report(tables, info, command, tmp, heading=title,
                              load_after=h.load_average())
     if args.write:
-        h.write_section(Path(args.write), name, report)
+        h.write_section(Path(args.write), section, report)
     return report
 
 

@@ -67,6 +67,14 @@ SHA256_SCRIPT = ("import hashlib, sys\n"
                  "        h.update(block)\n")
 
 
+def section(args) -> tuple[str, str]:
+    """BENCHMARKS.md's section: on a checkpoint-sized file (``--scale-gb``) a section of its
+    own beside the scoreboard's."""
+    if args.scale_gb:
+        return "speed-scaled", f"{TITLE} on a checkpoint-sized file"
+    return "speed", TITLE
+
+
 def add_arguments(p) -> None:
     p.add_argument("--file", default="mpnet-bf16",
                    help="corpus name or path for the threads, command and --fast rows "

@@ -575,3 +575,16 @@ def test_delta_benchmark_end_to_end(tmp_path):
     assert float(speed[1]) > 0 and speed[3].endswith("×")
     err = run_bench("delta", "--dir", str(tmp_path / "none"), "-q", expect=1).stderr
     assert "make_finetunes.py" in err and len(err.splitlines()) == 1
+
+
+def test_speed_on_a_checkpoint_sized_file_writes_a_section_of_its_own():
+    # --scale-gb measures another file: its tables must not replace the scoreboard's.
+    import argparse
+
+    from bench import speed
+
+    p = argparse.ArgumentParser()
+    speed.add_arguments(p)
+    assert speed.section(p.parse_args([])) == ("speed", speed.TITLE)
+    name, title = speed.section(p.parse_args(["--scale-gb", "2"]))
+    assert name == "speed-scaled" and title.startswith(speed.TITLE) and title != speed.TITLE
