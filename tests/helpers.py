@@ -259,6 +259,22 @@ def roundtrip_stream(data: bytes, *, threads: int | None = 1, **compress_kw: Any
 # Damage
 
 
+def count_file_hashers(monkeypatch) -> list:
+    """The ansz._io.FileSha256 objects made from now on (by compression or hash_ahead), in
+    the order they are made."""
+    from ansz import _io
+
+    made = []
+
+    class Counted(_io.FileSha256):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(_io, "FileSha256", Counted)
+    return made
+
+
 def damage(blob: bytes, rng: np.random.Generator, kind: str,
            span: tuple[int, int] | None = None) -> bytes:
     """A damaged copy of ``blob``; positions are drawn from ``span`` = [lo, hi) (default:

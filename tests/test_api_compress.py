@@ -19,8 +19,8 @@ from ansz import _io, api, streams
 from ansz import container as c
 from ansz.errors import AnszError
 
-from helpers import (handmade_safetensors, make_tensors, roundtrip_file, safetensors_dtypes,
-                     values)
+from helpers import (count_file_hashers, handmade_safetensors, make_tensors, roundtrip_file,
+                     safetensors_dtypes, values)
 
 CHUNK = 64 << 10
 DTYPES = safetensors_dtypes()
@@ -307,28 +307,15 @@ def test_file_hash_stays_within_its_lead_of_the_pipeline(tmp_path, monkeypatch):
         assert sum(hashed) == len(data)
 
 
-def _count_file_hashers(monkeypatch) -> list:
-    """The FileSha256 objects made from now on, as they are made."""
-    made = []
-
-    class Counted(_io.FileSha256):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(_io, "FileSha256", Counted)
-    return made
-
-
 def test_compression_takes_the_hash_started_ahead_for_its_file(tmp_path, monkeypatch):
     # hash_ahead (the command's, before its imports) starts the file's sha256; compress_file
     # of that file takes it rather than hashing the file again, and the digest is the file's.
-    made = _count_file_hashers(monkeypatch)
+    made = count_file_hashers(monkeypatch)
     src = make_tensors(tmp_path / "m.safetensors", np.float32, n=40_000)
     _io.hash_ahead(str(src))
     assert len(made) == 1
     api.compress_file(src, tmp_path / "m.ansz", chunk_size=CHUNK, threads=2)
-    assert len(made) == 1 and not _io._ahead
+    assert len(made) == 1 and _io._ahead is None
     assert api.read_info(tmp_path / "m.ansz").sha256 == hashlib.sha256(
         src.read_bytes()).hexdigest()
     made[0]._thread.join(10)
@@ -337,7 +324,7 @@ def test_compression_takes_the_hash_started_ahead_for_its_file(tmp_path, monkeyp
 
 def test_a_hash_started_ahead_is_not_taken_for_a_changed_or_other_file(tmp_path, monkeypatch):
     monkeypatch.setattr(_io.FileSha256, "LEAD", 0)  # a hash not taken stays at its start
-    made = _count_file_hashers(monkeypatch)
+    made = count_file_hashers(monkeypatch)
     src = make_tensors(tmp_path / "m.safetensors", np.float32, n=40_000)
     other = make_tensors(tmp_path / "o.safetensors", np.float16, n=30_000)
     _io.hash_ahead(str(src))
@@ -345,7 +332,7 @@ def test_a_hash_started_ahead_is_not_taken_for_a_changed_or_other_file(tmp_path,
     made[0]._thread.join(10)
     assert not made[0]._thread.is_alive() and made[0]._file.fh.closed
     api.compress_file(other, tmp_path / "o.ansz", chunk_size=CHUNK)  # another file: stopped
-    assert len(made) == 3 and not _io._ahead
+    assert len(made) == 3 and _io._ahead is None
     made[1]._thread.join(10)
     assert not made[1]._thread.is_alive() and made[1]._file.fh.closed
     # the same path, rewritten after its old bytes were hashed: the new ones are hashed
@@ -367,7 +354,7 @@ def test_a_hash_started_ahead_is_not_taken_for_a_changed_or_other_file(tmp_path,
 def test_hash_ahead_of_what_is_not_a_regular_file_starts_nothing(tmp_path, monkeypatch):
     # and stops the hasher it finds waiting: that file is not the one compressed next
     monkeypatch.setattr(_io.FileSha256, "LEAD", 0)
-    made = _count_file_hashers(monkeypatch)
+    made = count_file_hashers(monkeypatch)
     src = make_tensors(tmp_path / "m.safetensors", np.float32, n=4_000)
     _io.hash_ahead(str(src))
     _io.hash_ahead(str(tmp_path / "missing"))
