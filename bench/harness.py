@@ -161,6 +161,10 @@ def load_zipnn() -> tuple[Any, str]:
     return ZipNN, ""
 
 
+#: Bytes per element of the float dtypes whose real tensors the benchmarks copy or cut.
+FLOAT_WIDTHS = {"BF16": 2, "F16": 2, "F32": 4}
+
+
 def replicate_tensors(src: str | os.PathLike, dst: str | os.PathLike, target_bytes: int,
                       dtype: str = "BF16") -> int:
     """Write ``dst``: the ``dtype`` tensors of the safetensors file ``src`` repeated under new
@@ -200,7 +204,7 @@ def replicate_tensors(src: str | os.PathLike, dst: str | os.PathLike, target_byt
     text += b" " * (-len(text) % 8)
     import numpy as np
 
-    width = {"BF16": 2, "F16": 2, "F32": 4}[dtype]
+    width = FLOAT_WIDTHS[dtype]
     element = np.dtype(f"<u{width}")
     sign = element.type(1 << (8 * width - 1))
     with open(dst, "wb") as f:
@@ -868,7 +872,7 @@ def tiny_safetensors(src: str | os.PathLike, dst: str | os.PathLike, nbytes: int
     """Write ``dst``: a small safetensors file of ``pieces`` tensors holding ``nbytes`` of
     real weights in all, the first elements of the first ``pieces`` ``dtype`` tensors of
     ``src`` large enough; returns its size."""
-    width = {"BF16": 2, "F16": 2, "F32": 4}[dtype]
+    width = FLOAT_WIDTHS[dtype]
     per = nbytes // pieces // width
     spans = [t for t in safetensors_tensors(src)
              if t.dtype == dtype and (t.end - t.start) >= per * width][:pieces]

@@ -533,12 +533,11 @@ def build_tables(rounds: h.Rounds, args, tiny_size: int, model_label: str, size:
     if not args.scale_gb and coding in rounds.timings:
         # start-up and the coding work, added round by round: below what any compression of
         # FILE through the command can take, whatever its pipeline
-        both = [r["tiny compress"] + r[coding] for r in rounds.round_times
-                if "tiny compress" in r and coding in r]
-        ratios = [(r["tiny compress"] + r[coding]) / r["zstd -3 -T1"]
-                  for r in rounds.round_times
-                  if "tiny compress" in r and coding in r and "zstd -3 -T1" in r]
-        if both and ratios:
+        ran = [r for r in rounds.round_times
+               if "tiny compress" in r and coding in r and "zstd -3 -T1" in r]
+        both = [r["tiny compress"] + r[coding] for r in ran]
+        ratios = [b / r["zstd -3 -T1"] for b, r in zip(both, ran)]
+        if ran:
             t.add(f"floor: start-up (`ansz compress -c` of the tiny file) + the coding work of "
                   f"{model_label}", fmt_seconds(both),
                   f"`zstd -3 -T1`: {fmt_s(rounds['zstd -3 -T1'].median)}",
